@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, DEFAULT_CONFIG_YAML, SluiceError, defaultConfig, loadConfigFile, type SluiceConfig } from '@sluice/config';
+import { createLogger } from '@sluice/telemetry';
+import { Daemon } from './daemon.ts';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const HELP = `sluice ${VERSION}: receives Talos json_lines (TCP, UDP) and lands them, tagged and
+compressed, in a local directory or S3-compatible object storage.
+
+Usage:
+  sluice run [--config FILE]        run the daemon (without --config: the embedded default,
+                                    loopback TCP :5170 and UDP :6050 into ./data/out)
+  sluice validate --config FILE     check a config file; exit 0, or 1 with one line per problem
+  sluice default-config             print the embedded default config as YAML
+  sluice --help | --version
+
+Signals: SIGTERM or SIGINT drains (stop accepting, flush rings and workers, complete every
+open object) and exits 0; a second signal exits at once with code 1.
+Configuration reference: docs/configuration.md`;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(message.endsWith('\n') ? message : message + '\n');
+  process.exit(code);
+}
+
+function loadOrExit(path: string | undefined): SluiceConfig {
+  if (path === undefined) return defaultConfig();
+  try {
+    return loadConfigFile(path);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`sluice: invalid configuration in ${path}\n${err.message}`);
+    if (err instanceof SluiceError) fail(`sluice: ${err.message}`);
+    throw err;
+  }
+}
+
+async function run(configPath: string | undefined): Promise<void> {
+  const config = loadOrExit(configPath);
+  const logger = createLogger({ level: config.log.level, format: config.log.format });
+  const daemon = new Daemon({ config, logger, version: VERSION });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      logger.flush();
+      process.exit(1);
+    }
+    logger.info({ signal }, 'signal received: draining');
+    daemon.shutdown().then(
+      () => {
+        logger.flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown did not complete');
+        logger.flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    await daemon.start();
+  } catch (err) {
+    const message = err instanceof SluiceError ? `${err.message} (${err.code})` : String(err);
+    logger.fatal({ err }, 'sluice could not start');
+    process.stderr.write(`sluice: ${message}\n`);
+    await daemon.shutdown().catch(() => undefined);
+    logger.flush();
+    process.exit(1);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'V' },
+    },
+  });
+  if (values.version === true) {
+    process.stdout.write(`sluice ${VERSION} (node ${process.versions.node})\n`);
+    return;
+  }
+  const command = positionals[0];
+  if (values.help === true || command === undefined || command === 'help') {
+    process.stdout.write(HELP + '\n');
+    return;
+  }
+  switch (command) {
+    case 'run':
+      await run(values.config);
+      return;
+    case 'validate': {
+      if (values.config === undefined) fail('sluice validate: --config FILE is required');
+      const cfg = loadOrExit(values.config);
+      process.stdout.write(`${values.config}: OK (${Object.keys(cfg.sources).length} sources, ${Object.keys(cfg.sinks).length} sinks)\n`);
+      return;
+    }
+    case 'default-config':
+      process.stdout.write(DEFAULT_CONFIG_YAML);
+      return;
+    default:
+      fail(`sluice: unknown command "${command}"\n\n${HELP}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true) fail(`sluice: ${err.message}\n\n${HELP}`);
+  fail(`sluice: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+});

@@ -1,0 +1,255 @@
+import { resolve as resolvePath } from 'node:path';
+import { SluiceError, parseAddress, type SluiceConfig, type SourceConfig } from '@sluice/config';
+import { Ring } from '@sluice/ring';
+import { FileStore, ObjectWriter, newUniqueId, type ObjectStore } from '@sluice/sinks';
+import { startTcpSource, startUdpSource, type Source, type SourceContext } from '@sluice/sources';
+import { Metrics, startApiServer, type Logger } from '@sluice/telemetry';
+import { createWorkerPool, type Codec, type WorkerPool } from '@sluice/worker';
+import { Dispatcher, type Route } from './pipeline/dispatcher.ts';
+import { buildSinkStore } from './sinks.ts';
+
+export interface DaemonOptions {
+  config: SluiceConfig;
+  logger: Logger;
+  version: string;
+}
+
+interface SinkRuntime {
+  id: string;
+  type: string;
+  store: ObjectStore;
+  writer: ObjectWriter;
+}
+
+/**
+ * The running engine: sources → rings → dispatcher → worker pool → object writers → stores.
+ * `start()` validates everything that can fail (sink stores, then binds) before accepting
+ * a byte; `shutdown()` drains in order under one deadline.
+ */
+export class Daemon {
+  readonly metrics: Metrics;
+  readonly sources = new Map<string, Source>();
+  apiPort = 0;
+  private readonly opts: DaemonOptions;
+  private readonly log: Logger;
+  private readonly sinks: SinkRuntime[] = [];
+  private readonly rings = new Map<string, Ring>();
+  private deadLetter: ObjectWriter | null = null;
+  private pool: WorkerPool | null = null;
+  private dispatcher: Dispatcher | null = null;
+  private api: { close(): Promise<void> } | null = null;
+  private shuttingDown: Promise<void> | null = null;
+  private phase = 'starting';
+
+  constructor(opts: DaemonOptions) {
+    this.opts = opts;
+    this.log = opts.logger;
+    this.metrics = new Metrics(opts.version);
+  }
+
+  /** Addresses each source bound, `host:port` (port 0 in the config resolved). */
+  addresses(): Record<string, readonly string[]> {
+    const out: Record<string, readonly string[]> = {};
+    for (const [id, s] of this.sources) out[id] = s.addresses;
+    return out;
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.opts.config;
+    const uniqueId = newUniqueId();
+
+    // Sinks first: a sink that cannot write is an error before any port is bound.
+    for (const [id, sink] of Object.entries(cfg.sinks)) {
+      const store = buildSinkStore(id, sink, this.log.child({ component_id: id, component_type: sink.type }));
+      await store.check();
+      const writer = this.makeWriter(id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId);
+      this.sinks.push({ id, type: sink.type, store, writer });
+    }
+    if (cfg.dead_letter !== undefined && cfg.dead_letter !== null) {
+      const store = new FileStore({ path: resolvePath(cfg.dead_letter.path) });
+      await store.check();
+      this.deadLetter = this.makeWriter('dead_letter', 'file', store, cfg.dead_letter.key_prefix, 'none', cfg.dead_letter.upload_period_secs, 256 * 1024 * 1024, uniqueId);
+    }
+
+    // One pool for every source: batches, not records, cross the thread boundary.
+    const threads = cfg.workers.threads;
+    const { codecs: codecsBySource, levels } = this.planCodecs(cfg);
+    const workerSources: Record<string, { extraTags: Record<string, string>; hostKey: string | null; deadLetter: boolean }> = {};
+    for (const [id, src] of Object.entries(cfg.sources)) {
+      workerSources[id] = { extraTags: { ...src.extra_tags }, hostKey: src.host_key ?? null, deadLetter: this.deadLetter !== null };
+    }
+    this.pool = createWorkerPool({ threads, workerData: { sources: workerSources, levels } });
+    const pool = this.pool;
+    this.dispatcher = new Dispatcher({
+      runner: pool,
+      metrics: this.metrics,
+      logger: this.log.child({ component: 'dispatcher' }),
+      batchBytes: cfg.workers.batch_bytes,
+      batchTimeoutMs: cfg.workers.batch_timeout_ms,
+      maxInflightPerRoute: Math.max(2, threads * 2),
+    });
+    this.metrics.workerQueueDepth.collect = function collect() {
+      this.set(pool.queueSize);
+    };
+    this.metrics.workerUtilization.collect = function collect() {
+      this.set(pool.utilization);
+    };
+
+    // Sources last.
+    for (const [id, src] of Object.entries(cfg.sources)) {
+      const ring = Ring.create(src.ring_bytes);
+      this.rings.set(id, ring);
+      this.metrics.ringCapacity.set({ component_id: id }, ring.capacity);
+      const dispatcher = this.dispatcher;
+      const codecs = codecsBySource.get(id) ?? [];
+      const outputs = this.sinks
+        .filter((s) => (cfg.sinks[s.id]?.inputs ?? []).includes(id))
+        .map((s) => ({ writer: s.writer, codecIndex: codecs.indexOf(cfg.sinks[s.id]!.compression) }));
+      const route: Route = {
+        sourceId: id,
+        sourceType: src.type,
+        ring,
+        codecs,
+        outputs,
+        deadLetter: this.deadLetter,
+        onRingSpace: () => this.sources.get(id)?.ringSpace(),
+      };
+      dispatcher.addRoute(route);
+      const ctx: SourceContext = {
+        id,
+        ring,
+        metrics: this.metrics,
+        logger: this.log.child({ component_id: id, component_type: src.type }),
+        wrote: () => dispatcher.wrote(id),
+      };
+      const source = await this.startSource(ctx, src);
+      this.sources.set(id, source);
+    }
+    const sources = this.sources;
+    const rings = this.rings;
+    this.metrics.ringUsed.collect = function collect() {
+      for (const [id, ring] of rings) this.set({ component_id: id }, ring.usedBytes());
+    };
+
+    if (cfg.api.enabled) {
+      const { host, port } = parseAddress(cfg.api.address);
+      const api = await startApiServer({
+        host,
+        port,
+        registry: this.metrics.registry,
+        readiness: () => this.readiness(),
+      });
+      this.api = api;
+      this.apiPort = api.port;
+    }
+    this.phase = 'running';
+    const bound: Record<string, readonly string[]> = {};
+    for (const [id, s] of sources) bound[id] = s.addresses;
+    this.log.info({ sources: bound, sinks: this.sinks.map((s) => s.id), api_port: this.apiPort, worker_threads: threads }, 'sluice is running');
+  }
+
+  private makeWriter(id: string, type: string, store: ObjectStore, keyPrefix: string, codec: Codec, periodSecs: number, maxObjectBytes: number, uniqueId: string): ObjectWriter {
+    const writer = new ObjectWriter({ sinkId: id, store, keyPrefix, codec, uploadPeriodSecs: periodSecs, maxObjectBytes, uniqueId });
+    const labels = { component_id: id, component_type: type };
+    const log = this.log.child({ component_id: id, component_type: type });
+    writer.on('object', (info: { key: string; bytes: number; records: number; rawBytes: number; closedAtMs: number }) => {
+      this.metrics.sentEvents.inc(labels, info.records);
+      this.metrics.sentBytes.inc(labels, info.bytes);
+      this.metrics.sentRawBytes.inc(labels, info.rawBytes);
+      this.metrics.objectsCompleted.inc(labels);
+      this.metrics.lastObjectTimestamp.set({ component_id: id }, info.closedAtMs / 1000);
+      log.debug({ key: info.key, bytes: info.bytes, records: info.records }, 'object completed');
+    });
+    writer.on('error-object', (e: { key: string; error: unknown; records: number }) => {
+      this.metrics.objectsFailed.inc(labels);
+      this.metrics.sinkDiscardedEvents.inc({ ...labels, reason: 'object_failed' }, e.records);
+      log.error({ key: e.key, records: e.records, err: e.error }, 'an object failed for good; its records are counted as discarded');
+    });
+    return writer;
+  }
+
+  /** Codecs each source needs (one frame per distinct codec of the sinks it feeds). */
+  private planCodecs(cfg: SluiceConfig): { codecs: Map<string, Codec[]>; levels: { zstd: number; gzip: number } } {
+    const codecs = new Map<string, Codec[]>();
+    const levels = { zstd: 3, gzip: 6 };
+    const seenLevel = new Map<Codec, number>();
+    for (const [sinkId, sink] of Object.entries(cfg.sinks)) {
+      const codec = sink.compression;
+      const level = sink.compression_level;
+      if (level !== undefined && level !== null && (codec === 'zstd' || codec === 'gzip')) {
+        const prior = seenLevel.get(codec);
+        if (prior !== undefined && prior !== level) {
+          this.log.warn({ component_id: sinkId, compression: codec, level, used: prior }, 'sinks share one compression level per codec; using the first sink\'s');
+        } else {
+          seenLevel.set(codec, level);
+          levels[codec] = level;
+        }
+      }
+      for (const input of sink.inputs) {
+        const list = codecs.get(input) ?? [];
+        if (!list.includes(codec)) list.push(codec);
+        codecs.set(input, list);
+      }
+    }
+    return { codecs, levels };
+  }
+
+  private async startSource(ctx: SourceContext, src: SourceConfig): Promise<Source> {
+    const { host, port } = parseAddress(src.address);
+    const hostKey = src.host_key ?? null;
+    try {
+      if (src.type === 'tcp') {
+        return await startTcpSource(ctx, { host, port, hostKey, maxLineBytes: src.max_line_bytes, maxConnections: src.max_connections, idleTimeoutSecs: src.idle_timeout_secs });
+      }
+      return await startUdpSource(ctx, { host, port, hostKey, sockets: src.sockets, receiveBufferBytes: src.receive_buffer_bytes });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new SluiceError('SLUICE_ERR_BIND', `sources.${ctx.id}: cannot listen on ${src.address} (${src.type}): ${e.code ?? e.message}`, { cause: err });
+    }
+  }
+
+  readiness(): { ready: boolean; problems: Record<string, string> } {
+    const problems: Record<string, string> = {};
+    if (this.phase !== 'running') problems['sluice'] = this.phase;
+    for (const [id, s] of this.sources) if (!s.ready()) problems[id] = 'not listening';
+    return { ready: Object.keys(problems).length === 0, problems };
+  }
+
+  /**
+   * Stop accepting, drain the rings and workers, complete every open object. Idempotent.
+   * Rejects with an error naming the phase still running if the deadline passes.
+   */
+  shutdown(lingerMs = 250): Promise<void> {
+    this.shuttingDown ??= this.drainAll(lingerMs);
+    return this.shuttingDown;
+  }
+
+  private async drainAll(lingerMs: number): Promise<void> {
+    const deadlineMs = this.opts.config.shutdown_timeout_secs * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SluiceError('SLUICE_ERR_SHUTDOWN_TIMEOUT', `shutdown_timeout_secs (${this.opts.config.shutdown_timeout_secs}) passed while ${this.phase}`)), deadlineMs);
+    });
+    try {
+      await Promise.race([this.drainSteps(lingerMs), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async drainSteps(lingerMs: number): Promise<void> {
+    this.phase = 'draining sources';
+    this.log.info('shutting down: no new connections; draining');
+    await Promise.all([...this.sources.values()].map((s) => s.drain(lingerMs)));
+    this.phase = 'draining rings through the workers';
+    await this.dispatcher?.flush();
+    this.phase = `completing objects (${this.sinks.map((s) => s.id).join(', ')})`;
+    await Promise.all(this.sinks.map((s) => s.writer.close()));
+    await this.deadLetter?.close();
+    this.phase = 'stopping worker threads';
+    await this.pool?.destroy();
+    this.phase = 'stopped';
+    await this.api?.close();
+    this.log.info('shutdown complete');
+  }
+}

@@ -1,0 +1,205 @@
+import type { Ring } from '@sluice/ring';
+import type { ObjectWriter } from '@sluice/sinks';
+import type { Logger, Metrics } from '@sluice/telemetry';
+import type { BatchResult, BatchTask, Codec } from '@sluice/worker';
+
+/** The part of a worker pool the dispatcher uses. */
+export interface BatchRunner {
+  run(task: BatchTask): Promise<BatchResult>;
+}
+
+export interface DispatchOutput {
+  writer: ObjectWriter;
+  /** Index into the route's codecs: which frame of a result goes to this writer. */
+  codecIndex: number;
+}
+
+export interface Route {
+  sourceId: string;
+  sourceType: string;
+  ring: Ring;
+  codecs: Codec[];
+  outputs: DispatchOutput[];
+  deadLetter: ObjectWriter | null;
+  /** Called after ring space was released, so paused writers (TCP sockets) go on. */
+  onRingSpace: () => void;
+}
+
+interface Span {
+  start: number;
+  end: number;
+  records: number;
+  startedAt: number;
+  result: BatchResult | null;
+}
+
+interface RouteState {
+  route: Route;
+  inflight: Span[];
+  timer: NodeJS.Timeout | null;
+  /** Writers that asked us to wait ('drain' pending). */
+  waitingOn: number;
+  labels: { component_id: string };
+}
+
+export interface DispatcherOptions {
+  runner: BatchRunner;
+  metrics: Metrics;
+  logger: Logger;
+  /** Raw record bytes per task. */
+  batchBytes: number;
+  batchTimeoutMs: number;
+  /** Tasks in flight per route; two per thread keeps every thread busy while results are delivered. */
+  maxInflightPerRoute: number;
+}
+
+/**
+ * Moves records from rings to workers and results to object writers.
+ *
+ * The dispatcher owns each ring's consumer index: it claims record-aligned spans, hands
+ * each span to a worker (which reads it straight out of the SharedArrayBuffer), delivers the
+ * results to the writers in claim order and only then releases the span. So the ring bounds
+ * everything between a socket and an object writer, and a writer that says "wait" stops
+ * the releases, which fills the ring, which pauses the TCP sockets.
+ */
+export class Dispatcher {
+  private readonly opts: DispatcherOptions;
+  private readonly states = new Map<string, RouteState>();
+  private flushing = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(opts: DispatcherOptions) {
+    this.opts = opts;
+  }
+
+  addRoute(route: Route): void {
+    this.states.set(route.sourceId, { route, inflight: [], timer: null, waitingOn: 0, labels: { component_id: route.sourceId } });
+  }
+
+  /** A source wrote into its ring. Cheap: called once per socket read. */
+  wrote(sourceId: string): void {
+    const st = this.states.get(sourceId);
+    if (st === undefined) return;
+    if (st.route.ring.unclaimedBytes() >= this.opts.batchBytes) this.dispatch(st, false);
+    else if (st.timer === null) st.timer = setTimeout(() => this.onTimer(st), this.opts.batchTimeoutMs);
+  }
+
+  /** Send every record still in the rings and resolve when all results are delivered. */
+  async flush(): Promise<void> {
+    this.flushing = true;
+    for (const st of this.states.values()) this.dispatch(st, true);
+    await new Promise<void>((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.checkIdle();
+    });
+  }
+
+  /** Bytes claimed but not yet released, and waiting, per route (for metrics and tests). */
+  pending(): number {
+    let n = 0;
+    for (const st of this.states.values()) n += st.inflight.length + st.route.ring.unclaimedBytes();
+    return n;
+  }
+
+  private onTimer(st: RouteState): void {
+    st.timer = null;
+    this.dispatch(st, true);
+  }
+
+  /** Claim spans and submit them. `partial`: also send a batch smaller than batch_bytes. */
+  private dispatch(st: RouteState, partial: boolean): void {
+    const ring = st.route.ring;
+    while (st.inflight.length < this.opts.maxInflightPerRoute) {
+      const unclaimed = ring.unclaimedBytes();
+      if (unclaimed === 0) break;
+      if (!partial && !this.flushing && unclaimed < this.opts.batchBytes) break;
+      const claimed = ring.claim(this.opts.batchBytes);
+      if (claimed === null) break;
+      const span: Span = { start: claimed.start, end: claimed.end, records: claimed.records, startedAt: performance.now(), result: null };
+      st.inflight.push(span);
+      const task: BatchTask = { sab: ring.sab, start: span.start, end: span.end, sourceId: st.route.sourceId, codecs: st.route.codecs };
+      this.opts.runner.run(task).then(
+        (result) => this.onResult(st, span, result),
+        (err: unknown) => this.onResult(st, span, { ok: false, error: String(err) }),
+      );
+    }
+    // Whatever stays unclaimed goes out when the timer fires or a result frees a slot.
+    if (ring.unclaimedBytes() > 0 && st.timer === null && st.inflight.length < this.opts.maxInflightPerRoute) {
+      st.timer = setTimeout(() => this.onTimer(st), this.opts.batchTimeoutMs);
+    }
+  }
+
+  private onResult(st: RouteState, span: Span, result: BatchResult): void {
+    span.result = result;
+    this.opts.metrics.batchDuration.observe(st.labels, (performance.now() - span.startedAt) / 1000);
+    this.deliver(st);
+  }
+
+  /** Hand finished spans to the writers in claim order; release their ring space. */
+  private deliver(st: RouteState): void {
+    const { route } = st;
+    const m = this.opts.metrics;
+    let released = false;
+    while (st.waitingOn === 0) {
+      const span = st.inflight[0];
+      if (span === undefined || span.result === null) break;
+      st.inflight.shift();
+      const result = span.result;
+      m.batches.inc(st.labels);
+      if (result.ok) {
+        const c = result.counts;
+        if (c.accepted > 0) {
+          for (const out of route.outputs) {
+            const bytes = result.frames[out.codecIndex];
+            if (bytes === undefined) continue;
+            if (!out.writer.write({ bytes, records: c.accepted, rawBytes: result.ndjsonBytes })) {
+              st.waitingOn++;
+              out.writer.once('drain', () => {
+                st.waitingOn--;
+                this.deliver(st);
+              });
+            }
+          }
+        }
+        let malformed = 0;
+        for (const reason in c.malformed) {
+          const n = c.malformed[reason] ?? 0;
+          if (n === 0) continue;
+          malformed += n;
+          m.malformedEvents.inc({ component_id: route.sourceId, reason }, n);
+        }
+        if (malformed > 0) m.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason: 'malformed' }, malformed);
+        if (c.kinds.service > 0) m.recordKinds.inc({ component_id: route.sourceId, kind: 'service' }, c.kinds.service);
+        if (c.kinds.kernel > 0) m.recordKinds.inc({ component_id: route.sourceId, kind: 'kernel' }, c.kinds.kernel);
+        if (c.kinds.other > 0) m.recordKinds.inc({ component_id: route.sourceId, kind: 'other' }, c.kinds.other);
+        if (result.deadLetter !== null && route.deadLetter !== null) {
+          route.deadLetter.write({ bytes: result.deadLetter, records: malformed, rawBytes: result.deadLetter.length });
+        }
+      } else {
+        m.batchFailures.inc(st.labels);
+        m.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason: 'worker_error' }, span.records);
+        this.opts.logger.error({ component_id: route.sourceId, error: result.error, records: span.records }, 'a worker failed a batch; its records are counted as discarded');
+      }
+      route.ring.release(span.end);
+      released = true;
+    }
+    if (released) {
+      route.onRingSpace();
+      this.dispatch(st, this.flushing);
+    }
+    this.checkIdle();
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length === 0) return;
+    for (const st of this.states.values()) {
+      if (st.inflight.length > 0 || st.route.ring.unclaimedBytes() > 0) {
+        if (st.inflight.length === 0) this.dispatch(st, true);
+        return;
+      }
+    }
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}

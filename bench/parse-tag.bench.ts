@@ -1,0 +1,142 @@
+/**
+ * Per-record cost of validating and tagging a 245-byte Talos service line, the worker's fast path
+ * (JSON.parse to validate + splice pre-serialized tag bytes) against the obvious alternative
+ * (JSON.parse + assign + JSON.stringify), and the cost of the UTF-8 check alone.
+ *
+ *   node_modules/.bin/node bench/parse-tag.bench.ts
+ *
+ * Each task processes one batch of ~1000 lines; ns/line = median batch latency / lines.
+ * Outputs are checked before timing. Compare ratios from one run, not absolute times.
+ */
+import { isUtf8 } from 'node:buffer';
+import { Bench } from 'tinybench';
+import { BatchProcessor, compileTagPlan } from '../packages/worker/src/process.ts';
+import { buildBatch, encodePayload, mulberry32 } from '../packages/worker/src/fixture.ts';
+
+const LINE_BYTES = 245;
+const LINES = 1024;
+const PEER = '10.0.0.7';
+const TAGS = { cluster: 'prod-eu-1', region: 'eu-west-1' };
+const HOST_KEY = 'host';
+
+/** A Talos machined record of exactly LINE_BYTES bytes, keys sorted as Go emits them. */
+function serviceLine(rand: () => number, i: number): string {
+  const words = ['reconcile', 'failed', 'controller', 'node', 'lease', 'acquired', 'watch', 'closed', 'retrying', 'address'];
+  const ctl = ['k8s.NodeApplyController', 'network.AddressSpecController', 'etcd.SpecController'][i % 3]!;
+  const frac = String(Math.floor(rand() * 1e9)).padStart(9, '0');
+  const head = `{"component":"controller-runtime","controller":"${ctl}","msg":"`;
+  const tail = `","talos-level":"info","talos-service":"machined","talos-time":"2024-04-22T12:34:${String(i % 60).padStart(2, '0')}.${frac}Z"}`;
+  let msg = '';
+  while (head.length + msg.length + tail.length < LINE_BYTES) msg += (msg ? ' ' : '') + words[Math.floor(rand() * words.length)];
+  msg = msg.slice(0, LINE_BYTES - head.length - tail.length);
+  const line = head + msg + tail;
+  if (Buffer.byteLength(line) !== LINE_BYTES) throw new Error(`line is ${Buffer.byteLength(line)} bytes`);
+  return line;
+}
+
+const rand = mulberry32(1);
+const lines = Array.from({ length: LINES }, (_, i) => serviceLine(rand, i));
+const batch = Buffer.from(buildBatch(lines.map((l) => encodePayload(PEER, l))));
+const plan = compileTagPlan(TAGS, HOST_KEY);
+// Every record already has "component": a tag of that name forces the collision (slow) path.
+const collidingPlan = compileTagPlan({ ...TAGS, component: 'sluice' }, HOST_KEY);
+
+/** Line offsets in the batch, so the per-line micro tasks skip framing. */
+const starts = new Int32Array(LINES);
+const ends = new Int32Array(LINES);
+{
+  let o = 0;
+  for (let i = 0; i < LINES; i++) {
+    const len = batch.readUInt32LE(o);
+    starts[i] = o + 4 + 1 + batch[o + 4]!;
+    ends[i] = o + 4 + len;
+    o += 4 + ((len + 3) & ~3);
+  }
+}
+
+/** The alternative: same framing and output buffer, but JSON.parse + assign + JSON.stringify per record. */
+const naiveOut = Buffer.allocUnsafeSlow(batch.length * 2);
+function parseStringify(): number {
+  let pos = 0;
+  let o = 0;
+  while (o < batch.length) {
+    const len = batch.readUInt32LE(o);
+    const ps = o + 4;
+    const ls = ps + 1 + batch[ps]!;
+    const pe = ps + len;
+    o = ps + ((len + 3) & ~3);
+    const obj = JSON.parse(batch.toString('utf8', ls, pe)) as Record<string, unknown>;
+    obj.cluster = TAGS.cluster;
+    obj.region = TAGS.region;
+    obj[HOST_KEY] = batch.toString('latin1', ps + 1, ls);
+    pos += naiveOut.write(JSON.stringify(obj), pos, 'utf8');
+    naiveOut[pos++] = 0x0a;
+  }
+  return pos;
+}
+
+const processor = new BatchProcessor();
+
+// ---- correctness before timing
+{
+  const expected = lines.map((l) => ({ ...JSON.parse(l), ...TAGS, [HOST_KEY]: PEER }));
+  const check = (name: string, out: string) => {
+    const got = out.trimEnd().split('\n').map((l) => JSON.parse(l));
+    if (got.length !== LINES) throw new Error(`${name}: ${got.length} lines`);
+    for (let i = 0; i < LINES; i++) {
+      const a = JSON.stringify(Object.entries(got[i]).sort());
+      const b = JSON.stringify(Object.entries(i < 0 ? {} : expected[i]).sort());
+      if (a !== b) throw new Error(`${name}: line ${i} differs:\n${a}\n${b}`);
+    }
+  };
+  const r = processor.process(batch, batch.length, plan, 'bench', false);
+  if (r.counts.accepted !== LINES || r.counts.kinds.service !== LINES) throw new Error('splice: counts');
+  check('splice', Buffer.from(r.ndjson).toString());
+  check('parse+stringify', naiveOut.toString('utf8', 0, parseStringify()));
+  const slow = processor.process(batch, batch.length, collidingPlan, 'bench', false);
+  const slowLines = Buffer.from(slow.ndjson).toString().trimEnd().split('\n');
+  if (slowLines.length !== LINES || JSON.parse(slowLines[0]!).component !== 'sluice') throw new Error('slow path output');
+}
+
+let sink = 0;
+const bench = new Bench({ time: 3000, warmupTime: 500 });
+bench
+  .add('splice: BatchProcessor fast path (parse + splice tags)', () => {
+    sink += processor.process(batch, batch.length, plan, 'bench', false).counts.accepted;
+  })
+  .add('parse + assign + JSON.stringify (same framing)', () => {
+    sink += parseStringify();
+  })
+  .add('BatchProcessor collision path (exact-number reparse + stringify)', () => {
+    sink += processor.process(batch, batch.length, collidingPlan, 'bench', false).counts.accepted;
+  })
+  .add('decode + JSON.parse only (floor)', () => {
+    for (let i = 0; i < LINES; i++) sink += JSON.parse(batch.toString('utf8', starts[i], ends[i])).msg.length;
+  })
+  .add('isUtf8(subarray) alone', () => {
+    for (let i = 0; i < LINES; i++) if (isUtf8(batch.subarray(starts[i], ends[i]))) sink++;
+  })
+  .add('decode alone', () => {
+    for (let i = 0; i < LINES; i++) sink += batch.toString('utf8', starts[i], ends[i]).length;
+  })
+  .add('decode + indexOf(U+FFFD) (the UTF-8 check used)', () => {
+    for (let i = 0; i < LINES; i++) if (batch.toString('utf8', starts[i], ends[i]).indexOf('\uFFFD') === -1) sink++;
+  });
+
+await bench.run();
+
+const perLine = new Map<string, number>();
+console.log(`${LINES} Talos service lines of ${LINE_BYTES} bytes, tags ${JSON.stringify(TAGS)} + host_key (node ${process.version})`);
+for (const task of bench.tasks) {
+  const r = task.result;
+  if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state}`);
+  const ns = (r.latency.p50 * 1e6) / LINES;
+  perLine.set(task.name, ns);
+  console.log(`${task.name.padEnd(66)} ${ns.toFixed(1).padStart(8)} ns/line  (median of ${r.latency.samplesCount ?? '?'} batches)`);
+}
+const splice = perLine.get('splice: BatchProcessor fast path (parse + splice tags)')!;
+const naive = perLine.get('parse + assign + JSON.stringify (same framing)')!;
+const floor = perLine.get('decode + JSON.parse only (floor)')!;
+console.log(`ratio parse+stringify / splice: ${(naive / splice).toFixed(2)}x`);
+console.log(`splice overhead over decode+parse floor: ${(splice - floor).toFixed(1)} ns/line`);
+if (sink === 0.5) console.log('');

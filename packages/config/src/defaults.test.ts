@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG_YAML, defaultConfig, parseConfig } from './index.ts';
+
+describe('defaultConfig', () => {
+  it('is the documented default', () => {
+    const config = defaultConfig();
+    expect(config.data_dir).toBe('./data');
+    expect(config.api).toMatchObject({ enabled: true, host: '127.0.0.1', port: 9598 });
+    expect(config.sources.talos_service).toMatchObject({ type: 'tcp', host: '127.0.0.1', port: 5170, host_key: '__host' });
+    expect(config.sources.talos_kernel).toMatchObject({ type: 'udp', host: '127.0.0.1', port: 6050, host_key: '__host' });
+    expect(config.sinks.local).toMatchObject({
+      type: 'file',
+      inputs: ['talos_service', 'talos_kernel'],
+      path: './data/out',
+      key_prefix: 'talos/',
+      compression: 'zstd',
+      compression_level: 3,
+      upload_period_secs: 60,
+    });
+    expect(Object.isFrozen(config.sinks.local)).toBe(true);
+  });
+
+  it('equals DEFAULT_CONFIG_YAML parsed', () => {
+    expect(parseConfig(DEFAULT_CONFIG_YAML, 'default.yaml', {})).toEqual(defaultConfig());
+  });
+
+  it('has a commented-out aws_s3 example that is valid once uncommented', () => {
+    const uncommented = DEFAULT_CONFIG_YAML.split('\n')
+      .map((line) => line.replace(/^  # (s3:|  )/, '  $1'))
+      .join('\n');
+    const config = parseConfig(uncommented, 'example.yaml', { S3_ACCESS_KEY_ID: 'AKID', S3_SECRET_ACCESS_KEY: 'x' });
+    expect(config.sinks.s3).toMatchObject({ type: 'aws_s3', bucket: 'logs', endpoint: 'http://127.0.0.1:7480' });
+  });
+});

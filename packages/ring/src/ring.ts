@@ -1,0 +1,381 @@
+/**
+ * @sluice/ring: a single-producer ring of length-prefixed records in one SharedArrayBuffer.
+ *
+ * Memory layout (byte offsets into the SharedArrayBuffer):
+ *
+ * ```
+ *  0               4               8               12              16                          64
+ *  +---------------+---------------+---------------+---------------+---- ... ----------------+
+ *  | WRITE_INDEX   | READ_INDEX    | CAPACITY      | WAITERS       | reserved (slots 4..15)  |   header:
+ *  | u32 (i32 slot)| u32 (i32 slot)| bytes, 2^k    | 1 = consumer  | zero                    |   Int32Array(16)
+ *  |               |               |               |  in waitFor.. |                         |
+ *  +---------------+---------------+---------------+---------------+---- ... ----------------+
+ *  64                                                                           64 + CAPACITY
+ *  +----------------------------------------------------------------------------------------+
+ *  | data region, CAPACITY bytes (power of two, 16 .. 2^30), position = index & (CAPACITY-1) |
+ *  +----------------------------------------------------------------------------------------+
+ *
+ *  One record (positions are multiples of 4, so a length header never straddles the end):
+ *
+ *  +--------------------+----------------------------+---------------+
+ *  | u32 LE payload len | payload (head ++ body)     | 0..3 zero pad |   span = recordSpan(len)
+ *  +--------------------+----------------------------+---------------+
+ *                        ^ may straddle the end of the data region: two-part copy
+ * ```
+ *
+ * Indices are free-running u32 byte counters (wrap at 2^32; CAPACITY divides 2^32, so
+ * `index & mask` stays continuous across the wrap). used = (write - read) >>> 0.
+ * The producer publishes WRITE_INDEX with Atomics.store only after the record bytes are in
+ * place; consumers Atomics.load it before touching the bytes (seq-cst gives happens-before).
+ *
+ * Roles: one producer thread (tryWrite*). The consumer index is owned by one thread: either
+ * the dispatcher (claim/release, spans handed to workers that copyOut) or a plain SPSC
+ * consumer in another thread (read/waitForData). read() must not run while claimed spans are
+ * outstanding (it would hand out claimed records again).
+ */
+import { isMainThread } from 'node:worker_threads';
+
+/** Bytes of the u32 length that precedes every payload. */
+export const RECORD_HEADER_BYTES = 4;
+/** Byte size of the header before the data region. */
+export const HEADER_BYTES = 64;
+/** Int32 slot: producer's free-running u32 write index (bytes). */
+export const WRITE_INDEX = 0;
+/** Int32 slot: consumer's free-running u32 read index (bytes). */
+export const READ_INDEX = 1;
+/** Int32 slot: data-region capacity in bytes, written once by Ring.create. */
+export const CAPACITY = 2;
+/** Int32 slot: 1 while a consumer may be blocked in waitForData (lets the producer skip notify). */
+export const WAITERS = 3;
+
+const HEADER_SLOTS = HEADER_BYTES / 4;
+const MIN_CAPACITY = 16;
+const MAX_CAPACITY = 2 ** 30;
+
+/** Bytes a record with `payloadBytes` of payload occupies in the ring: 4 + payload rounded up to 4. */
+export function recordSpan(payloadBytes: number): number {
+  return RECORD_HEADER_BYTES + ((payloadBytes + 3) & ~3);
+}
+
+function isValidCapacity(capacityBytes: number): boolean {
+  return (
+    Number.isInteger(capacityBytes) &&
+    capacityBytes >= MIN_CAPACITY &&
+    capacityBytes <= MAX_CAPACITY &&
+    (capacityBytes & (capacityBytes - 1)) === 0
+  );
+}
+
+/** A record-aligned span of the ring handed out by {@link Ring.claim}. Indices are u32. */
+export interface RingSpan {
+  start: number;
+  end: number;
+  records: number;
+}
+
+export class Ring {
+  /** The shared memory: post it to another thread and attach with `new Ring(sab)`. */
+  readonly sab: SharedArrayBuffer;
+  /** Data-region size in bytes (a power of two). */
+  readonly capacity: number;
+  /** Largest payload that can ever be written: a record of this size fills the empty ring. */
+  readonly maxPayloadBytes: number;
+
+  readonly #header: Int32Array;
+  readonly #data: Uint8Array;
+  readonly #view: DataView;
+  readonly #mask: number;
+  /** Dispatcher-local: index up to which records have been claimed (>= readIndex). */
+  #claimCursor: number;
+
+  /**
+   * Allocate a new ring whose data region is `capacityBytes` (a power of two, 16 .. 2^30).
+   * @throws RangeError for any other capacity.
+   */
+  static create(capacityBytes: number): Ring {
+    if (!isValidCapacity(capacityBytes)) {
+      throw new RangeError(
+        `ring capacity must be a power of two between ${MIN_CAPACITY} and ${MAX_CAPACITY} bytes, got ${capacityBytes}`,
+      );
+    }
+    const sab = new SharedArrayBuffer(HEADER_BYTES + capacityBytes);
+    Atomics.store(new Int32Array(sab, 0, HEADER_SLOTS), CAPACITY, capacityBytes);
+    return new Ring(sab);
+  }
+
+  /** Attach to an existing ring (made by {@link Ring.create}) from any thread. */
+  constructor(sab: SharedArrayBuffer) {
+    if (!(sab instanceof SharedArrayBuffer) || sab.byteLength < HEADER_BYTES + MIN_CAPACITY) {
+      throw new TypeError('Ring: expected the SharedArrayBuffer of a ring made by Ring.create');
+    }
+    const header = new Int32Array(sab, 0, HEADER_SLOTS);
+    const capacity = Atomics.load(header, CAPACITY);
+    if (!isValidCapacity(capacity) || sab.byteLength !== HEADER_BYTES + capacity) {
+      throw new TypeError(
+        `Ring: header capacity ${capacity} does not match a SharedArrayBuffer of ${sab.byteLength} bytes`,
+      );
+    }
+    this.sab = sab;
+    this.capacity = capacity;
+    this.maxPayloadBytes = capacity - RECORD_HEADER_BYTES;
+    this.#header = header;
+    this.#data = new Uint8Array(sab, HEADER_BYTES, capacity);
+    this.#view = new DataView(sab, HEADER_BYTES, capacity);
+    this.#mask = capacity - 1;
+    this.#claimCursor = Atomics.load(header, READ_INDEX) >>> 0;
+  }
+
+  // ---------------------------------------------------------------- producer
+
+  /**
+   * Append one record whose payload is `head ++ body`.
+   * @returns false when it does not fit now (nothing written): retry after the consumer releases.
+   * @throws RangeError when the payload is larger than {@link maxPayloadBytes} (it can never fit).
+   */
+  tryWrite(body: Uint8Array, head?: Uint8Array): boolean {
+    return this.tryWriteRange(body, 0, body.length, head);
+  }
+
+  /**
+   * Like {@link tryWrite} with the body given as `body[bodyStart, bodyEnd)`, so a line framed
+   * inside a socket chunk goes into the ring without a subarray or a copy of its own.
+   */
+  tryWriteRange(body: Uint8Array, bodyStart: number, bodyEnd: number, head?: Uint8Array): boolean {
+    if (!(bodyStart >= 0 && bodyStart <= bodyEnd && bodyEnd <= body.length)) {
+      throw new RangeError(`tryWriteRange: bad range [${bodyStart}, ${bodyEnd}) of ${body.length} bytes`);
+    }
+    const headLen = head === undefined ? 0 : head.length;
+    const payload = headLen + (bodyEnd - bodyStart);
+    if (payload > this.maxPayloadBytes) {
+      throw new RangeError(
+        `record payload of ${payload} bytes exceeds the ring's maxPayloadBytes ${this.maxPayloadBytes}`,
+      );
+    }
+    const span = recordSpan(payload);
+    const header = this.#header;
+    const write = Atomics.load(header, WRITE_INDEX) >>> 0;
+    const read = Atomics.load(header, READ_INDEX) >>> 0;
+    if (span > this.capacity - ((write - read) >>> 0)) return false;
+
+    const mask = this.#mask;
+    const pos = write & mask;
+    this.#view.setUint32(pos, payload, true);
+    let p = (pos + RECORD_HEADER_BYTES) & mask;
+    if (headLen !== 0) p = this.#copyIn(head as Uint8Array, 0, headLen, p);
+    p = this.#copyIn(body, bodyStart, bodyEnd, p);
+    // Zero the padding so copyOut never leaks an older record's bytes. The payload end and the
+    // span end are both inside [0, capacity] and 4-aligned capacity means no wrap here.
+    const data = this.#data;
+    while ((p & 3) !== 0) data[p++] = 0;
+
+    Atomics.store(header, WRITE_INDEX, (write + span) | 0);
+    // Skip the notify syscall path unless a consumer announced it may sleep. Safe under seq-cst:
+    // the waiter stores WAITERS before re-reading WRITE_INDEX; we store WRITE_INDEX before
+    // reading WAITERS, so at least one side sees the other.
+    
+    return true;
+  }
+
+  /** Copy src[s, e) into the data region at position p (wrapping); returns the next position. */
+  #copyIn(src: Uint8Array, s: number, e: number, p: number): number {
+    const n = e - s;
+    if (n === 0) return p;
+    const data = this.#data;
+    const first = this.capacity - p;
+    if (n <= first) {
+      if (s === 0 && e === src.length) data.set(src, p);
+      else data.set(src.subarray(s, e), p);
+      return (p + n) & this.#mask;
+    }
+    data.set(src.subarray(s, s + first), p);
+    data.set(src.subarray(s + first, e), 0);
+    return n - first;
+  }
+
+  // ---------------------------------------------------------------- indices
+
+  /** Producer's u32 write index (bytes ever written, mod 2^32). */
+  writeIndex(): number {
+    return Atomics.load(this.#header, WRITE_INDEX) >>> 0;
+  }
+
+  /** Consumer's u32 read index (bytes ever released, mod 2^32). */
+  readIndex(): number {
+    return Atomics.load(this.#header, READ_INDEX) >>> 0;
+  }
+
+  /** Bytes written and not yet released (claimed spans count as used). */
+  usedBytes(): number {
+    const read = Atomics.load(this.#header, READ_INDEX);
+    return (Atomics.load(this.#header, WRITE_INDEX) - read) >>> 0;
+  }
+
+  /** Bytes a producer could use now (a record needs recordSpan(payload) of them). */
+  freeBytes(): number {
+    return this.capacity - this.usedBytes();
+  }
+
+  // ---------------------------------------------------------------- dispatcher
+
+  /**
+   * Claim the next record-aligned span of at most `maxBytes` (always at least one record, even
+   * if the first is bigger). The span stays allocated until {@link release}. Call from one
+   * thread only (the dispatcher). null when every written record is already claimed.
+   */
+  claim(maxBytes: number): RingSpan | null {
+    const write = Atomics.load(this.#header, WRITE_INDEX) >>> 0;
+    const start = this.#syncClaimCursor(write);
+    if (start === write) return null;
+    const view = this.#view;
+    const mask = this.#mask;
+    let end = start;
+    let records = 0;
+    do {
+      const span = recordSpan(view.getUint32(end & mask, true));
+      if (records !== 0 && ((end - start) >>> 0) + span > maxBytes) break;
+      end = (end + span) >>> 0;
+      records++;
+    } while (end !== write);
+    this.#claimCursor = end;
+    return { start, end, records };
+  }
+
+  /** Written bytes not yet claimed. */
+  unclaimedBytes(): number {
+    const write = Atomics.load(this.#header, WRITE_INDEX) >>> 0;
+    return (write - this.#syncClaimCursor(write)) >>> 0;
+  }
+
+  /** The claim cursor, pulled forward to the read index if a release or read() passed it. */
+  #syncClaimCursor(write: number): number {
+    const read = Atomics.load(this.#header, READ_INDEX) >>> 0;
+    if (((this.#claimCursor - read) >>> 0) > ((write - read) >>> 0)) this.#claimCursor = read;
+    return this.#claimCursor;
+  }
+
+  /**
+   * Free everything before `end` (the end of a claimed span): readIndex := end. Spans are
+   * released in claim order.
+   * @throws RangeError if `end` is not between the read index and the claim cursor.
+   */
+  release(end: number): void {
+    const header = this.#header;
+    const read = Atomics.load(header, READ_INDEX) >>> 0;
+    if (((end - read) >>> 0) > ((this.#claimCursor - read) >>> 0)) {
+      throw new RangeError(`release(${end}) is outside the claimed range [${read}, ${this.#claimCursor}]`);
+    }
+    Atomics.store(header, READ_INDEX, end | 0);
+  }
+
+  // ---------------------------------------------------------------- any thread
+
+  /**
+   * Copy the raw bytes of the span [start, end) (length headers, payloads and padding, exactly
+   * as in the ring) into `dst` at 0. Returns the byte count. Iterate it with {@link forEachRecord}.
+   * @throws RangeError if the span is longer than the ring or than `dst`.
+   */
+  copyOut(start: number, end: number, dst: Uint8Array): number {
+    const n = (end - start) >>> 0;
+    if (n > this.capacity || n > dst.length) {
+      throw new RangeError(`copyOut: span of ${n} bytes does not fit the ring or a ${dst.length}-byte dst`);
+    }
+    if (n === 0) return 0;
+    const data = this.#data;
+    const p = start & this.#mask;
+    const first = this.capacity - p;
+    if (n <= first) {
+      dst.set(data.subarray(p, p + n), 0);
+    } else {
+      dst.set(data.subarray(p, this.capacity), 0);
+      dst.set(data.subarray(0, n - first), first);
+    }
+    return n;
+  }
+
+  // ---------------------------------------------------------------- SPSC consumer
+
+  /**
+   * Plain SPSC consumer (one thread, e.g. a worker): copy out the next payload and release it.
+   * Allocates the returned array. null when the ring is empty.
+   */
+  read(): Uint8Array | null {
+    const header = this.#header;
+    const read = Atomics.load(header, READ_INDEX) >>> 0;
+    const write = Atomics.load(header, WRITE_INDEX) >>> 0;
+    if (read === write) return null;
+    const mask = this.#mask;
+    const pos = read & mask;
+    const len = this.#view.getUint32(pos, true);
+    const out = new Uint8Array(len);
+    if (len !== 0) {
+      const p = (pos + RECORD_HEADER_BYTES) & mask;
+      const data = this.#data;
+      const first = this.capacity - p;
+      if (len <= first) {
+        out.set(data.subarray(p, p + len), 0);
+      } else {
+        out.set(data.subarray(p, this.capacity), 0);
+        out.set(data.subarray(0, len - first), first);
+      }
+    }
+    Atomics.store(header, READ_INDEX, (read + recordSpan(len)) | 0);
+    return out;
+  }
+
+  /**
+   * Block (bounded) until the ring holds unread data. For a consumer in a worker thread only.
+   * @returns 'ok' when data is available, 'timed-out' after `timeoutMs` without data.
+   * @throws Error on the main thread: blocking it would stall the event loop (and the producer).
+   */
+  waitForData(timeoutMs: number): 'ok' | 'timed-out' {
+    if (isMainThread) throw new Error('Ring.waitForData must not be called on the main thread');
+    if (!(timeoutMs >= 0 && Number.isFinite(timeoutMs))) {
+      throw new RangeError(`waitForData: timeoutMs must be a finite number >= 0, got ${timeoutMs}`);
+    }
+    const header = this.#header;
+    if (Atomics.load(header, WRITE_INDEX) !== Atomics.load(header, READ_INDEX)) return 'ok';
+    const deadline = performance.now() + timeoutMs;
+    Atomics.store(header, WAITERS, 1);
+    try {
+      for (;;) {
+        // Re-check after announcing ourselves: a write published before WAITERS was visible
+        // would not notify, but is seen here.
+        const write = Atomics.load(header, WRITE_INDEX);
+        if (write !== Atomics.load(header, READ_INDEX)) return 'ok';
+        const left = deadline - performance.now();
+        if (left <= 0) return 'timed-out';
+        Atomics.wait(header, WRITE_INDEX, write, left);
+      }
+    } finally {
+      Atomics.store(header, WAITERS, 0);
+    }
+  }
+}
+
+/**
+ * Iterate the records of a linear copy made by {@link Ring.copyOut}: calls
+ * `fn(buf, payloadStart, payloadEnd)` per record. Returns the number of records.
+ * @throws RangeError if a length header points past `length` (not a copyOut span).
+ */
+export function forEachRecord(
+  buf: Uint8Array,
+  length: number,
+  fn: (buf: Uint8Array, start: number, end: number) => void,
+): number {
+  if (length > buf.length) throw new RangeError(`forEachRecord: length ${length} > buffer ${buf.length}`);
+  let off = 0;
+  let records = 0;
+  while (off < length) {
+    if (off + RECORD_HEADER_BYTES > length) {
+      throw new RangeError(`forEachRecord: truncated length header at ${off} of ${length}`);
+    }
+    const len = (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16) | (buf[off + 3]! << 24)) >>> 0;
+    const start = off + RECORD_HEADER_BYTES;
+    const end = start + len;
+    if (end > length) throw new RangeError(`forEachRecord: record at ${off} of ${len} bytes overruns ${length}`);
+    fn(buf, start, end);
+    records++;
+    off += recordSpan(len);
+  }
+  return records;
+}

@@ -1,0 +1,313 @@
+/**
+ * ObjectWriter: one per sink, on the main thread. Groups the compressed frames the workers
+ * return (one independent zstd frame / gzip member / plain NDJSON chunk per batch) into
+ * objects in an ObjectStore, the way Tailscale's log streaming lands logs in S3: an object is
+ * opened at its first frame and closed `upload_period_secs` later, or earlier when the next
+ * frame would take it past `max_object_bytes`. Concatenated frames decompress whole with
+ * standard readers (`zstd -d`, `gzip -d`, node zlib), so an object needs no framing of its own.
+ *
+ *   write(frame) ──► open object ──rotate()──► closing (in flight, concurrent) ──► 'object'
+ *                    (at most one)  period or size          │ close() rejected ──► 'error-object'
+ *
+ * Accounting: records/bytes count as written only once their object's close() resolved
+ * (the store made it durable): that is "stored" in received = stored + drops. A failed close
+ * is a counted loss (objectsFailed, recordsFailed); stores retry on their own before failing.
+ *
+ * Backpressure: write() returns false while the open object's upload is over the store's
+ * buffer bound, or while `maxClosingObjects` closes are in flight; 'drain' follows when both
+ * clear. Memory held by the stores is therefore bounded by about
+ * (maxClosingObjects + 1) x the store's own bound.
+ */
+import { EventEmitter } from 'node:events';
+import { ERR_CONFIG, SluiceError } from '../../../config/src/errors.ts';
+import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
+import { type Codec, contentEncodingFor, extensionFor, NDJSON_CONTENT_TYPE, objectKey } from './keys.ts';
+
+/** One compressed batch as a worker returns it. */
+export interface Frame {
+  /** An independent zstd frame / gzip member / plain NDJSON bytes. Not reused by the caller. */
+  bytes: Uint8Array;
+  records: number;
+  /** Uncompressed NDJSON bytes of the batch. */
+  rawBytes: number;
+}
+
+/** An object that was closed successfully (durable in the store). */
+export interface ObjectInfo {
+  key: string;
+  /** Stored (compressed) bytes. */
+  bytes: number;
+  records: number;
+  rawBytes: number;
+  frames: number;
+  openedAtMs: number;
+  closedAtMs: number;
+}
+
+/** An object whose close failed: its records are lost (and counted). */
+export interface ObjectError {
+  key: string;
+  error: unknown;
+  records: number;
+  rawBytes: number;
+}
+
+export interface ObjectWriterStats {
+  objectsCompleted: number;
+  objectsFailed: number;
+  /** Compressed bytes in successfully closed objects. */
+  bytesWritten: number;
+  /** Records in successfully closed objects ("stored"). */
+  recordsWritten: number;
+  rawBytesWritten: number;
+  /** Records in objects whose close failed (a counted loss). */
+  recordsFailed: number;
+  /** Objects opened and not yet settled: the one being written (0 or 1) plus closes in flight. */
+  openObjects: number;
+}
+
+export interface ObjectWriterOptions {
+  sinkId: string;
+  store: ObjectStore;
+  /** Used as given: `audit-logs/` gives keys `audit-logs/2024/...`. */
+  keyPrefix: string;
+  codec: Codec;
+  uploadPeriodSecs: number;
+  maxObjectBytes: number;
+  /** From newUniqueId(), drawn once per process. */
+  uniqueId: string;
+  /** Clock for key times and ObjectInfo; the period timer itself is setTimeout. */
+  now?: () => number;
+  /** Closes in flight beyond which write() returns false. Default 4. */
+  maxClosingObjects?: number;
+}
+
+export type ObjectWriterEvents = {
+  drain: [];
+  object: [info: ObjectInfo];
+  'error-object': [failure: ObjectError];
+};
+
+/** The object being written, then closed. One allocation per object, none per frame. */
+class PendingObject {
+  readonly key: string;
+  readonly upload: ObjectUpload;
+  readonly openedAtMs: number;
+  bytes = 0;
+  records = 0;
+  rawBytes = 0;
+  frames = 0;
+  /** The upload returned false and its 'drain' has not come yet. */
+  waitingDrain = false;
+  timer: NodeJS.Timeout | undefined = undefined;
+  /** Resolves (never rejects) when the close settled and was accounted. */
+  settled: Promise<void> | undefined = undefined;
+
+  constructor(key: string, upload: ObjectUpload, openedAtMs: number) {
+    this.key = key;
+    this.upload = upload;
+    this.openedAtMs = openedAtMs;
+  }
+}
+
+const DEFAULT_MAX_CLOSING_OBJECTS = 4;
+
+export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
+  readonly sinkId: string;
+  readonly stats: ObjectWriterStats = {
+    objectsCompleted: 0,
+    objectsFailed: 0,
+    bytesWritten: 0,
+    recordsWritten: 0,
+    rawBytesWritten: 0,
+    recordsFailed: 0,
+    openObjects: 0,
+  };
+
+  readonly #store: ObjectStore;
+  readonly #keyPrefix: string;
+  readonly #extension: string;
+  readonly #meta: ObjectMeta;
+  readonly #periodMs: number;
+  readonly #maxObjectBytes: number;
+  readonly #uniqueId: string;
+  readonly #now: () => number;
+  readonly #maxClosing: number;
+
+  #seq = 0;
+  #current: PendingObject | null = null;
+  readonly #closing = new Set<PendingObject>();
+  /** write() returned false: owe the caller a 'drain'. */
+  #needDrain = false;
+  #drainScheduled = false;
+  #closed = false;
+
+  constructor(opts: ObjectWriterOptions) {
+    super();
+    const { sinkId } = opts;
+    if (!(Number.isFinite(opts.uploadPeriodSecs) && opts.uploadPeriodSecs > 0 && opts.uploadPeriodSecs <= 86_400)) {
+      throw new SluiceError(
+        ERR_CONFIG,
+        `sink ${sinkId}: upload_period_secs must be greater than 0 and at most 86400, got ${opts.uploadPeriodSecs}`,
+      );
+    }
+    if (!(Number.isSafeInteger(opts.maxObjectBytes) && opts.maxObjectBytes > 0)) {
+      throw new SluiceError(
+        ERR_CONFIG,
+        `sink ${sinkId}: max_object_bytes must be a positive integer, got ${opts.maxObjectBytes}`,
+      );
+    }
+    const maxClosing = opts.maxClosingObjects ?? DEFAULT_MAX_CLOSING_OBJECTS;
+    if (!(Number.isSafeInteger(maxClosing) && maxClosing > 0)) {
+      throw new SluiceError(
+        ERR_CONFIG,
+        `sink ${sinkId}: maxClosingObjects must be a positive integer, got ${maxClosing}`,
+      );
+    }
+    this.sinkId = sinkId;
+    this.#store = opts.store;
+    this.#keyPrefix = opts.keyPrefix;
+    this.#extension = extensionFor(opts.codec);
+    const contentEncoding = contentEncodingFor(opts.codec);
+    this.#meta =
+      contentEncoding === undefined
+        ? { contentType: NDJSON_CONTENT_TYPE }
+        : { contentType: NDJSON_CONTENT_TYPE, contentEncoding };
+    this.#periodMs = Math.round(opts.uploadPeriodSecs * 1000);
+    this.#maxObjectBytes = opts.maxObjectBytes;
+    this.#uniqueId = opts.uniqueId;
+    this.#now = opts.now ?? Date.now;
+    this.#maxClosing = maxClosing;
+  }
+
+  /**
+   * Append one frame to the open object (opening one on the first frame). Rotates BEFORE
+   * appending when open bytes + frame > maxObjectBytes and the open object is non-empty (an
+   * object always holds at least one frame, even one bigger than the limit).
+   * Returns false when the store is above its buffer bound (or too many closes are in flight):
+   * the caller stops writing until 'drain'. Throws once close() was called.
+   */
+  write(frame: Frame): boolean {
+    if (this.#closed) {
+      throw new SluiceError('SLUICE_ERR_WRITER_CLOSED', `sink ${this.sinkId}: write after close`);
+    }
+    const size = frame.bytes.byteLength;
+    let cur = this.#current;
+    if (cur !== null && cur.bytes + size > this.#maxObjectBytes) {
+      this.rotate();
+      cur = null;
+    }
+    const obj = cur ?? this.#open();
+    obj.bytes += size;
+    obj.records += frame.records;
+    obj.rawBytes += frame.rawBytes;
+    obj.frames++;
+    if (!obj.upload.write(frame.bytes) && !obj.waitingDrain) {
+      obj.waitingDrain = true;
+      obj.upload.once('drain', () => this.#onUploadDrain(obj));
+    }
+    if (obj.waitingDrain || this.#closing.size >= this.#maxClosing) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** Close the open object now (the period timer calls this); the close runs concurrently
+   *  with the next object being written. No-op when no object is open. */
+  rotate(): void {
+    const obj = this.#current;
+    if (obj === null) return;
+    this.#current = null;
+    clearTimeout(obj.timer);
+    obj.timer = undefined;
+    let closing: Promise<void>;
+    try {
+      closing = obj.upload.close();
+    } catch (error) {
+      closing = Promise.reject(error);
+    }
+    this.#closing.add(obj);
+    obj.settled = closing.then(
+      () => this.#onClosed(obj),
+      (error: unknown) => this.#onFailed(obj, error),
+    );
+    // The rotated object's buffer no longer blocks the caller; the closes-in-flight bound does.
+    this.#maybeDrain();
+  }
+
+  /** Stop the timer, close the open object, and resolve when every close in flight has settled
+   *  (failures are reported through 'error-object', never by rejecting). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.rotate();
+    while (this.#closing.size > 0) {
+      await Promise.allSettled(Array.from(this.#closing, (o) => o.settled));
+    }
+  }
+
+  #open(): PendingObject {
+    const openedAtMs = this.#now();
+    const key = objectKey(this.#keyPrefix, openedAtMs, this.#uniqueId, this.#seq++, this.#extension);
+    const obj = new PendingObject(key, this.#store.open(key, this.#meta), openedAtMs);
+    obj.timer = setTimeout(this.#onPeriod, this.#periodMs, obj);
+    obj.timer.unref();
+    this.#current = obj;
+    this.stats.openObjects++;
+    return obj;
+  }
+
+  readonly #onPeriod = (obj: PendingObject): void => {
+    if (obj === this.#current) this.rotate();
+  };
+
+  #onUploadDrain(obj: PendingObject): void {
+    obj.waitingDrain = false;
+    if (obj === this.#current) this.#maybeDrain();
+  }
+
+  #onClosed(obj: PendingObject): void {
+    this.#closing.delete(obj);
+    const s = this.stats;
+    s.openObjects--;
+    s.objectsCompleted++;
+    s.bytesWritten += obj.bytes;
+    s.recordsWritten += obj.records;
+    s.rawBytesWritten += obj.rawBytes;
+    this.#maybeDrain();
+    this.emit('object', {
+      key: obj.key,
+      bytes: obj.bytes,
+      records: obj.records,
+      rawBytes: obj.rawBytes,
+      frames: obj.frames,
+      openedAtMs: obj.openedAtMs,
+      closedAtMs: this.#now(),
+    });
+  }
+
+  #onFailed(obj: PendingObject, error: unknown): void {
+    this.#closing.delete(obj);
+    const s = this.stats;
+    s.openObjects--;
+    s.objectsFailed++;
+    s.recordsFailed += obj.records;
+    this.#maybeDrain();
+    this.emit('error-object', { key: obj.key, error, records: obj.records, rawBytes: obj.rawBytes });
+  }
+
+  /** Emit the owed 'drain' on the next tick (never inside write()) once nothing blocks. */
+  #maybeDrain(): void {
+    if (!this.#needDrain || this.#drainScheduled) return;
+    this.#drainScheduled = true;
+    process.nextTick(this.#emitDrain);
+  }
+
+  readonly #emitDrain = (): void => {
+    this.#drainScheduled = false;
+    const cur = this.#current;
+    if (!this.#needDrain || (cur !== null && cur.waitingDrain) || this.#closing.size >= this.#maxClosing) return;
+    this.#needDrain = false;
+    this.emit('drain');
+  };
+}

@@ -1,0 +1,56 @@
+import type { Ring } from '@sluice/ring';
+import type { Logger, Metrics } from '@sluice/telemetry';
+
+/** What every source gets from the daemon when it is built. */
+export interface SourceContext {
+  id: string;
+  ring: Ring;
+  metrics: Metrics;
+  logger: Logger;
+  /** Tell the dispatcher that records were written into the ring. Cheap; call once per read. */
+  wrote(): void;
+}
+
+/** A running source. */
+export interface Source {
+  readonly id: string;
+  readonly type: string;
+  /** Addresses actually bound (port 0 resolved), as `host:port`. */
+  readonly addresses: readonly string[];
+  /** The dispatcher freed ring space: writers paused on a full ring may go on. */
+  ringSpace(): void;
+  /** True while every listener is bound. */
+  ready(): boolean;
+  /**
+   * Stop accepting, finish reading what peers already sent (a TCP peer gets up to
+   * `lingerMs` of quiet before its connection is closed), and write every framed record into
+   * the ring. Resolves when the source will write nothing more.
+   */
+  drain(lingerMs: number): Promise<void>;
+}
+
+/**
+ * The peer prefix of a ring record: `u8 length | ASCII address`. Empty (a single 0 byte)
+ * when the source has no host_key. See docs/internals.md.
+ */
+export function peerHead(address: string | null): Uint8Array {
+  if (address === null) return EMPTY_HEAD;
+  const len = Math.min(address.length, 255);
+  const head = new Uint8Array(1 + len);
+  head[0] = len;
+  for (let i = 0; i < len; i++) head[1 + i] = address.charCodeAt(i) & 0x7f;
+  return head;
+}
+
+const EMPTY_HEAD = new Uint8Array([0]);
+
+/** `::ffff:10.0.0.7` (a v4 peer on a dual-stack socket) reads better as `10.0.0.7`. */
+export function normalizePeer(address: string | undefined): string {
+  if (address === undefined) return 'unknown';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** `host:port` with IPv6 hosts in brackets. */
+export function formatAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

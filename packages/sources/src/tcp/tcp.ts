@@ -1,0 +1,208 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { LineFramer } from '@sluice/wire';
+import { RateLimitedLog } from '@sluice/telemetry';
+import { formatAddress, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+
+export interface TcpSourceOptions {
+  host: string;
+  port: number;
+  maxLineBytes: number;
+  maxConnections: number;
+  /** 0 = never. */
+  idleTimeoutSecs: number;
+  /** Record key for the peer address; null = none. */
+  hostKey: string | null;
+}
+
+/**
+ * Newline-delimited JSON over TCP (Talos `json_lines`). One LineFramer per connection; lines
+ * go into the source's ring. A full ring pauses the socket (the kernel's window then pushes
+ * back on the sender) instead of buffering without bound or dropping.
+ */
+export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions): Promise<Source> {
+  const labels = { component_id: ctx.id, component_type: 'tcp' };
+  const m = {
+    received: ctx.metrics.receivedEvents.labels(labels),
+    bytes: ctx.metrics.receivedBytes.labels(labels),
+    oversize: ctx.metrics.discardedEvents.labels({ ...labels, reason: 'oversize' }),
+    empty: ctx.metrics.discardedEvents.labels({ ...labels, reason: 'empty_line' }),
+    open: ctx.metrics.openConnections.labels({ component_id: ctx.id }),
+    refusedMax: ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'max_connections' }),
+    idle: ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'idle_timeout' }),
+  };
+  const warnings = new RateLimitedLog(ctx.logger);
+  const connections = new Set<Connection>();
+  const blocked = new Set<Connection>();
+  let draining = false;
+  let listening = false;
+  let drainWaiter: (() => void) | null = null;
+
+  const settled = (): void => {
+    if (drainWaiter !== null && connections.size === 0 && blocked.size === 0) {
+      const w = drainWaiter;
+      drainWaiter = null;
+      w();
+    }
+  };
+
+  class Connection {
+    readonly socket: Socket;
+    readonly framer = new LineFramer(opts.maxLineBytes);
+    readonly head: Uint8Array;
+    readonly peer: string;
+    ended = false;
+    finished = false;
+    isBlocked = false;
+    lingerTimer: NodeJS.Timeout | null = null;
+    lingerMs = 0;
+    private accepted = 0;
+    private tooBigForRing = 0;
+    private lastOversize = 0;
+    private lastEmpty = 0;
+    private readonly emit = (buf: Uint8Array, start: number, end: number): boolean => {
+      // A line that can never fit in the ring is counted as oversize, like one over max_line_bytes.
+      if (end - start + this.head.length > ctx.ring.maxPayloadBytes) {
+        this.tooBigForRing++;
+        return true;
+      }
+      if (!ctx.ring.tryWriteRange(buf, start, end, this.head)) return false;
+      this.accepted++;
+      return true;
+    };
+
+    constructor(socket: Socket) {
+      this.socket = socket;
+      this.peer = normalizePeer(socket.remoteAddress);
+      this.head = peerHead(opts.hostKey === null ? null : this.peer);
+      socket.setNoDelay(true);
+      if (opts.idleTimeoutSecs > 0) socket.setTimeout(opts.idleTimeoutSecs * 1000);
+      socket.on('data', (chunk: Buffer) => {
+        m.bytes.inc(chunk.length);
+        this.framer.push(chunk);
+        if (this.lingerTimer !== null) this.lingerTimer.refresh();
+        this.pump();
+      });
+      socket.on('end', () => this.onEnd());
+      socket.on('timeout', () => {
+        m.idle.inc();
+        this.onEnd();
+        socket.destroy();
+      });
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        warnings.warn(`conn-error:${err.code ?? 'unknown'}`, { component_id: ctx.id, peer: this.peer, code: err.code }, 'tcp connection error');
+      });
+      socket.on('close', () => {
+        // A reset connection delivers what it sent, a last line without newline included.
+        this.onEnd();
+        m.open.dec();
+        connections.delete(this);
+        settled();
+      });
+    }
+
+    onEnd(): void {
+      if (this.ended) return;
+      this.ended = true;
+      if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+      this.pump();
+    }
+
+    /** Move framed lines into the ring; pause the socket when the ring is full. */
+    pump(): void {
+      let done = this.framer.drain(this.emit);
+      if (done && this.ended && !this.finished) {
+        done = this.framer.finish(this.emit);
+        if (done) this.finished = true;
+      }
+      this.account();
+      if (!done) {
+        if (!this.isBlocked) {
+          this.isBlocked = true;
+          blocked.add(this);
+          this.socket.pause();
+        }
+        return;
+      }
+      if (this.isBlocked) {
+        this.isBlocked = false;
+        blocked.delete(this);
+        if (!this.ended) this.socket.resume();
+        settled();
+      }
+    }
+
+    private account(): void {
+      const oversize = this.framer.oversizeLines - this.lastOversize + this.tooBigForRing;
+      const empty = this.framer.emptyLines - this.lastEmpty;
+      const n = this.accepted + oversize + empty;
+      if (n === 0) return;
+      m.received.inc(n);
+      if (oversize > 0) m.oversize.inc(oversize);
+      if (empty > 0) m.empty.inc(empty);
+      if (this.accepted > 0) ctx.wrote();
+      this.accepted = 0;
+      this.tooBigForRing = 0;
+      this.lastOversize = this.framer.oversizeLines;
+      this.lastEmpty = this.framer.emptyLines;
+    }
+
+    /** Shutdown: say goodbye, read until the peer closes or is quiet for lingerMs. */
+    linger(ms: number): void {
+      this.lingerMs = ms;
+      if (this.ended) return;
+      this.socket.end();
+      this.lingerTimer = setTimeout(() => {
+        this.onEnd();
+        this.socket.destroy();
+      }, ms);
+    }
+  }
+
+  const server: Server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+    if (draining) {
+      socket.destroy();
+      return;
+    }
+    const conn = new Connection(socket);
+    connections.add(conn);
+    m.open.inc();
+  });
+  server.maxConnections = opts.maxConnections;
+  server.on('drop', () => m.refusedMax.inc());
+  server.on('error', (err) => ctx.logger.error({ err, component_id: ctx.id }, 'tcp listener error'));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: opts.host, port: opts.port, ipv6Only: false, backlog: 1024 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  listening = true;
+  const bound = server.address();
+  const port = typeof bound === 'object' && bound !== null ? bound.port : opts.port;
+
+  return {
+    id: ctx.id,
+    type: 'tcp',
+    addresses: [formatAddress(opts.host, port)],
+    ready: () => listening && !draining,
+    ringSpace(): void {
+      for (const conn of blocked) {
+        conn.pump();
+        if (conn.isBlocked) return; // the ring filled again; the rest wait for the next release
+      }
+    },
+    drain(lingerMs: number): Promise<void> {
+      draining = true;
+      server.close(() => {
+        listening = false;
+      });
+      for (const conn of connections) conn.linger(lingerMs);
+      return new Promise<void>((resolve) => {
+        drainWaiter = resolve;
+        settled();
+      });
+    },
+  };
+}

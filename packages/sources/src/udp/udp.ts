@@ -1,0 +1,115 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { formatAddress, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+
+export interface UdpSourceOptions {
+  host: string;
+  port: number;
+  /** Sockets bound to the same port with SO_REUSEPORT; the kernel spreads datagrams across them. */
+  sockets: number;
+  receiveBufferBytes: number;
+  hostKey: string | null;
+}
+
+/** Peer heads are cached: a Talos fleet is a few thousand addresses, not one per datagram. */
+const MAX_CACHED_PEERS = 4096;
+
+/**
+ * One JSON object per datagram (Talos `json_lines` over UDP). libuv reads at most 32
+ * datagrams per loop turn per socket, so several sockets share the port (reusePort) and
+ * each asks for a large receive buffer. UDP cannot push back: a full ring is a counted drop.
+ */
+export async function startUdpSource(ctx: SourceContext, opts: UdpSourceOptions): Promise<Source> {
+  const labels = { component_id: ctx.id, component_type: 'udp' };
+  const received = ctx.metrics.receivedEvents.labels(labels);
+  const bytes = ctx.metrics.receivedBytes.labels(labels);
+  const ringFull = ctx.metrics.discardedEvents.labels({ ...labels, reason: 'ring_full' });
+  const oversize = ctx.metrics.discardedEvents.labels({ ...labels, reason: 'oversize' });
+  const type = opts.host.includes(':') ? 'udp6' : 'udp4';
+  const heads = new Map<string, Uint8Array>();
+  const noHead = peerHead(null);
+  const ring = ctx.ring;
+  const sockets: Socket[] = [];
+  let open = false;
+  let lastMessageAt = 0;
+
+  const headFor = (rinfo: RemoteInfo): Uint8Array => {
+    if (opts.hostKey === null) return noHead;
+    let head = heads.get(rinfo.address);
+    if (head === undefined) {
+      if (heads.size >= MAX_CACHED_PEERS) heads.clear();
+      head = peerHead(normalizePeer(rinfo.address));
+      heads.set(rinfo.address, head);
+    }
+    return head;
+  };
+
+  const onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    lastMessageAt = performance.now();
+    received.inc();
+    bytes.inc(msg.length);
+    const head = headFor(rinfo);
+    if (msg.length + head.length > ring.maxPayloadBytes) {
+      oversize.inc();
+      return;
+    }
+    if (ring.tryWrite(msg, head)) ctx.wrote();
+    else ringFull.inc();
+  };
+
+  const bind = (port: number, reusePort: boolean): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const socket = createSocket({ type, reuseAddr: false, reusePort, recvBufferSize: opts.receiveBufferBytes });
+      socket.once('error', reject);
+      socket.bind({ address: opts.host, port, exclusive: true }, () => {
+        socket.off('error', reject);
+        socket.on('error', (err) => ctx.logger.error({ err, component_id: ctx.id }, 'udp socket error'));
+        socket.on('message', onMessage);
+        resolve(socket);
+      });
+    });
+
+  let reuse = opts.sockets > 1;
+  let first: Socket;
+  try {
+    first = await bind(opts.port, reuse);
+  } catch (err) {
+    if (!reuse) throw err;
+    // Platforms without SO_REUSEPORT: one socket.
+    ctx.logger.warn({ component_id: ctx.id, err }, 'reusePort is not available here; using one UDP socket');
+    reuse = false;
+    first = await bind(opts.port, false);
+  }
+  sockets.push(first);
+  const port = first.address().port;
+  for (let i = 1; reuse && i < opts.sockets; i++) sockets.push(await bind(port, true));
+  open = true;
+  const granted = first.getRecvBufferSize();
+  if (granted < opts.receiveBufferBytes) {
+    ctx.logger.warn(
+      { component_id: ctx.id, requested: opts.receiveBufferBytes, granted },
+      'the kernel granted a smaller UDP receive buffer than receive_buffer_bytes (raise net.core.rmem_max)',
+    );
+  }
+
+  return {
+    id: ctx.id,
+    type: 'udp',
+    addresses: [formatAddress(opts.host, port)],
+    ready: () => open,
+    ringSpace(): void {
+      // UDP cannot pause a sender; nothing waits on ring space here.
+    },
+    async drain(lingerMs: number): Promise<void> {
+      if (!open) return;
+      // Datagrams the kernel already holds were received: read until the sockets are quiet
+      // for a moment (or lingerMs passes), then close.
+      const quietMs = Math.min(100, lingerMs);
+      const until = performance.now() + lingerMs;
+      while (performance.now() - lastMessageAt < quietMs && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      open = false;
+      await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    },
+  };
+}

@@ -1,0 +1,5 @@
+export { createLogger, RateLimitedLog } from './logger.ts';
+export type { Logger, LoggerOptions } from './logger.ts';
+export { Metrics } from './metrics.ts';
+export { startApiServer } from './api-server.ts';
+export type { Readiness, ApiServerOptions } from './api-server.ts';

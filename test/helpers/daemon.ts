@@ -1,0 +1,136 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { decompress as zstdDecompress } from '@mongodb-js/zstd';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const CLI = join(ROOT, 'apps/sluice/src/cli.ts');
+
+export interface RunningDaemon {
+  proc: ChildProcess;
+  /** Bound addresses per source id, `host:port`. */
+  sources: Record<string, string[]>;
+  apiPort: number;
+  /** Every engine log line so far, parsed. */
+  logs: Record<string, unknown>[];
+  stderr: () => string;
+  /** Send a signal and resolve with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+export function tempDir(prefix = 'sluice-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Start `sluice run --config <file>` as a real child process on the repo's Node 24. */
+export async function startDaemon(configYaml: string, opts: { dir?: string; env?: Record<string, string> } = {}): Promise<RunningDaemon> {
+  const dir = opts.dir ?? tempDir();
+  const configPath = join(dir, 'sluice.yaml');
+  writeFileSync(configPath, configYaml);
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
+    cwd: dir,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let err = '';
+  let partial = '';
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const running = new Promise<Record<string, unknown>>((resolve, reject) => {
+    proc.stdout!.setEncoding('utf8');
+    proc.stdout!.on('data', (chunk: string) => {
+      partial += chunk;
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        try {
+          const rec = JSON.parse(line) as Record<string, unknown>;
+          logs.push(rec);
+          if (rec['msg'] === 'sluice is running') resolve(rec);
+        } catch {
+          logs.push({ raw: line });
+        }
+      }
+    });
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (chunk: string) => (err += chunk));
+    void exited.then((code) => reject(new Error(`sluice exited with ${code} before it was running\n${err}\n${JSON.stringify(logs)}`)));
+  });
+  const rec = await running;
+  return {
+    proc,
+    sources: rec['sources'] as Record<string, string[]>,
+    apiPort: rec['api_port'] as number,
+    logs,
+    stderr: () => err,
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** host and port of `host:port` / `[v6]:port`. */
+export function splitAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
+
+/** Every object file under dir (skipping temporary files), relative paths sorted. */
+export function listObjects(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push(relative(dir, p));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+/**
+ * Decompress an object by its extension and return its lines. zstd goes through
+ * @mongodb-js/zstd: node:zlib's zstdDecompressSync (Node 24.21) decodes only the first of
+ * concatenated frames (nodejs/node#64741), and an object is many frames.
+ */
+export async function readObjectLines(path: string): Promise<string[]> {
+  const raw = readFileSync(path);
+  const data = path.endsWith('.zst') ? await zstdDecompress(raw) : path.endsWith('.gz') ? gunzipSync(raw) : raw;
+  const text = data.toString('utf8');
+  if (text.length === 0) return [];
+  if (!text.endsWith('\n')) throw new Error(`${path}: the last record has no newline`);
+  return text.slice(0, -1).split('\n');
+}
+
+/** Scrape /metrics and return `name{labels}` → value. */
+export async function scrape(apiPort: number): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${apiPort}/metrics`);
+  const text = await res.text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const sp = line.lastIndexOf(' ');
+    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+
+/** Sum of every series of a metric whose labels include all of `match`. */
+export function metricSum(metrics: Map<string, number>, name: string, match: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const [key, value] of metrics) {
+    const brace = key.indexOf('{');
+    const n = brace < 0 ? key : key.slice(0, brace);
+    if (n !== name) continue;
+    const labels = brace < 0 ? '' : key.slice(brace);
+    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) sum += value;
+  }
+  return sum;
+}
