@@ -32,7 +32,8 @@ if ! "${SUDO[@]}" apt-get update >"$log" 2>&1; then
   cat "$log" >&2
   fail "apt-get update failed (log above)"
 fi
-if ! "${SUDO[@]}" apt-get install -y --no-install-recommends \
+# A fresh CI machine may still be running unattended-upgrades: wait for the dpkg lock.
+if ! "${SUDO[@]}" apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=300 \
   radosgw ceph-mon ceph-osd ceph-common zstd >>"$log" 2>&1; then
   tail -n 60 "$log" >&2
   fail "apt-get install failed (log tail above, full log in $log)"

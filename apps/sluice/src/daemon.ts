@@ -1,5 +1,5 @@
 import { resolve as resolvePath } from 'node:path';
-import { SluiceError, parseAddress, type SluiceConfig, type SourceConfig } from '@sluice/config';
+import { SluiceError, type SluiceConfig, type SourceConfig } from '@sluice/config';
 import { Ring } from '@sluice/ring';
 import { FileStore, ObjectWriter, newUniqueId, type ObjectStore } from '@sluice/sinks';
 import { startTcpSource, startUdpSource, type Source, type SourceContext } from '@sluice/sources';
@@ -60,12 +60,16 @@ export class Daemon {
 
     // Sinks first: a sink that cannot write is an error before any port is bound.
     for (const [id, sink] of Object.entries(cfg.sinks)) {
-      const store = buildSinkStore(id, sink, this.log.child({ component_id: id, component_type: sink.type }));
-      await store.check();
+      const sinkLog = this.log.child({ component_id: id, component_type: sink.type });
+      const store = buildSinkStore(id, sink, sinkLog);
+      const checked = await store.check();
+      if (checked !== undefined && checked.staleTempFiles > 0) {
+        sinkLog.warn({ stale_temp_files: checked.staleTempFiles, example: checked.firstStaleTempFile }, 'partial objects from an earlier crash found; they are left in place for you to inspect or delete');
+      }
       const writer = this.makeWriter(id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId);
       this.sinks.push({ id, type: sink.type, store, writer });
     }
-    if (cfg.dead_letter !== undefined && cfg.dead_letter !== null) {
+    if (cfg.dead_letter !== null) {
       const store = new FileStore({ path: resolvePath(cfg.dead_letter.path) });
       await store.check();
       this.deadLetter = this.makeWriter('dead_letter', 'file', store, cfg.dead_letter.key_prefix, 'none', cfg.dead_letter.upload_period_secs, 256 * 1024 * 1024, uniqueId);
@@ -76,7 +80,7 @@ export class Daemon {
     const { codecs: codecsBySource, levels } = this.planCodecs(cfg);
     const workerSources: Record<string, { extraTags: Record<string, string>; hostKey: string | null; deadLetter: boolean }> = {};
     for (const [id, src] of Object.entries(cfg.sources)) {
-      workerSources[id] = { extraTags: { ...src.extra_tags }, hostKey: src.host_key ?? null, deadLetter: this.deadLetter !== null };
+      workerSources[id] = { extraTags: { ...src.extra_tags }, hostKey: src.host_key, deadLetter: this.deadLetter !== null };
     }
     this.pool = createWorkerPool({ threads, workerData: { sources: workerSources, levels } });
     const pool = this.pool;
@@ -88,12 +92,8 @@ export class Daemon {
       batchTimeoutMs: cfg.workers.batch_timeout_ms,
       maxInflightPerRoute: Math.max(2, threads * 2),
     });
-    this.metrics.workerQueueDepth.collect = function collect() {
-      this.set(pool.queueSize);
-    };
-    this.metrics.workerUtilization.collect = function collect() {
-      this.set(pool.utilization);
-    };
+    this.metrics.probe('sluice_worker_queue_depth', () => this.metrics.workerQueueDepth.set(pool.queueSize));
+    this.metrics.probe('sluice_worker_utilization_ratio', () => this.metrics.workerUtilization.set(pool.utilization));
 
     // Sources last.
     for (const [id, src] of Object.entries(cfg.sources)) {
@@ -126,16 +126,14 @@ export class Daemon {
       this.sources.set(id, source);
     }
     const sources = this.sources;
-    const rings = this.rings;
-    this.metrics.ringUsed.collect = function collect() {
-      for (const [id, ring] of rings) this.set({ component_id: id }, ring.usedBytes());
-    };
+    this.metrics.probe('sluice_ring_used_bytes', () => {
+      for (const [id, ring] of this.rings) this.metrics.ringUsed.set({ component_id: id }, ring.usedBytes());
+    });
 
     if (cfg.api.enabled) {
-      const { host, port } = parseAddress(cfg.api.address);
       const api = await startApiServer({
-        host,
-        port,
+        host: cfg.api.host,
+        port: cfg.api.port,
         registry: this.metrics.registry,
         readiness: () => this.readiness(),
       });
@@ -176,7 +174,7 @@ export class Daemon {
     for (const [sinkId, sink] of Object.entries(cfg.sinks)) {
       const codec = sink.compression;
       const level = sink.compression_level;
-      if (level !== undefined && level !== null && (codec === 'zstd' || codec === 'gzip')) {
+      if (level !== null && (codec === 'zstd' || codec === 'gzip')) {
         const prior = seenLevel.get(codec);
         if (prior !== undefined && prior !== level) {
           this.log.warn({ component_id: sinkId, compression: codec, level, used: prior }, 'sinks share one compression level per codec; using the first sink\'s');
@@ -195,8 +193,8 @@ export class Daemon {
   }
 
   private async startSource(ctx: SourceContext, src: SourceConfig): Promise<Source> {
-    const { host, port } = parseAddress(src.address);
-    const hostKey = src.host_key ?? null;
+    const { host, port } = src;
+    const hostKey = src.host_key;
     try {
       if (src.type === 'tcp') {
         return await startTcpSource(ctx, { host, port, hostKey, maxLineBytes: src.max_line_bytes, maxConnections: src.max_connections, idleTimeoutSecs: src.idle_timeout_secs });

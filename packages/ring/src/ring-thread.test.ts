@@ -52,17 +52,19 @@ describe('ring across a real worker thread', () => {
     const typical = 100;
     const w = start({ mode: 'read', sab: ring.sab, seed: SEED, count: COUNT, maxLen, typical });
     const done = nextMessage<Summary>(w);
+    let workerFinished = false; // an early answer is a failure report: stop producing
+    void done.then(() => (workerFinished = true), () => (workerFinished = true));
 
     const nextLen = lengthStream(SEED, maxLen, typical);
     const scratch = new Uint8Array(maxLen);
     let hash = FNV_SEED;
     let fullYields = 0;
-    for (let seq = 0; seq < COUNT; seq++) {
+    for (let seq = 0; seq < COUNT && !workerFinished; seq++) {
       const rec = makeRecord(scratch, seq, nextLen());
       hash = fnv1a(hash, rec, 0, rec.length);
       // The main thread never blocks: on a full ring it yields to the event loop and retries,
       // backing off to a 1 ms timer so it does not spin against the worker for a CPU.
-      for (let attempt = 0; !ring.tryWrite(rec); attempt++) {
+      for (let attempt = 0; !ring.tryWrite(rec) && !workerFinished; attempt++) {
         fullYields++;
         await (attempt < 4 ? yieldToLoop() : sleep(1));
       }

@@ -42,8 +42,15 @@ export class Metrics {
 
   readonly buildInfo: Gauge<'version' | 'node_version'>;
 
+  /** Gauges read at scrape time: metric name → function that sets its current values. */
+  private readonly probes = new Map<string, () => void>();
+
   constructor(version: string) {
     const registers = [this.registry];
+    const probes = this.probes;
+    const probe = function probe(this: unknown): void {
+      probes.get((this as { name: string }).name)?.();
+    };
     collectDefaultMetrics({ register: this.registry, prefix: 'sluice_process_' });
 
     this.receivedEvents = new Counter({ name: 'sluice_source_received_events_total', help: 'Records framed by a source (every one, before any drop).', labelNames: ['component_id', 'component_type'], registers });
@@ -55,13 +62,13 @@ export class Metrics {
     this.connectionsRefused = new Counter({ name: 'sluice_source_connections_refused_total', help: 'Connections refused or closed by the source, by reason.', labelNames: ['component_id', 'reason'], registers });
 
     this.ringCapacity = new Gauge({ name: 'sluice_ring_capacity_bytes', help: 'Capacity of a source ring.', labelNames: ['component_id'], registers });
-    this.ringUsed = new Gauge({ name: 'sluice_ring_used_bytes', help: 'Bytes waiting in a source ring.', labelNames: ['component_id'], registers });
+    this.ringUsed = new Gauge({ name: 'sluice_ring_used_bytes', collect: probe, help: 'Bytes waiting in a source ring.', labelNames: ['component_id'], registers });
 
     this.batches = new Counter({ name: 'sluice_worker_batches_total', help: 'Batches processed by the worker pool.', labelNames: ['component_id'], registers });
     this.batchDuration = new Histogram({ name: 'sluice_worker_batch_duration_seconds', help: 'Time from dispatch to result of a batch.', labelNames: ['component_id'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers });
     this.batchFailures = new Counter({ name: 'sluice_worker_batch_failures_total', help: 'Batches a worker could not process (records counted as discarded, reason worker_error).', labelNames: ['component_id'], registers });
-    this.workerQueueDepth = new Gauge({ name: 'sluice_worker_queue_depth', help: 'Batches waiting for a worker thread.', registers });
-    this.workerUtilization = new Gauge({ name: 'sluice_worker_utilization_ratio', help: 'Share of time the worker threads were busy (0 to 1).', registers });
+    this.workerQueueDepth = new Gauge({ name: 'sluice_worker_queue_depth', collect: probe, help: 'Batches waiting for a worker thread.', registers });
+    this.workerUtilization = new Gauge({ name: 'sluice_worker_utilization_ratio', collect: probe, help: 'Share of time the worker threads were busy (0 to 1).', registers });
 
     this.sentEvents = new Counter({ name: 'sluice_sink_sent_events_total', help: 'Records in objects that completed (stored).', labelNames: ['component_id', 'component_type'], registers });
     this.sentBytes = new Counter({ name: 'sluice_sink_sent_bytes_total', help: 'Compressed bytes in objects that completed.', labelNames: ['component_id', 'component_type'], registers });
@@ -73,5 +80,10 @@ export class Metrics {
 
     this.buildInfo = new Gauge({ name: 'sluice_build_info', help: 'Always 1; labels carry the version.', labelNames: ['version', 'node_version'], registers });
     this.buildInfo.set({ version, node_version: process.versions.node }, 1);
+  }
+
+  /** Set how a scrape-time gauge reads its value (ring fill, worker queue, utilisation). */
+  probe(metricName: 'sluice_ring_used_bytes' | 'sluice_worker_queue_depth' | 'sluice_worker_utilization_ratio', fn: () => void): void {
+    this.probes.set(metricName, fn);
   }
 }

@@ -69,51 +69,106 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-const SERVICES = ['machined', 'kubelet', 'etcd', 'containerd', 'cri', 'apid', 'trustd', 'udevd'] as const;
+const SERVICES = ['machined', 'kubelet', 'kubelet', 'etcd', 'containerd', 'cri', 'apid', 'trustd', 'udevd'] as const;
 const LEVELS = ['info', 'info', 'info', 'info', 'debug', 'warn', 'error'] as const;
-const WORDS = (
-  'reconcile failed controller node pod sandbox container started stopped volume mount ' +
-  'certificate renewed lease acquired watch closed request timeout retrying connection refused ' +
-  'health check successful apply config etcd member snapshot compaction leader elected ' +
-  'image pulled network interface link up route added address assigned kubelet sync loop'
-).split(' ');
 const CONTROLLERS = [
   'k8s.NodeApplyController', 'network.AddressSpecController', 'runtime.KernelParamSpecController',
-  'secrets.KubeletController', 'etcd.SpecController', 'cluster.MemberController',
+  'secrets.KubeletController', 'etcd.SpecController', 'cluster.MemberController', 'network.RouteSpecController',
+  'k8s.KubeletStaticPodController', 'runtime.ExtensionStatusController', 'time.SyncController',
 ];
-const FACILITIES = ['kern', 'user', 'daemon', 'auth', 'syslog'] as const;
-const PRIORITIES = ['info', 'notice', 'warning', 'err', 'debug'] as const;
+const POD_PREFIXES = ['kube-proxy', 'coredns', 'kube-flannel', 'cilium', 'metrics-server', 'ingress-nginx-controller', 'cert-manager', 'longhorn-manager'];
+const NAMESPACES = ['kube-system', 'kube-system', 'ingress-nginx', 'cert-manager', 'longhorn-system', 'default', 'monitoring'];
+const KUBELET_MSGS = [
+  '"SyncLoop (PLEG): event for pod" pod="%P" event={"ID":"%U","Type":"ContainerStarted","Data":"%H"}',
+  '"Probe failed" probeType="Readiness" pod="%P" podUID="%U" containerName="%C" probeResult="failure" output="Get \\"http://10.244.%N.%N:8080/ready\\": dial tcp 10.244.%N.%N:8080: connect: connection refused"',
+  '"RemoveContainer" containerID="containerd://%H"',
+  '"Volume detached for volume \\"kube-api-access-%S\\" (UniqueName: \\"kubernetes.io/projected/%U-kube-api-access-%S\\") on node \\"talos-%S\\" DevicePath \\"\\""',
+  '"SyncLoop UPDATE" source="api" pods=["%P"]',
+  '"Killing container with a grace period" pod="%P" podUID="%U" containerName="%C" containerID="containerd://%H" gracePeriod=30',
+  '"Successfully pulled image" image="registry.k8s.io/%C:v1.%N.%N" duration="%Dms"',
+];
+const MACHINED_MSGS = [
+  'reconcile failed', 'controller failed', 'updated node labels', 'assigned address', 'setting time', 'adjusting time (slew)',
+  'service[%C](Running): Health check successful', 'service[%C](Waiting): Waiting for service "cri" to be "up"',
+  'removed address', 'kubelet certificates renewed', 'node watch error',
+];
+const MACHINED_ERRORS = [
+  'error getting node: Get "https://127.0.0.1:7445/api/v1/nodes/talos-%S?timeout=30s": dial tcp 127.0.0.1:7445: connect: connection refused',
+  'error updating node: Operation cannot be fulfilled on nodes "talos-%S": the object has been modified; please apply your changes to the latest version and try again',
+  'failed to lookup NTP server "time.cloudflare.com": lookup time.cloudflare.com on 10.96.0.10:53: read udp 10.5.0.%N:%N->10.96.0.10:53: i/o timeout',
+];
+const ETCD_MSGS = [
+  'request stats', 'finished scheduled compaction', 'saved snapshot', 'compacted Raft logs', 'apply request took too long',
+  'waiting for ReadIndex response took too long, retrying', 'purged file', 'published local member to cluster through raft',
+];
+const CONTAINERD_MSGS = [
+  'shim disconnected', 'cleaning up after shim disconnected', 'StopPodSandbox for \\"%H\\" returns successfully',
+  'TearDown network for sandbox \\"%H\\" successfully', 'CreateContainer within sandbox \\"%H\\" for container &ContainerMetadata{Name:%C,Attempt:%N,}',
+  'loading plugin \\"io.containerd.event.v1.publisher\\"...', 'received exit event container_id:\\"%H\\" pid:%N exit_status:1',
+];
+const KERNEL_MSGS = [
+  'eth%N: Link is Up - 10Gbps/Full - flow control rx/tx', 'cni0: port %N(veth%S) entered forwarding state',
+  'IPv6: ADDRCONF(NETDEV_CHANGE): veth%S: link becomes ready', 'audit: type=1400 audit(%N.%N:%N): apparmor="DENIED" operation="open" profile="cri-containerd.apparmor.d" name="/proc/%N/mountinfo" pid=%N comm="%C"',
+  'Memory cgroup out of memory: Killed process %N (%C) total-vm:%NkB, anon-rss:%NkB, file-rss:%NkB', 'nf_conntrack: table full, dropping packet',
+  'EXT4-fs (sda%N): mounted filesystem with ordered data mode. Quota mode: none.', '[talos] task startAllServices (1/1): waiting for %N services',
+];
+const FACILITIES = ['kern', 'kern', 'kern', 'user', 'daemon', 'auth', 'syslog'] as const;
+const PRIORITIES = ['info', 'info', 'notice', 'warning', 'err', 'debug'] as const;
 const KERNEL_LEVEL: Record<string, string> = { info: 'info', notice: 'info', warning: 'warn', err: 'error', debug: 'debug' };
 
 /**
  * Realistic Talos json_lines records (wire-contracts.md sections 1 and 2): keys sorted as Go
  * marshals a map, RFC 3339 nano timestamps with trailing zeros trimmed, klog-style kubelet
  * messages with escaped quotes, etcd zap fields, kernel records with a trailing "\n" in msg.
+ * Messages come from per-service templates with variable parts (pods from a fixed cluster,
+ * UIDs, container IDs, numbers), the way real logs repeat.
  */
 export class TalosLineGenerator {
   readonly #rand: () => number;
+  readonly #pods: string[];
+  readonly #uids: string[];
+  readonly #containers: string[];
   #clock = 6_252_819;
   #seq = 700;
   #timeMs = Date.UTC(2024, 3, 22, 12, 34, 56);
 
   constructor(seed: number) {
     this.#rand = mulberry32(seed);
+    this.#pods = Array.from({ length: 40 }, () => `${this.#pick(NAMESPACES)}/${this.#pick(POD_PREFIXES)}-${this.#hex(5)}`);
+    this.#uids = Array.from({ length: 40 }, () => `${this.#hex(8)}-${this.#hex(4)}-${this.#hex(4)}-${this.#hex(4)}-${this.#hex(12)}`);
+    this.#containers = Array.from({ length: 60 }, () => this.#hex(64));
   }
 
   #pick<T>(xs: readonly T[]): T {
     return xs[Math.floor(this.#rand() * xs.length)]!;
   }
 
-  #words(n: number): string {
-    let s = this.#pick(WORDS);
-    for (let i = 1; i < n; i++) s += ' ' + this.#pick(WORDS);
-    return s;
-  }
-
   #hex(n: number): string {
     let s = '';
     for (let i = 0; i < n; i++) s += Math.floor(this.#rand() * 16).toString(16);
     return s;
+  }
+
+  /** Fill a template: %P pod, %U pod UID, %H container ID, %C container name, %S short id, %N number, %D duration. */
+  #fill(template: string): string {
+    let out = '';
+    for (let i = 0; i < template.length; i++) {
+      const c = template[i]!;
+      if (c !== '%' || i + 1 >= template.length) {
+        out += c;
+        continue;
+      }
+      const k = template[++i];
+      if (k === 'P') out += this.#pick(this.#pods);
+      else if (k === 'U') out += this.#pick(this.#uids);
+      else if (k === 'H') out += this.#pick(this.#containers);
+      else if (k === 'C') out += this.#pick(POD_PREFIXES);
+      else if (k === 'S') out += this.#hex(5);
+      else if (k === 'N') out += String(Math.floor(this.#rand() ** 3 * 5000));
+      else if (k === 'D') out += (this.#rand() * 3000).toFixed(3);
+      else out += '%' + k;
+    }
+    return out;
   }
 
   #time(): string {
@@ -136,7 +191,7 @@ export class TalosLineGenerator {
     return JSON.stringify({
       clock: this.#clock,
       facility: this.#pick(FACILITIES),
-      msg: `eth${Math.floor(this.#rand() * 4)}: ${this.#words(3 + Math.floor(this.#rand() * 8))}\n`,
+      msg: `${this.#fill(this.#pick(KERNEL_MSGS))}\n`,
       priority,
       seq: this.#seq,
       'talos-level': KERNEL_LEVEL[priority],
@@ -149,9 +204,10 @@ export class TalosLineGenerator {
     const level = this.#pick(LEVELS);
     const time = this.#time();
     if (service === 'kubelet') {
-      const pod = `kube-system/${this.#pick(['kube-proxy', 'coredns', 'kube-flannel'])}-${this.#hex(5)}`;
+      const t = new Date(this.#timeMs).toISOString();
+      const klog = `${level === 'error' ? 'E' : level === 'warn' ? 'W' : 'I'}0422 ${t.slice(11, 23)}${String(Math.floor(this.#rand() * 1000)).padStart(3, '0')}`;
       return JSON.stringify({
-        msg: `I0422 12:34:56.${this.#hex(6)}    ${1000 + Math.floor(this.#rand() * 9000)} kubelet.go:${Math.floor(this.#rand() * 3000)}] "${this.#words(4)}" pod="${pod}" event=${this.#hex(8)}`,
+        msg: `${klog}    ${1000 + Math.floor(this.#rand() * 40)} ${this.#pick(['kubelet.go', 'prober.go', 'pod_workers.go', 'scope.go'])}:${Math.floor(this.#rand() * 3000)}] ${this.#fill(this.#pick(KUBELET_MSGS))}`,
         'talos-level': level,
         'talos-service': service,
         'talos-time': time,
@@ -159,13 +215,14 @@ export class TalosLineGenerator {
     }
     if (service === 'etcd') {
       return JSON.stringify({
-        caller: `etcdserver/server.go:${Math.floor(this.#rand() * 3000)}`,
+        caller: `${this.#pick(['etcdserver/server.go', 'mvcc/kvstore_compaction.go', 'wal/wal.go', 'fileutil/purge.go'])}:${Math.floor(this.#rand() * 3000)}`,
         level,
-        msg: this.#words(3 + Math.floor(this.#rand() * 6)),
-        'revision': Math.floor(this.#rand() * 1e7),
+        msg: this.#pick(ETCD_MSGS),
+        revision: 1_000_000 + Math.floor(this.#rand() * 50_000),
         'talos-level': level,
         'talos-service': service,
         'talos-time': time,
+        took: `${(this.#rand() * 200).toFixed(6)}ms`,
         ts: time,
       });
     }
@@ -173,15 +230,23 @@ export class TalosLineGenerator {
       return JSON.stringify({
         component: 'controller-runtime',
         controller: this.#pick(CONTROLLERS),
-        error: this.#rand() < 0.3 ? `error ${this.#words(3)}: "talos-cp-${Math.floor(this.#rand() * 9)}" ${this.#words(2)}` : undefined,
-        msg: this.#words(2 + Math.floor(this.#rand() * 4)),
+        error: level === 'error' || level === 'warn' ? this.#fill(this.#pick(MACHINED_ERRORS)) : undefined,
+        msg: this.#fill(this.#pick(MACHINED_MSGS)),
+        'talos-level': level,
+        'talos-service': service,
+        'talos-time': time,
+      });
+    }
+    if (service === 'containerd' || service === 'cri') {
+      return JSON.stringify({
+        msg: `time="${time}" level=${level} msg="${this.#fill(this.#pick(CONTAINERD_MSGS))}"`,
         'talos-level': level,
         'talos-service': service,
         'talos-time': time,
       });
     }
     return JSON.stringify({
-      msg: `[talos] ${this.#words(4 + Math.floor(this.#rand() * 10))} ${this.#hex(12)}`,
+      msg: `[talos] ${this.#fill(this.#pick(['sending request %N', 'apid: connection from 10.5.0.%N:%N', 'trustd: certificate issued for talos-%S', 'udevd: processing event %N for /dev/sda%N']))}`,
       'talos-level': level,
       'talos-service': service,
       'talos-time': time,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, type MalformedReason } from './process.ts';
-import { TalosLineGenerator, buildBatch, encodePayload, recordSpan } from './fixture.ts';
+import { TalosLineGenerator, buildBatch, encodePayload, mulberry32, recordSpan } from './fixture.ts';
 import { recordSpan as ringRecordSpan } from '@sluice/ring';
 
 const td = new TextDecoder();
@@ -142,7 +142,10 @@ describe('compileTagPlan', () => {
     const plan = compileTagPlan({ cluster: 'prod', 'q"k': 'v\\"\n\u2028', host: 'shadowed' }, 'host');
     expect(plan.keys).toEqual(['cluster', 'q"k']);
     expect(plan.tagBytes.toString()).toBe('"cluster":"prod","q\\"k":"v\\\\\\"\\n\u2028"');
-    expect(plan.hostPrefix.toString()).toBe('"host":"');
+    expect(plan.tagHostBytes.toString()).toBe('"cluster":"prod","q\\"k":"v\\\\\\"\\n\u2028","host":"');
+    expect(plan.injectKeyBytes.map(String)).toEqual(['"cluster"', '"q\\"k"', '"host"']);
+    expect(compileTagPlan({}, 'h').tagHostBytes.toString()).toBe('"h":"');
+    expect(compileTagPlan({}, null).tagHostBytes.length).toBe(0);
   });
   it('rejects non-string tag values', () => {
     expect(() => compileTagPlan({ n: 1 as unknown as string }, null)).toThrow(TypeError);
@@ -257,12 +260,12 @@ describe('BatchProcessor: valid edge cases', () => {
     expect(r.counts.accepted).toBe(1);
   });
 
-  it('never throws on absurd nesting with maxDepth: Infinity, even when a tag collides (slow path)', () => {
+  it('never throws on absurd nesting with maxDepth: Infinity, even when a tag collides', () => {
     const deep = `{"t":1,"a":${'['.repeat(200_000)}${']'.repeat(200_000)}}`;
     const batch = buildBatch([encodePayload('', deep), encodePayload('', '{"ok":1}')]);
     const r = new BatchProcessor({ maxDepth: Infinity }).process(batch, batch.length, compileTagPlan({ t: 'x' }, null), 's', false);
-    expect(r.counts.malformed.too_deep).toBe(1);
-    expect(td.decode(r.ndjson)).toBe('{"ok":1,"t":"x"}\n');
+    expect(r.counts.accepted).toBe(2);
+    expect(lines(r.ndjson)).toEqual([deep.replace('"t":1,', '').replace(/}$/, ',"t":"x"}'), '{"ok":1,"t":"x"}']);
   });
 });
 
@@ -360,10 +363,63 @@ describe('BatchProcessor: tag splicing', () => {
     const batch = buildBatch([encodePayload('10.0.0.7', line), encodePayload('10.0.0.8', '{"x":1}')]);
     const r = p.process(batch, batch.length, plan, 's', false);
     const [first, second] = lines(r.ndjson);
-    // Slow path keeps each number's text exactly (no 1.0 -> 1, no rounding of big integers).
-    expect(first).toBe('{"big":12345678901234567890,"cluster":"prod","f":1.0,"host":"10.0.0.7","msg":"tagged","n":[1e400,-0]}');
+    // Colliding members are cut, tags appended: every kept byte and number text is the sender's.
+    expect(first).toBe('{"big":12345678901234567890,"f":1.0,"n":[1e400,-0],"msg":"tagged","cluster":"prod","host":"10.0.0.7"}');
     expect(JSON.parse(second!)).toEqual({ x: 1, msg: 'tagged', cluster: 'prod', host: '10.0.0.8' });
     expect(r.counts.accepted).toBe(2);
+  });
+
+  it.each([
+    ['first member', '{"cluster":"old","a":1}', '{"a":1,"cluster":"prod"}'],
+    ['last member', '{"a":1,"cluster":"old"}', '{"a":1,"cluster":"prod"}'],
+    ['only member', '{"cluster":"old"}', '{"cluster":"prod"}'],
+    ['only member, spaced', '{ "cluster" : "old" }', '{"cluster":"prod"}'],
+    ['duplicate colliding keys', '{"cluster":1,"a":2,"cluster":3}', '{"a":2,"cluster":"prod"}'],
+    ['key spelled with an escape', '{"\\u0063luster":"old","b":"\\u0063luster"}', '{"b":"\\u0063luster","cluster":"prod"}'],
+    ['object value', '{"cluster":{"x":[1,{"y":"}]"}]},"a":[{}]}', '{"a":[{}],"cluster":"prod"}'],
+    ['array value', '{"a":"x","cluster":[[],["]",","]],"b":null}', '{"a":"x","b":null,"cluster":"prod"}'],
+    ['escaped quotes and backslashes', '{"s":"a\\\\","cluster":"q\\"\\\\","t":"\\""}', '{"s":"a\\\\","t":"\\"","cluster":"prod"}'],
+    ['lookalike text in a string', '{"m":"\\",\\"cluster\\":1","cluster":true}', '{"m":"\\",\\"cluster\\":1","cluster":"prod"}'],
+    ['nested key of the same name stays', '{"cluster":-1.5e+3,"n":{"cluster":"inner"}}', '{"n":{"cluster":"inner"},"cluster":"prod"}'],
+    ['numbers keep their text', '{"big":12345678901234567890,"f":1.0,"cluster":0,"e":1E+2}', '{"big":12345678901234567890,"f":1.0,"e":1E+2,"cluster":"prod"}'],
+    ['multi-line UDP record', '{\n "a" : [1,\r\n 2],\n "cluster": "old"\n}', '{"a" : [1,   2],"cluster":"prod"}'],
+  ])('collision path cuts the member out of the original bytes: %s', (_n, line, want) => {
+    const p = new BatchProcessor();
+    const batch = buildBatch([encodePayload('', line)]);
+    const r = p.process(batch, batch.length, compileTagPlan({ cluster: 'prod' }, null), 's', false);
+    expect(lines(r.ndjson)).toEqual([want]);
+    expect(JSON.parse(want)).toEqual({ ...JSON.parse(line), cluster: 'prod' });
+  });
+
+  it('collision path, randomized: output parses to record + tags', () => {
+    const rand = mulberry32(7);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const keys = ['cluster', 'host', 'msg', 'a', 'talos-time', 'node', 'x"y', 'ü'];
+    const scalars = ['1', '-0.5e-7', '12345678901234567890', 'true', 'null', '"s"', '"a\\\\"', '"}],{["', '"\\u00fc"', '""'];
+    const ws = ['', ' ', '\t', '\n', '\r\n  '];
+    const value = (d: number): string => {
+      const r = rand();
+      if (d > 2 || r < 0.6) return pick(scalars);
+      if (r < 0.8) return `[${pick(ws)}${Array.from({ length: Math.floor(rand() * 3) }, () => value(d + 1)).join(`${pick(ws)},`)}]`;
+      return `{${Array.from({ length: Math.floor(rand() * 3) }, () => `${JSON.stringify(pick(keys))}${pick(ws)}:${value(d + 1)}`).join(',')}}`;
+    };
+    const p = new BatchProcessor();
+    const plan = compileTagPlan({ cluster: 'prod', msg: 'tagged', 'x"y': 'q' }, 'host');
+    const payloads: Uint8Array[] = [];
+    const want: unknown[] = [];
+    for (let n = 0; n < 2000; n++) {
+      const members = Array.from({ length: Math.floor(rand() * 6) }, () => `${pick(ws)}${JSON.stringify(pick(keys))}${pick(ws)}:${pick(ws)}${value(0)}${pick(ws)}`);
+      const line = `${pick(ws)}{${members.join(',')}${pick(ws)}}${pick(ws)}`;
+      const peer = rand() < 0.8 ? '10.1.2.3' : '';
+      payloads.push(encodePayload(peer, line));
+      want.push({ ...JSON.parse(line), cluster: 'prod', msg: 'tagged', 'x"y': 'q', ...(peer ? { host: peer } : {}) });
+    }
+    const batch = buildBatch(payloads);
+    const r = p.process(batch, batch.length, plan, 's', false);
+    expect(r.counts.accepted).toBe(2000);
+    const out = lines(r.ndjson);
+    expect(out).toHaveLength(2000);
+    for (let i = 0; i < out.length; i++) expect(JSON.parse(out[i]!)).toEqual(want[i]);
   });
 
   it('a colliding host_key with no extra tags', () => {

@@ -142,7 +142,10 @@ const CH_CR = 0x0d;
 const CH_SPACE = 0x20;
 const CH_QUOTE = 0x22;
 const CH_COMMA = 0x2c;
+const CH_COLON = 0x3a;
 const CH_BACKSLASH = 0x5c;
+const CH_LBRACKET = 0x5b;
+const CH_RBRACKET = 0x5d;
 const CH_LBRACE = 0x7b;
 const CH_RBRACE = 0x7d;
 
@@ -190,6 +193,69 @@ function countUpTo(text: string, ch: string, limit: number): number {
   return n;
 }
 
+/** Index just past the string starting at src[i] (a '"'), or `end`. */
+function skipString(src: Buffer, i: number, end: number): number {
+  i++;
+  while (i < end) {
+    const b = src[i];
+    if (b === CH_QUOTE) return i + 1;
+    i += b === CH_BACKSLASH ? 2 : 1;
+  }
+  return end;
+}
+
+/** Index just past the JSON value starting at src[i], or `end`. Iterative: no stack depth. */
+function skipValue(src: Buffer, i: number, end: number): number {
+  const first = src[i];
+  if (first === CH_QUOTE) return skipString(src, i, end);
+  if (first === CH_LBRACE || first === CH_LBRACKET) {
+    let depth = 0;
+    while (i < end) {
+      const b = src[i];
+      if (b === CH_QUOTE) {
+        i = skipString(src, i, end);
+        continue;
+      }
+      if (b === CH_LBRACE || b === CH_LBRACKET) depth++;
+      else if (b === CH_RBRACE || b === CH_RBRACKET) {
+        depth--;
+        if (depth === 0) return i + 1;
+      }
+      i++;
+    }
+    return end;
+  }
+  // number, true, false, null
+  while (i < end) {
+    const b = src[i];
+    if (b === CH_COMMA || b === CH_RBRACE || b === CH_RBRACKET || isJsonWs(b)) return i;
+    i++;
+  }
+  return end;
+}
+
+/** Whether the key string src[ks, ke) (quotes included) is one of the first nKeys injected keys. */
+function keyMatches(src: Buffer, ks: number, ke: number, plan: TagPlan, nKeys: number): boolean {
+  const keyBytes = plan.injectKeyBytes;
+  const n = ke - ks;
+  for (let k = 0; k < nKeys; k++) {
+    const kb = keyBytes[k]!;
+    if (kb.length !== n) continue;
+    let j = 0;
+    while (j < n && kb[j] === src[ks + j]) j++;
+    if (j === n) return true;
+  }
+  // A key spelled with escapes ("\u0063luster") equals a tag key only once decoded: rare, decode it.
+  let escaped = false;
+  for (let j = ks + 1; j < ke - 1 && !escaped; j++) escaped = src[j] === CH_BACKSLASH;
+  if (!escaped) return false;
+  const key = tryParse(src.toString('utf8', ks, ke));
+  for (let k = 0; k < nKeys; k++) {
+    if (key === (k < plan.keys.length ? plan.keys[k] : plan.hostKey)) return true;
+  }
+  return false;
+}
+
 function asBuffer(buf: Uint8Array): Buffer {
   return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
 }
@@ -206,6 +272,8 @@ export class BatchProcessor {
   #pos = 0;
   #dl: Buffer = Buffer.allocUnsafeSlow(4096);
   #dlPos = 0;
+  /** Out-parameter of #copyMembersExcept (avoids a per-record result object). */
+  #keptMember = false;
 
   /** @param opts.maxDepth nesting limit (default {@link DEFAULT_MAX_DEPTH}); Infinity disables the check. */
   constructor(opts: { maxDepth?: number } = {}) {
@@ -311,36 +379,15 @@ export class BatchProcessor {
       return TOO_DEEP;
     }
 
-    const peerLen = ls - peerStart;
-    const hostKey = peerLen === 0 ? null : plan.hostKey;
-    let slow = false;
+    // Tags overwrite (Talos semantics): a record that already has an injected key takes the
+    // collision path. Keyed loads on the parsed object: ~15 ns per tag key.
+    const withHost = ls !== peerStart && plan.hostKey !== null;
     const keys = plan.keys;
-    for (let i = 0; i < keys.length; i++) {
-      if (obj[keys[i]!] !== undefined) {
-        slow = true;
-        break;
-      }
-    }
-    if (hostKey !== null && !slow) {
-      if (obj[hostKey] !== undefined) slow = true;
-      else {
-        // The peer comes from our own source (an IP address), but never emit invalid JSON if it is not JSON-safe.
-        for (let i = peerStart; i < ls; i++) {
-          const b = src[i]!;
-          if (b < 0x20 || b > 0x7e || b === CH_QUOTE || b === CH_BACKSLASH) {
-            slow = true;
-            break;
-          }
-        }
-      }
-    }
-
-    if (slow) {
-      const status = this.#reserialize(text, src, peerStart, ls, hostKey, plan);
-      if (status !== ACCEPTED) return status;
-    } else {
-      this.#splice(src, s, e, peerStart, ls, hostKey, plan, text.indexOf('\n') !== -1 || text.indexOf('\r') !== -1);
-    }
+    let collides = withHost && obj[plan.hostKey!] !== undefined;
+    for (let i = 0; i < keys.length && !collides; i++) collides = obj[keys[i]!] !== undefined;
+    // Raw CR/LF only arrive in multi-line UDP datagrams: two native scans, ~20 ns each.
+    const hasNewline = text.indexOf('\n') !== -1 || text.indexOf('\r') !== -1;
+    this.#emit(src, s, e, peerStart, ls, withHost, collides, hasNewline, plan);
 
     if (obj['talos-service'] !== undefined) counts.kinds.service++;
     else if (obj.facility !== undefined && obj.priority !== undefined && obj.clock !== undefined && obj.seq !== undefined) {
@@ -349,30 +396,55 @@ export class BatchProcessor {
     return ACCEPTED;
   }
 
-  /** Fast path: original bytes up to the closing brace, then the pre-serialized tags, then `}\n`. */
-  #splice(src: Buffer, s: number, e: number, peerStart: number, ls: number, hostKey: string | null, plan: TagPlan, hasNewline: boolean): void {
-    const tagBytes = plan.tagBytes;
-    const hostPrefix = plan.hostPrefix;
-    const need = e - s + tagBytes.length + hostPrefix.length + (ls - peerStart) + 5;
+  /**
+   * Append one record: the original bytes up to the closing brace (minus colliding members),
+   * the pre-serialized tags, the peer, `}` and `\n`.
+   */
+  #emit(
+    src: Buffer,
+    s: number,
+    e: number,
+    peerStart: number,
+    ls: number,
+    withHost: boolean,
+    collides: boolean,
+    hasNewline: boolean,
+    plan: TagPlan,
+  ): void {
+    const tags = withHost ? plan.tagHostBytes : plan.tagBytes;
+    // Worst case: the line, the tags, a peer escaped at 6 bytes per byte, `,"}\n`.
+    const need = e - s + tags.length + 6 * (ls - peerStart) + 8;
     if (this.#pos + need > this.#out.length) this.#grow(need);
     const out = this.#out;
-    let pos = this.#pos;
-    const start = pos;
-    const close = e - 1; // src[close] is '}'
-    pos += src.copy(out, pos, s, close);
-    if (tagBytes.length !== 0 || hostKey !== null) {
-      let j = close - 1;
+    const start = this.#pos;
+    let pos: number;
+    let hasMember: boolean;
+    if (collides) {
+      pos = this.#copyMembersExcept(src, s, e, plan, withHost ? plan.injectKeyBytes.length : plan.keys.length, start);
+      hasMember = this.#keptMember;
+    } else {
+      // 118 ns for a 245-byte line; out.set(src.subarray()) is 143 ns, utf8Write(text) 123 ns.
+      pos = start + src.copy(out, start, s, e - 1);
+      let j = e - 2;
       while (isJsonWs(src[j])) j--;
-      let comma = src[j] !== CH_LBRACE; // `{}` or `{ }` takes no comma
-      if (tagBytes.length !== 0) {
-        if (comma) out[pos++] = CH_COMMA;
-        pos += tagBytes.copy(out, pos);
-        comma = true;
-      }
-      if (hostKey !== null) {
-        if (comma) out[pos++] = CH_COMMA;
-        pos += hostPrefix.copy(out, pos);
-        pos += src.copy(out, pos, peerStart, ls);
+      hasMember = src[j] !== CH_LBRACE; // `{}` and `{ }` take no comma
+    }
+    if (tags.length !== 0) {
+      if (hasMember) out[pos++] = CH_COMMA;
+      pos += tags.copy(out, pos);
+      if (withHost) {
+        // Byte loop, 20 ns for a 8-byte peer vs 108 ns for src.copy with offsets. The peer comes
+        // from our own source (an IP address); still, never emit invalid JSON if it is not JSON-safe.
+        const peerPos = pos;
+        for (let i = peerStart; i < ls; i++) {
+          const b = src[i]!;
+          if (b < 0x20 || b > 0x7e || b === CH_QUOTE || b === CH_BACKSLASH) {
+            const escaped = JSON.stringify(src.toString('latin1', peerStart, ls));
+            pos = peerPos + out.write(escaped.slice(1, -1), peerPos, 'utf8');
+            break;
+          }
+          out[pos++] = b;
+        }
         out[pos++] = CH_QUOTE;
       }
     }
@@ -389,22 +461,39 @@ export class BatchProcessor {
     this.#pos = pos;
   }
 
-  /** Slow path (a tag key collides): parse keeping exact number text, assign tags, stringify. */
-  #reserialize(text: string, src: Buffer, peerStart: number, ls: number, hostKey: string | null, plan: TagPlan): number {
-    const obj = tryParseExact(text);
-    if (obj === PARSE_FAILED) return TOO_DEEP; // text already parsed once: only the stack can fail here
-    const rec = obj as Record<string, unknown>;
-    const keys = plan.keys;
-    const values = plan.values;
-    for (let i = 0; i < keys.length; i++) setOwn(rec, keys[i]!, values[i]!);
-    if (hostKey !== null) setOwn(rec, hostKey, src.toString('latin1', peerStart, ls));
-    const json = tryStringify(rec);
-    if (json === null) return TOO_DEEP;
-    const need = json.length * 3 + 1;
-    if (this.#pos + need > this.#out.length) this.#grow(need);
-    this.#pos += this.#out.write(json, this.#pos, 'utf8');
-    this.#out[this.#pos++] = CH_LF;
-    return ACCEPTED;
+  /**
+   * Collision path: write `{` and the members of the object src[s, e) whose key is not among the
+   * first `nKeys` injected keys, comma-separated, each member's bytes exactly as sent. The text
+   * has passed JSON.parse, so finding member boundaries only needs strings and brackets.
+   * Sets #keptMember. Returns the new output position.
+   */
+  #copyMembersExcept(src: Buffer, s: number, e: number, plan: TagPlan, nKeys: number, pos: number): number {
+    const out = this.#out;
+    out[pos++] = CH_LBRACE;
+    let kept = false;
+    const close = e - 1;
+    let i = s + 1;
+    for (;;) {
+      while (i < close && isJsonWs(src[i])) i++;
+      if (i >= close) break; // an empty object
+      const ks = i;
+      i = skipString(src, i, close);
+      const ke = i;
+      while (i < close && src[i] !== CH_COLON) i++;
+      i++;
+      while (i < close && isJsonWs(src[i])) i++;
+      i = skipValue(src, i, close);
+      if (!keyMatches(src, ks, ke, plan, nKeys)) {
+        if (kept) out[pos++] = CH_COMMA;
+        pos += src.copy(out, pos, ks, i);
+        kept = true;
+      }
+      while (i < close && isJsonWs(src[i])) i++;
+      if (src[i] !== CH_COMMA || i >= close) break;
+      i++;
+    }
+    this.#keptMember = kept;
+    return pos;
   }
 
   #grow(need: number): void {

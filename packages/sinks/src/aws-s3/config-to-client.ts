@@ -24,7 +24,9 @@
  */
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { SluiceError } from '../../../config/src/errors.ts';
+import type { AwsS3SinkConfig } from '../../../config/src/types.ts';
 import { describeError } from './errors.ts';
+import { S3Store, type S3StoreLogger } from './s3-store.ts';
 
 type RetryStrategyV2 = Extract<NonNullable<S3ClientConfig['retryStrategy']>, { recordSuccess: unknown }>;
 type RetryToken = Awaited<ReturnType<RetryStrategyV2['acquireInitialRetryToken']>>;
@@ -200,4 +202,52 @@ function isRetryable(info: RetryErrorInfo): boolean {
     default:
       return false;
   }
+}
+
+/** The part of a pino logger retryLogger uses. */
+export interface RetryLogger {
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * An onRetry that logs at most one line per `intervalMs` (default 10 s) with the number of
+ * retries it kept quiet about: an outage retries every part every few seconds.
+ */
+export function retryLogger(logger: RetryLogger, intervalMs = 10_000): (notice: RetryNotice) => void {
+  let lastAt = -Infinity;
+  let quiet = 0;
+  return (notice) => {
+    const now = Date.now();
+    if (now - lastAt < intervalMs) {
+      quiet++;
+      return;
+    }
+    logger.warn({ ...notice, retriesNotLogged: quiet }, 'S3 request failed; retrying');
+    lastAt = now;
+    quiet = 0;
+  };
+}
+
+/**
+ * The ObjectStore of an `aws_s3` sink, from its validated config. `logger` is the sink's child
+ * logger. Durations not in the config yet use the defaults above.
+ */
+export function s3StoreFromConfig(sink: AwsS3SinkConfig, logger?: S3StoreLogger): S3Store {
+  const client = createS3Client({
+    endpoint: sink.endpoint,
+    region: sink.region,
+    accessKeyId: sink.access_key_id,
+    secretAccessKey: sink.secret_access_key,
+    forcePathStyle: sink.force_path_style,
+    ...(logger ? { onRetry: retryLogger(logger) } : {}),
+  });
+  return new S3Store({
+    sinkId: sink.id,
+    client,
+    bucket: sink.bucket,
+    partSizeBytes: sink.part_size_bytes,
+    queueSize: sink.queue_size,
+    maxBufferedBytes: sink.max_buffered_bytes,
+    ...(logger ? { logger } : {}),
+  });
 }

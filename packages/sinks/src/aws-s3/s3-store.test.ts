@@ -1,0 +1,457 @@
+/**
+ * S3Store against a real Ceph RADOS Gateway: the run's shared one (inject('s3'), from
+ * test/s3/global-setup.ts) and, for the outage, a private one this file stops and restarts.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { inspect } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { SluiceError } from '../../../config/src/errors.ts';
+import { freePort, startRgw, type Rgw } from '../../../../test/s3/rgw.ts';
+import type { AwsS3SinkConfig } from '../../../config/src/types.ts';
+import { createS3Client, s3StoreFromConfig, type RetryNotice, type S3ClientOptions } from './config-to-client.ts';
+import { S3Store, type S3StoreOptions } from './s3-store.ts';
+
+const MiB = 1024 * 1024;
+const env = inject('s3');
+const bucket = `s3-store-${randomBytes(4).toString('hex')}`;
+
+function clientFor(over: Partial<S3ClientOptions> = {}): S3Client {
+  return createS3Client({
+    endpoint: env.endpoint,
+    region: env.region,
+    accessKeyId: env.accessKeyId,
+    secretAccessKey: env.secretAccessKey,
+    forcePathStyle: true,
+    ...over,
+  });
+}
+
+/** Records the name of every command the client sends (once per command, not per try). */
+function recordCommands(client: S3Client): string[] {
+  const names: string[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      names.push(String(context.commandName));
+      return next(args);
+    },
+    { step: 'initialize', name: 'testRecordCommands' },
+  );
+  return names;
+}
+
+function storeFor(client: S3Client, over: Partial<S3StoreOptions> = {}): S3Store {
+  return new S3Store({
+    sinkId: 'test_s3',
+    client,
+    bucket,
+    partSizeBytes: 5 * MiB,
+    queueSize: 2,
+    maxBufferedBytes: 64 * MiB,
+    ...over,
+  });
+}
+
+async function getBytes(client: S3Client, b: string, key: string): Promise<Buffer> {
+  const res = await client.send(new GetObjectCommand({ Bucket: b, Key: key }));
+  return Buffer.from(await res.Body!.transformToByteArray());
+}
+
+async function openUploads(client: S3Client, b = bucket): Promise<string[]> {
+  const res = await client.send(new ListMultipartUploadsCommand({ Bucket: b }));
+  return (res.Uploads ?? []).map((u) => String(u.Key));
+}
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** Writes `data` in `chunk`-byte slices, waiting for 'drain' whenever write() says so. */
+async function writeAll(upload: ReturnType<S3Store['open']>, data: Buffer, chunk = 64 * 1024, onWrite?: () => void): Promise<number> {
+  let waits = 0;
+  for (let off = 0; off < data.length; off += chunk) {
+    const ok = upload.write(data.subarray(off, Math.min(off + chunk, data.length)));
+    onWrite?.();
+    if (!ok) {
+      waits++;
+      await new Promise<void>((resolve) => upload.once('drain', resolve));
+    }
+  }
+  return waits;
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let client: S3Client;
+beforeAll(async () => {
+  client = clientFor();
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+});
+afterAll(() => client?.destroy());
+
+describe('S3Store uploads', () => {
+  it('stores a small object with one PutObject, with its content type and encoding', async () => {
+    const c = clientFor();
+    const calls = recordCommands(c);
+    const store = storeFor(c);
+    const body = Buffer.from('{"a":1}\n{"a":2,"msg":"é"}\n');
+    const up = store.open('small/one.json.zst', { contentType: 'application/x-ndjson', contentEncoding: 'zstd' });
+    expect(up.write(body.subarray(0, 5))).toBe(true);
+    expect(up.write(body.subarray(5))).toBe(true);
+    await up.close();
+
+    expect(calls.filter((n) => n !== 'HeadObjectCommand')).toEqual(['PutObjectCommand']);
+    expect(await getBytes(client, bucket, 'small/one.json.zst')).toEqual(body);
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'small/one.json.zst' }));
+    expect(head.ContentType).toBe('application/x-ndjson');
+    expect(head.ContentEncoding).toBe('zstd');
+    expect(store.bufferedBytes).toBe(0);
+    c.destroy();
+  });
+
+  it('streams a 17 MiB object as 5 MiB parts while it is written, read back byte for byte', async () => {
+    const c = clientFor();
+    const calls = recordCommands(c);
+    const store = storeFor(c);
+    const data = randomBytes(17 * MiB);
+    const key = 'multi/17mib.json';
+    const up = store.open(key, { contentType: 'application/x-ndjson' });
+
+    await writeAll(up, data.subarray(0, 12 * MiB));
+    // Parts leave as bytes arrive: two full parts are in S3 before close() is even called.
+    await until('two parts uploaded', () => store.bufferedBytes <= 2 * MiB);
+    expect(calls.filter((n) => n === 'UploadPartCommand').length).toBe(2);
+    await writeAll(up, data.subarray(12 * MiB));
+    await up.close();
+
+    expect(calls).toEqual([
+      'CreateMultipartUploadCommand',
+      'UploadPartCommand',
+      'UploadPartCommand',
+      'UploadPartCommand',
+      'UploadPartCommand',
+      'CompleteMultipartUploadCommand',
+      'HeadObjectCommand',
+    ]);
+    const got = await getBytes(client, bucket, key);
+    expect(got.length).toBe(data.length);
+    expect(sha256(got)).toBe(sha256(data));
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    expect(head.ETag).toMatch(/-4"$/);
+    expect(head.ContentType).toBe('application/x-ndjson');
+    expect(await openUploads(client)).not.toContain(key);
+    expect(store.bufferedBytes).toBe(0);
+    c.destroy();
+  });
+
+  it('stores an empty object', async () => {
+    const store = storeFor(client);
+    const up = store.open('empty.json', { contentType: 'application/x-ndjson' });
+    await up.close();
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'empty.json' }));
+    expect(head.ContentLength).toBe(0);
+  });
+
+  it('applies backpressure across the uploads of the store, bounded to within one part', async () => {
+    const part = 5 * MiB;
+    const max = 6 * MiB;
+    const store = storeFor(client, { queueSize: 1, maxBufferedBytes: max });
+    const a = store.open('bp/a.json', { contentType: 'application/x-ndjson' });
+    const b = store.open('bp/b.json', { contentType: 'application/x-ndjson' });
+    const dataA = randomBytes(23 * MiB);
+    const dataB = randomBytes(11 * MiB + 123);
+
+    // write() says false once the store holds more than max and the upload holds more than a part.
+    const chunk = 64 * 1024;
+    let off = 0;
+    while (a.write(dataA.subarray(off, off + chunk))) {
+      off += chunk;
+      if (off >= dataA.length) throw new Error('write() never returned false');
+    }
+    off += chunk;
+    expect(store.bufferedBytes).toBeGreaterThan(max);
+    expect(store.bufferedBytes).toBeLessThanOrEqual(max + chunk);
+    // 'drain' comes once S3 took a part.
+    await new Promise<void>((resolve) => a.once('drain', resolve));
+    expect(store.bufferedBytes).toBeLessThanOrEqual(max);
+
+    // Both uploads at once, both honouring 'drain': the store never holds much more than
+    // max + one part per upload, and nothing deadlocks.
+    let peak = 0;
+    const sample = () => {
+      peak = Math.max(peak, store.bufferedBytes);
+    };
+    const [waitsA, waitsB] = await Promise.all([
+      writeAll(a, dataA.subarray(off), chunk, sample),
+      writeAll(b, dataB, chunk, sample),
+    ]);
+    expect(waitsA + waitsB).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(max + 2 * (part + chunk));
+    await Promise.all([a.close(), b.close()]);
+    expect(store.bufferedBytes).toBe(0);
+    expect(sha256(await getBytes(client, bucket, 'bp/a.json'))).toBe(sha256(dataA));
+    expect(sha256(await getBytes(client, bucket, 'bp/b.json'))).toBe(sha256(dataB));
+  });
+
+  it('does not deadlock when max_buffered_bytes equals the part size', async () => {
+    const store = storeFor(client, { queueSize: 1, maxBufferedBytes: 5 * MiB });
+    const data = randomBytes(16 * MiB);
+    const up = store.open('bp/tight.json', { contentType: 'application/x-ndjson' });
+    expect(await writeAll(up, data)).toBeGreaterThan(0);
+    await up.close();
+    expect(sha256(await getBytes(client, bucket, 'bp/tight.json'))).toBe(sha256(data));
+  });
+
+  it('abort() leaves no multipart upload and no object', async () => {
+    const c = clientFor();
+    const calls = recordCommands(c);
+    const store = storeFor(c);
+    const key = 'abort/partial.json';
+    const up = store.open(key, { contentType: 'application/x-ndjson' });
+    await writeAll(up, randomBytes(12 * MiB));
+    await until('a part uploaded', () => store.bufferedBytes < 12 * MiB);
+    expect(await openUploads(client)).toContain(key);
+    await up.abort();
+    expect(calls).toContain('AbortMultipartUploadCommand');
+    expect(await openUploads(client)).not.toContain(key);
+    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+    expect(up.write(Buffer.from('discarded'))).toBe(true);
+    await expect(up.close()).rejects.toMatchObject({ code: 'SLUICE_ERR_S3_UPLOAD' });
+    expect(store.bufferedBytes).toBe(0);
+
+    // An object still under one part: nothing reached S3, nothing stays.
+    const small = store.open('abort/small.json', { contentType: 'application/x-ndjson' });
+    small.write(Buffer.from('{"x":1}\n'));
+    await small.abort();
+    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'abort/small.json' }))).rejects.toMatchObject({ name: 'NotFound' });
+    c.destroy();
+  });
+
+  it('abort() while close() is in flight throws the object away and close() rejects', async () => {
+    const store = storeFor(client);
+    const key = 'abort/closing.json';
+    const up = store.open(key, { contentType: 'application/x-ndjson' });
+    await writeAll(up, randomBytes(7 * MiB));
+    const closing = up.close();
+    closing.catch(() => {});
+    await up.abort();
+    await expect(closing).rejects.toMatchObject({ code: 'SLUICE_ERR_S3_UPLOAD' });
+    expect(await openUploads(client)).not.toContain(key);
+    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+  });
+
+  it('completes an object whose CompleteMultipartUpload answer was lost and retried', async () => {
+    // Ceph answers the retried completion 200 again; other stores answer NoSuchUpload (404),
+    // which the second case plays: the object is there whole, so close() must resolve.
+    for (const retryAnswer of ['ceph', 'NoSuchUpload'] as const) {
+      const c = clientFor();
+      let completes = 0;
+      // Inside the retry middleware: the first completion reaches S3, its answer does not.
+      c.middlewareStack.add(
+        (next, context) => async (args) => {
+          const out = await next(args);
+          if (context.commandName === 'CompleteMultipartUploadCommand' && completes++ === 0) {
+            throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+          }
+          if (context.commandName === 'CompleteMultipartUploadCommand' && retryAnswer === 'NoSuchUpload') {
+            throw Object.assign(new Error('The specified upload does not exist.'), { name: 'NoSuchUpload', $metadata: { httpStatusCode: 404 } });
+          }
+          return out;
+        },
+        { step: 'finalizeRequest', priority: 'low', name: 'testLoseCompleteAnswer' },
+      );
+      const warnings: string[] = [];
+      const store = storeFor(c, { logger: { debug: () => {}, warn: (_o, msg) => warnings.push(msg) } });
+      const key = `lost/complete-${retryAnswer}.json`;
+      const data = randomBytes(7 * MiB);
+      const up = store.open(key, { contentType: 'application/x-ndjson' });
+      await writeAll(up, data);
+      await up.close();
+      expect(completes).toBe(2);
+      expect(warnings.some((w) => w.includes('lost answer'))).toBe(retryAnswer === 'NoSuchUpload');
+      expect(sha256(await getBytes(client, bucket, key))).toBe(sha256(data));
+      c.destroy();
+    }
+  });
+
+  it('a final failure rejects close() with SLUICE_ERR_S3_UPLOAD and leaves nothing behind', async () => {
+    const c = clientFor();
+    // Part 2 is refused for good (a 4xx is never retried).
+    c.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { PartNumber?: number };
+        if (input.PartNumber === 2) {
+          throw Object.assign(new Error('injected refusal of part 2'), { name: 'InvalidRequest', $metadata: { httpStatusCode: 400 } });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'testRefusePart2' },
+    );
+    const store = storeFor(c, { queueSize: 1, maxBufferedBytes: 5 * MiB });
+    const key = 'fail/part2.json';
+    const up = store.open(key, { contentType: 'application/x-ndjson' });
+    // The writer keeps going after the failure: writes are discarded, 'drain' still comes.
+    await writeAll(up, randomBytes(25 * MiB));
+    const err = await up.close().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(SluiceError);
+    const e = err as SluiceError;
+    expect(e.code).toBe('SLUICE_ERR_S3_UPLOAD');
+    expect(e.message).toContain('sink test_s3');
+    expect(e.message).toContain(`s3://${bucket}/${key}`);
+    expect(e.message).toContain('injected refusal of part 2');
+    expect(inspect(e, { depth: 10 })).not.toContain(env.secretAccessKey);
+    expect(await openUploads(client)).not.toContain(key);
+    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+    expect(store.bufferedBytes).toBe(0);
+    c.destroy();
+  });
+});
+
+describe('s3StoreFromConfig', () => {
+  it('builds a working store from a validated aws_s3 sink config', async () => {
+    const sink: AwsS3SinkConfig = {
+      type: 'aws_s3',
+      id: 'from_config',
+      inputs: ['in'],
+      key_prefix: '',
+      compression: 'none',
+      compression_level: null,
+      upload_period_secs: 60,
+      max_object_bytes: 1 << 30,
+      endpoint: env.endpoint,
+      bucket,
+      region: env.region,
+      access_key_id: env.accessKeyId,
+      secret_access_key: env.secretAccessKey,
+      force_path_style: true,
+      part_size_bytes: 8 * MiB,
+      queue_size: 4,
+      max_buffered_bytes: 64 * MiB,
+      when_full: 'block',
+      shutdown_timeout_secs: 30,
+    };
+    const store = s3StoreFromConfig(sink);
+    expect(store.sinkId).toBe('from_config');
+    expect(store.partSizeBytes).toBe(8 * MiB);
+    await store.check();
+    const up = store.open('from-config.json', { contentType: 'application/x-ndjson' });
+    up.write(Buffer.from('{"ok":true}\n'));
+    await up.close();
+    expect((await getBytes(client, bucket, 'from-config.json')).toString()).toBe('{"ok":true}\n');
+    store.client.destroy();
+  });
+});
+
+describe('S3Store.check()', () => {
+  const expectCheckError = async (store: S3Store, code: string, secret: string): Promise<SluiceError> => {
+    const err = await store.check().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(SluiceError);
+    const e = err as SluiceError;
+    expect(e.code).toBe(code);
+    expect(e.message).toContain('sink test_s3');
+    expect(e.message).not.toContain(secret);
+    expect(inspect(e, { depth: 10 })).not.toContain(secret);
+    return e;
+  };
+
+  it('passes for a bucket it can reach', async () => {
+    await storeFor(client).check();
+  });
+
+  it('names a missing bucket', async () => {
+    const e = await expectCheckError(storeFor(client, { bucket: 'no-such-bucket-here' }), 'SLUICE_ERR_S3_NO_BUCKET', env.secretAccessKey);
+    expect(e.message).toContain('"no-such-bucket-here"');
+    expect(e.message).toContain(env.endpoint);
+  });
+
+  it('names refused credentials: a wrong secret and an unknown access key', async () => {
+    const wrongSecret = randomBytes(30).toString('base64');
+    const c1 = clientFor({ secretAccessKey: wrongSecret });
+    await expectCheckError(storeFor(c1), 'SLUICE_ERR_S3_CREDENTIALS', wrongSecret);
+    c1.destroy();
+    const c2 = clientFor({ accessKeyId: 'NOSUCHKEY0000000000' });
+    await expectCheckError(storeFor(c2), 'SLUICE_ERR_S3_CREDENTIALS', env.secretAccessKey);
+    c2.destroy();
+  });
+
+  it('names an unreachable endpoint quickly', async () => {
+    const port = await freePort(); // nothing listens there any more
+    const c = clientFor({ endpoint: `http://127.0.0.1:${port}` });
+    const t0 = Date.now();
+    const e = await expectCheckError(storeFor(c, { checkTimeoutMs: 1500 }), 'SLUICE_ERR_S3_UNREACHABLE', env.secretAccessKey);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(e.message).toContain(`127.0.0.1:${port}`);
+    expect(e.message).toContain('ECONNREFUSED');
+    c.destroy();
+  });
+});
+
+describe('S3Store through a gateway outage', () => {
+  let rgw: Rgw;
+  beforeAll(async () => {
+    rgw = await startRgw();
+    await rgw.createBucket('outage');
+  });
+  afterAll(async () => {
+    await rgw?.stop();
+  });
+
+  it('completes an object whose parts hit a 20 s outage, byte for byte', { timeout: 120_000 }, async () => {
+    const retries: RetryNotice[] = [];
+    const c = createS3Client({
+      endpoint: rgw.endpoint,
+      region: rgw.region,
+      accessKeyId: rgw.accessKeyId,
+      secretAccessKey: rgw.secretAccessKey,
+      forcePathStyle: true,
+      // The default 20 s cap would only make this test slower: patience is the time budget.
+      maxRetryDelayMs: 3_000,
+      onRetry: (n) => retries.push(n),
+    });
+    const store = new S3Store({ sinkId: 'outage', client: c, bucket: 'outage', partSizeBytes: 5 * MiB, queueSize: 2, maxBufferedBytes: 64 * MiB });
+    const data = randomBytes(23 * MiB);
+    const key = 'outage/object.json';
+    const up = store.open(key, { contentType: 'application/x-ndjson' });
+
+    await writeAll(up, data.subarray(0, 11 * MiB));
+    await until('two parts uploaded', () => store.bufferedBytes <= 1 * MiB);
+    await rgw.stopGateway();
+    const downAt = Date.now();
+    // Two more parts, the last one and the completion are due while nothing answers.
+    await writeAll(up, data.subarray(11 * MiB));
+    const closing = up.close();
+    let settled = false;
+    closing.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await new Promise((r) => setTimeout(r, 20_000 - (Date.now() - downAt)));
+    expect(settled).toBe(false);
+    expect(retries.length).toBeGreaterThan(0);
+    await rgw.startGateway();
+    await closing;
+
+    const got = await getBytes(c, 'outage', key);
+    expect(got.length).toBe(data.length);
+    expect(sha256(got)).toBe(sha256(data));
+    expect(await openUploads(c, 'outage')).toEqual([]);
+    expect(retries.some((r) => /ECONNREFUSED|ECONNRESET|EPIPE|socket/i.test(r.error))).toBe(true);
+    c.destroy();
+  });
+});

@@ -1,0 +1,53 @@
+/**
+ * A fixed-size pool of worker threads running task.ts, over piscina. Main-thread side.
+ */
+import { Piscina } from 'piscina';
+import type { BatchResult, BatchTask, WorkerSettings } from './types.ts';
+
+export interface WorkerPool {
+  /** Process one span. Never rejects: a crashed worker or a destroyed pool is `{ ok: false, error }`. */
+  run(task: BatchTask): Promise<BatchResult>;
+  /** Fraction of the pool's capacity in use since it started (piscina's utilization, 0..1). */
+  readonly utilization: number;
+  /** Tasks waiting for a free thread. */
+  readonly queueSize: number;
+  /** Stop the threads; pending tasks answer `{ ok: false }`. */
+  destroy(): Promise<void>;
+}
+
+export interface WorkerPoolOptions {
+  /** Worker threads, started at once and kept (minThreads = maxThreads). */
+  threads: number;
+  workerData: WorkerSettings;
+}
+
+/** @throws RangeError when threads is not a positive integer. */
+export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
+  if (!Number.isInteger(opts.threads) || opts.threads < 1) {
+    throw new RangeError(`worker threads must be a positive integer, got ${opts.threads}`);
+  }
+  const piscina = new Piscina({
+    filename: new URL('./task.ts', import.meta.url).href,
+    minThreads: opts.threads,
+    maxThreads: opts.threads,
+    // Threads live as long as the pool: each holds compiled tag plans and grown buffers.
+    idleTimeout: Infinity,
+    workerData: opts.workerData,
+  });
+  return {
+    run(task: BatchTask): Promise<BatchResult> {
+      return (piscina.run(task) as Promise<BatchResult>).catch(
+        (err: unknown): BatchResult => ({ ok: false, error: `worker pool: ${err instanceof Error ? err.message : String(err)}` }),
+      );
+    },
+    get utilization() {
+      return piscina.utilization;
+    },
+    get queueSize() {
+      return piscina.queueSize;
+    },
+    destroy() {
+      return piscina.destroy();
+    },
+  };
+}
