@@ -99,7 +99,7 @@ const processor = new BatchProcessor();
 }
 
 let sink = 0;
-const bench = new Bench({ time: 2500, warmupTime: 300 });
+const bench = new Bench({ time: 2000, warmupTime: 300 });
 bench
   .add('splice: BatchProcessor fast path (parse + splice tags)', () => {
     sink += processor.process(batch, batch.length, plan, 'bench', false).counts.accepted;
@@ -123,11 +123,64 @@ bench
     for (let i = 0; i < LINES; i++) if (batch.toString('utf8', starts[i], ends[i]).indexOf('\uFFFD') === -1) sink++;
   });
 
+// Micro: the choices inside the fast path, per line, side by side.
+const out = Buffer.allocUnsafeSlow(batch.length * 2);
+const tagBytes = plan.tagHostBytes;
+const micro = new Bench({ time: 900, warmupTime: 200 });
+micro
+  .add('line copy: src.copy(out, pos, s, e)', () => {
+    let pos = 0;
+    for (let i = 0; i < LINES; i++) pos += batch.copy(out, pos, starts[i], ends[i]! - 1);
+    sink += pos;
+  })
+  .add('line copy: out.set(src.subarray(s, e), pos)', () => {
+    let pos = 0;
+    for (let i = 0; i < LINES; i++) {
+      out.set(batch.subarray(starts[i], ends[i]! - 1), pos);
+      pos += ends[i]! - 1 - starts[i]!;
+    }
+    sink += pos;
+  })
+  .add('tags copy: tags.copy(out, pos)', () => {
+    let pos = 0;
+    for (let i = 0; i < LINES; i++) pos += tagBytes.copy(out, pos);
+    sink += pos;
+  })
+  .add('tags copy: byte loop', () => {
+    let pos = 0;
+    for (let i = 0; i < LINES; i++) for (let j = 0; j < tagBytes.length; j++) out[pos++] = tagBytes[j]!;
+    sink += pos;
+  })
+  .add('peer copy: byte loop with JSON-safety check', () => {
+    let pos = 0;
+    for (let i = 0; i < LINES; i++) {
+      for (let j = starts[i]! - PEER.length; j < starts[i]!; j++) {
+        const b = batch[j]!;
+        if (b < 0x20 || b > 0x7e || b === 0x22 || b === 0x5c) break;
+        out[pos++] = b;
+      }
+    }
+    sink += pos;
+  })
+  .add('peer copy: src.copy(out, pos, ps, pe)', () => {
+    let pos = 0;
+    for (let i = 0; i < LINES; i++) pos += batch.copy(out, pos, starts[i]! - PEER.length, starts[i]);
+    sink += pos;
+  })
+  .add("newline check: text.indexOf('\\n') + indexOf('\\r') (avoided)", () => {
+    for (let i = 0; i < LINES; i++) {
+      const t = batch.toString('utf8', starts[i], ends[i]);
+      if (t.indexOf('\n') === -1 && t.indexOf('\r') === -1) sink++;
+    }
+  });
+
 await bench.run();
+await micro.run();
 
 const perLine = new Map<string, number>();
 console.log(`${LINES} Talos service lines of ${LINE_BYTES} bytes, tags ${JSON.stringify(TAGS)} + host_key (node ${process.version})`);
-for (const task of bench.tasks) {
+for (const task of [...bench.tasks, ...micro.tasks]) {
+  if (task === micro.tasks[0]) console.log('-- micro: choices inside the fast path (decode is part of the last one)');
   const r = task.result;
   if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state}`);
   const ns = (r.latency.p50 * 1e6) / LINES;

@@ -456,6 +456,24 @@ describe('BatchProcessor: tag splicing', () => {
     expect(JSON.parse(out[0]!)).toEqual({ msg: 'a b', n: 1.5, o: {}, t: 'v', host: '10.0.0.7' });
   });
 
+  it('CR/LF search across a batch: only records holding them are rewritten, header bytes 0x0A/0x0D are ignored', () => {
+    const p = new BatchProcessor();
+    const payloads: Uint8Array[] = [];
+    const want: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      // Payload lengths 10, 13, 266, 269, ... put 0x0A / 0x0D bytes into length headers.
+      const pad = 'x'.repeat([1, 4, 257, 260][i % 4]!);
+      const multi = i % 5 === 0;
+      const line = multi ? `{"p":"${pad.slice(0, -4)}",\r\n"i":${i % 10}}` : `{"p":"${pad}"}`;
+      payloads.push(encodePayload('', line));
+      want.push(multi ? line.replace('\r\n', '  ') : line);
+    }
+    expect(payloads.some((pl) => pl.length === 10 || pl.length === 13)).toBe(true);
+    const batch = buildBatch(payloads, 0x0a);
+    const r = p.process(batch, batch.length, NO_TAGS, 's', false);
+    expect(lines(r.ndjson)).toEqual(want);
+  });
+
   it('a peer that is not JSON-safe is escaped, never emitted raw', () => {
     const p = new BatchProcessor();
     const batch = buildBatch([encodePayload('a"b\\c', '{"x":1}')]);
