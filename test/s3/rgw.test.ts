@@ -23,7 +23,11 @@ async function getBytes(client: S3Client, bucket: string, key: string): Promise<
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 describe('the shared gateway from global-setup', () => {
-  const env = inject('s3');
+  const env =
+    inject('s3') ??
+    (() => {
+      throw new Error('no S3 gateway: vitest.config.ts must list test/s3/global-setup.ts in test.globalSetup');
+    })();
   const bucket = `rgw-test-${randomBytes(4).toString('hex')}`;
   let client: S3Client;
 

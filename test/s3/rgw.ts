@@ -136,9 +136,15 @@ class Cluster {
 
   constructor(opts: StartRgwOptions) {
     hookExit();
-    this.dir = mkdtempSync(join(opts.tmpRoot ?? tmpdir(), 'sluice-rgw-'));
+    const root = opts.tmpRoot ?? tmpdir();
+    sweepOrphanDirs(root);
+    this.dir = mkdtempSync(join(root, 'sluice-rgw-'));
     this.keepDir = opts.keepDir ?? process.env.SLUICE_KEEP_RGW === '1';
-    if (!this.keepDir) liveDirs.add(this.dir);
+    if (!this.keepDir) {
+      liveDirs.add(this.dir);
+      // Lets a later run remove this dir if we die by SIGKILL (sweepOrphanDirs).
+      writeFileSync(join(this.dir, 'owner.pid'), String(process.pid));
+    }
     this.region = opts.region ?? 'us-east-1';
     // Random per cluster: a leaked credential would open nothing, and tests can check that
     // error messages never contain it. 40 base64 chars, with '+' and '/', like AWS secrets.
@@ -358,6 +364,39 @@ export function rgwClient(cfg: S3TestEnv): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+}
+
+/**
+ * Removes the dirs of clusters whose test process died by SIGKILL (its daemons died with it,
+ * through pdeathsig, but no 'exit' handler ran to remove the dir).
+ */
+function sweepOrphanDirs(root: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(root).filter((n) => n.startsWith('sluice-rgw-'));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dir = join(root, name);
+    let pid: number;
+    try {
+      pid = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'));
+    } catch {
+      continue; // being created right now, or not ours
+    }
+    if (!Number.isInteger(pid) || pid <= 0 || pidAlive(pid)) continue;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 let setprivCache: boolean | undefined;

@@ -61,7 +61,7 @@ export class Daemon {
     // Sinks first: a sink that cannot write is an error before any port is bound.
     for (const [id, sink] of Object.entries(cfg.sinks)) {
       const sinkLog = this.log.child({ component_id: id, component_type: sink.type });
-      const store = buildSinkStore(id, sink, sinkLog);
+      const store = buildSinkStore(sink, sinkLog);
       const checked = await store.check();
       if (checked !== undefined && checked.staleTempFiles > 0) {
         sinkLog.warn({ stale_temp_files: checked.staleTempFiles, example: checked.firstStaleTempFile }, 'partial objects from an earlier crash found; they are left in place for you to inspect or delete');

@@ -17,4 +17,6 @@ export {
   type ObjectWriterStats,
 } from './object-writer/object-writer.ts';
 export { FileStore, type FileStoreCheck, type FileStoreOptions } from './file/file-store.ts';
-// aws_s3 exports are added by its author
+export { S3Store, type S3StoreOptions, type S3StoreLogger } from './aws-s3/s3-store.ts';
+export { createS3Client, s3StoreFromConfig, PatientRetryStrategy, retryLogger, type S3ClientOptions, type RetryNotice } from './aws-s3/config-to-client.ts';
+export * from './aws-s3/errors.ts';

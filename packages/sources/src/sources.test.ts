@@ -62,7 +62,8 @@ async function open(address: string): Promise<Socket> {
 async function closeFromClient(socket: Socket, data?: string): Promise<void> {
   await new Promise<void>((resolve) => {
     socket.once('close', () => resolve());
-    socket.end(data);
+    if (data === undefined) socket.end();
+    else socket.end(data);
   });
 }
 

@@ -1,7 +1,7 @@
 /**
  * One compressed frame per batch. Every frame is independent (a whole zstd frame, a whole gzip
- * member), so an object made of concatenated frames reads whole with `zstd -d`, `gzip -d` and
- * node:zlib, and the object writer can append frames from any worker in any grouping.
+ * member), so an object made of concatenated frames reads whole with `zstd -d` and `gzip -d`
+ * (node:zlib: see below), and the object writer can append frames from any worker in any grouping.
  *
  * zstd runs in node:zlib (libzstd 1.5.7 bundled with Node 24), synchronously on the worker
  * thread. @mongodb-js/zstd was measured too and only has an async API that hops to the libuv
@@ -19,10 +19,13 @@ export type Codec = 'zstd' | 'gzip' | 'none';
 export const CODECS: readonly Codec[] = ['zstd', 'gzip', 'none'];
 
 /**
- * Default levels. zstd 3 (zstd's own default): on 256 KiB Talos batches (bench/compress.bench.ts)
- * it compressed 9.4x at 111 MB/s per thread vs 8.1x at 206 MB/s for level 1 and 8.1x at 51 MB/s
- * for gzip 6: 16% fewer bytes stored than level 1 for about 2.4 ms of CPU per 256 KiB batch.
- * gzip 6 is zlib's own default.
+ * Default levels, by bench/compress.bench.ts (290 KB of NDJSON from a 256 KiB span of Talos
+ * records, one thread): zstd 3 in node:zlib, 310 MB/s at 8.03x. zstd 1 is 375 MB/s at 7.98x
+ * (0.6% more bytes; 1.9% more on 256 KiB of dpkg.log) for 0.16 ms less per batch, ~5% of the
+ * worker's time per batch (parsing is 2.2 ms); zstd 6 stores 12% fewer bytes but takes 3.4 ms,
+ * more than the parsing. gzip 6 is 67 MB/s at 7.08x. @mongodb-js/zstd's native binding runs at
+ * the same speed (276 MB/s at level 3) but only asynchronously, on libuv's shared threadpool
+ * (4 threads) instead of the piscina thread, so it was not used. gzip 6 is zlib's own default.
  */
 export const DEFAULT_LEVELS: Readonly<Record<'zstd' | 'gzip', number>> = { zstd: 3, gzip: 6 };
 
@@ -54,7 +57,8 @@ export function compressFrame(codec: Codec, data: Uint8Array, level?: number): U
           pledgedSrcSize: data.length,
           params: {
             [constants.ZSTD_c_compressionLevel]: lvl,
-            // A 4-byte XXH64 per frame, as the zstd CLI writes by default: `zstd -t` can verify stored objects.
+            // A 4-byte XXH64 per frame, as the zstd CLI writes by default, so `zstd -t` can verify stored
+            // objects: within noise on bench/compress (310 MB/s vs 328 without it and the pledged size).
             [constants.ZSTD_c_checksumFlag]: 1,
           },
         })

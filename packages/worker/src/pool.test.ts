@@ -82,9 +82,9 @@ describe('worker pool (real threads, real ring)', () => {
     const sum = (f: (r: Ok) => number) => results.reduce((n, r) => n + f(r), 0);
     expect(sum((r) => r.counts.records)).toBe(spanRecords.reduce((a, b) => a + b, 0));
     expect(sum((r) => r.counts.accepted)).toBe(expected.length);
-    expect(sum((r) => r.counts.malformed.invalid_json)).toBe(3);
-    expect(sum((r) => r.counts.malformed.not_object)).toBe(3);
-    expect(sum((r) => r.counts.malformed.invalid_utf8)).toBe(3);
+    expect(sum((r) => r.counts.malformed.invalid_json!)).toBe(3);
+    expect(sum((r) => r.counts.malformed.not_object!)).toBe(3);
+    expect(sum((r) => r.counts.malformed.invalid_utf8!)).toBe(3);
     expect(sum((r) => r.ndjsonBytes)).toBe(fromZstd.length);
     expect(sum((r) => r.counts.kinds.kernel + r.counts.kinds.service)).toBe(expected.length);
     for (const r of results) {
@@ -120,7 +120,7 @@ describe('worker pool (real threads, real ring)', () => {
     const bad = await pool.run({ sab: ring.sab, start: 0, end: 0, sourceId: 'nope', codecs: [] });
     expect(bad).toEqual({ ok: false, error: 'unknown source "nope"' });
     const huge = await pool.run({ sab: ring.sab, start: 0, end: 1 << 20, sourceId: 'plain', codecs: [] });
-    expect(huge.ok).toBe(false);
+    expect(huge).toEqual({ ok: false, error: 'span [0, 1048576) is larger than the ring (4096 bytes)' });
     const codec = await pool.run({ sab: ring.sab, start: 0, end: 0, sourceId: 'plain', codecs: ['lz4' as 'none'] });
     expect(codec).toMatchObject({ ok: false, error: expect.stringContaining('unknown codec') });
     const notRing = await pool.run({ sab: new SharedArrayBuffer(8), start: 0, end: 0, sourceId: 'plain', codecs: [] });

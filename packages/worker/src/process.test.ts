@@ -395,7 +395,12 @@ describe('BatchProcessor: tag splicing', () => {
     const rand = mulberry32(7);
     const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const keys = ['cluster', 'host', 'msg', 'a', 'talos-time', 'node', 'x"y', 'ü'];
-    const scalars = ['1', '-0.5e-7', '12345678901234567890', 'true', 'null', '"s"', '"a\\\\"', '"}],{["', '"\\u00fc"', '""'];
+    const long = (n: number, tail: string) => JSON.stringify('y'.repeat(n) + tail);
+    const scalars = [
+      '1', '-0.5e-7', '12345678901234567890', 'true', 'null', '"s"', '"a\\\\"', '"}],{["', '"\\u00fc"', '""',
+      // Long strings: past the 32-byte byte loop, escaped quotes and backslash runs around the boundary.
+      long(29, '"x'), long(30, '\\"'), long(31, '\\'), long(32, '\\\\"'), long(33, '"'), long(80, '","cluster":"'), long(200, '\\"\\\\'),
+    ];
     const ws = ['', ' ', '\t', '\n', '\r\n  '];
     const value = (d: number): string => {
       const r = rand();

@@ -7,7 +7,7 @@
  */
 import { Ring } from '@sluice/ring';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
-import { LEVEL_RANGES, compressFrame } from './codecs.ts';
+import { DEFAULT_LEVELS, LEVEL_RANGES, compressFrame } from './codecs.ts';
 import { BatchProcessor, compileTagPlan, type TagPlan } from './process.ts';
 import type { BatchResult, BatchTask, WorkerSettings } from './types.ts';
 
@@ -32,7 +32,7 @@ function compile(data: unknown): Compiled | string {
     if (settings === undefined || settings === null || typeof settings.sources !== 'object' || settings.sources === null) {
       return 'worker settings: workerData.sources is missing';
     }
-    const levels = settings.levels ?? { zstd: 3, gzip: 6 };
+    const levels = settings.levels ?? DEFAULT_LEVELS;
     for (const codec of ['zstd', 'gzip'] as const) {
       const [min, max] = LEVEL_RANGES[codec];
       const level = levels[codec];
@@ -56,7 +56,12 @@ const compiled = compile(workerData);
 /** Linear copy of the span; grows to the largest span seen (bounded by the ring's capacity). */
 let copyBuf = new Uint8Array(256 * 1024);
 
-/** The Transferable shape piscina moves: the result, and the ArrayBuffers to transfer with it. */
+/**
+ * The Transferable shape piscina moves: the result, and the ArrayBuffers to transfer with it.
+ * Transferring matters: posting a result with a 36 KB zstd frame costs 24 us cloned vs 6 us
+ * transferred, with a 290 KB 'none' frame 159 us vs 6 us (MessageChannel post + receive, this
+ * machine), and the receiving side is the main thread.
+ */
 function movable(result: BatchResult, transfer: ArrayBuffer[]): BatchResult {
   return move({ [transferableSymbol]: transfer, [valueSymbol]: result } as never) as unknown as BatchResult;
 }
@@ -68,7 +73,8 @@ export default function processBatch(task: BatchTask): BatchResult {
     if (source === undefined) return { ok: false, error: `unknown source ${JSON.stringify(task.sourceId)}` };
     const ring = new Ring(task.sab);
     const n = (task.end - task.start) >>> 0;
-    if (n > copyBuf.length) copyBuf = new Uint8Array(Math.max(n, copyBuf.length * 2));
+    if (n > ring.capacity) return { ok: false, error: `span [${task.start}, ${task.end}) is larger than the ring (${ring.capacity} bytes)` };
+    if (n > copyBuf.length) copyBuf = new Uint8Array(Math.min(Math.max(n, copyBuf.length * 2), ring.capacity));
     ring.copyOut(task.start, task.end, copyBuf);
     const out = compiled.processor.process(copyBuf, n, source.plan, task.sourceId, source.deadLetter);
     const frames: Uint8Array[] = [];

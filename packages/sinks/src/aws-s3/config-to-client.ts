@@ -23,7 +23,7 @@
  * that fails transiently is retried on its own and the multipart upload goes on.
  */
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import { SluiceError } from '../../../config/src/errors.ts';
+import { ERR_CONFIG, SluiceError } from '../../../config/src/errors.ts';
 import type { AwsS3SinkConfig } from '../../../config/src/types.ts';
 import { describeError } from './errors.ts';
 import { S3Store, type S3StoreLogger } from './s3-store.ts';
@@ -82,7 +82,7 @@ export function createS3Client(cfg: S3ClientOptions): S3Client {
   const id = cfg.accessKeyId ?? null;
   const secret = cfg.secretAccessKey ?? null;
   if ((id === null) !== (secret === null)) {
-    throw new SluiceError('SLUICE_ERR_CONFIG', 'S3: give both access_key_id and secret_access_key, or neither (AWS default credential chain)');
+    throw new SluiceError(ERR_CONFIG, 'S3: give both access_key_id and secret_access_key, or neither (AWS default credential chain)');
   }
   return new S3Client({
     region: cfg.region,

@@ -19,7 +19,11 @@ import { createS3Client, s3StoreFromConfig, type RetryNotice, type S3ClientOptio
 import { S3Store, type S3StoreOptions } from './s3-store.ts';
 
 const MiB = 1024 * 1024;
-const env = inject('s3');
+const env =
+  inject('s3') ??
+  (() => {
+    throw new Error("no S3 gateway: vitest.config.ts must list test/s3/global-setup.ts in test.globalSetup");
+  })();
 const bucket = `s3-store-${randomBytes(4).toString('hex')}`;
 
 function clientFor(over: Partial<S3ClientOptions> = {}): S3Client {
@@ -238,16 +242,37 @@ describe('S3Store uploads', () => {
   });
 
   it('abort() while close() is in flight throws the object away and close() rejects', async () => {
-    const store = storeFor(client);
-    const key = 'abort/closing.json';
-    const up = store.open(key, { contentType: 'application/x-ndjson' });
-    await writeAll(up, randomBytes(7 * MiB));
-    const closing = up.close();
-    closing.catch(() => {});
-    await up.abort();
-    await expect(closing).rejects.toMatchObject({ code: 'SLUICE_ERR_S3_UPLOAD' });
-    expect(await openUploads(client)).not.toContain(key);
-    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+    // Once while parts are still uploading, once when the completion already reached S3.
+    for (const when of ['parts', 'completion'] as const) {
+      const c = clientFor();
+      let completionSent = false;
+      let release = () => {};
+      const released = new Promise<void>((r) => (release = r));
+      c.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName !== 'CompleteMultipartUploadCommand' || when !== 'completion') return next(args);
+          const out = await next(args);
+          completionSent = true;
+          await released;
+          return out;
+        },
+        { step: 'initialize', name: 'testHoldCompletion' },
+      );
+      const store = storeFor(c);
+      const key = `abort/closing-${when}.json`;
+      const up = store.open(key, { contentType: 'application/x-ndjson' });
+      await writeAll(up, randomBytes(7 * MiB));
+      const closing = up.close();
+      closing.catch(() => {});
+      if (when === 'completion') await until('the completion answered', () => completionSent);
+      const aborting = up.abort();
+      release();
+      await aborting;
+      await expect(closing).rejects.toMatchObject({ code: 'SLUICE_ERR_S3_UPLOAD', message: expect.stringContaining('was aborted') });
+      expect(await openUploads(client)).not.toContain(key);
+      await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+      c.destroy();
+    }
   });
 
   it('completes an object whose CompleteMultipartUpload answer was lost and retried', async () => {

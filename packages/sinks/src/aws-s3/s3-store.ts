@@ -24,7 +24,14 @@
  * (emitting any 'drain' it owes). Messages never contain credentials.
  *
  * Ceph RGW quirk: CompleteMultipartUpload answers an empty ETag (wire-contracts.md section 4),
- * so success is judged by a HEAD of the object, whose size must be the bytes written.
+ * so success is judged by a HEAD of the object, whose size must be the bytes written. A
+ * completion whose answer was lost and whose retry finds NoSuchUpload counts as done when the
+ * HEAD agrees (Ceph itself answers such a retry 200).
+ *
+ * abort() waits for the parts in flight, then makes sure neither the object nor the multipart
+ * upload remains (even when the completion won the race). What it cannot reach during an
+ * outage longer than the retry budget stays as an incomplete multipart upload: buckets should
+ * carry an AbortIncompleteMultipartUpload lifecycle rule as the safety net.
  */
 import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
@@ -36,7 +43,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { SluiceError } from '../../../config/src/errors.ts';
+import { ERR_CONFIG, SluiceError } from '../../../config/src/errors.ts';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import {
   describeError,
@@ -101,7 +108,7 @@ export class S3Store implements ObjectStore {
     this.maxBufferedBytes = opts.maxBufferedBytes;
     this.logger = opts.logger;
     this.#checkTimeoutMs = opts.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
-    const bad = (what: string) => new SluiceError('SLUICE_ERR_CONFIG', `sinks.${this.sinkId}: ${what}`);
+    const bad = (what: string) => new SluiceError(ERR_CONFIG, `sinks.${this.sinkId}: ${what}`);
     if (!Number.isInteger(opts.partSizeBytes) || opts.partSizeBytes < MIN_PART_BYTES || opts.partSizeBytes > MAX_PART_BYTES) {
       throw bad(`part_size_bytes must be between ${MIN_PART_BYTES} (5 MiB, S3's minimum part) and ${MAX_PART_BYTES}, got ${opts.partSizeBytes}`);
     }
@@ -210,7 +217,7 @@ export class S3Store implements ObjectStore {
     return secret !== undefined && secret.length >= 8 ? message.replaceAll(secret, '***') : message;
   }
 
-  /** An upload buffered `n` more bytes; true = it must wait for 'drain'. */
+  /** @internal An upload buffered `n` more bytes; true = it must wait for 'drain'. */
   addBuffered(upload: S3Upload, n: number): boolean {
     this.#buffered += n;
     if (!this.#mustWait(upload)) return false;
@@ -218,7 +225,7 @@ export class S3Store implements ObjectStore {
     return true;
   }
 
-  /** S3 stored `n` bytes (or an upload ended): wake whoever may go on. */
+  /** @internal S3 stored `n` bytes (or an upload ended): wake whoever may go on. */
   releaseBuffered(n: number): void {
     this.#buffered -= n;
     for (const upload of this.#waiting) {
@@ -229,7 +236,7 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  /** An upload that ended owes no 'drain' any more... but a caller may still wait for it. */
+  /** @internal An upload ended: pay the 'drain' it owes, since its caller may be waiting. */
   forget(upload: S3Upload): void {
     if (this.#waiting.delete(upload)) upload.emit('drain');
   }
@@ -255,6 +262,8 @@ class S3Upload extends EventEmitter implements ObjectUpload {
   readonly #outcome: Promise<SluiceError | undefined>;
   #closing: Promise<void> | undefined;
   #aborting: Promise<void> | undefined;
+  /** S3 has the whole object (lib-storage finished, or a lost completion was verified). */
+  #complete = false;
 
   constructor(store: S3Store, key: string, meta: ObjectMeta) {
     super();
@@ -285,13 +294,17 @@ class S3Upload extends EventEmitter implements ObjectUpload {
         this.#store.releaseBuffered(n);
       }
     });
-    this.#outcome = this.#upload.done().then(
-      () => this.#verify(),
-      (err: unknown) => this.#recover(err),
-    ).then(
-      (error) => this.#settle(error),
-      async (error: unknown) => this.#settle(await this.#fail('failed', error)),
-    );
+    this.#outcome = this.#upload
+      .done()
+      .then(
+        () => this.#verify(),
+        (err: unknown) => this.#recover(err),
+      )
+      .then(
+        (error) => error,
+        (error: unknown) => this.#fail('failed', error),
+      )
+      .then((error) => this.#settle(error));
   }
 
   /** Bytes written to this upload and not yet stored by S3. */
@@ -340,17 +353,18 @@ class S3Upload extends EventEmitter implements ObjectUpload {
   }
 
   async #abort(): Promise<void> {
-    const wasDone = this.#state === 'done';
-    if (!wasDone) {
+    if (this.#state === 'done') {
+      // Settled before: a stored object is not partial (close() resolves or already did).
+      if ((await this.#outcome) === undefined) return;
+    } else {
       this.#state = 'aborting';
       this.#body.destroy(new Error('aborted'));
+      await this.#outcome;
     }
-    const error = await this.#outcome;
-    if (wasDone && error === undefined) return; // closed before: a complete object is not partial
     const { client, bucket } = this.#store;
     try {
-      if (error === undefined) {
-        // close() was in flight and won the race: the object exists whole. Remove it.
+      if (this.#complete) {
+        // The completion was in flight and won the race: the object exists whole. Remove it.
         await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: this.key }));
       }
       // lib-storage aborts on its way out; this covers an abort of its own that failed.
@@ -367,6 +381,7 @@ class S3Upload extends EventEmitter implements ObjectUpload {
 
   /** lib-storage says done: check S3 has the whole object. */
   async #verify(): Promise<SluiceError | undefined> {
+    this.#complete = true;
     if (this.#state === 'aborting') return undefined; // abort() deletes it
     const { client, bucket } = this.#store;
     let size: number | undefined;
@@ -375,20 +390,26 @@ class S3Upload extends EventEmitter implements ObjectUpload {
       size = head.ContentLength;
       this.#store.logger?.debug({ key: this.key, bytes: size, etag: head.ETag }, 'object stored');
     } catch (err) {
-      if (httpStatusOf(err) === 404) return this.#fail('is missing right after its upload completed', err);
+      if (httpStatusOf(err) === 404) {
+        this.#complete = false;
+        return this.#fail('is missing right after its upload completed', err);
+      }
       // The upload itself succeeded; a HEAD that fails for good does not make it less durable.
       this.#store.logger?.warn({ key: this.key, error: describeError(err) }, 'object stored, but HEAD to verify it failed');
       return undefined;
     }
     if (size !== this.#written) {
-      return this.#fail(`is ${size} bytes in S3 but ${this.#written} were written`, undefined);
+      // Never leave a reader a wrong object: close() rejects, so the object must go.
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: this.key })).catch(() => {});
+      this.#complete = false;
+      return this.#fail(`is ${size} bytes in S3 but ${this.#written} were written (deleted it)`, undefined);
     }
     return undefined;
   }
 
   /** lib-storage failed (after the client's retries; it has aborted the multipart upload). */
   async #recover(err: unknown): Promise<SluiceError | undefined> {
-    if (this.#state === 'aborting') return this.#error('aborted');
+    if (this.#state === 'aborting') return undefined; // #settle reports the abort
     // CompleteMultipartUpload that succeeded but whose answer was lost (a connection reset):
     // the retry finds no upload any more. The object is then there, whole.
     if (errorName(err) === 'NoSuchUpload' && this.#upload.uploadId !== undefined) {
@@ -402,7 +423,10 @@ class S3Upload extends EventEmitter implements ObjectUpload {
   }
 
   #settle(error: SluiceError | undefined): SluiceError | undefined {
-    if (error !== undefined && this.#state !== 'aborting') {
+    if (this.#state === 'aborting') {
+      // Whatever lib-storage made of it, the object is thrown away (abort() deletes it if needed).
+      error = this.#error('was aborted');
+    } else if (error !== undefined) {
       this.#store.logger?.warn({ key: this.key, error: error.message }, 'S3 upload failed');
     }
     this.#state = 'done';
