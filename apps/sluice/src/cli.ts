@@ -18,7 +18,7 @@ Usage:
 
 Signals: SIGTERM or SIGINT drains (stop accepting, flush rings and workers, complete every
 open object) and exits 0; a second signal exits at once with code 1.
-Configuration reference: docs/configuration.md`;
+Configuration reference: the README, section "Configuration reference"`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(message.endsWith('\n') ? message : message + '\n');

@@ -30,7 +30,7 @@ export function defaultConfig(): SluiceConfig {
 }
 
 /** defaultConfig() as a commented YAML file a user can copy and edit. */
-export const DEFAULT_CONFIG_YAML = `# Sluice configuration. Every option, its default and range: docs/configuration.md
+export const DEFAULT_CONFIG_YAML = `# Sluice configuration. Every option, its default and range: the README, "Configuration reference"
 # Strings may use \${VAR} or \${VAR:-default} from the environment; $$ is a literal $.
 # Commented-out options show their defaults.
 
