@@ -1,5 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Metrics whose values are read when Prometheus scrapes, not counted as they happen. */
+export type ProbedMetric = 'sluice_ring_used_bytes' | 'sluice_worker_queue_depth' | 'sluice_worker_utilization_ratio' | 'sluice_source_kernel_dropped_datagrams_total';
+
 /**
  * Every metric Sluice exports, on one registry. Labels are bounded: component ids come from
  * the config, reasons and stages from fixed lists in the code, never from input.
@@ -18,6 +21,7 @@ export class Metrics {
   readonly malformedEvents: Counter<'component_id' | 'reason'>;
   readonly recordKinds: Counter<'component_id' | 'kind'>;
   readonly openConnections: Gauge<'component_id'>;
+  readonly kernelDrops: Counter<'component_id'>;
   readonly connectionsRefused: Counter<'component_id' | 'reason'>;
 
   // rings
@@ -38,18 +42,19 @@ export class Metrics {
   readonly objectsCompleted: Counter<'component_id' | 'component_type'>;
   readonly objectsFailed: Counter<'component_id' | 'component_type'>;
   readonly sinkDiscardedEvents: Counter<'component_id' | 'component_type' | 'reason'>;
+  readonly sinkRetries: Counter<'component_id'>;
   readonly lastObjectTimestamp: Gauge<'component_id'>;
 
   readonly buildInfo: Gauge<'version' | 'node_version'>;
 
   /** Gauges read at scrape time: metric name → function that sets its current values. */
-  private readonly probes = new Map<string, () => void>();
+  private readonly probes = new Map<string, (() => void)[]>();
 
   constructor(version: string) {
     const registers = [this.registry];
     const probes = this.probes;
     const probe = function probe(this: unknown): void {
-      probes.get((this as { name: string }).name)?.();
+      for (const fn of probes.get((this as { name: string }).name) ?? []) fn();
     };
     collectDefaultMetrics({ register: this.registry, prefix: 'sluice_process_' });
 
@@ -58,6 +63,7 @@ export class Metrics {
     this.discardedEvents = new Counter({ name: 'sluice_source_discarded_events_total', help: 'Records a source or the worker pool dropped, by reason.', labelNames: ['component_id', 'component_type', 'reason'], registers });
     this.malformedEvents = new Counter({ name: 'sluice_source_malformed_events_total', help: 'Records that failed validation, by reason (also counted in discarded with reason malformed).', labelNames: ['component_id', 'reason'], registers });
     this.recordKinds = new Counter({ name: 'sluice_source_records_by_kind_total', help: 'Valid records by kind: service, kernel or other.', labelNames: ['component_id', 'kind'], registers });
+    this.kernelDrops = new Counter({ name: 'sluice_source_kernel_dropped_datagrams_total', collect: probe, help: 'Datagrams the kernel dropped for a UDP source\'s sockets (receive buffer full), from /proc/net/udp. Not part of received: peers sent received + these.', labelNames: ['component_id'], registers });
     this.openConnections = new Gauge({ name: 'sluice_source_open_connections', help: 'Open TCP connections.', labelNames: ['component_id'], registers });
     this.connectionsRefused = new Counter({ name: 'sluice_source_connections_refused_total', help: 'Connections refused or closed by the source, by reason.', labelNames: ['component_id', 'reason'], registers });
 
@@ -76,6 +82,7 @@ export class Metrics {
     this.objectsCompleted = new Counter({ name: 'sluice_sink_objects_completed_total', help: 'Objects completed.', labelNames: ['component_id', 'component_type'], registers });
     this.objectsFailed = new Counter({ name: 'sluice_sink_objects_failed_total', help: 'Objects that failed for good (their records are counted as discarded).', labelNames: ['component_id', 'component_type'], registers });
     this.sinkDiscardedEvents = new Counter({ name: 'sluice_sink_discarded_events_total', help: 'Records a sink dropped, by reason.', labelNames: ['component_id', 'component_type', 'reason'], registers });
+    this.sinkRetries = new Counter({ name: 'sluice_sink_retries_total', help: 'Requests to the store retried after a network error, 5xx or throttling (aws_s3).', labelNames: ['component_id'], registers });
     this.lastObjectTimestamp = new Gauge({ name: 'sluice_sink_last_object_timestamp_seconds', help: 'Unix time of the last object completed.', labelNames: ['component_id'], registers });
 
     this.buildInfo = new Gauge({ name: 'sluice_build_info', help: 'Always 1; labels carry the version.', labelNames: ['version', 'node_version'], registers });
@@ -83,7 +90,9 @@ export class Metrics {
   }
 
   /** Set how a scrape-time gauge reads its value (ring fill, worker queue, utilisation). */
-  probe(metricName: 'sluice_ring_used_bytes' | 'sluice_worker_queue_depth' | 'sluice_worker_utilization_ratio', fn: () => void): void {
-    this.probes.set(metricName, fn);
+  probe(metricName: ProbedMetric, fn: () => void): void {
+    const list = this.probes.get(metricName) ?? [];
+    list.push(fn);
+    this.probes.set(metricName, list);
   }
 }

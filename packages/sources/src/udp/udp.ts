@@ -1,4 +1,5 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { udpKernelDrops } from './kernel-drops.ts';
 import { formatAddress, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
 
 export interface UdpSourceOptions {
@@ -83,6 +84,13 @@ export async function startUdpSource(ctx: SourceContext, opts: UdpSourceOptions)
   const port = first.address().port;
   for (let i = 1; reuse && i < opts.sockets; i++) sockets.push(await bind(port, true));
   open = true;
+  let lastDrops = 0;
+  ctx.metrics.probe('sluice_source_kernel_dropped_datagrams_total', () => {
+    // Read at scrape time; the counter only moves forward (a closed socket's drops are gone from /proc).
+    const drops = udpKernelDrops(port);
+    if (drops > lastDrops) ctx.metrics.kernelDrops.inc({ component_id: ctx.id }, drops - lastDrops);
+    lastDrops = Math.max(lastDrops, drops);
+  });
   const granted = first.getRecvBufferSize();
   if (granted < opts.receiveBufferBytes) {
     ctx.logger.warn(
