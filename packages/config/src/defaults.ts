@@ -66,6 +66,7 @@ sources:
     # max_line_bytes: 262144
     # max_connections: 1024
     # idle_timeout_secs: 300         # 0 = never
+    # tls: { cert_file: cert.pem, key_file: key.pem }  # TLS only; see the README, tls
   # Talos kernel argument: talos.logging.kernel=udp://<host>:6050
   talos_kernel:
     type: udp

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Schema } from './schema.ts';
 import { sinkTypes } from './sinks.ts';
-import { sourceTypes } from './sources.ts';
+import { sourceTypes, tlsOptions } from './sources.ts';
 import { apiOptions, deadLetterOptions, logOptions, topOptions, workersOptions } from './validate.ts';
 
 // Keeps the README's configuration reference in step with the option tables: one row per option.
@@ -24,6 +24,7 @@ const tables: Record<string, string[]> = {
   log: Object.keys(logOptions),
   workers: Object.keys(workersOptions),
   dead_letter: Object.keys(deadLetterOptions),
+  tls: Object.keys(tlsOptions),
   ...Object.fromEntries(Object.entries(sourceTypes).map(([type, spec]) => [type, component(spec.options)])),
   ...Object.fromEntries(Object.entries(sinkTypes).map(([type, spec]) => [type, component(spec.options)])),
 };

@@ -1,9 +1,84 @@
 /** Option tables for sources. A new source type is one entry in `sourceTypes`. */
+import { constants, accessSync, readFileSync, statSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { componentType, type ComponentType } from './components.ts';
-import { INVALID, address, childPath, def, integer, opt, report, req, string, stringMap, type Ctx, type Invalid, type Values } from './schema.ts';
-import type { SourceConfig, SourceType, TcpSourceConfig, UdpSourceConfig } from './types.ts';
+import {
+  INVALID,
+  address,
+  childPath,
+  def,
+  integer,
+  oneOf,
+  opt,
+  quote,
+  report,
+  req,
+  section,
+  secret,
+  string,
+  stringList,
+  stringMap,
+  type Ctx,
+  type Invalid,
+  type Values,
+} from './schema.ts';
+import type { SourceConfig, SourceType, SplunkHecSourceConfig, TcpSourceConfig, TlsConfig, UdpSourceConfig } from './types.ts';
 
 const MIB = 1024 * 1024;
+
+/** A `tls` block. The files are read at validation, so a typo fails `sluice validate`, not the first handshake. */
+export const tlsOptions = {
+  cert_file: req(string({ doc: 'path' })),
+  key_file: req(string({ doc: 'path' })),
+  ca_file: opt(string({ doc: 'path' })),
+  client_auth: def(oneOf(['none', 'optional', 'required']), 'none'),
+};
+
+/** A message when `file` is not a readable regular file, else undefined. */
+function checkReadableFile(file: string): string | undefined {
+  try {
+    if (!statSync(file).isFile()) return `${quote(file)} is not a file`;
+    accessSync(file, constants.R_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `${quote(file)} does not exist`;
+    if (code === 'EACCES') return `${quote(file)} is not readable by this user`;
+    return `${quote(file)} cannot be read (${code ?? 'error'})`;
+  }
+}
+
+function buildTls(v: Values<typeof tlsOptions>, path: string, ctx: Ctx): TlsConfig | Invalid {
+  let ok = true;
+  for (const key of ['cert_file', 'key_file', 'ca_file'] as const) {
+    const file = v[key];
+    if (file === null) continue;
+    const problem = checkReadableFile(file);
+    if (problem !== undefined) {
+      report(ctx, childPath(path, key), problem);
+      ok = false;
+    }
+  }
+  if (v.client_auth !== 'none' && v.ca_file === null) {
+    report(ctx, childPath(path, 'ca_file'), `is required when client_auth is ${v.client_auth} (the CA that client certificates must chain to)`);
+    ok = false;
+  }
+  if (!ok) return INVALID;
+  // Parse the PEM now: a key that does not match its certificate is a boot error, not a failed
+  // handshake later. OpenSSL's messages name the problem, never the key material.
+  try {
+    createSecureContext({
+      cert: readFileSync(v.cert_file),
+      key: readFileSync(v.key_file),
+      ...(v.ca_file === null ? {} : { ca: readFileSync(v.ca_file) }),
+    });
+  } catch (err) {
+    return report(ctx, path, `cert_file, key_file and ca_file do not form a usable TLS setup: ${(err as Error).message}`);
+  }
+  return { cert_file: v.cert_file, key_file: v.key_file, ca_file: v.ca_file, client_auth: v.client_auth };
+}
+
+const tls = opt(section(tlsOptions, buildTls));
 
 /** Options every source has. */
 export const sourceOptions = {
@@ -18,6 +93,7 @@ export const tcpOptions = {
   max_line_bytes: def(integer(1, 16_777_216), 262_144),
   max_connections: def(integer(1, 65_535), 1024),
   idle_timeout_secs: def(integer(0, 86_400), 300),
+  tls,
 };
 
 export const udpOptions = {
@@ -26,7 +102,23 @@ export const udpOptions = {
   sockets: def(integer(1, 64), 2),
 };
 
-type CommonSource = Omit<TcpSourceConfig, 'type' | 'max_line_bytes' | 'max_connections' | 'idle_timeout_secs'>;
+/**
+ * 16 MiB by default: HEC senders batch far below it (Vector's splunk_hec sink sends at most
+ * 1 MB, Tailscale's streamer a few hundred KiB), while one aggregator still bounds what a
+ * request can make it hold. Splunk's own default (800 MB) is for an indexer, not a DaemonSet.
+ */
+export const splunkHecOptions = {
+  ...sourceOptions,
+  valid_tokens: secret(req(stringList())),
+  max_body_bytes: def(integer(1024, 268_435_456), 16 * MIB),
+  max_connections: def(integer(1, 65_535), 1024),
+  tls,
+};
+
+type CommonSource = Omit<TcpSourceConfig, 'type' | 'max_line_bytes' | 'max_connections' | 'idle_timeout_secs' | 'tls'>;
+
+/** Tokens travel in an HTTP header after `Splunk `: visible ASCII, no spaces. */
+const TOKEN_TEXT = /^[\x21-\x7e]+$/;
 
 /** The fields every source config has; reports a tag that the host_key would overwrite. */
 function commonSource(v: Values<typeof sourceOptions>, id: string, path: string, ctx: Ctx): CommonSource | Invalid {
@@ -42,7 +134,7 @@ export const sourceTypes: { readonly [T in SourceType]: ComponentType<Extract<So
     const common = commonSource(v, id, path, ctx);
     if (common === INVALID) return INVALID;
     const { max_line_bytes, max_connections, idle_timeout_secs } = v;
-    return { ...common, type: 'tcp', max_line_bytes, max_connections, idle_timeout_secs };
+    return { ...common, type: 'tcp', max_line_bytes, max_connections, idle_timeout_secs, tls: v.tls };
   }),
   udp: componentType(udpOptions, (v, id, path, ctx): UdpSourceConfig | Invalid => {
     const common = commonSource(v, id, path, ctx);
@@ -50,10 +142,25 @@ export const sourceTypes: { readonly [T in SourceType]: ComponentType<Extract<So
     const { receive_buffer_bytes, sockets } = v;
     return { ...common, type: 'udp', receive_buffer_bytes, sockets };
   }),
+  splunk_hec: componentType(splunkHecOptions, (v, id, path, ctx): SplunkHecSourceConfig | Invalid => {
+    const common = commonSource(v, id, path, ctx);
+    let ok = common !== INVALID;
+    v.valid_tokens.forEach((token, index) => {
+      if (!TOKEN_TEXT.test(token)) {
+        // Secret: say what is wrong, never what it is.
+        report(ctx, childPath(childPath(path, 'valid_tokens'), index), 'must be visible ASCII characters without spaces (value not shown)');
+        ok = false;
+      }
+    });
+    if (!ok || common === INVALID) return INVALID;
+    const { valid_tokens, max_body_bytes, max_connections } = v;
+    return { ...common, type: 'splunk_hec', valid_tokens, max_body_bytes, max_connections, tls: v.tls };
+  }),
 };
 
 /** The socket protocol a source listens on: two sources may not share protocol+address. */
 export const sourceProtocol: { readonly [T in SourceType]: 'tcp' | 'udp' } = {
   tcp: 'tcp',
   udp: 'udp',
+  splunk_hec: 'tcp',
 };

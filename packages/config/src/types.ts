@@ -51,11 +51,25 @@ interface SourceBase extends ListenAddress {
   readonly ring_bytes: number;
 }
 
+/** Who must show a client certificate: nobody, whoever shows one (it must verify), everybody. */
+export type ClientAuth = 'none' | 'optional' | 'required';
+
+/** A `tls` block: PEM files, checked to exist and to form a usable key pair at validation. */
+export interface TlsConfig {
+  readonly cert_file: string;
+  readonly key_file: string;
+  /** CA bundle that client certificates must chain to; required unless client_auth is none. */
+  readonly ca_file: string | null;
+  readonly client_auth: ClientAuth;
+}
+
 export interface TcpSourceConfig extends SourceBase {
   readonly type: 'tcp';
   readonly max_line_bytes: number;
   readonly max_connections: number;
   readonly idle_timeout_secs: number;
+  /** null = plain TCP. */
+  readonly tls: TlsConfig | null;
 }
 
 export interface UdpSourceConfig extends SourceBase {
@@ -64,7 +78,18 @@ export interface UdpSourceConfig extends SourceBase {
   readonly sockets: number;
 }
 
-export type SourceConfig = TcpSourceConfig | UdpSourceConfig;
+/** Splunk HTTP Event Collector (what Tailscale log streaming and many agents send). */
+export interface SplunkHecSourceConfig extends SourceBase {
+  readonly type: 'splunk_hec';
+  /** Accepted tokens. Secrets: never log them. */
+  readonly valid_tokens: readonly string[];
+  readonly max_body_bytes: number;
+  readonly max_connections: number;
+  /** null = plain HTTP. */
+  readonly tls: TlsConfig | null;
+}
+
+export type SourceConfig = TcpSourceConfig | UdpSourceConfig | SplunkHecSourceConfig;
 export type SourceType = SourceConfig['type'];
 
 interface SinkBase {

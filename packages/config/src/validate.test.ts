@@ -34,6 +34,7 @@ describe('defaults', () => {
       max_line_bytes: 262_144,
       max_connections: 1024,
       idle_timeout_secs: 300,
+      tls: null,
     });
   });
 
@@ -350,7 +351,7 @@ describe('messages', () => {
     expect(issueLines(() => validateConfig(raw, {}))).toEqual([
       'dead_letter.path: is required',
       'sources.t.address: is required',
-      'sources.u.type: is required (one of tcp, udp)',
+      'sources.u.type: is required (one of tcp, udp, splunk_hec)',
       'sinks.f.inputs: is required',
       'sinks.f.path: is required',
       'sinks.s3.bucket: is required',

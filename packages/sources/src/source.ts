@@ -27,6 +27,11 @@ export interface Source {
    * the ring. Resolves when the source will write nothing more.
    */
   drain(lingerMs: number): Promise<void>;
+  /**
+   * Sources with `tls`: re-read the certificate, key and CA files for new connections (call on
+   * SIGHUP). Rejects with a SluiceError (SLUICE_ERR_TLS) and keeps the old ones on any problem.
+   */
+  reloadTls?(): Promise<void>;
 }
 
 /**

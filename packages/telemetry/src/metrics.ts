@@ -23,6 +23,7 @@ export class Metrics {
   readonly openConnections: Gauge<'component_id'>;
   readonly kernelDrops: Counter<'component_id'>;
   readonly connectionsRefused: Counter<'component_id' | 'reason'>;
+  readonly httpRequests: Counter<'component_id' | 'status' | 'code'>;
 
   // rings
   readonly ringCapacity: Gauge<'component_id'>;
@@ -66,6 +67,7 @@ export class Metrics {
     this.kernelDrops = new Counter({ name: 'sluice_source_kernel_dropped_datagrams_total', collect: probe, help: 'Datagrams the kernel dropped for a UDP source\'s sockets (receive buffer full), from /proc/net/udp. Not part of received: peers sent received + these.', labelNames: ['component_id'], registers });
     this.openConnections = new Gauge({ name: 'sluice_source_open_connections', help: 'Open TCP connections.', labelNames: ['component_id'], registers });
     this.connectionsRefused = new Counter({ name: 'sluice_source_connections_refused_total', help: 'Connections refused or closed by the source, by reason.', labelNames: ['component_id', 'reason'], registers });
+    this.httpRequests = new Counter({ name: 'sluice_source_http_requests_total', help: 'HTTP requests an HTTP source (splunk_hec) answered, by HTTP status and HEC code ("" for answers without one, 404, 405, 413).', labelNames: ['component_id', 'status', 'code'], registers });
 
     this.ringCapacity = new Gauge({ name: 'sluice_ring_capacity_bytes', help: 'Capacity of a source ring.', labelNames: ['component_id'], registers });
     this.ringUsed = new Gauge({ name: 'sluice_ring_used_bytes', collect: probe, help: 'Bytes waiting in a source ring.', labelNames: ['component_id'], registers });

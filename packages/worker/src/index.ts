@@ -5,3 +5,7 @@ export type { Codec } from './codecs.ts';
 export { createWorkerPool } from './pool.ts';
 export type { WorkerPool, WorkerPoolOptions } from './pool.ts';
 export type { BatchResult, BatchTask, SourceSettings, WorkerSettings } from './types.ts';
+export { decodeHecBody } from './hec-decode.ts';
+export type { HecDecodeOptions, HecDecodeResult, HecEndpoint, HecRejection } from './hec-decode.ts';
+export { INLINE_BELOW_BYTES, createHecDecoder } from './hec-decoder.ts';
+export type { HecDecoder, HecDecoderOptions } from './hec-decoder.ts';

@@ -1,7 +1,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { LineFramer } from '@sluice/wire';
 import { RateLimitedLog } from '@sluice/telemetry';
 import { formatAddress, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 
 export interface TcpSourceOptions {
   host: string;
@@ -12,6 +14,8 @@ export interface TcpSourceOptions {
   idleTimeoutSecs: number;
   /** Record key for the peer address; null = none. */
   hostKey: string | null;
+  /** TLS only (every connection), or null for plain TCP. */
+  tls?: TlsSettings | null;
 }
 
 /**
@@ -29,7 +33,9 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
     open: ctx.metrics.openConnections.labels({ component_id: ctx.id }),
     refusedMax: ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'max_connections' }),
     idle: ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'idle_timeout' }),
+    tlsFailed: ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'tls_handshake' }),
   };
+  const tls = opts.tls ?? null;
   const warnings = new RateLimitedLog(ctx.logger);
   const connections = new Set<Connection>();
   const blocked = new Set<Connection>();
@@ -158,7 +164,7 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
     }
   }
 
-  const server: Server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+  const accept = (socket: Socket): void => {
     if (draining) {
       socket.destroy();
       return;
@@ -166,7 +172,25 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
     const conn = new Connection(socket);
     connections.add(conn);
     m.open.inc();
-  });
+  };
+  let server: Server;
+  let tlsServer: TlsServer | null = null;
+  if (tls === null) {
+    server = createServer({ noDelay: true, pauseOnConnect: false }, accept);
+  } else {
+    // Same connection handling once the handshake is done; a TLSSocket is a Socket.
+    server = tlsServer = createTlsServer({ ...tlsServerOptions(tls), noDelay: true }, (socket: TLSSocket) => {
+      if (rejectBadClientCert(socket, tls)) {
+        m.tlsFailed.inc();
+        return;
+      }
+      accept(socket);
+    });
+    tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      m.tlsFailed.inc();
+      warnings.warn(`tls-error:${err.code ?? 'unknown'}`, { component_id: ctx.id, peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message }, 'tls handshake failed');
+    });
+  }
   server.maxConnections = opts.maxConnections;
   server.on('drop', () => m.refusedMax.inc());
   server.on('error', (err) => ctx.logger.error({ err, component_id: ctx.id }, 'tcp listener error'));
@@ -193,6 +217,7 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
         if (conn.isBlocked) return; // the ring filled again; the rest wait for the next release
       }
     },
+    reloadTls: tlsServer === null || tls === null ? undefined : reloadServerTls.bind(null, tlsServer, tls, ctx.id),
     drain(lingerMs: number): Promise<void> {
       draining = true;
       server.close(() => {

@@ -31,7 +31,29 @@ export async function startUdpSource(ctx: SourceContext, opts: UdpSourceOptions)
   const ring = ctx.ring;
   const sockets: Socket[] = [];
   let open = false;
-  let lastMessageAt = 0;
+  // Per datagram only plain counters: the metrics, the dispatcher's wrote() and the time of the
+  // last datagram are settled once per event-loop turn (libuv delivers up to 32 datagrams per
+  // socket per turn). A prom-client inc() per datagram, twice, plus performance.now() and
+  // wrote() cost MAIN_BEFORE µs/datagram on the main thread vs MAIN_AFTER µs now (bench/e2e udp-full).
+  let nReceived = 0;
+  let nBytes = 0;
+  let nRingFull = 0;
+  let nOversize = 0;
+  let nWritten = 0;
+  /** Datagrams ever received: drain() watches it to see the sockets go quiet. */
+  let messages = 0;
+  let settleScheduled = false;
+
+  const settle = (): void => {
+    settleScheduled = false;
+    if (nReceived !== 0) received.inc(nReceived);
+    if (nBytes !== 0) bytes.inc(nBytes);
+    if (nRingFull !== 0) ringFull.inc(nRingFull);
+    if (nOversize !== 0) oversize.inc(nOversize);
+    const wrote = nWritten !== 0;
+    nReceived = nBytes = nRingFull = nOversize = nWritten = 0;
+    if (wrote) ctx.wrote();
+  };
 
   const headFor = (rinfo: RemoteInfo): Uint8Array => {
     if (opts.hostKey === null) return noHead;
@@ -45,16 +67,17 @@ export async function startUdpSource(ctx: SourceContext, opts: UdpSourceOptions)
   };
 
   const onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
-    lastMessageAt = performance.now();
-    received.inc();
-    bytes.inc(msg.length);
-    const head = headFor(rinfo);
-    if (msg.length + head.length > ring.maxPayloadBytes) {
-      oversize.inc();
-      return;
+    messages++;
+    nReceived++;
+    nBytes += msg.length;
+    if (!settleScheduled) {
+      settleScheduled = true;
+      setImmediate(settle);
     }
-    if (ring.tryWrite(msg, head)) ctx.wrote();
-    else ringFull.inc();
+    const head = headFor(rinfo);
+    if (msg.length + head.length > ring.maxPayloadBytes) nOversize++;
+    else if (ring.tryWrite(msg, head)) nWritten++;
+    else nRingFull++;
   };
 
   const bind = (port: number, reusePort: boolean): Promise<Socket> =>
@@ -113,11 +136,18 @@ export async function startUdpSource(ctx: SourceContext, opts: UdpSourceOptions)
       // for a moment (or lingerMs passes), then close.
       const quietMs = Math.min(100, lingerMs);
       const until = performance.now() + lingerMs;
-      while (performance.now() - lastMessageAt < quietMs && performance.now() < until) {
+      let seen = messages;
+      let quietSince = performance.now();
+      while (performance.now() - quietSince < quietMs && performance.now() < until) {
         await new Promise((r) => setTimeout(r, 10));
+        if (messages !== seen) {
+          seen = messages;
+          quietSince = performance.now();
+        }
       }
       open = false;
       await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      settle();
     },
   };
 }

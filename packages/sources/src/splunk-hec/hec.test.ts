@@ -1,0 +1,426 @@
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { forEachRecord, Ring } from '@sluice/ring';
+import { Metrics } from '@sluice/telemetry';
+import { createHecDecoder, type HecDecoder } from '@sluice/worker';
+import type { Source, SourceContext } from '../source.ts';
+import { makeTestPki, type TestPki } from '../test-certs.ts';
+import { startSplunkHecSource, type SplunkHecSourceOptions } from './hec.ts';
+
+const logger = pino({ level: 'silent' });
+const text = new TextDecoder();
+const TOKEN = '11111111-2222-3333-4444-555555555555';
+const OTHER_TOKEN = 'second-token';
+
+let decoder: HecDecoder;
+let pki: TestPki;
+beforeAll(() => {
+  // Every body goes to the worker threads except where a test says otherwise.
+  decoder = createHecDecoder({ threads: 2, inlineBelowBytes: 0 });
+  pki = makeTestPki();
+});
+afterAll(async () => {
+  await decoder.destroy();
+});
+
+interface Got {
+  peer: string;
+  record: string;
+}
+
+/** Stands in for the dispatcher: claims, decodes and releases spans. */
+function drainRing(ring: Ring, into: Got[], maxBytes = 1 << 20): number {
+  const span = ring.claim(maxBytes);
+  if (span === null) return 0;
+  const buf = new Uint8Array(span.end - span.start);
+  const n = ring.copyOut(span.start, span.end, buf);
+  forEachRecord(buf, n, (b, s, e) => {
+    const peerLen = b[s]!;
+    into.push({ peer: text.decode(b.subarray(s + 1, s + 1 + peerLen)), record: text.decode(b.subarray(s + 1 + peerLen, e)) });
+  });
+  ring.release(span.end);
+  return span.records;
+}
+
+/** A consumer that keeps draining the ring and tells the source about the space, like the dispatcher. */
+function consumer(ring: Ring, src: Source, spanBytes = 1 << 20): { got: Got[]; stop(): void } {
+  const got: Got[] = [];
+  const timer = setInterval(() => {
+    while (drainRing(ring, got, spanBytes) > 0) src.ringSpace();
+  }, 2);
+  return { got, stop: () => clearInterval(timer) };
+}
+
+async function counter(metrics: Metrics, name: string, labels: Record<string, string>): Promise<number> {
+  const metric = metrics.registry.getSingleMetric(name);
+  if (metric === undefined) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  let sum = 0;
+  for (const v of values) {
+    if (Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val)) sum += v.value;
+  }
+  return sum;
+}
+
+const running: Source[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.drain(10)));
+});
+
+async function start(opts: Partial<SplunkHecSourceOptions> = {}, ringBytes = 1 << 20): Promise<{ src: Source; ring: Ring; metrics: Metrics; url: string }> {
+  const ring = Ring.create(ringBytes);
+  const metrics = new Metrics('test');
+  const ctx: SourceContext = { id: 'hec', ring, metrics, logger, wrote: () => {} };
+  const src = await startSplunkHecSource(
+    ctx,
+    { host: '127.0.0.1', port: 0, validTokens: [TOKEN, OTHER_TOKEN], maxBodyBytes: 1 << 20, maxConnections: 256, hostKey: '__host', ...opts },
+    decoder,
+  );
+  running.push(src);
+  const scheme = opts.tls ? 'https' : 'http';
+  return { src, ring, metrics, url: `${scheme}://${src.addresses[0]}` };
+}
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  json: Record<string, unknown> | null;
+}
+
+/** One request with node:http(s); `body` may be a string or bytes. */
+function send(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array; ca?: Buffer; agent?: false } = {}): Promise<Reply> {
+  const u = new URL(url);
+  const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(u, { method: opts.method ?? 'POST', headers: opts.headers ?? {}, ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.agent === false ? { agent: false } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        let json: Record<string, unknown> | null = null;
+        try {
+          json = JSON.parse(body) as Record<string, unknown>;
+        } catch {
+          json = null;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+const auth = { authorization: `Splunk ${TOKEN}` };
+const envelope = (i: number, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ time: 1732270000 + i / 1000, host: 'tailnet', source: 'tailscale', sourcetype: 'audit', index: 'main', event: { action: 'UPDATE', n: i }, fields: { f: 'v' }, ...extra });
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('splunk_hec source: event endpoints', () => {
+  it('stores stacked envelopes exactly as sent, answers 200 only once they are in the ring', async () => {
+    const { ring, url, metrics } = await start();
+    const envelopes = [envelope(0), envelope(1), '{"event":"a plain string","time":"1732270000.5"}'];
+    const reply = await send(`${url}/services/collector/event`, { headers: auth, body: `${envelopes[0]}\n${envelopes[1]}  \r\n\t${envelopes[2]}` });
+    expect(reply.status).toBe(200);
+    expect(reply.json).toEqual({ text: 'Success', code: 0 });
+    // No consumer ran: the records were in the ring before the answer.
+    const got: Got[] = [];
+    drainRing(ring, got);
+    expect(got).toEqual(envelopes.map((record) => ({ peer: '127.0.0.1', record })));
+    expect(await counter(metrics, 'sluice_source_received_events_total', {})).toBe(3);
+    expect(await counter(metrics, 'sluice_source_http_requests_total', { status: '200', code: '0' })).toBe(1);
+  });
+
+  it('takes a JSON array of envelopes on every event path', async () => {
+    const { ring, url } = await start();
+    const paths = ['/services/collector', '/services/collector/event', '/services/collector/event/1.0', '/services/collector/event/'];
+    for (const [i, path] of paths.entries()) {
+      const reply = await send(`${url}${path}`, { headers: auth, body: `[${envelope(2 * i)},\n ${envelope(2 * i + 1)}]` });
+      expect(reply.json).toEqual({ text: 'Success', code: 0 });
+    }
+    const got: Got[] = [];
+    drainRing(ring, got);
+    expect(got.map((g) => g.record)).toEqual(Array.from({ length: 8 }, (_, i) => envelope(i)));
+  });
+
+  it('decodes gzip bodies, inline and on the worker threads', async () => {
+    const inline = createHecDecoder({ threads: 1 });
+    try {
+      for (const dec of [decoder, inline]) {
+        const ring = Ring.create(1 << 20);
+        const src = await startSplunkHecSource({ id: 'hec', ring, metrics: new Metrics('t'), logger, wrote: () => {} }, { host: '127.0.0.1', port: 0, validTokens: [TOKEN], maxBodyBytes: 1 << 20, maxConnections: 8, hostKey: null }, dec);
+        running.push(src);
+        const envelopes = Array.from({ length: 500 }, (_, i) => envelope(i));
+        const reply = await send(`http://${src.addresses[0]}/services/collector/event`, { headers: { ...auth, 'content-encoding': 'gzip' }, body: gzipSync(envelopes.join('\n')) });
+        expect(reply.json).toEqual({ text: 'Success', code: 0 });
+        const small = await send(`http://${src.addresses[0]}/services/collector/event`, { headers: auth, body: envelope(500) });
+        expect(small.status).toBe(200);
+        const got: Got[] = [];
+        drainRing(ring, got);
+        expect(got).toEqual([...envelopes, envelope(500)].map((record) => ({ peer: '', record })));
+      }
+    } finally {
+      await inline.destroy();
+    }
+  });
+
+  it('refuses a request with a bad envelope whole, naming the zero-based envelope number', async () => {
+    const { ring, url, metrics } = await start();
+    const cases: [string, number, number, string, number][] = [
+      [`${envelope(0)}${envelope(1)}{"event":"x",}`, 400, 6, 'Invalid data format', 2],
+      [`${envelope(0)}{"event":"unterminated`, 400, 6, 'Invalid data format', 1],
+      [`[${envelope(0)}, 42]`, 400, 6, 'Invalid data format', 1],
+      [`${envelope(0)}{"time":1}`, 400, 12, 'Event field is required', 1],
+      [`{"event":""}${envelope(1)}`, 400, 13, 'Event field cannot be blank', 0],
+      [`${envelope(0)}{"event":null}`, 400, 13, 'Event field cannot be blank', 1],
+    ];
+    for (const [body, status, code, msg, n] of cases) {
+      const reply = await send(`${url}/services/collector/event`, { headers: auth, body });
+      expect(reply.status).toBe(status);
+      expect(reply.json).toEqual({ text: msg, code, 'invalid-event-number': n });
+    }
+    expect(ring.usedBytes()).toBe(0);
+    // Every envelope looked at is counted as received and discarded: the books balance.
+    const seen = 3 + 2 + 2 + 2 + 1 + 2;
+    expect(await counter(metrics, 'sluice_source_received_events_total', {})).toBe(seen);
+    expect(await counter(metrics, 'sluice_source_discarded_events_total', { reason: 'invalid_event' })).toBe(seen);
+  });
+
+  it('answers 400 code 5 for no data, 400 code 6 for a broken gzip stream', async () => {
+    const { ring, url } = await start();
+    expect((await send(`${url}/services/collector/event`, { headers: auth, body: '' })).json).toEqual({ text: 'No data', code: 5 });
+    expect((await send(`${url}/services/collector/event`, { headers: auth, body: ' \n ' })).json).toEqual({ text: 'No data', code: 5 });
+    const broken = await send(`${url}/services/collector/event`, { headers: { ...auth, 'content-encoding': 'gzip' }, body: 'not gzip' });
+    expect(broken.status).toBe(400);
+    expect(broken.json).toEqual({ text: 'Invalid data format', code: 6, 'invalid-event-number': 0 });
+    expect(ring.usedBytes()).toBe(0);
+  });
+});
+
+describe('splunk_hec source: authorization', () => {
+  it('answers the HEC codes for missing, malformed and wrong tokens, and accepts Splunk, Basic and bare tokens', async () => {
+    const { ring, url, metrics } = await start();
+    const post = (headers: Record<string, string>) => send(`${url}/services/collector/event`, { headers, body: envelope(0) });
+    const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    expect(await post({})).toMatchObject({ status: 401, json: { text: 'Token is required', code: 2 } });
+    for (const header of ['Bearer x', 'Splunk', 'Splunk a b', 'Basic', basic('x', ''), 'Basic !!!', `Basic ${Buffer.from('no-colon').toString('base64')}`]) {
+      expect(await post({ authorization: header }), header).toMatchObject({ status: 401, json: { text: 'Invalid authorization', code: 3 } });
+    }
+    for (const header of ['Splunk wrong', `Splunk ${TOKEN}x`, basic('x', 'wrong'), 'wrong']) {
+      expect(await post({ authorization: header }), header).toMatchObject({ status: 403, json: { text: 'Invalid token', code: 4 } });
+    }
+    expect(ring.usedBytes()).toBe(0);
+    for (const header of [`Splunk ${TOKEN}`, `splunk ${OTHER_TOKEN}`, basic('anyone', TOKEN), basic('', OTHER_TOKEN), TOKEN]) {
+      expect(await post({ authorization: header }), header).toMatchObject({ status: 200, json: { text: 'Success', code: 0 } });
+    }
+    const got: Got[] = [];
+    drainRing(ring, got);
+    expect(got).toHaveLength(5);
+    expect(await counter(metrics, 'sluice_source_discarded_events_total', { reason: 'unauthorized' })).toBe(12);
+    expect(await counter(metrics, 'sluice_source_http_requests_total', { status: '401', code: '2' })).toBe(1);
+    expect(await counter(metrics, 'sluice_source_http_requests_total', { status: '401', code: '3' })).toBe(7);
+    expect(await counter(metrics, 'sluice_source_http_requests_total', { status: '403', code: '4' })).toBe(4);
+  });
+
+  it('health needs no token; ack is disabled; unknown paths are 404; wrong methods 405', async () => {
+    const { url } = await start();
+    expect(await send(`${url}/services/collector/health`, { method: 'GET' })).toMatchObject({ status: 200, json: { text: 'HEC is healthy', code: 17 } });
+    expect(await send(`${url}/services/collector/health/1.0`, { method: 'GET' })).toMatchObject({ status: 200, json: { code: 17 } });
+    expect(await send(`${url}/services/collector/ack`, { headers: auth, body: '{"acks":[0]}' })).toMatchObject({ status: 400, json: { text: 'ACK is disabled', code: 14 } });
+    expect(await send(`${url}/services/collector/ack`, { body: '{}' })).toMatchObject({ status: 401, json: { code: 2 } });
+    expect(await send(`${url}/nope`, { headers: auth, body: envelope(0) })).toMatchObject({ status: 404 });
+    const get = await send(`${url}/services/collector/event`, { method: 'GET', headers: auth });
+    expect(get.status).toBe(405);
+    expect(get.headers.allow).toBe('POST');
+  });
+});
+
+describe('splunk_hec source: raw endpoint', () => {
+  it('stores one record per non-blank line, wrapped as {"event": line}, with the query fields', async () => {
+    const { ring, url, metrics } = await start();
+    const withHeader = await send(`${url}/services/collector/raw`, { headers: { ...auth, 'x-splunk-request-channel': 'a5f9b1c2-0000-4000-8000-000000000001' }, body: 'first line\r\n\nsecond "line" \\ ü\n' });
+    expect(withHeader.json).toEqual({ text: 'Success', code: 0 });
+    const withQuery = await send(`${url}/services/collector/raw/1.0?channel=c1&host=node-7&sourcetype=syslog&index=main&source=`, { headers: auth, body: 'third' });
+    expect(withQuery.json).toEqual({ text: 'Success', code: 0 });
+    const got: Got[] = [];
+    drainRing(ring, got);
+    expect(got.map((g) => g.record)).toEqual([
+      '{"event":"first line"}',
+      '{"event":"second \\"line\\" \\\\ ü"}',
+      '{"event":"third","host":"node-7","sourcetype":"syslog","index":"main"}',
+    ]);
+    expect(await counter(metrics, 'sluice_source_discarded_events_total', { reason: 'empty_line' })).toBe(1);
+  });
+
+  it('answers 400 code 10 without a channel, and stores nothing', async () => {
+    const { ring, url } = await start();
+    expect(await send(`${url}/services/collector/raw`, { headers: auth, body: 'line' })).toMatchObject({ status: 400, json: { text: 'Data channel is missing', code: 10 } });
+    expect(await send(`${url}/services/collector/raw?channel=`, { headers: auth, body: 'line' })).toMatchObject({ status: 400, json: { code: 10 } });
+    expect(ring.usedBytes()).toBe(0);
+  });
+});
+
+describe('splunk_hec source: sizes and load', () => {
+  it('takes a 10 MiB body larger than the ring: streamed in, every record once, in order', async () => {
+    const { src, ring, url } = await start({ maxBodyBytes: 16 << 20 }, 4 << 20);
+    const c = consumer(ring, src, 256 << 10);
+    try {
+      const envelopes: string[] = [];
+      let size = 0;
+      for (let i = 0; size < 10 << 20; i++) {
+        const e = envelope(i, { pad: 'x'.repeat(i % 200) });
+        envelopes.push(e);
+        size += e.length + 1;
+      }
+      const reply = await send(`${url}/services/collector/event`, { headers: auth, body: envelopes.join('\n') });
+      expect(reply.json).toEqual({ text: 'Success', code: 0 });
+      await until(() => c.got.length === envelopes.length);
+      expect(c.got.map((g) => g.record)).toEqual(envelopes);
+    } finally {
+      c.stop();
+    }
+  });
+
+  it('answers 413 above max_body_bytes: by Content-Length at once, chunked once the limit is passed; a gzip bomb too', async () => {
+    const { ring, url, metrics } = await start({ maxBodyBytes: 64 << 10 });
+    const big = envelope(0, { pad: 'y'.repeat(70 << 10) });
+    const declared = await send(`${url}/services/collector/event`, { headers: auth, body: big });
+    expect(declared.status).toBe(413);
+    expect(declared.headers.connection).toBe('close');
+    // Chunked: no Content-Length, the limit is found while reading.
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const u = new URL(`${url}/services/collector/event`);
+      const req = httpRequest(u, { method: 'POST', headers: { ...auth, 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write(big.slice(0, 40 << 10));
+      setTimeout(() => req.end(big.slice(40 << 10)), 20);
+    });
+    expect(chunked).toBe(413);
+    // 64 KiB of gzip that inflates past 8 x 64 KiB.
+    const bomb = gzipSync(Buffer.alloc(8 << 20, 0x20));
+    const bombed = await send(`${url}/services/collector/event`, { headers: { ...auth, 'content-encoding': 'gzip' }, body: bomb });
+    expect(bombed.status).toBe(413);
+    expect(ring.usedBytes()).toBe(0);
+    expect(await counter(metrics, 'sluice_source_discarded_events_total', { reason: 'body_too_large' })).toBe(3);
+    expect(await counter(metrics, 'sluice_source_http_requests_total', { status: '413' })).toBe(3);
+  });
+
+  it('50 concurrent clients: every event arrives exactly once, each request in order', async () => {
+    const { src, ring, url } = await start({}, 256 << 10);
+    const c = consumer(ring, src, 64 << 10);
+    try {
+      const clients = 50;
+      const requests = 10;
+      const perRequest = 40;
+      await Promise.all(
+        Array.from({ length: clients }, async (_, client) => {
+          for (let r = 0; r < requests; r++) {
+            const body = Array.from({ length: perRequest }, (_, k) => `{"event":{"client":${client},"request":${r},"k":${k}}}`).join('\n');
+            // Mixed: gzip on every other request.
+            const gz = (client + r) % 2 === 0;
+            const reply = await send(`${url}/services/collector/event`, { headers: gz ? { ...auth, 'content-encoding': 'gzip' } : auth, body: gz ? gzipSync(body) : body });
+            expect(reply.json).toEqual({ text: 'Success', code: 0 });
+          }
+        }),
+      );
+      await until(() => c.got.length >= clients * requests * perRequest);
+      await new Promise((r) => setTimeout(r, 20));
+      const events = c.got.map((g) => JSON.parse(g.record).event as { client: number; request: number; k: number });
+      expect(events).toHaveLength(clients * requests * perRequest);
+      expect(new Set(c.got.map((g) => g.record)).size).toBe(events.length);
+      // A request's records are contiguous and in order (one writer, FIFO).
+      for (let i = 0; i < events.length; i += perRequest) {
+        const first = events[i]!;
+        for (let k = 0; k < perRequest; k++) expect(events[i + k]).toEqual({ client: first.client, request: first.request, k });
+      }
+    } finally {
+      c.stop();
+    }
+  });
+
+  it('a full ring: 503 code 9 after busy_timeout with nothing of the request kept; 200 again once drained', async () => {
+    const { src, ring, url, metrics } = await start({ busyTimeoutMs: 150 }, 4096);
+    const body = (i: number) => Array.from({ length: 5 }, (_, k) => `{"event":"r${i}-${k}","pad":"${'p'.repeat(60)}"}`).join('\n');
+    const accepted: number[] = [];
+    let busy: Reply | null = null;
+    for (let i = 0; i < 50 && busy === null; i++) {
+      const reply = await send(`${url}/services/collector/event`, { headers: auth, body: body(i) });
+      if (reply.status === 200) accepted.push(i);
+      else busy = reply;
+    }
+    expect(busy).toMatchObject({ status: 503, json: { text: 'Server is busy', code: 9 } });
+    expect(accepted.length).toBeGreaterThan(2);
+    expect(await send(`${url}/services/collector/health`, { method: 'GET' })).toMatchObject({ status: 503, json: { text: 'HEC is unhealthy, queues are full', code: 18 } });
+    const got: Got[] = [];
+    drainRing(ring, got);
+    src.ringSpace();
+    expect(got.map((g) => g.record)).toEqual(accepted.flatMap((i) => body(i).split('\n')));
+    expect(await counter(metrics, 'sluice_source_discarded_events_total', { reason: 'busy' })).toBe(5);
+    // Space again: a request waiting for it is written as soon as the consumer frees some.
+    const c = consumer(ring, src, 512);
+    try {
+      const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => send(`${url}/services/collector/event`, { headers: auth, body: body(100 + i) })));
+      expect(replies.every((r) => r.status === 200)).toBe(true);
+      await until(() => c.got.length === 100);
+    } finally {
+      c.stop();
+    }
+  });
+});
+
+describe('splunk_hec source: HTTPS', () => {
+  it('serves HEC over https to a client that verifies the certificate; a client trusting another CA fails', async () => {
+    const { ring, url } = await start({ tls: { certFile: pki.certFile, keyFile: pki.keyFile, caFile: null, clientAuth: 'none' } });
+    expect(url.startsWith('https://127.0.0.1:')).toBe(true);
+    const reply = await send(`${url}/services/collector/event`, { headers: auth, body: envelope(0), ca: pki.ca });
+    expect(reply.json).toEqual({ text: 'Success', code: 0 });
+    await expect(send(`${url}/services/collector/event`, { headers: auth, body: envelope(1), ca: pki.otherCa, agent: false })).rejects.toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+    const got: Got[] = [];
+    drainRing(ring, got);
+    expect(got.map((g) => g.record)).toEqual([envelope(0)]);
+  });
+});
+
+describe('splunk_hec source: drain', () => {
+  it('finishes a request whose body is arriving, then closes every connection', async () => {
+    const { src, ring, url } = await start();
+    const u = new URL(`${url}/services/collector/event`);
+    const body = `${envelope(0)}\n${envelope(1)}`;
+    const answered = new Promise<number>((resolve, reject) => {
+      const req = httpRequest(u, { method: 'POST', headers: { ...auth, 'content-length': String(body.length) } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write(body.slice(0, 10));
+      setTimeout(() => req.end(body.slice(10)), 50);
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    const idle = connect(Number(u.port), '127.0.0.1');
+    await new Promise((r) => idle.once('connect', r));
+    const idleClosed = new Promise((r) => idle.once('close', r));
+    running.splice(running.indexOf(src), 1);
+    await src.drain(500);
+    expect(await answered).toBe(200);
+    await idleClosed;
+    expect(src.ready()).toBe(false);
+    const got: Got[] = [];
+    drainRing(ring, got);
+    expect(got.map((g) => g.record)).toEqual([envelope(0), envelope(1)]);
+  });
+});

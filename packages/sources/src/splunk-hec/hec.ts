@@ -1,0 +1,492 @@
+/**
+ * The `splunk_hec` source: Splunk HTTP Event Collector over HTTP or HTTPS, what Tailscale log
+ * streaming and many agents send.
+ *
+ * ```
+ *  request ─ route, auth, channel ─ read body (≤ max_body_bytes, else 413 + close)
+ *     └─ decoder (inline below 4 KiB, else a worker: gunzip ≤ 8 × max_body_bytes, split, validate)
+ *          └─ all or nothing: a bad envelope → 400 with invalid-event-number, nothing kept
+ *               └─ ring writer (FIFO): every record in the ring → 200 {"text":"Success","code":0}
+ *                                      no room within busy_timeout → 503 code 9, nothing kept
+ * ```
+ *
+ * A 200 means every record of the request is in the source's ring, so a client that got one
+ * never has to resend. A request that fits in the ring is written at once when there is room for
+ * all of it (never partly); one larger than the whole ring is streamed in as space frees, once
+ * it is first in line, and then always completes.
+ *
+ * Records (see README): each envelope exactly as sent (one JSON object; extra_tags and host_key
+ * are spliced in at its top level by the worker); each raw line as `{"event":"<line>"}` plus the
+ * `host`, `source`, `sourcetype`, `index` query parameters given.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { recordSpan } from '@sluice/ring';
+import { RateLimitedLog } from '@sluice/telemetry';
+import { DEFAULT_MAX_DEPTH, type HecDecoder, type HecDecodeOptions, type HecDecodeResult, type HecEndpoint, type HecRejection } from '@sluice/worker';
+import { formatAddress, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
+import { TokenSet, parseAuthorization } from './auth.ts';
+
+export interface SplunkHecSourceOptions {
+  host: string;
+  port: number;
+  /** Accepted tokens (`valid_tokens`). */
+  validTokens: readonly string[];
+  /** Largest body as sent; a gzip body may inflate to GZIP_INFLATE_LIMIT times this. */
+  maxBodyBytes: number;
+  maxConnections: number;
+  /** Record key for the peer address; null = none. */
+  hostKey: string | null;
+  /** HTTPS with this certificate, or null for plain HTTP. */
+  tls?: TlsSettings | null;
+  /** How long a request may wait for ring space before 503 code 9. Default {@link BUSY_TIMEOUT_MS}. */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * A gzip body may inflate to 8 × max_body_bytes (128 MiB by default). Log JSON compresses
+ * 10x (synthetic Tailscale flow logs) to 35x (audit events): a 16 MiB limit on the wire with an
+ * 8x limit inflated refuses only batches far beyond what HEC senders post, and a gzip bomb
+ * (1000x) stops at the limit instead of allocating gigabytes.
+ */
+export const GZIP_INFLATE_LIMIT = 8;
+
+/**
+ * A request waits at most 1 s for ring space before 503 code 9: the dispatcher releases ring
+ * space every batch_timeout_ms (50 ms) while the sinks keep up, so a second without room means
+ * the sinks push back, and HEC senders retry a 503 with their own backoff.
+ */
+export const BUSY_TIMEOUT_MS = 1000;
+
+/** Health answers 503 code 18 once the ring is fuller than this. */
+export const HEALTH_HIGH_WATER = 0.9;
+
+/**
+ * Idle keep-alive connections are kept 120 s: longer than the idle timeout of common clients
+ * (Go's http.Transport, which Tailscale's streamer uses, keeps idle connections 90 s), so a
+ * client never reuses a connection the server is closing at that moment (a POST lost to a race).
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 120_000;
+
+const EVENT_PATHS = new Set(['/services/collector', '/services/collector/event', '/services/collector/event/1.0']);
+const RAW_PATHS = new Set(['/services/collector/raw', '/services/collector/raw/1.0']);
+const HEALTH_PATHS = new Set(['/services/collector/health', '/services/collector/health/1.0']);
+const ACK_PATHS = new Set(['/services/collector/ack', '/services/collector/ack/1.0']);
+/** Query parameters a raw request may set on each of its records (Splunk's names). */
+const RAW_FIELDS = ['host', 'source', 'sourcetype', 'index'] as const;
+
+/** HEC's answers (wire-contracts.md section 3): HTTP status, code, text. */
+const HEC = {
+  success: [200, 0, 'Success'],
+  tokenRequired: [401, 2, 'Token is required'],
+  invalidAuthorization: [401, 3, 'Invalid authorization'],
+  invalidToken: [403, 4, 'Invalid token'],
+  noData: [400, 5, 'No data'],
+  invalidDataFormat: [400, 6, 'Invalid data format'],
+  internalError: [500, 8, 'Internal server error'],
+  busy: [503, 9, 'Server is busy'],
+  noChannel: [400, 10, 'Data channel is missing'],
+  eventRequired: [400, 12, 'Event field is required'],
+  eventBlank: [400, 13, 'Event field cannot be blank'],
+  ackDisabled: [400, 14, 'ACK is disabled'],
+  healthy: [200, 17, 'HEC is healthy'],
+  unhealthy: [503, 18, 'HEC is unhealthy, queues are full'],
+  notFound: [404, 404, 'The requested URL was not found on this server.'],
+  methodNotAllowed: [405, 405, 'Method not allowed'],
+} as const satisfies Record<string, readonly [number, number, string]>;
+type Answer = (typeof HEC)[keyof typeof HEC];
+
+/** Why a decoded request was refused → the answer and the discard reason its events are counted under. */
+const REJECTED: Record<HecRejection, { answer: Answer | 'too_large'; reason: string; eventNumber: boolean }> = {
+  // Only blank lines (raw) are counted: an empty body has no event.
+  no_data: { answer: HEC.noData, reason: 'empty_line', eventNumber: false },
+  invalid_event: { answer: HEC.invalidDataFormat, reason: 'invalid_event', eventNumber: true },
+  event_missing: { answer: HEC.eventRequired, reason: 'invalid_event', eventNumber: true },
+  event_blank: { answer: HEC.eventBlank, reason: 'invalid_event', eventNumber: true },
+  oversize: { answer: HEC.invalidDataFormat, reason: 'oversize', eventNumber: true },
+  invalid_encoding: { answer: HEC.invalidDataFormat, reason: 'invalid_event', eventNumber: true },
+  body_too_large: { answer: 'too_large', reason: 'body_too_large', eventNumber: false },
+  internal_error: { answer: HEC.internalError, reason: 'internal_error', eventNumber: false },
+};
+
+/** One decoded request waiting for (or streaming into) the ring. */
+interface Pending {
+  data: Uint8Array;
+  spans: Uint32Array;
+  records: number;
+  head: Uint8Array;
+  /** Next span to write. */
+  next: number;
+  /** Ring bytes the unwritten records need. */
+  need: number;
+  /** Writing has begun: it will complete. */
+  started: boolean;
+  timer: NodeJS.Timeout | null;
+  done: (outcome: 'ok' | 'busy' | 'gone') => void;
+}
+
+/**
+ * Start listening. `decoder` decodes bodies (createHecDecoder from @sluice/worker: small bodies
+ * inline, large and gzip ones on its worker threads).
+ */
+export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSourceOptions, decoder: HecDecoder): Promise<Source> {
+  const ring = ctx.ring;
+  const tls = opts.tls ?? null;
+  const tokens = new TokenSet(opts.validTokens);
+  const busyTimeoutMs = opts.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
+  const maxDecodedBytes = opts.maxBodyBytes * GZIP_INFLATE_LIMIT;
+  const labels = { component_id: ctx.id, component_type: 'splunk_hec' };
+  const received = ctx.metrics.receivedEvents.labels(labels);
+  const receivedBytes = ctx.metrics.receivedBytes.labels(labels);
+  const discarded = new Map<string, ReturnType<typeof ctx.metrics.discardedEvents.labels>>();
+  const discard = (reason: string, n: number): void => {
+    if (n <= 0) return;
+    let c = discarded.get(reason);
+    if (c === undefined) discarded.set(reason, (c = ctx.metrics.discardedEvents.labels({ ...labels, reason })));
+    c.inc(n);
+  };
+  const answered = new Map<string, ReturnType<typeof ctx.metrics.httpRequests.labels>>();
+  const open = ctx.metrics.openConnections.labels({ component_id: ctx.id });
+  const refusedMax = ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'max_connections' });
+  const tlsFailed = ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'tls_handshake' });
+  const warnings = new RateLimitedLog(ctx.logger);
+
+  let listening = false;
+  let draining = false;
+  let inflight = 0;
+  let drainWaiter: (() => void) | null = null;
+  /** Requests whose body is still arriving: given lingerMs of quiet at drain. */
+  const reading = new Set<IncomingMessage>();
+
+  // ---------------------------------------------------------------- answers
+
+  const bodies = new Map<Answer, Buffer>();
+  const send = (res: ServerResponse, answer: Answer, extra: { eventNumber?: number; close?: boolean } = {}): void => {
+    const [status, code, text] = answer;
+    let body: Buffer;
+    if (extra.eventNumber === undefined) {
+      body = bodies.get(answer) ?? Buffer.from(JSON.stringify({ text, code }));
+      bodies.set(answer, body);
+    } else {
+      body = Buffer.from(JSON.stringify({ text, code, 'invalid-event-number': extra.eventNumber }));
+    }
+    count(status, String(code));
+    if (res.headersSent || res.destroyed) return;
+    const close = extra.close === true || draining;
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, ...(close ? { connection: 'close' } : {}) });
+    res.end(body);
+  };
+  const count = (status: number, code: string): void => {
+    const key = `${status} ${code}`;
+    let c = answered.get(key);
+    if (c === undefined) answered.set(key, (c = ctx.metrics.httpRequests.labels({ component_id: ctx.id, status: String(status), code })));
+    c.inc();
+  };
+  /** 413: stop reading and close the connection once the answer is out (the rest is never read). */
+  const tooLarge = (req: IncomingMessage, res: ServerResponse): void => {
+    count(413, '');
+    reading.delete(req);
+    if (res.headersSent || res.destroyed) return;
+    const body = `{"text":"Request body is larger than max_body_bytes (${opts.maxBodyBytes})","code":413}`;
+    res.writeHead(413, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body, () => req.socket.destroy());
+  };
+
+  // ---------------------------------------------------------------- ring writer
+
+  const queue: Pending[] = [];
+  /** Ring bytes the queued, not yet written records need. */
+  let queuedBytes = 0;
+
+  /** Write what fits of the queue's first requests, in order; answer those that are complete. */
+  const pump = (): void => {
+    let wrote = false;
+    while (queue.length > 0) {
+      const p = queue[0]!;
+      if (!p.started) {
+        // All or nothing for a request that can fit; a larger one streams in from the front.
+        if (p.need <= ring.capacity && p.need > ring.freeBytes()) break;
+        p.started = true;
+        if (p.timer !== null) clearTimeout(p.timer);
+      }
+      const spans = p.spans;
+      while (p.next < p.records) {
+        const s = spans[2 * p.next]!;
+        const e = spans[2 * p.next + 1]!;
+        if (!ring.tryWriteRange(p.data, s, e, p.head)) break;
+        const span = recordSpan(p.head.length + e - s);
+        p.need -= span;
+        queuedBytes -= span;
+        p.next++;
+        wrote = true;
+      }
+      if (p.next < p.records) break;
+      queue.shift();
+      p.done('ok');
+    }
+    if (wrote) ctx.wrote();
+  };
+
+  /** Resolves 'ok' once every record is in the ring, 'busy' if none could be written in time. */
+  const admit = (p: Pending, res: ServerResponse): Promise<'ok' | 'busy' | 'gone'> =>
+    new Promise((resolve) => {
+      let settledOutcome = false;
+      const finish = (outcome: 'ok' | 'busy' | 'gone'): void => {
+        if (settledOutcome) return;
+        settledOutcome = true;
+        resolve(outcome);
+      };
+      p.done = finish;
+      if (queue.length === 0 && p.need <= ring.freeBytes()) {
+        queue.push(p);
+        queuedBytes += p.need;
+        pump();
+        return;
+      }
+      // Wait, unless the line already holds a ring's worth (then the wait would be long anyway).
+      if (queue.length > 0 && queuedBytes + p.need > ring.capacity) {
+        finish('busy');
+        return;
+      }
+      const withdraw = (outcome: 'busy' | 'gone'): void => {
+        if (p.started) return;
+        const i = queue.indexOf(p);
+        if (i === -1) return;
+        queue.splice(i, 1);
+        queuedBytes -= p.need;
+        if (p.timer !== null) clearTimeout(p.timer);
+        finish(outcome);
+        if (i === 0) pump(); // the next in line may fit
+      };
+      p.timer = setTimeout(() => withdraw('busy'), busyTimeoutMs);
+      // A client that gives up before any record is written gets nothing stored (it will resend).
+      res.once('close', () => withdraw('gone'));
+      queue.push(p);
+      queuedBytes += p.need;
+      pump();
+    });
+
+  // ---------------------------------------------------------------- requests
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    inflight++;
+    res.once('close', () => {
+      inflight--;
+      reading.delete(req);
+      settled();
+    });
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    let path = q === -1 ? url : url.slice(0, q);
+    if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+    const query = q === -1 ? null : new URLSearchParams(url.slice(q + 1));
+
+    if (HEALTH_PATHS.has(path)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET');
+      req.resume();
+      const full = draining || ring.usedBytes() > ring.capacity * HEALTH_HIGH_WATER;
+      return send(res, full ? HEC.unhealthy : HEC.healthy);
+    }
+    const endpoint: HecEndpoint | 'ack' | null = EVENT_PATHS.has(path) ? 'event' : RAW_PATHS.has(path) ? 'raw' : ACK_PATHS.has(path) ? 'ack' : null;
+    if (endpoint === null) {
+      // Not ours: answer, never read the body.
+      return send(res, HEC.notFound, { close: true });
+    }
+    if (req.method !== 'POST') return methodNotAllowed(res, 'POST');
+
+    const auth = parseAuthorization(req.headers.authorization);
+    if (auth.kind !== 'token' || !tokens.has(auth.token)) {
+      const answer = auth.kind === 'missing' ? HEC.tokenRequired : auth.kind === 'malformed' ? HEC.invalidAuthorization : HEC.invalidToken;
+      received.inc();
+      discard('unauthorized', 1);
+      warnings.warn(`auth:${answer[1]}`, { component_id: ctx.id, peer: normalizePeer(req.socket.remoteAddress), status: answer[0], code: answer[1] }, `request refused: ${answer[2]}`);
+      return send(res, answer, { close: true });
+    }
+    if (endpoint === 'ack') return send(res, HEC.ackDisabled, { close: true });
+    if (endpoint === 'raw') {
+      const channel = req.headers['x-splunk-request-channel'] ?? query?.get('channel') ?? '';
+      if (channel === '' || Array.isArray(channel)) {
+        received.inc();
+        discard('no_channel', 1);
+        return send(res, HEC.noChannel, { close: true });
+      }
+    }
+    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'gzip' && encoding !== 'identity' && encoding !== '') {
+      received.inc();
+      discard('invalid_event', 1);
+      return send(res, HEC.invalidDataFormat, { eventNumber: 0, close: true });
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > opts.maxBodyBytes) {
+      received.inc();
+      discard('body_too_large', 1);
+      return tooLarge(req, res);
+    }
+    readBody(req, res, endpoint, encoding === 'gzip', query);
+  };
+
+  const methodNotAllowed = (res: ServerResponse, allow: string): void => {
+    res.setHeader('allow', allow);
+    send(res, HEC.methodNotAllowed, { close: true });
+  };
+
+  const readBody = (req: IncomingMessage, res: ServerResponse, endpoint: HecEndpoint, gzip: boolean, query: URLSearchParams | null): void => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    reading.add(req);
+    req.on('data', (chunk: Buffer) => {
+      if (over) return;
+      receivedBytes.inc(chunk.length);
+      size += chunk.length;
+      if (size > opts.maxBodyBytes) {
+        over = true;
+        chunks.length = 0;
+        received.inc();
+        discard('body_too_large', 1);
+        req.pause();
+        tooLarge(req, res);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      reading.delete(req);
+      if (over || res.destroyed) return;
+      if (size === 0) return send(res, HEC.noData);
+      // One buffer that owns its memory, so the decoder may transfer it to a worker.
+      const body = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+      let off = 0;
+      for (const c of chunks) {
+        body.set(c, off);
+        off += c.length;
+      }
+      chunks.length = 0;
+      void decodeAndStore(req, res, endpoint, gzip, query, body);
+    });
+  };
+
+  const decodeAndStore = async (req: IncomingMessage, res: ServerResponse, endpoint: HecEndpoint, gzip: boolean, query: URLSearchParams | null, body: Uint8Array): Promise<void> => {
+    const head = peerHead(opts.hostKey === null ? null : normalizePeer(req.socket.remoteAddress));
+    const decodeOpts: HecDecodeOptions = {
+      endpoint,
+      gzip,
+      maxDecodedBytes,
+      maxRecordBytes: ring.maxPayloadBytes - head.length,
+      maxDepth: DEFAULT_MAX_DEPTH,
+      rawFields: endpoint === 'raw' ? rawFields(query) : '',
+    };
+    const result: HecDecodeResult = await decoder.decode(body, decodeOpts);
+    if (!result.ok) {
+      const rejected = REJECTED[result.rejection];
+      // Events not looked at (a broken gzip stream, a bomb) count as one: the request is visible.
+      const events = result.seen > 0 ? result.seen : result.rejection === 'no_data' ? 0 : 1;
+      received.inc(events);
+      discard(rejected.reason, events);
+      if (result.rejection === 'internal_error') ctx.logger.error({ component_id: ctx.id, detail: result.detail }, 'hec decoder failed');
+      else warnings.warn(`bad:${result.rejection}`, { component_id: ctx.id, peer: normalizePeer(req.socket.remoteAddress), rejection: result.rejection, event_number: result.index, detail: result.detail }, 'request refused: bad data');
+      if (rejected.answer === 'too_large') return tooLarge(req, res);
+      return send(res, rejected.answer, rejected.eventNumber ? { eventNumber: result.index } : {});
+    }
+    received.inc(result.records + result.emptyLines);
+    discard('empty_line', result.emptyLines);
+    if (res.destroyed) {
+      discard('client_closed', result.records);
+      return;
+    }
+    let need = 0;
+    for (let i = 0; i < result.records; i++) need += recordSpan(head.length + result.spans[2 * i + 1]! - result.spans[2 * i]!);
+    const pending: Pending = { data: result.data, spans: result.spans, records: result.records, head, next: 0, need, started: false, timer: null, done: () => {} };
+    const outcome = await admit(pending, res);
+    if (outcome === 'ok') return send(res, HEC.success);
+    discard(outcome === 'busy' ? 'busy' : 'client_closed', result.records);
+    if (outcome === 'busy') send(res, HEC.busy);
+  };
+
+  // ---------------------------------------------------------------- server
+
+  let server: HttpServer;
+  let tlsServer: TlsServer | null = null;
+  if (tls === null) {
+    server = createHttpServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, handle);
+  } else {
+    const https = createHttpsServer({ ...tlsServerOptions(tls), keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, handle);
+    https.on('secureConnection', (socket: TLSSocket) => {
+      if (rejectBadClientCert(socket, tls)) tlsFailed.inc();
+    });
+    https.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      tlsFailed.inc();
+      warnings.warn(`tls-error:${err.code ?? 'unknown'}`, { component_id: ctx.id, peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message }, 'tls handshake failed');
+    });
+    server = https;
+    tlsServer = https;
+  }
+  server.maxConnections = opts.maxConnections;
+  server.on('connection', (socket) => {
+    open.inc();
+    socket.once('close', () => open.dec());
+  });
+  server.on('drop', () => refusedMax.inc());
+  server.on('error', (err) => ctx.logger.error({ err, component_id: ctx.id }, 'splunk_hec listener error'));
+
+  const settled = (): void => {
+    if (drainWaiter === null || inflight !== 0) return;
+    server.closeAllConnections();
+    const w = drainWaiter;
+    drainWaiter = null;
+    w();
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: opts.host, port: opts.port, ipv6Only: false, backlog: 1024 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  listening = true;
+  const bound = server.address();
+  const port = typeof bound === 'object' && bound !== null ? bound.port : opts.port;
+
+  return {
+    id: ctx.id,
+    type: 'splunk_hec',
+    addresses: [formatAddress(opts.host, port)],
+    ready: () => listening && !draining,
+    ringSpace: pump,
+    reloadTls: tlsServer === null || tls === null ? undefined : reloadServerTls.bind(null, tlsServer, tls, ctx.id),
+    /**
+     * Stop accepting; requests already in flight finish (a body still arriving gets `lingerMs`
+     * of quiet), those waiting for ring space get it or 503 within busyTimeoutMs; then every
+     * connection is closed.
+     */
+    drain(lingerMs: number): Promise<void> {
+      draining = true;
+      server.close(() => {
+        listening = false;
+      });
+      server.closeIdleConnections();
+      for (const req of reading) {
+        req.socket.setTimeout(lingerMs, () => req.socket.destroy());
+      }
+      return new Promise<void>((resolve) => {
+        drainWaiter = resolve;
+        settled();
+      });
+    },
+  };
+}
+
+/** `,"host":"a","sourcetype":"b"` from a raw request's query, serialized once per request. */
+function rawFields(query: URLSearchParams | null): string {
+  if (query === null) return '';
+  let out = '';
+  for (const name of RAW_FIELDS) {
+    const value = query.get(name);
+    if (value !== null && value !== '') out += `,"${name}":${JSON.stringify(value)}`;
+  }
+  return out;
+}

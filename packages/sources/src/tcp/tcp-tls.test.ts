@@ -1,0 +1,146 @@
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { pino } from 'pino';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { forEachRecord, Ring } from '@sluice/ring';
+import { Metrics } from '@sluice/telemetry';
+import type { Source } from '../source.ts';
+import { makeTestPki, type TestPki } from '../test-certs.ts';
+import type { TlsSettings } from '../tls.ts';
+import { startTcpSource } from './tcp.ts';
+
+const logger = pino({ level: 'silent' });
+const text = new TextDecoder();
+
+let pki: TestPki;
+beforeAll(() => {
+  pki = makeTestPki();
+});
+
+const running: Source[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.drain(10)));
+});
+
+function lines(ring: Ring): string[] {
+  const out: string[] = [];
+  for (;;) {
+    const span = ring.claim(1 << 20);
+    if (span === null) return out;
+    const buf = new Uint8Array(span.end - span.start);
+    const n = ring.copyOut(span.start, span.end, buf);
+    forEachRecord(buf, n, (b, s, e) => out.push(text.decode(b.subarray(s + 1 + b[s]!, e))));
+    ring.release(span.end);
+  }
+}
+
+async function startTls(tls: TlsSettings): Promise<{ src: Source; ring: Ring; metrics: Metrics; port: number }> {
+  const ring = Ring.create(1 << 16);
+  const metrics = new Metrics('test');
+  const src = await startTcpSource({ id: 't', ring, metrics, logger, wrote: () => {} }, { host: '127.0.0.1', port: 0, maxLineBytes: 1024, maxConnections: 16, idleTimeoutSecs: 0, hostKey: '__host', tls });
+  running.push(src);
+  return { src, ring, metrics, port: Number(src.addresses[0]!.split(':').pop()) };
+}
+
+/** Connect, send `data`, close; resolves once the server closed too. Rejects on a TLS error. */
+function sendTls(port: number, opts: ConnectionOptions, data: string): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ...opts }, () => {
+      socket.end(data);
+    });
+    socket.on('error', reject);
+    socket.on('data', () => {});
+    socket.on('close', () => resolve(socket));
+  });
+}
+
+async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const serverOnly = (): TlsSettings => ({ certFile: pki.certFile, keyFile: pki.keyFile, caFile: null, clientAuth: 'none' });
+
+describe('tcp source with tls', () => {
+  it('a client that verifies the certificate sends lines; one that trusts another CA fails and sends nothing', async () => {
+    const { ring, port } = await startTls(serverOnly());
+    const ok = await sendTls(port, { ca: pki.ca }, '{"a":1}\n{"b":2}\n');
+    expect(ok.authorized).toBe(true);
+    await expect(sendTls(port, { ca: pki.otherCa }, '{"evil":1}\n')).rejects.toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+    // The host name is checked too.
+    await expect(sendTls(port, { ca: pki.ca, servername: 'not-localhost' }, '{"evil":2}\n')).rejects.toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+    await until(() => ring.usedBytes() > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lines(ring)).toEqual(['{"a":1}', '{"b":2}']);
+  });
+
+  it('refuses plain TCP on a tls port and counts the failed handshake', async () => {
+    const { ring, port, metrics } = await startTls(serverOnly());
+    const plain = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => {
+      plain.on('error', () => {});
+      plain.on('close', () => resolve());
+      plain.end('{"plain":1}\n');
+    });
+    expect(ring.usedBytes()).toBe(0);
+    const refused = await metrics.connectionsRefused.get();
+    expect(refused.values.find((v) => v.labels.reason === 'tls_handshake')?.value).toBe(1);
+  });
+
+  it('client_auth required: only clients with a certificate from ca_file get in', async () => {
+    const { ring, port, metrics } = await startTls({ ...serverOnly(), caFile: pki.caFile, clientAuth: 'required' });
+    // With TLS 1.3 the client may finish its side of the handshake before the server's alert
+    // arrives: what counts is that nothing it sent is taken.
+    await sendTls(port, { ca: pki.ca }, '{"anon":1}\n').catch(() => null);
+    await sendTls(port, { ca: pki.ca, cert: readFileSync(pki.otherCertFile), key: readFileSync(pki.otherKeyFile) }, '{"stranger":1}\n').catch(() => null);
+    await sendTls(port, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, '{"node":1}\n');
+    await until(() => ring.usedBytes() > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lines(ring)).toEqual(['{"node":1}']);
+    const refused = await metrics.connectionsRefused.get();
+    expect(refused.values.find((v) => v.labels.reason === 'tls_handshake')?.value).toBe(2);
+  });
+
+  it('client_auth optional: clients without a certificate get in, ones with a bad certificate do not', async () => {
+    const { ring, port } = await startTls({ ...serverOnly(), caFile: pki.caFile, clientAuth: 'optional' });
+    await sendTls(port, { ca: pki.ca }, '{"anon":1}\n');
+    await sendTls(port, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, '{"node":1}\n');
+    await sendTls(port, { ca: pki.ca, cert: readFileSync(pki.otherCertFile), key: readFileSync(pki.otherKeyFile) }, '{"stranger":1}\n').catch(() => null);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(lines(ring).sort()).toEqual(['{"anon":1}', '{"node":1}']);
+  });
+
+  it('reloadTls(): new connections get the new certificate; a bad file keeps the old one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-reload-'));
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    copyFileSync(pki.certFile, cert);
+    copyFileSync(pki.keyFile, key);
+    const { src, ring, port } = await startTls({ certFile: cert, keyFile: key, caFile: null, clientAuth: 'none' });
+    await sendTls(port, { ca: pki.ca }, '{"before":1}\n');
+    copyFileSync(pki.otherCertFile, cert);
+    copyFileSync(pki.otherKeyFile, key);
+    await src.reloadTls!();
+    await expect(sendTls(port, { ca: pki.ca }, '{"old-ca":1}\n')).rejects.toBeDefined();
+    await sendTls(port, { ca: pki.otherCa }, '{"after":1}\n');
+    // A key that does not match: rejected, the current certificate stays.
+    copyFileSync(pki.keyFile, key);
+    await expect(src.reloadTls!()).rejects.toMatchObject({ code: 'SLUICE_ERR_TLS', message: expect.stringContaining('sources.t.tls: the new files are not a usable TLS setup') });
+    await sendTls(port, { ca: pki.otherCa }, '{"still":1}\n');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lines(ring)).toEqual(['{"before":1}', '{"after":1}', '{"still":1}']);
+  });
+
+  it('a plain tcp source has no reloadTls', async () => {
+    const ring = Ring.create(1 << 16);
+    const src = await startTcpSource({ id: 't', ring, metrics: new Metrics('t'), logger, wrote: () => {} }, { host: '127.0.0.1', port: 0, maxLineBytes: 64, maxConnections: 4, idleTimeoutSecs: 0, hostKey: null });
+    running.push(src);
+    expect(src.reloadTls).toBeUndefined();
+  });
+});

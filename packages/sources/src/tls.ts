@@ -1,0 +1,77 @@
+/**
+ * TLS for listening sources (tcp, splunk_hec): server options from PEM files, client
+ * certificate policy, and reloading the files (on SIGHUP) into a running server.
+ */
+import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import type { Server as TlsServer, SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
+import { SluiceError, type TlsConfig } from '@sluice/config';
+
+/** A source's `tls` block, as the daemon passes it (paths as configured). */
+export interface TlsSettings {
+  certFile: string;
+  keyFile: string;
+  /** CA bundle client certificates must chain to; null = none (client_auth none only). */
+  caFile: string | null;
+  /**
+   * `none`: no client certificate asked for. `optional`: asked for; a client without one is
+   * served, one whose certificate does not verify against caFile is dropped. `required`: every
+   * client must show one that verifies (the handshake fails otherwise).
+   */
+  clientAuth: 'none' | 'optional' | 'required';
+}
+
+/** A validated config `tls` block (snake_case) as the sources take it; null stays null. */
+export function tlsSettings(config: TlsConfig | null): TlsSettings | null {
+  if (config === null) return null;
+  return { certFile: config.cert_file, keyFile: config.key_file, caFile: config.ca_file, clientAuth: config.client_auth };
+}
+
+function contextOptions(files: { cert: Buffer; key: Buffer; ca: Buffer | null }): SecureContextOptions {
+  return { cert: files.cert, key: files.key, ...(files.ca === null ? {} : { ca: files.ca }) };
+}
+
+/** Options for tls.createServer / https.createServer. Reads the files synchronously (boot). */
+export function tlsServerOptions(s: TlsSettings): TlsOptions {
+  const files = { cert: readFileSync(s.certFile), key: readFileSync(s.keyFile), ca: s.caFile === null ? null : readFileSync(s.caFile) };
+  return {
+    ...contextOptions(files),
+    requestCert: s.clientAuth !== 'none',
+    // optional: the handshake completes without a certificate; rejectBadClientCert() drops bad ones.
+    rejectUnauthorized: s.clientAuth === 'required',
+    minVersion: 'TLSv1.2',
+  };
+}
+
+/**
+ * For client_auth optional: a socket whose client showed a certificate that does not verify is
+ * destroyed. Returns true when it was. (A client without a certificate is let through.)
+ */
+export function rejectBadClientCert(socket: TLSSocket, s: TlsSettings): boolean {
+  if (s.clientAuth !== 'optional' || socket.authorized) return false;
+  const peer = socket.getPeerCertificate();
+  if (peer === null || Object.keys(peer).length === 0) return false;
+  socket.destroy();
+  return true;
+}
+
+/**
+ * Re-read the PEM files and use them for new connections (open ones keep their session). On any
+ * error the old certificate stays in use.
+ * @throws SluiceError SLUICE_ERR_TLS naming the file or the problem.
+ */
+export async function reloadServerTls(server: TlsServer, s: TlsSettings, sourceId: string): Promise<void> {
+  let files: { cert: Buffer; key: Buffer; ca: Buffer | null };
+  try {
+    const [cert, key, ca] = await Promise.all([readFile(s.certFile), readFile(s.keyFile), s.caFile === null ? null : readFile(s.caFile)]);
+    files = { cert, key, ca };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new SluiceError('SLUICE_ERR_TLS', `sources.${sourceId}.tls: cannot read ${e.path ?? 'a file'} (${e.code ?? e.message}); keeping the current certificate`, { cause: err });
+  }
+  try {
+    server.setSecureContext(contextOptions(files));
+  } catch (err) {
+    throw new SluiceError('SLUICE_ERR_TLS', `sources.${sourceId}.tls: the new files are not a usable TLS setup (${(err as Error).message}); keeping the current certificate`, { cause: err });
+  }
+}

@@ -1,0 +1,138 @@
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { decodeHecBody, type HecDecodeOptions, type HecDecodeResult } from './hec-decode.ts';
+import { BatchProcessor, compileTagPlan } from './process.ts';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const base: HecDecodeOptions = { endpoint: 'event', gzip: false, maxDecodedBytes: 1 << 20, maxRecordBytes: 1 << 16, maxDepth: 128, rawFields: '' };
+
+function decode(body: string | Uint8Array, opts: Partial<HecDecodeOptions> = {}): HecDecodeResult {
+  return decodeHecBody(typeof body === 'string' ? enc.encode(body) : body, { ...base, ...opts });
+}
+
+function records(result: HecDecodeResult): string[] {
+  if (!result.ok) throw new Error(`rejected: ${result.rejection} at ${result.index}: ${result.detail}`);
+  const out: string[] = [];
+  for (let i = 0; i < result.records; i++) out.push(dec.decode(result.data.subarray(result.spans[2 * i]!, result.spans[2 * i + 1]!)));
+  return out;
+}
+
+function rejection(result: HecDecodeResult): [string, number] {
+  if (result.ok) throw new Error('accepted');
+  return [result.rejection, result.index];
+}
+
+describe('decodeHecBody: event endpoints', () => {
+  it('splits stacked envelopes, keeping each one exactly as sent', () => {
+    const a = '{"time":1732270000.123,"host":"n1","source":"s","sourcetype":"st","index":"main","event":{"action":"UPDATE","n":1.50},"fields":{"k":"v"}}';
+    const b = '{ "event" : "a \\"quoted\\" } { string" }';
+    const c = '{"event":{"nested":[{"x":"]"}]}}';
+    expect(records(decode(`${a}${b}\n\r\t ${c}\n`))).toEqual([a, b, c]);
+  });
+
+  it('reads a JSON array of envelopes, and arrays mixed with stacked envelopes', () => {
+    expect(records(decode('[{"event":1}, {"event":"two"} ]'))).toEqual(['{"event":1}', '{"event":"two"}']);
+    expect(records(decode('[] {"event":1}[{"event":2}]\n[ ]'))).toEqual(['{"event":1}', '{"event":2}']);
+  });
+
+  it('skips a UTF-8 BOM at the start and keeps multi-byte text', () => {
+    expect(records(decode('\uFEFF{"event":"héllo ✓ 🙂"}'))).toEqual(['{"event":"héllo ✓ 🙂"}']);
+  });
+
+  it('gunzips, multi-member streams included', () => {
+    const body = Buffer.concat([gzipSync('{"event":"a"}\n'), gzipSync('{"event":"b"}')]);
+    expect(records(decode(body, { gzip: true }))).toEqual(['{"event":"a"}', '{"event":"b"}']);
+  });
+
+  it('answers no_data for an empty or blank body, and an empty array', () => {
+    expect(rejection(decode(''))).toEqual(['no_data', 0]);
+    expect(rejection(decode(' \n\t'))).toEqual(['no_data', 0]);
+    expect(rejection(decode('[]'))).toEqual(['no_data', 0]);
+  });
+
+  it('rejects the whole body at the first bad envelope, with its zero-based index', () => {
+    const ok = '{"event":"ok"}';
+    expect(rejection(decode(`${ok}${ok}{"event":"x",}`))).toEqual(['invalid_event', 2]);
+    expect(rejection(decode(`${ok}{"event":"unterminated`))).toEqual(['invalid_event', 1]);
+    expect(rejection(decode(`${ok}"a string"`))).toEqual(['invalid_event', 1]);
+    expect(rejection(decode(`${ok}, ${ok}`))).toEqual(['invalid_event', 1]);
+    expect(rejection(decode(`[${ok},${ok},]`))).toEqual(['invalid_event', 2]);
+    expect(rejection(decode(`[${ok} ${ok}]`))).toEqual(['invalid_event', 1]);
+    expect(rejection(decode(`[${ok},[${ok}]]`))).toEqual(['invalid_event', 1]);
+    expect(rejection(decode(`${ok}{"event":1]`))).toEqual(['invalid_event', 1]);
+  });
+
+  it('requires event, not null and not blank', () => {
+    expect(rejection(decode('{"event":1}{"time":1}'))).toEqual(['event_missing', 1]);
+    expect(rejection(decode('{"event":null}'))).toEqual(['event_blank', 0]);
+    expect(rejection(decode('{"event":1}{"event":""}'))).toEqual(['event_blank', 1]);
+    expect(rejection(decode('{"event":" \\n "}'))).toEqual(['event_blank', 0]);
+    expect(records(decode('{"event":{}}{"event":0}{"event":false}'))).toHaveLength(3);
+  });
+
+  it('rejects what the worker would: ill-formed UTF-8 and nesting deeper than maxDepth', () => {
+    const bad = Buffer.concat([enc.encode('{"event":"ok"}{"event":"'), Buffer.from([0xc0, 0xaf]), enc.encode('"}')]);
+    expect(rejection(decode(bad))).toEqual(['invalid_event', 1]);
+    const deep = (d: number) => `{"event":${'['.repeat(d - 1)}${']'.repeat(d - 1)}}`;
+    expect(records(decode(deep(4), { maxDepth: 4 }))).toHaveLength(1);
+    expect(rejection(decode(deep(5), { maxDepth: 4 }))).toEqual(['invalid_event', 0]);
+  });
+
+  it('every envelope it accepts, the worker accepts as a record', () => {
+    const body = '{"event":{"a":[1,2,{"b":"c"}]},\n  "time": 1.5}\n{"event":"x","fields":{"f":"1"}}';
+    const result = decode(body);
+    if (!result.ok) throw new Error('rejected');
+    const ring: number[] = [];
+    for (let i = 0; i < result.records; i++) {
+      const rec = result.data.subarray(result.spans[2 * i]!, result.spans[2 * i + 1]!);
+      const payload = [0, ...rec];
+      ring.push(payload.length & 255, (payload.length >> 8) & 255, 0, 0, ...payload);
+      while (ring.length % 4 !== 0) ring.push(0);
+    }
+    const out = new BatchProcessor().process(new Uint8Array(ring), ring.length, compileTagPlan({ cluster: 'c' }, null), 'h', false);
+    expect(out.counts.accepted).toBe(2);
+    expect(dec.decode(out.ndjson)).toBe('{"event":{"a":[1,2,{"b":"c"}]},   "time": 1.5,"cluster":"c"}\n{"event":"x","fields":{"f":"1"},"cluster":"c"}\n');
+  });
+
+  it('rejects an envelope larger than maxRecordBytes as oversize', () => {
+    expect(rejection(decode(`{"event":"a"}{"event":"${'x'.repeat(100)}"}`, { maxRecordBytes: 50 }))).toEqual(['oversize', 1]);
+  });
+
+  it('stops gunzip at maxDecodedBytes (a gzip bomb), and reports a broken gzip stream', () => {
+    const bomb = gzipSync(Buffer.alloc(16 << 20, 0x20));
+    expect(bomb.length).toBeLessThan(20_000);
+    expect(rejection(decode(bomb, { gzip: true, maxDecodedBytes: 1 << 20 }))).toEqual(['body_too_large', 0]);
+    expect(rejection(decode(Buffer.from('not gzip at all'), { gzip: true }))).toEqual(['invalid_encoding', 0]);
+    const truncated = gzipSync('{"event":"a"}'.repeat(100)).subarray(0, 30);
+    expect(rejection(decode(truncated, { gzip: true }))).toEqual(['invalid_encoding', 0]);
+  });
+});
+
+describe('decodeHecBody: raw endpoint', () => {
+  it('wraps each non-blank line as {"event": line} plus the request fields, skipping blank lines', () => {
+    const result = decode('first line\r\n\n   \nsecond "quoted" \\ line\ttab\nlast without newline', { endpoint: 'raw', rawFields: ',"host":"h1","sourcetype":"st"' });
+    expect(records(result)).toEqual([
+      '{"event":"first line","host":"h1","sourcetype":"st"}',
+      '{"event":"second \\"quoted\\" \\\\ line\\ttab","host":"h1","sourcetype":"st"}',
+      '{"event":"last without newline","host":"h1","sourcetype":"st"}',
+    ]);
+    expect(result.ok && result.emptyLines).toBe(2);
+    for (const r of records(result)) expect(() => JSON.parse(r)).not.toThrow();
+  });
+
+  it('keeps a line that is JSON as a string, and control characters escaped', () => {
+    expect(records(decode('{"a":1}\n\u0001x', { endpoint: 'raw' }))).toEqual(['{"event":"{\\"a\\":1}"}', '{"event":"\\u0001x"}']);
+  });
+
+  it('answers no_data when every line is blank; oversize with the line index', () => {
+    expect(rejection(decode('\n\r\n  \n', { endpoint: 'raw' }))).toEqual(['no_data', 0]);
+    expect(rejection(decode(`a\n\n${'b'.repeat(100)}\n`, { endpoint: 'raw', maxRecordBytes: 64 }))).toEqual(['oversize', 1]);
+  });
+
+  it('grows its output for lines that escape to six times their size', () => {
+    const body = '\u0001'.repeat(50_000);
+    const [rec] = records(decode(body, { endpoint: 'raw', maxRecordBytes: 1 << 20 }));
+    expect(JSON.parse(rec!)).toEqual({ event: body });
+  });
+});

@@ -1,0 +1,312 @@
+/**
+ * Splunk HEC request bodies to records, pure (no threads, no I/O): hec-task.ts runs it in a
+ * worker for large bodies, the splunk_hec source inline for small ones (hec-decoder.ts).
+ *
+ * - gunzip, bounded by `maxDecodedBytes` (a gzip bomb is `body_too_large`, never an allocation);
+ * - event endpoints: split stacked envelopes `{..} {..}` and arrays of them `[{..},{..}]` (both
+ *   may be mixed in one body), validate each as the worker will (UTF-8, one JSON object, nesting
+ *   at most `maxDepth`) plus HEC's rules (`event` present, not null or blank), and return each
+ *   envelope's ORIGINAL bytes: the record is the envelope as sent;
+ * - raw endpoint: one record per non-blank line, `{"event":"<line>"<rawFields>}`.
+ *
+ * All or nothing: the first bad envelope rejects the whole request with its zero-based index
+ * (HEC's `invalid-event-number`), so a sender never has part of a batch stored and the rest
+ * refused. Output: `data` plus `spans` ([start, end) pairs into data, one per record), both
+ * transferable, ready for `ring.tryWriteRange(data, start, end, peerHead)`.
+ */
+import { Buffer, isUtf8 } from 'node:buffer';
+import { gunzipSync } from 'node:zlib';
+
+export type HecEndpoint = 'event' | 'raw';
+
+export interface HecDecodeOptions {
+  endpoint: HecEndpoint;
+  /** The body is `Content-Encoding: gzip`. */
+  gzip: boolean;
+  /** Largest body after gunzip; more is `body_too_large`. */
+  maxDecodedBytes: number;
+  /** Largest record (envelope, or wrapped raw line) the ring can take with its peer head. */
+  maxRecordBytes: number;
+  /** The worker's nesting limit (BatchProcessor maxDepth): nothing accepted here fails there. */
+  maxDepth: number;
+  /** raw only: members appended after `event`, serialized once per request (`,"host":"a"`), or ''. */
+  rawFields: string;
+}
+
+/**
+ * Why a request was refused (the source maps each to an HTTP answer):
+ * - `no_data`: no envelope or no non-blank line (HEC code 5);
+ * - `invalid_event`: not UTF-8, not JSON, not an object, nested too deep (code 6);
+ * - `event_missing` / `event_blank`: no `event`, or `event` null, "" or only whitespace (codes 12, 13);
+ * - `oversize`: one record larger than the ring can ever hold (code 6);
+ * - `invalid_encoding`: the gzip stream is broken (code 6, event number 0);
+ * - `body_too_large`: gunzip would pass `maxDecodedBytes` (413);
+ * - `internal_error`: a bug or a dead worker (500, code 8).
+ */
+export type HecRejection = 'no_data' | 'invalid_event' | 'event_missing' | 'event_blank' | 'oversize' | 'invalid_encoding' | 'body_too_large' | 'internal_error';
+
+export type HecDecodeResult =
+  | {
+      ok: true;
+      /** Record bytes: the (decoded) body for event endpoints, built records for raw. */
+      data: Uint8Array;
+      /** [start, end) of record i at 2i, 2i+1. */
+      spans: Uint32Array;
+      records: number;
+      /** raw: blank lines skipped. */
+      emptyLines: number;
+    }
+  | {
+      ok: false;
+      rejection: HecRejection;
+      /** Zero-based index of the offending envelope or line (0 when not about one). */
+      index: number;
+      /** Envelopes or lines looked at before stopping, the offending one included. */
+      seen: number;
+      /** For the engine's debug log; never contains body bytes. */
+      detail: string;
+    };
+
+const CH_TAB = 0x09;
+const CH_LF = 0x0a;
+const CH_CR = 0x0d;
+const CH_SPACE = 0x20;
+const CH_QUOTE = 0x22;
+const CH_COMMA = 0x2c;
+const CH_LBRACKET = 0x5b;
+const CH_BACKSLASH = 0x5c;
+const CH_RBRACKET = 0x5d;
+const CH_LBRACE = 0x7b;
+const CH_RBRACE = 0x7d;
+
+const UNTERMINATED = -1;
+const TOO_DEEP = -2;
+
+function isWs(b: number | undefined): boolean {
+  return b === CH_SPACE || b === CH_LF || b === CH_CR || b === CH_TAB;
+}
+
+function skipWs(data: Uint8Array, i: number, n: number): number {
+  while (i < n && isWs(data[i])) i++;
+  return i;
+}
+
+function reject(rejection: HecRejection, index: number, seen: number, detail: string): HecDecodeResult {
+  return { ok: false, rejection, index, seen, detail };
+}
+
+/** Never throws: every failure is a rejection. */
+export function decodeHecBody(body: Uint8Array, opts: HecDecodeOptions): HecDecodeResult {
+  try {
+    return decode(body, opts);
+  } catch (err) {
+    return reject('internal_error', 0, 0, err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+  }
+}
+
+function decode(body: Uint8Array, opts: HecDecodeOptions): HecDecodeResult {
+  let data: Buffer;
+  if (opts.gzip) {
+    try {
+      data = gunzipSync(body, { maxOutputLength: opts.maxDecodedBytes });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
+        return reject('body_too_large', 0, 0, `gzip body inflates past ${opts.maxDecodedBytes} bytes`);
+      }
+      return reject('invalid_encoding', 0, 0, `gzip: ${e.code ?? e.message}`);
+    }
+  } else {
+    data = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  }
+  if (data.length > opts.maxDecodedBytes) return reject('body_too_large', 0, 0, `body of ${data.length} bytes`);
+  return opts.endpoint === 'raw' ? splitRaw(data, opts) : splitEnvelopes(data, opts);
+}
+
+/** Growable [start, end) pairs. */
+class Spans {
+  arr = new Uint32Array(256);
+  count = 0;
+  push(start: number, end: number): void {
+    if (2 * this.count + 2 > this.arr.length) {
+      const next = new Uint32Array(this.arr.length * 2);
+      next.set(this.arr);
+      this.arr = next;
+    }
+    this.arr[2 * this.count] = start;
+    this.arr[2 * this.count + 1] = end;
+    this.count++;
+  }
+  done(): Uint32Array {
+    return this.arr.slice(0, 2 * this.count);
+  }
+}
+
+function splitEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
+  const n = data.length;
+  const spans = new Spans();
+  let i = 0;
+  // A UTF-8 BOM may open the body (RFC 8259 8.1 lets a parser skip it).
+  if (n >= 3 && data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) i = 3;
+  i = skipWs(data, i, n);
+  while (i < n) {
+    const c = data[i];
+    if (c === CH_LBRACE) {
+      const end = envelope(data, i, n, spans, opts);
+      if (end < 0) return failed(data, i, n, end, spans.count, opts);
+      i = skipWs(data, end, n);
+      continue;
+    }
+    if (c !== CH_LBRACKET) return reject('invalid_event', spans.count, spans.count + 1, 'not a JSON object');
+    // An array of envelopes: `[`, envelopes separated by `,`, `]`.
+    i = skipWs(data, i + 1, n);
+    if (data[i] === CH_RBRACKET) {
+      i = skipWs(data, i + 1, n);
+      continue;
+    }
+    for (;;) {
+      if (data[i] !== CH_LBRACE) return reject('invalid_event', spans.count, spans.count + 1, 'array element is not a JSON object');
+      const end = envelope(data, i, n, spans, opts);
+      if (end < 0) return failed(data, i, n, end, spans.count, opts);
+      i = skipWs(data, end, n);
+      if (data[i] === CH_COMMA) {
+        i = skipWs(data, i + 1, n);
+        continue;
+      }
+      if (data[i] === CH_RBRACKET) {
+        i = skipWs(data, i + 1, n);
+        break;
+      }
+      return reject('invalid_event', spans.count, spans.count + 1, 'expected , or ] after an array element');
+    }
+  }
+  if (spans.count === 0) return reject('no_data', 0, 0, 'no envelope');
+  return { ok: true, data: ownBytes(data), spans: spans.done(), records: spans.count, emptyLines: 0 };
+}
+
+/** Turns a negative envelope() result into the rejection for envelope number `index`. */
+function failed(data: Buffer, start: number, n: number, code: number, index: number, opts: HecDecodeOptions): HecDecodeResult {
+  const seen = index + 1;
+  if (code === TOO_DEEP) return reject('invalid_event', index, seen, `nested deeper than ${opts.maxDepth}`);
+  if (code === UNTERMINATED) return reject('invalid_event', index, seen, `unterminated object at byte ${start} of ${n}`);
+  return reject(REJECTIONS[-code - 10]!, index, seen, DETAILS[-code - 10]!);
+}
+
+// envelope() failure codes beyond UNTERMINATED and TOO_DEEP: -(10 + i) for REJECTIONS[i].
+const REJECTIONS: HecRejection[] = ['invalid_event', 'invalid_event', 'event_missing', 'event_blank', 'oversize'];
+const DETAILS = ['not valid UTF-8', 'not valid JSON', 'no event field', 'event is null or blank', 'larger than the ring can hold'];
+const BAD_UTF8 = -10;
+const BAD_JSON = -11;
+const NO_EVENT = -12;
+const BLANK_EVENT = -13;
+const OVERSIZE = -14;
+
+/**
+ * Validates the envelope starting at `{` data[s] and pushes its span. Returns the index after
+ * its closing `}`, or a negative failure code.
+ */
+function envelope(data: Buffer, s: number, n: number, spans: Spans, opts: HecDecodeOptions): number {
+  const e = objectEnd(data, s, n, opts.maxDepth);
+  if (e < 0) return e;
+  const text = data.toString('utf8', s, e);
+  // The decoder turns ill-formed UTF-8 into U+FFFD: only then is the exact check needed.
+  if (text.indexOf('\uFFFD') !== -1 && !isUtf8(data.subarray(s, e))) return BAD_UTF8;
+  let obj: Record<string, unknown>;
+  try {
+    obj = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return BAD_JSON;
+  }
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return BAD_JSON;
+  const event = obj['event'];
+  if (event === undefined) return NO_EVENT;
+  if (event === null || (typeof event === 'string' && event.trim() === '')) return BLANK_EVENT;
+  if (e - s > opts.maxRecordBytes) return OVERSIZE;
+  spans.push(s, e);
+  return e;
+}
+
+/**
+ * The end (exclusive) of the JSON object or array opening at data[s], found by bracket depth
+ * outside strings; UNTERMINATED or TOO_DEEP. Brackets are not matched by kind: JSON.parse
+ * rejects `{]` afterwards.
+ */
+function objectEnd(data: Buffer, s: number, n: number, maxDepth: number): number {
+  let depth = 0;
+  for (let j = s; j < n; j++) {
+    const c = data[j];
+    if (c === CH_QUOTE) {
+      // A byte loop: strings in envelopes are short, and Buffer#indexOf per quote cost ~8x more.
+      let q = j + 1;
+      for (; q < n; q++) {
+        const d = data[q];
+        if (d === CH_QUOTE) break;
+        if (d === CH_BACKSLASH) q++;
+      }
+      if (q >= n) return UNTERMINATED;
+      j = q;
+    } else if (c === CH_LBRACE || c === CH_LBRACKET) {
+      if (++depth > maxDepth) return TOO_DEEP;
+    } else if (c === CH_RBRACE || c === CH_RBRACKET) {
+      if (--depth === 0) return j + 1;
+    }
+  }
+  return UNTERMINATED;
+}
+
+function splitRaw(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
+  const n = data.length;
+  const spans = new Spans();
+  const prefix = '{"event":';
+  const suffix = `${opts.rawFields}}`;
+  const overhead = prefix.length + Buffer.byteLength(suffix);
+  // Every line grows by its JSON escaping at most 6x (a control byte becomes \u00XX).
+  let out = Buffer.allocUnsafeSlow(Math.min(Math.max(1024, n + (n >> 3) + 64 * overhead), 0x7fffffff));
+  let pos = 0;
+  let emptyLines = 0;
+  let index = 0;
+  let ls = 0;
+  while (ls < n) {
+    let le = data.indexOf(CH_LF, ls);
+    if (le === -1) le = n;
+    let e = le;
+    if (e > ls && data[e - 1] === CH_CR) e--;
+    let k = ls;
+    while (k < e && (data[k] === CH_SPACE || data[k] === CH_TAB)) k++;
+    if (k === e) {
+      emptyLines++;
+    } else {
+      // Ill-formed UTF-8 becomes U+FFFD: raw text is kept as text, not rejected (as Splunk does).
+      const line = JSON.stringify(data.toString('utf8', ls, e));
+      const need = prefix.length + 3 * line.length + overhead;
+      if (pos + need > out.length) {
+        const next = Buffer.allocUnsafeSlow(Math.max(out.length * 2, pos + need));
+        out.copy(next, 0, 0, pos);
+        out = next;
+      }
+      const start = pos;
+      pos += out.write(prefix, pos, 'latin1');
+      pos += out.write(line, pos, 'utf8');
+      pos += out.write(suffix, pos, 'utf8');
+      if (pos - start > opts.maxRecordBytes) return reject('oversize', index, index + 1, 'line larger than the ring can hold');
+      spans.push(start, pos);
+      index++;
+    }
+    ls = le + 1;
+  }
+  if (spans.count === 0) return reject('no_data', 0, emptyLines, 'no non-blank line');
+  return { ok: true, data: ownBytes(out.subarray(0, pos)), spans: spans.done(), records: spans.count, emptyLines };
+}
+
+/**
+ * `bytes` as a Uint8Array that owns its whole ArrayBuffer, so it can be transferred: a small
+ * Buffer may be a slice of Node's shared 8 KiB pool, and transferring that would detach the pool.
+ */
+export function ownBytes(bytes: Uint8Array): Uint8Array {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !(bytes.buffer instanceof SharedArrayBuffer)) {
+    return bytes;
+  }
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
+}
