@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -21,6 +21,11 @@ export interface RunningDaemon {
   exited: Promise<number | null>;
 }
 
+// A test that fails before stopping its daemon must not leave it running: vitest ends its
+// worker processes without running 'exit' handlers, so the kernel kills the daemon when the
+// test process dies (setpriv --pdeathsig, util-linux; setpriv execs, so the pid is the daemon's).
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
 export function tempDir(prefix = 'sluice-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
@@ -30,7 +35,9 @@ export async function startDaemon(configYaml: string, opts: { dir?: string; env?
   const dir = opts.dir ?? tempDir();
   const configPath = join(dir, 'sluice.yaml');
   writeFileSync(configPath, configYaml);
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
+  const argv = [process.execPath, CLI, 'run', '--config', configPath];
+  if (SETPRIV !== undefined) argv.unshift(SETPRIV, '--pdeathsig', 'KILL', '--');
+  const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: dir,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -62,6 +62,24 @@ sinks:
     expect(r.stderr).toContain('sinks.f.upload_period_secs: must be between 1 and 86400, got 0');
   });
 
+  it('validate --check-connectivity: one line per sink, exit 1 naming a sink that cannot write', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+    writeFileSync(join(dir, 'a-file'), ''); // a directory cannot be made under a file
+    const path = configFile(`
+sources:
+  t: { type: tcp, address: 127.0.0.1:0 }
+sinks:
+  ok: { type: file, inputs: [t], path: ${dir}/out }
+  bad: { type: file, inputs: [t], path: ${dir}/a-file/out }
+`);
+    const r = sluice(['validate', '--config', path, '--check-connectivity']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe(`${path}: OK (1 sources, 2 sinks)\nsinks.ok (file): OK\n`);
+    expect(r.stderr).toBe(`sinks.bad (file): file sink path ${dir}/a-file/out is not writable (ENOTDIR): point path at a directory this process can create files in (SLUICE_ERR_SINK_UNWRITABLE)\n`);
+    // Without the flag, nothing is touched.
+    expect(sluice(['validate', '--config', path]).status).toBe(0);
+  });
+
   it('run: a bad config is reported before any port is bound', async () => {
     // Find a free port, then ask sluice to listen there with a broken sink.
     const probe = createServer();

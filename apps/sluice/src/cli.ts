@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_YAML, SluiceError, defaultConfig, loadConfigFile, type SluiceConfig } from '@sluice/config';
 import { createLogger } from '@sluice/telemetry';
 import { Daemon } from './daemon.ts';
+import { checkStores, releaseStore, SinkCheckError, storesOf } from './sinks.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -12,17 +13,34 @@ compressed, in a local directory or S3-compatible object storage.
 Usage:
   sluice run [--config FILE]        run the daemon (without --config: the embedded default,
                                     loopback TCP :5170 and UDP :6050 into ./data/out)
-  sluice validate --config FILE     check a config file; exit 0, or 1 with one line per problem
+  sluice validate --config FILE [--check-connectivity]
+                                    check a config file; exit 0, or 1 with one line per problem.
+                                    --check-connectivity then checks every sink's destination
+                                    (S3: HeadBucket with its credentials; file: the directory
+                                    is created if missing and must be writable)
   sluice default-config             print the embedded default config as YAML
   sluice --help | --version
 
 Signals: SIGTERM or SIGINT drains (stop accepting, flush rings and workers, complete every
-open object) and exits 0; a second signal exits at once with code 1.
+open object) and exits 0; a second signal exits at once with code 1. Objects not completed
+within shutdown_timeout_secs are counted as discarded and the exit code is 1.
 Configuration reference: the README, section "Configuration reference"`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(message.endsWith('\n') ? message : message + '\n');
   process.exit(code);
+}
+
+/** One line per problem for a user: the message (it names the component) and the code. */
+function explain(err: unknown): string {
+  if (err instanceof SinkCheckError) return err.message; // one line per sink, each with its code
+  if (err instanceof SluiceError) return `${err.message} (${err.code})`;
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}
+
+/** For the engine log: a SluiceError is an expected failure, told by its code and message (no stack). */
+function logFields(err: unknown): Record<string, unknown> {
+  return err instanceof SluiceError ? { code: err.code, error: err.message } : { err };
 }
 
 function loadOrExit(path: string | undefined): SluiceConfig {
@@ -55,24 +73,52 @@ async function run(configPath: string | undefined): Promise<void> {
         process.exit(0);
       },
       (err: unknown) => {
-        logger.error({ err }, 'shutdown did not complete');
+        logger.error(logFields(err), 'shutdown did not complete');
         logger.flush();
+        process.stderr.write(`sluice: ${explain(err)}\n`);
         process.exit(1);
       },
     );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('SIGHUP', () => void daemon.reloadTls());
   try {
     await daemon.start();
   } catch (err) {
-    const message = err instanceof SluiceError ? `${err.message} (${err.code})` : String(err);
-    logger.fatal({ err }, 'sluice could not start');
-    process.stderr.write(`sluice: ${message}\n`);
+    // Once on stderr for the person at the terminal, once in the engine log for the shipper;
+    // never a stack for an expected failure (a missing bucket is not a crash), never a secret
+    // (the stores redact their messages; config errors never quote one).
+    logger.fatal(logFields(err), 'sluice could not start');
+    process.stderr.write(explain(err).split('\n').map((line) => `sluice: ${line}\n`).join(''));
     await daemon.shutdown().catch(() => undefined);
     logger.flush();
     process.exit(1);
   }
+}
+
+/** `validate --check-connectivity`: each sink's store check(), one line per sink; exit 1 if any fails. */
+async function checkConnectivity(cfg: SluiceConfig): Promise<void> {
+  let stores: ReturnType<typeof storesOf>;
+  try {
+    stores = storesOf(cfg);
+  } catch (err) {
+    fail(`sluice: ${explain(err)}`);
+  }
+  const results = await checkStores(stores);
+  for (const s of stores) releaseStore(s.store);
+  let failed = 0;
+  for (const r of results) {
+    const name = r.id === 'dead_letter' ? 'dead_letter' : `sinks.${r.id}`;
+    if (r.error === null) {
+      process.stdout.write(`${name} (${r.type}): OK\n`);
+    } else {
+      failed++;
+      const message = r.error.message.replace(`sink ${r.id}: `, '');
+      process.stderr.write(`${name} (${r.type}): ${message} (${r.error.code})\n`);
+    }
+  }
+  if (failed > 0) process.exit(1);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -84,6 +130,7 @@ async function main(argv: string[]): Promise<void> {
       config: { type: 'string', short: 'c' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'V' },
+      'check-connectivity': { type: 'boolean' },
     },
   });
   if (values.version === true) {
@@ -103,6 +150,7 @@ async function main(argv: string[]): Promise<void> {
       if (values.config === undefined) fail('sluice validate: --config FILE is required');
       const cfg = loadOrExit(values.config);
       process.stdout.write(`${values.config}: OK (${Object.keys(cfg.sources).length} sources, ${Object.keys(cfg.sinks).length} sinks)\n`);
+      if (values['check-connectivity'] === true) await checkConnectivity(cfg);
       return;
     }
     case 'default-config':

@@ -2,11 +2,11 @@ import { resolve as resolvePath } from 'node:path';
 import { SluiceError, type SluiceConfig, type SourceConfig } from '@sluice/config';
 import { Ring } from '@sluice/ring';
 import { FileStore, ObjectWriter, newUniqueId, type ObjectStore } from '@sluice/sinks';
-import { startTcpSource, startUdpSource, type Source, type SourceContext } from '@sluice/sources';
+import { startSplunkHecSource, startTcpSource, startUdpSource, tlsSettings, type Source, type SourceContext } from '@sluice/sources';
 import { Metrics, startApiServer, type Logger } from '@sluice/telemetry';
-import { createWorkerPool, type Codec, type WorkerPool } from '@sluice/worker';
-import { Dispatcher, type Route } from './pipeline/dispatcher.ts';
-import { buildSinkStore } from './sinks.ts';
+import { createHecDecoder, createWorkerPool, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
+import { Dispatcher, type Route, type WhenFull } from './pipeline/dispatcher.ts';
+import { buildSinkStore, checkStores, SinkCheckError } from './sinks.ts';
 
 export interface DaemonOptions {
   config: SluiceConfig;
@@ -19,6 +19,10 @@ interface SinkRuntime {
   type: string;
   store: ObjectStore;
   writer: ObjectWriter;
+  log: Logger;
+  whenFull: WhenFull;
+  /** aws_s3: how long close() may take at shutdown; null = only the daemon's deadline (file). */
+  shutdownTimeoutSecs: number | null;
 }
 
 /**
@@ -36,6 +40,7 @@ export class Daemon {
   private readonly rings = new Map<string, Ring>();
   private deadLetter: ObjectWriter | null = null;
   private pool: WorkerPool | null = null;
+  private hecDecoder: HecDecoder | null = null;
   private dispatcher: Dispatcher | null = null;
   private api: { close(): Promise<void> } | null = null;
   private shuttingDown: Promise<void> | null = null;
@@ -58,16 +63,26 @@ export class Daemon {
     const cfg = this.opts.config;
     const uniqueId = newUniqueId();
 
-    // Sinks first: a sink that cannot write is an error before any port is bound.
-    for (const [id, sink] of Object.entries(cfg.sinks)) {
-      const sinkLog = this.log.child({ component_id: id, component_type: sink.type });
-      const store = buildSinkStore(sink, sinkLog);
-      const checked = await store.check();
-      if (checked !== undefined && checked.staleTempFiles > 0) {
-        sinkLog.warn({ stale_temp_files: checked.staleTempFiles, example: checked.firstStaleTempFile }, 'partial objects from an earlier crash found; they are left in place for you to inspect or delete');
+    // Sinks first: a sink that cannot write is an error before any port is bound. All are
+    // checked at once (an unreachable endpoint takes the check's whole timeout), and every
+    // failing sink is named.
+    const built = Object.entries(cfg.sinks).map(([id, sink]) => {
+      const log = this.log.child({ component_id: id, component_type: sink.type });
+      const labels = { component_id: id };
+      const store = buildSinkStore(sink, log, () => this.metrics.sinkRetries.inc(labels));
+      return { id, type: sink.type, sink, log, store };
+    });
+    const checks = await checkStores(built);
+    const failures = checks.flatMap((c) => (c.error === null ? [] : [c.error]));
+    if (failures.length > 0) throw new SinkCheckError(failures);
+    for (const [i, { id, type, sink, log, store }] of built.entries()) {
+      const checked = checks[i]?.report;
+      if (checked != null && checked.staleTempFiles > 0) {
+        log.warn({ stale_temp_files: checked.staleTempFiles, example: checked.firstStaleTempFile }, 'partial objects from an earlier crash found; they are left in place for you to inspect or delete');
       }
-      const writer = this.makeWriter(id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId);
-      this.sinks.push({ id, type: sink.type, store, writer });
+      const writer = this.makeWriter(id, type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId);
+      const s3 = sink.type === 'aws_s3' ? sink : null;
+      this.sinks.push({ id, type, store, writer, log, whenFull: s3?.when_full ?? 'block', shutdownTimeoutSecs: s3?.shutdown_timeout_secs ?? null });
     }
     if (cfg.dead_letter !== null) {
       const store = new FileStore({ path: resolvePath(cfg.dead_letter.path) });
@@ -94,6 +109,7 @@ export class Daemon {
     });
     this.metrics.probe('sluice_worker_queue_depth', () => this.metrics.workerQueueDepth.set(pool.queueSize));
     this.metrics.probe('sluice_worker_utilization_ratio', () => this.metrics.workerUtilization.set(pool.utilization));
+    if (Object.values(cfg.sources).some((s) => s.type === 'splunk_hec')) this.hecDecoder = createHecDecoder({ threads });
 
     // Sources last.
     for (const [id, src] of Object.entries(cfg.sources)) {
@@ -104,7 +120,12 @@ export class Daemon {
       const codecs = codecsBySource.get(id) ?? [];
       const outputs = this.sinks
         .filter((s) => (cfg.sinks[s.id]?.inputs ?? []).includes(id))
-        .map((s) => ({ writer: s.writer, codecIndex: codecs.indexOf(cfg.sinks[s.id]!.compression) }));
+        .map((s) => ({
+          writer: s.writer,
+          codecIndex: codecs.indexOf(cfg.sinks[s.id]!.compression),
+          whenFull: s.whenFull,
+          sinkLabels: { component_id: s.id, component_type: s.type },
+        }));
       const route: Route = {
         sourceId: id,
         sourceType: src.type,
@@ -197,12 +218,30 @@ export class Daemon {
     const hostKey = src.host_key;
     try {
       if (src.type === 'tcp') {
-        return await startTcpSource(ctx, { host, port, hostKey, maxLineBytes: src.max_line_bytes, maxConnections: src.max_connections, idleTimeoutSecs: src.idle_timeout_secs });
+        return await startTcpSource(ctx, { host, port, hostKey, maxLineBytes: src.max_line_bytes, maxConnections: src.max_connections, idleTimeoutSecs: src.idle_timeout_secs, tls: tlsSettings(src.tls) });
+      }
+      if (src.type === 'splunk_hec') {
+        const decoder = this.hecDecoder;
+        if (decoder === null) throw new Error('the HEC decoder pool was not started');
+        return await startSplunkHecSource(ctx, { host, port, hostKey, validTokens: src.valid_tokens, maxBodyBytes: src.max_body_bytes, maxConnections: src.max_connections, tls: tlsSettings(src.tls) }, decoder);
       }
       return await startUdpSource(ctx, { host, port, hostKey, sockets: src.sockets, receiveBufferBytes: src.receive_buffer_bytes });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new SluiceError('SLUICE_ERR_BIND', `sources.${ctx.id}: cannot listen on ${src.address} (${src.type}): ${e.code ?? e.message}`, { cause: err });
+    }
+  }
+
+  /** SIGHUP: sources with TLS load their certificate and key again; a bad file keeps the old pair. */
+  async reloadTls(): Promise<void> {
+    for (const [id, s] of this.sources) {
+      if (s.reloadTls === undefined) continue;
+      try {
+        await s.reloadTls();
+        this.log.info({ component_id: id }, 'tls certificate reloaded');
+      } catch (err) {
+        this.log.error({ component_id: id, err }, 'tls reload failed; the current certificate stays in use');
+      }
     }
   }
 
@@ -223,10 +262,17 @@ export class Daemon {
   }
 
   private async drainAll(lingerMs: number): Promise<void> {
-    const deadlineMs = this.opts.config.shutdown_timeout_secs * 1000;
+    const secs = this.opts.config.shutdown_timeout_secs;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SluiceError('SLUICE_ERR_SHUTDOWN_TIMEOUT', `shutdown_timeout_secs (${this.opts.config.shutdown_timeout_secs}) passed while ${this.phase}`)), deadlineMs);
+      timer = setTimeout(() => {
+        const phase = this.phase;
+        // A counted loss, never a silent one: whatever the writers still hold is given up.
+        let lost = 0;
+        for (const s of this.sinks) lost += this.abandon(s, `shutdown_timeout_secs (${secs}) passed`);
+        if (this.deadLetter !== null) lost += this.abandon({ id: 'dead_letter', type: 'file', writer: this.deadLetter, log: this.log.child({ component_id: 'dead_letter' }) }, `shutdown_timeout_secs (${secs}) passed`);
+        reject(new SluiceError('SLUICE_ERR_SHUTDOWN_TIMEOUT', `shutdown_timeout_secs (${secs}) passed while ${phase}; ${lost} records in unfinished objects counted as discarded (reason shutdown_timeout)`));
+      }, secs * 1000);
     });
     try {
       await Promise.race([this.drainSteps(lingerMs), deadline]);
@@ -235,19 +281,61 @@ export class Daemon {
     }
   }
 
+  /**
+   * Complete a sink's objects. An aws_s3 sink gets its own shutdown_timeout_secs: on expiry its
+   * unfinished objects are given up and counted. Resolves the number of records given up.
+   */
+  private async closeSink(s: SinkRuntime): Promise<number> {
+    const closing = s.writer.close();
+    const secs = s.shutdownTimeoutSecs;
+    if (secs === null) {
+      await closing;
+      return 0;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const expired = await Promise.race([
+      closing.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(resolve, secs * 1000, true))),
+    ]);
+    clearTimeout(timer);
+    return expired ? this.abandon(s, `shutdown_timeout_secs (${secs}) of sink ${s.id} passed`) : 0;
+  }
+
+  /** Give up a writer's unfinished objects: log them and count their records. */
+  private abandon(s: { id: string; type: string; writer: ObjectWriter; log: Logger }, why: string): number {
+    const left = s.writer.abandon();
+    if (left.length === 0) return 0;
+    const records = left.reduce((n, o) => n + o.records, 0);
+    this.metrics.sinkDiscardedEvents.inc({ component_id: s.id, component_type: s.type, reason: 'shutdown_timeout' }, records);
+    const leftover = s.type === 'aws_s3' ? ". An incomplete multipart upload may remain until the bucket's lifecycle rule removes it" : '';
+    s.log.error(
+      { objects: left.map((o) => o.key), records },
+      `${why} with ${left.length} object(s) unfinished; their ${records} records are counted as discarded (reason shutdown_timeout)${leftover}`,
+    );
+    return records;
+  }
+
   private async drainSteps(lingerMs: number): Promise<void> {
+    // After a failed start this is only cleanup: the user was told why it did not start.
+    const level = this.phase === 'starting' ? 'debug' : 'info';
     this.phase = 'draining sources';
-    this.log.info('shutting down: no new connections; draining');
+    this.log[level]('shutting down: no new connections; draining');
     await Promise.all([...this.sources.values()].map((s) => s.drain(lingerMs)));
+    await this.hecDecoder?.destroy();
     this.phase = 'draining rings through the workers';
     await this.dispatcher?.flush();
     this.phase = `completing objects (${this.sinks.map((s) => s.id).join(', ')})`;
-    await Promise.all(this.sinks.map((s) => s.writer.close()));
+    const lost = await Promise.all(this.sinks.map((s) => this.closeSink(s)));
     await this.deadLetter?.close();
     this.phase = 'stopping worker threads';
     await this.pool?.destroy();
     this.phase = 'stopped';
     await this.api?.close();
-    this.log.info('shutdown complete');
+    const late = this.sinks.filter((_, i) => (lost[i] ?? 0) > 0);
+    if (late.length > 0) {
+      const total = lost.reduce((a, b) => a + b, 0);
+      throw new SluiceError('SLUICE_ERR_SHUTDOWN_TIMEOUT', `sink ${late.map((s) => s.id).join(', ')}: objects not completed within the sink's shutdown_timeout_secs; ${total} records counted as discarded (reason shutdown_timeout)`);
+    }
+    this.log[level]('shutdown complete');
   }
 }

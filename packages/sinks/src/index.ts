@@ -15,6 +15,7 @@ export {
   type ObjectWriterEvents,
   type ObjectWriterOptions,
   type ObjectWriterStats,
+  type UnfinishedObject,
 } from './object-writer/object-writer.ts';
 export { FileStore, type FileStoreCheck, type FileStoreOptions } from './file/file-store.ts';
 export { S3Store, type S3StoreOptions, type S3StoreLogger } from './aws-s3/s3-store.ts';

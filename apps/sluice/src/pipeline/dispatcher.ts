@@ -8,10 +8,22 @@ export interface BatchRunner {
   run(task: BatchTask): Promise<BatchResult>;
 }
 
+/** What a sink does when its writer says "wait" (write() returned false). */
+export type WhenFull = 'block' | 'drop_newest';
+
 export interface DispatchOutput {
   writer: ObjectWriter;
   /** Index into the route's codecs: which frame of a result goes to this writer. */
   codecIndex: number;
+  /**
+   * `block`: stop delivering this route's results until the writer's 'drain' (the ring fills,
+   * TCP pauses, UDP drops are counted at the source). `drop_newest`: while the writer is
+   * blocked, drop this sink's frames and count their records (reason `buffer_full`); the
+   * route goes on. File sinks are always `block`.
+   */
+  whenFull: WhenFull;
+  /** Labels of sluice_sink_discarded_events_total for this sink. */
+  sinkLabels: { component_id: string; component_type: string };
 }
 
 export interface Route {
@@ -67,6 +79,9 @@ export class Dispatcher {
   private readonly states = new Map<string, RouteState>();
   private flushing = false;
   private idleWaiters: (() => void)[] = [];
+  /** drop_newest writers that returned false and have not emitted 'drain' yet. Shared by
+   *  every route feeding the writer: a sink with two inputs is blocked for both. */
+  private readonly blockedWriters = new Set<ObjectWriter>();
 
   constructor(opts: DispatcherOptions) {
     this.opts = opts;
@@ -152,13 +167,7 @@ export class Dispatcher {
           for (const out of route.outputs) {
             const bytes = result.frames[out.codecIndex];
             if (bytes === undefined) continue;
-            if (!out.writer.write({ bytes, records: c.accepted, rawBytes: result.ndjsonBytes })) {
-              st.waitingOn++;
-              out.writer.once('drain', () => {
-                st.waitingOn--;
-                this.deliver(st);
-              });
-            }
+            this.write(st, out, bytes, c.accepted, result.ndjsonBytes);
           }
         }
         let malformed = 0;
@@ -188,6 +197,30 @@ export class Dispatcher {
       this.dispatch(st, this.flushing);
     }
     this.checkIdle();
+  }
+
+  /** One frame to one sink, by the sink's when_full. */
+  private write(st: RouteState, out: DispatchOutput, bytes: Uint8Array, records: number, rawBytes: number): void {
+    const writer = out.writer;
+    if (out.whenFull === 'drop_newest') {
+      if (this.blockedWriters.has(writer)) {
+        this.opts.metrics.sinkDiscardedEvents.inc({ ...out.sinkLabels, reason: 'buffer_full' }, records);
+        return;
+      }
+      if (!writer.write({ bytes, records, rawBytes })) {
+        // The frame was taken; the ones after it are dropped until the writer drains.
+        this.blockedWriters.add(writer);
+        writer.once('drain', () => this.blockedWriters.delete(writer));
+      }
+      return;
+    }
+    if (!writer.write({ bytes, records, rawBytes })) {
+      st.waitingOn++;
+      writer.once('drain', () => {
+        st.waitingOn--;
+        this.deliver(st);
+      });
+    }
   }
 
   private checkIdle(): void {

@@ -107,7 +107,12 @@ describe('describeError', () => {
     expect(describeError(refused)).toBe('connect ECONNREFUSED 127.0.0.1:9');
     const agg = Object.assign(new AggregateError([], ''), { code: 'ECONNREFUSED' });
     expect(describeError(agg)).toBe('AggregateError: ECONNREFUSED');
+    // A HEAD answer has no body: the SDK names the error after the status, or "Unknown".
     const svc = Object.assign(new Error('UnknownError'), { name: 'Forbidden', $metadata: { httpStatusCode: 403 } });
-    expect(describeError(svc)).toBe('Forbidden: UnknownError (HTTP 403)');
+    expect(describeError(svc)).toBe('HTTP 403 Forbidden');
+    const unknown = Object.assign(new Error('UnknownError'), { name: 'Unknown', $metadata: { httpStatusCode: 403 } });
+    expect(describeError(unknown)).toBe('HTTP 403 Forbidden');
+    const withBody = Object.assign(new Error('The specified bucket does not exist'), { name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } });
+    expect(describeError(withBody)).toBe('NoSuchBucket: The specified bucket does not exist (HTTP 404)');
   });
 });

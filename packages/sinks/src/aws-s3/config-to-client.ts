@@ -230,16 +230,25 @@ export function retryLogger(logger: RetryLogger, intervalMs = 10_000): (notice: 
 
 /**
  * The ObjectStore of an `aws_s3` sink, from its validated config. `logger` is the sink's child
- * logger. Durations not in the config yet use the defaults above.
+ * logger (retries are logged through retryLogger); `onRetry` is told about every retry too
+ * (the daemon counts them). Durations not in the config yet use the defaults above.
  */
-export function s3StoreFromConfig(sink: AwsS3SinkConfig, logger?: S3StoreLogger): S3Store {
+export function s3StoreFromConfig(sink: AwsS3SinkConfig, logger?: S3StoreLogger, onRetry?: (notice: RetryNotice) => void): S3Store {
+  const logRetry = logger ? retryLogger(logger) : undefined;
+  const retried =
+    logRetry !== undefined && onRetry !== undefined
+      ? (notice: RetryNotice) => {
+          onRetry(notice);
+          logRetry(notice);
+        }
+      : (logRetry ?? onRetry);
   const client = createS3Client({
     endpoint: sink.endpoint,
     region: sink.region,
     accessKeyId: sink.access_key_id,
     secretAccessKey: sink.secret_access_key,
     forcePathStyle: sink.force_path_style,
-    ...(logger ? { onRetry: retryLogger(logger) } : {}),
+    ...(retried ? { onRetry: retried } : {}),
   });
   return new S3Store({
     sinkId: sink.id,

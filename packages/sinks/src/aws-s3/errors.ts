@@ -1,4 +1,5 @@
 /** Error codes of the aws_s3 sink and how SDK errors read in our messages. */
+import { STATUS_CODES } from 'node:http';
 
 /** An object could not be stored (close() rejected) or thrown away (abort() rejected). */
 export const ERR_S3_UPLOAD = 'SLUICE_ERR_S3_UPLOAD';
@@ -42,6 +43,8 @@ export function describeError(error: unknown): string {
   const message = e.message !== '' ? e.message : code;
   // "Error: connect ECONNREFUSED 127.0.0.1:9" says nothing more than its message.
   const prefix = e.name === 'Error' && code !== '' && message.includes(code) ? '' : `${e.name}: `;
-  // Service errors without a body (HEAD) have the message "UnknownError": the status says more.
+  // Service errors without a body (HEAD) are named after the status ("Forbidden", or "Unknown"
+  // with the SDK 3.1169 against Ceph) with the message "UnknownError": the status says it all.
+  if (status !== undefined && message === 'UnknownError') return `HTTP ${status} ${STATUS_CODES[status] ?? e.name}`;
   return `${prefix}${message}${status !== undefined ? ` (HTTP ${status})` : ''}`;
 }

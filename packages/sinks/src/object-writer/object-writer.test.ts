@@ -279,6 +279,10 @@ describe('ObjectWriter + FileStore', () => {
     const seen = new Map<string, Buffer>();
     let writing = true;
     let listings = 0;
+    // The writer waits for a fresh listing every few frames, so the reader observes the tree
+    // mid-write however the machine schedules the two (a loaded CI machine included).
+    let listed: (() => void) | null = null;
+    const nextListing = (): Promise<void> => new Promise<void>((r) => (listed = r));
     const reader = (async () => {
       while (writing) {
         listings++;
@@ -288,6 +292,9 @@ describe('ObjectWriter + FileStore', () => {
           const rel = path.relative(root, path.join(e.parentPath, e.name));
           if (!seen.has(rel)) seen.set(rel, await readFile(path.join(root, rel)));
         }
+        const done = listed;
+        listed = null;
+        done?.();
         await nextLoop();
       }
     })();
@@ -297,6 +304,7 @@ describe('ObjectWriter + FileStore', () => {
       seq += 5;
       if (!writer.write(frame)) await new Promise<void>((r) => writer.once('drain', r));
       if (i % 3 === 0) await nextLoop();
+      if (i % 20 === 0) await nextListing();
     }
     await writer.close();
     writing = false;
@@ -452,6 +460,32 @@ describe('ObjectWriter + FileStore', () => {
       recordsFailed: 20,
       openObjects: 0,
     });
+  });
+
+  it('abandon() hands back the unsettled objects, releases close(), and never counts them twice', async () => {
+    // A store whose closes hang until released (an S3 outage at shutdown).
+    const closes: (() => void)[] = [];
+    const store: ObjectStore = {
+      open: () => ({ write: () => true, once: () => {}, close: () => new Promise<void>((r) => closes.push(r)), abort: async () => {} }),
+      check: async () => {},
+    };
+    const { writer, objects, failures } = newWriter({ store, codec: 'none', maxObjectBytes: 100 });
+    for (let i = 0; i < 3; i++) writer.write(makeFrame('none', i * 5, 5).frame); // 3 objects of 5 records
+    const closing = writer.close();
+    let closed = false;
+    void closing.then(() => (closed = true));
+    await sleep(20);
+    expect(closed).toBe(false);
+    const left = writer.abandon();
+    expect(left.map((o) => o.records)).toEqual([5, 5, 5]);
+    expect(left[0]!.key).toMatch(/^logs\/.*-000000\.ndjson$/);
+    await closing;
+    expect(writer.stats.openObjects).toBe(0);
+    for (const release of closes) release(); // settling later emits nothing
+    await sleep(5);
+    expect(objects).toEqual([]);
+    expect(failures).toEqual([]);
+    expect(writer.abandon()).toEqual([]);
   });
 
   it('rejects nonsense options with a message naming the setting', () => {

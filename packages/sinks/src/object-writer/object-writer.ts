@@ -44,6 +44,13 @@ export interface ObjectInfo {
   closedAtMs: number;
 }
 
+/** An object given up by abandon(): not known to be stored, its records are counted as lost. */
+export interface UnfinishedObject {
+  key: string;
+  records: number;
+  rawBytes: number;
+}
+
 /** An object whose close failed: its records are lost (and counted). */
 export interface ObjectError {
   key: string;
@@ -141,6 +148,9 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   #needDrain = false;
   #drainScheduled = false;
   #closed = false;
+  /** Resolved by abandon(), so a close() waiting on closes that may never settle returns. */
+  readonly #abandoned = Promise.withResolvers<void>();
+  #gaveUp = false;
 
   constructor(opts: ObjectWriterOptions) {
     super();
@@ -237,13 +247,38 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   }
 
   /** Stop the timer, close the open object, and resolve when every close in flight has settled
-   *  (failures are reported through 'error-object', never by rejecting). */
+   *  (failures are reported through 'error-object', never by rejecting) or abandon() was called. */
   async close(): Promise<void> {
     this.#closed = true;
     this.rotate();
-    while (this.#closing.size > 0) {
-      await Promise.allSettled(Array.from(this.#closing, (o) => o.settled));
+    while (this.#closing.size > 0 && !this.#gaveUp) {
+      // Either every close settles, or abandon() gives up on them.
+      await Promise.race([Promise.allSettled(Array.from(this.#closing, (o) => o.settled)), this.#abandoned.promise]);
     }
+  }
+
+  /**
+   * Give up on every object not settled yet (the open one and the closes in flight), for a
+   * shutdown deadline: they are forgotten (their close settling later emits nothing, so nothing
+   * is counted twice), and returned so the caller counts their records as lost. The uploads are
+   * left as they are; a store may still complete them (or leave a multipart upload for a
+   * lifecycle rule). A pending close() resolves at once.
+   */
+  abandon(): UnfinishedObject[] {
+    const out: UnfinishedObject[] = [];
+    const cur = this.#current;
+    if (cur !== null) {
+      clearTimeout(cur.timer);
+      this.#current = null;
+      out.push({ key: cur.key, records: cur.records, rawBytes: cur.rawBytes });
+    }
+    for (const obj of this.#closing) out.push({ key: obj.key, records: obj.records, rawBytes: obj.rawBytes });
+    this.#closing.clear();
+    this.stats.openObjects -= out.length;
+    this.#gaveUp = true;
+    this.#abandoned.resolve();
+    this.#maybeDrain();
+    return out;
   }
 
   #open(): PendingObject {
@@ -267,7 +302,7 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   }
 
   #onClosed(obj: PendingObject): void {
-    this.#closing.delete(obj);
+    if (!this.#closing.delete(obj)) return; // abandoned: already counted as lost
     const s = this.stats;
     s.openObjects--;
     s.objectsCompleted++;
@@ -287,7 +322,7 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   }
 
   #onFailed(obj: PendingObject, error: unknown): void {
-    this.#closing.delete(obj);
+    if (!this.#closing.delete(obj)) return; // abandoned: already counted as lost
     const s = this.stats;
     s.openObjects--;
     s.objectsFailed++;

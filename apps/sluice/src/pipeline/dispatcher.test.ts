@@ -1,0 +1,115 @@
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { Ring } from '@sluice/ring';
+import { ObjectWriter, type ObjectStore, type ObjectUpload } from '@sluice/sinks';
+import { createLogger, Metrics } from '@sluice/telemetry';
+import type { BatchResult, BatchTask } from '@sluice/worker';
+import { Dispatcher, type WhenFull } from './dispatcher.ts';
+
+/** A store whose uploads say "wait" while `full` is set, and drain when it is cleared. */
+class GateStore implements ObjectStore {
+  full = false;
+  readonly bytes: number[] = [];
+  private readonly waiting = new Set<EventEmitter>();
+
+  open(): ObjectUpload {
+    const store = this;
+    const up = new (class extends EventEmitter implements ObjectUpload {
+      write(chunk: Uint8Array): boolean {
+        store.bytes.push(chunk[0]!);
+        if (!store.full) return true;
+        store.waiting.add(this);
+        return false;
+      }
+      override once(event: 'drain', fn: () => void): this {
+        return super.once(event, fn);
+      }
+      async close(): Promise<void> {}
+      async abort(): Promise<void> {}
+    })();
+    return up;
+  }
+
+  async check(): Promise<void> {}
+
+  release(): void {
+    this.full = false;
+    for (const up of this.waiting) up.emit('drain');
+    this.waiting.clear();
+  }
+}
+
+/** A worker stand-in: one 1-byte frame per span, the first body byte of its first record. */
+class FakeRunner {
+  readonly tasks: BatchTask[] = [];
+  async run(task: BatchTask): Promise<BatchResult> {
+    this.tasks.push(task);
+    // Data region after the 64-byte header; a record is a u32 length, a 1-byte peer head, 3 bytes.
+    const data = new Uint8Array(task.sab, 64, 65_536);
+    const records = (task.end - task.start) / 8;
+    const frame = Uint8Array.of(data[(task.start + 5) & 65_535]!);
+    const malformed = {};
+    return { ok: true, frames: [frame], deadLetter: null, rawBytes: task.end - task.start, ndjsonBytes: records, counts: { records, accepted: records, inputBytes: 0, outputBytes: 0, malformed, kinds: { service: 0, kernel: 0, other: records } } };
+  }
+}
+
+function setup(whenFull: WhenFull) {
+  const ring = Ring.create(65_536);
+  const store = new GateStore();
+  const metrics = new Metrics('test');
+  const writer = new ObjectWriter({ sinkId: 's3', store, keyPrefix: '', codec: 'none', uploadPeriodSecs: 3600, maxObjectBytes: 1 << 30, uniqueId: '0'.repeat(16) });
+  const runner = new FakeRunner();
+  const dispatcher = new Dispatcher({ runner, metrics, logger: createLogger({ level: 'silent', format: 'json' }), batchBytes: 8, batchTimeoutMs: 1, maxInflightPerRoute: 1 });
+  dispatcher.addRoute({
+    sourceId: 'src',
+    sourceType: 'tcp',
+    ring,
+    codecs: ['none'],
+    outputs: [{ writer, codecIndex: 0, whenFull, sinkLabels: { component_id: 's3', component_type: 'aws_s3' } }],
+    deadLetter: null,
+    onRingSpace: () => {},
+  });
+  /** One 3-byte record per call (1-byte empty peer head + 3 bytes = a 4-byte payload, 8 in the ring). */
+  const send = (n: number): void => {
+    ring.tryWrite(Uint8Array.of(n, 0, 0), Uint8Array.of(0));
+    dispatcher.wrote('src');
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 20));
+  const dropped = async () => (await metrics.sinkDiscardedEvents.get()).values.find((v) => v.labels.reason === 'buffer_full')?.value ?? 0;
+  return { ring, store, writer, dispatcher, send, settle, dropped };
+}
+
+describe('Dispatcher and a sink that says wait', () => {
+  it('block: stops releasing the ring until the writer drains, then delivers everything in order', async () => {
+    const t = setup('block');
+    t.store.full = true;
+    for (let i = 1; i <= 5; i++) t.send(i);
+    await t.settle();
+    // The first frame was taken (and said "wait"); the rest stay claimed or unclaimed in the ring.
+    expect(t.store.bytes).toEqual([1]);
+    expect(t.ring.usedBytes()).toBe(4 * 8);
+    t.store.release();
+    await t.dispatcher.flush();
+    expect(t.store.bytes).toEqual([1, 2, 3, 4, 5]);
+    expect(t.ring.usedBytes()).toBe(0);
+    expect(await t.dropped()).toBe(0);
+  });
+
+  it('drop_newest: drops and counts frames while the writer is blocked, never holds the ring', async () => {
+    const t = setup('drop_newest');
+    t.store.full = true;
+    for (let i = 1; i <= 5; i++) t.send(i);
+    await t.dispatcher.flush();
+    expect(t.store.bytes).toEqual([1]);
+    expect(t.ring.usedBytes()).toBe(0);
+    expect(await t.dropped()).toBe(4);
+    t.store.release();
+    await t.settle();
+    for (let i = 6; i <= 7; i++) t.send(i);
+    await t.dispatcher.flush();
+    expect(t.store.bytes).toEqual([1, 6, 7]);
+    expect(await t.dropped()).toBe(4);
+    await t.writer.close();
+    expect(t.writer.stats.recordsWritten).toBe(3);
+  });
+});

@@ -1,0 +1,193 @@
+/**
+ * The aws_s3 sink through an S3 outage, on a private Ceph RGW (the run's shared one must keep
+ * answering the other files): radosgw is stopped for 20 s mid-stream and restarted.
+ *
+ * - `when_full: block` (s3_block, fed by TCP and UDP): the store fills to max_buffered_bytes,
+ *   the writer says wait, the dispatcher stops, the rings fill, the TCP sender is paused and
+ *   UDP datagrams are counted as ring_full drops. Nothing sent over TCP is lost; retries are
+ *   counted and logged.
+ * - `when_full: drop_newest` (s3_drop, its own TCP source): the sender is never paused; what
+ *   the blocked sink could not take is counted as buffer_full, the rest is stored once.
+ * - SIGTERM while the gateway is down: the sink's shutdown_timeout_secs gives up, counts the
+ *   records and exits 1.
+ */
+import { createSocket } from 'node:dgram';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
+import { startRgw, type Rgw } from '../s3/rgw.ts';
+import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
+import { freshBucket, getObjectLines, listKeys, openUploads, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, waitFor } from '../helpers/s3.ts';
+
+const MiB = 1024 * 1024;
+let rgw: Rgw;
+let client: ReturnType<Rgw['client']>;
+
+beforeAll(async () => {
+  rgw = await startRgw();
+  client = rgw.client();
+});
+afterAll(async () => {
+  client?.destroy();
+  await rgw?.stop();
+});
+
+async function sendUdp(address: string, lines: readonly string[], perTick: number, tickMs: number): Promise<void> {
+  const { host, port } = splitAddress(address);
+  const socket = createSocket('udp4');
+  for (let i = 0; i < lines.length; i += perTick) {
+    await Promise.all(lines.slice(i, i + perTick).map((l) => new Promise<void>((resolve, reject) => socket.send(l, port, host, (err) => (err ? reject(err) : resolve())))));
+    await sleep(tickMs);
+  }
+  socket.close();
+}
+
+const output = (d: RunningDaemon): string => JSON.stringify(d.logs) + d.stderr();
+
+describe('end to end: the aws_s3 sink through an S3 outage (private Ceph RGW)', () => {
+  it('radosgw down for 20 s mid-stream: TCP paused and nothing lost (block), drops counted (UDP, drop_newest), retries counted', { timeout: 120_000 }, async () => {
+    const BLOCKED = 150_000;
+    const DROPPING = 40_000;
+    const UDP = 3_000;
+    const bucket = await freshBucket(client, 'e2e-outage');
+    const dir = tempDir();
+    const conn = s3Connection(rgw.endpoint, bucket);
+    const daemon = await startDaemon(
+      `
+data_dir: ${dir}/data
+api: { address: 127.0.0.1:0 }
+sources:
+  blocked_tcp: { type: tcp, address: 127.0.0.1:0, ring_bytes: ${MiB} }
+  blocked_udp: { type: udp, address: 127.0.0.1:0, ring_bytes: 65536 }
+  dropping_tcp: { type: tcp, address: 127.0.0.1:0, ring_bytes: ${MiB} }
+sinks:
+  s3_block:
+    type: aws_s3
+    inputs: [blocked_tcp, blocked_udp]
+    ${conn}
+    key_prefix: block/
+    compression: none
+    part_size_bytes: ${5 * MiB}
+    max_buffered_bytes: ${5 * MiB}
+    upload_period_secs: 3600
+  s3_drop:
+    type: aws_s3
+    inputs: [dropping_tcp]
+    ${conn}
+    key_prefix: drop/
+    compression: none
+    upload_period_secs: 1
+    when_full: drop_newest
+`,
+      { dir, env: s3Env(rgw) },
+    );
+    const rand = prng(3);
+    const blocked = Array.from({ length: BLOCKED }, (_, id) => serviceLine({ id, rand }));
+    const dropping = Array.from({ length: DROPPING }, (_, id) => serviceLine({ id, rand }));
+    const kernel = Array.from({ length: UDP }, (_, id) => kernelLine({ id, rand }));
+    const metrics = () => scrape(daemon.apiPort);
+    const received = async (id: string) => metricSum(await metrics(), 'sluice_source_received_events_total', { component_id: id });
+
+    // 20,000 lines a second: 7.5 s of sending if nothing stopped it.
+    const blockedSender = sendTcpPaced(daemon.sources['blocked_tcp']![0]!, blocked, 2_000, 100);
+    await waitFor('the stream to be flowing', async () => (await received('blocked_tcp')) >= 20_000, 10_000);
+    await rgw.stopGateway();
+    const downAt = Date.now();
+    // 4,000 lines a second for 10 s into a sink that drops while blocked.
+    const droppingSender = sendTcpPaced(daemon.sources['dropping_tcp']![0]!, dropping, 1_000, 250);
+    let droppingDoneAt = Infinity;
+    void droppingSender.done.then(() => (droppingDoneAt = Date.now()));
+
+    await sleep(10_000);
+    await sendUdp(daemon.sources['blocked_udp']![0]!, kernel, 100, 10);
+    const pausedAt = { sent: blockedSender.sent(), received: await received('blocked_tcp') };
+    await sleep(Math.max(0, 19_000 - (Date.now() - downAt)));
+    const m = await metrics();
+    // The TCP sender is paused: nothing more went out or came in for seconds, and its ring is full.
+    expect(blockedSender.sent()).toBe(pausedAt.sent);
+    expect(blockedSender.sent()).toBeLessThan(BLOCKED);
+    expect(metricSum(m, 'sluice_source_received_events_total', { component_id: 'blocked_tcp' })).toBe(pausedAt.received);
+    expect(metricSum(m, 'sluice_ring_used_bytes', { component_id: 'blocked_tcp' })).toBeGreaterThan(0.9 * MiB);
+    // UDP cannot push back: a full ring is a counted drop.
+    const udpDropped = metricSum(m, 'sluice_source_discarded_events_total', { component_id: 'blocked_udp', reason: 'ring_full' });
+    expect(udpDropped).toBeGreaterThan(UDP / 2);
+    // drop_newest never held its sender back: done in about its 10 s of pacing, gateway still down.
+    await droppingSender.done;
+    expect(droppingDoneAt - downAt).toBeLessThan(13_000);
+    expect(metricSum(m, 'sluice_sink_retries_total', { component_id: 's3_block' })).toBeGreaterThan(0);
+
+    await sleep(Math.max(0, 20_000 - (Date.now() - downAt)));
+    await rgw.startGateway();
+    await blockedSender.done;
+    await waitFor('every TCP line received', async () => (await received('blocked_tcp')) === BLOCKED, 30_000);
+    const end = await metrics();
+    const udpReceived = metricSum(end, 'sluice_source_received_events_total', { component_id: 'blocked_udp' });
+    const bufferFull = metricSum(end, 'sluice_sink_discarded_events_total', { component_id: 's3_drop', reason: 'buffer_full' });
+    expect(metricSum(end, 'sluice_source_received_events_total', { component_id: 'dropping_tcp' })).toBe(DROPPING);
+    expect(bufferFull).toBeGreaterThan(0);
+    expect(daemon.logs.some((l) => l['msg'] === 'S3 request failed; retrying' && l['component_id'] === 's3_block')).toBe(true);
+
+    expect(await daemon.stop()).toBe(0);
+    expect(await openUploads(client, bucket)).toEqual([]);
+
+    // block: every TCP line exactly once; every UDP datagram that got into the ring, once.
+    const seenTcp = new Uint8Array(BLOCKED);
+    const seenUdp = new Uint8Array(UDP);
+    for (const key of await listKeys(client, bucket, 'block/')) {
+      for (const line of await getObjectLines(client, bucket, key)) {
+        const rec = JSON.parse(line) as Record<string, unknown>;
+        if (typeof rec['seq'] === 'number') seenUdp[rec['seq']]!++;
+        else seenTcp[serviceId(rec)]!++;
+      }
+    }
+    expect(seenTcp.every((n) => n === 1)).toBe(true);
+    expect(seenUdp.every((n) => n <= 1)).toBe(true);
+    expect(seenUdp.reduce((a, n) => a + n, 0)).toBe(udpReceived - udpDropped);
+
+    // drop_newest: stored once or counted as buffer_full, never both, never lost silently.
+    const seenDrop = new Uint8Array(DROPPING);
+    for (const key of await listKeys(client, bucket, 'drop/')) {
+      for (const line of await getObjectLines(client, bucket, key)) seenDrop[serviceId(JSON.parse(line) as Record<string, unknown>)]!++;
+    }
+    expect(seenDrop.every((n) => n <= 1)).toBe(true);
+    expect(seenDrop.reduce((a, n) => a + n, 0)).toBe(DROPPING - bufferFull);
+    expect(output(daemon)).not.toContain(rgw.secretAccessKey);
+  });
+
+  it("SIGTERM with the gateway down: the sink's shutdown_timeout_secs gives up, counts the records, exit 1", { timeout: 30_000 }, async () => {
+    const LINES = 1_000;
+    await rgw.startGateway();
+    const bucket = await freshBucket(client, 'e2e-sigterm-down');
+    const dir = tempDir();
+    const daemon = await startDaemon(
+      `
+data_dir: ${dir}/data
+api: { address: 127.0.0.1:0 }
+shutdown_timeout_secs: 20
+sources:
+  talos: { type: tcp, address: 127.0.0.1:0 }
+sinks:
+  s3:
+    type: aws_s3
+    inputs: [talos]
+    ${s3Connection(rgw.endpoint, bucket)}
+    shutdown_timeout_secs: 1
+`,
+      { dir, env: s3Env(rgw) },
+    );
+    const rand = prng(5);
+    await sendTcpPaced(daemon.sources['talos']![0]!, Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand })), LINES, 0).done;
+    await waitFor('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 10_000);
+    await rgw.stopGateway();
+    const t0 = Date.now();
+    expect(await daemon.stop('SIGTERM')).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+
+    const gaveUp = daemon.logs.find((l) => l['component_id'] === 's3' && l['records'] === LINES);
+    expect(gaveUp?.['msg']).toMatch(/^shutdown_timeout_secs \(1\) of sink s3 passed with 1 object\(s\) unfinished; their 1000 records are counted as discarded \(reason shutdown_timeout\)/);
+    expect(gaveUp?.['objects']).toEqual([expect.stringMatching(/^\d{4}\/\d{2}\/\d{2}\/\d{2}:\d{2}:\d{2}-[0-9a-f]{16}-000000\.ndjson\.zst$/)]);
+    expect(daemon.stderr()).toBe(
+      "sluice: sink s3: objects not completed within the sink's shutdown_timeout_secs; 1000 records counted as discarded (reason shutdown_timeout) (SLUICE_ERR_SHUTDOWN_TIMEOUT)\n",
+    );
+    expect(output(daemon)).not.toContain(rgw.secretAccessKey);
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * Helpers for end-to-end tests of the aws_s3 sink against a real Ceph RGW: buckets, reading
+ * objects back the way a user would (GetObject, then decompress every frame), a paced TCP
+ * sender, and the CLI as a child process.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import { decompress as zstdDecompress } from '@mongodb-js/zstd';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { splitAddress } from './daemon.ts';
+
+const CLI = new URL('../../apps/sluice/src/cli.ts', import.meta.url).pathname;
+
+/** A bucket no other test uses. */
+export async function freshBucket(client: S3Client, prefix: string): Promise<string> {
+  const name = `${prefix}-${randomBytes(4).toString('hex')}`;
+  await client.send(new CreateBucketCommand({ Bucket: name }));
+  return name;
+}
+
+/** Every key in the bucket, sorted. */
+export async function listKeys(client: S3Client, bucket: string, prefix = ''): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const res = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of res.Contents ?? []) keys.push(String(o.Key));
+    token = res.NextContinuationToken;
+  } while (token !== undefined);
+  return keys.sort();
+}
+
+/** Keys of the multipart uploads still open in the bucket. */
+export async function openUploads(client: S3Client, bucket: string): Promise<string[]> {
+  const res = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return (res.Uploads ?? []).map((u) => String(u.Key));
+}
+
+/**
+ * GetObject and the object's lines: zstd through @mongodb-js/zstd (node:zlib reads only the
+ * first of concatenated frames, nodejs/node#64741), gzip through gunzipSync (all members).
+ */
+export async function getObjectLines(client: S3Client, bucket: string, key: string): Promise<string[]> {
+  const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const raw = Buffer.from(await res.Body!.transformToByteArray());
+  const data = key.endsWith('.zst') ? await zstdDecompress(raw) : key.endsWith('.gz') ? gunzipSync(raw) : raw;
+  const text = data.toString('utf8');
+  if (text.length === 0) return [];
+  if (!text.endsWith('\n')) throw new Error(`${key}: the last record has no newline`);
+  return text.slice(0, -1).split('\n');
+}
+
+/** Counts how often each id occurs across all objects under `prefix`; `idOf` reads a record's id. */
+export async function countIds(client: S3Client, bucket: string, prefix: string, size: number, idOf: (rec: Record<string, unknown>) => number): Promise<Uint8Array> {
+  const seen = new Uint8Array(size);
+  for (const key of await listKeys(client, bucket, prefix)) {
+    for (const line of await getObjectLines(client, bucket, key)) seen[idOf(JSON.parse(line) as Record<string, unknown>)]!++;
+  }
+  return seen;
+}
+
+/** The id of a loadgen service line (`... req=<id>` at the end of msg). */
+export function serviceId(rec: Record<string, unknown>): number {
+  return Number(/req=(\d+)$/.exec(String(rec['msg']))![1]);
+}
+
+export interface Sender {
+  /** Lines handed to the socket so far. */
+  readonly sent: () => number;
+  /** Resolves when every line was sent and the server closed the connection (it read them all). */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Send `lines` over one TCP connection, `perTick` lines every `tickMs`, honouring the
+ * socket's backpressure (a paused Sluice source stops the sender here).
+ */
+export function sendTcpPaced(address: string, lines: readonly string[], perTick: number, tickMs: number): Sender {
+  const { host, port } = splitAddress(address);
+  let sent = 0;
+  const done = (async () => {
+    const socket = connect({ host, port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    for (let i = 0; i < lines.length; i += perTick) {
+      const started = performance.now();
+      const chunk = lines.slice(i, i + perTick);
+      if (!socket.write(chunk.join('\n') + '\n')) await new Promise((r) => socket.once('drain', r));
+      sent += chunk.length;
+      const left = tickMs - (performance.now() - started);
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+    }
+    await new Promise<void>((resolve, reject) => {
+      socket.once('close', () => resolve());
+      socket.once('error', reject);
+      socket.end();
+    });
+  })();
+  return { sent: () => sent, done };
+}
+
+/** YAML of an aws_s3 sink's connection options; the keys come from the environment. */
+export function s3Connection(endpoint: string, bucket: string): string {
+  return `endpoint: ${endpoint}
+    bucket: ${bucket}
+    access_key_id: \${S3_ACCESS_KEY_ID}
+    secret_access_key: \${S3_SECRET_ACCESS_KEY}`;
+}
+
+/** The environment s3Connection() reads. */
+export function s3Env(env: { accessKeyId: string; secretAccessKey: string }): Record<string, string> {
+  return { S3_ACCESS_KEY_ID: env.accessKeyId, S3_SECRET_ACCESS_KEY: env.secretAccessKey };
+}
+
+/** `sluice <args>` as a child process on the repo's Node 24. */
+export function runCli(args: string[], env: Record<string, string>, cwd?: string): Promise<{ status: number | null; stdout: string; stderr: string; ms: number }> {
+  const started = Date.now();
+  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  return new Promise((resolve) => proc.on('close', (status) => resolve({ status, stdout, stderr, ms: Date.now() - started })));
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 100): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
