@@ -281,8 +281,8 @@ describe('ObjectWriter + FileStore', () => {
     let listings = 0;
     // The writer waits for a fresh listing every few frames, so the reader observes the tree
     // mid-write however the machine schedules the two (a loaded CI machine included).
-    let listed: (() => void) | null = null;
-    const nextListing = (): Promise<void> => new Promise<void>((r) => (listed = r));
+    const listing: { waiter: (() => void) | null } = { waiter: null };
+    const nextListing = (): Promise<void> => new Promise<void>((r) => (listing.waiter = r));
     const reader = (async () => {
       while (writing) {
         listings++;
@@ -292,8 +292,8 @@ describe('ObjectWriter + FileStore', () => {
           const rel = path.relative(root, path.join(e.parentPath, e.name));
           if (!seen.has(rel)) seen.set(rel, await readFile(path.join(root, rel)));
         }
-        const done = listed;
-        listed = null;
+        const done = listing.waiter;
+        listing.waiter = null;
         done?.();
         await nextLoop();
       }
