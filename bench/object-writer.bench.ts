@@ -121,11 +121,11 @@ bench
 await bench.run();
 
 const baseline = bench.tasks[0]!.result;
-const baseMs = 'latency' in baseline ? baseline.latency.mean : Number.NaN;
+const baseMs = 'latency' in baseline ? baseline.latency.p50 : Number.NaN;
 const rows = bench.tasks.map((t) => {
   const r = t.result;
   if (!('latency' in r)) return { task: t.name, state: r.state };
-  const ms = r.latency.mean;
+  const ms = r.latency.p50; // median: fsync times have a long tail on a shared disk
   return {
     task: t.name,
     'MB/s': Number((ITERATION_BYTES / 1e6 / (ms / 1000)).toFixed(0)),
@@ -135,5 +135,5 @@ const rows = bench.tasks.map((t) => {
     samples: r.latency.samplesCount,
   };
 });
-console.log(`${FRAMES_PER_ITERATION} x 64 KiB frames per iteration (16 MiB), fsync + rename included`);
+console.log(`${FRAMES_PER_ITERATION} x 64 KiB frames per iteration (16 MiB), fsync + rename included; medians`);
 console.table(rows);

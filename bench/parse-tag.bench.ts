@@ -1,7 +1,8 @@
 /**
  * Per-record cost of validating and tagging a 245-byte Talos service line, the worker's fast path
- * (JSON.parse to validate + splice pre-serialized tag bytes) against the obvious alternative
- * (JSON.parse + assign + JSON.stringify), and the cost of the UTF-8 check alone.
+ * (one byte scan to validate, json-scan.ts, + splice pre-serialized tag bytes) against the obvious
+ * alternative (JSON.parse + assign + JSON.stringify), the decode + JSON.parse floor the previous
+ * fast path paid, and the pieces (the scan alone, the UTF-8 check alone).
  *
  *   node_modules/.bin/node bench/parse-tag.bench.ts
  *
@@ -11,6 +12,7 @@
 import { isUtf8 } from 'node:buffer';
 import { Bench } from 'tinybench';
 import { BatchProcessor, compileTagPlan } from '../packages/worker/src/process.ts';
+import { SCAN_REJECT, scanRecord } from '../packages/worker/src/json-scan.ts';
 import { buildBatch, encodePayload, mulberry32 } from '../packages/worker/src/fixture.ts';
 
 const LINE_BYTES = 245;
@@ -89,6 +91,7 @@ const processor = new BatchProcessor();
       if (a !== b) throw new Error(`${name}: line ${i} differs:\n${a}\n${b}`);
     }
   };
+  for (let i = 0; i < LINES; i++) if (scanRecord(batch, starts[i]!, ends[i]!, 128, plan.injectKeyBytes, 2) === SCAN_REJECT) throw new Error(`scan rejects line ${i}`);
   const r = processor.process(batch, batch.length, plan, 'bench', false);
   if (r.counts.accepted !== LINES || r.counts.kinds.service !== LINES) throw new Error('splice: counts');
   check('splice', Buffer.from(r.ndjson).toString());
@@ -101,7 +104,7 @@ const processor = new BatchProcessor();
 let sink = 0;
 const bench = new Bench({ time: 2000, warmupTime: 300 });
 bench
-  .add('splice: BatchProcessor fast path (parse + splice tags)', () => {
+  .add('splice: BatchProcessor fast path (scan + splice tags)', () => {
     sink += processor.process(batch, batch.length, plan, 'bench', false).counts.accepted;
   })
   .add('parse + assign + JSON.stringify (same framing)', () => {
@@ -112,6 +115,9 @@ bench
   })
   .add('decode + JSON.parse only (floor)', () => {
     for (let i = 0; i < LINES; i++) sink += JSON.parse(batch.toString('utf8', starts[i], ends[i])).msg.length;
+  })
+  .add('scanRecord alone (validate + find top-level keys)', () => {
+    for (let i = 0; i < LINES; i++) sink += scanRecord(batch, starts[i]!, ends[i]!, 128, plan.injectKeyBytes, plan.injectKeyBytes.length);
   })
   .add('isUtf8(subarray) alone', () => {
     for (let i = 0; i < LINES; i++) if (isUtf8(batch.subarray(starts[i], ends[i]))) sink++;
@@ -187,9 +193,10 @@ for (const task of [...bench.tasks, ...micro.tasks]) {
   perLine.set(task.name, ns);
   console.log(`${task.name.padEnd(66)} ${ns.toFixed(1).padStart(8)} ns/line  (median of ${r.latency.samplesCount ?? '?'} batches)`);
 }
-const splice = perLine.get('splice: BatchProcessor fast path (parse + splice tags)')!;
+const splice = perLine.get('splice: BatchProcessor fast path (scan + splice tags)')!;
+const scan = perLine.get('scanRecord alone (validate + find top-level keys)')!;
 const naive = perLine.get('parse + assign + JSON.stringify (same framing)')!;
 const floor = perLine.get('decode + JSON.parse only (floor)')!;
 console.log(`ratio parse+stringify / splice: ${(naive / splice).toFixed(2)}x`);
-console.log(`splice overhead over decode+parse floor: ${(splice - floor).toFixed(1)} ns/line`);
+console.log(`splice path / decode+parse floor: ${(splice / floor).toFixed(2)}x; scan alone / floor: ${(scan / floor).toFixed(2)}x`);
 if (sink === 0.5) console.log('');

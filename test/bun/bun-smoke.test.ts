@@ -203,7 +203,7 @@ sinks:
   });
 
   it.skipIf(!HAVE_BUN)(
-    `documented difference: under Bun /metrics has no series for sluice_process_nodejs_active_handles and _active_resources, and their _total twins read 0 (Bun's process._getActiveHandles / getActiveResourcesInfo return []); every other series is there${NOT_RUN}`,
+    `documented difference: under Bun /metrics has no series for sluice_nodejs_active_handles and _active_resources, and their _total twins read 0 (Bun's process._getActiveHandles / getActiveResourcesInfo return []); every other series is there${NOT_RUN}`,
     async () => {
       const config = `
 api: { address: 127.0.0.1:0 }
@@ -223,10 +223,10 @@ sinks:
       const bunNames = names(bunMetrics);
       expect(await underBun.stop()).toBe(0);
       // The daemon holds a listening socket, an API server and timers: Node counts them, Bun says 0.
-      expect(nodeMetrics.get('sluice_process_nodejs_active_handles_total')).toBeGreaterThan(0);
-      expect(bunMetrics.get('sluice_process_nodejs_active_handles_total')).toBe(0);
-      expect(bunMetrics.get('sluice_process_nodejs_active_resources_total')).toBe(0);
-      expect([...nodeNames].filter((n) => !bunNames.has(n)).sort()).toEqual(['sluice_process_nodejs_active_handles', 'sluice_process_nodejs_active_resources']);
+      expect(nodeMetrics.get('sluice_nodejs_active_handles_total')).toBeGreaterThan(0);
+      expect(bunMetrics.get('sluice_nodejs_active_handles_total')).toBe(0);
+      expect(bunMetrics.get('sluice_nodejs_active_resources_total')).toBe(0);
+      expect([...nodeNames].filter((n) => !bunNames.has(n)).sort()).toEqual(['sluice_nodejs_active_handles', 'sluice_nodejs_active_resources']);
       expect([...bunNames].filter((n) => !nodeNames.has(n))).toEqual([]);
     },
   );

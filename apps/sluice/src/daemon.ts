@@ -1,12 +1,14 @@
 import { resolve as resolvePath } from 'node:path';
 import { SluiceError, type SluiceConfig, type SourceConfig } from '@sluice/config';
 import { Ring } from '@sluice/ring';
-import { FileStore, ObjectWriter, newUniqueId, type ObjectStore } from '@sluice/sinks';
+import { FileStore, ObjectWriter, newUniqueId, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
 import { startSplunkHecSource, startTcpSource, startUdpSource, tlsSettings, type Source, type SourceContext } from '@sluice/sources';
-import { Metrics, startApiServer, type Logger } from '@sluice/telemetry';
+import { Metrics, SpoolMetrics, startApiServer, type Logger } from '@sluice/telemetry';
 import { createHecDecoder, createWorkerPool, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
 import { Dispatcher, type Route, type WhenFull } from './pipeline/dispatcher.ts';
 import { buildSinkStore, checkStores, SinkCheckError } from './sinks.ts';
+import { initSeries, observePool, observeStores, observeWriter, storeHooks } from './observability.ts';
+import { openSpool, recoverSpool, SpoolingWriter } from './spooling.ts';
 
 export interface DaemonOptions {
   config: SluiceConfig;
@@ -39,6 +41,10 @@ export class Daemon {
   private readonly sinks: SinkRuntime[] = [];
   private readonly rings = new Map<string, Ring>();
   private deadLetter: ObjectWriter | null = null;
+  /** Sinks with `spool: true` (spooling.ts). */
+  private readonly spooling: SpoolingWriter[] = [];
+  private spoolMetrics: SpoolMetrics | null = null;
+  private uniqueId = '';
   private pool: WorkerPool | null = null;
   private hecDecoder: HecDecoder | null = null;
   private dispatcher: Dispatcher | null = null;
@@ -62,14 +68,14 @@ export class Daemon {
   async start(): Promise<void> {
     const cfg = this.opts.config;
     const uniqueId = newUniqueId();
+    this.uniqueId = uniqueId;
 
     // Sinks first: a sink that cannot write is an error before any port is bound. All are
     // checked at once (an unreachable endpoint takes the check's whole timeout), and every
     // failing sink is named.
     const built = Object.entries(cfg.sinks).map(([id, sink]) => {
       const log = this.log.child({ component_id: id, component_type: sink.type });
-      const labels = { component_id: id };
-      const store = buildSinkStore(sink, log, () => this.metrics.sinkRetries.inc(labels));
+      const store = buildSinkStore(sink, log, storeHooks(this.metrics, id, sink.type, log));
       return { id, type: sink.type, sink, log, store };
     });
     const checks = await checkStores(built);
@@ -80,7 +86,9 @@ export class Daemon {
       if (checked != null && checked.staleTempFiles > 0) {
         log.warn({ stale_temp_files: checked.staleTempFiles, example: checked.firstStaleTempFile }, 'partial objects from an earlier crash found; they are left in place for you to inspect or delete');
       }
-      const writer = this.makeWriter(id, type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId);
+      const writer = sink.spool
+        ? await this.spoolingWriter(sink, store, log)
+        : this.makeWriter(id, type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId);
       const s3 = sink.type === 'aws_s3' ? sink : null;
       this.sinks.push({ id, type, store, writer, log, whenFull: s3?.when_full ?? 'block', shutdownTimeoutSecs: s3?.shutdown_timeout_secs ?? null });
     }
@@ -107,8 +115,7 @@ export class Daemon {
       batchTimeoutMs: cfg.workers.batch_timeout_ms,
       maxInflightPerRoute: Math.max(2, threads * 2),
     });
-    this.metrics.probe('sluice_worker_queue_depth', () => this.metrics.workerQueueDepth.set(pool.queueSize));
-    this.metrics.probe('sluice_worker_utilization_ratio', () => this.metrics.workerUtilization.set(pool.utilization));
+    observePool(this.metrics, pool, threads);
     if (Object.values(cfg.sources).some((s) => s.type === 'splunk_hec')) this.hecDecoder = createHecDecoder({ threads });
 
     // Sources last.
@@ -150,6 +157,8 @@ export class Daemon {
     this.metrics.probe('sluice_ring_used_bytes', () => {
       for (const [id, ring] of this.rings) this.metrics.ringUsed.set({ component_id: id }, ring.usedBytes());
     });
+    observeStores(this.metrics, this.sinks);
+    initSeries(this.metrics, cfg);
 
     if (cfg.api.enabled) {
       const api = await startApiServer({
@@ -167,23 +176,24 @@ export class Daemon {
     this.log.info({ sources: bound, sinks: this.sinks.map((s) => s.id), api_port: this.apiPort, worker_threads: threads }, 'sluice is running');
   }
 
-  private makeWriter(id: string, type: string, store: ObjectStore, keyPrefix: string, codec: Codec, periodSecs: number, maxObjectBytes: number, uniqueId: string): ObjectWriter {
-    const writer = new ObjectWriter({ sinkId: id, store, keyPrefix, codec, uploadPeriodSecs: periodSecs, maxObjectBytes, uniqueId });
-    const labels = { component_id: id, component_type: type };
-    const log = this.log.child({ component_id: id, component_type: type });
-    writer.on('object', (info: { key: string; bytes: number; records: number; rawBytes: number; closedAtMs: number }) => {
-      this.metrics.sentEvents.inc(labels, info.records);
-      this.metrics.sentBytes.inc(labels, info.bytes);
-      this.metrics.sentRawBytes.inc(labels, info.rawBytes);
-      this.metrics.objectsCompleted.inc(labels);
-      this.metrics.lastObjectTimestamp.set({ component_id: id }, info.closedAtMs / 1000);
-      log.debug({ key: info.key, bytes: info.bytes, records: info.records }, 'object completed');
-    });
-    writer.on('error-object', (e: { key: string; error: unknown; records: number }) => {
-      this.metrics.objectsFailed.inc(labels);
-      this.metrics.sinkDiscardedEvents.inc({ ...labels, reason: 'object_failed' }, e.records);
-      log.error({ key: e.key, records: e.records, err: e.error }, 'an object failed for good; its records are counted as discarded');
-    });
+  /** A sink with `spool: true`: upload what an earlier run left in its spool, then spool. */
+  private async spoolingWriter(sink: SluiceConfig['sinks'][string], store: ObjectStore, log: Logger): Promise<ObjectWriter> {
+    const cfg = this.opts.config;
+    this.spoolMetrics ??= new SpoolMetrics(this.metrics.registry);
+    const metrics = this.spoolMetrics;
+    const spool = openSpool(cfg.data_dir, sink);
+    const recovered = await recoverSpool(spool, store, sink.id, log, metrics);
+    if (recovered.objects + recovered.failed + recovered.corruptSegments > 0) log.info({ ...recovered }, 'spool recovery done');
+    const whenFull = sink.type === 'aws_s3' ? sink.when_full : 'block';
+    const uniqueId = this.uniqueId;
+    const writer = this.makeWriter(sink.id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId, (o) => new SpoolingWriter({ ...o, spool, whenFull, metrics, log }));
+    this.spooling.push(writer as SpoolingWriter);
+    return writer;
+  }
+
+  private makeWriter(id: string, type: string, store: ObjectStore, keyPrefix: string, codec: Codec, periodSecs: number, maxObjectBytes: number, uniqueId: string, create = (o: ObjectWriterOptions): ObjectWriter => new ObjectWriter(o)): ObjectWriter {
+    const writer = create({ sinkId: id, store, keyPrefix, codec, uploadPeriodSecs: periodSecs, maxObjectBytes, uniqueId });
+    observeWriter(this.metrics, writer, id, type, this.log.child({ component_id: id, component_type: type }));
     return writer;
   }
 
@@ -329,6 +339,7 @@ export class Daemon {
     await this.deadLetter?.close();
     this.phase = 'stopping worker threads';
     await this.pool?.destroy();
+    for (const w of this.spooling) w.closeSpool();
     this.phase = 'stopped';
     await this.api?.close();
     const late = this.sinks.filter((_, i) => (lost[i] ?? 0) > 0);

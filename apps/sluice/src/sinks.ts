@@ -1,16 +1,16 @@
 import { resolve as resolvePath } from 'node:path';
 import { SluiceError, type SinkConfig, type SluiceConfig } from '@sluice/config';
-import { FileStore, s3StoreFromConfig, S3Store, type ObjectStore, type ObjectStoreCheck, type RetryNotice } from '@sluice/sinks';
+import { FileStore, s3StoreFromConfig, S3Store, type ObjectStore, type ObjectStoreCheck, type S3StoreHooks } from '@sluice/sinks';
 import type { Logger } from '@sluice/telemetry';
 
 /** The store behind a sink: where an object's bytes go. Everything else is the shared ObjectWriter.
- *  `onRetry` is told about every retried request (aws_s3). */
-export function buildSinkStore(sink: SinkConfig, logger?: Logger, onRetry?: (notice: RetryNotice) => void): ObjectStore {
+ *  `hooks` see every retry and request of an aws_s3 sink (observability.ts). */
+export function buildSinkStore(sink: SinkConfig, logger?: Logger, hooks?: S3StoreHooks): ObjectStore {
   switch (sink.type) {
     case 'file':
       return new FileStore({ path: resolvePath(sink.path) });
     case 'aws_s3':
-      return s3StoreFromConfig(sink, logger, onRetry);
+      return s3StoreFromConfig(sink, logger, hooks);
   }
 }
 

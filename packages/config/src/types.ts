@@ -102,6 +102,11 @@ interface SinkBase {
   readonly compression_level: number | null;
   readonly upload_period_secs: number;
   readonly max_object_bytes: number;
+  /** Write-ahead spool under `<data_dir>/spool/<id>/`. */
+  readonly spool: boolean;
+  readonly max_spool_bytes: number;
+  readonly spool_sync: 'per_batch' | 'interval';
+  readonly spool_sync_interval_ms: number;
 }
 
 export interface FileSinkConfig extends SinkBase {

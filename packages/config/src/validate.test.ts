@@ -64,6 +64,10 @@ describe('defaults', () => {
       compression_level: 3,
       upload_period_secs: 60,
       max_object_bytes: 256 * MIB,
+      spool: false,
+      max_spool_bytes: 1024 * MIB,
+      spool_sync: 'interval',
+      spool_sync_interval_ms: 1000,
     });
   });
 
@@ -77,6 +81,10 @@ describe('defaults', () => {
       compression_level: 3,
       upload_period_secs: 60,
       max_object_bytes: 256 * MIB,
+      spool: false,
+      max_spool_bytes: 1024 * MIB,
+      spool_sync: 'interval',
+      spool_sync_interval_ms: 1000,
       endpoint: null,
       bucket: 'logs',
       region: 'us-east-1',

@@ -19,5 +19,6 @@ export {
 } from './object-writer/object-writer.ts';
 export { FileStore, type FileStoreCheck, type FileStoreOptions } from './file/file-store.ts';
 export { S3Store, type S3StoreOptions, type S3StoreLogger } from './aws-s3/s3-store.ts';
-export { createS3Client, s3StoreFromConfig, PatientRetryStrategy, retryLogger, type S3ClientOptions, type RetryNotice } from './aws-s3/config-to-client.ts';
+export { createS3Client, s3StoreFromConfig, PatientRetryStrategy, type S3ClientOptions, type S3StoreHooks, type RetryNotice, type RequestNotice } from './aws-s3/config-to-client.ts';
 export * from './aws-s3/errors.ts';
+export { abortIncompleteUploads } from './aws-s3/orphan-uploads.ts';

@@ -29,6 +29,11 @@ export interface ObjectStore {
    * May resolve a report for the daemon to log (the file store does); `void` is fine.
    */
   check(): Promise<ObjectStoreCheck | void>;
+  /**
+   * Bytes written to this store's uploads and not yet stored (sluice_sink_buffered_bytes).
+   * Optional: a store without a buffer of its own leaves it out.
+   */
+  readonly bufferedBytes?: number;
 }
 
 export interface ObjectUpload {

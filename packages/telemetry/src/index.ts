@@ -1,5 +1,7 @@
 export { createLogger, RateLimitedLog } from './logger.ts';
-export type { Logger, LoggerOptions } from './logger.ts';
+export type { LevelLogger, Logger, LoggerOptions } from './logger.ts';
 export { Metrics } from './metrics.ts';
+export type { ProbedMetric, UploadStage } from './metrics.ts';
 export { startApiServer } from './api-server.ts';
 export type { Readiness, ApiServerOptions } from './api-server.ts';
+export { SpoolMetrics } from './spool-metrics.ts';

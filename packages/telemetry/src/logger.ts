@@ -33,29 +33,47 @@ export function createLogger(opts: LoggerOptions): Logger {
   return pino(base);
 }
 
+/** The part of a pino logger RateLimitedLog writes to (a child logger, or a store's logger). */
+export interface LevelLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
 /**
  * Rate-limits a repeated error per key: the first occurrence is logged, then at most one line
- * per `intervalMs` with the number suppressed in between. A flood of bad peers costs one line
- * a minute, not one per packet.
+ * per `intervalMs` with the number suppressed in between (`suppressed`). A flood of bad peers
+ * costs one line a minute per key, not one per packet. Keys come from a fixed set in the code
+ * (an error code, a rejection reason), never from input, so the map stays small; `maxKeys`
+ * bounds it anyway.
  */
 export class RateLimitedLog {
   private readonly seen = new Map<string, { last: number; suppressed: number }>();
-  private readonly logger: Logger;
+  private readonly logger: LevelLogger;
   private readonly intervalMs: number;
   private readonly maxKeys: number;
+  private readonly now: () => number;
 
-  constructor(logger: Logger, intervalMs = 60_000, maxKeys = 1024) {
+  constructor(logger: LevelLogger, intervalMs = 60_000, maxKeys = 1024, now: () => number = Date.now) {
     this.logger = logger;
     this.intervalMs = intervalMs;
     this.maxKeys = maxKeys;
+    this.now = now;
   }
 
   warn(key: string, fields: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
+    this.write('warn', key, fields, msg);
+  }
+
+  error(key: string, fields: Record<string, unknown>, msg: string): void {
+    this.write('error', key, fields, msg);
+  }
+
+  private write(level: 'warn' | 'error', key: string, fields: Record<string, unknown>, msg: string): void {
+    const now = this.now();
     let entry = this.seen.get(key);
     if (entry === undefined) {
       if (this.seen.size >= this.maxKeys) this.seen.clear();
-      entry = { last: 0, suppressed: 0 };
+      entry = { last: -Infinity, suppressed: 0 };
       this.seen.set(key, entry);
     }
     if (now - entry.last < this.intervalMs) {
@@ -65,6 +83,6 @@ export class RateLimitedLog {
     const suppressed = entry.suppressed;
     entry.last = now;
     entry.suppressed = 0;
-    this.logger.warn(suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+    this.logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
   }
 }

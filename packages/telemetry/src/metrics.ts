@@ -1,14 +1,29 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Metrics whose values are read when Prometheus scrapes, not counted as they happen. */
-export type ProbedMetric = 'sluice_ring_used_bytes' | 'sluice_worker_queue_depth' | 'sluice_worker_utilization_ratio' | 'sluice_source_kernel_dropped_datagrams_total';
+export type ProbedMetric =
+  | 'sluice_ring_used_bytes'
+  | 'sluice_worker_queue_depth'
+  | 'sluice_worker_utilization_ratio'
+  | 'sluice_worker_busy_seconds_total'
+  | 'sluice_source_kernel_dropped_datagrams_total'
+  | 'sluice_sink_buffered_bytes';
+
+/** `stage` of sluice_sink_upload_duration_seconds. */
+export type UploadStage = 'part' | 'close' | 'object';
 
 /**
- * Every metric Sluice exports, on one registry. Labels are bounded: component ids come from
- * the config, reasons and stages from fixed lists in the code, never from input.
+ * Every metric Sluice exports, on one registry; docs/metrics.md documents each one (a test
+ * keeps the two in step). Labels are bounded: component ids come from the config, reasons and
+ * stages from fixed lists in the code, never from input.
  *
- * Accounting, per source and sink pair:
- *   received = stored (sent) + discarded (every reason) + in flight
+ * Counts made on worker threads (malformed, kinds) cross to the main thread as per-batch
+ * totals in each BatchResult and are added here by the dispatcher: no message per record.
+ *
+ * Accounting (docs/metrics.md, "The books"), per source:
+ *   received = Σ discarded (every reason) + delivered to its sinks + in flight
+ * and per sink, over its inputs:
+ *   Σ delivered = sent + Σ sink discarded (every reason) + in flight
  * and in flight is zero after a drain.
  */
 export class Metrics {
@@ -35,15 +50,20 @@ export class Metrics {
   readonly batchFailures: Counter<'component_id'>;
   readonly workerQueueDepth: Gauge;
   readonly workerUtilization: Gauge;
+  readonly workerBusySeconds: Counter;
+  readonly workerThreads: Gauge;
 
   // sinks
   readonly sentEvents: Counter<'component_id' | 'component_type'>;
   readonly sentBytes: Counter<'component_id' | 'component_type'>;
   readonly sentRawBytes: Counter<'component_id' | 'component_type'>;
   readonly objectsCompleted: Counter<'component_id' | 'component_type'>;
-  readonly objectsFailed: Counter<'component_id' | 'component_type'>;
+  readonly partsUploaded: Counter<'component_id' | 'component_type'>;
+  readonly uploadDuration: Histogram<'component_id' | 'component_type' | 'stage'>;
+  readonly sinkFailures: Counter<'component_id' | 'component_type' | 'reason'>;
   readonly sinkDiscardedEvents: Counter<'component_id' | 'component_type' | 'reason'>;
-  readonly sinkRetries: Counter<'component_id'>;
+  readonly sinkRetries: Counter<'component_id' | 'component_type' | 'reason'>;
+  readonly sinkBufferedBytes: Gauge<'component_id' | 'component_type'>;
   readonly lastObjectTimestamp: Gauge<'component_id'>;
 
   readonly buildInfo: Gauge<'version' | 'node_version'>;
@@ -57,15 +77,16 @@ export class Metrics {
     const probe = function probe(this: unknown): void {
       for (const fn of probes.get((this as { name: string }).name) ?? []) fn();
     };
-    collectDefaultMetrics({ register: this.registry, prefix: 'sluice_process_' });
+    // Prefix sluice_: process_cpu_seconds_total becomes sluice_process_cpu_seconds_total, nodejs_* sluice_nodejs_*.
+    collectDefaultMetrics({ register: this.registry, prefix: 'sluice_' });
 
-    this.receivedEvents = new Counter({ name: 'sluice_source_received_events_total', help: 'Records framed by a source (every one, before any drop).', labelNames: ['component_id', 'component_type'], registers });
-    this.receivedBytes = new Counter({ name: 'sluice_source_received_bytes_total', help: 'Bytes read from the wire by a source.', labelNames: ['component_id', 'component_type'], registers });
+    this.receivedEvents = new Counter({ name: 'sluice_source_received_events_total', help: 'Records a source received (every one, before any drop): lines (tcp), datagrams (udp), events and raw lines (splunk_hec; a refused request counts the events it held, at least 1).', labelNames: ['component_id', 'component_type'], registers });
+    this.receivedBytes = new Counter({ name: 'sluice_source_received_bytes_total', help: 'Bytes a source read: tcp the stream (after TLS), udp the datagrams, splunk_hec the request bodies as sent (before gunzip).', labelNames: ['component_id', 'component_type'], registers });
     this.discardedEvents = new Counter({ name: 'sluice_source_discarded_events_total', help: 'Records a source or the worker pool dropped, by reason.', labelNames: ['component_id', 'component_type', 'reason'], registers });
     this.malformedEvents = new Counter({ name: 'sluice_source_malformed_events_total', help: 'Records that failed validation, by reason (also counted in discarded with reason malformed).', labelNames: ['component_id', 'reason'], registers });
     this.recordKinds = new Counter({ name: 'sluice_source_records_by_kind_total', help: 'Valid records by kind: service, kernel or other.', labelNames: ['component_id', 'kind'], registers });
     this.kernelDrops = new Counter({ name: 'sluice_source_kernel_dropped_datagrams_total', collect: probe, help: 'Datagrams the kernel dropped for a UDP source\'s sockets (receive buffer full), from /proc/net/udp. Not part of received: peers sent received + these.', labelNames: ['component_id'], registers });
-    this.openConnections = new Gauge({ name: 'sluice_source_open_connections', help: 'Open TCP connections.', labelNames: ['component_id'], registers });
+    this.openConnections = new Gauge({ name: 'sluice_source_open_connections', help: 'Open connections (tcp, splunk_hec).', labelNames: ['component_id'], registers });
     this.connectionsRefused = new Counter({ name: 'sluice_source_connections_refused_total', help: 'Connections refused or closed by the source, by reason.', labelNames: ['component_id', 'reason'], registers });
     this.httpRequests = new Counter({ name: 'sluice_source_http_requests_total', help: 'HTTP requests an HTTP source (splunk_hec) answered, by HTTP status and HEC code ("" for answers without one, 404, 405, 413).', labelNames: ['component_id', 'status', 'code'], registers });
 
@@ -73,19 +94,25 @@ export class Metrics {
     this.ringUsed = new Gauge({ name: 'sluice_ring_used_bytes', collect: probe, help: 'Bytes waiting in a source ring.', labelNames: ['component_id'], registers });
 
     this.batches = new Counter({ name: 'sluice_worker_batches_total', help: 'Batches processed by the worker pool.', labelNames: ['component_id'], registers });
-    this.batchDuration = new Histogram({ name: 'sluice_worker_batch_duration_seconds', help: 'Time from dispatch to result of a batch.', labelNames: ['component_id'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers });
+    this.batchDuration = new Histogram({ name: 'sluice_worker_batch_duration_seconds', help: 'Time from handing a batch to the worker pool to its result on the main thread (queue wait + processing + transfer).', labelNames: ['component_id'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers });
     this.batchFailures = new Counter({ name: 'sluice_worker_batch_failures_total', help: 'Batches a worker could not process (records counted as discarded, reason worker_error).', labelNames: ['component_id'], registers });
     this.workerQueueDepth = new Gauge({ name: 'sluice_worker_queue_depth', collect: probe, help: 'Batches waiting for a worker thread.', registers });
-    this.workerUtilization = new Gauge({ name: 'sluice_worker_utilization_ratio', collect: probe, help: 'Share of time the worker threads were busy (0 to 1).', registers });
+    this.workerUtilization = new Gauge({ name: 'sluice_worker_utilization_ratio', collect: probe, help: 'Share of the worker threads\' time spent on batches over about the last minute (0 to 1); rate(sluice_worker_busy_seconds_total) / sluice_worker_threads is the same over any window.', registers });
+    this.workerBusySeconds = new Counter({ name: 'sluice_worker_busy_seconds_total', collect: probe, help: 'Thread-seconds the worker threads spent on batches.', registers });
+    this.workerThreads = new Gauge({ name: 'sluice_worker_threads', help: 'Worker threads in the pool (workers.threads).', registers });
 
     this.sentEvents = new Counter({ name: 'sluice_sink_sent_events_total', help: 'Records in objects that completed (stored).', labelNames: ['component_id', 'component_type'], registers });
     this.sentBytes = new Counter({ name: 'sluice_sink_sent_bytes_total', help: 'Compressed bytes in objects that completed.', labelNames: ['component_id', 'component_type'], registers });
     this.sentRawBytes = new Counter({ name: 'sluice_sink_sent_uncompressed_bytes_total', help: 'Uncompressed NDJSON bytes in objects that completed.', labelNames: ['component_id', 'component_type'], registers });
     this.objectsCompleted = new Counter({ name: 'sluice_sink_objects_completed_total', help: 'Objects completed.', labelNames: ['component_id', 'component_type'], registers });
-    this.objectsFailed = new Counter({ name: 'sluice_sink_objects_failed_total', help: 'Objects that failed for good (their records are counted as discarded).', labelNames: ['component_id', 'component_type'], registers });
+    this.partsUploaded = new Counter({ name: 'sluice_sink_parts_uploaded_total', help: 'Parts stored by the object store (aws_s3: UploadPart, or PutObject for an object smaller than one part).', labelNames: ['component_id', 'component_type'], registers });
+    // From a 5 MiB part on a fast link (tens of ms) to an object kept open for upload_period_secs (up to a day).
+    this.uploadDuration = new Histogram({ name: 'sluice_sink_upload_duration_seconds', help: 'Upload time by stage: part (one part request, retries included; aws_s3), close (from closing an object to durable: last part, completion, verification / fsync, rename), object (from opening an object to durable).', labelNames: ['component_id', 'component_type', 'stage'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, 21600, 86400], registers });
+    this.sinkFailures = new Counter({ name: 'sluice_sink_failures_total', help: 'Objects that failed for good (after the store\'s own retries), by reason; their records are counted in sluice_sink_discarded_events_total{reason="object_failed"}.', labelNames: ['component_id', 'component_type', 'reason'], registers });
     this.sinkDiscardedEvents = new Counter({ name: 'sluice_sink_discarded_events_total', help: 'Records a sink dropped, by reason.', labelNames: ['component_id', 'component_type', 'reason'], registers });
-    this.sinkRetries = new Counter({ name: 'sluice_sink_retries_total', help: 'Requests to the store retried after a network error, 5xx or throttling (aws_s3).', labelNames: ['component_id'], registers });
-    this.lastObjectTimestamp = new Gauge({ name: 'sluice_sink_last_object_timestamp_seconds', help: 'Unix time of the last object completed.', labelNames: ['component_id'], registers });
+    this.sinkRetries = new Counter({ name: 'sluice_sink_retries_total', help: 'Requests to the store retried, by reason (aws_s3: network, timeout, throttled, server_error).', labelNames: ['component_id', 'component_type', 'reason'], registers });
+    this.sinkBufferedBytes = new Gauge({ name: 'sluice_sink_buffered_bytes', collect: probe, help: 'Bytes written to the store and not yet stored (aws_s3: waiting for or in an upload; file: in write buffers).', labelNames: ['component_id', 'component_type'], registers });
+    this.lastObjectTimestamp = new Gauge({ name: 'sluice_sink_last_object_timestamp_seconds', help: 'Unix time of the last object completed (durable in the store).', labelNames: ['component_id'], registers });
 
     this.buildInfo = new Gauge({ name: 'sluice_build_info', help: 'Always 1; labels carry the version.', labelNames: ['version', 'node_version'], registers });
     this.buildInfo.set({ version, node_version: process.versions.node }, 1);

@@ -33,6 +33,15 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     // Threads live as long as the pool: each holds compiled tag plans and grown buffers.
     idleTimeout: Infinity,
     workerData: opts.workerData,
+    // The worker's per-record path allocates almost nothing (json-scan.ts), so a small young
+    // generation costs no CPU and keeps each thread's heap from growing to V8's default: daemon
+    // RSS max 199-223 MiB vs 242-257 MiB without it (bench/e2e.bench.ts tcp-file, 300k lines).
+    resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    // Workers run at nice +10, so the main thread, which reads the sockets, gets a core as soon as
+    // it has work; idle CPU still goes to the workers. On 2 cores, runs minutes apart
+    // (bench/e2e.bench.ts, docs/benchmarks.md): udp-paced 54% → 0% kernel drops, tcp-file
+    // ~200-300k → 374k lines/s. Needs piscina's optional @napi-rs/nice (installed with it).
+    niceIncrement: 10,
   });
   return {
     run(task: BatchTask): Promise<BatchResult> {

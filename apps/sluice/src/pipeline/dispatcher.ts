@@ -1,6 +1,6 @@
 import type { Ring } from '@sluice/ring';
 import type { ObjectWriter } from '@sluice/sinks';
-import type { Logger, Metrics } from '@sluice/telemetry';
+import { RateLimitedLog, type Logger, type Metrics } from '@sluice/telemetry';
 import type { BatchResult, BatchTask, Codec } from '@sluice/worker';
 
 /** The part of a worker pool the dispatcher uses. */
@@ -77,6 +77,8 @@ export interface DispatcherOptions {
 export class Dispatcher {
   private readonly opts: DispatcherOptions;
   private readonly states = new Map<string, RouteState>();
+  /** A crashing worker fails every batch: one line a minute per source, the metrics count each. */
+  private readonly failureLog: RateLimitedLog;
   private flushing = false;
   private idleWaiters: (() => void)[] = [];
   /** drop_newest writers that returned false and have not emitted 'drain' yet. Shared by
@@ -85,6 +87,7 @@ export class Dispatcher {
 
   constructor(opts: DispatcherOptions) {
     this.opts = opts;
+    this.failureLog = new RateLimitedLog(opts.logger);
   }
 
   addRoute(route: Route): void {
@@ -187,7 +190,7 @@ export class Dispatcher {
       } else {
         m.batchFailures.inc(st.labels);
         m.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason: 'worker_error' }, span.records);
-        this.opts.logger.error({ component_id: route.sourceId, error: result.error, records: span.records }, 'a worker failed a batch; its records are counted as discarded');
+        this.failureLog.error(`batch:${route.sourceId}`, { component_id: route.sourceId, error: result.error, records: span.records }, 'a worker failed a batch; its records are counted as discarded');
       }
       route.ring.release(span.end);
       released = true;

@@ -25,7 +25,7 @@
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { ERR_CONFIG, SluiceError } from '../../../config/src/errors.ts';
 import type { AwsS3SinkConfig } from '../../../config/src/types.ts';
-import { describeError } from './errors.ts';
+import { describeError, failureReason, type FailureReason } from './errors.ts';
 import { S3Store, type S3StoreLogger } from './s3-store.ts';
 
 type RetryStrategyV2 = Extract<NonNullable<S3ClientConfig['retryStrategy']>, { recordSuccess: unknown }>;
@@ -39,8 +39,20 @@ export interface RetryNotice {
   delayMs: number;
   elapsedMs: number;
   errorType: RetryErrorInfo['errorType'];
+  /** The error's class, for sluice_sink_retries_total{reason}. */
+  reason: FailureReason;
   /** `name: message` of the error (never request headers, so never credentials). */
   error: string;
+}
+
+/** One S3 request as the caller saw it: every try and retry wait included. */
+export interface RequestNotice {
+  /** `UploadPartCommand`, `PutObjectCommand`, `CompleteMultipartUploadCommand`, ... */
+  command: string;
+  ok: boolean;
+  durationMs: number;
+  /** Why it failed for good; null when ok. */
+  reason: FailureReason | null;
 }
 
 export interface S3ClientOptions {
@@ -61,6 +73,8 @@ export interface S3ClientOptions {
   socketTimeoutMs?: number;
   /** Told about every retry; the caller rate-limits its logging. */
   onRetry?: (notice: RetryNotice) => void;
+  /** Told about every request when it settles (after its retries), for metrics. */
+  onRequest?: (notice: RequestNotice) => void;
 }
 
 export const DEFAULT_MAX_RETRY_DURATION_MS = 15 * 60_000;
@@ -84,7 +98,7 @@ export function createS3Client(cfg: S3ClientOptions): S3Client {
   if ((id === null) !== (secret === null)) {
     throw new SluiceError(ERR_CONFIG, 'S3: give both access_key_id and secret_access_key, or neither (AWS default credential chain)');
   }
-  return new S3Client({
+  const client = new S3Client({
     region: cfg.region,
     ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
     ...(id !== null && secret !== null ? { credentials: { accessKeyId: id, secretAccessKey: secret } } : {}),
@@ -103,6 +117,28 @@ export function createS3Client(cfg: S3ClientOptions): S3Client {
       socketTimeout: cfg.socketTimeoutMs ?? DEFAULT_SOCKET_TIMEOUT_MS,
     },
   });
+  const onRequest = cfg.onRequest;
+  if (onRequest !== undefined) {
+    // At the initialize step, outside the retry middleware (finalizeRequest): one notice per
+    // request, its duration covering every try. lib-storage sends each part through
+    // client.send(), so parts are seen here too.
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const started = performance.now();
+        const command = String(context.commandName);
+        try {
+          const out = await next(args);
+          onRequest({ command, ok: true, durationMs: performance.now() - started, reason: null });
+          return out;
+        } catch (err) {
+          onRequest({ command, ok: false, durationMs: performance.now() - started, reason: failureReason(err) });
+          throw err;
+        }
+      },
+      { step: 'initialize', name: 'sluiceRequestNotice' },
+    );
+  }
+  return client;
 }
 
 class PatientRetryToken implements RetryToken {
@@ -180,7 +216,7 @@ export class PatientRetryStrategy implements RetryStrategyV2 {
       throw new Error(`gave up after ${prev.count + 1} tries in ${elapsedMs} ms`);
     }
     const next = new PatientRetryToken(prev.count + 1, delayMs, firstFailureAt);
-    this.#onRetry?.({ retry: next.count, delayMs, elapsedMs, errorType: type, error: describeError(info.error) });
+    this.#onRetry?.({ retry: next.count, delayMs, elapsedMs, errorType: type, reason: failureReason(info.error), error: describeError(info.error) });
     return next;
   }
 
@@ -204,51 +240,29 @@ function isRetryable(info: RetryErrorInfo): boolean {
   }
 }
 
-/** The part of a pino logger retryLogger uses. */
-export interface RetryLogger {
-  warn(obj: object, msg: string): void;
-}
-
-/**
- * An onRetry that logs at most one line per `intervalMs` (default 10 s) with the number of
- * retries it kept quiet about: an outage retries every part every few seconds.
- */
-export function retryLogger(logger: RetryLogger, intervalMs = 10_000): (notice: RetryNotice) => void {
-  let lastAt = -Infinity;
-  let quiet = 0;
-  return (notice) => {
-    const now = Date.now();
-    if (now - lastAt < intervalMs) {
-      quiet++;
-      return;
-    }
-    logger.warn({ ...notice, retriesNotLogged: quiet }, 'S3 request failed; retrying');
-    lastAt = now;
-    quiet = 0;
-  };
+/** What the daemon hooks into an aws_s3 sink's client (metrics, rate-limited retry logs). */
+export interface S3StoreHooks {
+  /** Every retry. The store does not log retries itself: an outage retries every part every
+   *  few seconds, so the caller counts them and logs them rate-limited. */
+  onRetry?: (notice: RetryNotice) => void;
+  /** Every request, once settled. */
+  onRequest?: (notice: RequestNotice) => void;
 }
 
 /**
  * The ObjectStore of an `aws_s3` sink, from its validated config. `logger` is the sink's child
- * logger (retries are logged through retryLogger); `onRetry` is told about every retry too
- * (the daemon counts them). Durations not in the config yet use the defaults above.
+ * logger (failed uploads, verification); `hooks` see every retry and request. Durations not
+ * in the config yet use the defaults above.
  */
-export function s3StoreFromConfig(sink: AwsS3SinkConfig, logger?: S3StoreLogger, onRetry?: (notice: RetryNotice) => void): S3Store {
-  const logRetry = logger ? retryLogger(logger) : undefined;
-  const retried =
-    logRetry !== undefined && onRetry !== undefined
-      ? (notice: RetryNotice) => {
-          onRetry(notice);
-          logRetry(notice);
-        }
-      : (logRetry ?? onRetry);
+export function s3StoreFromConfig(sink: AwsS3SinkConfig, logger?: S3StoreLogger, hooks: S3StoreHooks = {}): S3Store {
   const client = createS3Client({
     endpoint: sink.endpoint,
     region: sink.region,
     accessKeyId: sink.access_key_id,
     secretAccessKey: sink.secret_access_key,
     forcePathStyle: sink.force_path_style,
-    ...(retried ? { onRetry: retried } : {}),
+    ...(hooks.onRetry ? { onRetry: hooks.onRetry } : {}),
+    ...(hooks.onRequest ? { onRequest: hooks.onRequest } : {}),
   });
   return new S3Store({
     sinkId: sink.id,

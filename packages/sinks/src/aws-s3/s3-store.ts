@@ -54,6 +54,7 @@ import {
   ERR_S3_UNREACHABLE,
   ERR_S3_UPLOAD,
   httpStatusOf,
+  withFailureReason,
 } from './errors.ts';
 
 /** The part of a pino logger the store uses. */
@@ -392,7 +393,7 @@ class S3Upload extends EventEmitter implements ObjectUpload {
     } catch (err) {
       if (httpStatusOf(err) === 404) {
         this.#complete = false;
-        return this.#fail('is missing right after its upload completed', err);
+        return withFailureReason(await this.#fail('is missing right after its upload completed', err), 'verify');
       }
       // The upload itself succeeded; a HEAD that fails for good does not make it less durable.
       this.#store.logger?.warn({ key: this.key, error: describeError(err) }, 'object stored, but HEAD to verify it failed');
@@ -402,7 +403,7 @@ class S3Upload extends EventEmitter implements ObjectUpload {
       // Never leave a reader a wrong object: close() rejects, so the object must go.
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: this.key })).catch(() => {});
       this.#complete = false;
-      return this.#fail(`is ${size} bytes in S3 but ${this.#written} were written (deleted it)`, undefined);
+      return withFailureReason(await this.#fail(`is ${size} bytes in S3 but ${this.#written} were written (deleted it)`, undefined), 'verify');
     }
     return undefined;
   }

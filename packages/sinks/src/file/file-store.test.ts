@@ -75,6 +75,20 @@ describe('FileStore', () => {
     expect(readFileSync(path.join(root, 'bp.ndjson')).length).toBe(1537);
   });
 
+  it('bufferedBytes counts what the open objects still hold in memory, and is 0 once they are closed or aborted', async () => {
+    const store = new FileStore({ path: root, highWaterMark: 1024 });
+    expect(store.bufferedBytes).toBe(0);
+    const a = store.open('a.ndjson', META);
+    const b = store.open('b.ndjson', META);
+    // Before the file is open every write waits in the stream's buffer.
+    a.write(Buffer.alloc(3000));
+    b.write(Buffer.alloc(500));
+    expect(store.bufferedBytes).toBe(3500);
+    await Promise.all([a.close(), b.abort()]);
+    expect(store.bufferedBytes).toBe(0);
+    expect(listFiles(root)).toEqual(['a.ndjson']);
+  });
+
   it('close() rejects with SLUICE_ERR_SINK_WRITE when the folder cannot be made, leaving nothing behind', async () => {
     writeFileSync(path.join(root, 'blocked'), 'a file where a folder should be');
     const store = new FileStore({ path: root, highWaterMark: 8 });

@@ -62,6 +62,8 @@ export class FileStore implements ObjectStore {
   /** Absolute root directory. */
   readonly path: string;
   readonly #highWaterMark: number;
+  /** Uploads whose stream is still open: their buffers make up bufferedBytes. */
+  readonly #live = new Set<FileUpload>();
 
   constructor(opts: FileStoreOptions) {
     this.path = path.resolve(opts.path);
@@ -70,7 +72,14 @@ export class FileStore implements ObjectStore {
 
   /** Never throws: a bad key or an I/O failure surfaces from close() (writes are then discarded). */
   open(key: string, _meta: ObjectMeta): ObjectUpload {
-    return new FileUpload(this.path, key, this.#highWaterMark);
+    return new FileUpload(this.path, key, this.#highWaterMark, this.#live);
+  }
+
+  /** Bytes written to open objects and not yet handed to the OS (the write streams' buffers). */
+  get bufferedBytes(): number {
+    let n = 0;
+    for (const upload of this.#live) n += upload.pendingBytes;
+    return n;
   }
 
   /**
@@ -126,7 +135,7 @@ class FileUpload extends EventEmitter implements ObjectUpload {
   #error: unknown = undefined;
   #settling = false;
 
-  constructor(root: string, key: string, highWaterMark: number) {
+  constructor(root: string, key: string, highWaterMark: number, live: Set<FileUpload>) {
     super();
     const finalPath = path.resolve(root, key);
     const basename = path.basename(finalPath);
@@ -167,6 +176,8 @@ class FileUpload extends EventEmitter implements ObjectUpload {
     } as Parameters<typeof fs.createWriteStream>[1]);
     this.#stream = stream;
     this.#streamClosed = new Promise<void>((resolve) => stream.once('close', resolve));
+    live.add(this);
+    void this.#streamClosed.then(() => live.delete(this));
     stream.on('error', (error) => {
       this.#error ??= error;
       // A waiting writer must not hang on a dead stream: writes from now on are discarded,
@@ -174,6 +185,11 @@ class FileUpload extends EventEmitter implements ObjectUpload {
       this.emit('drain');
     });
     stream.on('drain', () => this.emit('drain'));
+  }
+
+  /** Bytes written and still in the stream's buffer. */
+  get pendingBytes(): number {
+    return this.#stream?.writableLength ?? 0;
   }
 
   write(chunk: Uint8Array): boolean {

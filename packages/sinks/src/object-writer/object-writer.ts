@@ -41,6 +41,8 @@ export interface ObjectInfo {
   rawBytes: number;
   frames: number;
   openedAtMs: number;
+  /** When the object was rotated (its close() began): closedAtMs - closingAtMs is the time to finish it. */
+  closingAtMs: number;
   closedAtMs: number;
 }
 
@@ -91,6 +93,8 @@ export interface ObjectWriterOptions {
 
 export type ObjectWriterEvents = {
   drain: [];
+  /** A new object was opened, synchronously inside write(), before its first frame is counted. */
+  open: [key: string];
   object: [info: ObjectInfo];
   'error-object': [failure: ObjectError];
 };
@@ -104,6 +108,8 @@ class PendingObject {
   records = 0;
   rawBytes = 0;
   frames = 0;
+  /** Set by rotate(). */
+  closingAtMs = 0;
   /** The upload returned false and its 'drain' has not come yet. */
   waitingDrain = false;
   timer: NodeJS.Timeout | undefined = undefined;
@@ -231,6 +237,7 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     this.#current = null;
     clearTimeout(obj.timer);
     obj.timer = undefined;
+    obj.closingAtMs = this.#now();
     let closing: Promise<void>;
     try {
       closing = obj.upload.close();
@@ -289,6 +296,7 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     obj.timer.unref();
     this.#current = obj;
     this.stats.openObjects++;
+    this.emit('open', key);
     return obj;
   }
 
@@ -317,6 +325,7 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
       rawBytes: obj.rawBytes,
       frames: obj.frames,
       openedAtMs: obj.openedAtMs,
+      closingAtMs: obj.closingAtMs,
       closedAtMs: this.#now(),
     });
   }

@@ -301,7 +301,7 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       const answer = auth.kind === 'missing' ? HEC.tokenRequired : auth.kind === 'malformed' ? HEC.invalidAuthorization : HEC.invalidToken;
       received.inc();
       discard('unauthorized', 1);
-      warnings.warn(`auth:${answer[1]}`, { component_id: ctx.id, peer: normalizePeer(req.socket.remoteAddress), status: answer[0], code: answer[1] }, `request refused: ${answer[2]}`);
+      warnings.warn(`auth:${answer[1]}`, { peer: normalizePeer(req.socket.remoteAddress), status: answer[0], code: answer[1] }, `request refused: ${answer[2]}`);
       return send(res, answer, { close: true });
     }
     if (endpoint === 'ack') return send(res, HEC.ackDisabled, { close: true });
@@ -386,8 +386,8 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       const events = result.seen > 0 ? result.seen : result.rejection === 'no_data' ? 0 : 1;
       received.inc(events);
       discard(rejected.reason, events);
-      if (result.rejection === 'internal_error') ctx.logger.error({ component_id: ctx.id, detail: result.detail }, 'hec decoder failed');
-      else warnings.warn(`bad:${result.rejection}`, { component_id: ctx.id, peer: normalizePeer(req.socket.remoteAddress), rejection: result.rejection, event_number: result.index, detail: result.detail }, 'request refused: bad data');
+      if (result.rejection === 'internal_error') warnings.error('decoder', { detail: result.detail }, 'hec decoder failed');
+      else warnings.warn(`bad:${result.rejection}`, { peer: normalizePeer(req.socket.remoteAddress), rejection: result.rejection, event_number: result.index, detail: result.detail }, 'request refused: bad data');
       if (rejected.answer === 'too_large') return tooLarge(req, res);
       return send(res, rejected.answer, rejected.eventNumber ? { eventNumber: result.index } : {});
     }
@@ -419,7 +419,7 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     });
     https.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
       tlsFailed.inc();
-      warnings.warn(`tls-error:${err.code ?? 'unknown'}`, { component_id: ctx.id, peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message }, 'tls handshake failed');
+      warnings.warn(`tls-error:${err.code ?? 'unknown'}`, { peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message }, 'tls handshake failed');
     });
     server = https;
     tlsServer = https;
@@ -430,7 +430,7 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     socket.once('close', () => open.dec());
   });
   server.on('drop', () => refusedMax.inc());
-  server.on('error', (err) => ctx.logger.error({ err, component_id: ctx.id }, 'splunk_hec listener error'));
+  server.on('error', (err) => ctx.logger.error({ err }, 'splunk_hec listener error'));
 
   const settled = (): void => {
     if (drainWaiter === null || inflight !== 0) return;

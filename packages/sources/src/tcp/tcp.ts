@@ -95,7 +95,7 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
         socket.destroy();
       });
       socket.on('error', (err: NodeJS.ErrnoException) => {
-        warnings.warn(`conn-error:${err.code ?? 'unknown'}`, { component_id: ctx.id, peer: this.peer, code: err.code }, 'tcp connection error');
+        warnings.warn(`conn-error:${err.code ?? 'unknown'}`, { peer: this.peer, code: err.code }, 'tcp connection error');
       });
       socket.on('close', () => {
         // A reset connection delivers what it sent, a last line without newline included.
@@ -188,12 +188,12 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
     });
     tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
       m.tlsFailed.inc();
-      warnings.warn(`tls-error:${err.code ?? 'unknown'}`, { component_id: ctx.id, peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message }, 'tls handshake failed');
+      warnings.warn(`tls-error:${err.code ?? 'unknown'}`, { peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message }, 'tls handshake failed');
     });
   }
   server.maxConnections = opts.maxConnections;
   server.on('drop', () => m.refusedMax.inc());
-  server.on('error', (err) => ctx.logger.error({ err, component_id: ctx.id }, 'tcp listener error'));
+  server.on('error', (err) => ctx.logger.error({ err }, 'tcp listener error'));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

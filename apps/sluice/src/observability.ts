@@ -1,0 +1,127 @@
+/**
+ * How the daemon's parts report to the metrics registry and the engine log: the sinks' object
+ * events and store hooks, the stores' buffers, the worker pool's load. Kept out of daemon.ts so
+ * the lifecycle there stays readable; every metric is documented in docs/metrics.md.
+ *
+ * Nothing here runs per record: object events come once per object, store hooks once per S3
+ * request, and the probes when Prometheus scrapes.
+ */
+import type { SluiceConfig } from '@sluice/config';
+import { failureReason, type ObjectError, type ObjectInfo, type ObjectStore, type ObjectWriter, type RequestNotice, type RetryNotice, type S3StoreHooks } from '@sluice/sinks';
+import { RateLimitedLog, type Logger, type Metrics } from '@sluice/telemetry';
+
+/**
+ * S3 retries are logged at most once per 10 s per reason (with the number kept quiet): an
+ * outage retries every part in flight every few seconds, and the retries metric counts each.
+ */
+const RETRY_LOG_INTERVAL_MS = 10_000;
+
+/** Commands that store one part of an object (PutObject: an object smaller than one part). */
+const PART_COMMANDS = new Set(['UploadPartCommand', 'PutObjectCommand']);
+
+/** Every source and sink starts with its counters at 0, so rate() and dashboards see them from the first scrape. */
+export function initSeries(metrics: Metrics, cfg: SluiceConfig): void {
+  for (const [id, src] of Object.entries(cfg.sources)) {
+    const labels = { component_id: id, component_type: src.type };
+    metrics.receivedEvents.inc(labels, 0);
+    metrics.receivedBytes.inc(labels, 0);
+  }
+}
+
+/** What an aws_s3 sink's client reports: retries (counted, logged rate-limited) and parts (counted, timed). */
+export function storeHooks(metrics: Metrics, id: string, type: string, log: Logger): S3StoreHooks {
+  const labels = { component_id: id, component_type: type };
+  const retryLog = new RateLimitedLog(log, RETRY_LOG_INTERVAL_MS);
+  const parts = metrics.partsUploaded.labels(labels);
+  const partSeconds = metrics.uploadDuration.labels({ ...labels, stage: 'part' });
+  metrics.partsUploaded.inc(labels, 0);
+  return {
+    onRetry(notice: RetryNotice): void {
+      metrics.sinkRetries.inc({ ...labels, reason: notice.reason });
+      retryLog.warn(`retry:${notice.reason}`, { ...notice }, 'S3 request failed; retrying');
+    },
+    onRequest(notice: RequestNotice): void {
+      if (!notice.ok || !PART_COMMANDS.has(notice.command)) return;
+      parts.inc();
+      partSeconds.observe(notice.durationMs / 1000);
+    },
+  };
+}
+
+/** Count a writer's objects: completed (records, bytes, durations) and failed (by reason, records discarded). */
+export function observeWriter(metrics: Metrics, writer: ObjectWriter, id: string, type: string, log: Logger): void {
+  const labels = { component_id: id, component_type: type };
+  const closeSeconds = metrics.uploadDuration.labels({ ...labels, stage: 'close' });
+  const objectSeconds = metrics.uploadDuration.labels({ ...labels, stage: 'object' });
+  for (const c of [metrics.sentEvents, metrics.sentBytes, metrics.sentRawBytes, metrics.objectsCompleted]) c.inc(labels, 0);
+  writer.on('object', (info: ObjectInfo) => {
+    metrics.sentEvents.inc(labels, info.records);
+    metrics.sentBytes.inc(labels, info.bytes);
+    metrics.sentRawBytes.inc(labels, info.rawBytes);
+    metrics.objectsCompleted.inc(labels);
+    metrics.lastObjectTimestamp.set({ component_id: id }, info.closedAtMs / 1000);
+    closeSeconds.observe(Math.max(0, info.closedAtMs - info.closingAtMs) / 1000);
+    objectSeconds.observe(Math.max(0, info.closedAtMs - info.openedAtMs) / 1000);
+    log.debug({ key: info.key, bytes: info.bytes, records: info.records }, 'object completed');
+  });
+  writer.on('error-object', (e: ObjectError) => {
+    const reason = failureReason(e.error);
+    metrics.sinkFailures.inc({ ...labels, reason });
+    metrics.sinkDiscardedEvents.inc({ ...labels, reason: 'object_failed' }, e.records);
+    log.error({ key: e.key, records: e.records, reason, err: e.error }, 'an object failed for good; its records are counted as discarded');
+  });
+}
+
+/** sluice_sink_buffered_bytes, read from the stores at scrape time. */
+export function observeStores(metrics: Metrics, sinks: readonly { id: string; type: string; store: ObjectStore }[]): void {
+  metrics.probe('sluice_sink_buffered_bytes', () => {
+    for (const s of sinks) metrics.sinkBufferedBytes.set({ component_id: s.id, component_type: s.type }, s.store.bufferedBytes ?? 0);
+  });
+}
+
+/** The part of the worker pool observePool reads. */
+export interface PoolGauges {
+  /** piscina's: busy time of all threads since the pool started / (time since then x threads). */
+  readonly utilization: number;
+  readonly queueSize: number;
+}
+
+/** Utilisation is reported over about this window. */
+const UTILIZATION_WINDOW_MS = 60_000;
+/** At most one sample a second is kept, so a scraper hitting /metrics in a loop cannot grow the list. */
+const SAMPLE_EVERY_MS = 1_000;
+
+/**
+ * Queue depth, busy seconds and utilisation of the worker pool. Call right after the pool was
+ * created: piscina's utilisation is an average since its start, so busy time = utilisation x
+ * elapsed x threads, with elapsed counted from here (microseconds after piscina's own start).
+ * That average barely moves after hours of uptime, so the gauge is computed over the last
+ * minute instead, and busy seconds are exported as a counter for rate() over any window.
+ */
+export function observePool(metrics: Metrics, pool: PoolGauges, threads: number, now: () => number = () => performance.now()): void {
+  const startedAt = now();
+  metrics.workerThreads.set(threads);
+  const busySeconds = (at: number): number => pool.utilization * ((at - startedAt) / 1000) * threads;
+  let counted = 0;
+  metrics.probe('sluice_worker_busy_seconds_total', () => {
+    const busy = busySeconds(now());
+    // Never backwards: the two clocks (piscina's and ours) differ by microseconds.
+    if (busy > counted) {
+      metrics.workerBusySeconds.inc(busy - counted);
+      counted = busy;
+    }
+  });
+  const samples: { at: number; busy: number }[] = [{ at: startedAt, busy: 0 }];
+  metrics.probe('sluice_worker_utilization_ratio', () => {
+    const at = now();
+    const busy = busySeconds(at);
+    // The reference is the newest sample at least a window old (or the oldest one there is).
+    while (samples.length > 1 && at - samples[1]!.at >= UTILIZATION_WINDOW_MS) samples.shift();
+    const ref = samples[0]!;
+    const elapsed = (at - ref.at) / 1000;
+    const ratio = elapsed > 0 ? (busy - ref.busy) / (elapsed * threads) : 0;
+    metrics.workerUtilization.set(Math.min(1, Math.max(0, ratio)));
+    if (at - samples[samples.length - 1]!.at >= SAMPLE_EVERY_MS) samples.push({ at, busy });
+  });
+  metrics.probe('sluice_worker_queue_depth', () => metrics.workerQueueDepth.set(pool.queueSize));
+}

@@ -1,0 +1,305 @@
+/**
+ * A sink's write-ahead spool, wired around its ObjectWriter (config `spool: true`).
+ *
+ *   dispatcher ──write(frame)──► SpoolingWriter ──append──► <data_dir>/spool/<sink>/<seq>.seg
+ *                                      │ then                 (one segment per object)
+ *                                      └──► ObjectWriter ──► store ──'object'──► segment removed
+ *
+ * - A frame is appended to its object's segment before the ObjectWriter takes it (for the
+ *   first frame of an object, inside the writer's 'open' event, before the frame is counted).
+ * - A segment is sealed (fsync) when its object rotates, and removed on the object's 'object'
+ *   event (complete in the store). An object that fails for good, or is abandoned at a
+ *   shutdown deadline, keeps its segment: the next start uploads it again.
+ * - At start, before the sources bind, recoverSpool() uploads every segment an earlier run
+ *   left, under the object key it was written for (so an object that did complete before the
+ *   crash is overwritten with the same bytes rather than duplicated), after aborting that
+ *   key's incomplete multipart uploads.
+ * - Full (`max_spool_bytes`): `drop_newest` drops the frame and counts it (`spool_full`);
+ *   `block` holds it (one per route), rotates the open object so its segment can complete,
+ *   and answers false until segments are removed, so the ring fills and TCP pauses.
+ *
+ * Backpressure is kept: the spool makes data durable, it does not let the rings drain
+ * faster than the store takes objects.
+ */
+import { join, resolve as resolvePath } from 'node:path';
+import type { SinkConfig } from '@sluice/config';
+import { abortIncompleteUploads, contentEncodingFor, NDJSON_CONTENT_TYPE, ObjectWriter, S3Store, type Frame, type ObjectMeta, type ObjectStore, type ObjectWriterOptions, type UnfinishedObject } from '@sluice/sinks';
+import type { Logger, SpoolMetrics } from '@sluice/telemetry';
+import { Spool, type Segment } from '@sluice/spool';
+
+export interface SpoolingWriterOptions extends ObjectWriterOptions {
+  spool: Spool;
+  whenFull: 'block' | 'drop_newest';
+  metrics: SpoolMetrics;
+  log: Logger;
+}
+
+export class SpoolingWriter extends ObjectWriter {
+  readonly spool: Spool;
+  readonly #whenFull: 'block' | 'drop_newest';
+  readonly #metrics: SpoolMetrics;
+  readonly #labels: { component_id: string };
+  readonly #log: Logger;
+  readonly #codec: string;
+  readonly #maxObjectBytes: number;
+  /** The open object's segment (null: none open, or the disk refused to create it). */
+  #seg: Segment | null = null;
+  /** Whether an object is open in the writer (its segment may be null). */
+  #objectOpen = false;
+  #objBytes = 0;
+  /** Segments of objects not complete yet, by object key. */
+  readonly #byKey = new Map<string, Segment>();
+  /** The frame being written, for the 'open' handler to append first. */
+  #frame: Frame | null = null;
+  /** block + full: frames taken and waiting for room (at most one per route). */
+  readonly #pending: Frame[] = [];
+  /** close() waiting for the held frames to be taken. */
+  #held: PromiseWithResolvers<void> | null = null;
+  #lastFullLog = 0;
+
+  constructor(opts: SpoolingWriterOptions) {
+    super(opts);
+    this.spool = opts.spool;
+    this.#whenFull = opts.whenFull;
+    this.#metrics = opts.metrics;
+    this.#labels = { component_id: opts.sinkId };
+    this.#log = opts.log;
+    this.#codec = opts.codec;
+    this.#maxObjectBytes = opts.maxObjectBytes;
+    this.on('open', (key) => this.#onOpen(key));
+    this.on('object', (info) => this.#onComplete(info.key));
+    this.on('error-object', (e) => this.#onFailed(e.key));
+    this.#metrics.bytes.set(this.#labels, this.spool.bytes);
+  }
+
+  override write(frame: Frame): boolean {
+    if (this.#pending.length > 0) {
+      this.#pending.push(frame);
+      return false;
+    }
+    return this.#take(frame);
+  }
+
+  /**
+   * Frames held for spool space are taken before the writer closes (a shutdown's dispatcher
+   * flush ends once they left the ring): the objects they wait for are completing, and each
+   * completion takes them. A shutdown deadline calls abandon(), which gives them up.
+   */
+  override async close(): Promise<void> {
+    if (this.#pending.length > 0) {
+      this.#held ??= Promise.withResolvers<void>();
+      await this.#held.promise;
+    }
+    return super.close();
+  }
+
+  /** As ObjectWriter.abandon(), plus the frames held for spool space (in no object yet). */
+  override abandon(): UnfinishedObject[] {
+    const out = super.abandon();
+    const held = this.#pending.splice(0);
+    if (held.length > 0) {
+      out.push({
+        key: `(${held.length} batch(es) held for spool space, not in an object yet)`,
+        records: held.reduce((n, f) => n + f.records, 0),
+        rawBytes: held.reduce((n, f) => n + f.rawBytes, 0),
+      });
+    }
+    this.#held?.resolve();
+    return out;
+  }
+
+  override rotate(): void {
+    const seg = this.#seg;
+    this.#seg = null;
+    this.#objectOpen = false;
+    if (seg !== null) this.spool.seal(seg);
+    super.rotate();
+  }
+
+  #take(frame: Frame): boolean {
+    const size = frame.bytes.byteLength;
+    // Mirrors ObjectWriter.write(): a non-empty object rotates when the frame would pass max_object_bytes.
+    const opens = !this.#objectOpen || this.#objBytes + size > this.#maxObjectBytes;
+    if (!this.spool.hasRoom(size, opens)) {
+      if (this.#whenFull === 'drop_newest') {
+        this.#dropped(frame.records, 'spool_full');
+        return true;
+      }
+      if (this.#byKey.size > 0) {
+        // Wait for this run's objects to complete; rotate so the open one can.
+        this.#pending.push(frame);
+        if (this.#seg !== null && this.#seg.frames > 0) this.rotate();
+        this.#logFull();
+        return false;
+      }
+      // Nothing of ours to wait for (the spool is full of segments an earlier run could not
+      // upload, or the frame is larger than the spool): send it without the spool.
+      this.#dropped(frame.records, 'not_spooled');
+      const ok = super.write(frame);
+      this.#objBytes += size;
+      return ok;
+    }
+    this.#frame = frame;
+    if (!opens && this.#seg !== null) this.#append(this.#seg, frame);
+    const ok = super.write(frame); // may rotate and open: #onOpen appends this.#frame first
+    if (this.#frame !== null) {
+      // Not appended yet (no segment, or the prediction missed): append now.
+      if (this.#seg !== null) this.#append(this.#seg, frame);
+      else this.#dropped(frame.records, 'not_spooled');
+      this.#frame = null;
+    }
+    this.#objBytes += size;
+    return ok;
+  }
+
+  #append(seg: Segment, frame: Frame): void {
+    this.#frame = null;
+    if (this.spool.append(seg, frame.bytes, frame.records, frame.rawBytes)) {
+      this.#metrics.spooledEvents.inc(this.#labels, frame.records);
+      this.#metrics.bytes.set(this.#labels, this.spool.bytes);
+    } else {
+      this.#dropped(frame.records, 'not_spooled');
+    }
+  }
+
+  #onOpen(key: string): void {
+    this.#objectOpen = true;
+    this.#objBytes = 0;
+    try {
+      this.#seg = this.spool.open({ key, codec: this.#codec, createdAtMs: Date.now() });
+      this.#byKey.set(key, this.#seg);
+    } catch (err) {
+      this.#seg = null;
+      this.#log.error({ key, err }, 'cannot create a spool segment; this object is sent without the spool');
+    }
+    const frame = this.#frame;
+    if (frame !== null && this.#seg !== null) this.#append(this.#seg, frame);
+  }
+
+  #onComplete(key: string): void {
+    const seg = this.#byKey.get(key);
+    if (seg !== undefined) {
+      this.#byKey.delete(key);
+      this.spool.remove(seg);
+      this.#metrics.bytes.set(this.#labels, this.spool.bytes);
+    }
+    this.#flushPending();
+  }
+
+  #onFailed(key: string): void {
+    // Kept on disk (closed, not removed): the next start uploads it again.
+    const seg = this.#byKey.get(key);
+    this.#byKey.delete(key);
+    if (seg !== undefined) this.#log.warn({ key, segment: seg.path }, 'the object failed; its spool segment is kept and uploaded again at the next start');
+    this.#flushPending();
+  }
+
+  #flushPending(): void {
+    if (this.#pending.length === 0) return;
+    let ok = true;
+    while (this.#pending.length > 0) {
+      const frame = this.#pending[0]!;
+      const opens = !this.#objectOpen || this.#objBytes + frame.bytes.byteLength > this.#maxObjectBytes;
+      if (!this.spool.hasRoom(frame.bytes.byteLength, opens) && this.#byKey.size > 0) return;
+      this.#pending.shift();
+      ok = this.#take(frame);
+      if (this.#pending.length > 0 && this.#pending[0] === frame) return; // went back to waiting
+    }
+    this.#held?.resolve();
+    if (ok) this.emit('drain');
+  }
+
+  #dropped(records: number, reason: 'spool_full' | 'not_spooled'): void {
+    this.#metrics.droppedEvents.inc({ ...this.#labels, reason }, records);
+    if (reason === 'spool_full') this.#logFull();
+  }
+
+  #logFull(): void {
+    const now = Date.now();
+    if (now - this.#lastFullLog < 10_000) return;
+    this.#lastFullLog = now;
+    this.#log.warn({ spool_bytes: this.spool.bytes, max_spool_bytes: this.spool.maxBytes, when_full: this.#whenFull }, 'the spool is full');
+  }
+
+  /** Segments of objects given up (abandon) stay on disk; close the files. */
+  closeSpool(): void {
+    this.spool.close();
+  }
+}
+
+/** The spool directory of a sink. */
+export function spoolDir(dataDir: string, sinkId: string): string {
+  return join(resolvePath(dataDir), 'spool', sinkId);
+}
+
+export function openSpool(dataDir: string, sink: SinkConfig): Spool {
+  return new Spool({ dir: spoolDir(dataDir, sink.id), maxBytes: sink.max_spool_bytes, sync: sink.spool_sync, syncIntervalMs: sink.spool_sync_interval_ms });
+}
+
+export interface RecoveryReport {
+  objects: number;
+  records: number;
+  abortedUploads: number;
+  corruptSegments: number;
+  failed: number;
+}
+
+/**
+ * Upload every segment an earlier run left, each as the object it was written for. A torn or
+ * corrupt tail is counted and logged, its good prefix uploaded; a segment whose upload fails is
+ * kept for the next start (and the start goes on). Never throws for what is in the files.
+ */
+export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: string, log: Logger, metrics: SpoolMetrics): Promise<RecoveryReport> {
+  const labels = { component_id: sinkId };
+  const report: RecoveryReport = { objects: 0, records: 0, abortedUploads: 0, corruptSegments: 0, failed: 0 };
+  for (const reader of spool.scan()) {
+    const meta = reader.meta;
+    let first = reader.next();
+    const problemOf = (): void => {
+      const tail = reader.tail();
+      if (tail.problem === null) return;
+      report.corruptSegments++;
+      metrics.corruptSegments.inc({ ...labels, problem: tail.problem }, 1);
+      metrics.corruptBytes.inc(labels, tail.lostBytes);
+      log.warn({ segment: reader.path, problem: tail.problem, good_frames: tail.frames, lost_bytes: tail.lostBytes }, 'a spool segment has a torn or corrupt tail; its good prefix is recovered, the rest is counted');
+    };
+    if (meta !== null && store instanceof S3Store) {
+      try {
+        const n = await abortIncompleteUploads(store, meta.key);
+        report.abortedUploads += n;
+        metrics.abortedUploads.inc(labels, n);
+      } catch (err) {
+        log.warn({ key: meta.key, err }, 'cannot list or abort incomplete multipart uploads of a recovered object; the bucket lifecycle rule removes them');
+      }
+    }
+    if (meta === null || first === null) {
+      reader.close();
+      problemOf();
+      spool.forget(reader.path);
+      continue;
+    }
+    const encoding = contentEncodingFor(meta.codec as 'zstd' | 'gzip' | 'none');
+    const objectMeta: ObjectMeta = encoding === undefined ? { contentType: NDJSON_CONTENT_TYPE } : { contentType: NDJSON_CONTENT_TYPE, contentEncoding: encoding };
+    const upload = store.open(meta.key, objectMeta);
+    let records = 0;
+    for (; first !== null; first = reader.next()) {
+      records += first.records;
+      if (!upload.write(first.bytes)) await new Promise<void>((resolve) => upload.once('drain', resolve));
+    }
+    problemOf();
+    try {
+      await upload.close();
+      report.objects++;
+      report.records += records;
+      metrics.recoveredObjects.inc(labels);
+      metrics.recoveredEvents.inc(labels, records);
+      spool.forget(reader.path);
+      log.info({ key: meta.key, records }, 'recovered an unfinished object from the spool');
+    } catch (err) {
+      report.failed++;
+      log.error({ key: meta.key, segment: reader.path, err }, 'uploading a recovered object failed; its segment is kept for the next start');
+    }
+  }
+  metrics.bytes.set(labels, spool.bytes);
+  return report;
+}

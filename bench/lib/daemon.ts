@@ -1,0 +1,201 @@
+/**
+ * The real daemon as a child process for the end-to-end benchmark and the gate, and what the
+ * benchmark reads about it from outside: CPU time per thread and memory from /proc, counters
+ * from /metrics, kernel UDP drops from /proc/net/udp.
+ *
+ * CPU is read from /proc/<pid>/task/<tid>/stat (utime + stime, clock ticks), so the worker
+ * threads, V8's GC helper threads and libuv's threadpool are all counted, and split by thread
+ * name: `MainThread`, `WorkerThread` (piscina), `V8Worker` (GC, compiler), `libuv-worker`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+export const SLUICE_CLI = join(ROOT, 'apps/sluice/src/cli.ts');
+
+/** USER_HZ: /proc times are in these ticks. 100 on every Linux this runs on (getconf CLK_TCK). */
+const TICKS_PER_SEC = 100;
+
+export interface CpuSample {
+  /** Microseconds of CPU (user + system) per thread group. */
+  mainUs: number;
+  workersUs: number;
+  v8Us: number;
+  libuvUs: number;
+  otherUs: number;
+  totalUs: number;
+}
+
+export interface MemSample {
+  /** Peak resident set (VmHWM), KiB. */
+  hwmKiB: number;
+  /** Resident set now (VmRSS), KiB. */
+  rssKiB: number;
+}
+
+function ticksOf(statLine: string): number {
+  // Fields after the command name (which may contain spaces, in parentheses): utime is field 14, stime 15.
+  const rest = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ');
+  return Number(rest[11]) + Number(rest[12]);
+}
+
+/** CPU time of every thread of `pid`, grouped. Threads that exited are lost: sample while it runs. */
+export function cpuOf(pid: number): CpuSample {
+  const s: CpuSample = { mainUs: 0, workersUs: 0, v8Us: 0, libuvUs: 0, otherUs: 0, totalUs: 0 };
+  // The process-wide line includes threads that already exited; the per-thread split does not.
+  s.totalUs = (ticksOf(readFileSync(`/proc/${pid}/stat`, 'utf8')) * 1e6) / TICKS_PER_SEC;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let comm: string;
+    let stat: string;
+    try {
+      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread exited meanwhile
+    }
+    const us = (ticksOf(stat) * 1e6) / TICKS_PER_SEC;
+    if (Number(tid) === pid) s.mainUs += us;
+    else if (comm.startsWith('WorkerThread')) s.workersUs += us;
+    else if (comm.startsWith('V8Worker') || comm.startsWith('DelayedTaskSche')) s.v8Us += us;
+    else if (comm.startsWith('libuv-worker')) s.libuvUs += us;
+    else s.otherUs += us;
+  }
+  return s;
+}
+
+export function cpuDelta(a: CpuSample, b: CpuSample): CpuSample {
+  return {
+    mainUs: b.mainUs - a.mainUs,
+    workersUs: b.workersUs - a.workersUs,
+    v8Us: b.v8Us - a.v8Us,
+    libuvUs: b.libuvUs - a.libuvUs,
+    otherUs: b.otherUs - a.otherUs,
+    totalUs: b.totalUs - a.totalUs,
+  };
+}
+
+export function memOf(pid: number): MemSample {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { hwmKiB: kib('VmHWM'), rssKiB: kib('VmRSS') };
+}
+
+/** Sum of the `drops` column of every /proc/net/udp{,6} socket bound to `port`. */
+export function udpKernelDrops(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  let drops = 0;
+  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 13) continue;
+      if (cols[1]!.endsWith(`:${hexPort}`)) drops += Number(cols[12]);
+    }
+  }
+  return drops;
+}
+
+export interface Daemon {
+  proc: ChildProcess;
+  pid: number;
+  /** host:port per source id. */
+  sources: Record<string, string[]>;
+  apiPort: number;
+  stderr(): string;
+  /** Every log line after startup (JSON), for the report when something went wrong. */
+  logs: string[];
+  /** SIGTERM (drain) and the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/** `node apps/sluice/src/cli.ts run --config <dir>/sluice.yaml`, resolved once it logs "sluice is running". */
+export async function startDaemon(dir: string, yaml: string, nodeArgs: string[] = [], timeoutMs = 30_000): Promise<Daemon> {
+  const configPath = join(dir, 'sluice.yaml');
+  writeFileSync(configPath, yaml);
+  const proc = spawn(process.execPath, [...nodeArgs, SLUICE_CLI, 'run', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  let partial = '';
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const running = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sluice did not start within ${timeoutMs} ms\n${err}`)), timeoutMs);
+    proc.stdout!.setEncoding('utf8');
+    proc.stdout!.on('data', (chunk: string) => {
+      partial += chunk;
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        if (logs.length < 1000) logs.push(line);
+        if (line.includes('"sluice is running"')) {
+          clearTimeout(timer);
+          resolve(JSON.parse(line) as Record<string, unknown>);
+        }
+      }
+    });
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (chunk: string) => (err += chunk));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`sluice exited with ${code} before it was running\n${err}\n${logs.join('\n')}`));
+    });
+  });
+  const rec = await running;
+  return {
+    proc,
+    pid: proc.pid!,
+    sources: rec['sources'] as Record<string, string[]>,
+    apiPort: rec['api_port'] as number,
+    stderr: () => err,
+    logs,
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Scrape /metrics: `name{labels}` → value. */
+export async function scrape(apiPort: number): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${apiPort}/metrics`);
+  const text = await res.text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const sp = line.lastIndexOf(' ');
+    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+
+/** Sum of every series of `name` whose labels include all of `match`. */
+export function metricSum(metrics: Map<string, number>, name: string, match: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const [key, value] of metrics) {
+    const brace = key.indexOf('{');
+    if ((brace < 0 ? key : key.slice(0, brace)) !== name) continue;
+    const labels = brace < 0 ? '' : key.slice(brace);
+    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) sum += value;
+  }
+  return sum;
+}
+
+/** host and port of `host:port` / `[v6]:port`. */
+export function splitAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
