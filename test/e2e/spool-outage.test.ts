@@ -110,7 +110,7 @@ sinks:
     // Held back: from 20 s into the outage to its end, nothing more left the sender or reached
     // Sluice, with lines still unsent.
     const held = timeline.find((s) => s.t >= 20_000)!;
-    console.log(JSON.stringify({ timeline }));
+    console.log(JSON.stringify({ 'timeline [ms, sent, received, spool bytes]': timeline.map((x) => [x.t, x.sent, x.received, x.spoolBytes]) }));
     expect(last.sent).toBe(held.sent);
     expect(last.received).toBe(held.received);
     expect(last.sent).toBeLessThan(LINES);

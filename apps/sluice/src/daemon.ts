@@ -186,7 +186,16 @@ export class Daemon {
     if (recovered.objects + recovered.failed + recovered.corruptSegments > 0) log.info({ ...recovered }, 'spool recovery done');
     const whenFull = sink.type === 'aws_s3' ? sink.when_full : 'block';
     const uniqueId = this.uniqueId;
-    const writer = this.makeWriter(sink.id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId, (o) => new SpoolingWriter({ ...o, spool, whenFull, metrics, log }));
+    const writer = this.makeWriter(sink.id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId, (o) =>
+      new SpoolingWriter({
+        ...o,
+        spool,
+        whenFull,
+        metrics,
+        log,
+        onDiscard: (records) => this.metrics.sinkDiscardedEvents.inc({ component_id: sink.id, component_type: sink.type, reason: 'spool_full' }, records),
+      }),
+    );
     this.spooling.push(writer as SpoolingWriter);
     return writer;
   }

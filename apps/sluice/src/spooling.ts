@@ -32,6 +32,8 @@ export interface SpoolingWriterOptions extends ObjectWriterOptions {
   whenFull: 'block' | 'drop_newest';
   metrics: SpoolMetrics;
   log: Logger;
+  /** Records dropped because the spool was full (drop_newest): a loss the sink's books must show. */
+  onDiscard?: (records: number) => void;
 }
 
 export class SpoolingWriter extends ObjectWriter {
@@ -42,6 +44,7 @@ export class SpoolingWriter extends ObjectWriter {
   readonly #log: Logger;
   readonly #codec: string;
   readonly #maxObjectBytes: number;
+  readonly #onDiscard: ((records: number) => void) | undefined;
   /** The open object's segment (null: none open, or the disk refused to create it). */
   #seg: Segment | null = null;
   /** Whether an object is open in the writer (its segment may be null). */
@@ -66,6 +69,7 @@ export class SpoolingWriter extends ObjectWriter {
     this.#log = opts.log;
     this.#codec = opts.codec;
     this.#maxObjectBytes = opts.maxObjectBytes;
+    this.#onDiscard = opts.onDiscard;
     this.on('open', (key) => this.#onOpen(key));
     this.on('object', (info) => this.#onComplete(info.key));
     this.on('error-object', (e) => this.#onFailed(e.key));
@@ -211,7 +215,11 @@ export class SpoolingWriter extends ObjectWriter {
 
   #dropped(records: number, reason: 'spool_full' | 'not_spooled'): void {
     this.#metrics.droppedEvents.inc({ ...this.#labels, reason }, records);
-    if (reason === 'spool_full') this.#logFull();
+    if (reason === 'spool_full') {
+      // not_spooled records still go into their object; spool_full ones are gone.
+      this.#onDiscard?.(records);
+      this.#logFull();
+    }
   }
 
   #logFull(): void {

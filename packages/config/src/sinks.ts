@@ -36,7 +36,8 @@ export const sinkOptions = {
   compression_level: opt(integer()),
   upload_period_secs: def(integer(1, 86_400), 60),
   max_object_bytes: def(integer(1024, 5_497_558_138_880), 256 * MIB),
-  // Write-ahead spool (packages/spool). Off by default; see the README's Operations section.
+  // Write-ahead spool (packages/spool): on by default for aws_s3 (below), where a crash or an
+  // outage would otherwise lose what is in memory; off for file, which writes to local disk anyway.
   spool: def(boolean(), false),
   max_spool_bytes: def(integer(65_536, 1_125_899_906_842_624), 1024 * MIB),
   // interval: 176-179 MiB/s vs per_batch 47-55 MiB/s of 64 KiB frames on bench/spool.bench.ts (3.2-3.8x).
@@ -77,6 +78,7 @@ export function checkEndpoint(text: string): string | undefined {
 
 export const awsS3Options = {
   ...sinkOptions,
+  spool: def(boolean(), true),
   endpoint: opt(string({ doc: 'http(s) URL', check: checkEndpoint })),
   bucket: req(string({ doc: 'S3 bucket name', check: checkBucket })),
   region: def(string(), 'us-east-1'),

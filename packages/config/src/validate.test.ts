@@ -81,7 +81,7 @@ describe('defaults', () => {
       compression_level: 3,
       upload_period_secs: 60,
       max_object_bytes: 256 * MIB,
-      spool: false,
+      spool: true,
       max_spool_bytes: 1024 * MIB,
       spool_sync: 'interval',
       spool_sync_interval_ms: 1000,
