@@ -5,17 +5,10 @@
  * facility / msg / priority / seq / talos-level / talos-time. 150 to 300 bytes, varied text.
  */
 
-/** mulberry32: tiny, fast, and the same sequence for the same seed everywhere. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '@sluice/testkit';
+
+/** The seeded PRNG every generator here takes (mulberry32). */
+export const prng = mulberry32;
 
 const SERVICES = ['machined', 'apid', 'containerd', 'cri', 'etcd', 'kubelet', 'trustd', 'udevd', 'syslogd'];
 const LEVELS = ['debug', 'info', 'info', 'info', 'warn', 'error'];

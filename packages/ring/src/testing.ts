@@ -3,18 +3,9 @@
  * Shared by ring.test.ts, ring-thread.test.ts and the worker in ring-thread.worker.ts, so both
  * threads derive the same record stream from one seed. Not exported from the package index.
  */
+import { mulberry32 } from '@sluice/testkit';
 
-/** mulberry32: a tiny seeded PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** Integer in [lo, hi] from rng. */
 export function randInt(rng: () => number, lo: number, hi: number): number {

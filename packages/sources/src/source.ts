@@ -1,3 +1,4 @@
+import type { Server } from 'node:net';
 import type { Ring } from '@sluice/ring';
 import type { Logger, Metrics } from '@sluice/telemetry';
 
@@ -53,6 +54,18 @@ const EMPTY_HEAD = new Uint8Array([0]);
 export function normalizePeer(address: string | undefined): string {
   if (address === undefined) return 'unknown';
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** Listen on host:port (dual stack for `::`); resolves with the port actually bound (port 0 resolved). */
+export function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, ipv6Only: false, backlog: 1024 }, () => {
+      server.off('error', reject);
+      const bound = server.address();
+      resolve(typeof bound === 'object' && bound !== null ? bound.port : port);
+    });
+  });
 }
 
 /** `host:port` with IPv6 hosts in brackets. */

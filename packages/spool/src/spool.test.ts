@@ -1,3 +1,4 @@
+import { mulberry32 } from '@sluice/testkit';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, writevSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,17 +17,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-/** mulberry32: a fixed seed gives the same run every time. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 function spoolAt(dir: string, extra: Partial<SpoolOptions> = {}): Spool {
   return new Spool({ dir, maxBytes: 64 * 1024 * 1024, sync: 'interval', syncIntervalMs: 1000, ...extra });

@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '@sluice/testkit';
 import { LineFramer } from './line-framer.ts';
 
 const MAX = 32;
 const enc = new TextEncoder();
 
-/** mulberry32: a tiny seeded PRNG returning floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Bytes as a latin1 string: one char per byte, so comparisons are byte-exact. */
 function bytesKey(buf: Uint8Array, start = 0, end = buf.length): string {

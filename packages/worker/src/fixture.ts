@@ -11,6 +11,7 @@
  *
  * Not on any hot path: allocation here is fine.
  */
+import { mulberry32 } from '@sluice/testkit';
 
 const encoder = new TextEncoder();
 
@@ -57,17 +58,7 @@ export function forEachPayload(buf: Uint8Array, length: number, fn: (payload: Ui
   }
 }
 
-/** mulberry32: small, fast, seeded; good enough for test data. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 const SERVICES = ['machined', 'kubelet', 'kubelet', 'etcd', 'containerd', 'cri', 'apid', 'trustd', 'udevd'] as const;
 const LEVELS = ['info', 'info', 'info', 'info', 'debug', 'warn', 'error'] as const;

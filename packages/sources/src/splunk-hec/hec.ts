@@ -25,7 +25,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { recordSpan } from '@sluice/ring';
 import { RateLimitedLog } from '@sluice/telemetry';
 import { DEFAULT_MAX_DEPTH, type HecDecoder, type HecDecodeOptions, type HecDecodeResult, type HecEndpoint, type HecRejection } from '@sluice/worker';
-import { formatAddress, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
 import { rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 import { TokenSet, parseAuthorization } from './auth.ts';
 
@@ -440,16 +440,8 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     w();
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: opts.host, port: opts.port, ipv6Only: false, backlog: 1024 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const port = await listen(server, opts.host, opts.port);
   listening = true;
-  const bound = server.address();
-  const port = typeof bound === 'object' && bound !== null ? bound.port : opts.port;
 
   return {
     id: ctx.id,

@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { LineFramer } from '@sluice/wire';
 import { RateLimitedLog } from '@sluice/telemetry';
-import { formatAddress, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
 import { rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 
 export interface TcpSourceOptions {
@@ -195,16 +195,8 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
   server.on('drop', () => m.refusedMax.inc());
   server.on('error', (err) => ctx.logger.error({ err }, 'tcp listener error'));
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: opts.host, port: opts.port, ipv6Only: false, backlog: 1024 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const port = await listen(server, opts.host, opts.port);
   listening = true;
-  const bound = server.address();
-  const port = typeof bound === 'object' && bound !== null ? bound.port : opts.port;
 
   return {
     id: ctx.id,
