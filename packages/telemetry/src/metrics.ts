@@ -13,14 +13,14 @@ export type ProbedMetric =
 export type UploadStage = 'part' | 'close' | 'object';
 
 /**
- * Every metric Sluice exports, on one registry; docs/metrics.md documents each one (a test
+ * Every metric Sluice exports, on one registry; the README's metrics reference documents each one (a test
  * keeps the two in step). Labels are bounded: component ids come from the config, reasons and
  * stages from fixed lists in the code, never from input.
  *
  * Counts made on worker threads (malformed, kinds) cross to the main thread as per-batch
  * totals in each BatchResult and are added here by the dispatcher: no message per record.
  *
- * Accounting (docs/metrics.md, "The books"), per source:
+ * Accounting (README, "The books"), per source:
  *   received = Σ discarded (every reason) + delivered to its sinks + in flight
  * and per sink, over its inputs:
  *   Σ delivered = sent + Σ sink discarded (every reason) + in flight
