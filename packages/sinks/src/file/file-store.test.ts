@@ -152,4 +152,10 @@ describe('FileStore', () => {
       expect(err.message).toContain(p);
     }
   });
+
+  it('check() answers, instead of hanging, for a path under /proc (fs.mkdir recursive never returns there)', async () => {
+    const err = await rejection(new FileStore({ path: '/proc/sluice-no-such-dir/out' }).check());
+    expect(err.code).toBe('SLUICE_ERR_SINK_UNWRITABLE');
+    expect(err.message).toContain('/proc/sluice-no-such-dir/out');
+  });
 });

@@ -91,7 +91,7 @@ export class FileStore implements ObjectStore {
   async check(): Promise<FileStoreCheck> {
     const root = this.path;
     try {
-      await mkdir(root, { recursive: true });
+      await mkdirEach(root);
       const probe = path.join(root, tempNameFor('sluice-write-check'));
       await writeFile(probe, '', { flag: 'wx' });
       await unlink(probe);
@@ -255,5 +255,23 @@ class FileUpload extends EventEmitter implements ObjectUpload {
       `file sink: could not write ${this.#finalPath} (${errorCode(error)})`,
       { cause: error },
     );
+  }
+}
+
+/**
+ * mkdir -p one directory at a time. `fs.mkdir(..., { recursive: true })` never returns for a
+ * path under /proc (Node 24 retries forever, at 100% of a libuv thread), which would hang the
+ * start on a mistyped `path`; this answers ENOENT there, like any other mkdir.
+ */
+async function mkdirEach(dir: string): Promise<void> {
+  const parts = path.resolve(dir).split(path.sep).filter((p) => p !== '');
+  let current = path.sep;
+  for (const part of parts) {
+    current = path.join(current, part);
+    try {
+      await mkdir(current);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
   }
 }
