@@ -265,7 +265,7 @@ class FileUpload extends EventEmitter implements ObjectUpload {
  */
 async function mkdirEach(dir: string): Promise<void> {
   const parts = path.resolve(dir).split(path.sep).filter((p) => p !== '');
-  let current = path.sep;
+  let current: string = path.sep;
   for (const part of parts) {
     current = path.join(current, part);
     try {
