@@ -67,6 +67,10 @@ export function observeWriter(metrics: Metrics, writer: ObjectWriter, id: string
   writer.on('error-object', (e: ObjectError) => {
     const reason = failureReason(e.error);
     metrics.sinkFailures.inc({ ...labels, reason });
+    if (e.retried) {
+      log.warn({ key: e.key, records: e.records, reason, err: e.error }, 'an object failed for good; its data is in the spool and goes out again as a new upload');
+      return;
+    }
     metrics.sinkDiscardedEvents.inc({ ...labels, reason: 'object_failed' }, e.records);
     log.error({ key: e.key, records: e.records, reason, err: e.error }, 'an object failed for good; its records are counted as discarded');
   });

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FileStore, type ObjectStore, type ObjectUpload } from '@sluice/sinks';
 import { createLogger, Metrics, SpoolMetrics } from '@sluice/telemetry';
 import { Spool } from '@sluice/spool';
@@ -136,5 +136,53 @@ describe('SpoolingWriter', () => {
     expect(dropped).toBe(10 * (20 - spool.stats.appendedFrames));
     expect(dropped).toBeGreaterThan(0);
     spool.close();
+  });
+
+  it('an object that fails for good goes out again from its segment as a new upload, counted as stored, not lost', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const dir = temp();
+      const out = temp();
+      const spool = spoolAt(dir);
+      // A file store whose first close() fails for good (as an S3 upload refused with a 4xx would).
+      const files = new FileStore({ path: out });
+      let failures = 1;
+      const flaky: ObjectStore = {
+        check: () => files.check(),
+        open: (key, meta) => {
+          const upload = files.open(key, meta);
+          return {
+            write: (c) => upload.write(c),
+            once: (e, fn) => upload.once(e, fn),
+            close: async () => {
+              if (failures-- > 0) {
+                await upload.abort();
+                throw new Error('refused for good');
+              }
+              return upload.close();
+            },
+            abort: () => upload.abort(),
+          };
+        },
+      };
+      const { w } = writer(flaky, spool);
+      const failed: { records: number; retried: boolean }[] = [];
+      const stored: number[] = [];
+      w.on('error-object', (e) => failed.push({ records: e.records, retried: e.retried }));
+      w.on('object', (o) => stored.push(o.records));
+      for (let i = 0; i < 5; i++) w.write(frame(i));
+      w.rotate();
+      await vi.waitFor(() => expect(failed).toEqual([{ records: 5, retried: true }]));
+      expect(readdirSync(dir)).toHaveLength(1); // the segment is kept
+      await vi.advanceTimersByTimeAsync(5_000);
+      await vi.waitFor(() => expect(stored).toEqual([5]));
+      expect(readdirSync(dir)).toHaveLength(0);
+      const [key] = readdirSync(out, { recursive: true }).filter((f) => String(f).endsWith('.ndjson'));
+      expect(readFileSync(join(out, String(key)), 'utf8')).toBe([0, 1, 2, 3, 4].map((i) => `{"n":${i}}\n`).join(''));
+      await w.close();
+      spool.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

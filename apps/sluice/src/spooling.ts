@@ -25,7 +25,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { SinkConfig } from '@sluice/config';
 import { abortIncompleteUploads, contentEncodingFor, NDJSON_CONTENT_TYPE, ObjectWriter, S3Store, type Frame, type ObjectMeta, type ObjectStore, type ObjectWriterOptions, type UnfinishedObject } from '@sluice/sinks';
 import type { Logger, SpoolMetrics } from '@sluice/telemetry';
-import { Spool, type Segment } from '@sluice/spool';
+import { SegmentReader, Spool, type Segment } from '@sluice/spool';
 
 export interface SpoolingWriterOptions extends ObjectWriterOptions {
   spool: Spool;
@@ -34,6 +34,32 @@ export interface SpoolingWriterOptions extends ObjectWriterOptions {
   log: Logger;
   /** Records dropped because the spool was full (drop_newest): a loss the sink's books must show. */
   onDiscard?: (records: number) => void;
+}
+
+/** A failed object is sent again after 5 s, then 10, 20, … up to 5 minutes between tries. */
+const RESEND_FIRST_DELAY_MS = 5_000;
+const RESEND_MAX_DELAY_MS = 300_000;
+
+/** Upload a segment's good frames as the object it was written for; rejects if the store does. */
+export async function uploadSegment(store: ObjectStore, reader: SegmentReader, first = reader.next()): Promise<{ records: number; bytes: number; rawBytes: number; frames: number }> {
+  const meta = reader.meta;
+  if (meta === null) {
+    reader.close();
+    throw new Error(`spool segment ${reader.path} has no readable header`);
+  }
+  const encoding = contentEncodingFor(meta.codec as 'zstd' | 'gzip' | 'none');
+  const objectMeta: ObjectMeta = encoding === undefined ? { contentType: NDJSON_CONTENT_TYPE } : { contentType: NDJSON_CONTENT_TYPE, contentEncoding: encoding };
+  const upload = store.open(meta.key, objectMeta);
+  const sent = { records: 0, bytes: 0, rawBytes: 0, frames: 0 };
+  for (let f = first; f !== null; f = reader.next()) {
+    sent.records += f.records;
+    sent.bytes += f.bytes.byteLength;
+    sent.rawBytes += f.rawBytes;
+    sent.frames++;
+    if (!upload.write(f.bytes)) await new Promise<void>((resolve) => upload.once('drain', resolve));
+  }
+  await upload.close();
+  return sent;
 }
 
 export class SpoolingWriter extends ObjectWriter {
@@ -45,6 +71,10 @@ export class SpoolingWriter extends ObjectWriter {
   readonly #codec: string;
   readonly #maxObjectBytes: number;
   readonly #onDiscard: ((records: number) => void) | undefined;
+  readonly #store: ObjectStore;
+  /** Failed objects waiting to be sent again from their segments. */
+  readonly #resends = new Set<NodeJS.Timeout>();
+  #stopped = false;
   /** The open object's segment (null: none open, or the disk refused to create it). */
   #seg: Segment | null = null;
   /** Whether an object is open in the writer (its segment may be null). */
@@ -70,6 +100,7 @@ export class SpoolingWriter extends ObjectWriter {
     this.#codec = opts.codec;
     this.#maxObjectBytes = opts.maxObjectBytes;
     this.#onDiscard = opts.onDiscard;
+    this.#store = opts.store;
     this.on('open', (key) => this.#onOpen(key));
     this.on('object', (info) => this.#onComplete(info.key));
     this.on('error-object', (e) => this.#onFailed(e.key));
@@ -94,11 +125,21 @@ export class SpoolingWriter extends ObjectWriter {
       this.#held ??= Promise.withResolvers<void>();
       await this.#held.promise;
     }
-    return super.close();
+    await super.close();
+    this.#stopResends();
+  }
+
+  /** Failed objects not sent again yet stay in the spool for the next start. */
+  #stopResends(): void {
+    this.#stopped = true;
+    for (const t of this.#resends) clearTimeout(t);
+    if (this.#resends.size > 0) this.#log.warn({ objects: this.#resends.size }, 'failed objects stay in the spool; the next start uploads them');
+    this.#resends.clear();
   }
 
   /** As ObjectWriter.abandon(), plus the frames held for spool space (in no object yet). */
   override abandon(): UnfinishedObject[] {
+    this.#stopResends();
     const out = super.abandon();
     const held = this.#pending.splice(0);
     if (held.length > 0) {
@@ -190,12 +231,45 @@ export class SpoolingWriter extends ObjectWriter {
     this.#flushPending();
   }
 
+  override keepsDataOf(key: string): boolean {
+    return this.#byKey.has(key);
+  }
+
   #onFailed(key: string): void {
-    // Kept on disk (closed, not removed): the next start uploads it again.
+    // Kept on disk: sent again as a new upload of the same key, with backoff, while this
+    // process runs; what is still there at exit is uploaded by the next start.
     const seg = this.#byKey.get(key);
     this.#byKey.delete(key);
-    if (seg !== undefined) this.#log.warn({ key, segment: seg.path }, 'the object failed; its spool segment is kept and uploaded again at the next start');
+    if (seg !== undefined) this.#scheduleResend(seg, key, RESEND_FIRST_DELAY_MS);
     this.#flushPending();
+  }
+
+  #scheduleResend(seg: Segment, key: string, delayMs: number): void {
+    if (this.#stopped) return;
+    const timer = setTimeout(() => {
+      this.#resends.delete(timer);
+      void this.#resend(seg, key, delayMs);
+    }, delayMs);
+    timer.unref();
+    this.#resends.add(timer);
+  }
+
+  async #resend(seg: Segment, key: string, delayMs: number): Promise<void> {
+    if (this.#stopped) return;
+    const openedAtMs = Date.now();
+    try {
+      const sent = await uploadSegment(this.#store, new SegmentReader(seg.path));
+      this.spool.remove(seg);
+      this.#metrics.bytes.set(this.#labels, this.spool.bytes);
+      this.#log.info({ key, records: sent.records }, 'a failed object went out again from the spool');
+      const closedAtMs = Date.now();
+      // Counted as stored like any completed object (its failure was not counted as a loss).
+      this.emit('object', { key, bytes: sent.bytes, records: sent.records, rawBytes: sent.rawBytes, frames: sent.frames, openedAtMs, closingAtMs: closedAtMs, closedAtMs });
+    } catch (err) {
+      const next = Math.min(delayMs * 2, RESEND_MAX_DELAY_MS);
+      this.#log.warn({ key, err, retry_in_ms: next }, 'sending a failed object again from the spool failed; retrying');
+      this.#scheduleResend(seg, key, next);
+    }
   }
 
   #flushPending(): void {
@@ -286,17 +360,9 @@ export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: str
       spool.forget(reader.path);
       continue;
     }
-    const encoding = contentEncodingFor(meta.codec as 'zstd' | 'gzip' | 'none');
-    const objectMeta: ObjectMeta = encoding === undefined ? { contentType: NDJSON_CONTENT_TYPE } : { contentType: NDJSON_CONTENT_TYPE, contentEncoding: encoding };
-    const upload = store.open(meta.key, objectMeta);
-    let records = 0;
-    for (; first !== null; first = reader.next()) {
-      records += first.records;
-      if (!upload.write(first.bytes)) await new Promise<void>((resolve) => upload.once('drain', resolve));
-    }
-    problemOf();
     try {
-      await upload.close();
+      const { records } = await uploadSegment(store, reader, first);
+      problemOf();
       report.objects++;
       report.records += records;
       metrics.recoveredObjects.inc(labels);

@@ -59,6 +59,8 @@ export interface ObjectError {
   error: unknown;
   records: number;
   rawBytes: number;
+  /** The writer keeps the object's data (the spool) and sends it again: not a loss. */
+  retried: boolean;
 }
 
 export interface ObjectWriterStats {
@@ -337,7 +339,12 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     s.objectsFailed++;
     s.recordsFailed += obj.records;
     this.#maybeDrain();
-    this.emit('error-object', { key: obj.key, error, records: obj.records, rawBytes: obj.rawBytes });
+    this.emit('error-object', { key: obj.key, error, records: obj.records, rawBytes: obj.rawBytes, retried: this.keepsDataOf(obj.key) });
+  }
+
+  /** Whether the data of a failed object is kept elsewhere and sent again (the spooling writer's is). */
+  keepsDataOf(_key: string): boolean {
+    return false;
   }
 
   /** Emit the owed 'drain' on the next tick (never inside write()) once nothing blocks. */
