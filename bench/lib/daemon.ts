@@ -163,36 +163,8 @@ export async function startDaemon(dir: string, yaml: string, nodeArgs: string[] 
   };
 }
 
-/** Scrape /metrics: `name{labels}` → value. */
-export async function scrape(apiPort: number): Promise<Map<string, number>> {
-  const res = await fetch(`http://127.0.0.1:${apiPort}/metrics`);
-  const text = await res.text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const sp = line.lastIndexOf(' ');
-    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
-  }
-  return out;
-}
-
-/** Sum of every series of `name` whose labels include all of `match`. */
-export function metricSum(metrics: Map<string, number>, name: string, match: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const [key, value] of metrics) {
-    const brace = key.indexOf('{');
-    if ((brace < 0 ? key : key.slice(0, brace)) !== name) continue;
-    const labels = brace < 0 ? '' : key.slice(brace);
-    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) sum += value;
-  }
-  return sum;
-}
-
-/** host and port of `host:port` / `[v6]:port`. */
-export function splitAddress(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
-}
+// One reader of /metrics and of `host:port` for tests and benchmarks.
+export { metricSum, scrape, splitAddress } from '../../test/helpers/daemon.ts';
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

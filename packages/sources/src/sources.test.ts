@@ -2,33 +2,16 @@ import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { forEachRecord, Ring } from '@sluice/ring';
+import { Ring } from '@sluice/ring';
 import { Metrics } from '@sluice/telemetry';
 import type { Source, SourceContext } from './source.ts';
+import { drainRing, type RingRecord } from './test-ring.ts';
 import { startTcpSource } from './tcp/tcp.ts';
 import { startUdpSource } from './udp/udp.ts';
 
 const logger = pino({ level: 'silent' });
-const decoder = new TextDecoder();
 
-interface Got {
-  peer: string;
-  line: string;
-}
-
-/** A consumer standing in for the dispatcher: claims, decodes and releases spans. */
-function drainRing(ring: Ring, into: Got[], maxBytes = 1 << 20): number {
-  const span = ring.claim(maxBytes);
-  if (span === null) return 0;
-  const buf = new Uint8Array(span.end - span.start);
-  const n = ring.copyOut(span.start, span.end, buf);
-  forEachRecord(buf, n, (b, s, e) => {
-    const peerLen = b[s]!;
-    into.push({ peer: decoder.decode(b.subarray(s + 1, s + 1 + peerLen)), line: decoder.decode(b.subarray(s + 1 + peerLen, e)) });
-  });
-  ring.release(span.end);
-  return span.records;
-}
+type Got = RingRecord;
 
 async function counter(metrics: Metrics, name: string, labels: Record<string, string>): Promise<number> {
   const metric = metrics.registry.getSingleMetric(name);
@@ -96,7 +79,7 @@ describe('tcp source', () => {
       drainRing(ring, got);
       return got.length === 4;
     });
-    expect(got.map((g) => g.line)).toEqual(['{"a":1}', '{"b":2}', '{"c":3}', '{"tail":true}']);
+    expect(got.map((g) => g.record)).toEqual(['{"a":1}', '{"b":2}', '{"c":3}', '{"tail":true}']);
     expect(got.every((g) => g.peer === '127.0.0.1')).toBe(true);
     expect(await counter(metrics, 'sluice_source_received_events_total', {})).toBe(6);
     expect(await counter(metrics, 'sluice_source_discarded_events_total', { reason: 'oversize' })).toBe(1);
@@ -119,7 +102,7 @@ describe('tcp source', () => {
       src.ringSpace();
     }
     await sent;
-    expect(got.map((g) => g.line)).toEqual(lines);
+    expect(got.map((g) => g.record)).toEqual(lines);
     expect(got.every((g) => g.peer === '')).toBe(true);
     expect(await counter(metrics, 'sluice_source_discarded_events_total', {})).toBe(0);
     expect(await counter(metrics, 'sluice_source_received_bytes_total', {})).toBe(lines.join('\n').length + 1);
@@ -151,7 +134,7 @@ describe('tcp source', () => {
     await new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const got: Got[] = [];
     drainRing(ring, got);
-    expect(got.map((g) => g.line)).toEqual(['{"idle":1}', '{"partial":']);
+    expect(got.map((g) => g.record)).toEqual(['{"idle":1}', '{"partial":']);
     expect(await counter(metrics, 'sluice_source_connections_refused_total', { reason: 'idle_timeout' })).toBe(1);
   });
 
@@ -167,7 +150,7 @@ describe('tcp source', () => {
       drainRing(ring, got);
       return got.length === 1;
     });
-    expect(got[0]).toEqual({ peer: '::1', line: '{"v6":true}' });
+    expect(got[0]).toEqual({ peer: '::1', record: '{"v6":true}' });
   });
 
   it('drain(): reads what a connected peer already sent, then closes it', async () => {
@@ -182,7 +165,7 @@ describe('tcp source', () => {
     await closed;
     const got: Got[] = [];
     drainRing(ring, got);
-    expect(got.map((g) => g.line)).toEqual(['{"before":"shutdown"}']);
+    expect(got.map((g) => g.record)).toEqual(['{"before":"shutdown"}']);
     expect(src.ready()).toBe(false);
   });
 });
@@ -209,7 +192,7 @@ describe('udp source', () => {
     expect(got.length).toBeGreaterThan(0);
     expect(got.length + ringFull).toBe(50);
     expect(got.every((g) => g.peer === '127.0.0.1')).toBe(true);
-    expect(got.map((g) => g.line)).toEqual(Array.from({ length: got.length }, (_, i) => payload(i)));
+    expect(got.map((g) => g.record)).toEqual(Array.from({ length: got.length }, (_, i) => payload(i)));
   });
 
   it('IPv6, and several sockets on one port', async () => {
@@ -227,7 +210,7 @@ describe('udp source', () => {
       return got.length === 80;
     });
     for (const c of clients) c.close();
-    expect(new Set(got.map((g) => g.line)).size).toBe(80);
+    expect(new Set(got.map((g) => g.record)).size).toBe(80);
     expect(got.every((g) => g.peer === '::1')).toBe(true);
   });
 });

@@ -4,15 +4,15 @@ import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { forEachRecord, Ring } from '@sluice/ring';
+import { Ring } from '@sluice/ring';
 import { Metrics } from '@sluice/telemetry';
 import { createHecDecoder, type HecDecoder } from '@sluice/worker';
 import type { Source, SourceContext } from '../source.ts';
 import { makeTestPki, type TestPki } from '../test-certs.ts';
+import { drainRing, type RingRecord } from '../test-ring.ts';
 import { startSplunkHecSource, type SplunkHecSourceOptions } from './hec.ts';
 
 const logger = pino({ level: 'silent' });
-const text = new TextDecoder();
 const TOKEN = '11111111-2222-3333-4444-555555555555';
 const OTHER_TOKEN = 'second-token';
 
@@ -27,24 +27,7 @@ afterAll(async () => {
   await decoder.destroy();
 });
 
-interface Got {
-  peer: string;
-  record: string;
-}
-
-/** Stands in for the dispatcher: claims, decodes and releases spans. */
-function drainRing(ring: Ring, into: Got[], maxBytes = 1 << 20): number {
-  const span = ring.claim(maxBytes);
-  if (span === null) return 0;
-  const buf = new Uint8Array(span.end - span.start);
-  const n = ring.copyOut(span.start, span.end, buf);
-  forEachRecord(buf, n, (b, s, e) => {
-    const peerLen = b[s]!;
-    into.push({ peer: text.decode(b.subarray(s + 1, s + 1 + peerLen)), record: text.decode(b.subarray(s + 1 + peerLen, e)) });
-  });
-  ring.release(span.end);
-  return span.records;
-}
+type Got = RingRecord;
 
 /** A consumer that keeps draining the ring and tells the source about the space, like the dispatcher. */
 function consumer(ring: Ring, src: Source, spanBytes = 1 << 20): { got: Got[]; stop(): void } {
