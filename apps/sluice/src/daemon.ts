@@ -4,7 +4,7 @@ import { Ring } from '@sluice/ring';
 import { FileStore, ObjectWriter, newUniqueId, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
 import { startSplunkHecSource, startTcpSource, startUdpSource, tlsSettings, type Source, type SourceContext } from '@sluice/sources';
 import { Metrics, SpoolMetrics, startApiServer, type Logger } from '@sluice/telemetry';
-import { createHecDecoder, createWorkerPool, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
+import { createHecDecoder, createWorkerPool, DEFAULT_LEVELS, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
 import { Dispatcher, type Route, type WhenFull } from './pipeline/dispatcher.ts';
 import { buildSinkStore, checkStores, SinkCheckError } from './sinks.ts';
 import { initSeries, observePool, observeStores, observeWriter, storeHooks } from './observability.ts';
@@ -153,7 +153,6 @@ export class Daemon {
       const source = await this.startSource(ctx, src);
       this.sources.set(id, source);
     }
-    const sources = this.sources;
     this.metrics.probe('sluice_ring_used_bytes', () => {
       for (const [id, ring] of this.rings) this.metrics.ringUsed.set({ component_id: id }, ring.usedBytes());
     });
@@ -171,9 +170,7 @@ export class Daemon {
       this.apiPort = api.port;
     }
     this.phase = 'running';
-    const bound: Record<string, readonly string[]> = {};
-    for (const [id, s] of sources) bound[id] = s.addresses;
-    this.log.info({ sources: bound, sinks: this.sinks.map((s) => s.id), api_port: this.apiPort, worker_threads: threads }, 'sluice is running');
+    this.log.info({ sources: this.addresses(), sinks: this.sinks.map((s) => s.id), api_port: this.apiPort, worker_threads: threads }, 'sluice is running');
   }
 
   /** A sink with `spool: true`: upload what an earlier run left in its spool, then spool. */
@@ -209,7 +206,7 @@ export class Daemon {
   /** Codecs each source needs (one frame per distinct codec of the sinks it feeds). */
   private planCodecs(cfg: SluiceConfig): { codecs: Map<string, Codec[]>; levels: { zstd: number; gzip: number } } {
     const codecs = new Map<string, Codec[]>();
-    const levels = { zstd: 3, gzip: 6 };
+    const levels = { ...DEFAULT_LEVELS };
     const seenLevel = new Map<Codec, number>();
     for (const [sinkId, sink] of Object.entries(cfg.sinks)) {
       const codec = sink.compression;
