@@ -16,7 +16,7 @@
  */
 import { constants, zstdCompressSync } from 'node:zlib';
 import type { LineSet } from '../../apps/loadgen/src/line-set.ts';
-import { compressFrame } from '../../packages/worker/src/codecs.ts';
+import { DEFAULT_LEVELS, compressFrame } from '../../packages/worker/src/codecs.ts';
 import { BatchProcessor, compileTagPlan } from '../../packages/worker/src/process.ts';
 import { median } from './daemon.ts';
 
@@ -92,7 +92,7 @@ function measure(batches: RingBatch[], passes: number, pass: () => number): Ceil
 }
 
 /** BatchProcessor + compressFrame, the worker's job, on one thread. */
-export function pipelineCeiling(batches: RingBatch[], tags: Record<string, string>, hostKey: string | null, zstdLevel = 3, passes = 5): Ceiling {
+export function pipelineCeiling(batches: RingBatch[], tags: Record<string, string>, hostKey: string | null, zstdLevel = DEFAULT_LEVELS.zstd, passes = 5): Ceiling {
   const processor = new BatchProcessor();
   const plan = compileTagPlan(tags, hostKey);
   return measure(batches, passes, () => {
@@ -107,7 +107,7 @@ export function pipelineCeiling(batches: RingBatch[], tags: Record<string, strin
 }
 
 /** utf8 decode + JSON.parse each line, zstd-compress each batch's lines: Node built-ins only. */
-export function machineReference(batches: RingBatch[], zstdLevel = 3, passes = 5): Ceiling {
+export function machineReference(batches: RingBatch[], zstdLevel = DEFAULT_LEVELS.zstd, passes = 5): Ceiling {
   const params = { [constants.ZSTD_c_compressionLevel]: zstdLevel };
   let sink = 0;
   const r = measure(batches, passes, () => {

@@ -14,7 +14,7 @@ describe('defaultConfig', () => {
       path: './data/out',
       key_prefix: 'talos/',
       compression: 'zstd',
-      compression_level: 3,
+      compression_level: 1,
       upload_period_secs: 60,
     });
     expect(Object.isFrozen(config.sinks.local)).toBe(true);

@@ -23,7 +23,7 @@ import type { AwsS3SinkConfig, Compression, FileSinkConfig, SinkConfig, SinkType
 const MIB = 1024 * 1024;
 
 export const COMPRESSION_LEVELS: { readonly [C in Exclude<Compression, 'none'>]: { min: number; max: number; default: number } } = {
-  zstd: { min: 1, max: 19, default: 3 },
+  zstd: { min: 1, max: 19, default: 1 },
   gzip: { min: 1, max: 9, default: 6 },
 };
 

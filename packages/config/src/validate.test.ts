@@ -50,6 +50,7 @@ describe('defaults', () => {
       ring_bytes: 8 * MIB,
       receive_buffer_bytes: 8 * MIB,
       sockets: 2,
+      reader: 'auto',
     });
   });
 
@@ -61,7 +62,7 @@ describe('defaults', () => {
       path: './out',
       key_prefix: '',
       compression: 'zstd',
-      compression_level: 3,
+      compression_level: 1,
       upload_period_secs: 60,
       max_object_bytes: 256 * MIB,
       spool: false,
@@ -78,7 +79,7 @@ describe('defaults', () => {
       inputs: ['t'],
       key_prefix: '',
       compression: 'zstd',
-      compression_level: 3,
+      compression_level: 1,
       upload_period_secs: 60,
       max_object_bytes: 256 * MIB,
       spool: true,

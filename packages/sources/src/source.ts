@@ -35,13 +35,18 @@ export interface Source {
   reloadTls?(): Promise<void>;
 }
 
+/** Longest peer address in a record head (an IPv6 address with a zone fits); the length byte's top bit is the block flag. */
+export const MAX_PEER_BYTES = 127;
+/** Set in a head's length byte: the record is a block of '\n'-terminated lines (see @sluice/wire). */
+export const BLOCK_FLAG = 0x80;
+
 /**
  * The peer prefix of a ring record: `u8 length | ASCII address`. Empty (a single 0 byte)
  * when the source has no host_key. See docs/internals.md.
  */
 export function peerHead(address: string | null): Uint8Array {
   if (address === null) return EMPTY_HEAD;
-  const len = Math.min(address.length, 255);
+  const len = Math.min(address.length, MAX_PEER_BYTES);
   const head = new Uint8Array(1 + len);
   head[0] = len;
   for (let i = 0; i < len; i++) head[1 + i] = address.charCodeAt(i) & 0x7f;
@@ -49,6 +54,13 @@ export function peerHead(address: string | null): Uint8Array {
 }
 
 const EMPTY_HEAD = new Uint8Array([0]);
+
+/** The head of a block record: `head` with {@link BLOCK_FLAG} set in its length byte. */
+export function blockHead(head: Uint8Array): Uint8Array {
+  const flagged = Uint8Array.from(head);
+  flagged[0] = head[0]! | BLOCK_FLAG;
+  return flagged;
+}
 
 /** `::ffff:10.0.0.7` (a v4 peer on a dual-stack socket) reads better as `10.0.0.7`. */
 export function normalizePeer(address: string | undefined): string {

@@ -1,6 +1,6 @@
 import { forEachRecord, type Ring } from '@sluice/ring';
 
-/** One ring record, decoded: the peer prefix and the record bytes as text. */
+/** One line of a ring record, decoded: the peer prefix and the line as text (a block record gives one per line). */
 export interface RingRecord {
   peer: string;
   record: string;
@@ -18,8 +18,17 @@ export function drainRing(ring: Ring, into: RingRecord[], maxBytes = 1 << 20): n
   const buf = new Uint8Array(span.end - span.start);
   const n = ring.copyOut(span.start, span.end, buf);
   forEachRecord(buf, n, (b, s, e) => {
-    const peerLen = b[s]!;
-    into.push({ peer: text.decode(b.subarray(s + 1, s + 1 + peerLen)), record: text.decode(b.subarray(s + 1 + peerLen, e)) });
+    const peerLen = b[s]! & 0x7f;
+    const peer = text.decode(b.subarray(s + 1, s + 1 + peerLen));
+    const body = text.decode(b.subarray(s + 1 + peerLen, e));
+    if ((b[s]! & 0x80) === 0) {
+      into.push({ peer, record: body });
+      return;
+    }
+    // A block (TCP): '\n'-terminated lines, one trailing '\r' each is the line ending's.
+    const lines = body.split('\n');
+    if (lines.pop() !== '') throw new Error('a block record that does not end with a newline');
+    for (const line of lines) into.push({ peer, record: line.endsWith('\r') ? line.slice(0, -1) : line });
   });
   ring.release(span.end);
   return span.records;

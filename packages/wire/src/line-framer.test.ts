@@ -37,17 +37,31 @@ function reference(input: Uint8Array, max: number): Outcome {
  * Feed `chunks` through a framer like a TCP source would: push, drain until it returns true,
  * finish at the end. `refuse()` decides whether emit refuses a line (backpressure).
  */
-function frame(chunks: Uint8Array[], max: number, refuse: () => boolean = () => false, batch = 1): Outcome {
-  const framer = new LineFramer(max);
+function frame(chunks: Uint8Array[], max: number, refuse: () => boolean = () => false, batch = 1, maxBlock = 0): Outcome {
+  const framer = new LineFramer(max, { maxBlockBytes: maxBlock });
   const lines: string[] = [];
   // Plain checks that throw: an expect() per line made the every-offset runs 10x slower.
   const fail = (what: string): never => {
     throw new Error(what);
   };
-  const emit = (buf: Uint8Array, start: number, end: number): boolean => {
+  const emit = (buf: Uint8Array, start: number, end: number, n: number): boolean => {
     if (refuse()) return false;
-    if (!(end > start && end - start <= max)) fail(`emitted a line of ${end - start} bytes`);
-    lines.push(bytesKey(buf, start, end));
+    if (n === 0) {
+      if (!(end > start && end - start <= max)) fail(`emitted a line of ${end - start} bytes`);
+      lines.push(bytesKey(buf, start, end));
+      return true;
+    }
+    // A block: n complete lines, each with its '\n', none empty or oversize, at most maxBlock bytes.
+    if (maxBlock === 0) fail('a block in line mode');
+    if (end - start > maxBlock) fail(`a block of ${end - start} bytes (max ${maxBlock})`);
+    const parts = bytesKey(buf, start, end).split('\n');
+    if (parts.pop() !== '') fail('a block that does not end with a newline');
+    if (parts.length !== n) fail(`a block of ${parts.length} lines announced as ${n}`);
+    for (const raw of parts) {
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      if (!(line.length > 0 && line.length <= max)) fail(`a block holds a line of ${line.length} bytes`);
+      lines.push(line);
+    }
     return true;
   };
   let spins = 0;
@@ -110,15 +124,20 @@ describe('LineFramer against the reference, any chunking', () => {
   for (const [name, input] of Object.entries(CORPORA)) {
     const expected = reference(input, MAX);
 
-    it(`${name}: one chunk, two chunks split at every offset, one byte at a time`, () => {
-      expect(frame([input], MAX)).toEqual(expected);
-      for (let cut = 0; cut <= input.length; cut++) {
-        const got = frame(splitAt(input, [cut]), MAX);
-        if (JSON.stringify(got) !== JSON.stringify(expected)) expect({ cut, ...got }).toEqual({ cut, ...expected });
-      }
-      const bytes = Array.from({ length: input.length - 1 }, (_, i) => i + 1);
-      expect(frame(splitAt(input, bytes), MAX)).toEqual(expected);
-    });
+    // Block mode with blocks of one short line at most, a few lines, and a whole chunk.
+    for (const maxBlock of [0, 8, 70, 1 << 16]) {
+      const mode = maxBlock === 0 ? 'line mode' : `blocks of <= ${maxBlock} bytes`;
+
+      it(`${name}, ${mode}: one chunk, two chunks split at every offset, one byte at a time`, () => {
+        expect(frame([input], MAX, undefined, 1, maxBlock)).toEqual(expected);
+        for (let cut = 0; cut <= input.length; cut++) {
+          const got = frame(splitAt(input, [cut]), MAX, undefined, 1, maxBlock);
+          if (JSON.stringify(got) !== JSON.stringify(expected)) expect({ cut, ...got }).toEqual({ cut, ...expected });
+        }
+        const bytes = Array.from({ length: input.length - 1 }, (_, i) => i + 1);
+        expect(frame(splitAt(input, bytes), MAX, undefined, 1, maxBlock)).toEqual(expected);
+      });
+    }
 
     it(`${name}: seeded random chunkings, with and without random backpressure`, () => {
       const rng = mulberry32(input.length * 31 + name.length);
@@ -132,7 +151,8 @@ describe('LineFramer against the reference, any chunking', () => {
         const chunks = splitAt(input, offsets);
         const refuseRate = round % 2 === 0 ? 0 : 0.4;
         const batch = 1 + (round % 4); // 1: drain per chunk; >1: chunks queue while paused
-        const got = frame(chunks, MAX, () => rng() < refuseRate, batch);
+        const maxBlock = [0, 8, 70, 1 << 16][round % 4 === 0 ? 0 : Math.floor(rng() * 4)]!;
+        const got = frame(chunks, MAX, () => rng() < refuseRate, batch, maxBlock);
         if (JSON.stringify(got) !== JSON.stringify(expected)) {
           expect({ round, offsets, ...got }).toEqual({ round, offsets, ...expected });
         }

@@ -15,6 +15,13 @@
  * Backpressure: the emit callback returns false to refuse a line; the framer stops there and
  * offers the same line again on the next drain(). An oversize line is counted the moment it
  * provably exceeds maxLineBytes and skipped up to its '\n' without being buffered.
+ *
+ * Block mode (`maxBlockBytes` > 0, what the TCP source uses): consecutive complete lines of one
+ * chunk go out as ONE block, `buf[start, end)` ending just past a '\n', each line keeping its
+ * '\n' (and its '\r', if any). The ring then takes one record per block instead of one per line:
+ * the main thread's per-line work is one memchr, and the worker splits the block. Empty and
+ * oversize lines are never inside a block (they end it and are counted here, as in line mode),
+ * and a line that spans chunks, or is longer than maxBlockBytes, goes out alone as in line mode.
  */
 
 import { Buffer } from 'node:buffer';
@@ -26,16 +33,19 @@ const CR = 13;
 const indexOfByte = Buffer.prototype.indexOf;
 
 /**
- * Receives one line: `buf[start, end)`, without the '\n' and one trailing '\r'. `buf` is only
- * valid during the call (it is the socket chunk or the framer's reused buffer): copy what you keep.
- * Return false to refuse the line for now (it is offered again on the next drain/finish).
+ * Receives one line: `buf[start, end)`, without the '\n' and one trailing '\r' (`lines` is 0), or
+ * in block mode a block of `lines` >= 1 complete lines, each with its '\n' (see the file header).
+ * `buf` is only valid during the call (it is the socket chunk or the framer's reused buffer):
+ * copy what you keep. Return false to refuse it for now (it is offered again on the next
+ * drain/finish).
  */
-export type EmitLine = (buf: Uint8Array, start: number, end: number) => boolean;
+export type EmitLine = (buf: Uint8Array, start: number, end: number, lines: number) => boolean;
 
 const EMPTY = new Uint8Array(0);
 
 export class LineFramer {
   readonly #maxLineBytes: number;
+  readonly #maxBlockBytes: number;
   /** Chunks pushed and not fully framed; #chunks[#head] is current, read from #pos. */
   #chunks: Uint8Array[] = [];
   #head = 0;
@@ -50,12 +60,21 @@ export class LineFramer {
   #oversizeLines = 0;
   #emptyLines = 0;
 
-  /** @param maxLineBytes longest accepted line, excluding the '\n' and a trailing '\r'. */
-  constructor(maxLineBytes: number) {
+  /**
+   * @param maxLineBytes longest accepted line, excluding the '\n' and a trailing '\r'.
+   * @param opts.maxBlockBytes block mode: emit runs of complete lines of at most this many bytes
+   *   as one block (0, the default: one line per emit).
+   */
+  constructor(maxLineBytes: number, opts: { maxBlockBytes?: number } = {}) {
     if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1 || maxLineBytes > 2 ** 30) {
       throw new RangeError(`max_line_bytes must be an integer between 1 and 2^30, got ${maxLineBytes}`);
     }
+    const maxBlockBytes = opts.maxBlockBytes ?? 0;
+    if (!Number.isInteger(maxBlockBytes) || maxBlockBytes < 0) {
+      throw new RangeError(`maxBlockBytes must be an integer >= 0, got ${maxBlockBytes}`);
+    }
     this.#maxLineBytes = maxLineBytes;
+    this.#maxBlockBytes = maxBlockBytes;
   }
 
   /** Lines dropped for being longer than maxLineBytes. */
@@ -92,11 +111,15 @@ export class LineFramer {
   drain(emit: EmitLine): boolean {
     if (this.#partialReady && !this.#emitPartial(emit)) return false;
     const max = this.#maxLineBytes;
+    const maxBlock = this.#maxBlockBytes;
     const chunks = this.#chunks;
     while (this.#head < chunks.length) {
       const chunk = chunks[this.#head]!;
       const len = chunk.length;
       let pos = this.#pos;
+      // Block mode: complete lines chunk[runStart, pos) not emitted yet (runLines of them).
+      let runStart = pos;
+      let runLines = 0;
       while (pos < len) {
         const nl = indexOfByte.call(chunk, LF, pos);
         if (this.#discarding) {
@@ -128,6 +151,13 @@ export class LineFramer {
           continue;
         }
         if (nl === -1) {
+          if (runLines !== 0) {
+            if (!emit(chunk, runStart, pos, runLines)) {
+              this.#pos = runStart;
+              return false;
+            }
+            runLines = 0;
+          }
           // A line starts here and continues in a later chunk: copy the tail (bounded).
           this.#append(chunk, pos, len, false); // false = oversize already: counted, discarding
           pos = len;
@@ -135,15 +165,41 @@ export class LineFramer {
         }
         let end = nl;
         if (end > pos && chunk[end - 1] === CR) end--;
+        if (maxBlock !== 0 && end !== pos && end - pos <= max && nl + 1 - pos <= maxBlock) {
+          // Block mode, a line that may join the run.
+          if (runLines !== 0 && nl + 1 - runStart > maxBlock) {
+            if (!emit(chunk, runStart, pos, runLines)) {
+              this.#pos = runStart;
+              return false;
+            }
+            runLines = 0;
+          }
+          if (runLines === 0) runStart = pos;
+          runLines++;
+          pos = nl + 1;
+          continue;
+        }
+        if (runLines !== 0) {
+          // An empty, oversize or long line ends the run; nothing of it is counted until the run is taken.
+          if (!emit(chunk, runStart, pos, runLines)) {
+            this.#pos = runStart;
+            return false;
+          }
+          runLines = 0;
+        }
         if (end === pos) {
           this.#emptyLines++;
         } else if (end - pos > max) {
           this.#oversizeLines++;
-        } else if (!emit(chunk, pos, end)) {
+        } else if (!emit(chunk, pos, end, 0)) {
           this.#pos = pos;
           return false;
         }
         pos = nl + 1;
+      }
+      if (runLines !== 0 && !emit(chunk, runStart, pos, runLines)) {
+        this.#pos = runStart;
+        return false;
       }
       // Chunk fully framed: drop our reference so the socket's buffer can be collected.
       chunks[this.#head] = EMPTY;
@@ -206,7 +262,7 @@ export class LineFramer {
     if (this.#partial[end - 1] === CR) end--;
     if (end === 0) {
       this.#emptyLines++;
-    } else if (!emit(this.#partial, 0, end)) {
+    } else if (!emit(this.#partial, 0, end, 0)) {
       return false;
     }
     this.#partialLen = 0;

@@ -20,14 +20,16 @@ export const CODECS: readonly Codec[] = ['zstd', 'gzip', 'none'];
 
 /**
  * Default levels, by bench/compress.bench.ts (290 KB of NDJSON from a 256 KiB span of Talos
- * records, one thread): zstd 3 in node:zlib, 310 MB/s at 8.03x. zstd 1 is 375 MB/s at 7.98x
- * (0.6% more bytes; 1.9% more on 256 KiB of dpkg.log) for 0.16 ms less per batch, ~5% of the
- * worker's time per batch (parsing is 2.2 ms); zstd 6 stores 12% fewer bytes but takes 3.4 ms,
- * more than the parsing. gzip 6 is 67 MB/s at 7.08x. @mongodb-js/zstd's native binding runs at
- * the same speed (276 MB/s at level 3) but only asynchronously, on libuv's shared threadpool
- * (4 threads) instead of the piscina thread, so it was not used. gzip 6 is zlib's own default.
+ * records, one thread). zstd 1: on a quiet machine 517 ns per line against 659 for level 3
+ * (2026-11-23, median of 7 rounds, the same batch) for 0.6% more bytes (7.98x vs 8.03x; 1.9%
+ * more on 256 KiB of dpkg.log). Compression is the largest single cost of a worker, and CPU per
+ * line is what a 2-core DaemonSet pays for, so the default is 1 and `compression_level` buys
+ * the ratio back. zstd 6 stores 12% fewer bytes at ~5x the CPU of level 1. gzip 6 (zlib's own
+ * default) is 67 MB/s at 7.08x. @mongodb-js/zstd's native binding runs at the same speed as
+ * node:zlib but only asynchronously, on libuv's shared threadpool (4 threads) instead of the
+ * piscina thread, so it was not used.
  */
-export const DEFAULT_LEVELS: Readonly<Record<'zstd' | 'gzip', number>> = { zstd: 3, gzip: 6 };
+export const DEFAULT_LEVELS: Readonly<Record<'zstd' | 'gzip', number>> = { zstd: 1, gzip: 6 };
 
 /**
  * Valid levels: zstd 1..22 (node:zlib silently maps a level of -1 to the default, so negative

@@ -6,7 +6,8 @@
  *
  * ```
  *  u32 LE len | payload (len bytes) | zero padding to a 4-byte boundary
- *  payload = u8 peerLen | peer (peerLen bytes, ASCII) | raw line bytes
+ *  payload = u8 head | peer (peerLen bytes, ASCII) | raw line bytes
+ *  head    = peerLen (0..127) | 0x80 for a block: raw bytes of '\n'-terminated lines (TCP)
  * ```
  *
  * Not on any hot path: allocation here is fine.
@@ -23,12 +24,28 @@ export function recordSpan(len: number): number {
 /** `u8 peerLen | peer | line`. `line` may be any bytes (tests feed malformed input). */
 export function encodePayload(peer: string, line: Uint8Array | string): Uint8Array {
   const peerBytes = encoder.encode(peer);
-  if (peerBytes.length > 255) throw new RangeError(`peer longer than 255 bytes: ${peer}`);
+  if (peerBytes.length > 127) throw new RangeError(`peer longer than 127 bytes: ${peer}`);
   const lineBytes = typeof line === 'string' ? encoder.encode(line) : line;
   const out = new Uint8Array(1 + peerBytes.length + lineBytes.length);
   out[0] = peerBytes.length;
   out.set(peerBytes, 1);
   out.set(lineBytes, 1 + peerBytes.length);
+  return out;
+}
+
+/** A block record's payload, as the TCP source writes it: `lines` each followed by `ending` ('\n' or '\r\n'). */
+export function encodeBlock(peer: string, lines: readonly (Uint8Array | string)[], ending = '\n'): Uint8Array {
+  const end = encoder.encode(ending);
+  const parts = lines.map((l) => (typeof l === 'string' ? encoder.encode(l) : l));
+  const body = new Uint8Array(parts.reduce((n, p) => n + p.length + end.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    body.set(p, o);
+    body.set(end, o + p.length);
+    o += p.length + end.length;
+  }
+  const out = encodePayload(peer, body);
+  out[0] = out[0]! | 0x80;
   return out;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, type MalformedReason } from './process.ts';
-import { TalosLineGenerator, buildBatch, encodePayload, mulberry32, recordSpan } from './fixture.ts';
+import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, countLines, type MalformedReason } from './process.ts';
+import { TalosLineGenerator, buildBatch, encodeBlock, encodePayload, mulberry32, recordSpan } from './fixture.ts';
 import { recordSpan as ringRecordSpan } from '@sluice/ring';
 
 const td = new TextDecoder();
@@ -534,3 +534,82 @@ describe('BatchProcessor: batches', () => {
   });
 });
 
+
+describe('BatchProcessor: block records (TCP)', () => {
+  const hasLF = (l: Uint8Array | string): boolean => (typeof l === 'string' ? l.includes('\n') : l.includes(0x0a));
+  const endsCR = (l: Uint8Array | string): boolean => (typeof l === 'string' ? l.endsWith('\r') : l.at(-1) === 0x0d);
+  const plan = compileTagPlan({ cluster: 'c1', node: 'n"7' }, 'host');
+
+  /** Everything a batch produces, for comparing two layouts of the same lines. */
+  const outcome = (p: BatchProcessor, batch: Uint8Array) => {
+    const r = p.process(batch, batch.length, plan, 'tcp-in', true);
+    return { ndjson: td.decode(r.ndjson), deadLetter: td.decode(r.deadLetter!), counts: r.counts };
+  };
+
+  it.each(['\n', '\r\n'])('the malformed corpus in one block (ending %j) comes out exactly as one record per line', (ending) => {
+    // A block line never holds a '\n'; with '\n' endings a line's own trailing '\r' would be taken as the ending.
+    const corpus = CORPUS.map((c) => c.line).filter((l) => !hasLF(l) && (ending === '\r\n' || !endsCR(l)));
+    expect(corpus.length).toBeGreaterThan(60);
+    const mixed: (Uint8Array | string)[] = [];
+    corpus.forEach((l, i) => mixed.push(`{"i":${i}}`, l));
+    const p = new BatchProcessor({ maxDepth: D });
+    const single = outcome(p, buildBatch(mixed.map((l) => encodePayload('10.1.2.3', l))));
+    const block = outcome(p, buildBatch([encodeBlock('10.1.2.3', mixed, ending)], 0xff));
+    expect(block).toEqual(single);
+    expect(block.counts.records).toBe(mixed.length);
+    expect(block.counts.accepted).toBe(corpus.length); // the {"i":…} lines
+    expect(Object.values(block.counts.malformed).reduce((a, n) => a + n, 0)).toBe(corpus.length);
+  });
+
+  it('realistic Talos lines in blocks of random sizes among single records: same output, lines counted', () => {
+    const rand = mulberry32(20261123);
+    const gen = new TalosLineGenerator(99);
+    const { payloads } = gen.batch('fd00::7', 512 * 1024);
+    const texts = payloads.map((pl) => pl.subarray(1 + pl[0]!));
+    const blocks: Uint8Array[] = [];
+    for (let i = 0; i < texts.length; ) {
+      const n = rand() < 0.2 ? 0 : 1 + Math.floor(rand() * 300);
+      if (n === 0) blocks.push(encodePayload('fd00::7', texts[i++]!));
+      else {
+        blocks.push(encodeBlock('fd00::7', texts.slice(i, i + n)));
+        i += n;
+      }
+    }
+    const p = new BatchProcessor();
+    const single = outcome(p, buildBatch(texts.map((t) => encodePayload('fd00::7', t))));
+    const mixed = outcome(p, buildBatch(blocks));
+    expect(mixed).toEqual(single);
+    expect(mixed.counts.records).toBe(texts.length);
+    expect(mixed.counts.accepted).toBe(texts.length);
+    expect(mixed.counts.kinds.service + mixed.counts.kinds.kernel).toBe(texts.length);
+    expect(blocks.length).toBeLessThan(texts.length / 10);
+  });
+
+  it('countLines says what counts.records says, invalid frames and blocks included', () => {
+    const payloads = [
+      encodeBlock('10.0.0.1', ['{"a":1}', 'x', '{}']),
+      new Uint8Array(0),
+      encodePayload('', '{"b":2}'),
+      Uint8Array.from([20, 0x31]),
+      encodeBlock('', ['{"c":3}', '{"d":4}']).subarray(0, -1),
+    ];
+    const batch = buildBatch(payloads);
+    const r = new BatchProcessor().process(batch, batch.length, NO_TAGS, 's', false);
+    expect(r.counts.records).toBe(8);
+    expect(countLines(batch, batch.length)).toBe(8);
+    expect(countLines(batch, batch.length - 3)).toBe(new BatchProcessor().process(batch, batch.length - 3, NO_TAGS, 's', false).counts.records);
+  });
+
+  it('a block without host tags, an empty line inside it, and a block missing its last newline', () => {
+    const p = new BatchProcessor();
+    const noHost = compileTagPlan({ t: 'x' }, null);
+    const body = encodeBlock('', ['{"a":1}', '', '{"b":2}']);
+    const cut = encodeBlock('', ['{"c":3}', '{"d":4}']).subarray(0, -1); // no final '\n'
+    const batch = buildBatch([body, cut]);
+    const r = p.process(batch, batch.length, noHost, 's', true);
+    expect(lines(r.ndjson)).toEqual(['{"a":1,"t":"x"}', '{"b":2,"t":"x"}', '{"c":3,"t":"x"}', '{"d":4,"t":"x"}']);
+    expect(r.counts.records).toBe(5);
+    expect(r.counts.malformed.empty).toBe(1);
+    expect(lines(r.deadLetter!).map((l) => JSON.parse(l))).toEqual([{ reason: 'empty', component_id: 's', peer: null, raw: '' }]);
+  });
+});

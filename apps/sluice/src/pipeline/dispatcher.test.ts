@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Ring } from '@sluice/ring';
 import { ObjectWriter, type ObjectStore, type ObjectUpload } from '@sluice/sinks';
 import { createLogger, Metrics } from '@sluice/telemetry';
-import type { BatchResult, BatchTask } from '@sluice/worker';
+import { createWorkerPool, type BatchResult, type BatchTask } from '@sluice/worker';
 import { Dispatcher, type WhenFull } from './dispatcher.ts';
 
 /** A store whose uploads say "wait" while `full` is set, and drain when it is cleared. */
@@ -111,5 +111,39 @@ describe('Dispatcher and a sink that says wait', () => {
     expect(await t.dropped()).toBe(4);
     await t.writer.close();
     expect(t.writer.stats.recordsWritten).toBe(3);
+  });
+});
+
+describe('Dispatcher and a batch a worker fails', () => {
+  it('counts every line of the span as worker_error, each line of a block record included', async () => {
+    // A real pool that does not know the route's source: every batch comes back { ok: false }.
+    const pool = createWorkerPool({ threads: 1, workerData: { sources: {}, levels: { zstd: 1, gzip: 6 } } });
+    try {
+      const ring = Ring.create(65_536);
+      const metrics = new Metrics('test');
+      const store = new GateStore();
+      const writer = new ObjectWriter({ sinkId: 'f', store, keyPrefix: '', codec: 'none', uploadPeriodSecs: 3600, maxObjectBytes: 1 << 30, uniqueId: '0'.repeat(16) });
+      const dispatcher = new Dispatcher({ runner: pool, metrics, logger: createLogger({ level: 'silent', format: 'json' }), batchBytes: 1 << 20, batchTimeoutMs: 1, maxInflightPerRoute: 2 });
+      dispatcher.addRoute({
+        sourceId: 'tcp-in',
+        sourceType: 'tcp',
+        ring,
+        codecs: ['none'],
+        outputs: [{ writer, codecIndex: 0, whenFull: 'block', sinkLabels: { component_id: 'f', component_type: 'file' } }],
+        deadLetter: null,
+        onRingSpace: () => {},
+      });
+      const enc = new TextEncoder();
+      ring.tryWrite(enc.encode('{"a":1}\n{"a":2}\r\n{"a":3}\n'), Uint8Array.of(0x80)); // a block of 3 lines
+      ring.tryWrite(enc.encode('{"a":4}'), Uint8Array.of(0)); // one line
+      dispatcher.wrote('tcp-in');
+      await dispatcher.flush();
+      const failed = (await metrics.discardedEvents.get()).values.find((v) => v.labels.reason === 'worker_error');
+      expect(failed?.value).toBe(4);
+      expect(ring.usedBytes()).toBe(0);
+      expect(store.bytes).toEqual([]);
+    } finally {
+      await pool.destroy();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import type { Ring } from '@sluice/ring';
 import type { ObjectWriter } from '@sluice/sinks';
 import { RateLimitedLog, type Logger, type Metrics } from '@sluice/telemetry';
-import type { BatchResult, BatchTask, Codec } from '@sluice/worker';
+import { countLines, type BatchResult, type BatchTask, type Codec } from '@sluice/worker';
 
 /** The part of a worker pool the dispatcher uses. */
 export interface BatchRunner {
@@ -40,7 +40,6 @@ export interface Route {
 interface Span {
   start: number;
   end: number;
-  records: number;
   startedAt: number;
   result: BatchResult | null;
 }
@@ -133,7 +132,7 @@ export class Dispatcher {
       if (!partial && !this.flushing && unclaimed < this.opts.batchBytes) break;
       const claimed = ring.claim(this.opts.batchBytes);
       if (claimed === null) break;
-      const span: Span = { start: claimed.start, end: claimed.end, records: claimed.records, startedAt: performance.now(), result: null };
+      const span: Span = { start: claimed.start, end: claimed.end, startedAt: performance.now(), result: null };
       st.inflight.push(span);
       const task: BatchTask = { sab: ring.sab, start: span.start, end: span.end, sourceId: st.route.sourceId, codecs: st.route.codecs };
       this.opts.runner.run(task).then(
@@ -189,8 +188,11 @@ export class Dispatcher {
         }
       } else {
         m.batchFailures.inc(st.labels);
-        m.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason: 'worker_error' }, span.records);
-        this.failureLog.error(`batch:${route.sourceId}`, { component_id: route.sourceId, error: result.error, records: span.records }, 'a worker failed a batch; its records are counted as discarded');
+        // A ring record may be a block of TCP lines: count what the span held, line by line.
+        const bytes = new Uint8Array((span.end - span.start) >>> 0);
+        const records = countLines(bytes, route.ring.copyOut(span.start, span.end, bytes));
+        m.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason: 'worker_error' }, records);
+        this.failureLog.error(`batch:${route.sourceId}`, { component_id: route.sourceId, error: result.error, records }, 'a worker failed a batch; its records are counted as discarded');
       }
       route.ring.release(span.end);
       released = true;

@@ -5,15 +5,15 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { forEachRecord, Ring } from '@sluice/ring';
+import { Ring } from '@sluice/ring';
 import { Metrics } from '@sluice/telemetry';
 import type { Source } from '../source.ts';
 import { makeTestPki, type TestPki } from '../test-certs.ts';
+import { drainRing, type RingRecord } from '../test-ring.ts';
 import type { TlsSettings } from '../tls.ts';
 import { startTcpSource } from './tcp.ts';
 
 const logger = pino({ level: 'silent' });
-const text = new TextDecoder();
 
 let pki: TestPki;
 beforeAll(() => {
@@ -26,15 +26,9 @@ afterEach(async () => {
 });
 
 function lines(ring: Ring): string[] {
-  const out: string[] = [];
-  for (;;) {
-    const span = ring.claim(1 << 20);
-    if (span === null) return out;
-    const buf = new Uint8Array(span.end - span.start);
-    const n = ring.copyOut(span.start, span.end, buf);
-    forEachRecord(buf, n, (b, s, e) => out.push(text.decode(b.subarray(s + 1 + b[s]!, e))));
-    ring.release(span.end);
-  }
+  const got: RingRecord[] = [];
+  while (drainRing(ring, got) > 0);
+  return got.map((r) => r.record);
 }
 
 async function startTls(tls: TlsSettings): Promise<{ src: Source; ring: Ring; metrics: Metrics; port: number }> {

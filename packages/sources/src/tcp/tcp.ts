@@ -2,8 +2,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { LineFramer } from '@sluice/wire';
 import { RateLimitedLog } from '@sluice/telemetry';
-import { formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { MAX_PEER_BYTES, blockHead, formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
 import { rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
+
+/** Largest block record: one socket read is at most 64 KiB. */
+const MAX_BLOCK_BYTES = 64 * 1024;
 
 export interface TcpSourceOptions {
   host: string;
@@ -51,10 +54,17 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
     }
   };
 
+  // One ring record per run of complete lines (at most one socket read, 64 KiB): the main thread
+  // pays one memchr per line instead of a record write, and the dispatcher walks one length header
+  // per block. docs/internals.md has the record layout; the numbers are in docs/benchmarks.md.
+  const maxBlockBytes = Math.max(1, Math.min(MAX_BLOCK_BYTES, ctx.ring.maxPayloadBytes - 1 - MAX_PEER_BYTES));
+
   class Connection {
     readonly socket: Socket;
-    readonly framer = new LineFramer(opts.maxLineBytes);
+    readonly framer = new LineFramer(opts.maxLineBytes, { maxBlockBytes });
     readonly head: Uint8Array;
+    /** The head of a block record: the same peer, flagged. */
+    readonly blockHead: Uint8Array;
     readonly peer: string;
     ended = false;
     finished = false;
@@ -65,14 +75,16 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
     private tooBigForRing = 0;
     private lastOversize = 0;
     private lastEmpty = 0;
-    private readonly emit = (buf: Uint8Array, start: number, end: number): boolean => {
+    private readonly emit = (buf: Uint8Array, start: number, end: number, lines: number): boolean => {
+      const head = lines === 0 ? this.head : this.blockHead;
       // A line that can never fit in the ring is counted as oversize, like one over max_line_bytes.
-      if (end - start + this.head.length > ctx.ring.maxPayloadBytes) {
+      // (Blocks always fit: maxBlockBytes leaves room for the longest head.)
+      if (end - start + head.length > ctx.ring.maxPayloadBytes) {
         this.tooBigForRing++;
         return true;
       }
-      if (!ctx.ring.tryWriteRange(buf, start, end, this.head)) return false;
-      this.accepted++;
+      if (!ctx.ring.tryWriteRange(buf, start, end, head)) return false;
+      this.accepted += lines === 0 ? 1 : lines;
       return true;
     };
 
@@ -80,6 +92,7 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
       this.socket = socket;
       this.peer = normalizePeer(socket.remoteAddress);
       this.head = peerHead(opts.hostKey === null ? null : this.peer);
+      this.blockHead = blockHead(this.head);
       socket.setNoDelay(true);
       if (opts.idleTimeoutSecs > 0) socket.setTimeout(opts.idleTimeoutSecs * 1000);
       socket.on('data', (chunk: Buffer) => {
