@@ -108,6 +108,28 @@ describe('tcp source', () => {
     expect(await counter(metrics, 'sluice_source_received_bytes_total', {})).toBe(lines.join('\n').length + 1);
   });
 
+  it('three connections through a full ring: each line once, in order per connection (reads share one buffer)', async () => {
+    const ring = Ring.create(4096);
+    const metrics = new Metrics('test');
+    const src = await startTcpSource(context(ring, metrics), { ...base, hostKey: null, maxLineBytes: 1024 });
+    running.push(src);
+    const streams = [0, 1, 2].map((c) => Array.from({ length: 15_000 }, (_, i) => `{"c":${c},"n":${i},"pad":"${'q'.repeat((i * 7) % 120)}"}`));
+    const sockets = await Promise.all(streams.map(() => open(src.addresses[0]!)));
+    const sent = sockets.map((socket, c) => closeFromClient(socket, streams[c]!.join('\n') + '\n'));
+    const got: Got[] = [];
+    const total = streams.reduce((n, l) => n + l.length, 0);
+    while (got.length < total) {
+      if (drainRing(ring, got, 512) === 0) await new Promise((r) => setTimeout(r, 1));
+      src.ringSpace();
+    }
+    await Promise.all(sent);
+    for (const [c, lines] of streams.entries()) {
+      expect(got.filter((g) => g.record.startsWith(`{"c":${c},`)).map((g) => g.record)).toEqual(lines);
+    }
+    expect(got).toHaveLength(total);
+    expect(await counter(metrics, 'sluice_source_discarded_events_total', {})).toBe(0);
+  });
+
   it('refuses connections beyond max_connections and counts them', async () => {
     const ring = Ring.create(1 << 16);
     const metrics = new Metrics('test');

@@ -95,6 +95,24 @@ export class LineFramer {
   }
 
   /**
+   * The caller is about to reuse the memory of the chunks it pushed (a socket read into one
+   * reused buffer): copy the bytes still queued (lines refused under backpressure, and what
+   * follows them) so the framer owns them. Cheap when nothing is queued, the usual case.
+   */
+  retain(): void {
+    const chunks = this.#chunks;
+    for (let i = this.#head; i < chunks.length; i++) {
+      const from = i === this.#head ? this.#pos : 0;
+      const chunk = chunks[i]!;
+      // A copy (Buffer#slice would be a view of the memory about to be reused).
+      const owned = new Uint8Array(chunk.length - from);
+      owned.set(from === 0 ? chunk : chunk.subarray(from));
+      chunks[i] = owned;
+    }
+    this.#pos = 0;
+  }
+
+  /**
    * Feed the next chunk from the socket. The framer keeps a reference (no copy): do not modify
    * the chunk afterwards. Normally called after drain() returned true; pushing while lines are
    * still pending (backpressure) queues the chunk behind them.

@@ -70,6 +70,17 @@ const KEY_PRIORITY = Buffer.from('"priority"');
 const KEY_CLOCK = Buffer.from('"clock"');
 const KEY_SEQ = Buffer.from('"seq"');
 
+/** A DataView over the last scanned array (one per batch buffer, not per string). */
+let viewSrc: Uint8Array | null = null;
+let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+function viewOf(src: Uint8Array): DataView<ArrayBufferLike> {
+  if (src !== viewSrc) {
+    viewSrc = src;
+    view = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  }
+  return view;
+}
+
 /** Set by scanString: the string held an escape (a key spelled with escapes goes to the exact path). */
 let sawEscape = false;
 
@@ -90,10 +101,18 @@ function equalAt(src: Uint8Array, ks: number, ke: number, key: Uint8Array): bool
  */
 function scanString(src: Uint8Array, i: number, end: number): number {
   i++;
+  const view = viewOf(src);
   for (;;) {
-    // The common case first: printable ASCII through a table, 4 bytes per test while far from
-    // the end: 887 ns/line vs 1070 one byte per test, and 979 with an 8-byte step (same run).
-    while (i + 4 <= end && PLAIN[src[i]!]! & PLAIN[src[i + 1]!]! & PLAIN[src[i + 2]!]! & PLAIN[src[i + 3]!]!) i += 4;
+    // The common case first: printable ASCII, 4 bytes per test (SWAR on one little-endian u32
+    // load): no byte with the top bit set, none below 0x20, none equal to '"' or '\'.
+    // Each test is exact about whether such a byte exists (not which one it is).
+    while (i + 4 <= end) {
+      const w = view.getUint32(i, true);
+      const q = w ^ 0x22222222;
+      const b = w ^ 0x5c5c5c5c;
+      if (((w | ((w - 0x20202020) & ~w) | ((q - 0x01010101) & ~q) | ((b - 0x01010101) & ~b)) & 0x80808080) !== 0) break;
+      i += 4;
+    }
     while (i < end && PLAIN[src[i]!] === 1) i++;
     if (i >= end) return -1;
     const c = src[i]!;

@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { Socket, createServer, type Server } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { LineFramer } from '@sluice/wire';
 import { RateLimitedLog } from '@sluice/telemetry';
@@ -7,6 +7,42 @@ import { rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSetting
 
 /** Largest block record: one socket read is at most 64 KiB. */
 const MAX_BLOCK_BYTES = 64 * 1024;
+
+/**
+ * Every plain TCP connection reads into this one buffer: libuv runs read callbacks one at a time
+ * on the main thread, each frames its bytes at once, and the framer copies what it must keep
+ * (LineFramer.retain). A fresh 64 KiB buffer per read instead cost the main thread most of its
+ * garbage collection: V8 runs full collections on the external memory those buffers add up to
+ * (docs/benchmarks.md).
+ */
+const sharedReadBuffer = Buffer.allocUnsafeSlow(64 * 1024);
+
+/** The parts of a socket and a server that adoption moves (net.js internals, stable since Node 12). */
+interface Adoptable {
+  _handle: unknown;
+  _server: unknown;
+  server: unknown;
+}
+
+/**
+ * net.Server has no `onread` option, so an accepted connection (paused by pauseOnConnect) moves
+ * to a new Socket made with one: the same handle, read into {@link sharedReadBuffer}. The husk
+ * gives up the handle and the server's connection count (maxConnections, close()) moves with it.
+ * `onRead(n, buf)`: buf[0, n) is valid only during the call; return false to pause reading.
+ */
+function adoptWithSharedBuffer(husk: Socket, onRead: (n: number, buf: Buffer) => boolean): Socket {
+  const h = husk as unknown as Adoptable;
+  const handle = h._handle;
+  const server = h._server;
+  h._handle = null;
+  h._server = null;
+  h.server = null;
+  const socket = new Socket({ handle, readable: true, writable: true, noDelay: true, onread: { buffer: sharedReadBuffer, callback: onRead } } as ConstructorParameters<typeof Socket>[0]);
+  const s = socket as unknown as Adoptable;
+  s._server = server;
+  s.server = server;
+  return socket;
+}
 
 export interface TcpSourceOptions {
   host: string;
@@ -88,19 +124,17 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
       return true;
     };
 
-    constructor(socket: Socket) {
+    constructor(accepted: Socket, plain: boolean) {
+      // Plain TCP reads into the one shared buffer (see adoptWithSharedBuffer); TLS sockets
+      // decrypt into their own chunks.
+      const socket = plain ? adoptWithSharedBuffer(accepted, (n, buf) => this.onRead(n, buf)) : accepted;
       this.socket = socket;
       this.peer = normalizePeer(socket.remoteAddress);
       this.head = peerHead(opts.hostKey === null ? null : this.peer);
       this.blockHead = blockHead(this.head);
       socket.setNoDelay(true);
       if (opts.idleTimeoutSecs > 0) socket.setTimeout(opts.idleTimeoutSecs * 1000);
-      socket.on('data', (chunk: Buffer) => {
-        m.bytes.inc(chunk.length);
-        this.framer.push(chunk);
-        if (this.lingerTimer !== null) this.lingerTimer.refresh();
-        this.pump();
-      });
+      if (!plain) socket.on('data', (chunk: Buffer) => this.onRead(chunk.length, chunk));
       socket.on('end', () => this.onEnd());
       socket.on('timeout', () => {
         m.idle.inc();
@@ -117,6 +151,17 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
         connections.delete(this);
         settled();
       });
+    }
+
+    /** A socket read: frame it; false (pause reading) when the ring is full. */
+    onRead(n: number, buf: Buffer): boolean {
+      m.bytes.inc(n);
+      this.framer.push(n === buf.length ? buf : buf.subarray(0, n));
+      if (this.lingerTimer !== null) this.lingerTimer.refresh();
+      this.pump();
+      // The shared buffer is read into again next: the framer copies what it still queues.
+      this.framer.retain();
+      return !this.isBlocked;
     }
 
     onEnd(): void {
@@ -182,14 +227,15 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
       socket.destroy();
       return;
     }
-    const conn = new Connection(socket);
+    const conn = new Connection(socket, tls === null);
     connections.add(conn);
     m.open.inc();
   };
   let server: Server;
   let tlsServer: TlsServer | null = null;
   if (tls === null) {
-    server = createServer({ noDelay: true, pauseOnConnect: false }, accept);
+    // Paused: the connection is read by the socket adoptWithSharedBuffer makes of it.
+    server = createServer({ noDelay: true, pauseOnConnect: true }, accept);
   } else {
     // Same connection handling once the handshake is done; a TLSSocket is a Socket.
     server = tlsServer = createTlsServer({ ...tlsServerOptions(tls), noDelay: true }, (socket: TLSSocket) => {
