@@ -12,7 +12,11 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-export const SLUICE_CLI = join(ROOT, 'apps/sluice/src/cli.ts');
+/**
+ * The launcher users run (`sluice`, the image's entrypoint): `sluice run` restarts itself in
+ * place with the runtime settings the daemon is measured with (apps/sluice/bin/sluice.js).
+ */
+export const SLUICE_CLI = join(ROOT, 'apps/sluice/bin/sluice.js');
 
 /** USER_HZ: /proc times are in these ticks. 100 on every Linux this runs on (getconf CLK_TCK). */
 const TICKS_PER_SEC = 100;
@@ -115,7 +119,7 @@ export interface Daemon {
   exited: Promise<number | null>;
 }
 
-/** `node apps/sluice/src/cli.ts run --config <dir>/sluice.yaml`, resolved once it logs "sluice is running". */
+/** `node apps/sluice/bin/sluice.js run --config <dir>/sluice.yaml`, resolved once it logs "sluice is running". */
 export async function startDaemon(dir: string, yaml: string, nodeArgs: string[] = [], timeoutMs = 30_000): Promise<Daemon> {
   const configPath = join(dir, 'sluice.yaml');
   writeFileSync(configPath, yaml);

@@ -7,6 +7,8 @@ import { decompress as zstdDecompress } from '@mongodb-js/zstd';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = join(ROOT, 'apps/sluice/src/cli.ts');
+/** The launcher users run: `sluice run` restarts itself in place with its runtime settings. */
+const LAUNCHER = join(ROOT, 'apps/sluice/bin/sluice.js');
 
 export interface RunningDaemon {
   proc: ChildProcess;
@@ -31,11 +33,11 @@ export function tempDir(prefix = 'sluice-test-'): string {
 }
 
 /** Start `sluice run --config <file>` as a real child process on the repo's Node 24. */
-export async function startDaemon(configYaml: string, opts: { dir?: string; env?: Record<string, string> } = {}): Promise<RunningDaemon> {
+export async function startDaemon(configYaml: string, opts: { dir?: string; env?: Record<string, string>; launcher?: boolean } = {}): Promise<RunningDaemon> {
   const dir = opts.dir ?? tempDir();
   const configPath = join(dir, 'sluice.yaml');
   writeFileSync(configPath, configYaml);
-  const argv = [process.execPath, CLI, 'run', '--config', configPath];
+  const argv = [process.execPath, opts.launcher === true ? LAUNCHER : CLI, 'run', '--config', configPath];
   if (SETPRIV !== undefined) argv.unshift(SETPRIV, '--pdeathsig', 'KILL', '--');
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: dir,
