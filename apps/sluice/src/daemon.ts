@@ -107,6 +107,7 @@ export class Daemon {
     }
     this.pool = createWorkerPool({ threads, workerData: { sources: workerSources, levels } });
     const pool = this.pool;
+    if (!pool.builtEntry) this.log.info('worker threads load the TypeScript sources (no current build; `node scripts/build-worker.ts` makes one, saving ~11 MiB per thread)');
     this.dispatcher = new Dispatcher({
       runner: pool,
       metrics: this.metrics,

@@ -3,6 +3,7 @@
  * on a small piscina pool running hec-task.ts, so a 10 MiB or gzip body never blocks the loop.
  */
 import { Piscina } from 'piscina';
+import { workerEntry } from './entry.ts';
 import { decodeHecBody, ownBytes, type HecDecodeOptions, type HecDecodeResult } from './hec-decode.ts';
 import type { HecDecodeTask } from './hec-task.ts';
 
@@ -40,7 +41,7 @@ export function createHecDecoder(opts: HecDecoderOptions): HecDecoder {
   }
   const inlineBelow = opts.inlineBelowBytes ?? INLINE_BELOW_BYTES;
   const piscina = new Piscina({
-    filename: new URL('./hec-task.ts', import.meta.url).href,
+    filename: workerEntry('hec-task').href,
     minThreads: 0,
     maxThreads: opts.threads,
     idleTimeout: opts.idleTimeoutMs ?? 30_000,

@@ -2,6 +2,7 @@
  * A fixed-size pool of worker threads running task.ts, over piscina. Main-thread side.
  */
 import { Piscina } from 'piscina';
+import { workerEntry } from './entry.ts';
 import type { BatchResult, BatchTask, WorkerSettings } from './types.ts';
 
 export interface WorkerPool {
@@ -11,6 +12,8 @@ export interface WorkerPool {
   readonly utilization: number;
   /** Tasks waiting for a free thread. */
   readonly queueSize: number;
+  /** Threads load the stripped build (entry.ts), not the .ts sources. */
+  readonly builtEntry: boolean;
   /** Stop the threads; pending tasks answer `{ ok: false }`. */
   destroy(): Promise<void>;
 }
@@ -26,8 +29,9 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   if (!Number.isInteger(opts.threads) || opts.threads < 1) {
     throw new RangeError(`worker threads must be a positive integer, got ${opts.threads}`);
   }
+  const entry = workerEntry('task');
   const piscina = new Piscina({
-    filename: new URL('./task.ts', import.meta.url).href,
+    filename: entry.href,
     minThreads: opts.threads,
     maxThreads: opts.threads,
     // Threads live as long as the pool: each holds compiled tag plans and grown buffers.
@@ -44,6 +48,7 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     niceIncrement: 10,
   });
   return {
+    builtEntry: entry.built,
     run(task: BatchTask): Promise<BatchResult> {
       return (piscina.run(task) as Promise<BatchResult>).catch(
         (err: unknown): BatchResult => ({ ok: false, error: `worker pool: ${err instanceof Error ? err.message : String(err)}` }),
