@@ -57,6 +57,8 @@ export class LineFramer {
   #partialReady = false;
   /** Skipping the rest of an oversize line (already counted) up to its '\n'. */
   #discarding = false;
+  /** Backing for retain()'s copies (see there). */
+  #spare: Uint8Array = new Uint8Array(0);
   #oversizeLines = 0;
   #emptyLines = 0;
 
@@ -97,19 +99,37 @@ export class LineFramer {
   /**
    * The caller is about to reuse the memory of the chunks it pushed (a socket read into one
    * reused buffer): copy the bytes still queued (lines refused under backpressure, and what
-   * follows them) so the framer owns them. Cheap when nothing is queued, the usual case.
+   * follows them) so the framer owns them. Free when nothing is queued, the usual case. The
+   * copy goes into one spare buffer the framer keeps (sized to the largest copy so far) when
+   * that is free: a socket is paused while lines are queued, so one is normally enough, and a
+   * fresh allocation per blocked read made the main thread's full collections (external
+   * memory) more frequent.
    */
   retain(): void {
     const chunks = this.#chunks;
     for (let i = this.#head; i < chunks.length; i++) {
-      const from = i === this.#head ? this.#pos : 0;
       const chunk = chunks[i]!;
-      // A copy (Buffer#slice would be a view of the memory about to be reused).
-      const owned = new Uint8Array(chunk.length - from);
+      if (chunk.buffer === this.#spare.buffer) continue; // already ours
+      const from = i === this.#head ? this.#pos : 0;
+      const n = chunk.length - from;
+      let owned: Uint8Array;
+      if (!this.#spareInUse(i)) {
+        if (this.#spare.length < n) this.#spare = new Uint8Array(Math.max(n, 4096));
+        owned = this.#spare.subarray(0, n);
+      } else {
+        owned = new Uint8Array(n); // a copy (Buffer#slice would be a view of the memory about to be reused)
+      }
       owned.set(from === 0 ? chunk : chunk.subarray(from));
       chunks[i] = owned;
+      if (i === this.#head) this.#pos = 0;
     }
-    this.#pos = 0;
+  }
+
+  /** Whether a queued chunk other than chunks[except] lives in the spare buffer. */
+  #spareInUse(except: number): boolean {
+    const chunks = this.#chunks;
+    for (let i = this.#head; i < chunks.length; i++) if (i !== except && chunks[i]!.buffer === this.#spare.buffer) return true;
+    return false;
   }
 
   /**
