@@ -7,7 +7,7 @@
  * Relative `.ts` imports become `.js`, `@sluice/ring` becomes `./ring.js`; everything else
  * (node: modules, piscina) resolves as before from inside the repository.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { MANIFEST, WORKER_SOURCES, sourceHash, type BuildManifest } from '../packages/worker/src/entry.ts';
@@ -34,6 +34,11 @@ export function buildWorker(outDir: URL): BuildManifest {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  if (!existsSync(WORKER_SOURCES[0]!.from)) {
+    // The image's deps stage installs from manifests alone; its runtime stage runs this again.
+    console.log('sluice: no worker sources here; worker threads will load them from wherever they are installed');
+    process.exit(0);
+  }
   const out = process.argv[2] === undefined ? new URL('../packages/worker/build/', import.meta.url) : pathToFileURL(process.argv[2].replace(/\/?$/, '/'));
   // stripTypeScriptTypes is marked experimental in Node 24: its one-line warning is noise here.
   process.removeAllListeners('warning');

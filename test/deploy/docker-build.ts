@@ -3,10 +3,11 @@
  * matcher, and a replay of the build into a directory (the deps stage's RUN executed for real,
  * every COPY of the final stage emulated), so that the tree the image would hold can be run.
  *
- * The replay covers what this Dockerfile uses: `COPY . .` + the manifests-only `find` of the
- * first stage, one RUN in the deps stage, and COPY (from the context or `--from=<stage>`) in
- * the final stage. apt-get, useradd and USER are not replayed (they need a Debian image and
- * root); dockerfile.test.ts checks those statically.
+ * The replay covers what this Dockerfile uses: `COPY . .` + the `find` of the first stage
+ * that keeps the files it names (`! -name` / `! -path`), the deps stage's RUNs, and COPY (from
+ * the context or `--from=<stage>`) in the final stage. apt-get, useradd and USER are not
+ * replayed (they need a Debian image and root); dockerfile.test.ts checks those statically,
+ * and that the tools the deps stage installs are on this machine.
  */
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -139,23 +140,25 @@ export function replayBuild(root: string, out: string, env: NodeJS.ProcessEnv = 
   const [manifests, deps, runtime] = df.stages;
   if (manifests === undefined || deps === undefined || runtime === undefined || df.stages.length !== 3) throw new Error('expected three stages: manifests, deps, runtime');
 
-  // Stage 1: COPY . . then keep package manifests only (its RUN is checked statically).
+  // Stage 1: COPY . . then keep what its `find … -delete` keeps.
   const mRoot = join(out, manifests.name!);
   const mWorkdir = manifests.instructions.find((i) => i.keyword === 'WORKDIR')!.args;
+  const keep = findKeeps(manifests.instructions.find((i) => i.keyword === 'RUN')!.args);
   for (const f of files) {
-    if (basename(f) !== 'package.json' && basename(f) !== 'package-lock.json') continue;
+    if (!keep(f)) continue;
     mkdirSync(dirname(join(mRoot, mWorkdir, f)), { recursive: true });
     cpSync(join(root, f), join(mRoot, mWorkdir, f));
   }
   stageRoots.set(manifests.name!, mRoot);
 
-  // Stage 2: COPY --from=manifests, then its RUN for real (without the BuildKit --mount flags).
+  // Stage 2: COPY --from=manifests, then its RUNs for real (without the BuildKit --mount
+  // flags), except apt-get (checked statically).
   const dRoot = join(out, deps.name!);
   let workdir = '/';
   for (const ins of deps.instructions) {
     if (ins.keyword === 'WORKDIR') workdir = ins.args;
     else if (ins.keyword === 'COPY') copy(ins, stageRoots, root, dRoot, workdir);
-    else if (ins.keyword === 'RUN') {
+    else if (ins.keyword === 'RUN' && !ins.args.startsWith('apt-get ')) {
       const { rest } = splitFlags(ins.args);
       mkdirSync(join(dRoot, workdir), { recursive: true });
       runLog += execFileSync('sh', ['-c', rest.join(' ')], { cwd: join(dRoot, workdir), env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -163,14 +166,32 @@ export function replayBuild(root: string, out: string, env: NodeJS.ProcessEnv = 
   }
   stageRoots.set(deps.name!, dRoot);
 
-  // Stage 3: every COPY; the rest is checked statically.
+  // Stage 3: every COPY, and the RUNs that are Node scripts (the worker build) for real; the
+  // rest (users, directories) is checked statically.
   const rRoot = join(out, runtime.name!);
   workdir = '/';
   for (const ins of runtime.instructions) {
     if (ins.keyword === 'WORKDIR') workdir = ins.args;
     else if (ins.keyword === 'COPY') copy(ins, stageRoots, root, rRoot, workdir);
+    else if (ins.keyword === 'RUN' && ins.args.startsWith('node ')) {
+      runLog += execFileSync('sh', ['-c', ins.args], { cwd: join(rRoot, workdir), env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    }
   }
   return { imageRoot: rRoot, runLog };
+}
+
+/**
+ * The files (context paths) that the first `find . -type f ! -name A ! -path ./B … -delete` of
+ * a RUN leaves in place: `-name` matches the base name, `-path` the `./`-prefixed path, and
+ * `*` matches any characters, `/` included, as in find.
+ */
+export function findKeeps(run: string): (path: string) => boolean {
+  const first = run.split('&&')[0]!;
+  const glob = (p: string): RegExp => new RegExp(`^${p.replace(/^'|'$/g, '').replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const names = [...first.matchAll(/! -name (\S+)/g)].map((m) => glob(m[1]!));
+  const paths = [...first.matchAll(/! -path (\S+)/g)].map((m) => glob(m[1]!));
+  if (names.length === 0 && paths.length === 0) throw new Error(`expected \`find … ! -name … -delete\` in the first stage, got: ${first}`);
+  return (path) => names.some((re) => re.test(basename(path))) || paths.some((re) => re.test(`./${path}`));
 }
 
 function copy(ins: Instruction, stages: Map<string, string>, context: string, dest: string, workdir: string): void {
@@ -181,7 +202,8 @@ function copy(ins: Instruction, stages: Map<string, string>, context: string, de
     if (flags['from'] !== undefined) {
       const from = stages.get(flags['from']);
       if (from === undefined) throw new Error(`Dockerfile:${ins.line}: no stage ${flags['from']}`);
-      mkdirSync(target, { recursive: true });
+      const file = !statSync(join(from, src)).isDirectory() && !to.endsWith('/');
+      mkdirSync(file ? dirname(target) : target, { recursive: true });
       cpSync(join(from, src), target, { recursive: true, verbatimSymlinks: true });
       continue;
     }
@@ -190,7 +212,8 @@ function copy(ins: Instruction, stages: Map<string, string>, context: string, de
     const chosen = contextFiles(context).filter((f) => prefix === '' || f === prefix || f.startsWith(prefix + '/'));
     if (chosen.length === 0) throw new Error(`Dockerfile:${ins.line}: COPY ${src}: nothing in the build context`);
     for (const f of chosen) {
-      const dst = f === prefix && !to.endsWith('/') ? target : join(target, prefix === '' ? f : f.slice(prefix.length + 1));
+      // `COPY a/file dir/` puts it at dir/file, `COPY a/file path` at path.
+      const dst = f === prefix ? (to.endsWith('/') ? join(target, basename(f)) : target) : join(target, prefix === '' ? f : f.slice(prefix.length + 1));
       mkdirSync(dirname(dst), { recursive: true });
       cpSync(join(context, f), dst);
     }

@@ -9,13 +9,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { validate as lintDockerfile } from 'dockerfile-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '@sluice/config';
 import { listObjects, readObjectLines } from '../helpers/daemon.ts';
-import { contextFiles, dockerignore, parseDockerfile, replayBuild, splitFlags, type Stage } from './docker-build.ts';
+import { contextFiles, dockerignore, findKeeps, parseDockerfile, replayBuild, splitFlags, type Stage } from './docker-build.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const TEXT = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
@@ -40,17 +41,33 @@ describe('Dockerfile, statically', () => {
   });
 
   it('installs production dependencies of the daemon only, in the deps stage', () => {
-    const runs = byKeyword(DF.stages[1]!, 'RUN');
+    const runs = byKeyword(DF.stages[1]!, 'RUN').filter((r) => !r.args.startsWith('apt-get '));
     expect(runs).toHaveLength(1);
     const cmd = splitFlags(runs[0]!.args).rest.join(' ');
-    expect(cmd).toMatch(/^npm ci /);
+    // CI=true: the postinstall's compile of the native UDP reader fails the build, never skips.
+    expect(cmd).toMatch(/^CI=true npm ci /);
     for (const flag of ['--omit=dev', '--workspace apps/sluice', '--include-workspace-root=false']) expect(cmd).toContain(flag);
+    expect(cmd).toContain('test -f packages/sources/build/udp_recv.node');
     // The final stage installs nothing from npm and takes node_modules from deps only.
     for (const r of byKeyword(FINAL, 'RUN')) expect(r.args).not.toMatch(/\bnpm\b|\byarn\b|\bpnpm\b/);
     const fromDeps = byKeyword(FINAL, 'COPY').filter((c) => splitFlags(c.args).flags['from'] !== undefined);
     expect(fromDeps.map((c) => c.args)).toEqual(['--from=deps /app/ ./']);
-    // The first stage keeps package manifests only, so the npm ci layer is cached across source edits.
-    expect(byKeyword(DF.stages[0]!, 'RUN')[0]!.args).toContain('! -name package.json ! -name package-lock.json -delete');
+    // The first stage keeps package manifests and the native reader's inputs only, so the npm ci
+    // layer is cached across source edits.
+    const keep = findKeeps(byKeyword(DF.stages[0]!, 'RUN')[0]!.args);
+    for (const f of ['package.json', 'package-lock.json', 'packages/ring/package.json', 'scripts/build-native.ts', 'packages/sources/native/udp_recv.cc']) expect(keep(f), f).toBe(true);
+    for (const f of ['packages/ring/src/ring.ts', 'packages/sources/src/udp/udp.ts', 'apps/sluice/bin/sluice.js', 'scripts/test.sh']) expect(keep(f), f).toBe(false);
+  });
+
+  it('the deps stage has a C++ compiler for the native UDP reader; the final stage has none', () => {
+    const apt = byKeyword(DF.stages[1]!, 'RUN').filter((r) => r.args.startsWith('apt-get '));
+    expect(apt).toHaveLength(1);
+    expect(apt[0]!.args).toMatch(/apt-get install -y --no-install-recommends g\+\+ && rm -rf \/var\/lib\/apt\/lists\/\*/);
+    // Before npm ci, which runs the postinstall that compiles.
+    expect(DF.stages[1]!.instructions.indexOf(apt[0]!)).toBeLessThan(DF.stages[1]!.instructions.findIndex((i) => i.args.includes('npm ci')));
+    for (const r of byKeyword(FINAL, 'RUN')) expect(r.args).not.toMatch(/g\+\+|gcc|build-essential|\bmake\b/);
+    // The replay below does not run apt-get: what it would install must be here.
+    expect(spawnSync('g++', ['--version']).status, 'g++ (apt-get install g++)').toBe(0);
   });
 
   it('runs as a numeric non-root user, set after every RUN and COPY', () => {
@@ -88,7 +105,8 @@ describe('Dockerfile, statically', () => {
     for (const p of ['node_modules/x', 'packages/ring/node_modules/x', '.git/HEAD', 'packages/ring/src/ring.test.ts', 'test/e2e/x.test.ts', 'bench/gate.ts', 'docs/deploy.md', 'README.md', 'deploy/kubernetes/base/daemonset.yaml', 'apps/loadgen/src/index.ts']) {
       expect(ignored(p), p).toBe(true);
     }
-    for (const p of ['package.json', 'package-lock.json', 'bench/package.json', 'test/package.json', 'apps/loadgen/package.json', 'packages/ring/src/ring.ts', 'apps/sluice/bin/sluice.js', 'deploy/docker/sluice.yaml']) {
+    expect(ignored('packages/sources/build/udp_recv.node'), 'a host build of the native UDP reader').toBe(true);
+    for (const p of ['package.json', 'package-lock.json', 'bench/package.json', 'test/package.json', 'apps/loadgen/package.json', 'packages/ring/src/ring.ts', 'apps/sluice/bin/sluice.js', 'deploy/docker/sluice.yaml', 'scripts/build-native.ts', 'packages/sources/native/udp_recv.cc']) {
       expect(ignored(p), p).toBe(false);
     }
     // Every workspace of the root package.json has its manifest in the context (npm ci needs them all).
@@ -134,6 +152,22 @@ describe('Dockerfile, replayed without Docker (the deps stage runs npm ci for re
     expect(files.filter((f) => f.endsWith('.test.ts') || f.endsWith('.md') || ((f.startsWith('bench/') || f.startsWith('test/') || f.startsWith('apps/loadgen/')) && !f.endsWith('/package.json')))).toEqual([]);
     expect(files).toContain('apps/sluice/bin/sluice.js');
     expect(files).toContain('bench/package.json'); // workspace manifests: npm ci checks them against the lockfile
+  });
+
+  it('the image tree holds the native UDP reader compiled by npm ci, and it loads', () => {
+    expect(existsSync(join(app, 'packages/sources/build/udp_recv.node'))).toBe(true);
+    const probe = `import { loadNativeUdp } from ${JSON.stringify(join(app, 'packages/sources/src/udp/native.ts'))}; const r = loadNativeUdp(); console.log(JSON.stringify({ ok: r.ok, reason: r.ok ? '' : r.reason }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ ok: true, reason: '' });
+  });
+
+  it('the image tree holds the worker threads\' type-stripped modules, current with its sources', () => {
+    expect(existsSync(join(app, 'packages/worker/build/manifest.json'))).toBe(true);
+    const probe = `import { workerEntry } from ${JSON.stringify(join(app, 'packages/worker/src/entry.ts'))}; console.log(JSON.stringify(workerEntry('task')));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ href: pathToFileURL(join(app, 'packages/worker/build/task.js')).href, built: true });
   });
 
   it('`sluice validate` of the image config runs from the image tree', () => {

@@ -242,7 +242,7 @@ export class Daemon {
         if (decoder === null) throw new Error('the HEC decoder pool was not started');
         return await startSplunkHecSource(ctx, { host, port, hostKey, validTokens: src.valid_tokens, maxBodyBytes: src.max_body_bytes, maxConnections: src.max_connections, tls: tlsSettings(src.tls) }, decoder);
       }
-      return await startUdpSource(ctx, { host, port, hostKey, sockets: src.sockets, receiveBufferBytes: src.receive_buffer_bytes });
+      return await startUdpSource(ctx, { host, port, hostKey, sockets: src.sockets, receiveBufferBytes: src.receive_buffer_bytes, reader: src.reader });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new SluiceError('SLUICE_ERR_BIND', `sources.${ctx.id}: cannot listen on ${src.address} (${src.type}): ${e.code ?? e.message}`, { cause: err });

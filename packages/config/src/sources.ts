@@ -100,6 +100,7 @@ export const udpOptions = {
   ...sourceOptions,
   receive_buffer_bytes: def(integer(65_536, 268_435_456), 8 * MIB),
   sockets: def(integer(1, 64), 2),
+  reader: def(oneOf(['auto', 'native', 'dgram']), 'auto'),
 };
 
 /**
@@ -139,8 +140,8 @@ export const sourceTypes: { readonly [T in SourceType]: ComponentType<Extract<So
   udp: componentType(udpOptions, (v, id, path, ctx): UdpSourceConfig | Invalid => {
     const common = commonSource(v, id, path, ctx);
     if (common === INVALID) return INVALID;
-    const { receive_buffer_bytes, sockets } = v;
-    return { ...common, type: 'udp', receive_buffer_bytes, sockets };
+    const { receive_buffer_bytes, sockets, reader } = v;
+    return { ...common, type: 'udp', receive_buffer_bytes, sockets, reader };
   }),
   splunk_hec: componentType(splunkHecOptions, (v, id, path, ctx): SplunkHecSourceConfig | Invalid => {
     const common = commonSource(v, id, path, ctx);

@@ -76,6 +76,11 @@ export interface UdpSourceConfig extends SourceBase {
   readonly type: 'udp';
   readonly receive_buffer_bytes: number;
   readonly sockets: number;
+  /**
+   * `native`: the recvmmsg addon (Linux, Node; startup fails if it cannot load), `dgram`:
+   * node:dgram, `auto`: native where it loads, else dgram with a warning.
+   */
+  readonly reader: 'auto' | 'native' | 'dgram';
 }
 
 /** Splunk HTTP Event Collector (what Tailscale log streaming and many agents send). */

@@ -17,6 +17,9 @@ const MAX_BLOCK_BYTES = 64 * 1024;
  */
 const sharedReadBuffer = Buffer.allocUnsafeSlow(64 * 1024);
 
+/** Adoption needs Node's net internals; Bun's net has neither `_handle` nor `onread`: plain 'data' there. */
+const SHARED_READS = process.versions['bun'] === undefined;
+
 /** The parts of a socket and a server that adoption moves (net.js internals, stable since Node 12). */
 interface Adoptable {
   _handle: unknown;
@@ -227,7 +230,7 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
       socket.destroy();
       return;
     }
-    const conn = new Connection(socket, tls === null);
+    const conn = new Connection(socket, SHARED_READS && tls === null);
     connections.add(conn);
     m.open.inc();
   };
@@ -235,7 +238,7 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
   let tlsServer: TlsServer | null = null;
   if (tls === null) {
     // Paused: the connection is read by the socket adoptWithSharedBuffer makes of it.
-    server = createServer({ noDelay: true, pauseOnConnect: true }, accept);
+    server = createServer({ noDelay: true, pauseOnConnect: SHARED_READS }, accept);
   } else {
     // Same connection handling once the handshake is done; a TLSSocket is a Socket.
     server = tlsServer = createTlsServer({ ...tlsServerOptions(tls), noDelay: true }, (socket: TLSSocket) => {
