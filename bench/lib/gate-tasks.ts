@@ -147,7 +147,7 @@ export function gatePairs(): Pair[] {
     { name: 'validate+tag / JSON.parse floor', about: 'BatchProcessor.process vs utf8 decode + JSON.parse per line (worker hot loop)', subject: () => (sink += processAll()), reference: () => (sink += parseAll()) },
     { name: 'worker task / reference', about: 'process + compressFrame per batch vs decode + JSON.parse + zstd (the single-thread ceiling)', subject: workerTask, reference: referenceTask },
     { name: 'compressFrame / zstdCompressSync', about: 'the frame options (checksum, pledged size) vs plain zstd at the same level', subject: () => compressFrame('zstd', ndjson, LEVEL), reference: () => zstdCompressSync(ndjson, { params }) },
-    { name: 'LineFramer / indexOf framing', about: 'TCP framing vs Buffer.concat + indexOf per line', subject: viaFramer, reference: viaIndexOf },
+    { name: 'LineFramer / indexOf framing', about: 'TCP block framing vs Buffer.concat + indexOf per line', subject: viaFramer, reference: viaIndexOf },
     { name: 'ring / structuredClone batch', about: 'SAB ring write + claim + copyOut + walk vs concat + structuredClone', subject: viaRing, reference: viaClone },
   ];
 }
