@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Makes sure the Ceph daemons the S3 tests run against are installed (Debian bookworm, 16.2.x):
 # radosgw + a single memstore OSD + a monitor, see test/s3/rgw.ts and
-# /work/shared/reference/wire-contracts.md section 4. Idempotent: a no-op (and silent) when
+# /work/shared/reference/wire-contracts.md section 4; and tini, the image's PID 1, which the
+# Dockerfile test runs the entrypoint under. Idempotent: a no-op (and silent) when
 # everything is already there. About a minute of apt on a fresh machine.
 # Loud on failure, non-zero exit when it cannot install.
 set -euo pipefail
 
 need=()
-for bin in radosgw ceph-mon ceph-osd ceph monmaptool radosgw-admin zstd; do
+for bin in radosgw ceph-mon ceph-osd ceph monmaptool radosgw-admin zstd tini; do
   command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 [ "${#need[@]}" -eq 0 ] && exit 0
@@ -15,7 +16,7 @@ done
 fail() {
   echo "ensure-ceph: $*" >&2
   echo "ensure-ceph: the S3 tests need a real Ceph RADOS Gateway; install by hand with:" >&2
-  echo "  apt-get update && apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd ceph-common zstd" >&2
+  echo "  apt-get update && apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd ceph-common zstd tini" >&2
   exit 1
 }
 
@@ -34,7 +35,7 @@ if ! "${SUDO[@]}" apt-get update >"$log" 2>&1; then
 fi
 # A fresh CI machine may still be running unattended-upgrades: wait for the dpkg lock.
 if ! "${SUDO[@]}" apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=300 \
-  radosgw ceph-mon ceph-osd ceph-common zstd >>"$log" 2>&1; then
+  radosgw ceph-mon ceph-osd ceph-common zstd tini >>"$log" 2>&1; then
   tail -n 60 "$log" >&2
   fail "apt-get install failed (log tail above, full log in $log)"
 fi

@@ -181,9 +181,11 @@ describe('Dockerfile, replayed without Docker (the deps stage runs npm ci for re
   for (const mode of ['tini', 'node'] as const) {
     const ready = canUnshare && (mode === 'node' || hasTini);
     const why = !canUnshare ? ' (NOT RUN: unshare --pid is not permitted here)' : !ready ? ' (NOT RUN: /usr/bin/tini is not installed here: apt-get install tini)' : '';
-    it.skipIf(!ready)(
+    // In CI a component that cannot start fails the test (the test setup installs tini with Ceph).
+    it.skipIf(!ready && process.env['CI'] !== 'true')(
       `${mode === 'tini' ? 'the image ENTRYPOINT (tini as PID 1, node its child)' : 'node itself as PID 1 (docker run --entrypoint node)'}: SIGTERM from outside the namespace drains, exit 0, every line stored${why}`,
       async () => {
+        if (!ready) throw new Error(`cannot run${why}`);
         const dir = mkdtempSync(join(tmpdir(), 'sluice-pid1-'));
         const out = join(dir, 'out');
         // The image config with free ports and a writable output directory.
