@@ -62,7 +62,8 @@ const TOLERANCE: Record<string, number> = {
   // Block framing costs ~0.2 ms per 4 MB: its ratio moved 0.30-0.42 over 13 runs on an unchanged tree.
   'LineFramer / indexOf framing': 0.4,
   'ring / structuredClone batch': 0.3,
-  'daemon CPU per line / reference': 0.3,
+  // Whole-daemon CPU on a shared VM: single samples moved 1.3-2.4x the reference on an unchanged tree.
+  'daemon CPU per line / reference': 0.4,
 };
 
 type Measured = Map<string, { ratio: number; detail: string; about: string }>;
@@ -87,7 +88,7 @@ async function measureAll(): Promise<Measured> {
   // ---------------------------------------------------------------- e2e: daemon CPU per line
   if (values.only === undefined || values.only === 'e2e') {
     const SAMPLE_LINES = 200_000;
-    const SAMPLES = 5;
+    const SAMPLES = 7;
     const sets = Array.from({ length: SAMPLES }, (_, k) => generateLineSet({ count: SAMPLE_LINES, kind: 'service', seed: 10 + k, firstId: k * SAMPLE_LINES }));
     const warm = generateLineSet({ count: 100_000, kind: 'service', seed: 9, firstId: 900_000_000 });
     // The reference is measured again right before each sample (the daemon idle): on a shared
