@@ -1,5 +1,6 @@
 import type { Server } from 'node:net';
 import type { Ring } from '@sluice/ring';
+import { BLOCK_FLAG, PEER_LEN_MASK } from '@sluice/worker';
 import type { Logger, Metrics } from '@sluice/telemetry';
 
 /** What every source gets from the daemon when it is built. */
@@ -35,10 +36,8 @@ export interface Source {
   reloadTls?(): Promise<void>;
 }
 
-/** Longest peer address in a record head (an IPv6 address with a zone fits); the length byte's top bit is the block flag. */
-export const MAX_PEER_BYTES = 127;
-/** Set in a head's length byte: the record is a block of '\n'-terminated lines (see @sluice/wire). */
-export const BLOCK_FLAG = 0x80;
+/** Longest peer address in a record head (an IPv6 address with a zone fits): the head byte's low 7 bits; its top bit is BLOCK_FLAG. */
+export const MAX_PEER_BYTES = PEER_LEN_MASK;
 
 /**
  * The peer prefix of a ring record: `u8 length | ASCII address`. Empty (a single 0 byte)

@@ -8,21 +8,11 @@ import type { Source, SourceContext } from './source.ts';
 import { drainRing, type RingRecord } from './test-ring.ts';
 import { startTcpSource } from './tcp/tcp.ts';
 import { startUdpSource } from './udp/udp.ts';
+import { counter } from './test-metrics.ts';
 
 const logger = pino({ level: 'silent' });
 
 type Got = RingRecord;
-
-async function counter(metrics: Metrics, name: string, labels: Record<string, string>): Promise<number> {
-  const metric = metrics.registry.getSingleMetric(name);
-  if (metric === undefined) throw new Error(`no metric ${name}`);
-  const { values } = await metric.get();
-  let sum = 0;
-  for (const v of values) {
-    if (Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val)) sum += v.value;
-  }
-  return sum;
-}
 
 function context(ring: Ring, metrics: Metrics, onWrote: () => void = () => {}): SourceContext {
   return { id: 'src', ring, metrics, logger, wrote: onWrote };

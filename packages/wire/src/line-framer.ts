@@ -189,13 +189,8 @@ export class LineFramer {
           continue;
         }
         if (nl === -1) {
-          if (runLines !== 0) {
-            if (!emit(chunk, runStart, pos, runLines)) {
-              this.#pos = runStart;
-              return false;
-            }
-            runLines = 0;
-          }
+          if (runLines !== 0 && !this.#emitRun(emit, chunk, runStart, pos, runLines)) return false;
+          runLines = 0;
           // A line starts here and continues in a later chunk: copy the tail (bounded).
           this.#append(chunk, pos, len, false); // false = oversize already: counted, discarding
           pos = len;
@@ -206,10 +201,7 @@ export class LineFramer {
         if (maxBlock !== 0 && end !== pos && end - pos <= max && nl + 1 - pos <= maxBlock) {
           // Block mode, a line that may join the run.
           if (runLines !== 0 && nl + 1 - runStart > maxBlock) {
-            if (!emit(chunk, runStart, pos, runLines)) {
-              this.#pos = runStart;
-              return false;
-            }
+            if (!this.#emitRun(emit, chunk, runStart, pos, runLines)) return false;
             runLines = 0;
           }
           if (runLines === 0) runStart = pos;
@@ -217,14 +209,9 @@ export class LineFramer {
           pos = nl + 1;
           continue;
         }
-        if (runLines !== 0) {
-          // An empty, oversize or long line ends the run; nothing of it is counted until the run is taken.
-          if (!emit(chunk, runStart, pos, runLines)) {
-            this.#pos = runStart;
-            return false;
-          }
-          runLines = 0;
-        }
+        // An empty, oversize or long line ends the run; nothing of it is counted until the run is taken.
+        if (runLines !== 0 && !this.#emitRun(emit, chunk, runStart, pos, runLines)) return false;
+        runLines = 0;
         if (end === pos) {
           this.#emptyLines++;
         } else if (end - pos > max) {
@@ -235,10 +222,7 @@ export class LineFramer {
         }
         pos = nl + 1;
       }
-      if (runLines !== 0 && !emit(chunk, runStart, pos, runLines)) {
-        this.#pos = runStart;
-        return false;
-      }
+      if (runLines !== 0 && !this.#emitRun(emit, chunk, runStart, pos, runLines)) return false;
       // Chunk fully framed: drop our reference so the socket's buffer can be collected.
       chunks[this.#head] = EMPTY;
       this.#head++;
@@ -247,6 +231,13 @@ export class LineFramer {
     chunks.length = 0;
     this.#head = 0;
     return true;
+  }
+
+  /** Offer the block chunk[start, end) of `lines` lines; refused, the next drain() starts over at `start`. */
+  #emitRun(emit: EmitLine, chunk: Uint8Array, start: number, end: number, lines: number): boolean {
+    if (emit(chunk, start, end, lines)) return true;
+    this.#pos = start;
+    return false;
   }
 
   /**

@@ -13,6 +13,7 @@
  * Not on any hot path: allocation here is fine.
  */
 import { mulberry32 } from '@sluice/testkit';
+import { BLOCK_FLAG, PEER_LEN_MASK } from './process.ts';
 
 const encoder = new TextEncoder();
 
@@ -24,7 +25,7 @@ export function recordSpan(len: number): number {
 /** `u8 peerLen | peer | line`. `line` may be any bytes (tests feed malformed input). */
 export function encodePayload(peer: string, line: Uint8Array | string): Uint8Array {
   const peerBytes = encoder.encode(peer);
-  if (peerBytes.length > 127) throw new RangeError(`peer longer than 127 bytes: ${peer}`);
+  if (peerBytes.length > PEER_LEN_MASK) throw new RangeError(`peer longer than ${PEER_LEN_MASK} bytes: ${peer}`);
   const lineBytes = typeof line === 'string' ? encoder.encode(line) : line;
   const out = new Uint8Array(1 + peerBytes.length + lineBytes.length);
   out[0] = peerBytes.length;
@@ -45,7 +46,7 @@ export function encodeBlock(peer: string, lines: readonly (Uint8Array | string)[
     o += p.length + end.length;
   }
   const out = encodePayload(peer, body);
-  out[0] = out[0]! | 0x80;
+  out[0] = out[0]! | BLOCK_FLAG;
   return out;
 }
 

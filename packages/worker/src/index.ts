@@ -1,4 +1,4 @@
-export { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, countLines } from './process.ts';
+export { BLOCK_FLAG, BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, PEER_LEN_MASK, compileTagPlan, countLines } from './process.ts';
 export type { BatchCounts, BatchOutput, MalformedReason, TagPlan } from './process.ts';
 export { CODECS, DEFAULT_LEVELS, LEVEL_RANGES, compressFrame, decompressObject, zstdFrameLength } from './codecs.ts';
 export type { Codec } from './codecs.ts';

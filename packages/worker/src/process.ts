@@ -155,9 +155,9 @@ const CH_RBRACE = 0x7d;
 
 const PARSE_FAILED: unknown = Symbol('parse failed');
 
-/** The payload's first byte: the peer's length, and whether the record is a block of lines (TCP). */
-const PEER_LEN_MASK = 0x7f;
-const BLOCK_FLAG = 0x80;
+/** The payload's first byte: the peer's length (bits 0-6), and whether the record is a block of lines (TCP). */
+export const PEER_LEN_MASK = 0x7f;
+export const BLOCK_FLAG = 0x80;
 
 /** try/catch isolated in a tiny function so the caller stays optimizable. */
 function tryParse(text: string): unknown {

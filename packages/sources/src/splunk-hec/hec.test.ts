@@ -11,6 +11,7 @@ import type { Source, SourceContext } from '../source.ts';
 import { makeTestPki, type TestPki } from '../test-certs.ts';
 import { drainRing, type RingRecord } from '../test-ring.ts';
 import { startSplunkHecSource, type SplunkHecSourceOptions } from './hec.ts';
+import { counter } from '../test-metrics.ts';
 
 const logger = pino({ level: 'silent' });
 const TOKEN = '11111111-2222-3333-4444-555555555555';
@@ -36,17 +37,6 @@ function consumer(ring: Ring, src: Source, spanBytes = 1 << 20): { got: Got[]; s
     while (drainRing(ring, got, spanBytes) > 0) src.ringSpace();
   }, 2);
   return { got, stop: () => clearInterval(timer) };
-}
-
-async function counter(metrics: Metrics, name: string, labels: Record<string, string>): Promise<number> {
-  const metric = metrics.registry.getSingleMetric(name);
-  if (metric === undefined) throw new Error(`no metric ${name}`);
-  const { values } = await metric.get();
-  let sum = 0;
-  for (const v of values) {
-    if (Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val)) sum += v.value;
-  }
-  return sum;
 }
 
 const running: Source[] = [];

@@ -5,8 +5,8 @@ import { RateLimitedLog } from '@sluice/telemetry';
 import { MAX_PEER_BYTES, blockHead, formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
 import { rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 
-/** Largest block record: one socket read is at most 64 KiB. */
-const MAX_BLOCK_BYTES = 64 * 1024;
+/** One socket read, and so the largest block record. */
+const READ_BYTES = 64 * 1024;
 
 /**
  * Every plain TCP connection reads into this one buffer: libuv runs read callbacks one at a time
@@ -15,7 +15,7 @@ const MAX_BLOCK_BYTES = 64 * 1024;
  * garbage collection: V8 runs full collections on the external memory those buffers add up to
  * (docs/benchmarks.md).
  */
-const sharedReadBuffer = Buffer.allocUnsafeSlow(64 * 1024);
+const sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BYTES);
 
 /** Adoption needs Node's net internals; Bun's net has neither `_handle` nor `onread`: plain 'data' there. */
 const SHARED_READS = process.versions['bun'] === undefined;
@@ -96,7 +96,7 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
   // One ring record per run of complete lines (at most one socket read, 64 KiB): the main thread
   // pays one memchr per line instead of a record write, and the dispatcher walks one length header
   // per block. docs/internals.md has the record layout; the numbers are in docs/benchmarks.md.
-  const maxBlockBytes = Math.max(1, Math.min(MAX_BLOCK_BYTES, ctx.ring.maxPayloadBytes - 1 - MAX_PEER_BYTES));
+  const maxBlockBytes = Math.max(1, Math.min(READ_BYTES, ctx.ring.maxPayloadBytes - 1 - MAX_PEER_BYTES));
 
   class Connection {
     readonly socket: Socket;

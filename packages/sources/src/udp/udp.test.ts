@@ -20,21 +20,11 @@ import { drainRing, type RingRecord } from '../test-ring.ts';
 import { udpKernelDrops } from './kernel-drops.ts';
 import { loadNativeUdp } from './native.ts';
 import { startUdpSource, type UdpReader, type UdpSourceOptions } from './udp.ts';
+import { counter } from '../test-metrics.ts';
 
 const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
 const native = loadNativeUdp();
 const logger = pino({ level: 'silent' });
-
-async function counter(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = metrics.registry.getSingleMetric(name);
-  if (metric === undefined) throw new Error(`no metric ${name}`);
-  const { values } = await metric.get();
-  let sum = 0;
-  for (const v of values) {
-    if (Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val)) sum += v.value;
-  }
-  return sum;
-}
 
 interface Counts {
   received: number;
