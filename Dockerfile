@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # Sluice container image: the daemon on Node.js 24 (TypeScript by type stripping, no build
-# step but npm ci's compile of the native UDP reader), production dependencies only, a
+# step but npm ci's compile of the native addons), production dependencies only, a
 # non-root user, tini as PID 1.
 #
 #   docker build -t sluice:0.1.0 .
@@ -13,23 +13,25 @@
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-# Stage 1: the package manifests alone, and the inputs of the native UDP reader that the root
-# postinstall compiles (scripts/build-native.ts, packages/sources/native). The npm ci layer
+# Stage 1: the package manifests alone, and the inputs of the native addons that the root
+# postinstall compiles (scripts/build-native.ts, packages/sources/native, packages/worker/native).
+# The npm ci layer
 # below depends only on them, so editing a source file does not reinstall dependencies
 # (BuildKit caches COPY --from by content).
 FROM ${NODE_IMAGE} AS manifests
 WORKDIR /src
 COPY . .
-RUN find . -type f ! -name package.json ! -name package-lock.json ! -path ./scripts/build-native.ts ! -path './packages/sources/native/*' -delete \
+RUN find . -type f ! -name package.json ! -name package-lock.json ! -path ./scripts/build-native.ts ! -path './packages/sources/native/*' ! -path './packages/worker/native/*' -delete \
  && find . -depth -mindepth 1 -type d -empty -delete
 
 # Stage 2: the daemon's production dependencies. --omit=dev leaves out the root devDependency
 # `node` (the registry's Node 24 for machines that lack it: the image has its own), vitest,
 # typescript, turbo, bun; --workspace apps/sluice installs what the daemon and the @sluice/*
 # workspaces it uses need, and links those workspaces into node_modules/@sluice.
-# The root postinstall compiles the native UDP reader (packages/sources/build/udp_recv.node)
-# with g++ against the image's own Node headers (/usr/local/include/node): no node-gyp, no
-# make. CI=true makes a failed compile fail the build instead of falling back to node:dgram.
+# The root postinstall compiles the native addons (the UDP reader, packages/sources/build; the
+# worker's zstd compressor, packages/worker/build-native) with g++ against
+# the image's own Node headers (/usr/local/include/node): no node-gyp, no make. CI=true makes a
+# failed compile fail the build instead of falling back to the slower TypeScript/node paths.
 FROM ${NODE_IMAGE} AS deps
 RUN apt-get update \
  && apt-get install -y --no-install-recommends g++ \
@@ -39,7 +41,8 @@ COPY --from=manifests /src/ ./
 RUN --mount=type=cache,target=/root/.npm \
     CI=true npm ci --omit=dev --workspace apps/sluice --include-workspace-root=false --no-audit --no-fund \
  && test ! -e node_modules/node && test ! -e node_modules/vitest \
- && test -f packages/sources/build/udp_recv.node
+ && test -f packages/sources/build/udp_recv.node \
+ && test -f packages/worker/build-native/zstd.node
 
 # Stage 3: what runs.
 FROM ${NODE_IMAGE} AS runtime
@@ -58,7 +61,7 @@ RUN groupadd --system --gid 10001 sluice \
 WORKDIR /app
 ENV NODE_ENV=production
 # node_modules with its workspace links, every package manifest they point at, and the native
-# UDP reader compiled there (packages/sources/build; g++ stays in deps).
+# addons compiled there (packages/sources/build, packages/worker/build-native; g++ stays in deps).
 COPY --from=deps /app/ ./
 # Sources (tests, benches and docs are left out by .dockerignore).
 COPY packages/ ./packages/

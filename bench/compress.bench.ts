@@ -1,6 +1,8 @@
 /**
  * Compressing one 256 KiB batch of realistic Talos NDJSON (tags spliced, as the worker emits it)
- * into one frame: zstd in node:zlib (levels 1, 3 and 6) vs @mongodb-js/zstd's native binding
+ * into one frame: zstd through Sluice's addon (packages/worker/native/zstd.cc: one context per
+ * thread, what compressFrame uses when it is built) vs node:zlib (levels 1, 3 and 6, a context
+ * per call, compressFrame's fallback) vs @mongodb-js/zstd's native binding
  * (levels 1 and 3; its JS wrapper drops the level, so the bench calls bindings.js) vs gzip 1 and 6
  * vs none. MB/s is input bytes over the median time per batch, on one thread.
  *
@@ -11,7 +13,8 @@
 import { createRequire } from 'node:module';
 import { constants, gunzipSync, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { Bench } from 'tinybench';
-import { compressFrame } from '../packages/worker/src/codecs.ts';
+import { compressFrame, selectZstd } from '../packages/worker/src/codecs.ts';
+import { loadNativeZstd } from '../packages/worker/src/zstd-native.ts';
 import { BatchProcessor, compileTagPlan } from '../packages/worker/src/process.ts';
 import { TalosLineGenerator, buildBatch } from '../packages/worker/src/fixture.ts';
 
@@ -36,8 +39,15 @@ interface Variant {
   check: (frame: Uint8Array) => Buffer | Promise<Buffer>;
 }
 const zstdCheck = (f: Uint8Array) => zstdDecompressSync(f);
+// compressFrame's zstd goes through node:zlib here; the addon is timed on its own below.
+selectZstd('zlib');
+const sluiceZstd = loadNativeZstd();
+if (!sluiceZstd.ok) throw new Error(`${sluiceZstd.reason}: run node_modules/.bin/node scripts/build-native.ts`);
+const addon = sluiceZstd.addon;
 const variants: Variant[] = [
   { name: 'none (copy)', run: () => compressFrame('none', ndjson), check: (f) => Buffer.from(f) },
+  { name: 'zstd 1  Sluice addon, reused context', run: () => new Uint8Array(addon.zstdCompress(ndjson, 1, true)), check: zstdCheck },
+  { name: 'zstd 3  Sluice addon, reused context', run: () => new Uint8Array(addon.zstdCompress(ndjson, 3, true)), check: zstdCheck },
   { name: 'zstd 1  node:zlib (compressFrame)', run: () => compressFrame('zstd', ndjson, 1), check: zstdCheck },
   { name: 'zstd 3  node:zlib (compressFrame)', run: () => compressFrame('zstd', ndjson, 3), check: zstdCheck },
   { name: 'zstd 6  node:zlib (compressFrame)', run: () => compressFrame('zstd', ndjson, 6), check: zstdCheck },

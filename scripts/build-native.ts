@@ -1,19 +1,25 @@
 /**
- * Builds the udp source's native receiver, packages/sources/native/udp_recv.cc, into
- * packages/sources/build/udp_recv.node. Run by the root `postinstall` (so `npm ci` builds it)
- * and by hand: `node_modules/.bin/node scripts/build-native.ts [--force]`.
+ * Builds Sluice's native addons with g++ against Node's headers. Run by the root `postinstall`
+ * (so `npm ci` builds them) and by hand: `node_modules/.bin/node scripts/build-native.ts [--force]`.
+ *
+ *   packages/sources/native/udp_recv.cc → packages/sources/build/udp_recv.node
+ *     the udp source's reader (recvmmsg straight into the ring); without it: node:dgram
+ *   packages/worker/native/zstd.cc      → packages/worker/build-native/zstd.node
+ *     one zstd context per worker thread, reused for every frame, on the libzstd that Node
+ *     itself exports; without it: node:zlib's zstdCompressSync (codecs.ts)
  *
  * No node-gyp: it would download Node's headers, and these machines reach only the npm
  * registry and Debian mirrors. The headers come with the Node that runs the repo: the root
  * devDependency `node` (its platform package ships include/node), or, where dev dependencies
  * are not installed (the image's `npm ci --omit=dev`), the include/node next to the running
- * node binary (the official node images have it). An N-API addon resolves napi_* and uv_*
- * against the node binary at load time, so there is nothing to link.
+ * node binary (the official node images have it). An addon resolves napi_*, uv_* and ZSTD_*
+ * against the node binary at load time, so there is nothing to link; `-z now` makes a
+ * missing symbol fail the load (checked here) instead of the first call.
  *
  * Up to date (same source, compiler command and headers as the last build, and the output
- * exists): exits at once. A failed build exits 1 under CI=true (CI must not pass without the
- * native reader it tests) and otherwise warns and exits 0: the udp source then falls back to
- * node:dgram (`reader: auto`). Not Linux: skipped with a message.
+ * exists): skipped. A failed build exits 1 under CI=true (CI must not pass without the native
+ * code it tests) and otherwise warns, removes that addon's old build and goes on: each has a
+ * fallback. Not Linux: skipped with a message.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,27 +28,55 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '..');
-const SOURCE = join(ROOT, 'packages/sources/native/udp_recv.cc');
-const OUT_DIR = join(ROOT, 'packages/sources/build');
-const OUT = join(OUT_DIR, 'udp_recv.node');
-const STAMP = join(OUT_DIR, 'udp_recv.stamp');
 const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
 const FORCE = process.argv.includes('--force');
 
+interface Addon {
+  /** What it is, for messages. */
+  what: string;
+  source: string;
+  outDir: string;
+  name: string;
+  /** An export the loaded addon must have. */
+  exportName: string;
+  /** What happens without it. */
+  fallback: string;
+}
+
+const ADDONS: Addon[] = [
+  {
+    what: 'the native UDP reader',
+    source: 'packages/sources/native/udp_recv.cc',
+    outDir: 'packages/sources/build',
+    name: 'udp_recv',
+    exportName: 'UdpReceiver',
+    fallback: 'the udp source will use node:dgram (reader: auto)',
+  },
+  {
+    what: 'the native zstd compressor',
+    source: 'packages/worker/native/zstd.cc',
+    outDir: 'packages/worker/build-native',
+    name: 'zstd',
+    exportName: 'zstdCompress',
+    fallback: "the worker threads will compress with node:zlib's zstdCompressSync",
+  },
+];
+
 const say = (msg: string): void => void process.stderr.write(`build-native: ${msg}\n`);
 
-function fail(msg: string): never {
-  // An older build would no longer match the JS side: without it, reader auto uses dgram.
-  rmSync(OUT, { force: true });
-  rmSync(STAMP, { force: true });
+let failed = false;
+function fail(addon: Addon, msg: string): void {
+  // An older build would no longer match the JS side: without it, the fallback is used.
+  rmSync(join(ROOT, addon.outDir, `${addon.name}.node`), { force: true });
+  rmSync(join(ROOT, addon.outDir, `${addon.name}.stamp`), { force: true });
+  failed = true;
   if (CI) {
     say(`ERROR: ${msg}`);
-    say('CI=true: failing, because the tests of the native UDP reader would not run.');
-    process.exit(1);
+    say(`CI=true: failing, because the tests of ${addon.what} would not run.`);
+    return;
   }
   say(`WARNING: ${msg}`);
-  say('the udp source will use node:dgram (reader: auto); fix the above and run `node_modules/.bin/node scripts/build-native.ts`.');
-  process.exit(0);
+  say(`${addon.fallback}; fix the above and run \`node_modules/.bin/node scripts/build-native.ts\`.`);
 }
 
 /** include/node of the `node` npm package whose package.json is `pkgJson`: its platform package ships it. */
@@ -70,46 +104,56 @@ function headerCandidates(): string[] {
   return dirs.filter((d): d is string => d !== null);
 }
 
+function build(addon: Addon, include: string): void {
+  const source = join(ROOT, addon.source);
+  const outDir = join(ROOT, addon.outDir);
+  const out = join(outDir, `${addon.name}.node`);
+  const stampFile = join(outDir, `${addon.name}.stamp`);
+  if (!existsSync(source)) return fail(addon, `${addon.source} is missing`);
+  const cxx = process.env['CXX'] ?? 'g++';
+  // -fvisibility=hidden: only napi_register_module_v1 is exported. No -Werror: a newer
+  // compiler's new warning must not break an install. No -march: the image runs on other CPUs.
+  const args = ['-O2', '-std=c++17', '-shared', '-fPIC', '-fvisibility=hidden', '-Wall', '-Wextra', '-Wl,-z,now', '-I', include, source, '-o'];
+  const stamp = createHash('sha256')
+    .update(readFileSync(source))
+    .update(readFileSync(new URL(import.meta.url)))
+    .update(JSON.stringify([cxx, args]))
+    .update(readFileSync(join(include, 'node_version.h')))
+    .digest('hex');
+  if (!FORCE && existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return;
+
+  mkdirSync(outDir, { recursive: true });
+  const tmp = join(outDir, `${addon.name}.${process.pid}.tmp.node`);
+  const started = performance.now();
+  const r = spawnSync(cxx, [...args, tmp], { encoding: 'utf8' });
+  if (r.error !== undefined || r.status !== 0) {
+    rmSync(tmp, { force: true });
+    const why = r.error !== undefined ? `${cxx} did not run (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}: apt-get install g++)` : `${cxx} exited ${r.status}\n${r.stderr}`;
+    return fail(addon, `could not compile ${addon.what}: ${why}`);
+  }
+  if (r.stderr.trim() !== '') process.stderr.write(r.stderr);
+  // An unresolved symbol shows only at load time: load it before it replaces a working build.
+  try {
+    const loaded = createRequire(import.meta.url)(tmp) as Record<string, unknown>;
+    if (typeof loaded[addon.exportName] !== 'function') throw new Error(`it does not export ${addon.exportName}`);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    return fail(addon, `the compiled ${addon.what} does not load: ${(err as Error).message}`);
+  }
+  // rename: a running daemon keeps the file it mapped.
+  renameSync(tmp, out);
+  writeFileSync(stampFile, stamp);
+  say(`built ${relative(ROOT, out)} in ${((performance.now() - started) / 1000).toFixed(1)} s (headers ${include})`);
+}
+
 if (process.platform !== 'linux') {
-  say(`skipped: the native UDP reader is Linux only (recvmmsg); this is ${process.platform}. The udp source uses node:dgram.`);
+  say(`skipped: the native addons are built for Linux only; this is ${process.platform}. Sluice uses node:dgram, and TypeScript and node:zlib in the workers.`);
   process.exit(0);
 }
-if (!existsSync(SOURCE)) fail(`${relative(ROOT, SOURCE)} is missing`);
-
 const include = headerCandidates().find((d) => existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'uv.h')));
-if (include === undefined) fail(`no Node headers (node_api.h, uv.h) in ${headerCandidates().join(' or ')}`);
-
-const cxx = process.env['CXX'] ?? 'g++';
-// -fvisibility=hidden: only napi_register_module_v1 is exported. No -Werror: a newer
-// compiler's new warning must not break an install.
-const args = ['-O2', '-std=c++17', '-shared', '-fPIC', '-fvisibility=hidden', '-Wall', '-Wextra', '-I', include, SOURCE, '-o'];
-const stamp = createHash('sha256')
-  .update(readFileSync(SOURCE))
-  .update(readFileSync(new URL(import.meta.url)))
-  .update(JSON.stringify([cxx, args]))
-  .update(readFileSync(join(include, 'node_version.h')))
-  .digest('hex');
-if (!FORCE && existsSync(OUT) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === stamp) process.exit(0);
-
-mkdirSync(OUT_DIR, { recursive: true });
-const tmp = join(OUT_DIR, `udp_recv.${process.pid}.tmp.node`);
-const started = performance.now();
-const r = spawnSync(cxx, [...args, tmp], { encoding: 'utf8' });
-if (r.error !== undefined || r.status !== 0) {
-  rmSync(tmp, { force: true });
-  const why = r.error !== undefined ? `${cxx} did not run (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}: apt-get install g++)` : `${cxx} exited ${r.status}\n${r.stderr}`;
-  fail(`could not compile the native UDP reader: ${why}`);
+if (include === undefined) {
+  for (const addon of ADDONS) fail(addon, `no Node headers (node_api.h, uv.h) in ${headerCandidates().join(' or ')}`);
+} else {
+  for (const addon of ADDONS) build(addon, include);
 }
-if (r.stderr.trim() !== '') process.stderr.write(r.stderr);
-// An unresolved symbol shows only at load time: load it before it replaces a working build.
-try {
-  const addon = createRequire(import.meta.url)(tmp) as { UdpReceiver?: unknown };
-  if (typeof addon.UdpReceiver !== 'function') throw new Error('it does not export UdpReceiver');
-} catch (err) {
-  rmSync(tmp, { force: true });
-  fail(`the compiled native UDP reader does not load: ${(err as Error).message}`);
-}
-// rename: a running daemon keeps the file it mapped.
-renameSync(tmp, OUT);
-writeFileSync(STAMP, stamp);
-say(`built ${relative(ROOT, OUT)} in ${((performance.now() - started) / 1000).toFixed(1)} s (headers ${include})`);
+process.exit(failed && CI ? 1 : 0);

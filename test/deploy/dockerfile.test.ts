@@ -48,6 +48,7 @@ describe('Dockerfile, statically', () => {
     expect(cmd).toMatch(/^CI=true npm ci /);
     for (const flag of ['--omit=dev', '--workspace apps/sluice', '--include-workspace-root=false']) expect(cmd).toContain(flag);
     expect(cmd).toContain('test -f packages/sources/build/udp_recv.node');
+    expect(cmd).toContain('test -f packages/worker/build-native/zstd.node');
     // The final stage installs nothing from npm and takes node_modules from deps only.
     for (const r of byKeyword(FINAL, 'RUN')) expect(r.args).not.toMatch(/\bnpm\b|\byarn\b|\bpnpm\b/);
     const fromDeps = byKeyword(FINAL, 'COPY').filter((c) => splitFlags(c.args).flags['from'] !== undefined);
@@ -55,7 +56,7 @@ describe('Dockerfile, statically', () => {
     // The first stage keeps package manifests and the native reader's inputs only, so the npm ci
     // layer is cached across source edits.
     const keep = findKeeps(byKeyword(DF.stages[0]!, 'RUN')[0]!.args);
-    for (const f of ['package.json', 'package-lock.json', 'packages/ring/package.json', 'scripts/build-native.ts', 'packages/sources/native/udp_recv.cc']) expect(keep(f), f).toBe(true);
+    for (const f of ['package.json', 'package-lock.json', 'packages/ring/package.json', 'scripts/build-native.ts', 'packages/sources/native/udp_recv.cc', 'packages/worker/native/zstd.cc']) expect(keep(f), f).toBe(true);
     for (const f of ['packages/ring/src/ring.ts', 'packages/sources/src/udp/udp.ts', 'apps/sluice/bin/sluice.js', 'scripts/test.sh']) expect(keep(f), f).toBe(false);
   });
 
@@ -106,7 +107,8 @@ describe('Dockerfile, statically', () => {
       expect(ignored(p), p).toBe(true);
     }
     expect(ignored('packages/sources/build/udp_recv.node'), 'a host build of the native UDP reader').toBe(true);
-    for (const p of ['package.json', 'package-lock.json', 'bench/package.json', 'test/package.json', 'apps/loadgen/package.json', 'packages/ring/src/ring.ts', 'apps/sluice/bin/sluice.js', 'deploy/docker/sluice.yaml', 'scripts/build-native.ts', 'packages/sources/native/udp_recv.cc']) {
+    expect(ignored('packages/worker/build-native/zstd.node'), 'a host build of the worker addons').toBe(true);
+    for (const p of ['package.json', 'package-lock.json', 'bench/package.json', 'test/package.json', 'apps/loadgen/package.json', 'packages/ring/src/ring.ts', 'apps/sluice/bin/sluice.js', 'deploy/docker/sluice.yaml', 'scripts/build-native.ts', 'packages/sources/native/udp_recv.cc', 'packages/worker/native/zstd.cc']) {
       expect(ignored(p), p).toBe(false);
     }
     // Every workspace of the root package.json has its manifest in the context (npm ci needs them all).
@@ -154,8 +156,13 @@ describe('Dockerfile, replayed without Docker (the deps stage runs npm ci for re
     expect(files).toContain('bench/package.json'); // workspace manifests: npm ci checks them against the lockfile
   });
 
-  it('the image tree holds the native UDP reader compiled by npm ci, and it loads', () => {
+  it('the image tree holds the native addons compiled by npm ci, and they load', () => {
     expect(existsSync(join(app, 'packages/sources/build/udp_recv.node'))).toBe(true);
+    for (const addon of ['zstd']) expect(existsSync(join(app, `packages/worker/build-native/${addon}.node`)), addon).toBe(true);
+    const zstd = `import { loadNativeZstd } from ${JSON.stringify(join(app, 'packages/worker/src/zstd-native.ts'))}; const r = loadNativeZstd(); console.log(JSON.stringify({ ok: r.ok, reason: r.ok ? '' : r.reason }));`;
+    const z = spawnSync(process.execPath, ['--input-type=module', '-e', zstd], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
+    expect(z.stderr).toBe('');
+    expect(JSON.parse(z.stdout)).toEqual({ ok: true, reason: '' });
     const probe = `import { loadNativeUdp } from ${JSON.stringify(join(app, 'packages/sources/src/udp/native.ts'))}; const r = loadNativeUdp(); console.log(JSON.stringify({ ok: r.ok, reason: r.ok ? '' : r.reason }));`;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
     expect(r.stderr).toBe('');

@@ -85,7 +85,7 @@ export function observeStores(metrics: Metrics, sinks: readonly { id: string; ty
 
 /** The part of the worker pool observePool reads. */
 export interface PoolGauges {
-  /** piscina's: busy time of all threads since the pool started / (time since then x threads). */
+  /** Busy time of all threads since the pool started / (time since then x threads). */
   readonly utilization: number;
   readonly queueSize: number;
 }
@@ -97,8 +97,8 @@ const SAMPLE_EVERY_MS = 1_000;
 
 /**
  * Queue depth, busy seconds and utilisation of the worker pool. Call right after the pool was
- * created: piscina's utilisation is an average since its start, so busy time = utilisation x
- * elapsed x threads, with elapsed counted from here (microseconds after piscina's own start).
+ * created: the pool's utilisation is an average since its start, so busy time = utilisation x
+ * elapsed x threads, with elapsed counted from here (microseconds after the pool's own start).
  * That average barely moves after hours of uptime, so the gauge is computed over the last
  * minute instead, and busy seconds are exported as a counter for rate() over any window.
  */
@@ -109,7 +109,7 @@ export function observePool(metrics: Metrics, pool: PoolGauges, threads: number,
   let counted = 0;
   metrics.probe('sluice_worker_busy_seconds_total', () => {
     const busy = busySeconds(now());
-    // Never backwards: the two clocks (piscina's and ours) differ by microseconds.
+    // Never backwards: the two clocks (the pool's and ours) differ by microseconds.
     if (busy > counted) {
       metrics.workerBusySeconds.inc(busy - counted);
       counted = busy;

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CODECS, DEFAULT_LEVELS, compressFrame, decompressObject, zstdFrameLength, type Codec } from './codecs.ts';
+import { CODECS, DEFAULT_LEVELS, compressFrame, decompressObject, selectZstd, zstdFrameLength, zstdImplementation, type Codec } from './codecs.ts';
+import { loadNativeZstd } from './zstd-native.ts';
 import { TalosLineGenerator } from './fixture.ts';
 
 const gen = new TalosLineGenerator(99);
@@ -129,5 +130,63 @@ describe('compressFrame', () => {
     const d = spawnSync('gzip', ['-d', '-c', file], { maxBuffer: 64 << 20 });
     expect(d.status).toBe(0);
     expect(d.stdout.equals(WHOLE)).toBe(true);
+  });
+});
+
+describe('native zstd (zstd-native.ts, one context per thread)', () => {
+  const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
+  const load = loadNativeZstd();
+  // Under CI the addon must be there (scripts/build-native.ts fails the install otherwise).
+  const available = load.ok || CI;
+  afterAll(() => void selectZstd('auto'));
+
+  it.skipIf(!available)('loads, and compressFrame uses it by default', () => {
+    if (!load.ok) throw new Error(load.reason);
+    expect(selectZstd('auto')).toBe('native');
+    expect(zstdImplementation()).toBe('native');
+    expect(load.addon.zstdVersion).toBeGreaterThanOrEqual(10500);
+  });
+
+  it.skipIf(!available)('writes the same bytes as node:zlib at every level, switching levels on one context', () => {
+    for (const level of [1, 3, 6, 1, 19, 3]) {
+      for (const c of CHUNKS) {
+        selectZstd('zlib');
+        const viaZlib = compressFrame('zstd', c, level);
+        expect(selectZstd('native')).toBe('native');
+        const viaNative = compressFrame('zstd', c, level);
+        expect(Buffer.from(viaNative).equals(Buffer.from(viaZlib)), `level ${level}, ${c.length} bytes`).toBe(true);
+        // Owned and exact: transferable without dragging anything along.
+        expect(viaNative.byteOffset).toBe(0);
+        expect(viaNative.buffer.byteLength).toBe(viaNative.length);
+        expect(decompressObject('zstd', viaNative).equals(Buffer.from(c))).toBe(true);
+      }
+    }
+  });
+
+  it.skipIf(!available)('frames carry the content size and a checksum (zstd -t verifies them)', () => {
+    selectZstd('native');
+    const frame = compressFrame('zstd', CHUNKS[0]!);
+    const fhd = frame[4]!;
+    expect(fhd >> 6, 'content size field present').not.toBe(0);
+    expect((fhd >> 2) & 1, 'checksum flag').toBe(1);
+    if (!has('zstd')) return;
+    const file = join(dir, 'native.zst');
+    writeFileSync(file, Buffer.concat([frame, compressFrame('zstd', CHUNKS[4]!)]));
+    expect(spawnSync('zstd', ['-t', file]).status).toBe(0);
+  });
+
+  it.skipIf(!available)('a bad argument is an Error, and the context goes on working after it', () => {
+    if (!load.ok) throw new Error(load.reason);
+    expect(() => load.addon.zstdCompress('text' as unknown as Uint8Array, 1, true)).toThrow(/Uint8Array/);
+    expect(() => load.addon.zstdCompress(new Uint8Array(4), 'x' as unknown as number, true)).toThrow(/level/);
+    const frame = new Uint8Array(load.addon.zstdCompress(CHUNKS[2]!, 1, true));
+    expect(decompressObject('zstd', frame).equals(Buffer.from(CHUNKS[2]!))).toBe(true);
+  });
+
+  it('selectZstd: zlib on request; native refused with the reason when it is not built', () => {
+    expect(selectZstd('zlib')).toBe('zlib');
+    expect(zstdImplementation()).toBe('zlib');
+    if (load.ok) expect(selectZstd('native')).toBe('native');
+    else expect(() => selectZstd('native')).toThrow(/native zstd: .*zstd\.node/);
   });
 });

@@ -25,6 +25,7 @@ function ok(r: BatchResult): Ok {
   return r;
 }
 
+const poolCreatedBefore = performance.now();
 const pool = createWorkerPool({ threads: 2, workerData: SETTINGS });
 afterAll(() => pool.destroy());
 
@@ -69,6 +70,13 @@ describe('worker pool (real threads, real ring)', () => {
     }
     const results = all.map(ok);
     expect(results.length).toBeGreaterThan(4);
+    // Busy time is each task's own, and the pool's utilisation adds it up against its capacity.
+    const busyMs = results.reduce((sum, r) => sum + r.busyMs, 0);
+    for (const r of results) expect(r.busyMs).toBeGreaterThan(0);
+    expect(pool.utilization).toBeGreaterThan(0);
+    expect(pool.utilization).toBeLessThanOrEqual(1);
+    // utilization = busy / (elapsed since the pool started x 2 threads), and this file's clock started first.
+    expect(pool.utilization * (performance.now() - poolCreatedBefore) * 2).toBeGreaterThanOrEqual(busyMs * 0.999);
     expect(wrapped).toBeGreaterThan(0);
     const zstd = Buffer.concat(results.map((r) => r.frames[0]!));
     const gzip = Buffer.concat(results.map((r) => r.frames[1]!));

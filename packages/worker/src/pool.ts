@@ -8,7 +8,12 @@ import type { BatchResult, BatchTask, WorkerSettings } from './types.ts';
 export interface WorkerPool {
   /** Process one span. Never rejects: a crashed worker or a destroyed pool is `{ ok: false, error }`. */
   run(task: BatchTask): Promise<BatchResult>;
-  /** Fraction of the pool's capacity in use since it started (piscina's utilization, 0..1). */
+  /**
+   * Fraction of the pool's capacity in use since it started (0..1): the threads' busy time (each
+   * task's own `busyMs`) over elapsed time x threads. Cheap to read: piscina's own utilization
+   * computes 20 percentiles of its run-time histogram per read, 4 % of the main thread's
+   * profile with /metrics read every 100 ms (bench/e2e.bench.ts --cpu-prof).
+   */
   readonly utilization: number;
   /** Tasks waiting for a free thread. */
   readonly queueSize: number;
@@ -30,6 +35,8 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     throw new RangeError(`worker threads must be a positive integer, got ${opts.threads}`);
   }
   const entry = workerEntry('task');
+  const startedAt = performance.now();
+  let busyMs = 0;
   const piscina = new Piscina({
     filename: entry.href,
     minThreads: opts.threads,
@@ -46,16 +53,24 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     // (bench/e2e.bench.ts, docs/benchmarks.md): udp-paced 54% → 0% kernel drops, tcp-file
     // ~200-300k → 374k lines/s. Needs piscina's optional @napi-rs/nice (installed with it).
     niceIncrement: 10,
+    // Busy time comes from the tasks themselves (utilization below); piscina's run and wait
+    // histograms would only cost a record() per task.
+    recordTiming: false,
   });
   return {
     builtEntry: entry.built,
     run(task: BatchTask): Promise<BatchResult> {
-      return (piscina.run(task) as Promise<BatchResult>).catch(
+      return (piscina.run(task) as Promise<BatchResult>).then(
+        (result) => {
+          if (result.ok) busyMs += result.busyMs;
+          return result;
+        },
         (err: unknown): BatchResult => ({ ok: false, error: `worker pool: ${err instanceof Error ? err.message : String(err)}` }),
       );
     },
     get utilization() {
-      return piscina.utilization;
+      const capacityMs = (performance.now() - startedAt) * opts.threads;
+      return capacityMs > 0 ? Math.min(1, busyMs / capacityMs) : 0;
     },
     get queueSize() {
       return piscina.queueSize;

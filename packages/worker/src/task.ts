@@ -67,6 +67,7 @@ function movable(result: BatchResult, transfer: ArrayBuffer[]): BatchResult {
 }
 
 export default function processBatch(task: BatchTask): BatchResult {
+  const started = performance.now();
   try {
     if (typeof compiled === 'string') return { ok: false, error: compiled };
     const source = compiled.sources.get(task.sourceId);
@@ -89,7 +90,8 @@ export default function processBatch(task: BatchTask): BatchResult {
       deadLetter = new Uint8Array(out.deadLetter); // a copy: the processor's buffer is reused
       transfer.push(deadLetter.buffer as ArrayBuffer);
     }
-    const result: BatchResult = { ok: true, frames, deadLetter, counts: out.counts, rawBytes: n, ndjsonBytes: out.ndjson.length };
+    const busyMs = performance.now() - started;
+    const result: BatchResult = { ok: true, frames, deadLetter, counts: out.counts, rawBytes: n, ndjsonBytes: out.ndjson.length, busyMs };
     return movable(result, transfer);
   } catch (err) {
     return { ok: false, error: errorText(err) };

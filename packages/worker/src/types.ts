@@ -31,6 +31,8 @@ export type BatchResult =
       rawBytes: number;
       /** Bytes of NDJSON before compression. */
       ndjsonBytes: number;
+      /** Milliseconds the worker spent on the task (the pool's busy time and utilisation add these up). */
+      busyMs: number;
     }
   | { ok: false; error: string };
 

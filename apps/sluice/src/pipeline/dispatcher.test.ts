@@ -49,7 +49,7 @@ class FakeRunner {
     const records = (task.end - task.start) / 8;
     const frame = Uint8Array.of(data[(task.start + 5) & 65_535]!);
     const malformed = {};
-    return { ok: true, frames: [frame], deadLetter: null, rawBytes: task.end - task.start, ndjsonBytes: records, counts: { records, accepted: records, inputBytes: 0, outputBytes: 0, malformed, kinds: { service: 0, kernel: 0, other: records } } };
+    return { ok: true, frames: [frame], deadLetter: null, rawBytes: task.end - task.start, ndjsonBytes: records, busyMs: 0, counts: { records, accepted: records, inputBytes: 0, outputBytes: 0, malformed, kinds: { service: 0, kernel: 0, other: records } } };
   }
 }
 
