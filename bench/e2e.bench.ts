@@ -5,7 +5,9 @@
  *   node_modules/.bin/node bench/e2e.bench.ts                       # every scenario
  *   node_modules/.bin/node bench/e2e.bench.ts --scenarios tcp-file,udp-full --lines 300000
  *   node_modules/.bin/node bench/e2e.bench.ts --cpu-prof /tmp/prof  # also profile the daemon
- *   options: --repeat K (median of K runs per scenario), --out FILE (JSON), --connections N
+ *   node_modules/.bin/node bench/e2e.bench.ts --scenarios tcp-s3 --node-args=--trace-gc --daemon-log /tmp/d.log
+ *   options: --repeat K (median of K runs per scenario), --out FILE (JSON), --connections N,
+ *   --node-args "FLAGS" (extra node flags for the daemon), --daemon-log FILE (append its stdout)
  *
  * Scenarios (Talos service lines over TCP, kernel lines over UDP, tags + host_key, zstd 3):
  *   tcp-file   TCP, 4 connections → file sink
@@ -40,6 +42,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '4' },
     'udp-rate': { type: 'string', default: '100000' },
     'cpu-prof': { type: 'string' },
+    'node-args': { type: 'string' },
+    'daemon-log': { type: 'string' },
     out: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
@@ -102,7 +106,11 @@ if (names.includes('tcp-s3')) {
 // ---------------------------------------------------------------- scenarios
 const specOf = async (name: Name, run: number): Promise<ScenarioSpec> => {
   const base = { lines: name.startsWith('tcp') ? sets.service! : sets.kernel!, connections: Number(values.connections), keep: values.keep };
-  const prof = values['cpu-prof'] === undefined ? {} : { cpuProfDir: values['cpu-prof'] };
+  const prof = {
+    ...(values['cpu-prof'] === undefined ? {} : { cpuProfDir: values['cpu-prof'] }),
+    ...(values['node-args'] === undefined ? {} : { nodeArgs: values['node-args'].split(' ').filter((a) => a !== '') }),
+    ...(values['daemon-log'] === undefined ? {} : { daemonLog: values['daemon-log'] }),
+  };
   switch (name) {
     case 'tcp-file':
       return { name, protocol: 'tcp', sink: 'file', ...base, ...prof };

@@ -8,7 +8,7 @@
  * name: `MainThread`, `WorkerThread` (piscina), `V8Worker` (GC, compiler), `libuv-worker`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -120,7 +120,8 @@ export interface Daemon {
 }
 
 /** `node apps/sluice/bin/sluice.js run --config <dir>/sluice.yaml`, resolved once it logs "sluice is running". */
-export async function startDaemon(dir: string, yaml: string, nodeArgs: string[] = [], timeoutMs = 30_000): Promise<Daemon> {
+/** `logFile`: every line the daemon prints on stdout is appended there too. */
+export async function startDaemon(dir: string, yaml: string, nodeArgs: string[] = [], timeoutMs = 30_000, logFile?: string): Promise<Daemon> {
   const configPath = join(dir, 'sluice.yaml');
   writeFileSync(configPath, yaml);
   const proc = spawn(process.execPath, [...nodeArgs, SLUICE_CLI, 'run', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -138,6 +139,7 @@ export async function startDaemon(dir: string, yaml: string, nodeArgs: string[] 
         const line = partial.slice(0, nl);
         partial = partial.slice(nl + 1);
         if (logs.length < 1000) logs.push(line);
+        if (logFile !== undefined) appendFileSync(logFile, `${line}\n`);
         if (line.includes('"sluice is running"')) {
           clearTimeout(timer);
           resolve(JSON.parse(line) as Record<string, unknown>);

@@ -46,6 +46,10 @@ export interface ScenarioSpec {
   cpuProfDir?: string;
   /** Extra YAML under the source (e.g. `ring_bytes: 16777216`). */
   sourceExtra?: string;
+  /** Extra node flags for the daemon (e.g. --trace-gc). */
+  nodeArgs?: string[];
+  /** Append the daemon's stdout (its JSON logs, and what --trace-gc prints) to this file. */
+  daemonLog?: string;
   /** Keep the temp dir. */
   keep?: boolean;
   /** How often /metrics is read while loaded (each read costs the daemon ~3 ms CPU, subtracted). Default 100. */
@@ -153,9 +157,9 @@ function send(spec: ScenarioSpec, d: Daemon, set: LineSet): Promise<SendReport> 
 export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   const dir = mkdtempSync(join(tmpdir(), `sluice-e2e-${spec.name}-`));
   const yaml = `data_dir: ${join(dir, 'data')}\napi: { address: 127.0.0.1:0 }\nlog: { level: info }\nsources:\n  src:\n${sourceYaml(spec)}\nsinks:\n  out:\n${sinkYaml(spec, dir)}\n`;
-  const nodeArgs = spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`];
+  const nodeArgs = [...(spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`]), ...(spec.nodeArgs ?? [])];
   if (spec.s3 !== undefined) process.env['BENCH_S3_SECRET'] = spec.s3.secretAccessKey;
-  const d = await startDaemon(dir, yaml, nodeArgs);
+  const d = await startDaemon(dir, yaml, nodeArgs, undefined, spec.daemonLog);
   try {
     const set = spec.lines;
     const n = set.count;
