@@ -29,7 +29,7 @@ RUN find . -type f ! -name package.json ! -name package-lock.json ! -path ./scri
 # typescript, turbo, bun; --workspace apps/sluice installs what the daemon and the @sluice/*
 # workspaces it uses need, and links those workspaces into node_modules/@sluice.
 # The root postinstall compiles the native addons (the UDP reader, packages/sources/build; the
-# worker's zstd compressor, packages/worker/build-native) with g++ against
+# worker's batch processor and zstd compressor, packages/worker/build-native) with g++ against
 # the image's own Node headers (/usr/local/include/node): no node-gyp, no make. CI=true makes a
 # failed compile fail the build instead of falling back to the slower TypeScript/node paths.
 FROM ${NODE_IMAGE} AS deps
@@ -42,7 +42,7 @@ RUN --mount=type=cache,target=/root/.npm \
     CI=true npm ci --omit=dev --workspace apps/sluice --include-workspace-root=false --no-audit --no-fund \
  && test ! -e node_modules/node && test ! -e node_modules/vitest \
  && test -f packages/sources/build/udp_recv.node \
- && test -f packages/worker/build-native/zstd.node
+ && test -f packages/worker/build-native/batch.node && test -f packages/worker/build-native/zstd.node
 
 # Stage 3: what runs.
 FROM ${NODE_IMAGE} AS runtime

@@ -8,12 +8,18 @@
  *
  * Each task processes one batch of ~1000 lines; ns/line = median batch latency / lines.
  * Outputs are checked before timing. Compare ratios from one run, not absolute times.
+ *
+ * The BatchProcessor tasks run twice, side by side: the native addon (packages/worker/native/
+ * batch.cc, `native: 'on'`) and the TypeScript path (`native: 'off'`), whose outputs must be
+ * byte-identical. Without the addon built the native tasks are left out, with the reason printed
+ * (under CI=true that is an error).
  */
 import { isUtf8 } from 'node:buffer';
 import { Bench } from 'tinybench';
 import { BatchProcessor, compileTagPlan } from '../packages/worker/src/process.ts';
+import { loadNativeBatch } from '../packages/worker/src/batch-native.ts';
 import { SCAN_REJECT, scanRecord } from '../packages/worker/src/json-scan.ts';
-import { buildBatch, encodePayload, mulberry32 } from '../packages/worker/src/fixture.ts';
+import { buildBatch, encodeBlock, encodePayload, mulberry32 } from '../packages/worker/src/fixture.ts';
 
 const LINE_BYTES = 245;
 const LINES = 1024;
@@ -77,7 +83,15 @@ function parseStringify(): number {
   return pos;
 }
 
-const processor = new BatchProcessor();
+const processor = new BatchProcessor({ native: 'off' });
+const nativeLoad = loadNativeBatch();
+if (!nativeLoad.ok && (process.env['CI'] === 'true' || process.env['CI'] === '1')) throw new Error(`CI=true: the native batch addon is missing: ${nativeLoad.reason}`);
+const native = nativeLoad.ok ? new BatchProcessor({ native: 'on' }) : null;
+if (native === null) console.log(`native tasks left out: ${nativeLoad.ok ? '' : nativeLoad.reason}`);
+/** A blocks-of-lines layout of the same lines (TCP), 64 lines per block. */
+const blockBatch = Buffer.from(
+  buildBatch(Array.from({ length: LINES / 64 }, (_, i) => encodeBlock(PEER, lines.slice(i * 64, i * 64 + 64)))),
+);
 
 // ---- correctness before timing
 {
@@ -99,13 +113,27 @@ const processor = new BatchProcessor();
   const slow = processor.process(batch, batch.length, collidingPlan, 'bench', false);
   const slowLines = Buffer.from(slow.ndjson).toString().trimEnd().split('\n');
   if (slowLines.length !== LINES || JSON.parse(slowLines[0]!).component !== 'sluice') throw new Error('slow path output');
+  // The native path: byte-identical output and equal counts, for every layout and plan timed.
+  if (native !== null) {
+    if (native.implementation !== 'native' || processor.implementation !== 'js') throw new Error('implementations');
+    for (const [name, span, p] of [['records', batch, plan], ['blocks', blockBatch, plan], ['collision', batch, collidingPlan]] as const) {
+      const a = processor.process(span, span.length, p, 'bench', false);
+      const want = { ndjson: Buffer.from(a.ndjson), counts: JSON.stringify(a.counts) };
+      const b = native.process(span, span.length, p, 'bench', false);
+      if (!want.ndjson.equals(b.ndjson) || want.counts !== JSON.stringify(b.counts)) throw new Error(`native ${name}: output differs from the TypeScript path`);
+      if (b.counts.accepted !== LINES) throw new Error(`native ${name}: counts`);
+    }
+  }
 }
 
 let sink = 0;
 const bench = new Bench({ time: 2000, warmupTime: 300 });
 bench
-  .add('splice: BatchProcessor fast path (scan + splice tags)', () => {
+  .add('splice: BatchProcessor fast path, TypeScript (scan + splice tags)', () => {
     sink += processor.process(batch, batch.length, plan, 'bench', false).counts.accepted;
+  })
+  .add('splice, TCP blocks of 64 lines (TypeScript)', () => {
+    sink += processor.process(blockBatch, blockBatch.length, plan, 'bench', false).counts.accepted;
   })
   .add('parse + assign + JSON.stringify (same framing)', () => {
     sink += parseStringify();
@@ -128,6 +156,18 @@ bench
   .add('decode + indexOf(U+FFFD) (the UTF-8 check used)', () => {
     for (let i = 0; i < LINES; i++) if (batch.toString('utf8', starts[i], ends[i]).indexOf('\uFFFD') === -1) sink++;
   });
+if (native !== null) {
+  bench
+    .add('native: BatchProcessor fast path (scan + splice tags)', () => {
+      sink += native.process(batch, batch.length, plan, 'bench', false).counts.accepted;
+    })
+    .add('native: splice, TCP blocks of 64 lines', () => {
+      sink += native.process(blockBatch, blockBatch.length, plan, 'bench', false).counts.accepted;
+    })
+    .add('native: collision path (native scan, TypeScript cut + splice)', () => {
+      sink += native.process(batch, batch.length, collidingPlan, 'bench', false).counts.accepted;
+    });
+}
 
 // Micro: the choices inside the fast path, per line, side by side.
 const out = Buffer.allocUnsafeSlow(batch.length * 2);
@@ -193,10 +233,17 @@ for (const task of [...bench.tasks, ...micro.tasks]) {
   perLine.set(task.name, ns);
   console.log(`${task.name.padEnd(66)} ${ns.toFixed(1).padStart(8)} ns/line  (median of ${r.latency.samplesCount ?? '?'} batches)`);
 }
-const splice = perLine.get('splice: BatchProcessor fast path (scan + splice tags)')!;
+const splice = perLine.get('splice: BatchProcessor fast path, TypeScript (scan + splice tags)')!;
 const scan = perLine.get('scanRecord alone (validate + find top-level keys)')!;
 const naive = perLine.get('parse + assign + JSON.stringify (same framing)')!;
 const floor = perLine.get('decode + JSON.parse only (floor)')!;
 console.log(`ratio parse+stringify / splice: ${(naive / splice).toFixed(2)}x`);
+const nativeSplice = perLine.get('native: BatchProcessor fast path (scan + splice tags)');
+if (nativeSplice !== undefined) {
+  console.log(`native vs TypeScript, records: ${nativeSplice.toFixed(1)} vs ${splice.toFixed(1)} ns/line (${(splice / nativeSplice).toFixed(2)}x)`);
+  const nb = perLine.get('native: splice, TCP blocks of 64 lines')!;
+  const jb = perLine.get('splice, TCP blocks of 64 lines (TypeScript)')!;
+  console.log(`native vs TypeScript, blocks:  ${nb.toFixed(1)} vs ${jb.toFixed(1)} ns/line (${(jb / nb).toFixed(2)}x)`);
+}
 console.log(`splice path / decode+parse floor: ${(splice / floor).toFixed(2)}x; scan alone / floor: ${(scan / floor).toFixed(2)}x`);
 if (sink === 0.5) console.log('');

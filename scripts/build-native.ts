@@ -4,6 +4,8 @@
  *
  *   packages/sources/native/udp_recv.cc → packages/sources/build/udp_recv.node
  *     the udp source's reader (recvmmsg straight into the ring); without it: node:dgram
+ *   packages/worker/native/batch.cc     → packages/worker/build-native/batch.node
+ *     the worker's validate + tag fast path; without it: the TypeScript path (process.ts)
  *   packages/worker/native/zstd.cc      → packages/worker/build-native/zstd.node
  *     one zstd context per worker thread, reused for every frame, on the libzstd that Node
  *     itself exports; without it: node:zlib's zstdCompressSync (codecs.ts)
@@ -51,6 +53,14 @@ const ADDONS: Addon[] = [
     name: 'udp_recv',
     exportName: 'UdpReceiver',
     fallback: 'the udp source will use node:dgram (reader: auto)',
+  },
+  {
+    what: 'the native batch processor',
+    source: 'packages/worker/native/batch.cc',
+    outDir: 'packages/worker/build-native',
+    name: 'batch',
+    exportName: 'processRecords',
+    fallback: 'the worker threads will validate and tag in TypeScript',
   },
   {
     what: 'the native zstd compressor',

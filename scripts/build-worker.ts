@@ -14,6 +14,7 @@ import { MANIFEST, WORKER_SOURCES, sourceHash, type BuildManifest } from '../pac
 
 export function buildWorker(outDir: URL): BuildManifest {
   mkdirSync(outDir, { recursive: true });
+  const built = new Set(WORKER_SOURCES.map((s) => s.to));
   const manifest: BuildManifest = { node: process.version, sources: {} };
   for (const { from, to } of WORKER_SOURCES) {
     const text = readFileSync(from, 'utf8');
@@ -21,6 +22,10 @@ export function buildWorker(outDir: URL): BuildManifest {
       .replace(/(from\s+['"])\.\/([\w.-]+)\.ts(['"])/g, '$1./$2.js$3')
       .replace(/(from\s+['"])@sluice\/ring(['"])/g, '$1./ring.js$2');
     if (/from\s+['"][^'"]+\.ts['"]/.test(js)) throw new Error(`${to}: a .ts import is left after rewriting`);
+    // A relative import of a file outside the build would fail only when a thread loads it.
+    for (const m of js.matchAll(/from\s+['"]\.\/([\w.-]+)['"]/g)) {
+      if (!built.has(m[1]!)) throw new Error(`${to} imports ./${m[1]}, which is not in WORKER_SOURCES (packages/worker/src/entry.ts)`);
+    }
     // Write then rename: a thread never loads a half-written file.
     const dest = new URL(to, outDir);
     writeFileSync(new URL(`${to}.tmp`, outDir), js);

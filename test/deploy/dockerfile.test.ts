@@ -48,7 +48,7 @@ describe('Dockerfile, statically', () => {
     expect(cmd).toMatch(/^CI=true npm ci /);
     for (const flag of ['--omit=dev', '--workspace apps/sluice', '--include-workspace-root=false']) expect(cmd).toContain(flag);
     expect(cmd).toContain('test -f packages/sources/build/udp_recv.node');
-    expect(cmd).toContain('test -f packages/worker/build-native/zstd.node');
+    expect(cmd).toContain('test -f packages/worker/build-native/batch.node && test -f packages/worker/build-native/zstd.node');
     // The final stage installs nothing from npm and takes node_modules from deps only.
     for (const r of byKeyword(FINAL, 'RUN')) expect(r.args).not.toMatch(/\bnpm\b|\byarn\b|\bpnpm\b/);
     const fromDeps = byKeyword(FINAL, 'COPY').filter((c) => splitFlags(c.args).flags['from'] !== undefined);
@@ -56,7 +56,7 @@ describe('Dockerfile, statically', () => {
     // The first stage keeps package manifests and the native reader's inputs only, so the npm ci
     // layer is cached across source edits.
     const keep = findKeeps(byKeyword(DF.stages[0]!, 'RUN')[0]!.args);
-    for (const f of ['package.json', 'package-lock.json', 'packages/ring/package.json', 'scripts/build-native.ts', 'packages/sources/native/udp_recv.cc', 'packages/worker/native/zstd.cc']) expect(keep(f), f).toBe(true);
+    for (const f of ['package.json', 'package-lock.json', 'packages/ring/package.json', 'scripts/build-native.ts', 'packages/sources/native/udp_recv.cc', 'packages/worker/native/batch.cc', 'packages/worker/native/zstd.cc']) expect(keep(f), f).toBe(true);
     for (const f of ['packages/ring/src/ring.ts', 'packages/sources/src/udp/udp.ts', 'apps/sluice/bin/sluice.js', 'scripts/test.sh']) expect(keep(f), f).toBe(false);
   });
 
@@ -158,11 +158,13 @@ describe('Dockerfile, replayed without Docker (the deps stage runs npm ci for re
 
   it('the image tree holds the native addons compiled by npm ci, and they load', () => {
     expect(existsSync(join(app, 'packages/sources/build/udp_recv.node'))).toBe(true);
-    for (const addon of ['zstd']) expect(existsSync(join(app, `packages/worker/build-native/${addon}.node`)), addon).toBe(true);
-    const zstd = `import { loadNativeZstd } from ${JSON.stringify(join(app, 'packages/worker/src/zstd-native.ts'))}; const r = loadNativeZstd(); console.log(JSON.stringify({ ok: r.ok, reason: r.ok ? '' : r.reason }));`;
-    const z = spawnSync(process.execPath, ['--input-type=module', '-e', zstd], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
-    expect(z.stderr).toBe('');
-    expect(JSON.parse(z.stdout)).toEqual({ ok: true, reason: '' });
+    for (const addon of ['batch', 'zstd']) expect(existsSync(join(app, `packages/worker/build-native/${addon}.node`)), addon).toBe(true);
+    for (const [file, loader] of [['zstd-native.ts', 'loadNativeZstd'], ['batch-native.ts', 'loadNativeBatch']] as const) {
+      const probe = `import { ${loader} } from ${JSON.stringify(join(app, 'packages/worker/src', file))}; const r = ${loader}(); console.log(JSON.stringify({ ok: r.ok, reason: r.ok ? '' : r.reason }));`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
+      expect(r.stderr, file).toBe('');
+      expect(JSON.parse(r.stdout), file).toEqual({ ok: true, reason: '' });
+    }
     const probe = `import { loadNativeUdp } from ${JSON.stringify(join(app, 'packages/sources/src/udp/native.ts'))}; const r = loadNativeUdp(); console.log(JSON.stringify({ ok: r.ok, reason: r.ok ? '' : r.reason }));`;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
     expect(r.stderr).toBe('');

@@ -38,7 +38,7 @@ describe('the worker build (type-stripped modules for the threads)', () => {
   const manifest = buildWorker(out);
 
   it('is used when it matches every source, and the threads answer exactly as from the .ts sources', async () => {
-    expect(Object.keys(manifest.sources).sort()).toEqual(['codecs.js', 'hec-decode.js', 'hec-task.js', 'json-scan.js', 'process.js', 'ring.js', 'task.js', 'types.js']);
+    expect(Object.keys(manifest.sources).sort()).toEqual(['batch-native.js', 'codecs.js', 'hec-decode.js', 'hec-task.js', 'json-scan.js', 'process.js', 'ring.js', 'task.js', 'types.js', 'zstd-native.js']);
     const entry = workerEntry('task', out);
     expect(entry).toEqual({ href: new URL('task.js', out).href, built: true });
     const source = workerEntry('task', pathToFileURL(join(dir, 'missing') + '/'));
@@ -46,7 +46,9 @@ describe('the worker build (type-stripped modules for the threads)', () => {
     expect(source.href.endsWith('/src/task.ts')).toBe(true);
     const [fromBuild, fromSource] = await Promise.all([runOnce(entry.href), runOnce(source.href)]);
     expect(fromBuild.ok).toBe(true);
-    expect(fromBuild).toEqual(fromSource);
+    // Everything but the time each thread took.
+    const timeless = (r: BatchResult): object => (r.ok ? { ...r, busyMs: 0 } : r);
+    expect(timeless(fromBuild)).toEqual(timeless(fromSource));
     if (fromBuild.ok) {
       expect(fromBuild.counts.records).toBe(43);
       expect(fromBuild.counts.malformed.invalid_json).toBe(1);

@@ -1,7 +1,9 @@
 export { BLOCK_FLAG, BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, PEER_LEN_MASK, compileTagPlan, countLines } from './process.ts';
-export type { BatchCounts, BatchOutput, MalformedReason, TagPlan } from './process.ts';
-export { CODECS, DEFAULT_LEVELS, LEVEL_RANGES, compressFrame, decompressObject, zstdFrameLength } from './codecs.ts';
-export type { Codec } from './codecs.ts';
+export type { BatchCounts, BatchOutput, BatchProcessorOptions, MalformedReason, NativeMode, TagPlan } from './process.ts';
+export { NATIVE_BATCH_ADDON, loadNativeBatch } from './batch-native.ts';
+export { CODECS, DEFAULT_LEVELS, LEVEL_RANGES, compressFrame, decompressObject, selectZstd, zstdFrameLength, zstdImplementation } from './codecs.ts';
+export type { Codec, ZstdImplementation } from './codecs.ts';
+export { NATIVE_ZSTD_ADDON, loadNativeZstd } from './zstd-native.ts';
 export { createWorkerPool } from './pool.ts';
 export type { WorkerPool, WorkerPoolOptions } from './pool.ts';
 export type { BatchResult, BatchTask, SourceSettings, WorkerSettings } from './types.ts';
