@@ -8,8 +8,13 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
-/** Path of the built addon. */
-export const NATIVE_BATCH_ADDON = new URL('../build-native/batch.node', import.meta.url).pathname;
+/**
+ * Path of the built addon: packages/worker/build-native/batch.node, or the same name in
+ * SLUICE_WORKER_ADDON_DIR, which only scripts/sanitize-native.sh sets (sanitizer builds).
+ */
+export const NATIVE_BATCH_ADDON = process.env['SLUICE_WORKER_ADDON_DIR']
+  ? `${process.env['SLUICE_WORKER_ADDON_DIR'].replace(/\/$/, '')}/batch.node`
+  : new URL('../build-native/batch.node', import.meta.url).pathname;
 
 /** Slots of the state Float64Array (batch.cc `enum Slot`): cursor in and out, counts added to. */
 export const S_LENGTH = 0;

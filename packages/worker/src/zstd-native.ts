@@ -7,8 +7,13 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 
-/** Path of the built addon. */
-export const NATIVE_ZSTD_ADDON = new URL('../build-native/zstd.node', import.meta.url).pathname;
+/**
+ * Path of the built addon: packages/worker/build-native/zstd.node, or the same name in
+ * SLUICE_WORKER_ADDON_DIR, which only scripts/sanitize-native.sh sets (sanitizer builds).
+ */
+export const NATIVE_ZSTD_ADDON = process.env['SLUICE_WORKER_ADDON_DIR']
+  ? `${process.env['SLUICE_WORKER_ADDON_DIR'].replace(/\/$/, '')}/zstd.node`
+  : new URL('../build-native/zstd.node', import.meta.url).pathname;
 
 export interface NativeZstdAddon {
   /**
