@@ -96,7 +96,7 @@ sinks:
   #   secret_access_key: \${S3_SECRET_ACCESS_KEY}
   #   key_prefix: talos/
   #   force_path_style: true
-  #   part_size_bytes: 8388608
+  #   part_size_bytes: 5242880
   #   queue_size: 4
   #   max_buffered_bytes: 67108864
   #   when_full: block                 # block | drop_newest

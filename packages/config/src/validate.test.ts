@@ -92,7 +92,7 @@ describe('defaults', () => {
       access_key_id: null,
       secret_access_key: null,
       force_path_style: true,
-      part_size_bytes: 8 * MIB,
+      part_size_bytes: 5 * MIB,
       queue_size: 4,
       max_buffered_bytes: 64 * MIB,
       when_full: 'block',
@@ -255,10 +255,11 @@ describe('numeric ranges', () => {
     expect(issueLines(() => validateConfig(withOption('sinks.s3.max_buffered_bytes', 5_242_879), {}))).toEqual([
       'sinks.s3.max_buffered_bytes: must be at least 5242880, got 5242879',
     ]);
-    expect(issueLines(() => validateConfig(withOption('sinks.s3.max_buffered_bytes', 8 * MIB - 1), {}))).toEqual([
+    const withParts = (maxBuffered: number): Record<string, any> => setPath(withOption('sinks.s3.max_buffered_bytes', maxBuffered), 'sinks.s3.part_size_bytes', 8 * MIB);
+    expect(issueLines(() => validateConfig(withParts(8 * MIB - 1), {}))).toEqual([
       `sinks.s3.max_buffered_bytes: must be at least part_size_bytes (${8 * MIB}), got ${8 * MIB - 1}`,
     ]);
-    const s3 = validateConfig(withOption('sinks.s3.max_buffered_bytes', 8 * MIB), {}).sinks.s3;
+    const s3 = validateConfig(withParts(8 * MIB), {}).sinks.s3;
     expect(s3?.type === 'aws_s3' && s3.max_buffered_bytes).toBe(8 * MIB);
   });
 
