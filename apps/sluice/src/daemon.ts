@@ -4,7 +4,7 @@ import { Ring } from '@sluice/ring';
 import { FileStore, ObjectWriter, newUniqueId, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
 import { startSplunkHecSource, startTcpSource, startUdpSource, tlsSettings, type Source, type SourceContext } from '@sluice/sources';
 import { Metrics, SpoolMetrics, startApiServer, type Logger } from '@sluice/telemetry';
-import { createHecDecoder, createWorkerPool, DEFAULT_LEVELS, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
+import { createHecDecoder, createWorkerPool, DEFAULT_LEVELS, loadNativeBatch, loadNativeZstd, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
 import { Dispatcher, type Route, type WhenFull } from './pipeline/dispatcher.ts';
 import { buildSinkStore, checkStores, SinkCheckError } from './sinks.ts';
 import { initSeries, observePool, observeStores, observeWriter, storeHooks } from './observability.ts';
@@ -48,6 +48,8 @@ export class Daemon {
   private pool: WorkerPool | null = null;
   private hecDecoder: HecDecoder | null = null;
   private dispatcher: Dispatcher | null = null;
+  /** Whether the worker threads run the native batch processor and zstd compressor (they fall back otherwise). */
+  private workerNative = { batch: false, zstd: false };
   private api: { close(): Promise<void> } | null = null;
   private shuttingDown: Promise<void> | null = null;
   private phase = 'starting';
@@ -108,6 +110,16 @@ export class Daemon {
     this.pool = createWorkerPool({ threads, workerData: { sources: workerSources, levels } });
     const pool = this.pool;
     if (!pool.builtEntry) this.log.info('worker threads load the TypeScript sources (no current build; `node scripts/build-worker.ts` makes one, saving ~11 MiB per thread)');
+    // The worker threads load the same addon files; where they do not load, they fall back. Say so once.
+    const nativeBatch = loadNativeBatch();
+    const nativeZstd = loadNativeZstd();
+    this.workerNative = { batch: nativeBatch.ok, zstd: nativeZstd.ok };
+    if (!nativeBatch.ok) {
+      this.log.warn({ reason: nativeBatch.reason }, 'the native batch processor is not available: the worker threads validate and tag in TypeScript (~0.6 µs more CPU per line); npm ci compiles it with g++');
+    }
+    if (!nativeZstd.ok && [...codecsBySource.values()].some((codecs) => codecs.includes('zstd'))) {
+      this.log.warn({ reason: nativeZstd.reason }, "the native zstd compressor is not available: the worker threads compress with node:zlib's zstdCompressSync; npm ci compiles it with g++");
+    }
     this.dispatcher = new Dispatcher({
       runner: pool,
       metrics: this.metrics,
@@ -171,7 +183,7 @@ export class Daemon {
       this.apiPort = api.port;
     }
     this.phase = 'running';
-    this.log.info({ sources: this.addresses(), sinks: this.sinks.map((s) => s.id), api_port: this.apiPort, worker_threads: threads }, 'sluice is running');
+    this.log.info({ sources: this.addresses(), sinks: this.sinks.map((s) => s.id), api_port: this.apiPort, worker_threads: threads, worker_native: this.workerNative }, 'sluice is running');
   }
 
   /** A sink with `spool: true`: upload what an earlier run left in its spool, then spool. */
