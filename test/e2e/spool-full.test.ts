@@ -14,6 +14,9 @@
  * - `block`, SIGTERM while the spool is full and S3 is down, S3 back within the shutdown
  *   deadline: the batch held for spool space is written before the writer closes; exit 0 and
  *   every line stored once.
+ * - `block`, SIGTERM while the spool is full and S3 stays down past the daemon's
+ *   shutdown_timeout_secs: exit 1, and every received line is counted as given up, either
+ *   still in the ring or a batch, or in an unfinished object.
  *
  * All end with an empty spool directory and no multipart upload left open.
  */
@@ -243,5 +246,36 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(await openUploads(client, bucket)).toEqual([]);
     const seen = await countIds(client, bucket, 'talos/', LINES, serviceId);
     expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({ missing: 0, twice: 0 });
+  });
+
+  it("block: SIGTERM while the spool is full and S3 stays down past the daemon's shutdown_timeout_secs: exit 1, every received line counted as given up", { timeout: 60_000 }, async () => {
+    const LINES = 5_600;
+    await rgw.startGateway();
+    const bucket = await freshBucket(client, 'e2e-spool-full-deadline');
+    const dir = tempDir();
+    const spoolDir = join(dir, 'data/spool/s3');
+    // The daemon's deadline (2 s) fires before the sink's own (30 s): the writer is still
+    // blocked on the full spool and the ring still holds batches.
+    const yaml = `shutdown_timeout_secs: 2\n${config(dir, bucket, 'block', 65_536)}    shutdown_timeout_secs: 30\n`;
+    const daemon = await startDaemon(yaml, { dir, env: s3Env(rgw) });
+    await rgw.stopGateway();
+    const rand = prng(43);
+    const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
+    await sendTcpPaced(daemon.sources['talos']![0]!, lines, LINES, 0).done;
+    await waitFor('every line received', async () => (await counters(daemon)).received === LINES, 10_000);
+    await waitFor('the spool to fill', async () => segmentsIn(spoolDir) > 0, 10_000);
+    await sleep(500);
+    expect(await daemon.stop('SIGTERM')).toBe(1);
+    const m = /passed while ([^;]+); (\d+) records not in an object yet and (\d+) records in unfinished objects counted as discarded \(reason shutdown_timeout\) \(SLUICE_ERR_SHUTDOWN_TIMEOUT\)/.exec(daemon.stderr());
+    expect(m, daemon.stderr()).not.toBeNull();
+    const [inRings, inObjects] = [Number(m![2]), Number(m![3])];
+    expect(m![1]).toBe('draining rings through the workers');
+    expect(inRings).toBeGreaterThan(0);
+    // Nothing reached S3, nothing was dropped before: the books balance on the shutdown alone.
+    expect(inRings + inObjects).toBe(LINES);
+    const perSource = daemon.logs.find((l) => l['component_id'] === 'talos' && typeof l['records'] === 'number');
+    expect(perSource?.['records']).toBe(inRings);
+    expect(String(perSource?.['msg'])).toMatch(/records of source talos not in an object yet; they are counted as discarded \(reason shutdown_timeout\)/);
+    await rgw.startGateway();
   });
 });

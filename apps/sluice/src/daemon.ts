@@ -296,11 +296,23 @@ export class Daemon {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const phase = this.phase;
-        // A counted loss, never a silent one: whatever the writers still hold is given up.
+        // A counted loss, never a silent one: what is still in the rings and batches (and what
+        // a source writes from now on), then whatever the writers still hold, is given up.
+        let inRings = 0;
+        for (const [id, lines] of this.dispatcher?.abandon() ?? []) {
+          if (lines === 0) continue;
+          inRings += lines;
+          this.log.error({ component_id: id, records: lines }, `shutdown_timeout_secs (${secs}) passed with ${lines} records of source ${id} not in an object yet; they are counted as discarded (reason shutdown_timeout)`);
+        }
         let lost = 0;
         for (const s of this.sinks) lost += this.abandon(s, `shutdown_timeout_secs (${secs}) passed`);
         if (this.deadLetter !== null) lost += this.abandon({ id: 'dead_letter', type: 'file', writer: this.deadLetter, log: this.log.child({ component_id: 'dead_letter' }) }, `shutdown_timeout_secs (${secs}) passed`);
-        reject(new SluiceError('SLUICE_ERR_SHUTDOWN_TIMEOUT', `shutdown_timeout_secs (${secs}) passed while ${phase}; ${lost} records in unfinished objects counted as discarded (reason shutdown_timeout)`));
+        reject(
+          new SluiceError(
+            'SLUICE_ERR_SHUTDOWN_TIMEOUT',
+            `shutdown_timeout_secs (${secs}) passed while ${phase}; ${inRings} records not in an object yet and ${lost} records in unfinished objects counted as discarded (reason shutdown_timeout)`,
+          ),
+        );
       }, secs * 1000);
     });
     try {

@@ -76,7 +76,7 @@ function setup(whenFull: WhenFull) {
   };
   const settle = () => new Promise((r) => setTimeout(r, 20));
   const dropped = async () => (await metrics.sinkDiscardedEvents.get()).values.find((v) => v.labels.reason === 'buffer_full')?.value ?? 0;
-  return { ring, store, writer, dispatcher, send, settle, dropped };
+  return { ring, store, writer, dispatcher, send, settle, dropped, metrics, runner };
 }
 
 describe('Dispatcher and a sink that says wait', () => {
@@ -111,6 +111,37 @@ describe('Dispatcher and a sink that says wait', () => {
     expect(await t.dropped()).toBe(4);
     await t.writer.close();
     expect(t.writer.stats.recordsWritten).toBe(3);
+  });
+});
+
+describe('Dispatcher at the shutdown deadline', () => {
+  it('abandon(): counts what is still in the ring or in undelivered batches, delivers nothing more, and counts later writes', async () => {
+    const t = setup('block');
+    const discarded = async (): Promise<number> =>
+      (await t.metrics.discardedEvents.get()).values.find((v) => v.labels.reason === 'shutdown_timeout' && v.labels.component_id === 'src' && v.labels.component_type === 'tcp')?.value ?? 0;
+    t.store.full = true;
+    for (let i = 1; i <= 5; i++) t.send(i);
+    await t.settle();
+    // Record 1 is in the writer's object (the writer's own abandon() counts it); 2..5 are not.
+    expect(t.store.bytes).toEqual([1]);
+    expect(t.ring.usedBytes()).toBe(4 * 8);
+    expect(t.dispatcher.abandon()).toEqual(new Map([['src', 4]]));
+    expect(await discarded()).toBe(4);
+    expect(t.ring.usedBytes()).toBe(0);
+    // The writer drains: nothing more is delivered, and a flush ends at once.
+    t.store.release();
+    await t.settle();
+    expect(t.store.bytes).toEqual([1]);
+    await t.dispatcher.flush();
+    // A source still draining writes two more: counted as they arrive, never dispatched.
+    const tasks = t.runner.tasks.length;
+    t.send(6);
+    t.send(7);
+    await t.settle();
+    expect(await discarded()).toBe(6);
+    expect(t.ring.usedBytes()).toBe(0);
+    expect(t.runner.tasks.length).toBe(tasks);
+    expect(t.store.bytes).toEqual([1]);
   });
 });
 

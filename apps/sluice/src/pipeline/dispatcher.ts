@@ -79,6 +79,8 @@ export class Dispatcher {
   /** A crashing worker fails every batch: one line a minute per source, the metrics count each. */
   private readonly failureLog: RateLimitedLog;
   private flushing = false;
+  /** Set by abandon(): nothing more is dispatched or delivered. */
+  private abandoned = false;
   private idleWaiters: (() => void)[] = [];
   /** drop_newest writers that returned false and have not emitted 'drain' yet. Shared by
    *  every route feeding the writer: a sink with two inputs is blocked for both. */
@@ -97,6 +99,10 @@ export class Dispatcher {
   wrote(sourceId: string): void {
     const st = this.states.get(sourceId);
     if (st === undefined) return;
+    if (this.abandoned) {
+      this.discardUnreleased(st);
+      return;
+    }
     if (st.route.ring.unclaimedBytes() >= this.opts.batchBytes) this.dispatch(st, false);
     else if (st.timer === null) st.timer = setTimeout(() => this.onTimer(st), this.opts.batchTimeoutMs);
   }
@@ -109,6 +115,43 @@ export class Dispatcher {
       this.idleWaiters.push(resolve);
       this.checkIdle();
     });
+  }
+
+  /**
+   * The shutdown deadline passed: dispatch and deliver nothing more, and count every record
+   * still in a ring as discarded (source reason `shutdown_timeout`): unclaimed ones, and those
+   * of batches not delivered to a writer yet (what writers took, their abandon() counts). What
+   * a source writes afterwards is counted the same way. Returns the lines counted per source.
+   */
+  abandon(): Map<string, number> {
+    this.abandoned = true;
+    const counted = new Map<string, number>();
+    for (const st of this.states.values()) {
+      if (st.timer !== null) clearTimeout(st.timer);
+      st.timer = null;
+      counted.set(st.route.sourceId, this.discardUnreleased(st));
+    }
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+    return counted;
+  }
+
+  /** Count and release everything between the ring's read index and its write index (abandon()). */
+  private discardUnreleased(st: RouteState): number {
+    const { route } = st;
+    const ring = route.ring;
+    const start = ring.readIndex();
+    while (ring.claim(ring.capacity) !== null);
+    const end = ring.writeIndex();
+    st.inflight.length = 0;
+    if (end === start) return 0;
+    // A ring record may be a block of TCP lines: count line by line, as a failed batch is.
+    const bytes = new Uint8Array((end - start) >>> 0);
+    const lines = countLines(bytes, ring.copyOut(start, end, bytes));
+    ring.release(end);
+    this.opts.metrics.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason: 'shutdown_timeout' }, lines);
+    return lines;
   }
 
   /** Bytes claimed but not yet released, and waiting, per route (for metrics and tests). */
@@ -125,6 +168,7 @@ export class Dispatcher {
 
   /** Claim spans and submit them. `partial`: also send a batch smaller than batch_bytes. */
   private dispatch(st: RouteState, partial: boolean): void {
+    if (this.abandoned) return;
     const ring = st.route.ring;
     while (st.inflight.length < this.opts.maxInflightPerRoute) {
       const unclaimed = ring.unclaimedBytes();
@@ -154,6 +198,7 @@ export class Dispatcher {
 
   /** Hand finished spans to the writers in claim order; release their ring space. */
   private deliver(st: RouteState): void {
+    if (this.abandoned) return; // its records were counted by abandon()
     const { route } = st;
     const m = this.opts.metrics;
     let released = false;
