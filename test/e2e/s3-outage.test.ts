@@ -12,24 +12,14 @@
  *   records and exits 1.
  */
 import { createSocket } from 'node:dgram';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
-import { startRgw, type Rgw } from '../s3/rgw.ts';
 import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { freshBucket, getObjectLines, listKeys, openUploads, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, waitFor } from '../helpers/s3.ts';
+import { freshBucket, getObjectLines, listKeys, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, waitFor } from '../helpers/s3.ts';
 
 const MiB = 1024 * 1024;
-let rgw: Rgw;
-let client: ReturnType<Rgw['client']>;
-
-beforeAll(async () => {
-  rgw = await startRgw();
-  client = rgw.client();
-});
-afterAll(async () => {
-  client?.destroy();
-  await rgw?.stop();
-});
+/** A gateway of this file's own: its tests stop and start it. */
+const gw = privateRgw();
 
 async function sendUdp(address: string, lines: readonly string[], perTick: number, tickMs: number): Promise<void> {
   const { host, port } = splitAddress(address);
@@ -48,9 +38,9 @@ describe('end to end: the aws_s3 sink through an S3 outage (private Ceph RGW)', 
     const BLOCKED = 150_000;
     const DROPPING = 40_000;
     const UDP = 3_000;
-    const bucket = await freshBucket(client, 'e2e-outage');
+    const bucket = await freshBucket(gw.client, 'e2e-outage');
     const dir = tempDir();
-    const conn = s3Connection(rgw.endpoint, bucket);
+    const conn = s3Connection(gw.rgw.endpoint, bucket);
     const daemon = await startDaemon(
       `
 data_dir: ${dir}/data
@@ -78,7 +68,7 @@ sinks:
     upload_period_secs: 1
     when_full: drop_newest
 `,
-      { dir, env: s3Env(rgw) },
+      { dir, env: s3Env(gw.rgw) },
     );
     const rand = prng(3);
     const blocked = Array.from({ length: BLOCKED }, (_, id) => serviceLine({ id, rand }));
@@ -90,7 +80,7 @@ sinks:
     // 20,000 lines a second: 7.5 s of sending if nothing stopped it.
     const blockedSender = sendTcpPaced(daemon.sources['blocked_tcp']![0]!, blocked, 2_000, 100);
     await waitFor('the stream to be flowing', async () => (await received('blocked_tcp')) >= 20_000, 10_000);
-    await rgw.stopGateway();
+    await gw.rgw.stopGateway();
     const downAt = Date.now();
     // 4,000 lines a second for 10 s into a sink that drops while blocked.
     const droppingSender = sendTcpPaced(daemon.sources['dropping_tcp']![0]!, dropping, 1_000, 250);
@@ -116,7 +106,7 @@ sinks:
     expect(metricSum(m, 'sluice_sink_retries_total', { component_id: 's3_block' })).toBeGreaterThan(0);
 
     await sleep(Math.max(0, 20_000 - (Date.now() - downAt)));
-    await rgw.startGateway();
+    await gw.rgw.startGateway();
     await blockedSender.done;
     await waitFor('every TCP line received', async () => (await received('blocked_tcp')) === BLOCKED, 30_000);
     const end = await metrics();
@@ -127,13 +117,13 @@ sinks:
     expect(daemon.logs.some((l) => l['msg'] === 'S3 request failed; retrying' && l['component_id'] === 's3_block')).toBe(true);
 
     expect(await daemon.stop()).toBe(0);
-    expect(await openUploads(client, bucket)).toEqual([]);
+    expect(await openUploads(gw.client, bucket)).toEqual([]);
 
     // block: every TCP line exactly once; every UDP datagram that got into the ring, once.
     const seenTcp = new Uint8Array(BLOCKED);
     const seenUdp = new Uint8Array(UDP);
-    for (const key of await listKeys(client, bucket, 'block/')) {
-      for (const line of await getObjectLines(client, bucket, key)) {
+    for (const key of await listKeys(gw.client, bucket, 'block/')) {
+      for (const line of await getObjectLines(gw.client, bucket, key)) {
         const rec = JSON.parse(line) as Record<string, unknown>;
         if (typeof rec['seq'] === 'number') seenUdp[rec['seq']]!++;
         else seenTcp[serviceId(rec)]!++;
@@ -145,18 +135,18 @@ sinks:
 
     // drop_newest: stored once or counted as buffer_full, never both, never lost silently.
     const seenDrop = new Uint8Array(DROPPING);
-    for (const key of await listKeys(client, bucket, 'drop/')) {
-      for (const line of await getObjectLines(client, bucket, key)) seenDrop[serviceId(JSON.parse(line) as Record<string, unknown>)]!++;
+    for (const key of await listKeys(gw.client, bucket, 'drop/')) {
+      for (const line of await getObjectLines(gw.client, bucket, key)) seenDrop[serviceId(JSON.parse(line) as Record<string, unknown>)]!++;
     }
     expect(seenDrop.every((n) => n <= 1)).toBe(true);
     expect(seenDrop.reduce((a, n) => a + n, 0)).toBe(DROPPING - bufferFull);
-    expect(output(daemon)).not.toContain(rgw.secretAccessKey);
+    expect(output(daemon)).not.toContain(gw.rgw.secretAccessKey);
   });
 
   it("SIGTERM with the gateway down: the sink's shutdown_timeout_secs gives up, counts the records, exit 1", { timeout: 30_000 }, async () => {
     const LINES = 1_000;
-    await rgw.startGateway();
-    const bucket = await freshBucket(client, 'e2e-sigterm-down');
+    await gw.rgw.startGateway();
+    const bucket = await freshBucket(gw.client, 'e2e-sigterm-down');
     const dir = tempDir();
     const daemon = await startDaemon(
       `
@@ -169,15 +159,15 @@ sinks:
   s3:
     type: aws_s3
     inputs: [talos]
-    ${s3Connection(rgw.endpoint, bucket)}
+    ${s3Connection(gw.rgw.endpoint, bucket)}
     shutdown_timeout_secs: 1
 `,
-      { dir, env: s3Env(rgw) },
+      { dir, env: s3Env(gw.rgw) },
     );
     const rand = prng(5);
     await sendTcpPaced(daemon.sources['talos']![0]!, Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand })), LINES, 0).done;
     await waitFor('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 10_000);
-    await rgw.stopGateway();
+    await gw.rgw.stopGateway();
     const t0 = Date.now();
     expect(await daemon.stop('SIGTERM')).toBe(1);
     expect(Date.now() - t0).toBeLessThan(5_000);
@@ -188,6 +178,6 @@ sinks:
     expect(daemon.stderr()).toBe(
       "sluice: sink s3: objects not completed within the sink's shutdown_timeout_secs; 1000 records counted as discarded (reason shutdown_timeout) (SLUICE_ERR_SHUTDOWN_TIMEOUT)\n",
     );
-    expect(output(daemon)).not.toContain(rgw.secretAccessKey);
+    expect(output(daemon)).not.toContain(gw.rgw.secretAccessKey);
   });
 });

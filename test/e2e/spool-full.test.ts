@@ -22,25 +22,15 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
-import { startRgw, type Rgw } from '../s3/rgw.ts';
 import { metricSum, scrape, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { countIds, freshBucket, openUploads, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, waitFor } from '../helpers/s3.ts';
+import { countIds, freshBucket, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, waitFor } from '../helpers/s3.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-let rgw: Rgw;
-let client: ReturnType<Rgw['client']>;
-
-beforeAll(async () => {
-  rgw = await startRgw();
-  client = rgw.client();
-});
-afterAll(async () => {
-  client?.destroy();
-  await rgw?.stop();
-});
+/** A gateway of this file's own: its tests stop and start it. */
+const gw = privateRgw();
 
 function config(dir: string, bucket: string, whenFull: 'block' | 'drop_newest', maxSpoolBytes: number): string {
   return `
@@ -52,7 +42,7 @@ sinks:
   s3:
     type: aws_s3
     inputs: [talos]
-    ${s3Connection(rgw.endpoint, bucket)}
+    ${s3Connection(gw.rgw.endpoint, bucket)}
     key_prefix: talos/
     upload_period_secs: 1
     part_size_bytes: ${5 * MiB}
@@ -87,11 +77,11 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     // 1 s object; with it down, 512 KiB is full within about 2 s.
     const MAX_SPOOL = 512 * KiB;
     const [A, B, C] = [10_000, 35_000, 45_000]; // ids [0,A) before, [A,B) during, [B,C) after the outage
-    await rgw.startGateway();
-    const bucket = await freshBucket(client, 'e2e-spool-full-drop');
+    await gw.rgw.startGateway();
+    const bucket = await freshBucket(gw.client, 'e2e-spool-full-drop');
     const dir = tempDir();
     const spoolDir = join(dir, 'data/spool/s3');
-    const daemon = await startDaemon(config(dir, bucket, 'drop_newest', MAX_SPOOL), { dir, env: s3Env(rgw) });
+    const daemon = await startDaemon(config(dir, bucket, 'drop_newest', MAX_SPOOL), { dir, env: s3Env(gw.rgw) });
     const address = daemon.sources['talos']![0]!;
     const rand = prng(31);
     const lines = Array.from({ length: C }, (_, id) => serviceLine({ id, rand }));
@@ -104,7 +94,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(before.spoolDropped).toBe(0);
 
     // During: the gateway is down for the 5 s of this stream and a little more.
-    await rgw.stopGateway();
+    await gw.rgw.stopGateway();
     const downAt = Date.now();
     await sendTcpPaced(address, lines.slice(A, B), 250, 50).done;
     const sentIn = Date.now() - downAt;
@@ -118,7 +108,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(segmentsDuring).toBeGreaterThan(0);
     expect(during.stored).toBe(before.stored);
     await sleep(Math.max(0, 6_000 - (Date.now() - downAt)));
-    await rgw.startGateway();
+    await gw.rgw.startGateway();
     const upAt = Date.now();
 
     // Space returns: the objects held complete and their segments are removed.
@@ -135,10 +125,10 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(end.appended - freed.appended).toBe(C - B);
     expect(await daemon.stop()).toBe(0);
     expect(readdirSync(spoolDir)).toEqual([]);
-    expect(await openUploads(client, bucket)).toEqual([]);
+    expect(await openUploads(gw.client, bucket)).toEqual([]);
 
     // The books: every line received is stored once or counted as dropped, never both.
-    const seen = await countIds(client, bucket, 'talos/', C, serviceId);
+    const seen = await countIds(gw.client, bucket, 'talos/', C, serviceId);
     let stored = 0;
     let twice = 0;
     for (const n of seen) {
@@ -163,17 +153,17 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
   it('block: spool full while S3 is down, nothing dropped, the sender stalls; everything arrives once after recovery', { timeout: 120_000 }, async () => {
     const MAX_SPOOL = 256 * KiB;
     const LINES = 150_000;
-    await rgw.startGateway();
-    const bucket = await freshBucket(client, 'e2e-spool-full-block');
+    await gw.rgw.startGateway();
+    const bucket = await freshBucket(gw.client, 'e2e-spool-full-block');
     const dir = tempDir();
     const spoolDir = join(dir, 'data/spool/s3');
-    const daemon = await startDaemon(config(dir, bucket, 'block', MAX_SPOOL), { dir, env: s3Env(rgw) });
+    const daemon = await startDaemon(config(dir, bucket, 'block', MAX_SPOOL), { dir, env: s3Env(gw.rgw) });
     const rand = prng(37);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     // 20,000 lines a second, 7.5 s if nothing held it back.
     const sender = sendTcpPaced(daemon.sources['talos']![0]!, lines, 1_000, 50);
     await waitFor('the stream to be flowing', async () => (await counters(daemon)).received >= 20_000, 20_000, 50);
-    await rgw.stopGateway();
+    await gw.rgw.stopGateway();
     const downAt = Date.now();
 
     // Wait until the sender has made no progress for 3 s (the ring and the socket buffers full).
@@ -203,7 +193,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(stalled.spoolDropped).toBe(0);
     expect(stalled.sinkDiscarded).toBe(0);
     const downMs = Date.now() - downAt;
-    await rgw.startGateway();
+    await gw.rgw.startGateway();
 
     await sender.done;
     await waitFor('every line received', async () => (await counters(daemon)).received === LINES, 30_000);
@@ -214,9 +204,9 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(end.spoolDropped + end.sinkDiscarded + end.sourceDiscarded).toBe(0);
     expect(await daemon.stop()).toBe(0);
     expect(readdirSync(spoolDir)).toEqual([]);
-    expect(await openUploads(client, bucket)).toEqual([]);
+    expect(await openUploads(gw.client, bucket)).toEqual([]);
 
-    const seen = await countIds(client, bucket, 'talos/', LINES, serviceId);
+    const seen = await countIds(gw.client, bucket, 'talos/', LINES, serviceId);
     console.log(JSON.stringify({ stalledAfterMs, sentAtStall: last.sent, receivedAtStall: stalled.received, spoolBytesAtStall: stalled.spoolBytes, downMs }));
     expect(seen.every((n) => n === 1)).toBe(true);
   });
@@ -225,13 +215,13 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     // held for spool space when the dispatcher's flush ends and the shutdown closes the writer.
     // Before the fix in SpoolingWriter.close() that batch (~950 lines) was lost with exit 0.
     const LINES = 5_600;
-    await rgw.startGateway();
-    const bucket = await freshBucket(client, 'e2e-spool-full-sigterm');
+    await gw.rgw.startGateway();
+    const bucket = await freshBucket(gw.client, 'e2e-spool-full-sigterm');
     const dir = tempDir();
     const spoolDir = join(dir, 'data/spool/s3');
     // The smallest spool: one ~45 KB batch fits, the next one is held until its object completes.
-    const daemon = await startDaemon(config(dir, bucket, 'block', 65_536), { dir, env: s3Env(rgw) });
-    await rgw.stopGateway();
+    const daemon = await startDaemon(config(dir, bucket, 'block', 65_536), { dir, env: s3Env(gw.rgw) });
+    await gw.rgw.stopGateway();
     const rand = prng(41);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     await sendTcpPaced(daemon.sources['talos']![0]!, lines, LINES, 0).done;
@@ -240,25 +230,25 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     await sleep(500);
     const exit = daemon.stop('SIGTERM');
     await sleep(2_000);
-    await rgw.startGateway();
+    await gw.rgw.startGateway();
     expect(await exit).toBe(0);
     expect(readdirSync(spoolDir)).toEqual([]);
-    expect(await openUploads(client, bucket)).toEqual([]);
-    const seen = await countIds(client, bucket, 'talos/', LINES, serviceId);
+    expect(await openUploads(gw.client, bucket)).toEqual([]);
+    const seen = await countIds(gw.client, bucket, 'talos/', LINES, serviceId);
     expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({ missing: 0, twice: 0 });
   });
 
   it("block: SIGTERM while the spool is full and S3 stays down past the daemon's shutdown_timeout_secs: exit 1, every received line counted as given up", { timeout: 60_000 }, async () => {
     const LINES = 5_600;
-    await rgw.startGateway();
-    const bucket = await freshBucket(client, 'e2e-spool-full-deadline');
+    await gw.rgw.startGateway();
+    const bucket = await freshBucket(gw.client, 'e2e-spool-full-deadline');
     const dir = tempDir();
     const spoolDir = join(dir, 'data/spool/s3');
     // The daemon's deadline (2 s) fires before the sink's own (30 s): the writer is still
     // blocked on the full spool and the ring still holds batches.
     const yaml = `shutdown_timeout_secs: 2\n${config(dir, bucket, 'block', 65_536)}    shutdown_timeout_secs: 30\n`;
-    const daemon = await startDaemon(yaml, { dir, env: s3Env(rgw) });
-    await rgw.stopGateway();
+    const daemon = await startDaemon(yaml, { dir, env: s3Env(gw.rgw) });
+    await gw.rgw.stopGateway();
     const rand = prng(43);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     await sendTcpPaced(daemon.sources['talos']![0]!, lines, LINES, 0).done;
@@ -276,6 +266,6 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const perSource = daemon.logs.find((l) => l['component_id'] === 'talos' && typeof l['records'] === 'number');
     expect(perSource?.['records']).toBe(inRings);
     expect(String(perSource?.['msg'])).toMatch(/records of source talos not in an object yet; they are counted as discarded \(reason shutdown_timeout\)/);
-    await rgw.startGateway();
+    await gw.rgw.startGateway();
   });
 });

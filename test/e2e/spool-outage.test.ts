@@ -16,25 +16,15 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
-import { startRgw, type Rgw } from '../s3/rgw.ts';
 import { metricSum, scrape, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { countIds, freshBucket, openUploads, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, waitFor } from '../helpers/s3.ts';
+import { countIds, freshBucket, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, waitFor } from '../helpers/s3.ts';
 
 const MiB = 1024 * 1024;
 const OUTAGE_MS = 60_000;
-let rgw: Rgw;
-let client: ReturnType<Rgw['client']>;
-
-beforeAll(async () => {
-  rgw = await startRgw();
-  client = rgw.client();
-});
-afterAll(async () => {
-  client?.destroy();
-  await rgw?.stop();
-});
+/** A gateway of this file's own: its tests stop and start it. */
+const gw = privateRgw();
 
 interface Sample {
   t: number;
@@ -53,7 +43,7 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
     // buffers and in the spool) and ~125,000 more sat in the kernel's socket buffers (loopback
     // autotuning grows them to tens of MB).
     const LINES = 800_000;
-    const bucket = await freshBucket(client, 'e2e-spool-outage');
+    const bucket = await freshBucket(gw.client, 'e2e-spool-outage');
     const dir = tempDir();
     const spoolDir = join(dir, 'data/spool/s3');
     const daemon = await startDaemon(
@@ -66,14 +56,14 @@ sinks:
   s3:
     type: aws_s3
     inputs: [talos]
-    ${s3Connection(rgw.endpoint, bucket)}
+    ${s3Connection(gw.rgw.endpoint, bucket)}
     key_prefix: talos/
     upload_period_secs: 1
     part_size_bytes: ${5 * MiB}
     max_buffered_bytes: ${5 * MiB}
     spool: true
 `,
-      { dir, env: s3Env(rgw) },
+      { dir, env: s3Env(gw.rgw) },
     );
     const rand = prng(21);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
@@ -94,7 +84,7 @@ sinks:
     // Up to 100,000 lines a second, as fast as Sluice takes them.
     const sender = sendTcpPaced(daemon.sources['talos']![0]!, lines, 5_000, 50);
     await waitFor('the stream to be flowing', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') >= 40_000, 20_000, 50);
-    await rgw.stopGateway();
+    await gw.rgw.stopGateway();
     const downAt = Date.now();
     const timeline: Sample[] = [];
     while (Date.now() - downAt < OUTAGE_MS - 2_000) {
@@ -104,7 +94,7 @@ sinks:
     const last = await sample(downAt);
     timeline.push(last);
     await sleep(Math.max(0, OUTAGE_MS - (Date.now() - downAt)));
-    await rgw.startGateway();
+    await gw.rgw.startGateway();
     const upAt = Date.now();
 
     // Held back: from 20 s into the outage to its end, nothing more left the sender or reached
@@ -138,8 +128,8 @@ sinks:
 
     expect(await daemon.stop()).toBe(0);
     expect(readdirSync(spoolDir)).toEqual([]);
-    expect(await openUploads(client, bucket)).toEqual([]);
-    const seen = await countIds(client, bucket, 'talos/', LINES, serviceId);
+    expect(await openUploads(gw.client, bucket)).toEqual([]);
+    const seen = await countIds(gw.client, bucket, 'talos/', LINES, serviceId);
     let missing = 0;
     let duplicates = 0;
     for (const n of seen) {

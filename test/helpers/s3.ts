@@ -1,7 +1,7 @@
 /**
  * Helpers for end-to-end tests of the aws_s3 sink against a real Ceph RGW: buckets, reading
  * objects back the way a user would (GetObject, then decompress every frame), a paced TCP
- * sender, and the CLI as a child process.
+ * sender, the CLI as a child process, and a private gateway for files that stop theirs.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,9 +15,39 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll } from 'vitest';
+import { startRgw, type Rgw } from '../s3/rgw.ts';
 import { splitAddress } from './daemon.ts';
 
 const CLI = new URL('../../apps/sluice/src/cli.ts', import.meta.url).pathname;
+
+/**
+ * A Ceph RGW of the calling test file's own (the shared one from global-setup.ts must stay up
+ * for the other files): started before the file's tests, stopped after them. Call at the top
+ * level of the file; `rgw` and `client` are set once its tests run.
+ */
+export function privateRgw(): { readonly rgw: Rgw; readonly client: S3Client } {
+  let rgw: Rgw | undefined;
+  let client: S3Client | undefined;
+  beforeAll(async () => {
+    rgw = await startRgw();
+    client = rgw.client();
+  });
+  afterAll(async () => {
+    client?.destroy();
+    await rgw?.stop();
+  });
+  return {
+    get rgw(): Rgw {
+      if (rgw === undefined) throw new Error('privateRgw: the gateway is not started (use it inside a test)');
+      return rgw;
+    },
+    get client(): S3Client {
+      if (client === undefined) throw new Error('privateRgw: the gateway is not started (use it inside a test)');
+      return client;
+    },
+  };
+}
 
 /** A bucket no other test uses. */
 export async function freshBucket(client: S3Client, prefix: string): Promise<string> {
