@@ -85,26 +85,6 @@ export function memOf(pid: number): MemSample {
   return { hwmKiB: kib('VmHWM'), rssKiB: kib('VmRSS') };
 }
 
-/** Sum of the `drops` column of every /proc/net/udp{,6} socket bound to `port`. */
-export function udpKernelDrops(port: number): number {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  let drops = 0;
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols.length < 13) continue;
-      if (cols[1]!.endsWith(`:${hexPort}`)) drops += Number(cols[12]);
-    }
-  }
-  return drops;
-}
-
 export interface Daemon {
   proc: ChildProcess;
   pid: number;

@@ -16,7 +16,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { generateLineSet, type LineSet } from '../../apps/loadgen/src/line-set.ts';
 import { sendTcp, sendUdp, type SendReport } from '../../apps/loadgen/src/send.ts';
 import { topEntries } from './profile-top.ts';
-import { cpuDelta, cpuOf, memOf, metricSum, scrape, splitAddress, startDaemon, udpKernelDrops, type Daemon } from './daemon.ts';
+import { udpKernelDrops } from '../../packages/sources/src/udp/kernel-drops.ts';
+import { cpuDelta, cpuOf, memOf, metricSum, scrape, splitAddress, startDaemon, type Daemon } from './daemon.ts';
 import { countFileOutput, countS3Output, type OutputCount } from './output.ts';
 
 export const TAG_TEXT = '"cluster":"bench"';
@@ -181,7 +182,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     const scrapeUs = (cpuOf(d.pid).totalUs - calib0) / 20;
 
     const before = await tally(d);
-    const drops0 = spec.protocol === 'udp' ? udpKernelDrops(port) : 0;
+    const drops0 = spec.protocol === 'udp' ? udpKernelDrops(port, d.pid) : 0;
     const cpu0 = cpuOf(d.pid);
     const scrapes0 = scrapes;
     let rssMax = memOf(d.pid).rssKiB;
@@ -208,7 +209,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
       return senderDone && settled && performance.now() - stableSince > 300;
     }, spec.pollMs ?? 100);
     const sent = await sending;
-    const kernelDrops = spec.protocol === 'udp' ? udpKernelDrops(port) - drops0 : 0;
+    const kernelDrops = spec.protocol === 'udp' ? udpKernelDrops(port, d.pid) - drops0 : 0;
     const atProcessed = await tally(d);
     const tStored = await until('every accepted line to be stored', 120_000, async () => {
       rssMax = Math.max(rssMax, memOf(d.pid).rssKiB);

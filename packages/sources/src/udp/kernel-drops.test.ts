@@ -30,6 +30,8 @@ describe('udpKernelDrops', () => {
     expect(drops).toBeGreaterThan(0);
     // Every datagram was either read or dropped by the kernel, none vanished.
     expect(received + drops).toBe(2000);
+    // The same sockets, read by pid as the benchmarks read a daemon's.
+    expect(udpKernelDrops(port, process.pid)).toBe(drops);
     socket.close();
   });
 

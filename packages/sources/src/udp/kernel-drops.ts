@@ -2,14 +2,15 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /**
  * Datagrams the kernel dropped for our own UDP sockets (receive buffer full), read from the
- * `drops` column of /proc/net/udp and /proc/net/udp6 for the socket inodes this process
- * holds on `port`. Those datagrams never reached Sluice, so they are not in the received
- * count: what peers sent = received + kernel drops. 0 where /proc is not Linux's.
+ * `drops` column of /proc/net/udp and /proc/net/udp6 for the socket inodes this process (or
+ * the process `pid`: the benchmarks read a daemon's) holds on `port`. Those datagrams never
+ * reached Sluice, so they are not in the received count: what peers sent = received + kernel
+ * drops. 0 where /proc is not Linux's.
  */
-export function udpKernelDrops(port: number): number {
+export function udpKernelDrops(port: number, pid: number | 'self' = 'self'): number {
   let inodes: Set<string>;
   try {
-    inodes = ownSocketInodes();
+    inodes = socketInodes(pid);
   } catch {
     return 0;
   }
@@ -35,12 +36,12 @@ export function udpKernelDrops(port: number): number {
   return drops;
 }
 
-function ownSocketInodes(): Set<string> {
+function socketInodes(pid: number | 'self'): Set<string> {
   const inodes = new Set<string>();
-  for (const fd of readdirSync('/proc/self/fd')) {
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     let target: string;
     try {
-      target = readlinkSync(`/proc/self/fd/${fd}`);
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
     } catch {
       continue; // closed between readdir and readlink
     }
