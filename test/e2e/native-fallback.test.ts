@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
-import { listObjects, readObjectLines, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 
 const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
 
@@ -44,11 +44,14 @@ async function sendTcp(address: string, lines: readonly string[]): Promise<void>
 }
 
 /** Start, send LINES, stop (SIGTERM completes the objects); the running log and every stored line. */
-async function runOnce(env: Record<string, string>): Promise<{ running: Record<string, unknown>; logs: Record<string, unknown>[]; stored: string[] }> {
+async function runOnce(env: Record<string, string>): Promise<{ running: Record<string, unknown>; logs: Record<string, unknown>[]; stored: string[]; gauge: { batch: number; zstd: number } }> {
   const dir = tempDir();
   const d = await startDaemon(CONFIG, { dir, env });
+  let gauge = { batch: -1, zstd: -1 };
   try {
     await sendTcp((d.sources['t'] as string[])[0]!, LINES);
+    const m = await scrape(d.apiPort);
+    gauge = { batch: metricSum(m, 'sluice_worker_native', { addon: 'batch' }), zstd: metricSum(m, 'sluice_worker_native', { addon: 'zstd' }) };
   } finally {
     expect(await d.stop('SIGTERM')).toBe(0);
   }
@@ -56,7 +59,7 @@ async function runOnce(env: Record<string, string>): Promise<{ running: Record<s
   const stored: string[] = [];
   for (const f of listObjects(out)) stored.push(...(await readObjectLines(join(out, f))));
   const running = d.logs.find((l) => l['msg'] === 'sluice is running')!;
-  return { running, logs: d.logs, stored };
+  return { running, logs: d.logs, stored, gauge };
 }
 
 describe('worker native addons and their fallback, through the daemon', () => {
@@ -64,10 +67,12 @@ describe('worker native addons and their fallback, through the daemon', () => {
     const native = await runOnce({});
     // Under CI the addons must be there (scripts/build-native.ts fails the install otherwise).
     if (CI) expect(native.running['worker_native']).toEqual({ batch: true, zstd: true });
+    if (CI) expect(native.gauge).toEqual({ batch: 1, zstd: 1 });
 
     const empty = tempDir('sluice-no-addons-');
     const fallback = await runOnce({ SLUICE_WORKER_ADDON_DIR: empty });
     expect(fallback.running['worker_native']).toEqual({ batch: false, zstd: false });
+    expect(fallback.gauge).toEqual({ batch: 0, zstd: 0 });
     const warnings = fallback.logs.filter((l) => l['level'] === 40).map((l) => `${String(l['msg'])} (${String(l['reason'])})`);
     expect(warnings).toEqual([
       expect.stringMatching(/^the native batch processor is not available: the worker threads validate and tag in TypeScript .*batch\.node is not built/),

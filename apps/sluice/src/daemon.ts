@@ -114,6 +114,8 @@ export class Daemon {
     const nativeBatch = loadNativeBatch();
     const nativeZstd = loadNativeZstd();
     this.workerNative = { batch: nativeBatch.ok, zstd: nativeZstd.ok };
+    this.metrics.workerNative.set({ addon: 'batch' }, nativeBatch.ok ? 1 : 0);
+    this.metrics.workerNative.set({ addon: 'zstd' }, nativeZstd.ok ? 1 : 0);
     if (!nativeBatch.ok) {
       this.log.warn({ reason: nativeBatch.reason }, 'the native batch processor is not available: the worker threads validate and tag in TypeScript (~0.6 µs more CPU per line); npm ci compiles it with g++');
     }

@@ -52,6 +52,7 @@ export class Metrics {
   readonly workerUtilization: Gauge;
   readonly workerBusySeconds: Counter;
   readonly workerThreads: Gauge;
+  readonly workerNative: Gauge<'addon'>;
 
   // sinks
   readonly sentEvents: Counter<'component_id' | 'component_type'>;
@@ -100,6 +101,7 @@ export class Metrics {
     this.workerUtilization = new Gauge({ name: 'sluice_worker_utilization_ratio', collect: probe, help: 'Share of the worker threads\' time spent on batches over about the last minute (0 to 1); rate(sluice_worker_busy_seconds_total) / sluice_worker_threads is the same over any window.', registers });
     this.workerBusySeconds = new Counter({ name: 'sluice_worker_busy_seconds_total', collect: probe, help: 'Thread-seconds the worker threads spent on batches.', registers });
     this.workerThreads = new Gauge({ name: 'sluice_worker_threads', help: 'Worker threads in the pool (workers.threads).', registers });
+    this.workerNative = new Gauge({ name: 'sluice_worker_native', help: "1 when the worker threads run the native addon (addon: batch, the validate + tag fast path; zstd, the compressor), 0 when they fall back to TypeScript or node:zlib.", labelNames: ['addon'], registers });
 
     this.sentEvents = new Counter({ name: 'sluice_sink_sent_events_total', help: 'Records in objects that completed (stored).', labelNames: ['component_id', 'component_type'], registers });
     this.sentBytes = new Counter({ name: 'sluice_sink_sent_bytes_total', help: 'Compressed bytes in objects that completed.', labelNames: ['component_id', 'component_type'], registers });
