@@ -8,14 +8,15 @@
  *   counted and logged.
  * - `when_full: drop_newest` (s3_drop, its own TCP source): the sender is never paused; what
  *   the blocked sink could not take is counted as buffer_full, the rest is stored once.
- * - SIGTERM while the gateway is down: the sink's shutdown_timeout_secs gives up, counts the
- *   records and exits 1.
+ * - SIGTERM while the gateway is down: the sink's shutdown_timeout_secs gives up and exits 1;
+ *   the unfinished object's records stay in the spool (counted as deferred, not lost), and the
+ *   next start, with the gateway back, uploads every one of them exactly once.
  */
 import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
 import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { freshBucket, getObjectLines, listKeys, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, waitFor } from '../helpers/s3.ts';
+import { countIds, freshBucket, getObjectLines, listKeys, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, waitFor } from '../helpers/s3.ts';
 
 const MiB = 1024 * 1024;
 /** A gateway of this file's own: its tests stop and start it. */
@@ -143,13 +144,12 @@ sinks:
     expect(output(daemon)).not.toContain(gw.rgw.secretAccessKey);
   });
 
-  it("SIGTERM with the gateway down: the sink's shutdown_timeout_secs gives up, counts the records, exit 1", { timeout: 30_000 }, async () => {
+  it("SIGTERM with the gateway down: the sink's shutdown_timeout_secs gives up (exit 1), the spool keeps the records, the next start stores them once", { timeout: 60_000 }, async () => {
     const LINES = 1_000;
     await gw.rgw.startGateway();
     const bucket = await freshBucket(gw.client, 'e2e-sigterm-down');
     const dir = tempDir();
-    const daemon = await startDaemon(
-      `
+    const yaml = `
 data_dir: ${dir}/data
 api: { address: 127.0.0.1:0 }
 shutdown_timeout_secs: 20
@@ -161,9 +161,8 @@ sinks:
     inputs: [talos]
     ${s3Connection(gw.rgw.endpoint, bucket)}
     shutdown_timeout_secs: 1
-`,
-      { dir, env: s3Env(gw.rgw) },
-    );
+`;
+    const daemon = await startDaemon(yaml, { dir, env: s3Env(gw.rgw) });
     const rand = prng(5);
     await sendTcpPaced(daemon.sources['talos']![0]!, Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand })), LINES, 0).done;
     await waitFor('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 10_000);
@@ -173,11 +172,26 @@ sinks:
     expect(Date.now() - t0).toBeLessThan(5_000);
 
     const gaveUp = daemon.logs.find((l) => l['component_id'] === 's3' && l['records'] === LINES);
-    expect(gaveUp?.['msg']).toMatch(/^shutdown_timeout_secs \(1\) of sink s3 passed with 1 object\(s\) unfinished; their 1000 records are counted as discarded \(reason shutdown_timeout\)/);
+    expect(gaveUp?.['msg']).toMatch(
+      /^shutdown_timeout_secs \(1\) of sink s3 passed with 1 object\(s\) unfinished; of their 1000 records, 0 are counted as discarded \(reason shutdown_timeout\) and 1000 stay in the spool: the next start uploads them/,
+    );
+    expect(gaveUp?.['spooled']).toBe(LINES);
     expect(gaveUp?.['objects']).toEqual([expect.stringMatching(/^\d{4}\/\d{2}\/\d{2}\/\d{2}:\d{2}:\d{2}-[0-9a-f]{16}-000000\.ndjson\.zst$/)]);
     expect(daemon.stderr()).toBe(
-      "sluice: sink s3: objects not completed within the sink's shutdown_timeout_secs; 1000 records counted as discarded (reason shutdown_timeout) (SLUICE_ERR_SHUTDOWN_TIMEOUT)\n",
+      "sluice: sink s3: objects not completed within the sink's shutdown_timeout_secs; 0 records counted as discarded (reason shutdown_timeout); 1000 records of unfinished objects stay in the spool, and the next start uploads them (SLUICE_ERR_SHUTDOWN_TIMEOUT)\n",
     );
     expect(output(daemon)).not.toContain(gw.rgw.secretAccessKey);
+
+    // The next start, with the gateway back: the spool's object goes up before the sources bind.
+    await gw.rgw.startGateway();
+    const again = await startDaemon(yaml, { dir, env: s3Env(gw.rgw) });
+    try {
+      expect(metricSum(await scrape(again.apiPort), 'sluice_spool_recovered_events_total')).toBe(LINES);
+    } finally {
+      expect(await again.stop('SIGTERM')).toBe(0);
+    }
+    const seen = await countIds(gw.client, bucket, '', LINES, serviceId);
+    expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({ missing: 0, twice: 0 });
+    expect(await openUploads(gw.client, bucket)).toEqual([]);
   });
 });

@@ -32,6 +32,11 @@ interface SinkRuntime {
  * `start()` validates everything that can fail (sink stores, then binds) before accepting
  * a byte; `shutdown()` drains in order under one deadline.
  */
+/** The end of a shutdown-timeout message: what stays in the spools, when anything does. */
+function spooledNote(spooled: number): string {
+  return spooled > 0 ? `; ${spooled} records of unfinished objects stay in the spool, and the next start uploads them` : '';
+}
+
 export class Daemon {
   readonly metrics: Metrics;
   readonly sources = new Map<string, Source>();
@@ -306,13 +311,17 @@ export class Daemon {
           inRings += lines;
           this.log.error({ component_id: id, records: lines }, `shutdown_timeout_secs (${secs}) passed with ${lines} records of source ${id} not in an object yet; they are counted as discarded (reason shutdown_timeout)`);
         }
-        let lost = 0;
-        for (const s of this.sinks) lost += this.abandon(s, `shutdown_timeout_secs (${secs}) passed`);
-        if (this.deadLetter !== null) lost += this.abandon({ id: 'dead_letter', type: 'file', writer: this.deadLetter, log: this.log.child({ component_id: 'dead_letter' }) }, `shutdown_timeout_secs (${secs}) passed`);
+        const gaveUp = { lost: 0, spooled: 0 };
+        const add = (r: { lost: number; spooled: number }): void => {
+          gaveUp.lost += r.lost;
+          gaveUp.spooled += r.spooled;
+        };
+        for (const s of this.sinks) add(this.abandon(s, `shutdown_timeout_secs (${secs}) passed`));
+        if (this.deadLetter !== null) add(this.abandon({ id: 'dead_letter', type: 'file', writer: this.deadLetter, log: this.log.child({ component_id: 'dead_letter' }) }, `shutdown_timeout_secs (${secs}) passed`));
         reject(
           new SluiceError(
             'SLUICE_ERR_SHUTDOWN_TIMEOUT',
-            `shutdown_timeout_secs (${secs}) passed while ${phase}; ${inRings} records not in an object yet and ${lost} records in unfinished objects counted as discarded (reason shutdown_timeout)`,
+            `shutdown_timeout_secs (${secs}) passed while ${phase}; ${inRings} records not in an object yet and ${gaveUp.lost} records in unfinished objects counted as discarded (reason shutdown_timeout)${spooledNote(gaveUp.spooled)}`,
           ),
         );
       }, secs * 1000);
@@ -326,14 +335,15 @@ export class Daemon {
 
   /**
    * Complete a sink's objects. An aws_s3 sink gets its own shutdown_timeout_secs: on expiry its
-   * unfinished objects are given up and counted. Resolves the number of records given up.
+   * unfinished objects are given up and counted. Resolves the records given up (lost, and kept
+   * in the sink's spool for the next start).
    */
-  private async closeSink(s: SinkRuntime): Promise<number> {
+  private async closeSink(s: SinkRuntime): Promise<{ lost: number; spooled: number }> {
     const closing = s.writer.close();
     const secs = s.shutdownTimeoutSecs;
     if (secs === null) {
       await closing;
-      return 0;
+      return { lost: 0, spooled: 0 };
     }
     let timer: NodeJS.Timeout | undefined;
     const expired = await Promise.race([
@@ -341,21 +351,25 @@ export class Daemon {
       new Promise<boolean>((resolve) => (timer = setTimeout(resolve, secs * 1000, true))),
     ]);
     clearTimeout(timer);
-    return expired ? this.abandon(s, `shutdown_timeout_secs (${secs}) of sink ${s.id} passed`) : 0;
+    return expired ? this.abandon(s, `shutdown_timeout_secs (${secs}) of sink ${s.id} passed`) : { lost: 0, spooled: 0 };
   }
 
-  /** Give up a writer's unfinished objects: log them and count their records. */
-  private abandon(s: { id: string; type: string; writer: ObjectWriter; log: Logger }, why: string): number {
+  /**
+   * Give up a writer's unfinished objects: log them and count their records, as discarded
+   * (reason shutdown_timeout) or, for what the sink's spool holds, as deferred to the next start.
+   */
+  private abandon(s: { id: string; type: string; writer: ObjectWriter; log: Logger }, why: string): { lost: number; spooled: number } {
     const left = s.writer.abandon();
-    if (left.length === 0) return 0;
+    if (left.length === 0) return { lost: 0, spooled: 0 };
     const records = left.reduce((n, o) => n + o.records, 0);
-    this.metrics.sinkDiscardedEvents.inc({ component_id: s.id, component_type: s.type, reason: 'shutdown_timeout' }, records);
-    const leftover = s.type === 'aws_s3' ? ". An incomplete multipart upload may remain until the bucket's lifecycle rule removes it" : '';
-    s.log.error(
-      { objects: left.map((o) => o.key), records },
-      `${why} with ${left.length} object(s) unfinished; their ${records} records are counted as discarded (reason shutdown_timeout)${leftover}`,
-    );
-    return records;
+    const spooled = left.reduce((n, o) => n + (o.spooled ?? 0), 0);
+    const lost = records - spooled;
+    if (lost > 0) this.metrics.sinkDiscardedEvents.inc({ component_id: s.id, component_type: s.type, reason: 'shutdown_timeout' }, lost);
+    if (spooled > 0) this.spoolMetrics?.deferredEvents.inc({ component_id: s.id }, spooled);
+    const leftover = s.type === 'aws_s3' ? ". An incomplete multipart upload may remain until the next start or the bucket's lifecycle rule removes it" : '';
+    const fate = spooled === 0 ? `their ${records} records are counted as discarded (reason shutdown_timeout)` : `of their ${records} records, ${lost} are counted as discarded (reason shutdown_timeout) and ${spooled} stay in the spool: the next start uploads them`;
+    s.log.error({ objects: left.map((o) => o.key), records, spooled }, `${why} with ${left.length} object(s) unfinished; ${fate}${leftover}`);
+    return { lost, spooled };
   }
 
   private async drainSteps(lingerMs: number): Promise<void> {
@@ -368,17 +382,18 @@ export class Daemon {
     this.phase = 'draining rings through the workers';
     await this.dispatcher?.flush();
     this.phase = `completing objects (${this.sinks.map((s) => s.id).join(', ')})`;
-    const lost = await Promise.all(this.sinks.map((s) => this.closeSink(s)));
+    const gaveUp = await Promise.all(this.sinks.map((s) => this.closeSink(s)));
     await this.deadLetter?.close();
     this.phase = 'stopping worker threads';
     await this.pool?.destroy();
     for (const w of this.spooling) w.closeSpool();
     this.phase = 'stopped';
     await this.api?.close();
-    const late = this.sinks.filter((_, i) => (lost[i] ?? 0) > 0);
+    const late = this.sinks.filter((_, i) => gaveUp[i]!.lost + gaveUp[i]!.spooled > 0);
     if (late.length > 0) {
-      const total = lost.reduce((a, b) => a + b, 0);
-      throw new SluiceError('SLUICE_ERR_SHUTDOWN_TIMEOUT', `sink ${late.map((s) => s.id).join(', ')}: objects not completed within the sink's shutdown_timeout_secs; ${total} records counted as discarded (reason shutdown_timeout)`);
+      const lost = gaveUp.reduce((a, b) => a + b.lost, 0);
+      const spooled = gaveUp.reduce((a, b) => a + b.spooled, 0);
+      throw new SluiceError('SLUICE_ERR_SHUTDOWN_TIMEOUT', `sink ${late.map((s) => s.id).join(', ')}: objects not completed within the sink's shutdown_timeout_secs; ${lost} records counted as discarded (reason shutdown_timeout)${spooledNote(spooled)}`);
     }
     this.log[level]('shutdown complete');
   }

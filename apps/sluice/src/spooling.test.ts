@@ -112,7 +112,7 @@ describe('SpoolingWriter', () => {
     spool.close();
   });
 
-  it('full, block, abandon() (a shutdown deadline) while a frame is held: its records are returned as given up, close() returns', async () => {
+  it('full, block, abandon() (a shutdown deadline) while a frame is held: the spooled records are reported as kept, the held frame as given up, close() returns', async () => {
     const dir = temp();
     const spool = spoolAt(dir, 65_536);
     const { w } = writer(new StuckStore(), spool);
@@ -123,7 +123,22 @@ describe('SpoolingWriter', () => {
     const left = w.abandon();
     await closed;
     expect(left.reduce((a, o) => a + o.records, 0)).toBe(i + 1);
+    // Frames 0..i-1 are in the open object's segment (kept for the next start); frame i was
+    // held for spool space: in no segment, the one record given up.
+    expect(left.reduce((a, o) => a + (o.spooled ?? 0), 0)).toBe(i);
+    const held = left.find((o) => o.key.includes('held for spool space'));
+    expect(held).toMatchObject({ records: 1 });
+    expect(held?.spooled ?? 0).toBe(0);
     spool.close();
+    // What the next start finds: the segments, whole.
+    const reopened = spoolAt(dir, 65_536);
+    let kept = 0;
+    for (const reader of reopened.scan()) {
+      for (let f = reader.next(); f !== null; f = reader.next()) kept += f.records;
+      reader.close();
+    }
+    expect(kept).toBe(i);
+    reopened.close();
   });
 
   it('full, drop_newest: drops and counts; the rest is stored', async () => {

@@ -137,10 +137,20 @@ export class SpoolingWriter extends ObjectWriter {
     this.#resends.clear();
   }
 
-  /** As ObjectWriter.abandon(), plus the frames held for spool space (in no object yet). */
+  /**
+   * As ObjectWriter.abandon(), plus the frames held for spool space (in no object yet). An
+   * unfinished object's segment stays in the spool, made durable here (fdatasync): its records
+   * are reported as `spooled`, since the next start uploads them.
+   */
   override abandon(): UnfinishedObject[] {
     this.#stopResends();
     const out = super.abandon();
+    for (const o of out) {
+      const seg = this.#byKey.get(o.key);
+      if (seg === undefined) continue;
+      this.spool.seal(seg);
+      o.spooled = Math.min(o.records, seg.records);
+    }
     const held = this.#pending.splice(0);
     if (held.length > 0) {
       out.push({

@@ -9,6 +9,8 @@ export class SpoolMetrics {
   /** Records uploaded again at start from segments an earlier run left. */
   readonly recoveredEvents: Counter<'component_id'>;
   readonly recoveredObjects: Counter<'component_id'>;
+  /** Records of objects unfinished at a shutdown deadline that stay in the spool for the next start. */
+  readonly deferredEvents: Counter<'component_id'>;
   /** Records not spooled: `spool_full` (drop_newest), `io_error` (the disk refused the write), `torn_tail` (bytes lost at the end of a segment found at start are counted in corruptBytes). */
   readonly droppedEvents: Counter<'component_id' | 'reason'>;
   /** Segments found at start whose tail was torn or corrupt, and the bytes not recovered. */
@@ -23,6 +25,7 @@ export class SpoolMetrics {
     this.spooledEvents = new Counter({ name: 'sluice_spool_appended_events_total', help: 'Records appended to the spool.', labelNames: ['component_id'], registers });
     this.recoveredEvents = new Counter({ name: 'sluice_spool_recovered_events_total', help: 'Records uploaded again at start from spool segments an earlier run left unfinished.', labelNames: ['component_id'], registers });
     this.recoveredObjects = new Counter({ name: 'sluice_spool_recovered_objects_total', help: 'Objects uploaded again at start from the spool.', labelNames: ['component_id'], registers });
+    this.deferredEvents = new Counter({ name: 'sluice_spool_deferred_events_total', help: 'Records of objects still unfinished when a shutdown deadline passed, kept in the spool: the next start uploads them (sluice_spool_recovered_events_total).', labelNames: ['component_id'], registers });
     this.droppedEvents = new Counter({ name: 'sluice_spool_dropped_events_total', help: 'Records the spool could not take, by reason (spool_full, io_error).', labelNames: ['component_id', 'reason'], registers });
     this.corruptSegments = new Counter({ name: 'sluice_spool_corrupt_segments_total', help: 'Segments found at start with a torn or corrupt tail (problem torn, corrupt, bad_header).', labelNames: ['component_id', 'problem'], registers });
     this.corruptBytes = new Counter({ name: 'sluice_spool_corrupt_bytes_total', help: 'Bytes at the end of spool segments that did not verify and were not recovered.', labelNames: ['component_id'], registers });

@@ -51,6 +51,11 @@ export interface UnfinishedObject {
   key: string;
   records: number;
   rawBytes: number;
+  /**
+   * Of `records`, those kept on disk in the sink's spool (a SpoolingWriter): the next start
+   * uploads them, so they are not lost. 0 or absent without a spool.
+   */
+  spooled?: number;
 }
 
 /** An object whose close failed: its records are lost (and counted). */
