@@ -5,16 +5,10 @@
  * every line or frame the addon leaves to it. Without the addon, process.ts's TypeScript path
  * does everything, with the same output byte for byte.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { loadAddon, workerAddonPath, type AddonLoad } from './native-addon.ts';
 
-/**
- * Path of the built addon: packages/worker/build-native/batch.node, or the same name in
- * SLUICE_WORKER_ADDON_DIR, which only scripts/sanitize-native.sh sets (sanitizer builds).
- */
-export const NATIVE_BATCH_ADDON = process.env['SLUICE_WORKER_ADDON_DIR']
-  ? `${process.env['SLUICE_WORKER_ADDON_DIR'].replace(/\/$/, '')}/batch.node`
-  : new URL('../build-native/batch.node', import.meta.url).pathname;
+/** Path of the built addon (native-addon.ts: build-native/, or SLUICE_WORKER_ADDON_DIR for sanitizer builds). */
+export const NATIVE_BATCH_ADDON = workerAddonPath('batch');
 
 /** Slots of the state Float64Array (batch.cc `enum Slot`): cursor in and out, counts added to. */
 export const S_LENGTH = 0;
@@ -106,25 +100,12 @@ export function packPlan(plan: {
   return out;
 }
 
-export type NativeBatchLoad = { ok: true; addon: NativeBatchAddon } | { ok: false; reason: string };
+export type NativeBatchLoad = AddonLoad<NativeBatchAddon>;
 
 let loaded: NativeBatchLoad | undefined;
 
 /** The addon, or why it cannot be used here. Loaded once per thread; never throws. */
 export function loadNativeBatch(): NativeBatchLoad {
-  loaded ??= load();
+  loaded ??= loadAddon<NativeBatchAddon>(NATIVE_BATCH_ADDON, 'processRecords');
   return loaded;
-}
-
-function load(): NativeBatchLoad {
-  if (!existsSync(NATIVE_BATCH_ADDON)) {
-    return { ok: false, reason: `${NATIVE_BATCH_ADDON} is not built (npm ci builds it; by hand: node_modules/.bin/node scripts/build-native.ts)` };
-  }
-  try {
-    const addon = createRequire(import.meta.url)(NATIVE_BATCH_ADDON) as NativeBatchAddon;
-    if (typeof addon.processRecords !== 'function') return { ok: false, reason: `${NATIVE_BATCH_ADDON} does not export processRecords` };
-    return { ok: true, addon };
-  } catch (err) {
-    return { ok: false, reason: `${NATIVE_BATCH_ADDON} does not load: ${err instanceof Error ? err.message : String(err)}` };
-  }
 }

@@ -4,6 +4,7 @@ export { NATIVE_BATCH_ADDON, loadNativeBatch } from './batch-native.ts';
 export { CODECS, DEFAULT_LEVELS, LEVEL_RANGES, compressFrame, decompressObject, selectZstd, zstdFrameLength, zstdImplementation } from './codecs.ts';
 export type { Codec, ZstdImplementation } from './codecs.ts';
 export { NATIVE_ZSTD_ADDON, loadNativeZstd } from './zstd-native.ts';
+export { loadAddon, type AddonLoad } from './native-addon.ts';
 export { createWorkerPool } from './pool.ts';
 export type { WorkerPool, WorkerPoolOptions } from './pool.ts';
 export type { BatchResult, BatchTask, SourceSettings, WorkerSettings } from './types.ts';

@@ -4,16 +4,10 @@
  * frame, on the libzstd that Node itself bundles and exports. codecs.ts uses it when it loads
  * and falls back to node:zlib otherwise.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { loadAddon, workerAddonPath, type AddonLoad } from './native-addon.ts';
 
-/**
- * Path of the built addon: packages/worker/build-native/zstd.node, or the same name in
- * SLUICE_WORKER_ADDON_DIR, which only scripts/sanitize-native.sh sets (sanitizer builds).
- */
-export const NATIVE_ZSTD_ADDON = process.env['SLUICE_WORKER_ADDON_DIR']
-  ? `${process.env['SLUICE_WORKER_ADDON_DIR'].replace(/\/$/, '')}/zstd.node`
-  : new URL('../build-native/zstd.node', import.meta.url).pathname;
+/** Path of the built addon (native-addon.ts: build-native/, or SLUICE_WORKER_ADDON_DIR for sanitizer builds). */
+export const NATIVE_ZSTD_ADDON = workerAddonPath('zstd');
 
 export interface NativeZstdAddon {
   /**
@@ -26,23 +20,12 @@ export interface NativeZstdAddon {
   zstdVersion: number;
 }
 
-export type NativeZstdLoad = { ok: true; addon: NativeZstdAddon } | { ok: false; reason: string };
+export type NativeZstdLoad = AddonLoad<NativeZstdAddon>;
 
 let loaded: NativeZstdLoad | undefined;
 
 /** The addon, or why it cannot be used here. Loaded once per thread; never throws. */
 export function loadNativeZstd(): NativeZstdLoad {
-  if (loaded !== undefined) return loaded;
-  if (!existsSync(NATIVE_ZSTD_ADDON)) {
-    loaded = { ok: false, reason: `${NATIVE_ZSTD_ADDON} is not built (scripts/build-native.ts)` };
-    return loaded;
-  }
-  try {
-    const addon = createRequire(import.meta.url)(NATIVE_ZSTD_ADDON) as NativeZstdAddon;
-    if (typeof addon.zstdCompress !== 'function') throw new Error('it does not export zstdCompress');
-    loaded = { ok: true, addon };
-  } catch (err) {
-    loaded = { ok: false, reason: `${NATIVE_ZSTD_ADDON} does not load: ${err instanceof Error ? err.message : String(err)}` };
-  }
+  loaded ??= loadAddon<NativeZstdAddon>(NATIVE_ZSTD_ADDON, 'zstdCompress');
   return loaded;
 }

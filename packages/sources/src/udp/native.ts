@@ -3,8 +3,7 @@
  * scripts/build-native.ts into packages/sources/build/udp_recv.node): UDP sockets read with
  * recvmmsg on the main loop, each datagram written straight into the source's ring.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { loadAddon, type AddonLoad } from '@sluice/worker';
 
 /** Path of the built addon. */
 export const NATIVE_UDP_ADDON = new URL('../../build/udp_recv.node', import.meta.url).pathname;
@@ -52,7 +51,7 @@ export interface NativeUdpAddon {
   wakeupBudget: number;
 }
 
-export type NativeUdpLoad = { ok: true; addon: NativeUdpAddon } | { ok: false; reason: string };
+export type NativeUdpLoad = AddonLoad<NativeUdpAddon>;
 
 let loaded: NativeUdpLoad | undefined;
 
@@ -66,14 +65,5 @@ function load(): NativeUdpLoad {
   if (process.platform !== 'linux') return { ok: false, reason: `it is Linux only (recvmmsg), this is ${process.platform}` };
   // Bun runs N-API addons but has no libuv loop to hand out: uv_poll is not there.
   if (process.versions['bun'] !== undefined) return { ok: false, reason: `Bun ${process.versions['bun']} has no libuv event loop (uv_poll)` };
-  if (!existsSync(NATIVE_UDP_ADDON)) {
-    return { ok: false, reason: `${NATIVE_UDP_ADDON} is not built (npm ci builds it; by hand: node_modules/.bin/node scripts/build-native.ts)` };
-  }
-  try {
-    const addon = createRequire(import.meta.url)(NATIVE_UDP_ADDON) as NativeUdpAddon;
-    if (typeof addon.UdpReceiver !== 'function') return { ok: false, reason: `${NATIVE_UDP_ADDON} does not export UdpReceiver` };
-    return { ok: true, addon };
-  } catch (err) {
-    return { ok: false, reason: `${NATIVE_UDP_ADDON} does not load: ${(err as Error).message}` };
-  }
+  return loadAddon<NativeUdpAddon>(NATIVE_UDP_ADDON, 'UdpReceiver');
 }
