@@ -146,11 +146,17 @@ export class Dispatcher {
     const end = ring.writeIndex();
     st.inflight.length = 0;
     if (end === start) return 0;
-    // A ring record may be a block of TCP lines: count line by line, as a failed batch is.
-    const bytes = new Uint8Array((end - start) >>> 0);
-    const lines = countLines(bytes, ring.copyOut(start, end, bytes));
+    const lines = this.discardSpan(route, start, end, 'shutdown_timeout');
     ring.release(end);
-    this.opts.metrics.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason: 'shutdown_timeout' }, lines);
+    return lines;
+  }
+
+  /** Count the lines of the ring span [start, end) as discarded by the route's source, with `reason`. */
+  private discardSpan(route: Route, start: number, end: number, reason: 'worker_error' | 'shutdown_timeout'): number {
+    // A ring record may be a block of TCP lines: count line by line.
+    const bytes = new Uint8Array((end - start) >>> 0);
+    const lines = countLines(bytes, route.ring.copyOut(start, end, bytes));
+    this.opts.metrics.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason }, lines);
     return lines;
   }
 
@@ -233,10 +239,7 @@ export class Dispatcher {
         }
       } else {
         m.batchFailures.inc(st.labels);
-        // A ring record may be a block of TCP lines: count what the span held, line by line.
-        const bytes = new Uint8Array((span.end - span.start) >>> 0);
-        const records = countLines(bytes, route.ring.copyOut(span.start, span.end, bytes));
-        m.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason: 'worker_error' }, records);
+        const records = this.discardSpan(route, span.start, span.end, 'worker_error');
         this.failureLog.error(`batch:${route.sourceId}`, { component_id: route.sourceId, error: result.error, records }, 'a worker failed a batch; its records are counted as discarded');
       }
       route.ring.release(span.end);
