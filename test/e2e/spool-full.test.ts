@@ -55,6 +55,27 @@ sinks:
 
 const segmentsIn = (dir: string): number => readdirSync(dir).filter((n) => n.endsWith('.seg')).length;
 
+/**
+ * A block-mode daemon with the smallest spool (one ~45 KB batch fits, the next one is held
+ * until its object completes), the gateway stopped, `lines` service lines received and the
+ * spool holding a segment. `edit` adjusts the config (shutdown deadlines).
+ */
+async function fullSpoolGatewayDown(bucketName: string, lines: number, seed: number, edit: (yaml: string) => string): Promise<{ daemon: RunningDaemon; bucket: string; spoolDir: string }> {
+  await gw.rgw.startGateway();
+  const bucket = await freshBucket(gw.client, bucketName);
+  const dir = tempDir();
+  const spoolDir = join(dir, 'data/spool/s3');
+  const daemon = await startDaemon(edit(config(dir, bucket, 'block', 65_536)), { dir, env: s3Env(gw.rgw) });
+  await gw.rgw.stopGateway();
+  const rand = prng(seed);
+  const sent = Array.from({ length: lines }, (_, id) => serviceLine({ id, rand }));
+  await sendTcpPaced(daemon.sources['talos']![0]!, sent, lines, 0).done;
+  await waitFor('every line received', async () => (await counters(daemon)).received === lines, 10_000);
+  await waitFor('the spool to fill', async () => segmentsIn(spoolDir) > 0, 10_000);
+  await sleep(500);
+  return { daemon, bucket, spoolDir };
+}
+
 async function counters(d: RunningDaemon) {
   const m = await scrape(d.apiPort);
   return {
@@ -215,19 +236,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     // held for spool space when the dispatcher's flush ends and the shutdown closes the writer.
     // Before the fix in SpoolingWriter.close() that batch (~950 lines) was lost with exit 0.
     const LINES = 5_600;
-    await gw.rgw.startGateway();
-    const bucket = await freshBucket(gw.client, 'e2e-spool-full-sigterm');
-    const dir = tempDir();
-    const spoolDir = join(dir, 'data/spool/s3');
-    // The smallest spool: one ~45 KB batch fits, the next one is held until its object completes.
-    const daemon = await startDaemon(config(dir, bucket, 'block', 65_536), { dir, env: s3Env(gw.rgw) });
-    await gw.rgw.stopGateway();
-    const rand = prng(41);
-    const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
-    await sendTcpPaced(daemon.sources['talos']![0]!, lines, LINES, 0).done;
-    await waitFor('every line received', async () => (await counters(daemon)).received === LINES, 10_000);
-    await waitFor('the spool to fill', async () => segmentsIn(spoolDir) > 0, 10_000);
-    await sleep(500);
+    const { daemon, bucket, spoolDir } = await fullSpoolGatewayDown('e2e-spool-full-sigterm', LINES, 41, (yaml) => yaml);
     const exit = daemon.stop('SIGTERM');
     await sleep(2_000);
     await gw.rgw.startGateway();
@@ -240,21 +249,9 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
 
   it("block: SIGTERM while the spool is full and S3 stays down past the daemon's shutdown_timeout_secs: exit 1, every received line counted as given up", { timeout: 60_000 }, async () => {
     const LINES = 5_600;
-    await gw.rgw.startGateway();
-    const bucket = await freshBucket(gw.client, 'e2e-spool-full-deadline');
-    const dir = tempDir();
-    const spoolDir = join(dir, 'data/spool/s3');
     // The daemon's deadline (2 s) fires before the sink's own (30 s): the writer is still
     // blocked on the full spool and the ring still holds batches.
-    const yaml = `shutdown_timeout_secs: 2\n${config(dir, bucket, 'block', 65_536)}    shutdown_timeout_secs: 30\n`;
-    const daemon = await startDaemon(yaml, { dir, env: s3Env(gw.rgw) });
-    await gw.rgw.stopGateway();
-    const rand = prng(43);
-    const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
-    await sendTcpPaced(daemon.sources['talos']![0]!, lines, LINES, 0).done;
-    await waitFor('every line received', async () => (await counters(daemon)).received === LINES, 10_000);
-    await waitFor('the spool to fill', async () => segmentsIn(spoolDir) > 0, 10_000);
-    await sleep(500);
+    const { daemon } = await fullSpoolGatewayDown('e2e-spool-full-deadline', LINES, 43, (yaml) => `shutdown_timeout_secs: 2\n${yaml}    shutdown_timeout_secs: 30\n`);
     expect(await daemon.stop('SIGTERM')).toBe(1);
     const m =
       /passed while ([^;]+); (\d+) records not in an object yet and (\d+) records in unfinished objects counted as discarded \(reason shutdown_timeout\); (\d+) records of unfinished objects stay in the spool, and the next start uploads them \(SLUICE_ERR_SHUTDOWN_TIMEOUT\)/.exec(

@@ -11,7 +11,8 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { rgwClient, startRgw, type Rgw } from './rgw.ts';
+import { privateRgw } from '../helpers/s3.ts';
+import { rgwClient, startRgw } from './rgw.ts';
 
 const MiB = 1024 * 1024;
 
@@ -69,19 +70,10 @@ describe('the shared gateway from global-setup', () => {
 });
 
 describe('a private gateway', () => {
-  let rgw: Rgw;
-  let client: S3Client;
-
-  beforeAll(async () => {
-    rgw = await startRgw();
-    client = rgw.client();
-  });
-  afterAll(async () => {
-    client?.destroy();
-    await rgw?.stop();
-  });
+  const gw = privateRgw();
 
   it('stops and starts again on the same port, keeping the data', async () => {
+    const { rgw, client } = gw;
     await rgw.createBucket('outage');
     await client.send(new PutObjectCommand({ Bucket: 'outage', Key: 'k', Body: 'before' }));
 
