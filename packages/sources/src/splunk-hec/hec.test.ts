@@ -344,12 +344,42 @@ describe('splunk_hec source: sizes and load', () => {
     src.ringSpace();
     expect(got.map((g) => g.record)).toEqual(accepted.flatMap((i) => body(i).split('\n')));
     expect(await counter(metrics, 'sluice_source_discarded_events_total', { reason: 'busy' })).toBe(5);
-    // Space again: a request waiting for it is written as soon as the consumer frees some.
+    // Space again: the next request is taken.
+    expect(await send(`${url}/services/collector/event`, { headers: auth, body: body(99) })).toMatchObject({ status: 200 });
+  });
+
+  it('a request waiting for ring space is written, in order, as soon as the consumer frees some', async () => {
+    // A busy timeout far longer than the test: no reply below depends on how fast this machine is.
+    const { src, ring, url } = await start({ busyTimeoutMs: 60_000 }, 4096);
+    const body = (i: number) => Array.from({ length: 5 }, (_, k) => `{"event":"w${i}-${k}","pad":"${'p'.repeat(60)}"}`).join('\n');
+    let answered = 0;
+    // 12 requests of ~420 bytes each into a 4 KiB ring with no consumer: about 9 fit, the rest
+    // wait (their line holds well under a ring's worth, so none is refused at once).
+    const N = 12;
+    const replies = Promise.all(
+      Array.from({ length: N }, (_, i) =>
+        send(`${url}/services/collector/event`, { headers: auth, body: body(i) }).then((r) => {
+          answered++;
+          return r;
+        }),
+      ),
+    );
+    await until(() => answered > 0);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(answered).toBeGreaterThan(2);
+    expect(answered).toBeLessThan(N);
     const c = consumer(ring, src, 512);
     try {
-      const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => send(`${url}/services/collector/event`, { headers: auth, body: body(100 + i) })));
-      expect(replies.every((r) => r.status === 200)).toBe(true);
-      await until(() => c.got.length === 100);
+      expect((await replies).map((r) => r.status)).toEqual(Array.from({ length: N }, () => 200));
+      await until(() => c.got.length === 5 * N);
+      // Each request's records stay together and in the order sent.
+      const byRequest = new Map<string, string[]>();
+      for (const g of c.got) {
+        const m = /"event":"w(\d+)-\d"/.exec(g.record)!;
+        byRequest.set(m[1]!, [...(byRequest.get(m[1]!) ?? []), g.record]);
+      }
+      expect([...byRequest.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: N }, (_, i) => String(i)));
+      for (const [i, records] of byRequest) expect(records).toEqual(body(Number(i)).split('\n'));
     } finally {
       c.stop();
     }
