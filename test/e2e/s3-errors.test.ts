@@ -90,7 +90,8 @@ describe('aws_s3 sink: errors a user sees', () => {
         expect(r.stdout, where).toBe(`${c.path}: OK (1 sources, 1 sinks)\n`);
         expect(r.stderr, where).toBe(`sinks.s3 (aws_s3): ${c.message}\n`);
       }
-      expect(r.ms, where).toBeLessThan(15_000);
+      // Bounded by the 5 s check, not by the SDK's retries; the slack is for six CLIs starting at once.
+      expect(r.ms, where).toBeLessThan(30_000);
       for (const secret of [wrongSecret, env.secretAccessKey]) {
         expect(r.stdout + r.stderr, where).not.toContain(secret);
       }

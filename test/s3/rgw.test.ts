@@ -88,7 +88,8 @@ describe('a private gateway', () => {
     // Metadata writes work at once after a restart (no wait for the killed gateway's watches).
     const t0 = Date.now();
     await rgw.createBucket('after-restart');
-    expect(Date.now() - t0).toBeLessThan(3000);
+    // The killed gateway's watches would hold it for 30 s; 15 s leaves room for a loaded machine.
+    expect(Date.now() - t0).toBeLessThan(15_000);
   });
 
   it('cleans up: stop() kills the daemons and removes the temp dir', async () => {

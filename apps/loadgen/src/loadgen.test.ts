@@ -69,13 +69,15 @@ describe('senders', () => {
     sock.on('message', (m) => got.push(lineId(m.toString('utf8'))));
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
     const report = await sendUdp(set, { host: '127.0.0.1', port: sock.address().port, rate: 20_000 });
-    await new Promise((r) => setTimeout(r, 200));
+    // Read what the buffer still holds (all of it, unless the kernel dropped some).
+    for (const end = Date.now() + 5000; got.length < 3000 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
     sock.close();
     expect(report).toMatchObject({ protocol: 'udp', lines: 3000, rate: 20_000, errors: 0 });
     expect(report.bytes).toBe(set.data.length - set.count);
-    // 3000 datagrams at 20,000/s take ~150 ms: not flat out, not much slower.
+    // 3000 datagrams at 20,000/s take ~150 ms: not flat out, and not a sleep per datagram
+    // (3000 x 1 ms timers would take 3 s or more); the slack is for a loaded machine.
     expect(report.seconds).toBeGreaterThan(0.12);
-    expect(report.seconds).toBeLessThan(1.5);
+    expect(report.seconds).toBeLessThan(2.5);
     expect(new Set(got).size).toBeGreaterThan(2700);
     expect(got.every((id) => id >= 0 && id < 3000)).toBe(true);
   });

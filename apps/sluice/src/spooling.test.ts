@@ -187,10 +187,10 @@ describe('SpoolingWriter', () => {
       w.on('object', (o) => stored.push(o.records));
       for (let i = 0; i < 5; i++) w.write(frame(i));
       w.rotate();
-      await vi.waitFor(() => expect(failed).toEqual([{ records: 5, retried: true }]));
+      await vi.waitFor(() => expect(failed).toEqual([{ records: 5, retried: true }]), { timeout: 30_000 });
       expect(readdirSync(dir)).toHaveLength(1); // the segment is kept
       await vi.advanceTimersByTimeAsync(5_000);
-      await vi.waitFor(() => expect(stored).toEqual([5]));
+      await vi.waitFor(() => expect(stored).toEqual([5]), { timeout: 30_000 });
       expect(readdirSync(dir)).toHaveLength(0);
       const [key] = readdirSync(out, { recursive: true }).filter((f) => String(f).endsWith('.ndjson'));
       expect(readFileSync(join(out, String(key)), 'utf8')).toBe([0, 1, 2, 3, 4].map((i) => `{"n":${i}}\n`).join(''));

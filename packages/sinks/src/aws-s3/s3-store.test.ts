@@ -3,6 +3,7 @@
  * test/s3/global-setup.ts) and, for the outage, a private one this file stops and restarts.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -424,10 +425,36 @@ describe('S3Store.check()', () => {
     const c = clientFor({ endpoint: `http://127.0.0.1:${port}` });
     const t0 = Date.now();
     const e = await expectCheckError(storeFor(c, { checkTimeoutMs: 1500 }), 'SLUICE_ERR_S3_UNREACHABLE', env.secretAccessKey);
-    expect(Date.now() - t0).toBeLessThan(5000);
+    // Bounded by checkTimeoutMs, with slack for a loaded machine.
+    expect(Date.now() - t0).toBeLessThan(15_000);
     expect(e.message).toContain(`127.0.0.1:${port}`);
     expect(e.message).toContain('ECONNREFUSED');
     c.destroy();
+  });
+
+  it('names what the last real try ran into when the timeout cuts a later try short', async () => {
+    // The first connection is reset; every later one is accepted and never answered, so the
+    // check's timeout fires in the middle of a retry, whose own error is only the abort.
+    let connections = 0;
+    const held: Socket[] = [];
+    const server = createServer((sock) => {
+      if (connections++ === 0) sock.resetAndDestroy();
+      else held.push(sock);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const c = clientFor({ endpoint: `http://127.0.0.1:${port}` });
+    try {
+      const e = await expectCheckError(storeFor(c, { checkTimeoutMs: 3000 }), 'SLUICE_ERR_S3_UNREACHABLE', env.secretAccessKey);
+      expect(connections).toBeGreaterThanOrEqual(2);
+      expect(e.message).toContain('no answer within 3000 ms (');
+      expect(e.message).toMatch(/ECONNRESET|socket hang up/);
+      expect(e.message).not.toMatch(/abort/i);
+    } finally {
+      c.destroy();
+      for (const sock of held) sock.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
 

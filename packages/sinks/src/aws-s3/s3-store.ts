@@ -141,14 +141,15 @@ export class S3Store implements ObjectStore {
     const cmd = new HeadBucketCommand({ Bucket: this.bucket });
     // An abort reports only "Request aborted": keep what the last try ran into
     // (ECONNREFUSED, a connect timeout) for the message. Inside the retry middleware
-    // (same step, lower priority), so it sees every try.
+    // (same step, lower priority), so it sees every try. A try cut short by the timeout
+    // itself fails with the abort: the try before it says more.
     let lastTry: unknown;
     cmd.middlewareStack.add(
       (next) => async (args) => {
         try {
           return await next(args);
         } catch (err) {
-          lastTry = err;
+          if (!signal.aborted || lastTry === undefined) lastTry = err;
           throw err;
         }
       },

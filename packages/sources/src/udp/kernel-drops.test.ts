@@ -12,20 +12,26 @@ describe('udpKernelDrops', () => {
     socket.on('message', () => received++);
     expect(udpKernelDrops(port)).toBe(0);
 
-    // A second thread sends while this one is too busy to read: the tiny buffer overflows.
+    // A second thread sends while this one is blocked (not reading): the tiny buffer overflows.
+    // The sender signals through shared memory once its last datagram has left, so this thread
+    // stays blocked for the whole send however slowly either thread is scheduled.
+    const done = new Int32Array(new SharedArrayBuffer(4));
     const sender = new Worker(
       `const { createSocket } = require('node:dgram');
+       const { workerData: done } = require('node:worker_threads');
        const s = createSocket('udp4'); let left = 2000; const msg = Buffer.alloc(512, 120);
-       const next = () => { if (left-- === 0) { s.close(); return; } s.send(msg, ${port}, '127.0.0.1', next); };
+       const next = () => {
+         if (left-- === 0) { Atomics.store(done, 0, 1); Atomics.notify(done, 0); s.close(); return; }
+         s.send(msg, ${port}, '127.0.0.1', next);
+       };
        next();`,
-      { eval: true },
+      { eval: true, workerData: done },
     );
-    const until = performance.now() + 500;
-    while (performance.now() < until) {
-      // busy: the event loop does not read the socket
-    }
+    expect(Atomics.wait(done, 0, 0, 60_000)).not.toBe('timed-out');
     await new Promise<void>((r) => sender.once('exit', () => r()));
-    await new Promise((r) => setTimeout(r, 100));
+    // Now read what the buffer held: every datagram is either read or dropped by the kernel.
+    const end = Date.now() + 10_000;
+    while (received + udpKernelDrops(port) < 2000 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     const drops = udpKernelDrops(port);
     expect(drops).toBeGreaterThan(0);
     // Every datagram was either read or dropped by the kernel, none vanished.
