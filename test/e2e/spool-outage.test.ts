@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { metricSum, scrape, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { countIds, freshBucket, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, waitFor } from '../helpers/s3.ts';
+import { countIds, freshBucket, linesOfAtLeast, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, tcpBufferMaxBytes, waitFor } from '../helpers/s3.ts';
 
 const MiB = 1024 * 1024;
 const OUTAGE_MS = 60_000;
@@ -29,6 +29,8 @@ const gw = privateRgw();
 interface Sample {
   t: number;
   sent: number;
+  /** How long the sender has been waiting for 'drain' (0: not held back). */
+  waitingMs: number;
   received: number;
   appended: number;
   stored: number;
@@ -41,8 +43,13 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
     // ~220 bytes a line: 176 MB of NDJSON (30 MB compressed). A first run took in ~425,000
     // lines before it held the sender back (the ring, 5 objects of about 1 s each in the sink's
     // buffers and in the spool) and ~125,000 more sat in the kernel's socket buffers (loopback
-    // autotuning grows them to tens of MB).
-    const LINES = 800_000;
+    // autotuning grows them to tens of MB). So at least 800,000 lines, and 1.25 x what can hold
+    // the stream (5 s of it at the paced rate, the ring, the socket buffers at the kernel's
+    // tcp_rmem/tcp_wmem maxima) where that is more: the sender is held back with lines unsent.
+    const PACED_BYTES_PER_SEC = 100_000 * 220;
+    const rand = prng(21);
+    const lines = linesOfAtLeast(1.25 * (5 * PACED_BYTES_PER_SEC + MiB + tcpBufferMaxBytes()), 800_000, (id) => serviceLine({ id, rand }));
+    const LINES = lines.length;
     const bucket = await freshBucket(gw.client, 'e2e-spool-outage');
     const dir = tempDir();
     const spoolDir = join(dir, 'data/spool/s3');
@@ -65,14 +72,13 @@ sinks:
 `,
       { dir, env: s3Env(gw.rgw) },
     );
-    const rand = prng(21);
-    const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     const segments = (): number => readdirSync(spoolDir).filter((n) => n.endsWith('.seg')).length;
     const sample = async (t0: number): Promise<Sample> => {
       const m = await scrape(daemon.apiPort);
       return {
         t: Date.now() - t0,
         sent: sender.sent(),
+        waitingMs: sender.waitingMs(),
         received: metricSum(m, 'sluice_source_received_events_total'),
         appended: metricSum(m, 'sluice_spool_appended_events_total'),
         stored: metricSum(m, 'sluice_sink_sent_events_total'),
@@ -104,6 +110,7 @@ sinks:
     expect(last.sent).toBe(held.sent);
     expect(last.received).toBe(held.received);
     expect(last.sent).toBeLessThan(LINES);
+    expect(last.waitingMs).toBeGreaterThan(0); // backpressure reached the sender: its write is refused
     // On disk meanwhile: segments of the objects S3 has not stored, with records in them.
     for (const s of timeline.filter((x) => x.t >= 20_000)) {
       expect(s.spoolBytes).toBeGreaterThan(0);
@@ -115,12 +122,25 @@ sinks:
     await sender.done;
     const sentAt = Date.now();
     await waitFor('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 30_000);
-    // Every object completed, every segment removed, while the daemon still runs.
-    await waitFor('the spool to empty', async () => segments() === 0 && metricSum(await scrape(daemon.apiPort), 'sluice_spool_bytes') === 0, 60_000, 200);
+    // Every line stored or counted as dropped (the counters only rise): nothing is left in the
+    // ring, a batch, an open object or a PUT.
+    await waitFor(
+      'every line stored or counted as dropped',
+      async () => {
+        const m = await scrape(daemon.apiPort);
+        const drops = metricSum(m, 'sluice_sink_discarded_events_total') + metricSum(m, 'sluice_source_discarded_events_total');
+        return metricSum(m, 'sluice_sink_sent_events_total') + drops === LINES;
+      },
+      60_000,
+      200,
+    );
     const emptyAt = Date.now();
     const end = await scrape(daemon.apiPort);
     expect(metricSum(end, 'sluice_spool_appended_events_total')).toBe(LINES);
     expect(metricSum(end, 'sluice_sink_sent_events_total')).toBe(LINES);
+    // Every object completed, every segment removed (with its object), while the daemon still runs.
+    expect(segments()).toBe(0);
+    expect(metricSum(end, 'sluice_spool_bytes')).toBe(0);
     expect(metricSum(end, 'sluice_spool_dropped_events_total')).toBe(0);
     expect(metricSum(end, 'sluice_sink_discarded_events_total')).toBe(0);
     expect(metricSum(end, 'sluice_source_discarded_events_total')).toBe(0);

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
@@ -103,8 +104,17 @@ export function serviceId(rec: Record<string, unknown>): number {
 }
 
 export interface Sender {
-  /** Lines handed to the socket so far. */
+  /** Lines handed to the socket so far (a chunk counts once the socket took all of it). */
   readonly sent: () => number;
+  /**
+   * Backpressure the sender met: how often a write was refused (the socket's buffers were full,
+   * so the receiver was not reading fast enough or not at all) and the sender waited for 'drain'.
+   */
+  readonly drainWaits: () => number;
+  /** Milliseconds spent waiting for 'drain' so far, the wait in progress included. */
+  readonly heldBackMs: () => number;
+  /** How long the wait for 'drain' in progress has lasted; 0 while the sender is not held back. */
+  readonly waitingMs: () => number;
   /** Resolves when every line was sent and the server closed the connection (it read them all). */
   readonly done: Promise<void>;
 }
@@ -112,31 +122,99 @@ export interface Sender {
 /**
  * Send `lines` over one TCP connection, `perTick` lines every `tickMs`, honouring the
  * socket's backpressure (a paused Sluice source stops the sender here).
+ *
+ * The pace follows an absolute schedule: chunk k is due at start + k x tickMs, so a late timer
+ * or a wait for 'drain' is caught up at once instead of adding up (on a loaded machine the
+ * stream still takes about lines / perTick x tickMs). Whether the receiver held the sender back
+ * is measured directly (drainWaits, heldBackMs, waitingMs), not inferred from wall-clock time.
  */
 export function sendTcpPaced(address: string, lines: readonly string[], perTick: number, tickMs: number): Sender {
   const { host, port } = splitAddress(address);
   let sent = 0;
+  let drainWaits = 0;
+  let heldMs = 0;
+  let waitingSince: number | null = null;
   const done = (async () => {
     const socket = connect({ host, port });
+    let failure: Error | undefined;
+    socket.on('error', (err) => (failure ??= err));
+    const closed = (what: string): Error => failure ?? new Error(`sendTcpPaced: the connection to ${address} closed ${what}`);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
-      socket.once('error', reject);
+      socket.once('close', () => reject(closed('before it was established')));
     });
-    for (let i = 0; i < lines.length; i += perTick) {
-      const started = performance.now();
+    const drained = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        if (socket.destroyed) return reject(closed(`with ${lines.length - sent} lines unsent`));
+        const onDrain = (): void => {
+          socket.off('close', onClose);
+          resolve();
+        };
+        const onClose = (): void => {
+          socket.off('drain', onDrain);
+          reject(closed(`with ${lines.length - sent} lines unsent`));
+        };
+        socket.once('drain', onDrain);
+        socket.once('close', onClose);
+      });
+    const start = performance.now();
+    for (let i = 0, tick = 0; i < lines.length; i += perTick, tick++) {
+      const wait = start + tick * tickMs - performance.now();
+      if (wait > 0) await sleep(wait);
       const chunk = lines.slice(i, i + perTick);
-      if (!socket.write(chunk.join('\n') + '\n')) await new Promise((r) => socket.once('drain', r));
+      if (!socket.write(chunk.join('\n') + '\n')) {
+        drainWaits++;
+        const since = performance.now();
+        waitingSince = since;
+        try {
+          await drained();
+        } finally {
+          heldMs += performance.now() - since;
+          waitingSince = null;
+        }
+      }
       sent += chunk.length;
-      const left = tickMs - (performance.now() - started);
-      if (left > 0) await new Promise((r) => setTimeout(r, left));
     }
     await new Promise<void>((resolve, reject) => {
-      socket.once('close', () => resolve());
-      socket.once('error', reject);
+      if (socket.destroyed) return reject(closed('before the sender ended it'));
+      socket.once('close', (hadError) => (hadError ? reject(closed('with an error')) : resolve()));
       socket.end();
     });
   })();
-  return { sent: () => sent, done };
+  const waitingMs = (): number => (waitingSince === null ? 0 : performance.now() - waitingSince);
+  return { sent: () => sent, drainWaits: () => drainWaits, heldBackMs: () => heldMs + waitingMs(), waitingMs, done };
+}
+
+/**
+ * The most one loopback TCP connection can hold in the kernel: the receiver's receive buffer
+ * plus the sender's send buffer, which autotuning grows up to the maxima of tcp_rmem and
+ * tcp_wmem (/proc/sys/net/ipv4; e.g. 32 MiB + 4 MiB). A stream meant to outrun everything
+ * that can buffer it must be sized from these, not from what one run happened to see.
+ * Unreadable (not Linux): a generous 32 MiB each.
+ */
+export function tcpBufferMaxBytes(): number {
+  const max = (name: string): number => {
+    try {
+      const v = Number(readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/)[2]);
+      if (Number.isSafeInteger(v) && v > 0) return v;
+    } catch {
+      // not Linux
+    }
+    return 32 * 1024 * 1024;
+  };
+  return max('tcp_rmem') + max('tcp_wmem');
+}
+
+/** Lines `make(0)`, `make(1)`, … until they hold at least `minBytes` (newlines included) and number at least `minLines`. */
+export function linesOfAtLeast(minBytes: number, minLines: number, make: (id: number) => string): string[] {
+  const lines: string[] = [];
+  let bytes = 0;
+  while (bytes < minBytes || lines.length < minLines) {
+    const line = make(lines.length);
+    lines.push(line);
+    bytes += Buffer.byteLength(line) + 1;
+  }
+  return lines;
 }
 
 /** YAML of an aws_s3 sink's connection options; the keys come from the environment. */
@@ -170,6 +248,19 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** `work`, or a rejection naming `what` once `timeoutMs` passed without it settling (instead of a hung test). */
+export async function within<T>(what: string, work: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
