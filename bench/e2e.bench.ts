@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { generateLineSet, type LineSet } from '../apps/loadgen/src/line-set.ts';
 import { machineReference, pipelineCeiling, ringBatches, type Ceiling } from './lib/ceiling.ts';
 import { median } from './lib/daemon.ts';
-import { runScenario, type S3Target, type ScenarioResult, type ScenarioSpec } from './lib/scenario.ts';
+import { runScenario, type RgwHandle, type S3Target, type ScenarioResult, type ScenarioSpec } from './lib/scenario.ts';
 
 const ALL = ['tcp-file', 'tcp-s3', 'udp-paced', 'udp-full'] as const;
 type Name = (typeof ALL)[number];
@@ -80,15 +80,6 @@ for (const kind of ['service', 'kernel'] as const) {
 }
 
 // ---------------------------------------------------------------- S3
-/** The part of test/s3/rgw.ts's Rgw this benchmark uses. */
-interface RgwHandle {
-  endpoint: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  region: string;
-  client(): S3Client;
-  stop(): Promise<void>;
-}
 let s3: S3Target | undefined;
 let stopRgw: (() => Promise<void>) | undefined;
 if (names.includes('tcp-s3')) {

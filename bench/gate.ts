@@ -4,18 +4,20 @@
  *
  *   node bench/gate.ts                 # measure and compare; exit 1 on a regression
  *   node bench/gate.ts --update        # measure and write the results as the new baseline
- *   node bench/gate.ts --only micro    # or --only e2e
+ *   node bench/gate.ts --only micro    # or e2e (both sinks), e2e-file, e2e-s3
  *
  * Never raw times: every figure is Sluice's cost over a reference measured alongside it, on the
  * same lines, in the same process, as the median of several samples:
  * - micro pairs (bench/lib/gate-tasks.ts): thread CPU time, alternating rounds, median ratio;
- * - e2e: the real daemon (child process) takes TCP json_lines → validate → tag → zstd → file;
- *   its CPU per line (every thread, /proc) over the machine reference (one thread doing utf8
- *   decode + JSON.parse + zstd of the same lines with Node built-ins), median of samples; and
- *   zero loss (every id found exactly once in the objects), which is exact, not a ratio.
+ * - e2e: the real daemon (child process) takes TCP json_lines → validate → tag → zstd → a file
+ *   sink, and again → an aws_s3 sink on a throwaway Ceph RGW (test/s3/rgw.ts); its CPU per line
+ *   (every thread, /proc) over the machine reference (one thread doing utf8 decode + JSON.parse
+ *   + zstd of the same lines with Node built-ins), median of samples; and zero loss (every id
+ *   found exactly once in the objects), which is exact, not a ratio.
  * All ratios are "lower is better". A ratio better than the baseline by more than its
  * tolerance is reported (so the baseline can be lowered with --update) but does not fail.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,8 +27,9 @@ import { sendTcp } from '../apps/loadgen/src/send.ts';
 import { machineReference, ringBatches } from './lib/ceiling.ts';
 import { cpuDelta, cpuOf, median, metricSum, scrape, splitAddress, startDaemon } from './lib/daemon.ts';
 import { gatePairs } from './lib/gate-tasks.ts';
-import { countFileOutput } from './lib/output.ts';
+import { countFileOutput, countS3Output, type OutputCount } from './lib/output.ts';
 import { measurePair } from './lib/pair.ts';
+import type { RgwHandle } from './lib/scenario.ts';
 
 const BASELINE = new URL('./baseline.json', import.meta.url).pathname;
 
@@ -65,7 +68,27 @@ const TOLERANCE: Record<string, number> = {
   'ring / structuredClone batch': 0.3,
   // Whole-daemon CPU on a shared VM: single samples moved 1.3-2.4x the reference on an unchanged tree.
   'daemon CPU per line / reference': 0.4,
+  'daemon CPU per line into S3 / reference': 0.4,
 };
+
+/** --only: micro, e2e (both sinks), e2e-file or e2e-s3; all when absent. */
+const wants = (part: 'micro' | 'e2e-file' | 'e2e-s3'): boolean =>
+  values.only === undefined || values.only === part || (values.only === 'e2e' && part.startsWith('e2e-'));
+
+// A throwaway Ceph RGW for the S3 samples, started once (scripts/ensure-ceph.sh installs Ceph
+// when missing, as the tests' global setup does).
+let rgw: RgwHandle | undefined;
+if (wants('e2e-s3')) {
+  if (process.env['SLUICE_SKIP_CEPH_INSTALL'] !== '1') {
+    execFileSync('bash', [new URL('../scripts/ensure-ceph.sh', import.meta.url).pathname], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  // A non-literal specifier keeps test/s3/rgw.ts (which augments vitest's types) out of bench's typecheck.
+  const rgwModule: string = new URL('../test/s3/rgw.ts', import.meta.url).href;
+  const { startRgw } = (await import(rgwModule)) as { startRgw: () => Promise<RgwHandle> };
+  rgw = await startRgw();
+  log(`RGW at ${rgw.endpoint}`);
+  process.on('exit', () => void rgw?.stop());
+}
 
 type Measured = Map<string, { ratio: number; detail: string; about: string }>;
 let lossProblem: string | null = null;
@@ -74,7 +97,7 @@ async function measureAll(): Promise<Measured> {
   const measured: Measured = new Map();
 
   // ---------------------------------------------------------------- micro pairs
-  if (values.only === undefined || values.only === 'micro') {
+  if (wants('micro')) {
     for (const p of gatePairs()) {
       const r = measurePair(p.subject, p.reference);
       measured.set(p.name, {
@@ -87,77 +110,122 @@ async function measureAll(): Promise<Measured> {
   }
 
   // ---------------------------------------------------------------- e2e: daemon CPU per line
-  if (values.only === undefined || values.only === 'e2e') {
-    const SAMPLE_LINES = 200_000;
-    const SAMPLES = 7;
-    const sets = Array.from({ length: SAMPLES }, (_, k) => generateLineSet({ count: SAMPLE_LINES, kind: 'service', seed: 10 + k, firstId: k * SAMPLE_LINES }));
-    const warm = generateLineSet({ count: 100_000, kind: 'service', seed: 9, firstId: 900_000_000 });
-    // The reference is measured again right before each sample (the daemon idle): on a shared
-    // VM the speed of a core drifts by up to 2x within a minute, and a ratio of two figures
-    // taken seconds apart follows it much better than one taken before all the samples.
-    const refBatches = ringBatches(sets[0]!, '127.0.0.1', 50_000);
-    const referenceNow = (): number => machineReference(refBatches, undefined, 3).usPerLine;
-    log(`machine reference: ${referenceNow()} µs/line`);
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-gate-'));
-    const d = await startDaemon(
-      dir,
-      [
-        `data_dir: ${join(dir, 'data')}`,
-        'api: { address: 127.0.0.1:0 }',
-        'log: { level: info }',
-        'sources:',
-        '  src: { type: tcp, address: 127.0.0.1:0, extra_tags: { cluster: bench }, host_key: __host }',
-        'sinks:',
-        `  out: { type: file, inputs: [src], path: ${join(dir, 'out')}, compression: zstd, upload_period_secs: 1 }`,
-        '',
-      ].join('\n'),
-    );
-    try {
-      const { host, port } = splitAddress(d.sources['src']![0]!);
-      const accepted = async (): Promise<number> => metricSum(await scrape(d.apiPort), 'sluice_source_records_by_kind_total');
-      const waitFor = async (n: number): Promise<void> => {
-        const until = Date.now() + 120_000;
-        while ((await accepted()) < n) {
-          if (Date.now() > until) throw new Error(`the daemon did not process ${n} lines in 2 minutes`);
-          await new Promise((r) => setTimeout(r, 250));
-        }
-      };
-      await sendTcp(warm, { host, port, connections: 4 });
-      await waitFor(warm.count);
-      let total = warm.count;
-      const perLine: number[] = [];
-      const refs: number[] = [];
-      for (const set of sets) {
-        refs.push(referenceNow());
-        const c0 = cpuOf(d.pid);
-        await sendTcp(set, { host, port, connections: 4 });
-        total += set.count;
-        await waitFor(total);
-        const c = cpuDelta(c0, cpuOf(d.pid));
-        perLine.push(c.totalUs / set.count);
-      }
-      const ratios = perLine.map((us, k) => us / refs[k]!);
-      const ratio = +median(ratios).toFixed(4);
-      measured.set('daemon CPU per line / reference', {
-        ratio,
-        about: 'sluice run, TCP → validate → tag → zstd → file: daemon CPU (all threads) per line over the machine reference',
-        detail: `${median(perLine).toFixed(3)} µs/line vs ${median(refs).toFixed(3)} µs/line; samples ${ratios.map((x) => x.toFixed(3)).join(' ')}`,
-      });
-      log(`daemon CPU per line / reference: ${ratio} (${perLine.map((x, k) => `${x.toFixed(2)}/${refs[k]!.toFixed(2)}`).join(' ')} µs/line)`);
-      const code = await d.stop();
-      if (code !== 0) throw new Error(`sluice exited with ${code}: ${d.stderr()}`);
-      // Loss: exact. Every id of every sample found once (the warm-up lines are foreign ids).
-      const count = await countFileOutput(join(dir, 'out'), 0, SAMPLES * SAMPLE_LINES, '"cluster":"bench"');
-      if (count.missing !== 0 || count.duplicates !== 0 || count.untagged !== 0 || count.foreign !== warm.count) {
-        lossProblem = `output check failed: ${JSON.stringify(count)}`;
-      }
-      log(`output: ${count.unique} distinct lines of ${SAMPLES * SAMPLE_LINES}, ${count.duplicates} duplicates, ${count.objects} objects`);
-    } finally {
-      if (d.proc.exitCode === null) await d.stop('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  if (wants('e2e-file')) await daemonRatio('file', measured);
+  if (wants('e2e-s3')) await daemonRatio('s3', measured);
   return measured;
+}
+
+const SAMPLE_LINES = 200_000;
+const SAMPLES = 7;
+
+/**
+ * The daemon's CPU per line over the machine reference, into a file sink or an aws_s3 sink:
+ * 7 samples of 200,000 lines after a warm-up, each sample's ratio against a reference taken
+ * right before it; then every line of every sample must be in the output exactly once.
+ */
+async function daemonRatio(sink: 'file' | 's3', measured: Measured): Promise<void> {
+  const name = sink === 'file' ? 'daemon CPU per line / reference' : 'daemon CPU per line into S3 / reference';
+  const about = `sluice run, TCP → validate → tag → zstd → ${sink === 'file' ? 'file' : 'aws_s3 (Ceph RGW)'}: daemon CPU (all threads) per line over the machine reference`;
+  const sets = Array.from({ length: SAMPLES }, (_, k) => generateLineSet({ count: SAMPLE_LINES, kind: 'service', seed: 10 + k, firstId: k * SAMPLE_LINES }));
+  const warm = generateLineSet({ count: 100_000, kind: 'service', seed: 9, firstId: 900_000_000 });
+  // The reference is measured again right before each sample (the daemon idle): on a shared
+  // VM the speed of a core drifts by up to 2x within a minute, and a ratio of two figures
+  // taken seconds apart follows it much better than one taken before all the samples.
+  const refBatches = ringBatches(sets[0]!, '127.0.0.1', 50_000);
+  const referenceNow = (): number => machineReference(refBatches, undefined, 3).usPerLine;
+  log(`${sink}: machine reference ${referenceNow()} µs/line`);
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-gate-'));
+  let sinkYaml: string;
+  let bucket = '';
+  if (sink === 'file') {
+    sinkYaml = `  out: { type: file, inputs: [src], path: ${join(dir, 'out')}, compression: zstd, upload_period_secs: 1 }`;
+  } else {
+    bucket = `gate-${Date.now().toString(36)}`;
+    const { CreateBucketCommand } = await import('@aws-sdk/client-s3');
+    const client = rgw!.client();
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    client.destroy();
+    process.env['GATE_S3_SECRET'] = rgw!.secretAccessKey;
+    sinkYaml = [
+      '  out:',
+      '    type: aws_s3',
+      '    inputs: [src]',
+      `    endpoint: ${rgw!.endpoint}`,
+      `    bucket: ${bucket}`,
+      `    region: ${rgw!.region}`,
+      `    access_key_id: ${rgw!.accessKeyId}`,
+      '    secret_access_key: ${GATE_S3_SECRET}',
+      '    compression: zstd',
+      '    upload_period_secs: 1',
+    ].join('\n');
+  }
+  const d = await startDaemon(
+    dir,
+    [
+      `data_dir: ${join(dir, 'data')}`,
+      'api: { address: 127.0.0.1:0 }',
+      'log: { level: info }',
+      'sources:',
+      '  src: { type: tcp, address: 127.0.0.1:0, extra_tags: { cluster: bench }, host_key: __host }',
+      'sinks:',
+      sinkYaml,
+      '',
+    ].join('\n'),
+  );
+  try {
+    const { host, port } = splitAddress(d.sources['src']![0]!);
+    // File: lines the workers took (the file store writes as it goes). S3: lines in objects S3
+    // has completed, so that each sample's CPU includes its uploads.
+    const doneMetric = sink === 'file' ? 'sluice_source_records_by_kind_total' : 'sluice_sink_sent_events_total';
+    const done = async (): Promise<number> => metricSum(await scrape(d.apiPort), doneMetric);
+    const waitFor = async (n: number): Promise<void> => {
+      const until = Date.now() + 120_000;
+      while ((await done()) < n) {
+        if (Date.now() > until) throw new Error(`${sink}: the daemon did not take ${n} lines in 2 minutes`);
+        await new Promise((r) => setTimeout(r, sink === 'file' ? 250 : 50));
+      }
+    };
+    await sendTcp(warm, { host, port, connections: 4 });
+    await waitFor(warm.count);
+    let total = warm.count;
+    const perLine: number[] = [];
+    const refs: number[] = [];
+    for (const set of sets) {
+      refs.push(referenceNow());
+      const c0 = cpuOf(d.pid);
+      await sendTcp(set, { host, port, connections: 4 });
+      total += set.count;
+      await waitFor(total);
+      const c = cpuDelta(c0, cpuOf(d.pid));
+      perLine.push(c.totalUs / set.count);
+    }
+    const ratios = perLine.map((us, k) => us / refs[k]!);
+    const ratio = +median(ratios).toFixed(4);
+    measured.set(name, {
+      ratio,
+      about,
+      detail: `${median(perLine).toFixed(3)} µs/line vs ${median(refs).toFixed(3)} µs/line; samples ${ratios.map((x) => x.toFixed(3)).join(' ')}`,
+    });
+    log(`${name}: ${ratio} (${perLine.map((x, k) => `${x.toFixed(2)}/${refs[k]!.toFixed(2)}`).join(' ')} µs/line)`);
+    const code = await d.stop();
+    if (code !== 0) throw new Error(`sluice exited with ${code}: ${d.stderr()}`);
+    // Loss: exact. Every id of every sample found once (the warm-up lines are foreign ids).
+    let count: OutputCount;
+    if (sink === 'file') {
+      count = await countFileOutput(join(dir, 'out'), 0, SAMPLES * SAMPLE_LINES, '"cluster":"bench"');
+    } else {
+      const client = rgw!.client();
+      count = await countS3Output(client, bucket, 0, SAMPLES * SAMPLE_LINES, '"cluster":"bench"');
+      client.destroy();
+    }
+    if (count.missing !== 0 || count.duplicates !== 0 || count.untagged !== 0 || count.foreign !== warm.count) {
+      lossProblem = `${lossProblem === null ? '' : `${lossProblem}; `}${sink}: output check failed: ${JSON.stringify(count)}`;
+    }
+    log(`${sink} output: ${count.unique} distinct lines of ${SAMPLES * SAMPLE_LINES}, ${count.duplicates} duplicates, ${count.objects} objects`);
+  } finally {
+    if (d.proc.exitCode === null) await d.stop('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const runs: Measured[] = [];

@@ -22,6 +22,16 @@ import { countFileOutput, countS3Output, type OutputCount } from './output.ts';
 
 export const TAG_TEXT = '"cluster":"bench"';
 
+/** The part of test/s3/rgw.ts's Rgw the benchmarks use. */
+export interface RgwHandle {
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  region: string;
+  client(): S3Client;
+  stop(): Promise<void>;
+}
+
 export interface S3Target {
   endpoint: string;
   accessKeyId: string;
