@@ -14,7 +14,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { SluiceError } from '../../../config/src/errors.ts';
-import { freePort, startRgw, type Rgw } from '../../../../test/s3/rgw.ts';
+import { startRgw, type Rgw } from '../../../../test/s3/rgw.ts';
 import type { AwsS3SinkConfig } from '../../../config/src/types.ts';
 import { createS3Client, s3StoreFromConfig, type RetryNotice, type S3ClientOptions } from './config-to-client.ts';
 import { S3Store, type S3StoreOptions } from './s3-store.ts';
@@ -421,7 +421,7 @@ describe('S3Store.check()', () => {
   });
 
   it('names an unreachable endpoint quickly', async () => {
-    const port = await freePort(); // nothing listens there any more
+    const port = 1; // tcpmux, privileged: nothing listens there, and no parallel test's port-0 listener gets it
     const c = clientFor({ endpoint: `http://127.0.0.1:${port}` });
     const t0 = Date.now();
     const e = await expectCheckError(storeFor(c, { checkTimeoutMs: 1500 }), 'SLUICE_ERR_S3_UNREACHABLE', env.secretAccessKey);
