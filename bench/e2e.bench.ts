@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { generateLineSet, type LineSet } from '../apps/loadgen/src/line-set.ts';
 import { machineReference, pipelineCeiling, ringBatches, type Ceiling } from './lib/ceiling.ts';
 import { median } from './lib/daemon.ts';
-import { runScenario, type RgwHandle, type S3Target, type ScenarioResult, type ScenarioSpec } from './lib/scenario.ts';
+import { runScenario, startBenchRgw, type S3Target, type ScenarioResult, type ScenarioSpec } from './lib/scenario.ts';
 
 const ALL = ['tcp-file', 'tcp-s3', 'udp-paced', 'udp-full'] as const;
 type Name = (typeof ALL)[number];
@@ -83,15 +83,11 @@ for (const kind of ['service', 'kernel'] as const) {
 let s3: S3Target | undefined;
 let stopRgw: (() => Promise<void>) | undefined;
 if (names.includes('tcp-s3')) {
-  // A non-literal specifier keeps test/s3/rgw.ts (which augments vitest's types) out of bench's typecheck.
-  const rgwModule: string = new URL('../test/s3/rgw.ts', import.meta.url).href;
-  const { startRgw } = (await import(rgwModule)) as { startRgw: () => Promise<RgwHandle> };
   log('starting Ceph RGW (scripts/ensure-ceph.sh installs Ceph when missing)');
-  const rgw = await startRgw();
+  const rgw = await startBenchRgw();
   stopRgw = () => rgw.stop();
   s3 = { endpoint: rgw.endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, region: rgw.region, bucket: '', client: rgw.client() };
   log(`RGW at ${rgw.endpoint}`);
-  process.on('exit', () => void rgw.stop());
 }
 
 // ---------------------------------------------------------------- scenarios

@@ -17,19 +17,18 @@
  * All ratios are "lower is better". A ratio better than the baseline by more than its
  * tolerance is reported (so the baseline can be lowered with --update) but does not fail.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateLineSet } from '../apps/loadgen/src/line-set.ts';
+import { generateLineSet, type LineSet } from '../apps/loadgen/src/line-set.ts';
 import { sendTcp } from '../apps/loadgen/src/send.ts';
 import { machineReference, ringBatches } from './lib/ceiling.ts';
 import { cpuDelta, cpuOf, median, metricSum, scrape, splitAddress, startDaemon } from './lib/daemon.ts';
 import { gatePairs } from './lib/gate-tasks.ts';
 import { countFileOutput, countS3Output, type OutputCount } from './lib/output.ts';
 import { measurePair } from './lib/pair.ts';
-import type { RgwHandle } from './lib/scenario.ts';
+import { benchConfig, startBenchRgw, TAG_TEXT, type RgwHandle, type S3Target } from './lib/scenario.ts';
 
 const BASELINE = new URL('./baseline.json', import.meta.url).pathname;
 
@@ -75,19 +74,11 @@ const TOLERANCE: Record<string, number> = {
 const wants = (part: 'micro' | 'e2e-file' | 'e2e-s3'): boolean =>
   values.only === undefined || values.only === part || (values.only === 'e2e' && part.startsWith('e2e-'));
 
-// A throwaway Ceph RGW for the S3 samples, started once (scripts/ensure-ceph.sh installs Ceph
-// when missing, as the tests' global setup does).
+// A throwaway Ceph RGW for the S3 samples, started once.
 let rgw: RgwHandle | undefined;
 if (wants('e2e-s3')) {
-  if (process.env['SLUICE_SKIP_CEPH_INSTALL'] !== '1') {
-    execFileSync('bash', [new URL('../scripts/ensure-ceph.sh', import.meta.url).pathname], { stdio: ['ignore', 'ignore', 'inherit'] });
-  }
-  // A non-literal specifier keeps test/s3/rgw.ts (which augments vitest's types) out of bench's typecheck.
-  const rgwModule: string = new URL('../test/s3/rgw.ts', import.meta.url).href;
-  const { startRgw } = (await import(rgwModule)) as { startRgw: () => Promise<RgwHandle> };
-  rgw = await startRgw();
+  rgw = await startBenchRgw();
   log(`RGW at ${rgw.endpoint}`);
-  process.on('exit', () => void rgw?.stop());
 }
 
 type Measured = Map<string, { ratio: number; detail: string; about: string }>;
@@ -118,6 +109,17 @@ async function measureAll(): Promise<Measured> {
 const SAMPLE_LINES = 200_000;
 const SAMPLES = 7;
 
+/** The samples' lines, the warm-up's and the reference's batches: built once, for every daemon run. */
+let daemonLines: { sets: LineSet[]; warm: LineSet; refBatches: ReturnType<typeof ringBatches> } | undefined;
+const linesForDaemon = (): NonNullable<typeof daemonLines> => {
+  if (daemonLines === undefined) {
+    const sets = Array.from({ length: SAMPLES }, (_, k) => generateLineSet({ count: SAMPLE_LINES, kind: 'service', seed: 10 + k, firstId: k * SAMPLE_LINES }));
+    const warm = generateLineSet({ count: 100_000, kind: 'service', seed: 9, firstId: 900_000_000 });
+    daemonLines = { sets, warm, refBatches: ringBatches(sets[0]!, '127.0.0.1', 50_000) };
+  }
+  return daemonLines;
+};
+
 /**
  * The daemon's CPU per line over the machine reference, into a file sink or an aws_s3 sink:
  * 7 samples of 200,000 lines after a warm-up, each sample's ratio against a reference taken
@@ -126,52 +128,22 @@ const SAMPLES = 7;
 async function daemonRatio(sink: 'file' | 's3', measured: Measured): Promise<void> {
   const name = sink === 'file' ? 'daemon CPU per line / reference' : 'daemon CPU per line into S3 / reference';
   const about = `sluice run, TCP → validate → tag → zstd → ${sink === 'file' ? 'file' : 'aws_s3 (Ceph RGW)'}: daemon CPU (all threads) per line over the machine reference`;
-  const sets = Array.from({ length: SAMPLES }, (_, k) => generateLineSet({ count: SAMPLE_LINES, kind: 'service', seed: 10 + k, firstId: k * SAMPLE_LINES }));
-  const warm = generateLineSet({ count: 100_000, kind: 'service', seed: 9, firstId: 900_000_000 });
+  const { sets, warm, refBatches } = linesForDaemon();
   // The reference is measured again right before each sample (the daemon idle): on a shared
   // VM the speed of a core drifts by up to 2x within a minute, and a ratio of two figures
   // taken seconds apart follows it much better than one taken before all the samples.
-  const refBatches = ringBatches(sets[0]!, '127.0.0.1', 50_000);
   const referenceNow = (): number => machineReference(refBatches, undefined, 3).usPerLine;
   log(`${sink}: machine reference ${referenceNow()} µs/line`);
   const dir = mkdtempSync(join(tmpdir(), 'sluice-gate-'));
-  let sinkYaml: string;
-  let bucket = '';
-  if (sink === 'file') {
-    sinkYaml = `  out: { type: file, inputs: [src], path: ${join(dir, 'out')}, compression: zstd, upload_period_secs: 1 }`;
-  } else {
-    bucket = `gate-${Date.now().toString(36)}`;
+  let s3: Omit<S3Target, 'client'> | undefined;
+  if (sink === 's3') {
+    s3 = { endpoint: rgw!.endpoint, accessKeyId: rgw!.accessKeyId, secretAccessKey: rgw!.secretAccessKey, region: rgw!.region, bucket: `gate-${Date.now().toString(36)}` };
     const { CreateBucketCommand } = await import('@aws-sdk/client-s3');
     const client = rgw!.client();
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    await client.send(new CreateBucketCommand({ Bucket: s3.bucket }));
     client.destroy();
-    process.env['GATE_S3_SECRET'] = rgw!.secretAccessKey;
-    sinkYaml = [
-      '  out:',
-      '    type: aws_s3',
-      '    inputs: [src]',
-      `    endpoint: ${rgw!.endpoint}`,
-      `    bucket: ${bucket}`,
-      `    region: ${rgw!.region}`,
-      `    access_key_id: ${rgw!.accessKeyId}`,
-      '    secret_access_key: ${GATE_S3_SECRET}',
-      '    compression: zstd',
-      '    upload_period_secs: 1',
-    ].join('\n');
   }
-  const d = await startDaemon(
-    dir,
-    [
-      `data_dir: ${join(dir, 'data')}`,
-      'api: { address: 127.0.0.1:0 }',
-      'log: { level: info }',
-      'sources:',
-      '  src: { type: tcp, address: 127.0.0.1:0, extra_tags: { cluster: bench }, host_key: __host }',
-      'sinks:',
-      sinkYaml,
-      '',
-    ].join('\n'),
-  );
+  const d = await startDaemon(dir, benchConfig(dir, 'tcp', sink, s3 === undefined ? {} : { s3 }));
   try {
     const { host, port } = splitAddress(d.sources['src']![0]!);
     // File: lines the workers took (the file store writes as it goes). S3: lines in objects S3
@@ -211,11 +183,11 @@ async function daemonRatio(sink: 'file' | 's3', measured: Measured): Promise<voi
     if (code !== 0) throw new Error(`sluice exited with ${code}: ${d.stderr()}`);
     // Loss: exact. Every id of every sample found once (the warm-up lines are foreign ids).
     let count: OutputCount;
-    if (sink === 'file') {
-      count = await countFileOutput(join(dir, 'out'), 0, SAMPLES * SAMPLE_LINES, '"cluster":"bench"');
+    if (s3 === undefined) {
+      count = await countFileOutput(join(dir, 'out'), 0, SAMPLES * SAMPLE_LINES, TAG_TEXT);
     } else {
       const client = rgw!.client();
-      count = await countS3Output(client, bucket, 0, SAMPLES * SAMPLE_LINES, '"cluster":"bench"');
+      count = await countS3Output(client, s3.bucket, 0, SAMPLES * SAMPLE_LINES, TAG_TEXT);
       client.destroy();
     }
     if (count.missing !== 0 || count.duplicates !== 0 || count.untagged !== 0 || count.foreign !== warm.count) {

@@ -8,6 +8,7 @@
  *   CPU is (stored) - (t0): the idle tail while the last object's period runs out costs ~nothing.
  *   lines/s is lines / (processed - t0).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,23 @@ export interface RgwHandle {
   region: string;
   client(): S3Client;
   stop(): Promise<void>;
+}
+
+/**
+ * A throwaway Ceph RGW for a benchmark, stopped when the process exits. scripts/ensure-ceph.sh
+ * installs Ceph first when missing (a no-op when present), as the tests' global setup does,
+ * unless SLUICE_SKIP_CEPH_INSTALL=1.
+ */
+export async function startBenchRgw(): Promise<RgwHandle> {
+  if (process.env['SLUICE_SKIP_CEPH_INSTALL'] !== '1') {
+    execFileSync('bash', [new URL('../../scripts/ensure-ceph.sh', import.meta.url).pathname], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  // A non-literal specifier keeps test/s3/rgw.ts (which augments vitest's types) out of bench's typecheck.
+  const rgwModule: string = new URL('../../test/s3/rgw.ts', import.meta.url).href;
+  const { startRgw } = (await import(rgwModule)) as { startRgw: () => Promise<RgwHandle> };
+  const rgw = await startRgw();
+  process.on('exit', () => void rgw.stop());
+  return rgw;
 }
 
 export interface S3Target {
@@ -96,26 +114,40 @@ export interface ScenarioResult {
   profile?: { thread: string; busyMs: number; top: { name: string; share: number }[] }[];
 }
 
-function sourceYaml(spec: ScenarioSpec): string {
-  const extra = spec.sourceExtra === undefined ? '' : `\n    ${spec.sourceExtra}`;
-  return `    type: ${spec.protocol}\n    address: 127.0.0.1:0\n    extra_tags: { cluster: bench }\n    host_key: __host${extra}`;
-}
-
-function sinkYaml(spec: ScenarioSpec, dir: string): string {
-  if (spec.sink === 'file') {
-    return `    type: file\n    inputs: [src]\n    path: ${join(dir, 'out')}\n    compression: zstd\n    upload_period_secs: 1`;
+/**
+ * The daemon's config for a benchmark: one source `src` (tagged `cluster: bench`, peer address
+ * as `__host`) into one sink `out`, zstd, 1 s objects. An aws_s3 sink reads its secret from
+ * BENCH_S3_SECRET, which this sets.
+ */
+export function benchConfig(dir: string, protocol: 'tcp' | 'udp', sink: 'file' | 's3', opts: { s3?: Omit<S3Target, 'client'>; sourceExtra?: string } = {}): string {
+  const extra = opts.sourceExtra === undefined ? '' : `\n    ${opts.sourceExtra}`;
+  let sinkYaml = `    type: file\n    inputs: [src]\n    path: ${join(dir, 'out')}`;
+  if (sink === 's3') {
+    const s3 = opts.s3!;
+    process.env['BENCH_S3_SECRET'] = s3.secretAccessKey;
+    sinkYaml = [
+      '    type: aws_s3',
+      '    inputs: [src]',
+      `    endpoint: ${s3.endpoint}`,
+      `    bucket: ${s3.bucket}`,
+      `    region: ${s3.region}`,
+      `    access_key_id: ${s3.accessKeyId}`,
+      `    secret_access_key: \${BENCH_S3_SECRET}`,
+    ].join('\n');
   }
-  const s3 = spec.s3!;
   return [
-    '    type: aws_s3',
-    '    inputs: [src]',
-    `    endpoint: ${s3.endpoint}`,
-    `    bucket: ${s3.bucket}`,
-    `    region: ${s3.region}`,
-    `    access_key_id: ${s3.accessKeyId}`,
-    `    secret_access_key: \${BENCH_S3_SECRET}`,
+    `data_dir: ${join(dir, 'data')}`,
+    'api: { address: 127.0.0.1:0 }',
+    'log: { level: info }',
+    'sources:',
+    '  src:',
+    `    type: ${protocol}\n    address: 127.0.0.1:0\n    extra_tags: { cluster: bench }\n    host_key: __host${extra}`,
+    'sinks:',
+    '  out:',
+    sinkYaml,
     '    compression: zstd',
     '    upload_period_secs: 1',
+    '',
   ].join('\n');
 }
 
@@ -167,9 +199,8 @@ function send(spec: ScenarioSpec, d: Daemon, set: LineSet): Promise<SendReport> 
 
 export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   const dir = mkdtempSync(join(tmpdir(), `sluice-e2e-${spec.name}-`));
-  const yaml = `data_dir: ${join(dir, 'data')}\napi: { address: 127.0.0.1:0 }\nlog: { level: info }\nsources:\n  src:\n${sourceYaml(spec)}\nsinks:\n  out:\n${sinkYaml(spec, dir)}\n`;
+  const yaml = benchConfig(dir, spec.protocol, spec.sink, { ...(spec.s3 === undefined ? {} : { s3: spec.s3 }), ...(spec.sourceExtra === undefined ? {} : { sourceExtra: spec.sourceExtra }) });
   const nodeArgs = [...(spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`]), ...(spec.nodeArgs ?? [])];
-  if (spec.s3 !== undefined) process.env['BENCH_S3_SECRET'] = spec.s3.secretAccessKey;
   const d = await startDaemon(dir, yaml, nodeArgs, undefined, spec.daemonLog);
   try {
     const set = spec.lines;
