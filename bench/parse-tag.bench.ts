@@ -128,18 +128,25 @@ const blockBatch = Buffer.from(
 
 let sink = 0;
 const bench = new Bench({ time: 2000, warmupTime: 300 });
+// The BatchProcessor cases, once per implementation side by side (native when its addon loads).
+const fastName = (impl: string): string => `BatchProcessor fast path, ${impl} (scan + splice tags)`;
+const blocksName = (impl: string): string => `splice, TCP blocks of 64 lines (${impl})`;
+const implementations: [string, BatchProcessor][] = [['TypeScript', processor], ...(native === null ? [] : [['native', native] as [string, BatchProcessor]])];
+for (const [impl, p] of implementations) {
+  bench
+    .add(fastName(impl), () => {
+      sink += p.process(batch, batch.length, plan, 'bench', false).counts.accepted;
+    })
+    .add(blocksName(impl), () => {
+      sink += p.process(blockBatch, blockBatch.length, plan, 'bench', false).counts.accepted;
+    })
+    .add(`BatchProcessor collision path, ${impl} scan (TypeScript cut + splice)`, () => {
+      sink += p.process(batch, batch.length, collidingPlan, 'bench', false).counts.accepted;
+    });
+}
 bench
-  .add('splice: BatchProcessor fast path, TypeScript (scan + splice tags)', () => {
-    sink += processor.process(batch, batch.length, plan, 'bench', false).counts.accepted;
-  })
-  .add('splice, TCP blocks of 64 lines (TypeScript)', () => {
-    sink += processor.process(blockBatch, blockBatch.length, plan, 'bench', false).counts.accepted;
-  })
   .add('parse + assign + JSON.stringify (same framing)', () => {
     sink += parseStringify();
-  })
-  .add('BatchProcessor collision path (cut member + splice)', () => {
-    sink += processor.process(batch, batch.length, collidingPlan, 'bench', false).counts.accepted;
   })
   .add('decode + JSON.parse only (floor)', () => {
     for (let i = 0; i < LINES; i++) sink += JSON.parse(batch.toString('utf8', starts[i], ends[i])).msg.length;
@@ -156,18 +163,6 @@ bench
   .add('decode + indexOf(U+FFFD) (the UTF-8 check used)', () => {
     for (let i = 0; i < LINES; i++) if (batch.toString('utf8', starts[i], ends[i]).indexOf('\uFFFD') === -1) sink++;
   });
-if (native !== null) {
-  bench
-    .add('native: BatchProcessor fast path (scan + splice tags)', () => {
-      sink += native.process(batch, batch.length, plan, 'bench', false).counts.accepted;
-    })
-    .add('native: splice, TCP blocks of 64 lines', () => {
-      sink += native.process(blockBatch, blockBatch.length, plan, 'bench', false).counts.accepted;
-    })
-    .add('native: collision path (native scan, TypeScript cut + splice)', () => {
-      sink += native.process(batch, batch.length, collidingPlan, 'bench', false).counts.accepted;
-    });
-}
 
 // Micro: the choices inside the fast path, per line, side by side.
 const out = Buffer.allocUnsafeSlow(batch.length * 2);
@@ -233,16 +228,16 @@ for (const task of [...bench.tasks, ...micro.tasks]) {
   perLine.set(task.name, ns);
   console.log(`${task.name.padEnd(66)} ${ns.toFixed(1).padStart(8)} ns/line  (median of ${r.latency.samplesCount ?? '?'} batches)`);
 }
-const splice = perLine.get('splice: BatchProcessor fast path, TypeScript (scan + splice tags)')!;
+const splice = perLine.get(fastName('TypeScript'))!;
 const scan = perLine.get('scanRecord alone (validate + find top-level keys)')!;
 const naive = perLine.get('parse + assign + JSON.stringify (same framing)')!;
 const floor = perLine.get('decode + JSON.parse only (floor)')!;
 console.log(`ratio parse+stringify / splice: ${(naive / splice).toFixed(2)}x`);
-const nativeSplice = perLine.get('native: BatchProcessor fast path (scan + splice tags)');
+const nativeSplice = perLine.get(fastName('native'));
 if (nativeSplice !== undefined) {
   console.log(`native vs TypeScript, records: ${nativeSplice.toFixed(1)} vs ${splice.toFixed(1)} ns/line (${(splice / nativeSplice).toFixed(2)}x)`);
-  const nb = perLine.get('native: splice, TCP blocks of 64 lines')!;
-  const jb = perLine.get('splice, TCP blocks of 64 lines (TypeScript)')!;
+  const nb = perLine.get(blocksName('native'))!;
+  const jb = perLine.get(blocksName('TypeScript'))!;
   console.log(`native vs TypeScript, blocks:  ${nb.toFixed(1)} vs ${jb.toFixed(1)} ns/line (${(jb / nb).toFixed(2)}x)`);
 }
 console.log(`splice path / decode+parse floor: ${(splice / floor).toFixed(2)}x; scan alone / floor: ${(scan / floor).toFixed(2)}x`);
