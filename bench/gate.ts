@@ -1,265 +1,204 @@
 /**
- * The benchmark gate (`npm run bench:gate`, run by .ci/run after the tests): measure ratios in
- * this run, compare each with bench/baseline.json, fail on a regression beyond its tolerance.
+ * The benchmark gate (`npm run bench:gate`, run by .ci/run after the tests): the tree under
+ * test against the reference commit named in bench/reference, both measured in this run, on
+ * this machine, interleaved. A stage fails only when the head is slower than the reference by
+ * more than the stage's tolerance with 95 % confidence.
  *
- *   node bench/gate.ts                 # measure and compare; exit 1 on a regression
- *   node bench/gate.ts --update        # measure and write the results as the new baseline
- *   node bench/gate.ts --only micro    # or e2e (both sinks), e2e-file, e2e-s3
+ *   node bench/gate.ts                       # every stage; exit 1 on a regression or a failed exact check
+ *   node bench/gate.ts --only micro          # or e2e, or stage names (comma-separated), see --list
+ *   node bench/gate.ts --rounds 9            # paired rounds per e2e stage (default 9; at least 7)
+ *   node bench/gate.ts --out FILE            # also write every sample as JSON
  *
- * Never raw times: every figure is Sluice's cost over a reference measured alongside it, on the
- * same lines, in the same process, as the median of several samples:
- * - micro pairs (bench/lib/gate-tasks.ts): thread CPU time, alternating rounds, median ratio;
- * - e2e: the real daemon (child process) takes TCP json_lines → validate → tag → zstd → a file
- *   sink, and again → an aws_s3 sink on a throwaway Ceph RGW (test/s3/rgw.ts); its CPU per line
- *   (every thread, /proc) over the machine reference (one thread doing utf8 decode + JSON.parse
- *   + zstd of the same lines with Node built-ins), median of samples; and zero loss (every id
- *   found exactly once in the objects), which is exact, not a ratio.
- * All ratios are "lower is better". A ratio better than the baseline by more than its
- * tolerance is reported (so the baseline can be lowered with --update) but does not fail.
+ * How (docs/benchmarks.md, "The gate"):
+ * - the reference commit is checked out into a git worktree and installed (`npm ci`, native
+ *   addons built) by bench/lib/reference-tree.ts; a reference that is missing or does not build
+ *   is one line and a failure, never a pass;
+ * - micro stages (bench/lib/gate-tasks.ts): replicates, each a fresh process with both trees'
+ *   modules (bench/lib/gate-micro-run.ts), the same work on the same input, alternating rounds
+ *   of thread CPU time (bench/lib/pair.ts);
+ * - e2e stages (bench/lib/gate-e2e.ts): per round a fresh daemon of each tree, the same sample
+ *   to both in alternating order, CPU of every daemon thread per record; then the exact checks
+ *   (every record the head was sent stored exactly once, tagged);
+ * - per stage, the paired ratios head / reference: median and a bootstrap 95 % interval of the
+ *   median (bench/lib/stats.ts).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateLineSet, type LineSet } from '../apps/loadgen/src/line-set.ts';
-import { sendTcp } from '../apps/loadgen/src/send.ts';
-import { machineReference, ringBatches } from './lib/ceiling.ts';
-import { cpuDelta, cpuOf, median, metricSum, scrape, splitAddress, startDaemon } from './lib/daemon.ts';
-import { gatePairs } from './lib/gate-tasks.ts';
-import { countFileOutput, countS3Output, type OutputCount } from './lib/output.ts';
-import { measurePair } from './lib/pair.ts';
-import { benchConfig, startBenchRgw, TAG_TEXT, type RgwHandle, type S3Target } from './lib/scenario.ts';
+import { E2E_STAGES, measureDaemons, type E2eResult } from './lib/gate-e2e.ts';
+import type { MicroRunArgs, MicroRunResult } from './lib/gate-micro-run.ts';
+import { MICRO_STAGES } from './lib/gate-tasks.ts';
+import { GateSetupError, headTree, referenceTree, type Tree } from './lib/reference-tree.ts';
+import { startBenchRgw, type RgwHandle } from './lib/scenario.ts';
+import { bootstrapMedian, median, verdict, type Interval, type Verdict } from './lib/stats.ts';
 
-const BASELINE = new URL('./baseline.json', import.meta.url).pathname;
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    rounds: { type: 'string' },
+    out: { type: 'string' },
+    list: { type: 'boolean', default: false },
+  },
+});
 
-interface Entry {
-  /** The ratio measured when the baseline was taken. */
-  baseline: number;
-  /** Fail when the ratio exceeds baseline * (1 + tolerance). */
-  tolerance: number;
-  about: string;
+/**
+ * Tolerances: how much slower than the reference a stage may be before it fails, once the
+ * whole 95 % interval is above 1 + tolerance. Micro stages measure thread CPU time of the same
+ * work in one process (intervals of a few %); the daemons share two cores with the load
+ * generator (and Ceph), so their intervals are wider.
+ */
+const MICRO_TOLERANCE = 0.05;
+const E2E_TOLERANCE = 0.1;
+/**
+ * Micro stages: replicates, each a fresh process (bench/lib/gate-micro-run.ts) running
+ * MICRO_ROUNDS alternating rounds of MICRO_ROUND_MS per tree; a replicate's ratio is the head's
+ * fastest round over the reference's. The replicates are the samples the interval is taken over.
+ */
+const MICRO_REPLICATES = 10;
+const MICRO_ROUNDS = 5;
+const MICRO_ROUND_MS = 50;
+const E2E_ROUNDS = Number(values.rounds ?? 9);
+if (!Number.isInteger(E2E_ROUNDS) || E2E_ROUNDS < 7) {
+  console.error('gate: --rounds must be an integer of at least 7');
+  process.exit(1);
 }
-interface Baseline {
-  note: string;
-  date: string;
-  node: string;
-  metrics: Record<string, Entry>;
+
+const ALL = [...MICRO_STAGES.map((s) => s.name), ...E2E_STAGES.map((s) => s.name)];
+if (values.list) {
+  console.log(['micro', ...MICRO_STAGES.map((s) => `  ${s.name}`), 'e2e', ...E2E_STAGES.map((s) => `  ${s.name}`)].join('\n'));
+  process.exit(0);
+}
+const wanted = new Set<string>();
+for (const part of (values.only ?? 'micro,e2e').split(',').map((s) => s.trim())) {
+  if (part === 'micro') MICRO_STAGES.forEach((s) => wanted.add(s.name));
+  else if (part === 'e2e') E2E_STAGES.forEach((s) => wanted.add(s.name));
+  else if (ALL.includes(part)) wanted.add(part);
+  else {
+    console.error(`gate: --only: unknown stage ${JSON.stringify(part)}; stages: micro, e2e, ${ALL.join(', ')}`);
+    process.exit(1);
+  }
 }
 
-const { values } = parseArgs({ options: { update: { type: 'boolean', default: false }, only: { type: 'string' }, runs: { type: 'string' } } });
-/** --update takes the median of several whole measurements (default 3), so one noisy run does not set the baseline. */
-const RUNS = Number(values.runs ?? (values.update ? 3 : 1));
 const started = performance.now();
 const log = (msg: string): void => void process.stderr.write(`[gate ${((performance.now() - started) / 1000).toFixed(1)}s] ${msg}\n`);
 
-/**
- * Tolerances: the spread of each ratio over repeated gate runs on this shared 2-core machine
- * (docs/benchmarks.md, "gate") plus a margin, so an unchanged tree passes and a regression of
- * about a quarter of a stage's cost does not.
- */
-const TOLERANCE: Record<string, number> = {
-  'validate+tag / JSON.parse floor': 0.25,
-  'validate+tag, TypeScript path / JSON.parse floor': 0.25,
-  'worker task / reference': 0.2,
-  'compressFrame / zstdCompressSync': 0.2,
-  // Block framing costs ~0.2 ms per 4 MB: its ratio moved 0.30-0.42 over 13 runs on an unchanged tree.
-  'LineFramer / indexOf framing': 0.4,
-  'ring / structuredClone batch': 0.3,
-  // Whole-daemon CPU on a shared VM: single samples moved 1.3-2.4x the reference on an unchanged tree.
-  'daemon CPU per line / reference': 0.4,
-  'daemon CPU per line into S3 / reference': 0.4,
+let trees: [Tree, Tree];
+try {
+  trees = [headTree(), referenceTree(log)];
+} catch (err) {
+  if (!(err instanceof GateSetupError)) throw err;
+  console.log(`gate FAILED: ${err.message}`);
+  process.exit(1);
+}
+const [head, reference] = trees;
+log(`head ${head.label} (${head.root}) against reference ${reference.label} (${reference.root})`);
+
+interface StageResult {
+  name: string;
+  about: string;
+  kind: 'micro' | 'e2e';
+  tolerance: number;
+  unit: string;
+  ratios: number[];
+  headUs: number[];
+  referenceUs: number[];
+  interval: Interval;
+  verdict: Verdict;
+  /** An exact check that failed (e2e), or null. */
+  problem: string | null;
+  output?: string;
+}
+const results: StageResult[] = [];
+
+const summarise = (r: Omit<StageResult, 'interval' | 'verdict'>): StageResult => {
+  const interval = bootstrapMedian(r.ratios);
+  return { ...r, interval, verdict: verdict(interval, r.tolerance) };
 };
 
-/** --only: micro, e2e (both sinks), e2e-file or e2e-s3; all when absent. */
-const wants = (part: 'micro' | 'e2e-file' | 'e2e-s3'): boolean =>
-  values.only === undefined || values.only === part || (values.only === 'e2e' && part.startsWith('e2e-'));
-
-// A throwaway Ceph RGW for the S3 samples, started once.
-let rgw: RgwHandle | undefined;
-if (wants('e2e-s3')) {
-  rgw = await startBenchRgw();
-  log(`RGW at ${rgw.endpoint}`);
-}
-
-type Measured = Map<string, { ratio: number; detail: string; about: string }>;
-let lossProblem: string | null = null;
-
-async function measureAll(): Promise<Measured> {
-  const measured: Measured = new Map();
-
-  // ---------------------------------------------------------------- micro pairs
-  if (wants('micro')) {
-    for (const p of gatePairs()) {
-      const r = measurePair(p.subject, p.reference);
-      measured.set(p.name, {
-        ratio: r.ratio,
-        about: p.about,
-        detail: `${r.subjectUs} µs vs ${r.referenceUs} µs per call; rounds ${r.ratios.join(' ')}`,
-      });
-      log(`${p.name}: ${r.ratio} (${r.subjectUs} / ${r.referenceUs} µs)`);
-    }
-  }
-
-  // ---------------------------------------------------------------- e2e: daemon CPU per line
-  if (wants('e2e-file')) await daemonRatio('file', measured);
-  if (wants('e2e-s3')) await daemonRatio('s3', measured);
-  return measured;
-}
-
-const SAMPLE_LINES = 200_000;
-const SAMPLES = 7;
-
-/** The samples' lines, the warm-up's and the reference's batches: built once, for every daemon run. */
-let daemonLines: { sets: LineSet[]; warm: LineSet; refBatches: ReturnType<typeof ringBatches> } | undefined;
-const linesForDaemon = (): NonNullable<typeof daemonLines> => {
-  if (daemonLines === undefined) {
-    const sets = Array.from({ length: SAMPLES }, (_, k) => generateLineSet({ count: SAMPLE_LINES, kind: 'service', seed: 10 + k, firstId: k * SAMPLE_LINES }));
-    const warm = generateLineSet({ count: 100_000, kind: 'service', seed: 9, firstId: 900_000_000 });
-    daemonLines = { sets, warm, refBatches: ringBatches(sets[0]!, '127.0.0.1', 50_000) };
-  }
-  return daemonLines;
-};
-
-/**
- * The daemon's CPU per line over the machine reference, into a file sink or an aws_s3 sink:
- * 7 samples of 200,000 lines after a warm-up, each sample's ratio against a reference taken
- * right before it; then every line of every sample must be in the output exactly once.
- */
-async function daemonRatio(sink: 'file' | 's3', measured: Measured): Promise<void> {
-  const name = sink === 'file' ? 'daemon CPU per line / reference' : 'daemon CPU per line into S3 / reference';
-  const about = `sluice run, TCP → validate → tag → zstd → ${sink === 'file' ? 'file' : 'aws_s3 (Ceph RGW)'}: daemon CPU (all threads) per line over the machine reference`;
-  const { sets, warm, refBatches } = linesForDaemon();
-  // The reference is measured again right before each sample (the daemon idle): on a shared
-  // VM the speed of a core drifts by up to 2x within a minute, and a ratio of two figures
-  // taken seconds apart follows it much better than one taken before all the samples.
-  const referenceNow = (): number => machineReference(refBatches, undefined, 3).usPerLine;
-  log(`${sink}: machine reference ${referenceNow()} µs/line`);
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-gate-'));
-  let s3: Omit<S3Target, 'client'> | undefined;
-  if (sink === 's3') {
-    s3 = { endpoint: rgw!.endpoint, accessKeyId: rgw!.accessKeyId, secretAccessKey: rgw!.secretAccessKey, region: rgw!.region, bucket: `gate-${Date.now().toString(36)}` };
-    const { CreateBucketCommand } = await import('@aws-sdk/client-s3');
-    const client = rgw!.client();
-    await client.send(new CreateBucketCommand({ Bucket: s3.bucket }));
-    client.destroy();
-  }
-  const d = await startDaemon(dir, benchConfig(dir, 'tcp', sink, s3 === undefined ? {} : { s3 }));
+// ---------------------------------------------------------------- micro stages
+const microWanted = MICRO_STAGES.filter((st) => wanted.has(st.name));
+if (microWanted.length > 0) {
+  const tmp = mkdtempSync(join(tmpdir(), 'sluice-gate-micro-'));
+  const per = new Map<string, { ratios: number[]; headUs: number[]; referenceUs: number[] }>(microWanted.map((st) => [st.name, { ratios: [], headUs: [], referenceUs: [] }]));
   try {
-    const { host, port } = splitAddress(d.sources['src']![0]!);
-    // File: lines the workers took (the file store writes as it goes). S3: lines in objects S3
-    // has completed, so that each sample's CPU includes its uploads.
-    const doneMetric = sink === 'file' ? 'sluice_source_records_by_kind_total' : 'sluice_sink_sent_events_total';
-    const done = async (): Promise<number> => metricSum(await scrape(d.apiPort), doneMetric);
-    const waitFor = async (n: number): Promise<void> => {
-      const until = Date.now() + 120_000;
-      while ((await done()) < n) {
-        if (Date.now() > until) throw new Error(`${sink}: the daemon did not take ${n} lines in 2 minutes`);
-        await new Promise((r) => setTimeout(r, sink === 'file' ? 250 : 50));
+    for (let k = 0; k < MICRO_REPLICATES; k++) {
+      const args: MicroRunArgs = { head: head.root, reference: reference.root, first: k % 2 === 0 ? 'head' : 'reference', stages: microWanted.map((st) => st.name), rounds: MICRO_ROUNDS, roundMs: MICRO_ROUND_MS, tmp };
+      const run = spawnSync(process.execPath, [join(import.meta.dirname, 'lib/gate-micro-run.ts'), JSON.stringify(args)], { encoding: 'utf8' });
+      if (run.status !== 0) {
+        const why = `${run.stderr}`.split('\n').find((l) => /Error/.test(l)) ?? `exit ${run.status ?? run.signal}`;
+        console.log(`gate FAILED: the micro stages could not be measured for both trees: ${why.trim()}`);
+        process.exit(1);
       }
-    };
-    await sendTcp(warm, { host, port, connections: 4 });
-    await waitFor(warm.count);
-    let total = warm.count;
-    const perLine: number[] = [];
-    const refs: number[] = [];
-    for (const set of sets) {
-      refs.push(referenceNow());
-      const c0 = cpuOf(d.pid);
-      await sendTcp(set, { host, port, connections: 4 });
-      total += set.count;
-      await waitFor(total);
-      const c = cpuDelta(c0, cpuOf(d.pid));
-      perLine.push(c.totalUs / set.count);
+      const out = JSON.parse(run.stdout) as MicroRunResult;
+      for (const [name, m] of Object.entries(out.stages)) {
+        const p = per.get(name)!;
+        // Each side's fastest round: interference (preemption, a neighbour's cache traffic) only adds time.
+        const h = Math.min(...m.headUs);
+        const r = Math.min(...m.referenceUs);
+        p.ratios.push(h / r);
+        p.headUs.push(h);
+        p.referenceUs.push(r);
+      }
+      log(`micro replicate ${k + 1}/${MICRO_REPLICATES}: ${microWanted.map((st) => `${st.name} ${per.get(st.name)!.ratios.at(-1)!.toFixed(3)}`).join(', ')}`);
     }
-    const ratios = perLine.map((us, k) => us / refs[k]!);
-    const ratio = +median(ratios).toFixed(4);
-    measured.set(name, {
-      ratio,
-      about,
-      detail: `${median(perLine).toFixed(3)} µs/line vs ${median(refs).toFixed(3)} µs/line; samples ${ratios.map((x) => x.toFixed(3)).join(' ')}`,
-    });
-    log(`${name}: ${ratio} (${perLine.map((x, k) => `${x.toFixed(2)}/${refs[k]!.toFixed(2)}`).join(' ')} µs/line)`);
-    const code = await d.stop();
-    if (code !== 0) throw new Error(`sluice exited with ${code}: ${d.stderr()}`);
-    // Loss: exact. Every id of every sample found once (the warm-up lines are foreign ids).
-    let count: OutputCount;
-    if (s3 === undefined) {
-      count = await countFileOutput(join(dir, 'out'), 0, SAMPLES * SAMPLE_LINES, TAG_TEXT);
-    } else {
-      const client = rgw!.client();
-      count = await countS3Output(client, s3.bucket, 0, SAMPLES * SAMPLE_LINES, TAG_TEXT);
-      client.destroy();
-    }
-    if (count.missing !== 0 || count.duplicates !== 0 || count.untagged !== 0 || count.foreign !== warm.count) {
-      lossProblem = `${lossProblem === null ? '' : `${lossProblem}; `}${sink}: output check failed: ${JSON.stringify(count)}`;
-    }
-    log(`${sink} output: ${count.unique} distinct lines of ${SAMPLES * SAMPLE_LINES}, ${count.duplicates} duplicates, ${count.objects} objects`);
   } finally {
-    if (d.proc.exitCode === null) await d.stop('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  for (const stage of microWanted) {
+    const r = summarise({ name: stage.name, about: stage.about, kind: 'micro', tolerance: MICRO_TOLERANCE, unit: 'µs/call', ...per.get(stage.name)!, problem: null });
+    results.push(r);
+    log(`${stage.name}: ${r.interval.median.toFixed(3)} [${r.interval.low.toFixed(3)}, ${r.interval.high.toFixed(3)}]`);
   }
 }
 
-const runs: Measured[] = [];
-for (let k = 0; k < RUNS; k++) {
-  if (RUNS > 1) log(`measurement ${k + 1}/${RUNS}`);
-  runs.push(await measureAll());
+// ---------------------------------------------------------------- e2e stages
+const e2eWanted = E2E_STAGES.filter((s) => wanted.has(s.name));
+let rgw: RgwHandle | undefined;
+if (e2eWanted.some((s) => s.sink === 's3')) {
+  rgw = await startBenchRgw();
+  log(`Ceph RGW at ${rgw.endpoint}`);
 }
-/** Per metric, the run with the median ratio. */
-const measured: Measured = new Map();
-for (const name of runs[0]!.keys()) {
-  const all = runs.map((r) => r.get(name)!).sort((a, b) => a.ratio - b.ratio);
-  const mid = all[all.length >> 1]!;
-  measured.set(name, RUNS > 1 ? { ...mid, detail: `median of ${RUNS} runs: ${all.map((x) => x.ratio).join(' ')}; ${mid.detail}` } : mid);
-}
-
-// ---------------------------------------------------------------- compare or update
-if (values.update) {
-  const metrics: Record<string, Entry> = {};
-  for (const [name, m] of measured) metrics[name] = { baseline: m.ratio, tolerance: TOLERANCE[name] ?? 0.25, about: m.about };
-  const prior = (() => {
-    try {
-      return JSON.parse(readFileSync(BASELINE, 'utf8')) as Baseline;
-    } catch {
-      return null;
-    }
-  })();
-  const out: Baseline = {
-    note: 'Ratios (Sluice / reference measured alongside), lower is better. Written by `node bench/gate.ts --update`; see docs/benchmarks.md.',
-    date: new Date().toISOString().slice(0, 10),
-    node: process.version,
-    metrics: { ...(prior?.metrics ?? {}), ...metrics },
-  };
-  writeFileSync(BASELINE, JSON.stringify(out, null, 2) + '\n');
-  console.log(`wrote ${BASELINE}`);
-  process.exit(0);
-}
-
-const baseline = JSON.parse(readFileSync(BASELINE, 'utf8')) as Baseline;
-let failed = false;
-const rows: string[] = [];
-for (const [name, m] of measured) {
-  const b = baseline.metrics[name];
-  if (b === undefined) {
-    rows.push(`NEW   ${name}: ${m.ratio} (no baseline; add it with --update)`);
-    continue;
+for (const stage of e2eWanted) {
+  let e: E2eResult;
+  try {
+    e = await measureDaemons(stage, trees, E2E_ROUNDS, rgw, log);
+  } catch (err) {
+    console.log(`gate FAILED: ${stage.name} could not be measured: ${(err as Error).message.split('\n')[0]}`);
+    process.exit(1);
   }
-  const limit = b.baseline * (1 + b.tolerance);
-  const change = ((m.ratio / b.baseline - 1) * 100).toFixed(1);
-  let verdict = 'ok   ';
-  if (m.ratio > limit) {
-    verdict = 'FAIL ';
-    failed = true;
-  } else if (m.ratio < b.baseline * (1 - b.tolerance)) verdict = 'better';
-  rows.push(`${verdict} ${name}: ${m.ratio} vs baseline ${b.baseline} (${Number(change) > 0 ? '+' : ''}${change}%, limit ${limit.toFixed(4)}) — ${m.detail}`);
+  const r = summarise({ name: stage.name, about: stage.about, kind: 'e2e', tolerance: E2E_TOLERANCE, unit: 'µs/record', ratios: e.ratios, headUs: e.headUs, referenceUs: e.referenceUs, problem: e.problem, output: e.output });
+  results.push(r);
+  log(`${stage.name}: ${r.interval.median.toFixed(3)} [${r.interval.low.toFixed(3)}, ${r.interval.high.toFixed(3)}]; ${e.output}`);
 }
-if (lossProblem !== null) {
-  failed = true;
-  rows.push(`FAIL  e2e loss: ${lossProblem}`);
+
+// ---------------------------------------------------------------- report
+const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const seconds = ((performance.now() - started) / 1000).toFixed(0);
+const rows = results.map((r) => {
+  const mark = r.verdict === 'slower' ? 'FAIL ' : r.verdict === 'faster' ? 'faster' : 'ok   ';
+  const i = r.interval;
+  const lines = [
+    `${mark} ${r.name}: head/reference ${i.median.toFixed(3)}, 95% interval [${i.low.toFixed(3)}, ${i.high.toFixed(3)}], fails above ${(1 + r.tolerance).toFixed(2)}; ` +
+      `${i.samples} rounds, median ${med(r.headUs).toFixed(3)} vs ${med(r.referenceUs).toFixed(3)} ${r.unit}`,
+    `        rounds: ${r.ratios.map((x) => x.toFixed(3)).join(' ')}`,
+  ];
+  if (r.output !== undefined) lines.push(`${r.problem === null ? '        exact: ' : 'FAIL    exact: '}${r.output}${r.problem === null ? '' : ` — ${r.problem}`}`);
+  return lines.join('\n');
+});
+console.log(`bench gate: head ${head.label} against reference ${reference.label}, node ${process.version}, ${seconds} s\n${rows.join('\n')}`);
+if (values.out !== undefined) {
+  writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), head: head.label, reference: reference.label, node: process.version, seconds: Number(seconds), results }, null, 2) + '\n');
 }
-console.log(`bench gate (baseline ${baseline.date}, node ${process.version}, ${((performance.now() - started) / 1000).toFixed(0)} s):\n${rows.join('\n')}`);
-if (failed) {
-  console.log('\nA ratio above its limit is a regression of that stage against a reference measured in the same run. If it is intended, re-take the baseline with `node bench/gate.ts --update` and say why in the commit.');
+const slower = results.filter((r) => r.verdict === 'slower');
+const broken = results.filter((r) => r.problem !== null);
+if (slower.length > 0 || broken.length > 0) {
+  const what = [...slower.map((r) => `${r.name} slower`), ...broken.map((r) => `${r.name}: ${r.problem}`)];
+  console.log(`\ngate FAILED: ${what.join('; ')}.`);
+  if (slower.length > 0) {
+    console.log('A stage fails when the head is slower than the reference by more than its tolerance, with 95 % confidence. If the cost is intended, move the reference forward in a commit of its own that says why (docs/benchmarks.md, "Moving the reference").');
+  }
   process.exit(1);
 }
 console.log('gate passed');

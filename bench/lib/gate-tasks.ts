@@ -1,27 +1,90 @@
 /**
- * The gate's workloads: each hot stage as a (subject, reference) pair over the same seeded
- * loadgen lines. Subject = Sluice's code; reference = a floor or an alternative built from Node
- * built-ins only, so a change to Sluice moves the ratio and a change of machine moves neither.
- * Every pair is checked for correct output before it is timed.
+ * The gate's micro stages: each hot stage of the data path as a workload that can be built
+ * from either tree (the tree under test or the reference commit), over the same seeded loadgen
+ * lines. Both trees' modules are loaded into this one process, so a stage's two workloads run
+ * in alternating rounds on the same thread (bench/lib/pair.ts).
+ *
+ * A tree is driven only through the few exports below ({@link TreeModules}). A change that
+ * alters one of them must keep this adapter working for both trees, or move the reference
+ * forward (docs/benchmarks.md, "Moving the reference").
+ *
+ * Every workload is checked for correct output before anything is timed.
  */
-import { zstdCompressSync, zstdDecompressSync, constants } from 'node:zlib';
+import { copyFileSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { generateLineSet, type LineSet } from '../../apps/loadgen/src/line-set.ts';
-import { Ring, forEachRecord } from '../../packages/ring/src/index.ts';
-import { LineFramer } from '../../packages/wire/src/index.ts';
-import { DEFAULT_LEVELS, compressFrame, selectZstd } from '../../packages/worker/src/codecs.ts';
 
-/** The daemon's default zstd level: what the e2e benchmark and the daemon run. */
-const LEVEL = DEFAULT_LEVELS.zstd;
-import { BatchProcessor, compileTagPlan } from '../../packages/worker/src/process.ts';
-import { ringBatches, type RingBatch } from './ceiling.ts';
+type ProcessModule = typeof import('../../packages/worker/src/process.ts');
+type CodecsModule = typeof import('../../packages/worker/src/codecs.ts');
+type RingModule = typeof import('../../packages/ring/src/index.ts');
+type WireModule = typeof import('../../packages/wire/src/index.ts');
 
-export interface Pair {
+export interface TreeModules {
+  process: ProcessModule;
+  codecs: CodecsModule;
+  ring: RingModule;
+  wire: WireModule;
+}
+
+/**
+ * The modules a micro stage drives, imported from the tree at `root`. `addonDir`: where the
+ * tree's worker addons are loaded from (SLUICE_WORKER_ADDON_DIR, read when the modules are
+ * first evaluated): the gate gives every process fresh copies (see {@link freshAddonCopies}).
+ */
+export async function loadTree(root: string, addonDir?: string): Promise<TreeModules> {
+  const prior = process.env['SLUICE_WORKER_ADDON_DIR'];
+  if (addonDir === undefined) delete process.env['SLUICE_WORKER_ADDON_DIR'];
+  else process.env['SLUICE_WORKER_ADDON_DIR'] = addonDir;
+  try {
+    return await importTree(root);
+  } finally {
+    if (prior === undefined) delete process.env['SLUICE_WORKER_ADDON_DIR'];
+    else process.env['SLUICE_WORKER_ADDON_DIR'] = prior;
+  }
+}
+
+/**
+ * Copies of the tree's worker addons (batch.node, zstd.node) in a new directory under `parent`.
+ *
+ * Why: the same addon file loaded by two processes runs at the same speed, but two copies of
+ * one identical .node file were measured 7-12 % apart, stable for as long as each file existed
+ * (validate+tag, native; a fresh copy of the slow one measured like the other). Where a file's
+ * pages land in memory is luck that lasts as long as the file. A fresh copy per process makes
+ * that luck part of each sample's noise, which the rounds then average, instead of a fixed bias
+ * of one tree.
+ */
+export function freshAddonCopies(root: string, parent: string): string {
+  const dir = mkdtempSync(join(parent, 'addons-'));
+  for (const name of ['batch.node', 'zstd.node']) copyFileSync(join(root, 'packages/worker/build-native', name), join(dir, name));
+  return dir;
+}
+
+async function importTree(root: string): Promise<TreeModules> {
+  const at = <T>(path: string): Promise<T> => import(pathToFileURL(join(root, path)).href) as Promise<T>;
+  const [process, codecs, ring, wire] = await Promise.all([
+    at<ProcessModule>('packages/worker/src/process.ts'),
+    at<CodecsModule>('packages/worker/src/codecs.ts'),
+    at<RingModule>('packages/ring/src/index.ts'),
+    at<WireModule>('packages/wire/src/index.ts'),
+  ]);
+  return { process, codecs, ring, wire };
+}
+
+export interface MicroStage {
   name: string;
   /** What it guards, for the report. */
   about: string;
-  subject: () => unknown;
-  reference: () => unknown;
 }
+
+export const MICRO_STAGES: readonly MicroStage[] = [
+  { name: 'validate+tag, native', about: 'BatchProcessor.process with the native fast path (batch.cc) over ring batches of 4,000 mixed lines' },
+  { name: 'validate+tag, TypeScript', about: "BatchProcessor.process with native: 'off' (the fallback without a compiler), same batches" },
+  { name: 'worker task', about: 'process + compressFrame per batch: what a worker thread does with a batch' },
+  { name: 'compress', about: "compressFrame('zstd') at the default level (native zstd addon) of one ~290 KB batch of NDJSON" },
+  { name: 'framing', about: 'LineFramer in block mode (as the tcp source runs it) over 64 KiB socket chunks' },
+  { name: 'ring', about: 'SAB ring: write 1,000 records with a peer head, claim, copyOut, walk, release' },
+];
 
 const TAGS = { cluster: 'bench' };
 const HOST_KEY = '__host';
@@ -31,67 +94,87 @@ function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(`gate fixture check failed: ${what}`);
 }
 
-export function gatePairs(): Pair[] {
-  const set: LineSet = generateLineSet({ count: 4000, kind: 'mixed', seed: 4 });
-  const batches: RingBatch[] = ringBatches(set, PEER, set.count);
-  const plan = compileTagPlan(TAGS, HOST_KEY);
-  // The native fast path (batch.cc) is what the daemon runs; 'on' fails here, with the reason,
-  // when it is not built. The TypeScript path is gated too: it is the fallback without a compiler.
-  const processor = new BatchProcessor({ native: 'on' });
-  selectZstd('native'); // likewise the zstd addon (packages/worker/native/zstd.cc)
-  const tsProcessor = new BatchProcessor({ native: 'off' });
+/** The lines every stage works on, built once and shared by both trees. */
+export interface Fixture {
+  set: LineSet;
+  /** 64 KiB socket chunks of the set's bytes. */
+  chunks: Buffer[];
+}
 
-  // ---- validate + tag: BatchProcessor vs the decode + JSON.parse floor
-  let sink = 0;
-  const processWith = (p: BatchProcessor): number => {
+export function microFixture(): Fixture {
+  const set = generateLineSet({ count: 4000, kind: 'mixed', seed: 4 });
+  const chunks: Buffer[] = [];
+  for (let off = 0; off < set.data.length; off += 64 * 1024) chunks.push(set.data.subarray(off, Math.min(off + 64 * 1024, set.data.length)));
+  return { set, chunks };
+}
+
+/**
+ * The set's lines as the tree's own ring lays them out for a worker: written with the peer
+ * head through a Ring, claimed in spans of at most `batchBytes` and copied out, so each tree's
+ * processor reads its own record format.
+ */
+function ringBatches(m: TreeModules, set: LineSet, batchBytes = 256 * 1024): { bytes: Buffer; lines: number }[] {
+  const ring = m.ring.Ring.create(1 << 21);
+  const head = Uint8Array.from([PEER.length, ...Buffer.from(PEER, 'latin1')]);
+  const out: { bytes: Buffer; lines: number }[] = [];
+  let i = 0;
+  while (i < set.count) {
+    let lines = 0;
+    while (i < set.count && ring.usedBytes() < batchBytes) {
+      if (!ring.tryWriteRange(set.data, set.offsets[i]!, set.offsets[i + 1]! - 1, head)) break;
+      i++;
+      lines++;
+    }
+    const span = ring.claim(1 << 21)!;
+    const bytes = Buffer.alloc(span.end - span.start);
+    const n = ring.copyOut(span.start, span.end, bytes);
+    ring.release(span.end);
+    out.push({ bytes: bytes.subarray(0, n), lines });
+  }
+  return out;
+}
+
+/**
+ * The micro stages' workloads of one tree, by stage name. `ndjson` is the input of the
+ * compress stage, the same bytes for both trees (the head's processor output of one batch).
+ */
+export function microWorkloads(m: TreeModules, fx: Fixture, ndjson?: Buffer): { workloads: Map<string, () => number>; ndjson: Buffer } {
+  const { set, chunks } = fx;
+  const { BatchProcessor, compileTagPlan } = m.process;
+  const { compressFrame, selectZstd, DEFAULT_LEVELS } = m.codecs;
+  const level = DEFAULT_LEVELS.zstd;
+  const batches = ringBatches(m, set);
+  const plan = compileTagPlan(TAGS, HOST_KEY);
+  // native: 'on' fails here, with the reason, when the tree's addon is not built; likewise zstd.
+  const nativeProcessor = new BatchProcessor({ native: 'on' });
+  const tsProcessor = new BatchProcessor({ native: 'off' });
+  selectZstd('native');
+
+  const processWith = (p: InstanceType<ProcessModule['BatchProcessor']>): number => {
     let n = 0;
     for (const b of batches) n += p.process(b.bytes, b.bytes.length, plan, 'gate', false).counts.accepted;
     return n;
   };
-  const processAll = (): number => processWith(processor);
-  const parseAll = (): number => {
-    let n = 0;
-    for (const b of batches) for (let k = 0; k < b.lines; k++) n += JSON.parse(b.bytes.toString('utf8', b.starts[k], b.ends[k])) === null ? 0 : 1;
-    return n;
-  };
-  check(processAll() === set.count && processWith(tsProcessor) === set.count && parseAll() === set.count, 'validate+tag accepts every line');
-  {
-    const out = processor.process(batches[0]!.bytes, batches[0]!.bytes.length, plan, 'gate', false);
-    const first = JSON.parse(Buffer.from(out.ndjson).toString('utf8').split('\n')[0]!) as Record<string, unknown>;
-    check(first['cluster'] === 'bench' && first['__host'] === PEER, 'tags spliced');
-  }
+  check(processWith(nativeProcessor) === set.count && processWith(tsProcessor) === set.count, 'validate+tag accepts every line');
+  const first = nativeProcessor.process(batches[0]!.bytes, batches[0]!.bytes.length, plan, 'gate', false);
+  const firstRecord = JSON.parse(Buffer.from(first.ndjson).toString('utf8').split('\n')[0]!) as Record<string, unknown>;
+  check(firstRecord['cluster'] === 'bench' && firstRecord['__host'] === PEER, 'tags spliced');
+  const input = ndjson ?? Buffer.from(first.ndjson);
+  check(m.codecs.compressFrame('zstd', input, level).length > 0, 'compressFrame');
 
-  // ---- compression: compressFrame (the default level, checksum, pledged size) vs plain zstdCompressSync at that level
-  const ndjson = Buffer.from(processor.process(batches[0]!.bytes, batches[0]!.bytes.length, plan, 'gate', false).ndjson);
-  const params = { [constants.ZSTD_c_compressionLevel]: LEVEL };
-  check(zstdDecompressSync(compressFrame('zstd', ndjson, LEVEL)).equals(ndjson), 'compressFrame round trip');
-
-  // ---- worker task: process + compress per batch vs decode + JSON.parse + zstd per batch
   const workerTask = (): number => {
     let n = 0;
-    for (const b of batches) {
-      const out = processor.process(b.bytes, b.bytes.length, plan, 'gate', false);
-      n += compressFrame('zstd', out.ndjson, LEVEL).length;
-    }
-    return n;
-  };
-  const referenceTask = (): number => {
-    let n = parseAll();
-    for (const b of batches) n += zstdCompressSync(b.bytes, { params }).length;
+    for (const b of batches) n += compressFrame('zstd', nativeProcessor.process(b.bytes, b.bytes.length, plan, 'gate', false).ndjson, level).length;
     return n;
   };
 
-  // ---- framing: LineFramer in block mode (as the TCP source runs it) vs Buffer.concat(carry, chunk)
-  // + indexOf per line, 64 KiB socket chunks; both count lines
-  const chunks: Buffer[] = [];
-  for (let off = 0; off < set.data.length; off += 64 * 1024) chunks.push(set.data.subarray(off, Math.min(off + 64 * 1024, set.data.length)));
-  const framer = new LineFramer(256 * 1024, { maxBlockBytes: 64 * 1024 });
+  const framer = new m.wire.LineFramer(256 * 1024, { maxBlockBytes: 64 * 1024 });
   let framed = 0;
   const emit = (_b: Uint8Array, _s: number, _e: number, lines: number): boolean => {
     framed += lines === 0 ? 1 : lines;
     return true;
   };
-  const viaFramer = (): number => {
+  const framing = (): number => {
     framed = 0;
     for (const c of chunks) {
       framer.push(c);
@@ -100,60 +183,37 @@ export function gatePairs(): Pair[] {
     framer.finish(emit);
     return framed;
   };
-  const viaIndexOf = (): number => {
-    let n = 0;
-    let carry: Buffer | null = null;
-    for (const c of chunks) {
-      const buf: Buffer = carry === null ? c : Buffer.concat([carry, c]);
-      let pos = 0;
-      for (let nl = buf.indexOf(10, pos); nl !== -1; nl = buf.indexOf(10, pos)) {
-        if (buf.subarray(pos, nl).length > 0) n++;
-        pos = nl + 1;
-      }
-      carry = pos < buf.length ? buf.subarray(pos) : null;
-    }
-    return n;
-  };
-  check(viaFramer() === viaIndexOf() && framed === set.count, 'framing finds every line');
+  check(framing() === set.count, 'framing finds every line');
 
-  // ---- ring: lines with a peer head through the SAB ring (write, claim, copyOut, walk, release)
-  //      vs a fresh Buffer.concat per batch + structuredClone (what posting batches would cost)
-  const ring = Ring.create(1 << 20);
-  const head = Uint8Array.from([PEER.length, ...Buffer.from(PEER)]);
+  const ring = m.ring.Ring.create(1 << 20);
+  const head = Uint8Array.from([PEER.length, ...Buffer.from(PEER, 'latin1')]);
   const dst = new Uint8Array(1 << 20);
-  const lineCount = 1000;
+  const ringLines = 1000;
   let walked = 0;
   const countRecord = (): void => {
     walked++;
   };
   const viaRing = (): number => {
     walked = 0;
-    for (let i = 0; i < lineCount; i++) {
+    for (let i = 0; i < ringLines; i++) {
       if (!ring.tryWriteRange(set.data, set.offsets[i]!, set.offsets[i + 1]! - 1, head)) throw new Error('ring full');
     }
     const span = ring.claim(1 << 20)!;
     const n = ring.copyOut(span.start, span.end, dst);
-    forEachRecord(dst, n, countRecord);
+    m.ring.forEachRecord(dst, n, countRecord);
     ring.release(span.end);
     return walked;
   };
-  const parts: Buffer[] = new Array(lineCount);
-  const viaClone = (): number => {
-    let total = 0;
-    for (let i = 0; i < lineCount; i++) {
-      parts[i] = set.data.subarray(set.offsets[i]!, set.offsets[i + 1]! - 1);
-      total += parts[i]!.length;
-    }
-    return (structuredClone(Buffer.concat(parts, total)) as Uint8Array).length;
-  };
-  check(viaRing() === lineCount && viaClone() > 0, 'ring walks every record');
+  check(viaRing() === ringLines, 'ring walks every record');
 
-  return [
-    { name: 'validate+tag / JSON.parse floor', about: 'BatchProcessor.process (native fast path) vs utf8 decode + JSON.parse per line (worker hot loop)', subject: () => (sink += processAll()), reference: () => (sink += parseAll()) },
-    { name: 'validate+tag, TypeScript path / JSON.parse floor', about: "BatchProcessor.process with native: 'off' (the fallback without a compiler) vs utf8 decode + JSON.parse per line", subject: () => (sink += processWith(tsProcessor)), reference: () => (sink += parseAll()) },
-    { name: 'worker task / reference', about: 'process + compressFrame per batch vs decode + JSON.parse + zstd (the single-thread ceiling)', subject: workerTask, reference: referenceTask },
-    { name: 'compressFrame / zstdCompressSync', about: 'compressFrame (native zstd, reused context, checksum, pledged size) vs plain zstdCompressSync at the same level', subject: () => compressFrame('zstd', ndjson, LEVEL), reference: () => zstdCompressSync(ndjson, { params }) },
-    { name: 'LineFramer / indexOf framing', about: 'TCP block framing vs Buffer.concat + indexOf per line', subject: viaFramer, reference: viaIndexOf },
-    { name: 'ring / structuredClone batch', about: 'SAB ring write + claim + copyOut + walk vs concat + structuredClone', subject: viaRing, reference: viaClone },
-  ];
+  const workloads = new Map<string, () => number>([
+    ['validate+tag, native', () => processWith(nativeProcessor)],
+    ['validate+tag, TypeScript', () => processWith(tsProcessor)],
+    ['worker task', workerTask],
+    ['compress', () => compressFrame('zstd', input, level).length],
+    ['framing', framing],
+    ['ring', viaRing],
+  ]);
+  for (const s of MICRO_STAGES) check(workloads.has(s.name), `workload for ${s.name}`);
+  return { workloads, ndjson: input };
 }

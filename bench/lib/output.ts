@@ -87,14 +87,13 @@ function filesUnder(dir: string): string[] {
   return out.sort();
 }
 
-export async function countFileOutput(dir: string, firstId: number, n: number, tag: string): Promise<OutputCount> {
-  const counter = new OutputCounter(firstId, n, tag);
+export async function countFileOutput(dir: string, firstId: number, n: number, tag: string, counter = new OutputCounter(firstId, n, tag)): Promise<OutputCount> {
   for (const f of filesUnder(dir)) await counter.addObject(f, readFileSync(f));
   return counter.count;
 }
 
-export async function countS3Output(client: S3Client, bucket: string, firstId: number, n: number, tag: string): Promise<OutputCount> {
-  const counter = new OutputCounter(firstId, n, tag);
+/** `counter`: add to one that already holds other outputs (the gate counts several daemons' outputs as one). */
+export async function countS3Output(client: S3Client, bucket: string, firstId: number, n: number, tag: string, counter = new OutputCounter(firstId, n, tag)): Promise<OutputCount> {
   let token: string | undefined;
   do {
     const res = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));

@@ -1,67 +1,66 @@
 /**
- * A ratio of two workloads measured side by side, for the gate: `subject` (Sluice code) over
- * `reference` (an alternative or a floor that does not change when Sluice does).
+ * Two workloads measured in alternating rounds on this thread, for the gate's micro stages:
+ * the tree under test's code (`head`) and the reference commit's (`reference`) doing the same
+ * work on the same input.
  *
  * Noise control on a shared 2-core machine:
- * - time is this thread's CPU time (process.threadCpuUsage), so being preempted by another
- *   process does not count;
- * - the two run in alternating rounds (A B A B ...), so slow drifts of the machine hit both;
- * - each round's ratio is taken, and the median of the rounds is the result.
+ * - each round runs both, back to back, the order alternating (A B, B A, ...), so slow drifts
+ *   of the machine hit both sides alike and neither always runs first;
+ * - time is the wall clock (performance.now()): this thread's CPU time (threadCpuUsage,
+ *   /proc/thread-self/schedstat) advances in 4 ms scheduler ticks here, ±8 % of a 50 ms round.
+ *   Being preempted only ever adds time, so the gate takes each side's fastest round
+ *   (bench/gate.ts), which a preempted round does not move.
  */
-import { median } from './daemon.ts';
-
 export interface PairOptions {
-  /** Alternating rounds. Default 9. */
+  /** Rounds, each one paired ratio. Default 15. */
   rounds?: number;
-  /** CPU milliseconds each side runs per round (whole calls). Default 120. */
+  /** Milliseconds each side runs per round (whole calls). Default 100. */
   roundMs?: number;
 }
 
 export interface PairResult {
-  /** Median over rounds of subject time per call / reference time per call. */
-  ratio: number;
-  /** Median CPU µs per call. */
-  subjectUs: number;
-  referenceUs: number;
-  /** Every round's ratio, for the spread. */
+  /** Per round: head µs per call / reference µs per call. */
   ratios: number[];
+  /** Per round, µs per call. */
+  headUs: number[];
+  referenceUs: number[];
 }
 
-function cpuUs(): number {
-  const u = process.threadCpuUsage();
-  return u.user + u.system;
-}
-
-/** CPU µs per call of `fn`, running whole calls until `ms` of CPU are spent. */
+/** µs per call of `fn`, running whole calls until `ms` have passed. */
 function perCall(fn: () => unknown, ms: number): number {
-  const t0 = cpuUs();
+  const t0 = performance.now();
   let calls = 0;
   let t = t0;
   do {
     fn();
     calls++;
-    t = cpuUs();
-  } while (t - t0 < ms * 1000);
-  return (t - t0) / calls;
+    t = performance.now();
+  } while (t - t0 < ms);
+  return ((t - t0) * 1000) / calls;
 }
 
-export function measurePair(subject: () => unknown, reference: () => unknown, opts: PairOptions = {}): PairResult {
-  const rounds = opts.rounds ?? 9;
-  const roundMs = opts.roundMs ?? 120;
+export function measurePair(head: () => unknown, reference: () => unknown, opts: PairOptions = {}): PairResult {
+  const rounds = opts.rounds ?? 15;
+  const roundMs = opts.roundMs ?? 100;
   // Warm-up: JIT both sides, grow their buffers.
-  perCall(subject, roundMs);
-  perCall(reference, roundMs);
-  const s: number[] = [];
-  const r: number[] = [];
-  const ratios: number[] = [];
-  for (let k = 0; k < rounds; k++) {
-    // Alternate which side goes first, so neither always runs on a freshly warmed cache.
-    const a = k % 2 === 0 ? perCall(subject, roundMs) : -1;
-    const b = perCall(reference, roundMs);
-    const a2 = a < 0 ? perCall(subject, roundMs) : a;
-    s.push(a2);
-    r.push(b);
-    ratios.push(a2 / b);
+  for (let k = 0; k < 2; k++) {
+    perCall(head, roundMs);
+    perCall(reference, roundMs);
   }
-  return { ratio: +median(ratios).toFixed(4), subjectUs: +median(s).toFixed(2), referenceUs: +median(r).toFixed(2), ratios: ratios.map((x) => +x.toFixed(3)) };
+  const out: PairResult = { ratios: [], headUs: [], referenceUs: [] };
+  for (let k = 0; k < rounds; k++) {
+    let h: number;
+    let r: number;
+    if (k % 2 === 0) {
+      h = perCall(head, roundMs);
+      r = perCall(reference, roundMs);
+    } else {
+      r = perCall(reference, roundMs);
+      h = perCall(head, roundMs);
+    }
+    out.headUs.push(h);
+    out.referenceUs.push(r);
+    out.ratios.push(h / r);
+  }
+  return out;
 }

@@ -22,6 +22,8 @@ import { cpuDelta, cpuOf, memOf, metricSum, scrape, splitAddress, startDaemon, t
 import { countFileOutput, countS3Output, type OutputCount } from './output.ts';
 
 export const TAG_TEXT = '"cluster":"bench"';
+/** The HEC token a benchmark's splunk_hec source accepts. */
+export const BENCH_HEC_TOKEN = 'bench-hec-token';
 
 /** The part of test/s3/rgw.ts's Rgw the benchmarks use. */
 export interface RgwHandle {
@@ -116,11 +118,11 @@ export interface ScenarioResult {
 
 /**
  * The daemon's config for a benchmark: one source `src` (tagged `cluster: bench`, peer address
- * as `__host`) into one sink `out`, zstd, 1 s objects. An aws_s3 sink reads its secret from
- * BENCH_S3_SECRET, which this sets.
+ * as `__host`; a splunk_hec source accepts {@link BENCH_HEC_TOKEN}) into one sink `out`, zstd,
+ * 1 s objects. An aws_s3 sink reads its secret from BENCH_S3_SECRET, which this sets.
  */
-export function benchConfig(dir: string, protocol: 'tcp' | 'udp', sink: 'file' | 's3', opts: { s3?: Omit<S3Target, 'client'>; sourceExtra?: string } = {}): string {
-  const extra = opts.sourceExtra === undefined ? '' : `\n    ${opts.sourceExtra}`;
+export function benchConfig(dir: string, protocol: 'tcp' | 'udp' | 'splunk_hec', sink: 'file' | 's3', opts: { s3?: Omit<S3Target, 'client'>; sourceExtra?: string } = {}): string {
+  const extra = `${protocol === 'splunk_hec' ? `\n    valid_tokens: [${BENCH_HEC_TOKEN}]` : ''}${opts.sourceExtra === undefined ? '' : `\n    ${opts.sourceExtra}`}`;
   let sinkYaml = `    type: file\n    inputs: [src]\n    path: ${join(dir, 'out')}`;
   if (sink === 's3') {
     const s3 = opts.s3!;
@@ -201,7 +203,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   const dir = mkdtempSync(join(tmpdir(), `sluice-e2e-${spec.name}-`));
   const yaml = benchConfig(dir, spec.protocol, spec.sink, { ...(spec.s3 === undefined ? {} : { s3: spec.s3 }), ...(spec.sourceExtra === undefined ? {} : { sourceExtra: spec.sourceExtra }) });
   const nodeArgs = [...(spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`]), ...(spec.nodeArgs ?? [])];
-  const d = await startDaemon(dir, yaml, nodeArgs, undefined, spec.daemonLog);
+  const d = await startDaemon(dir, yaml, { nodeArgs, ...(spec.daemonLog === undefined ? {} : { logFile: spec.daemonLog }) });
   try {
     const set = spec.lines;
     const n = set.count;

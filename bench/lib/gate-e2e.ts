@@ -1,0 +1,247 @@
+/**
+ * The gate's end-to-end stages: the real daemon of each tree (`sluice run`, started by the
+ * tree's own launcher and Node.js), both running at once with the same configuration, fed the
+ * same sample in alternating order (head, reference; reference, head; ...). Each round gives
+ * one paired ratio: the head daemon's CPU per record (every thread, /proc) over the reference
+ * daemon's, on the same records.
+ *
+ * Then the exact check, which is not statistics: every record the head daemon was sent is in
+ * its output exactly once and tagged (the reference's output is not checked: it is the
+ * yardstick, not the subject).
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { generateLineSet, type LineKind, type LineSet } from '../../apps/loadgen/src/line-set.ts';
+import { sendHec, sendTcp, sendUdp, type SendReport } from '../../apps/loadgen/src/send.ts';
+import { udpKernelDrops } from '../../packages/sources/src/udp/kernel-drops.ts';
+import { cpuPreciseUs, metricSum, scrape, splitAddress, startDaemon, type Daemon } from './daemon.ts';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { freshAddonCopies } from './gate-tasks.ts';
+import { countFileOutput, countS3Output, OutputCounter } from './output.ts';
+import type { Tree } from './reference-tree.ts';
+import { BENCH_HEC_TOKEN, benchConfig, TAG_TEXT, type RgwHandle, type S3Target } from './scenario.ts';
+
+export interface E2eStage {
+  name: string;
+  about: string;
+  protocol: 'tcp' | 'udp' | 'splunk_hec';
+  sink: 'file' | 's3';
+  kind: LineKind;
+  /** Records per sample. */
+  sampleLines: number;
+  /** Records per warm-up (ids outside the samples'). */
+  warmLines: number;
+}
+
+export const E2E_STAGES: readonly E2eStage[] = [
+  {
+    name: 'daemon tcp → file',
+    about: 'sluice run, TCP json_lines (4 connections) → validate → tag → zstd → file sink: daemon CPU per line',
+    protocol: 'tcp',
+    sink: 'file',
+    kind: 'service',
+    sampleLines: 200_000,
+    warmLines: 100_000,
+  },
+  {
+    name: 'daemon tcp → S3',
+    about: 'the same into an aws_s3 sink on Ceph RGW; a sample ends when S3 has completed the objects holding it',
+    protocol: 'tcp',
+    sink: 's3',
+    kind: 'service',
+    sampleLines: 200_000,
+    warmLines: 100_000,
+  },
+  {
+    name: 'daemon udp paced → file',
+    about: 'UDP at 100,000 datagrams/s (Talos kernel lines) → file sink: daemon CPU per datagram; zero loss',
+    protocol: 'udp',
+    sink: 'file',
+    kind: 'kernel',
+    sampleLines: 100_000,
+    warmLines: 50_000,
+  },
+  {
+    name: 'daemon splunk_hec → file',
+    about: 'HEC event envelopes, 100 per request, 4 in flight → file sink: daemon CPU per event',
+    protocol: 'splunk_hec',
+    sink: 'file',
+    kind: 'service',
+    sampleLines: 100_000,
+    warmLines: 50_000,
+  },
+];
+
+/** UDP samples are paced at this rate. */
+export const UDP_RATE = 100_000;
+
+export interface E2eResult {
+  stage: E2eStage;
+  /** Per round: head CPU µs per record / reference CPU µs per record. */
+  ratios: number[];
+  headUs: number[];
+  referenceUs: number[];
+  /** The exact check of the head's output: null when it passed, else what failed. */
+  problem: string | null;
+  /** What the exact check found, for the report. */
+  output: string;
+}
+
+interface Running {
+  tree: Tree;
+  daemon: Daemon;
+  dir: string;
+  bucket?: string;
+  /** Records sent so far (warm-up included). */
+  sent: number;
+  /** Send errors (HEC non-2xx answers, UDP send errors). */
+  sendErrors: number;
+  udpDrops0: number;
+}
+
+const WARM_FIRST_ID = 900_000_000;
+
+/** Lines the workers have taken (accepted + malformed) or, into S3, lines in completed objects. */
+async function doneCount(r: Running, sink: 'file' | 's3'): Promise<number> {
+  const m = await scrape(r.daemon.apiPort);
+  return sink === 'file' ? metricSum(m, 'sluice_source_records_by_kind_total') + metricSum(m, 'sluice_source_malformed_events_total') : metricSum(m, 'sluice_sink_sent_events_total');
+}
+
+/**
+ * Until the daemon has done `target` records. UDP may lose datagrams, so there it also stops
+ * once nothing has moved for a second (the exact check then reports the loss).
+ */
+async function waitDone(r: Running, stage: E2eStage, target: number): Promise<void> {
+  const deadline = performance.now() + 120_000;
+  let last = -1;
+  let stableSince = performance.now();
+  for (;;) {
+    const n = await doneCount(r, stage.sink);
+    if (n >= target) return;
+    if (n !== last) {
+      last = n;
+      stableSince = performance.now();
+    } else if (stage.protocol === 'udp' && performance.now() - stableSince > 1000) return;
+    if (performance.now() > deadline) throw new Error(`${stage.name}: the ${r.tree.name} daemon did ${n} of ${target} records in 2 minutes`);
+    await sleep(100);
+  }
+}
+
+async function send(r: Running, stage: E2eStage, set: LineSet): Promise<SendReport> {
+  const address = r.daemon.sources['src']![0]!;
+  const { host, port } = splitAddress(address);
+  if (stage.protocol === 'tcp') return sendTcp(set, { host, port, connections: 4 });
+  if (stage.protocol === 'udp') return sendUdp(set, { host, port, rate: UDP_RATE });
+  return sendHec(set, { url: `http://${address}/services/collector/event`, token: BENCH_HEC_TOKEN, batchLines: 100, concurrency: 4 });
+}
+
+/** Send one set to one daemon and wait until it is done; the daemon's CPU µs per record. */
+async function sample(r: Running, stage: E2eStage, set: LineSet): Promise<number> {
+  const c0 = cpuPreciseUs(r.daemon.pid);
+  const report = await send(r, stage, set);
+  r.sent += set.count;
+  r.sendErrors += report.errors;
+  await waitDone(r, stage, r.sent);
+  return (cpuPreciseUs(r.daemon.pid) - c0) / set.count;
+}
+
+/** Both trees' daemons for one round, each with fresh copies of its worker addons (bench/lib/gate-tasks.ts). */
+async function startBoth(stage: E2eStage, trees: readonly [Tree, Tree], round: number, parent: string, rgw: RgwHandle | undefined): Promise<Running[]> {
+  return Promise.all(
+    trees.map(async (tree) => {
+      const dir = join(parent, `${tree.name}-${round}`);
+      mkdirSync(dir);
+      let s3: Omit<S3Target, 'client'> | undefined;
+      if (stage.sink === 's3') {
+        if (rgw === undefined) throw new Error(`${stage.name} needs the Ceph RGW`);
+        s3 = { endpoint: rgw.endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, region: rgw.region, bucket: `gate-${tree.name}-${round}-${Date.now().toString(36)}` };
+        const client = rgw.client();
+        await client.send(new CreateBucketCommand({ Bucket: s3.bucket }));
+        client.destroy();
+      }
+      const yaml = benchConfig(dir, stage.protocol, stage.sink, s3 === undefined ? {} : { s3 });
+      const env = { SLUICE_WORKER_ADDON_DIR: freshAddonCopies(tree.root, dir) };
+      const daemon = await startDaemon(dir, yaml, { node: tree.node, cli: join(tree.root, 'apps/sluice/bin/sluice.js'), env });
+      const r: Running = { tree, daemon, dir, sent: 0, sendErrors: 0, udpDrops0: 0 };
+      if (s3 !== undefined) r.bucket = s3.bucket;
+      return r;
+    }),
+  );
+}
+
+/**
+ * One e2e stage: `rounds` rounds, each with a fresh pair of daemons (a daemon's speed also
+ * depends on where its code landed in memory, luck that lasts for its life: fresh processes
+ * make it noise between rounds rather than a bias of one tree). Per round: start both, warm
+ * both up, send the round's sample to both in alternating order, stop both (SIGTERM drains).
+ */
+export async function measureDaemons(stage: E2eStage, trees: readonly [Tree, Tree], rounds: number, rgw: RgwHandle | undefined, log: (msg: string) => void): Promise<E2eResult> {
+  const sets = Array.from({ length: rounds }, (_, k) => generateLineSet({ count: stage.sampleLines, kind: stage.kind, seed: 10 + k, firstId: k * stage.sampleLines }));
+  const warm = generateLineSet({ count: stage.warmLines, kind: stage.kind, seed: 9, firstId: WARM_FIRST_ID });
+  const expected = rounds * stage.sampleLines;
+  const counter = new OutputCounter(0, expected, TAG_TEXT);
+  const parent = mkdtempSync(join(tmpdir(), 'sluice-gate-'));
+  const headUs: number[] = [];
+  const referenceUs: number[] = [];
+  let kernelDrops = 0;
+  let sendErrors = 0;
+  let running: Running[] = [];
+  try {
+    for (let k = 0; k < rounds; k++) {
+      running = await startBoth(stage, trees, k, parent, rgw);
+      const [head, reference] = running as [Running, Running];
+      for (const r of running) {
+        await sample(r, stage, warm);
+        if (stage.protocol === 'udp') r.udpDrops0 = udpKernelDrops(splitAddress(r.daemon.sources['src']![0]!).port, r.daemon.pid);
+      }
+      const set = sets[k]!;
+      let h: number;
+      let ref: number;
+      if (k % 2 === 0) {
+        h = await sample(head, stage, set);
+        ref = await sample(reference, stage, set);
+      } else {
+        ref = await sample(reference, stage, set);
+        h = await sample(head, stage, set);
+      }
+      headUs.push(h);
+      referenceUs.push(ref);
+      if (stage.protocol === 'udp') kernelDrops += udpKernelDrops(splitAddress(head.daemon.sources['src']![0]!).port, head.daemon.pid) - head.udpDrops0;
+      sendErrors += head.sendErrors;
+      const codes = await Promise.all(running.map((r) => r.daemon.stop()));
+      if (codes[0] !== 0) throw new Error(`${stage.name}: the head daemon exited with ${codes[0]}: ${head.daemon.stderr()}`);
+      // The head's output of this round (the warm-up's records are foreign ids).
+      if (stage.sink === 'file') await countFileOutput(join(head.dir, 'out'), 0, expected, TAG_TEXT, counter);
+      else {
+        const client = rgw!.client();
+        await countS3Output(client, head.bucket!, 0, expected, TAG_TEXT, counter);
+        client.destroy();
+      }
+      for (const r of running) rmSync(r.dir, { recursive: true, force: true });
+      running = [];
+      log(`${stage.name}: round ${k + 1}/${rounds}: head ${h.toFixed(3)} µs, reference ${ref.toFixed(3)} µs per record (${(h / ref).toFixed(3)})`);
+    }
+    const count = counter.count;
+    const problems: string[] = [];
+    if (count.missing !== 0) problems.push(`${count.missing} of ${expected} records missing${stage.protocol === 'udp' ? ` (kernel drops ${kernelDrops})` : ''}`);
+    if (count.duplicates !== 0) problems.push(`${count.duplicates} stored twice`);
+    if (count.untagged !== 0) problems.push(`${count.untagged} untagged`);
+    if (count.foreign !== rounds * warm.count) problems.push(`${count.foreign} warm-up records stored, expected ${rounds * warm.count}`);
+    if (sendErrors !== 0) problems.push(`${sendErrors} records refused or failed on the wire`);
+    return {
+      stage,
+      ratios: headUs.map((h, k) => h / referenceUs[k]!),
+      headUs,
+      referenceUs,
+      problem: problems.length === 0 ? null : problems.join(', '),
+      output: `${count.unique} of ${expected} records once, ${count.duplicates} twice, ${count.objects} objects${stage.protocol === 'udp' ? `, ${kernelDrops} kernel drops` : ''}`,
+    };
+  } finally {
+    for (const r of running) {
+      if (r.daemon.proc.exitCode === null && r.daemon.proc.signalCode === null) await r.daemon.stop('SIGKILL');
+    }
+    rmSync(parent, { recursive: true, force: true });
+  }
+}
