@@ -43,7 +43,7 @@ export const E2E_STAGES: readonly E2eStage[] = [
     sink: 'file',
     kind: 'service',
     sampleLines: 200_000,
-    warmLines: 100_000,
+    warmLines: 50_000,
   },
   {
     name: 'daemon tcp → S3',
@@ -52,7 +52,7 @@ export const E2E_STAGES: readonly E2eStage[] = [
     sink: 's3',
     kind: 'service',
     sampleLines: 200_000,
-    warmLines: 100_000,
+    warmLines: 50_000,
   },
   {
     name: 'daemon udp paced → file',
@@ -61,7 +61,7 @@ export const E2E_STAGES: readonly E2eStage[] = [
     sink: 'file',
     kind: 'kernel',
     sampleLines: 100_000,
-    warmLines: 50_000,
+    warmLines: 30_000,
   },
   {
     name: 'daemon splunk_hec → file',
@@ -70,12 +70,25 @@ export const E2E_STAGES: readonly E2eStage[] = [
     sink: 'file',
     kind: 'service',
     sampleLines: 100_000,
-    warmLines: 50_000,
+    warmLines: 30_000,
   },
 ];
 
-/** UDP samples are paced at this rate. */
+/** UDP samples are paced at this rate; the warm-up (both daemons at once) at half of it. */
 export const UDP_RATE = 100_000;
+const UDP_WARM_RATE = 50_000;
+
+/** Line sets by kind, size and round, generated once (~5 µs a line) and shared by the stages. */
+const setCache = new Map<string, LineSet>();
+function lineSet(kind: LineKind, count: number, seed: number, firstId: number): LineSet {
+  const key = `${kind}/${count}/${seed}/${firstId}`;
+  let set = setCache.get(key);
+  if (set === undefined) {
+    set = generateLineSet({ count, kind, seed, firstId });
+    setCache.set(key, set);
+  }
+  return set;
+}
 
 export interface E2eResult {
   stage: E2eStage;
@@ -129,18 +142,18 @@ async function waitDone(r: Running, stage: E2eStage, target: number): Promise<vo
   }
 }
 
-async function send(r: Running, stage: E2eStage, set: LineSet): Promise<SendReport> {
+async function send(r: Running, stage: E2eStage, set: LineSet, udpRate: number): Promise<SendReport> {
   const address = r.daemon.sources['src']![0]!;
   const { host, port } = splitAddress(address);
   if (stage.protocol === 'tcp') return sendTcp(set, { host, port, connections: 4 });
-  if (stage.protocol === 'udp') return sendUdp(set, { host, port, rate: UDP_RATE });
+  if (stage.protocol === 'udp') return sendUdp(set, { host, port, rate: udpRate });
   return sendHec(set, { url: `http://${address}/services/collector/event`, token: BENCH_HEC_TOKEN, batchLines: 100, concurrency: 4 });
 }
 
 /** Send one set to one daemon and wait until it is done; the daemon's CPU µs per record. */
-async function sample(r: Running, stage: E2eStage, set: LineSet): Promise<number> {
+async function sample(r: Running, stage: E2eStage, set: LineSet, udpRate = UDP_RATE): Promise<number> {
   const c0 = cpuPreciseUs(r.daemon.pid);
-  const report = await send(r, stage, set);
+  const report = await send(r, stage, set, udpRate);
   r.sent += set.count;
   r.sendErrors += report.errors;
   await waitDone(r, stage, r.sent);
@@ -178,8 +191,8 @@ async function startBoth(stage: E2eStage, trees: readonly [Tree, Tree], round: n
  * both up, send the round's sample to both in alternating order, stop both (SIGTERM drains).
  */
 export async function measureDaemons(stage: E2eStage, trees: readonly [Tree, Tree], rounds: number, rgw: RgwHandle | undefined, log: (msg: string) => void): Promise<E2eResult> {
-  const sets = Array.from({ length: rounds }, (_, k) => generateLineSet({ count: stage.sampleLines, kind: stage.kind, seed: 10 + k, firstId: k * stage.sampleLines }));
-  const warm = generateLineSet({ count: stage.warmLines, kind: stage.kind, seed: 9, firstId: WARM_FIRST_ID });
+  const sets = Array.from({ length: rounds }, (_, k) => lineSet(stage.kind, stage.sampleLines, 10 + k, k * stage.sampleLines));
+  const warm = lineSet(stage.kind, stage.warmLines, 9, WARM_FIRST_ID);
   const expected = rounds * stage.sampleLines;
   const counter = new OutputCounter(0, expected, TAG_TEXT);
   const parent = mkdtempSync(join(tmpdir(), 'sluice-gate-'));
@@ -192,10 +205,9 @@ export async function measureDaemons(stage: E2eStage, trees: readonly [Tree, Tre
     for (let k = 0; k < rounds; k++) {
       running = await startBoth(stage, trees, k, parent, rgw);
       const [head, reference] = running as [Running, Running];
-      for (const r of running) {
-        await sample(r, stage, warm);
-        if (stage.protocol === 'udp') r.udpDrops0 = udpKernelDrops(splitAddress(r.daemon.sources['src']![0]!).port, r.daemon.pid);
-      }
+      // Both warmed up at once (nothing is measured yet).
+      await Promise.all(running.map((r) => sample(r, stage, warm, UDP_WARM_RATE)));
+      for (const r of running) if (stage.protocol === 'udp') r.udpDrops0 = udpKernelDrops(splitAddress(r.daemon.sources['src']![0]!).port, r.daemon.pid);
       const set = sets[k]!;
       let h: number;
       let ref: number;
@@ -228,7 +240,9 @@ export async function measureDaemons(stage: E2eStage, trees: readonly [Tree, Tre
     if (count.missing !== 0) problems.push(`${count.missing} of ${expected} records missing${stage.protocol === 'udp' ? ` (kernel drops ${kernelDrops})` : ''}`);
     if (count.duplicates !== 0) problems.push(`${count.duplicates} stored twice`);
     if (count.untagged !== 0) problems.push(`${count.untagged} untagged`);
-    if (count.foreign !== rounds * warm.count) problems.push(`${count.foreign} warm-up records stored, expected ${rounds * warm.count}`);
+    // The warm-up is not measured, and a fresh daemon may lose some of a UDP warm-up (kernel drops before it is warm).
+    const warmStored = stage.protocol === 'udp' ? count.foreign <= rounds * warm.count : count.foreign === rounds * warm.count;
+    if (!warmStored) problems.push(`${count.foreign} warm-up records stored, expected ${rounds * warm.count}`);
     if (sendErrors !== 0) problems.push(`${sendErrors} records refused or failed on the wire`);
     return {
       stage,
