@@ -85,7 +85,7 @@ export function referenceTree(log: (msg: string) => void, sha = referenceSha(), 
   const npm = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: where, encoding: 'utf8', env: { ...env, CI: 'true' } });
   writeFileSync(logFile, `${npm.stdout ?? ''}${npm.stderr ?? ''}`);
   if (npm.status !== 0) {
-    throw new GateSetupError(`the reference commit ${short} could not be built: npm ci exited with ${npm.status ?? npm.signal} (${lastLine(npm.stderr ?? '')}); full log: ${logFile}`);
+    throw new GateSetupError(`the reference commit ${short} could not be built: npm ci exited with ${npm.status ?? npm.signal}: ${firstError(`${npm.stdout ?? ''}\n${npm.stderr ?? ''}`)}; full log: ${logFile}`);
   }
   for (const addon of ['packages/worker/build-native/batch.node', 'packages/worker/build-native/zstd.node', 'packages/sources/build/udp_recv.node']) {
     if (!existsSync(join(where, addon))) throw new GateSetupError(`the reference commit ${short} could not be built: npm ci did not build ${addon}; full log: ${logFile}`);
@@ -94,6 +94,12 @@ export function referenceTree(log: (msg: string) => void, sha = referenceSha(), 
   writeFileSync(stamp, `${sha}\n`);
   log(`reference ${short}: checked out and installed in ${where} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
   return tree;
+}
+
+/** The line that says why an install failed: the first ERROR or error line, npm's own last. */
+function firstError(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return lines.find((l) => /\bERROR\b/.test(l)) ?? lines.find((l) => /\berror\b/.test(l) && !l.startsWith('npm error')) ?? lastLine(text);
 }
 
 function lastLine(text: string): string {
