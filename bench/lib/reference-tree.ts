@@ -45,8 +45,8 @@ export function referenceSha(file = REFERENCE_FILE): string {
   return line;
 }
 
-function git(args: string[], cwd = ROOT): { ok: boolean; out: string } {
-  const r = spawnSync('git', args, { cwd, encoding: 'utf8' });
+function git(args: string[], cwd = ROOT, timeoutMs?: number): { ok: boolean; out: string } {
+  const r = spawnSync('git', args, { cwd, encoding: 'utf8', ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }) });
   return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 
@@ -63,7 +63,12 @@ export function headTree(): Tree {
 export function referenceTree(log: (msg: string) => void, sha = referenceSha(), dir?: string): Tree {
   const short = sha.slice(0, 12);
   if (!git(['cat-file', '-e', `${sha}^{commit}`]).ok) {
-    throw new GateSetupError(`the reference commit ${short} (bench/reference) is not in this clone: fetch it (a shallow clone needs git fetch --unshallow)`);
+    // A shallow clone may lack it: ask the origin for that one commit before giving up.
+    const fetched = git(['rev-parse', '--is-shallow-repository']).out === 'true' && git(['fetch', '--quiet', '--no-tags', '--depth=1', 'origin', sha], ROOT, 120_000).ok;
+    if (!fetched || !git(['cat-file', '-e', `${sha}^{commit}`]).ok) {
+      throw new GateSetupError(`the reference commit ${short} (bench/reference) is not in this clone: fetch it (a shallow clone needs git fetch --unshallow)`);
+    }
+    log(`reference ${short}: fetched from origin into this shallow clone`);
   }
   const where = dir ?? process.env['SLUICE_GATE_REF_DIR'] ?? join(tmpdir(), 'sluice-gate-ref', sha);
   const tree: Tree = { name: 'reference', root: where, label: short, node: join(where, 'node_modules/.bin/node') };
