@@ -9,6 +9,7 @@
  * resample, and read the interval off the resampled medians. The resampling uses a fixed seed,
  * so the same samples always give the same verdict.
  */
+import { prng } from '../../apps/loadgen/src/talos-lines.ts';
 
 /** Median of a non-empty list. */
 export function median(xs: readonly number[]): number {
@@ -16,18 +17,6 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface Interval {
