@@ -56,15 +56,23 @@ export function headTree(): Tree {
   return { name: 'head', root: ROOT, label: `${sha}${dirty ? ' + uncommitted changes' : ''}`, node: join(ROOT, 'node_modules/.bin/node') };
 }
 
-/**
- * The reference tree, checked out and installed (or reused). `dir` defaults to
- * $SLUICE_GATE_REF_DIR or <tmp>/sluice-gate-ref/<sha>.
- */
-export function referenceTree(log: (msg: string) => void, sha = referenceSha(), dir?: string): Tree {
+export interface ReferenceOptions {
+  /** Default: the commit bench/reference names. */
+  sha?: string;
+  /** Default: $SLUICE_GATE_REF_DIR or <tmp>/sluice-gate-ref/<sha>. */
+  dir?: string;
+  /** Whether a shallow clone that lacks the commit may fetch it from origin. Default true. */
+  fetch?: boolean;
+}
+
+/** The reference tree, checked out and installed (or reused). */
+export function referenceTree(log: (msg: string) => void, opts: ReferenceOptions = {}): Tree {
+  const sha = opts.sha ?? referenceSha();
+  const dir = opts.dir;
   const short = sha.slice(0, 12);
   if (!git(['cat-file', '-e', `${sha}^{commit}`]).ok) {
     // A shallow clone may lack it: ask the origin for that one commit before giving up.
-    const fetched = git(['rev-parse', '--is-shallow-repository']).out === 'true' && git(['fetch', '--quiet', '--no-tags', '--depth=1', 'origin', sha], ROOT, 120_000).ok;
+    const fetched = opts.fetch !== false && git(['rev-parse', '--is-shallow-repository']).out === 'true' && git(['fetch', '--quiet', '--no-tags', '--depth=1', 'origin', sha], ROOT, 120_000).ok;
     if (!fetched || !git(['cat-file', '-e', `${sha}^{commit}`]).ok) {
       throw new GateSetupError(`the reference commit ${short} (bench/reference) is not in this clone: fetch it (a shallow clone needs git fetch --unshallow)`);
     }

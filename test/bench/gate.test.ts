@@ -68,7 +68,7 @@ describe('gate reference', () => {
     const missing = '0123456789abcdef0123456789abcdef01234567';
     let err: unknown;
     try {
-      referenceTree(() => {}, missing, join(dir, 'tree'));
+      referenceTree(() => {}, { sha: missing, dir: join(dir, 'tree'), fetch: false });
     } catch (e) {
       err = e;
     }
