@@ -226,17 +226,29 @@ rgw cache enabled = false
     await runTool('ceph-osd', ['-c', this.conf, '-i', '0', '--mkfs', '--osd-uuid', osdUuid], deadline);
     this.osd = this.spawnDaemon('osd.0', 'ceph-osd', ['-c', this.conf, '-i', '0', '-f']);
 
-    // Creates the rgw pools (so it waits for the OSD to be up) and the S3 user.
-    await this.whileAlive(
-      runTool(
-        'radosgw-admin',
-        ['-c', this.conf, 'user', 'create', '--uid=sluice', '--display-name=sluice',
-          `--access-key=${this.accessKeyId}`, `--secret-key=${this.secretAccessKey}`],
-        deadline,
-        [this.secretAccessKey],
-      ),
-      [this.mon, this.osd],
-    );
+    // Creates the rgw pools (so it waits for the OSD to be up) and the S3 user. On a loaded
+    // machine it can give up before the new OSD answers ("failed reading realm info: ret -110
+    // (110) Connection timed out", "couldn't init storage provider": nothing was created, seen
+    // once in a CI run): try again while the deadline allows.
+    for (;;) {
+      try {
+        await this.whileAlive(
+          runTool(
+            'radosgw-admin',
+            ['-c', this.conf, 'user', 'create', '--uid=sluice', '--display-name=sluice',
+              `--access-key=${this.accessKeyId}`, `--secret-key=${this.secretAccessKey}`],
+            deadline,
+            [this.secretAccessKey],
+          ),
+          [this.mon, this.osd],
+        );
+        break;
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        if (!/couldn't init storage provider/.test(msg) || Date.now() > deadline - 5000) throw err;
+        await sleep(1000);
+      }
+    }
     await this.startGateway(deadline);
   }
 
