@@ -175,14 +175,13 @@ for (const stage of e2eWanted) {
 }
 
 // ---------------------------------------------------------------- report
-const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const seconds = ((performance.now() - started) / 1000).toFixed(0);
 const rows = results.map((r) => {
   const mark = r.verdict === 'slower' ? 'FAIL ' : r.verdict === 'faster' ? 'faster' : 'ok   ';
   const i = r.interval;
   const lines = [
     `${mark} ${r.name}: head/reference ${i.median.toFixed(3)}, 95% interval [${i.low.toFixed(3)}, ${i.high.toFixed(3)}], fails above ${(1 + r.tolerance).toFixed(2)}; ` +
-      `${i.samples} rounds, median ${med(r.headUs).toFixed(3)} vs ${med(r.referenceUs).toFixed(3)} ${r.unit}`,
+      `${i.samples} rounds, median ${median(r.headUs).toFixed(3)} vs ${median(r.referenceUs).toFixed(3)} ${r.unit}`,
     `        rounds: ${r.ratios.map((x) => x.toFixed(3)).join(' ')}`,
   ];
   if (r.output !== undefined) lines.push(`${r.problem === null ? '        exact: ' : 'FAIL    exact: '}${r.output}${r.problem === null ? '' : ` — ${r.problem}`}`);

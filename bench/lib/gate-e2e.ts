@@ -156,6 +156,11 @@ async function waitDone(r: Running, stage: E2eStage, target: number): Promise<vo
   }
 }
 
+/** Datagrams the kernel dropped on the daemon's UDP source sockets so far. */
+function kernelDropsOf(r: Running): number {
+  return udpKernelDrops(splitAddress(r.daemon.sources['src']![0]!).port, r.daemon.pid);
+}
+
 async function send(r: Running, stage: E2eStage, set: LineSet, udpRate: number): Promise<SendReport> {
   const address = r.daemon.sources['src']![0]!;
   const { host, port } = splitAddress(address);
@@ -222,7 +227,7 @@ export async function measureDaemons(stage: E2eStage, trees: readonly [Tree, Tre
       const [head, reference] = running as [Running, Running];
       // Both warmed up at once (nothing is measured yet).
       await Promise.all(running.map((r) => sample(r, stage, warm, UDP_WARM_RATE)));
-      for (const r of running) if (stage.protocol === 'udp') r.udpDrops0 = udpKernelDrops(splitAddress(r.daemon.sources['src']![0]!).port, r.daemon.pid);
+      for (const r of running) if (stage.protocol === 'udp') r.udpDrops0 = kernelDropsOf(r);
       const set = sets[k]!;
       let h: number;
       let ref: number;
@@ -235,7 +240,7 @@ export async function measureDaemons(stage: E2eStage, trees: readonly [Tree, Tre
       }
       headUs.push(h);
       referenceUs.push(ref);
-      if (stage.protocol === 'udp') kernelDrops += udpKernelDrops(splitAddress(head.daemon.sources['src']![0]!).port, head.daemon.pid) - head.udpDrops0;
+      if (stage.protocol === 'udp') kernelDrops += kernelDropsOf(head) - head.udpDrops0;
       sendErrors += head.sendErrors;
       const codes = await Promise.all(running.map((r) => r.daemon.stop()));
       if (codes[0] !== 0) throw new Error(`${stage.name}: the head daemon exited with ${codes[0]}: ${head.daemon.stderr()}`);

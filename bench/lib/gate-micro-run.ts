@@ -16,7 +16,7 @@ import { measurePair } from './pair.ts';
 export interface MicroRunArgs {
   head: string;
   reference: string;
-  /** Which tree is loaded and set up first (the gate alternates it between replicates). */
+  /** Which tree's modules are loaded first (the gate alternates it between replicates). */
   first: 'head' | 'reference';
   stages: string[];
   rounds: number;

@@ -160,7 +160,7 @@ export function microWorkloads(m: TreeModules, fx: Fixture, ndjson?: Buffer): { 
   const firstRecord = JSON.parse(Buffer.from(first.ndjson).toString('utf8').split('\n')[0]!) as Record<string, unknown>;
   check(firstRecord['cluster'] === 'bench' && firstRecord['__host'] === PEER, 'tags spliced');
   const input = ndjson ?? Buffer.from(first.ndjson);
-  check(m.codecs.compressFrame('zstd', input, level).length > 0, 'compressFrame');
+  check(compressFrame('zstd', input, level).length > 0, 'compressFrame');
 
   const workerTask = (): number => {
     let n = 0;

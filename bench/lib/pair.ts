@@ -19,8 +19,6 @@ export interface PairOptions {
 }
 
 export interface PairResult {
-  /** Per round: head µs per call / reference µs per call. */
-  ratios: number[];
   /** Per round, µs per call. */
   headUs: number[];
   referenceUs: number[];
@@ -47,7 +45,7 @@ export function measurePair(head: () => unknown, reference: () => unknown, opts:
     perCall(head, roundMs);
     perCall(reference, roundMs);
   }
-  const out: PairResult = { ratios: [], headUs: [], referenceUs: [] };
+  const out: PairResult = { headUs: [], referenceUs: [] };
   for (let k = 0; k < rounds; k++) {
     let h: number;
     let r: number;
@@ -60,7 +58,6 @@ export function measurePair(head: () => unknown, reference: () => unknown, opts:
     }
     out.headUs.push(h);
     out.referenceUs.push(r);
-    out.ratios.push(h / r);
   }
   return out;
 }
