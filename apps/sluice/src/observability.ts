@@ -1,7 +1,7 @@
 /**
  * How the daemon's parts report to the metrics registry and the engine log: the sinks' object
  * events and store hooks, the stores' buffers, the worker pool's load. Kept out of daemon.ts so
- * the lifecycle there stays readable; every metric is documented in the README's metrics reference.
+ * the lifecycle there stays readable; every metric is documented in docs/metrics.md.
  *
  * Nothing here runs per record: object events come once per object, store hooks once per S3
  * request, and the probes when Prometheus scrapes.

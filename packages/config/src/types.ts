@@ -1,6 +1,6 @@
 /**
  * The validated configuration: every default filled in, deeply frozen. Option names are the
- * YAML names (snake_case, units in the name); the README, "Configuration reference" describes each one.
+ * YAML names (snake_case, units in the name); docs/configuration.md describes each one.
  * An option that is "not set" and has no default is `null`, never missing.
  */
 

@@ -56,7 +56,7 @@ interface Counters {
  * a counted drop. Reads with the native recvmmsg receiver unless `reader` says otherwise: on
  * the 2-core bench machine the daemon's main thread spent 7.4-7.6 µs a line with node:dgram
  * and lost 0.3-9 % at 100,000 datagrams/s, against 1.4-1.9 µs and 0 % native
- * (bench/e2e.bench.ts udp-paced; README, "The native UDP reader").
+ * (bench/e2e.bench.ts udp-paced; docs/architecture.md, "The native UDP reader").
  */
 export async function startUdpSource(ctx: SourceContext, opts: UdpSourceOptions): Promise<Source> {
   const labels = { component_id: ctx.id, component_type: 'udp' };

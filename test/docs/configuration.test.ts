@@ -1,16 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Schema } from './schema.ts';
-import { sinkTypes } from './sinks.ts';
-import { sourceTypes, tlsOptions } from './sources.ts';
-import { apiOptions, deadLetterOptions, logOptions, topOptions, workersOptions } from './validate.ts';
+import type { Schema } from '../../packages/config/src/schema.ts';
+import { sinkTypes } from '../../packages/config/src/sinks.ts';
+import { sourceTypes, tlsOptions } from '../../packages/config/src/sources.ts';
+import { apiOptions, deadLetterOptions, logOptions, topOptions, workersOptions } from '../../packages/config/src/validate.ts';
 
-// Keeps the README's configuration reference in step with the option tables: one row per option.
-const reference = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+// Keeps docs/configuration.md in step with the option tables: one row per option.
+const reference = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
 
 function documented(table: string): string[] {
   const start = reference.indexOf(`<!-- options: ${table} -->`);
-  expect(start, `table ${table} in README.md`).toBeGreaterThan(-1);
+  expect(start, `table ${table} in docs/configuration.md`).toBeGreaterThan(-1);
   const rows = reference.slice(start).split('\n').slice(3);
   const end = rows.findIndex((row) => !row.startsWith('|'));
   return rows.slice(0, end).map((row) => /^\| `([a-z0-9_]+)` \|/.exec(row)?.[1] ?? `unparsed: ${row}`);
@@ -29,7 +29,7 @@ const tables: Record<string, string[]> = {
   ...Object.fromEntries(Object.entries(sinkTypes).map(([type, spec]) => [type, component(spec.options)])),
 };
 
-describe('README configuration reference', () => {
+describe('docs/configuration.md', () => {
   for (const [table, options] of Object.entries(tables)) {
     it(`documents every ${table} option`, () => {
       expect(documented(table)).toEqual(options);

@@ -1,5 +1,5 @@
 /**
- * the README metrics reference against the registry: every metric Sluice registers is in its tables with
+ * docs/metrics.md against the registry: every metric Sluice registers is in its tables with
  * its type and labels, every table row is a registered metric, and every sluice_* name the
  * page mentions (PromQL included) exists.
  */
@@ -7,9 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { registeredMetrics, seriesIndex } from '../helpers/metric-names.ts';
 
-const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-// The "Metrics reference" section, up to the next top-level section.
-const DOC = README.slice(README.indexOf('## Metrics reference'), README.indexOf('\n## ', README.indexOf('## Metrics reference') + 1));
+const DOC = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
 
 /** `| \`name\` | type | \`label\`, \`label\` | meaning |` rows of the metric tables. */
 function documented(): Map<string, { type: string; labels: string[] }> {
@@ -21,12 +19,12 @@ function documented(): Map<string, { type: string; labels: string[] }> {
   return out;
 }
 
-describe('the README metrics reference', () => {
+describe('docs/metrics.md', () => {
   it('documents every registered metric, with its type and labels, and nothing else', async () => {
     const registered = await registeredMetrics();
     const docs = documented();
-    expect([...registered.keys()].filter((n) => !docs.has(n)), 'registered but not in the README metrics reference').toEqual([]);
-    expect([...docs.keys()].filter((n) => !registered.has(n)), 'in the README metrics reference but not registered').toEqual([]);
+    expect([...registered.keys()].filter((n) => !docs.has(n)), 'registered but not in docs/metrics.md').toEqual([]);
+    expect([...docs.keys()].filter((n) => !registered.has(n)), 'in docs/metrics.md but not registered').toEqual([]);
     for (const [name, def] of registered) {
       expect(docs.get(name), name).toEqual({ type: def.type, labels: def.labels });
     }
