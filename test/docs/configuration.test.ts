@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Schema } from '../../packages/config/src/schema.ts';
-import { sinkTypes } from '../../packages/config/src/sinks.ts';
-import { sourceTypes, tlsOptions } from '../../packages/config/src/sources.ts';
+import type { Schema } from '@sluice/schema';
+import { sinkTypes } from '@sluice/sinks/registry';
+import { sourceTypes, tlsOptions } from '@sluice/sources/registry';
 import { apiOptions, deadLetterOptions, logOptions, topOptions, workersOptions } from '../../packages/config/src/validate.ts';
 
 // Keeps docs/configuration.md in step with the option tables: one row per option.

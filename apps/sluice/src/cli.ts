@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_YAML, SluiceError, defaultConfig, loadConfigFile, type SluiceConfig } from '@sluice/config';
 import { createLogger } from '@sluice/telemetry';
 import { Daemon } from './daemon.ts';
-import { checkStores, releaseStore, SinkCheckError, storesOf } from './sinks.ts';
+import { checkStores, SinkCheckError, storesOf } from './sinks.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -99,14 +99,14 @@ async function run(configPath: string | undefined): Promise<void> {
 
 /** `validate --check-connectivity`: each sink's store check(), one line per sink; exit 1 if any fails. */
 async function checkConnectivity(cfg: SluiceConfig): Promise<void> {
-  let stores: ReturnType<typeof storesOf>;
+  let stores: Awaited<ReturnType<typeof storesOf>>;
   try {
-    stores = storesOf(cfg);
+    stores = await storesOf(cfg);
   } catch (err) {
     fail(`sluice: ${explain(err)}`);
   }
   const results = await checkStores(stores);
-  for (const s of stores) releaseStore(s.store);
+  for (const s of stores) s.store.release?.();
   let failed = 0;
   for (const r of results) {
     const name = r.id === 'dead_letter' ? 'dead_letter' : `sinks.${r.id}`;

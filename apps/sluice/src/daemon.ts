@@ -1,12 +1,13 @@
-import { resolve as resolvePath } from 'node:path';
 import { SluiceError, type SluiceConfig, type SourceConfig } from '@sluice/config';
 import { Ring } from '@sluice/ring';
-import { FileStore, ObjectWriter, newUniqueId, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
-import { startSplunkHecSource, startTcpSource, startUdpSource, tlsSettings, type Source, type SourceContext } from '@sluice/sources';
+import { ObjectWriter, newUniqueId, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
+import { deadLetterSink, sinkDefinition } from '@sluice/sinks/registry';
+import type { Source, SourceContext } from '@sluice/sources';
+import { sourceDefinition } from '@sluice/sources/registry';
 import { Metrics, SpoolMetrics, startApiServer, type Logger } from '@sluice/telemetry';
 import { createHecDecoder, createWorkerPool, DEFAULT_LEVELS, loadNativeBatch, loadNativeZstd, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
 import { Dispatcher, type Route, type WhenFull } from './pipeline/dispatcher.ts';
-import { buildSinkStore, checkStores, SinkCheckError } from './sinks.ts';
+import { checkStores, SinkCheckError } from './sinks.ts';
 import { initSeries, observePool, observeStores, observeWriter, storeHooks } from './observability.ts';
 import { openSpool, recoverSpool, SpoolingWriter } from './spooling.ts';
 
@@ -23,19 +24,24 @@ interface SinkRuntime {
   writer: ObjectWriter;
   log: Logger;
   whenFull: WhenFull;
-  /** aws_s3: how long close() may take at shutdown; null = only the daemon's deadline (file). */
+  /** How long close() may take at shutdown; null = only the daemon's deadline. */
   shutdownTimeoutSecs: number | null;
+  /** Said after the keys of objects given up at shutdown (what a remote store may keep). */
+  abandonedNote: string;
+}
+
+/** The end of a shutdown-timeout message: what stays in the spools, when anything does. */
+function spooledNote(spooled: number): string {
+  return spooled > 0 ? `; ${spooled} records of unfinished objects stay in the spool, and the next start uploads them` : '';
 }
 
 /**
  * The running engine: sources → rings → dispatcher → worker pool → object writers → stores.
  * `start()` validates everything that can fail (sink stores, then binds) before accepting
- * a byte; `shutdown()` drains in order under one deadline.
+ * a byte; `shutdown()` drains in order under one deadline. Sources and sinks are built through
+ * their type's definition (the registries of @sluice/sources and @sluice/sinks): nothing here
+ * names a component type.
  */
-/** The end of a shutdown-timeout message: what stays in the spools, when anything does. */
-function spooledNote(spooled: number): string {
-  return spooled > 0 ? `; ${spooled} records of unfinished objects stay in the spool, and the next start uploads them` : '';
-}
 
 export class Daemon {
   readonly metrics: Metrics;
@@ -80,11 +86,13 @@ export class Daemon {
     // Sinks first: a sink that cannot write is an error before any port is bound. All are
     // checked at once (an unreachable endpoint takes the check's whole timeout), and every
     // failing sink is named.
-    const built = Object.entries(cfg.sinks).map(([id, sink]) => {
-      const log = this.log.child({ component_id: id, component_type: sink.type });
-      const store = buildSinkStore(sink, log, storeHooks(this.metrics, id, sink.type, log));
-      return { id, type: sink.type, sink, log, store };
-    });
+    const built = await Promise.all(
+      Object.entries(cfg.sinks).map(async ([id, sink]) => {
+        const log = this.log.child({ component_id: id, component_type: sink.type });
+        const store = await sinkDefinition(sink).store(sink, { logger: log, hooks: storeHooks(this.metrics, id, sink.type, log) });
+        return { id, type: sink.type, sink, log, store };
+      }),
+    );
     const checks = await checkStores(built);
     const failures = checks.flatMap((c) => (c.error === null ? [] : [c.error]));
     if (failures.length > 0) throw new SinkCheckError(failures);
@@ -96,13 +104,13 @@ export class Daemon {
       const writer = sink.spool
         ? await this.spoolingWriter(sink, store, log)
         : this.makeWriter(id, type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId);
-      const s3 = sink.type === 'aws_s3' ? sink : null;
-      this.sinks.push({ id, type, store, writer, log, whenFull: s3?.when_full ?? 'block', shutdownTimeoutSecs: s3?.shutdown_timeout_secs ?? null });
+      const def = sinkDefinition(sink);
+      this.sinks.push({ id, type, store, writer, log, whenFull: def.whenFull(sink), shutdownTimeoutSecs: def.shutdownTimeoutSecs(sink), abandonedNote: def.abandonedNote });
     }
     if (cfg.dead_letter !== null) {
-      const store = new FileStore({ path: resolvePath(cfg.dead_letter.path) });
+      const store = deadLetterSink.store(cfg.dead_letter.path);
       await store.check();
-      this.deadLetter = this.makeWriter('dead_letter', 'file', store, cfg.dead_letter.key_prefix, 'none', cfg.dead_letter.upload_period_secs, 256 * 1024 * 1024, uniqueId);
+      this.deadLetter = this.makeWriter('dead_letter', deadLetterSink.type, store, cfg.dead_letter.key_prefix, 'none', cfg.dead_letter.upload_period_secs, 256 * 1024 * 1024, uniqueId);
     }
 
     // One pool for every source: batches, not records, cross the thread boundary.
@@ -136,7 +144,6 @@ export class Daemon {
       maxInflightPerRoute: Math.max(2, threads * 2),
     });
     observePool(this.metrics, pool, threads);
-    if (Object.values(cfg.sources).some((s) => s.type === 'splunk_hec')) this.hecDecoder = createHecDecoder({ threads });
 
     // Sources last.
     for (const [id, src] of Object.entries(cfg.sources)) {
@@ -201,7 +208,7 @@ export class Daemon {
     const spool = openSpool(cfg.data_dir, sink);
     const recovered = await recoverSpool(spool, store, sink.id, log, metrics);
     if (recovered.objects + recovered.failed + recovered.corruptSegments > 0) log.info({ ...recovered }, 'spool recovery done');
-    const whenFull = sink.type === 'aws_s3' ? sink.when_full : 'block';
+    const whenFull = sinkDefinition(sink).whenFull(sink);
     const uniqueId = this.uniqueId;
     const writer = this.makeWriter(sink.id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId, (o) =>
       new SpoolingWriter({
@@ -250,18 +257,10 @@ export class Daemon {
   }
 
   private async startSource(ctx: SourceContext, src: SourceConfig): Promise<Source> {
-    const { host, port } = src;
-    const hostKey = src.host_key;
+    // The HEC decoder's threads start with the first source that asks for them.
+    const runtime = { hecDecoder: (): HecDecoder => (this.hecDecoder ??= createHecDecoder({ threads: this.opts.config.workers.threads })) };
     try {
-      if (src.type === 'tcp') {
-        return await startTcpSource(ctx, { host, port, hostKey, maxLineBytes: src.max_line_bytes, maxConnections: src.max_connections, idleTimeoutSecs: src.idle_timeout_secs, tls: tlsSettings(src.tls) });
-      }
-      if (src.type === 'splunk_hec') {
-        const decoder = this.hecDecoder;
-        if (decoder === null) throw new Error('the HEC decoder pool was not started');
-        return await startSplunkHecSource(ctx, { host, port, hostKey, validTokens: src.valid_tokens, maxBodyBytes: src.max_body_bytes, maxConnections: src.max_connections, tls: tlsSettings(src.tls) }, decoder);
-      }
-      return await startUdpSource(ctx, { host, port, hostKey, sockets: src.sockets, receiveBufferBytes: src.receive_buffer_bytes, reader: src.reader });
+      return await sourceDefinition(src).start(ctx, src, runtime);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new SluiceError('SLUICE_ERR_BIND', `sources.${ctx.id}: cannot listen on ${src.address} (${src.type}): ${e.code ?? e.message}`, { cause: err });
@@ -317,7 +316,7 @@ export class Daemon {
           gaveUp.spooled += r.spooled;
         };
         for (const s of this.sinks) add(this.abandon(s, `shutdown_timeout_secs (${secs}) passed`));
-        if (this.deadLetter !== null) add(this.abandon({ id: 'dead_letter', type: 'file', writer: this.deadLetter, log: this.log.child({ component_id: 'dead_letter' }) }, `shutdown_timeout_secs (${secs}) passed`));
+        if (this.deadLetter !== null) add(this.abandon({ id: 'dead_letter', type: deadLetterSink.type, writer: this.deadLetter, log: this.log.child({ component_id: 'dead_letter' }), abandonedNote: '' }, `shutdown_timeout_secs (${secs}) passed`));
         reject(
           new SluiceError(
             'SLUICE_ERR_SHUTDOWN_TIMEOUT',
@@ -358,7 +357,7 @@ export class Daemon {
    * Give up a writer's unfinished objects: log them and count their records, as discarded
    * (reason shutdown_timeout) or, for what the sink's spool holds, as deferred to the next start.
    */
-  private abandon(s: { id: string; type: string; writer: ObjectWriter; log: Logger }, why: string): { lost: number; spooled: number } {
+  private abandon(s: { id: string; type: string; writer: ObjectWriter; log: Logger; abandonedNote: string }, why: string): { lost: number; spooled: number } {
     const left = s.writer.abandon();
     if (left.length === 0) return { lost: 0, spooled: 0 };
     const records = left.reduce((n, o) => n + o.records, 0);
@@ -366,9 +365,8 @@ export class Daemon {
     const lost = records - spooled;
     if (lost > 0) this.metrics.sinkDiscardedEvents.inc({ component_id: s.id, component_type: s.type, reason: 'shutdown_timeout' }, lost);
     if (spooled > 0) this.spoolMetrics?.deferredEvents.inc({ component_id: s.id }, spooled);
-    const leftover = s.type === 'aws_s3' ? ". An incomplete multipart upload may remain until the next start or the bucket's lifecycle rule removes it" : '';
     const fate = spooled === 0 ? `their ${records} records are counted as discarded (reason shutdown_timeout)` : `of their ${records} records, ${lost} are counted as discarded (reason shutdown_timeout) and ${spooled} stay in the spool: the next start uploads them`;
-    s.log.error({ objects: left.map((o) => o.key), records, spooled }, `${why} with ${left.length} object(s) unfinished; ${fate}${leftover}`);
+    s.log.error({ objects: left.map((o) => o.key), records, spooled }, `${why} with ${left.length} object(s) unfinished; ${fate}${s.abandonedNote}`);
     return { lost, spooled };
   }
 

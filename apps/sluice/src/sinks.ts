@@ -1,23 +1,6 @@
-import { resolve as resolvePath } from 'node:path';
-import { SluiceError, type SinkConfig, type SluiceConfig } from '@sluice/config';
-import { FileStore, s3StoreFromConfig, S3Store, type ObjectStore, type ObjectStoreCheck, type S3StoreHooks } from '@sluice/sinks';
-import type { Logger } from '@sluice/telemetry';
-
-/** The store behind a sink: where an object's bytes go. Everything else is the shared ObjectWriter.
- *  `hooks` see every retry and request of an aws_s3 sink (observability.ts). */
-export function buildSinkStore(sink: SinkConfig, logger?: Logger, hooks?: S3StoreHooks): ObjectStore {
-  switch (sink.type) {
-    case 'file':
-      return new FileStore({ path: resolvePath(sink.path) });
-    case 'aws_s3':
-      return s3StoreFromConfig(sink, logger, hooks);
-  }
-}
-
-/** Let go of what a store holds open (an S3 client's keep-alive sockets). */
-export function releaseStore(store: ObjectStore): void {
-  if (store instanceof S3Store) store.client.destroy();
-}
+import { SluiceError, type SluiceConfig } from '@sluice/config';
+import type { ObjectStore, ObjectStoreCheck } from '@sluice/sinks';
+import { deadLetterSink, sinkDefinition } from '@sluice/sinks/registry';
 
 /** The result of one sink's check(). */
 export interface SinkCheckResult {
@@ -66,8 +49,8 @@ export class SinkCheckError extends SluiceError {
 }
 
 /** Every sink's store (and the dead-letter directory) for `sluice validate --check-connectivity`. */
-export function storesOf(config: SluiceConfig): { id: string; type: string; store: ObjectStore }[] {
-  const out = Object.values(config.sinks).map((sink) => ({ id: sink.id, type: sink.type, store: buildSinkStore(sink) }));
-  if (config.dead_letter !== null) out.push({ id: 'dead_letter', type: 'file', store: new FileStore({ path: resolvePath(config.dead_letter.path) }) });
+export async function storesOf(config: SluiceConfig): Promise<{ id: string; type: string; store: ObjectStore }[]> {
+  const out = await Promise.all(Object.values(config.sinks).map(async (sink) => ({ id: sink.id, type: sink.type, store: await sinkDefinition(sink).store(sink, {}) })));
+  if (config.dead_letter !== null) out.push({ id: 'dead_letter', type: deadLetterSink.type, store: deadLetterSink.store(config.dead_letter.path) });
   return out;
 }

@@ -1,5 +1,4 @@
-export { SluiceError, ConfigError, ERR_CONFIG, type ConfigIssue } from './errors.ts';
-export { parseAddress } from './address.ts';
+export { SluiceError, ConfigError, ERR_CONFIG, parseAddress, type ConfigIssue } from '@sluice/schema';
 export { validateConfig } from './validate.ts';
 export { parseConfig, loadConfigFile } from './load.ts';
 export { defaultConfig, DEFAULT_CONFIG_YAML } from './defaults.ts';

@@ -1,8 +1,7 @@
 /** Reading a configuration file: YAML 1.2 (so JSON too), duplicate keys rejected. */
 import { readFileSync } from 'node:fs';
 import { LineCounter, isMap as isYamlMap, isScalar, isSeq, parseDocument } from 'yaml';
-import { ConfigError, type ConfigIssue } from './errors.ts';
-import { childPath } from './schema.ts';
+import { ConfigError, childPath, type ConfigIssue } from '@sluice/schema';
 import type { Env, SluiceConfig } from './types.ts';
 import { checkConfig } from './validate.ts';
 

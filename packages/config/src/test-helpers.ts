@@ -1,6 +1,6 @@
 /** Shared by the tests of this package. */
 import { expect } from 'vitest';
-import { ConfigError } from './errors.ts';
+import { ConfigError } from '@sluice/schema';
 
 /** A valid config with one component of every type; tests change one thing in it. */
 export function fullRaw(): Record<string, any> {

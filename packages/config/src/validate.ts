@@ -4,11 +4,14 @@
  * sources, every source is consumed, ids are distinct, no two listeners share an address.
  */
 import { availableParallelism } from 'node:os';
-import { canonicalHost } from './address.ts';
-import { readComponents, type ComponentsRead } from './components.ts';
-import { ConfigError, type ConfigIssue } from './errors.ts';
 import {
+  ConfigError,
   INVALID,
+  canonicalHost,
+  didYouMean,
+  readComponents,
+  type ComponentsRead,
+  type ConfigIssue,
   address,
   boolean,
   childPath,
@@ -25,10 +28,9 @@ import {
   string,
   typeError,
   type Ctx,
-} from './schema.ts';
-import { sinkTypes } from './sinks.ts';
-import { sourceProtocol, sourceTypes } from './sources.ts';
-import { didYouMean } from './suggest.ts';
+} from '@sluice/schema';
+import { sinkTypes } from '@sluice/sinks/registry';
+import { sourceTypes } from '@sluice/sources/registry';
 import type { ApiConfig, Env, ListenAddress, SinkConfig, SluiceConfig, SourceConfig } from './types.ts';
 
 export const apiOptions = {
@@ -141,7 +143,7 @@ function crossCheck(
   };
   if (api?.enabled) claim('tcp', api, 'api.address', 'api.address');
   for (const source of Object.values(sources.configs)) {
-    claim(sourceProtocol[source.type], source, childPath(childPath('sources', source.id), 'address'), `source \`${source.id}\``);
+    claim(sourceTypes[source.type].protocol, source, childPath(childPath('sources', source.id), 'address'), `source \`${source.id}\``);
   }
 }
 

@@ -34,6 +34,8 @@ export interface ObjectStore {
    * Optional: a store without a buffer of its own leaves it out.
    */
   readonly bufferedBytes?: number;
+  /** Let go of what the store holds open (an S3 client's keep-alive sockets). Optional. */
+  release?(): void;
 }
 
 export interface ObjectUpload {

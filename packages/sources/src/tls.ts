@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import type { Server as TlsServer, SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
-import { SluiceError, type TlsConfig } from '@sluice/config';
+import { SluiceError } from '@sluice/schema';
+import type { TlsConfig } from './config.ts';
 
 /** A source's `tls` block, as the daemon passes it (paths as configured). */
 export interface TlsSettings {

@@ -23,8 +23,8 @@
  * that fails transiently is retried on its own and the multipart upload goes on.
  */
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import { ERR_CONFIG, SluiceError } from '../../../config/src/errors.ts';
-import type { AwsS3SinkConfig } from '../../../config/src/types.ts';
+import { ERR_CONFIG, SluiceError } from '@sluice/schema';
+import type { AwsS3SinkConfig } from './config.ts';
 import { describeError, failureReason, type FailureReason } from './errors.ts';
 import { S3Store, type S3StoreLogger } from './s3-store.ts';
 

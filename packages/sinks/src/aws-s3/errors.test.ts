@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SluiceError } from '../../../config/src/errors.ts';
+import { SluiceError } from '@sluice/schema';
 import { failureReason, withFailureReason } from './errors.ts';
 
 const sdk = (name: string, status?: number): Error => Object.assign(new Error(`${name} happened`), { name, ...(status !== undefined ? { $metadata: { httpStatusCode: status } } : {}) });

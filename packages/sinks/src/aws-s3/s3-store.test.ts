@@ -13,9 +13,9 @@ import {
   ListMultipartUploadsCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { SluiceError } from '../../../config/src/errors.ts';
+import { SluiceError } from '@sluice/schema';
 import { startRgw, type Rgw } from '../../../../test/s3/rgw.ts';
-import type { AwsS3SinkConfig } from '../../../config/src/types.ts';
+import type { AwsS3SinkConfig } from './config.ts';
 import { createS3Client, s3StoreFromConfig, type RetryNotice, type S3ClientOptions } from './config-to-client.ts';
 import { S3Store, type S3StoreOptions } from './s3-store.ts';
 

@@ -43,7 +43,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ERR_CONFIG, SluiceError } from '../../../config/src/errors.ts';
+import { ERR_CONFIG, SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import {
   describeError,
@@ -129,6 +129,11 @@ export class S3Store implements ObjectStore {
   /** Starts the upload at once; never throws: failures surface from close(). */
   open(key: string, meta: ObjectMeta): ObjectUpload {
     return new S3Upload(this, key, meta);
+  }
+
+  /** Close the client's keep-alive sockets. */
+  release(): void {
+    this.client.destroy();
   }
 
   /**

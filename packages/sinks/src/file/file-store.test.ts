@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SluiceError } from '../../../config/src/errors.ts';
+import { SluiceError } from '@sluice/schema';
 import { FileStore } from './file-store.ts';
 
 const META = { contentType: 'application/x-ndjson', contentEncoding: 'zstd' };

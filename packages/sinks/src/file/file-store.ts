@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { mkdir, open, opendir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { SluiceError } from '../../../config/src/errors.ts';
+import { SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectStoreCheck, ObjectUpload } from '../object-store.ts';
 
 export interface FileStoreOptions {

@@ -7,7 +7,7 @@ import { setTimeout as sleep, setImmediate as nextLoop } from 'node:timers/promi
 import { once } from 'node:events';
 import { gunzipSync, gzipSync, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SluiceError } from '../../../config/src/errors.ts';
+import { SluiceError } from '@sluice/schema';
 import { FileStore } from '../file/file-store.ts';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import type { Codec } from './keys.ts';

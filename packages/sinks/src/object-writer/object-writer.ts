@@ -19,7 +19,7 @@
  * (maxClosingObjects + 1) x the store's own bound.
  */
 import { EventEmitter } from 'node:events';
-import { ERR_CONFIG, SluiceError } from '../../../config/src/errors.ts';
+import { ERR_CONFIG, SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import { type Codec, contentEncodingFor, extensionFor, NDJSON_CONTENT_TYPE, objectKey } from './keys.ts';
 

@@ -2,7 +2,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import type { UdpSourceConfig } from '@sluice/config';
+import type { UdpSourceConfig } from './config.ts';
 import { HEADER_BYTES, WAITERS, WRITE_INDEX } from '@sluice/ring';
 import { RateLimitedLog } from '@sluice/telemetry';
 import { udpKernelDrops } from './kernel-drops.ts';

@@ -1,54 +1,26 @@
-/** Option tables for sinks. A new sink type is one entry in `sinkTypes`. */
-import { componentType, type ComponentType } from './components.ts';
-import {
-  INVALID,
-  boolean,
-  childPath,
-  def,
-  integer,
-  oneOf,
-  opt,
-  rangeMessage,
-  report,
-  req,
-  secret,
-  string,
-  stringList,
-  type Ctx,
-  type Invalid,
-  type Values,
-} from './schema.ts';
-import type { AwsS3SinkConfig, Compression, FileSinkConfig, SinkConfig, SinkType } from './types.ts';
+/** The `aws_s3` sink: objects into S3 or an S3-compatible store, as streaming multipart uploads. */
+import { INVALID, boolean, childPath, componentType, def, integer, oneOf, opt, report, req, secret, string, type Invalid, type WhenFull } from '@sluice/schema';
+import { commonSink, sinkOptions, type SinkBase, type SinkDefinition } from '../config.ts';
 
 const MIB = 1024 * 1024;
 
-export const COMPRESSION_LEVELS: { readonly [C in Exclude<Compression, 'none'>]: { min: number; max: number; default: number } } = {
-  zstd: { min: 1, max: 19, default: 1 },
-  gzip: { min: 1, max: 9, default: 6 },
-};
-
-/** Options every sink has. */
-export const sinkOptions = {
-  inputs: req(stringList()),
-  key_prefix: def(string({ allowEmpty: true }), ''),
-  compression: def(oneOf(['zstd', 'gzip', 'none']), 'zstd'),
-  // The range depends on the codec: checked in commonSink().
-  compression_level: opt(integer()),
-  upload_period_secs: def(integer(1, 86_400), 60),
-  max_object_bytes: def(integer(1024, 5_497_558_138_880), 256 * MIB),
-  // Write-ahead spool (packages/spool): on by default for aws_s3 (below), where a crash or an
-  // outage would otherwise lose what is in memory; off for file, which writes to local disk anyway.
-  spool: def(boolean(), false),
-  max_spool_bytes: def(integer(65_536, 1_125_899_906_842_624), 1024 * MIB),
-  // interval: 176-179 MiB/s vs per_batch 47-55 MiB/s of 64 KiB frames on bench/spool.bench.ts (3.2-3.8x).
-  spool_sync: def(oneOf(['per_batch', 'interval']), 'interval'),
-  spool_sync_interval_ms: def(integer(10, 60_000), 1000),
-};
-
-export const fileOptions = {
-  ...sinkOptions,
-  path: req(string()),
-};
+export interface AwsS3SinkConfig extends SinkBase {
+  readonly type: 'aws_s3';
+  /** null = AWS. */
+  readonly endpoint: string | null;
+  readonly bucket: string;
+  readonly region: string;
+  /** Both null = the AWS default credential chain; otherwise both set. */
+  readonly access_key_id: string | null;
+  /** A secret: never log it. */
+  readonly secret_access_key: string | null;
+  readonly force_path_style: boolean;
+  readonly part_size_bytes: number;
+  readonly queue_size: number;
+  readonly max_buffered_bytes: number;
+  readonly when_full: WhenFull;
+  readonly shutdown_timeout_secs: number;
+}
 
 /** https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html (the core of them). */
 export function checkBucket(name: string): string | undefined {
@@ -95,32 +67,9 @@ export const awsS3Options = {
   shutdown_timeout_secs: def(integer(1, 3600), 30),
 };
 
-type CommonSink = Omit<FileSinkConfig, 'type' | 'path'>;
-
-/** Fields every sink config has; settles compression_level against the codec. */
-function commonSink(v: Values<typeof sinkOptions>, id: string, path: string, ctx: Ctx): CommonSink | Invalid {
-  const levelPath = childPath(path, 'compression_level');
-  let level: number | null = null;
-  if (v.compression === 'none') {
-    if (v.compression_level !== null) return report(ctx, levelPath, 'has no effect with compression none; remove it');
-  } else {
-    const range = COMPRESSION_LEVELS[v.compression];
-    level = v.compression_level ?? range.default;
-    if (level < range.min || level > range.max) {
-      return report(ctx, levelPath, rangeMessage(range.min, range.max, level, ` for ${v.compression}`));
-    }
-  }
-  const { inputs, key_prefix, compression, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms } = v;
-  return { id, inputs, key_prefix, compression, compression_level: level, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms };
-}
-
-export const sinkTypes: { readonly [T in SinkType]: ComponentType<Extract<SinkConfig, { type: T }>> } = {
-  file: componentType(fileOptions, (v, id, path, ctx): FileSinkConfig | Invalid => {
-    const common = commonSink(v, id, path, ctx);
-    if (common === INVALID) return INVALID;
-    return { ...common, type: 'file', path: v.path };
-  }),
-  aws_s3: componentType(awsS3Options, (v, id, path, ctx): AwsS3SinkConfig | Invalid => {
+export const awsS3Sink: SinkDefinition<AwsS3SinkConfig> = {
+  type: 'aws_s3',
+  ...componentType(awsS3Options, (v, id, path, ctx): AwsS3SinkConfig | Invalid => {
     const common = commonSink(v, id, path, ctx);
     let ok = common !== INVALID;
     if ((v.access_key_id === null) !== (v.secret_access_key === null)) {
@@ -150,4 +99,13 @@ export const sinkTypes: { readonly [T in SinkType]: ComponentType<Extract<SinkCo
       shutdown_timeout_secs: v.shutdown_timeout_secs,
     };
   }),
+  async store(c, ctx) {
+    // The AWS SDK is imported when an aws_s3 sink is built, not when the registry is.
+    const { s3StoreFromConfig } = await import('./config-to-client.ts');
+    return s3StoreFromConfig(c, ctx.logger, ctx.hooks);
+  },
+  location: (c) => `s3://${c.bucket}`,
+  whenFull: (c) => c.when_full,
+  shutdownTimeoutSecs: (c) => c.shutdown_timeout_secs,
+  abandonedNote: ". An incomplete multipart upload may remain until the next start or the bucket's lifecycle rule removes it",
 };

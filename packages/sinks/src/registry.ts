@@ -1,0 +1,37 @@
+/**
+ * Every sink type Sluice knows, by type id. The config reads `sinks:` through this table and
+ * the daemon builds each sink's store through it; neither names a type. A new sink type is a
+ * folder beside these with its config.ts, and one line here (docs/internals.md).
+ *
+ * Importing this module loads only the definitions (and the file store): a remote store's SDK
+ * loads when a sink of its type is built.
+ */
+import { resolve as resolvePath } from 'node:path';
+import { awsS3Sink, type AwsS3SinkConfig } from './aws-s3/config.ts';
+import type { SinkDefinition } from './config.ts';
+import { fileSink, type FileSinkConfig } from './file/config.ts';
+import { FileStore } from './file/file-store.ts';
+import type { ObjectStore } from './object-store.ts';
+
+export type SinkConfig = FileSinkConfig | AwsS3SinkConfig;
+export type SinkType = SinkConfig['type'];
+
+export const sinkTypes: { readonly [T in SinkType]: SinkDefinition<Extract<SinkConfig, { type: T }>> } = {
+  file: fileSink,
+  aws_s3: awsS3Sink,
+};
+
+/** The dead-letter directory (`dead_letter:`): a file store, labelled as a file sink in metrics. */
+export const deadLetterSink = {
+  type: fileSink.type,
+  store: (path: string): ObjectStore => new FileStore({ path: resolvePath(path) }),
+};
+
+/** The definition of a configured sink. */
+export function sinkDefinition<C extends SinkConfig>(config: C): SinkDefinition<C> {
+  return sinkTypes[config.type] as unknown as SinkDefinition<C>;
+}
+
+export type { AwsS3SinkConfig, FileSinkConfig };
+export { checkBucket, checkEndpoint } from './aws-s3/config.ts';
+export { COMPRESSION_LEVELS, type SinkBase, type SinkDefinition, type SinkStoreContext } from './config.ts';
