@@ -11,7 +11,7 @@
  *     radosgw -f                                   beast on a free port; ready when GET / answers
  *
  * This is what Ceph's src/vstart.sh does, reduced to what the gateway needs (no mgr). The
- * settings are the ones in /work/shared/reference/wire-contracts.md section 4; bring-up
+ * settings and why each matters are in docs/wire.md, "S3 and Ceph RGW"; bring-up
  * takes about 2 s. The binaries come from `scripts/ensure-ceph.sh`.
  *
  * Children run in the foreground (`-f`), are not detached, and are SIGKILLed on stop(), on
@@ -365,7 +365,7 @@ rgw cache enabled = false
   }
 }
 
-/** An S3Client with the options Ceph RGW needs (wire-contracts.md section 4). */
+/** An S3Client with the options Ceph RGW needs (docs/wire.md, "S3 and Ceph RGW"). */
 export function rgwClient(cfg: S3TestEnv): S3Client {
   return new S3Client({
     endpoint: cfg.endpoint,

@@ -9,6 +9,9 @@ export type ProbedMetric =
   | 'sluice_source_kernel_dropped_datagrams_total'
   | 'sluice_sink_buffered_bytes';
 
+/** prom-client's default gauges that Sluice does not export: their totals are sums of the per-type gauges. */
+const DROPPED_DEFAULT_GAUGES = ['sluice_nodejs_active_handles_total', 'sluice_nodejs_active_requests_total', 'sluice_nodejs_active_resources_total'];
+
 /** `stage` of sluice_sink_upload_duration_seconds. */
 export type UploadStage = 'part' | 'close' | 'object';
 
@@ -80,6 +83,10 @@ export class Metrics {
     };
     // Prefix sluice_: process_cpu_seconds_total becomes sluice_process_cpu_seconds_total, nodejs_* sluice_nodejs_*.
     collectDefaultMetrics({ register: this.registry, prefix: 'sluice_' });
+    // prom-client adds gauges named *_total next to the per-type ones; a gauge ending in _total
+    // fails `promtool check metrics` ("non-counter metrics should not have _total suffix"), and
+    // sum(sluice_nodejs_active_handles) is the same number.
+    for (const name of DROPPED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
 
     this.receivedEvents = new Counter({ name: 'sluice_source_received_events_total', help: 'Records a source received (every one, before any drop): lines (tcp), datagrams (udp), events and raw lines (splunk_hec; a refused request counts the events it held, at least 1).', labelNames: ['component_id', 'component_type'], registers });
     this.receivedBytes = new Counter({ name: 'sluice_source_received_bytes_total', help: 'Bytes a source read: tcp the stream (after TLS), udp the datagrams, splunk_hec the request bodies as sent (before gunzip).', labelNames: ['component_id', 'component_type'], registers });

@@ -88,7 +88,7 @@ const THROTTLING_BASE_DELAY_MS = 1_000;
 
 /**
  * An S3Client for a sink. The options Ceph RGW, MinIO and friends need
- * (wire-contracts.md section 4): path-style URLs, and checksums only WHEN_REQUIRED (with the
+ * (docs/wire.md, "S3 and Ceph RGW"): path-style URLs, and checksums only WHEN_REQUIRED (with the
  * SDK defaults a streamed PutObject goes out aws-chunked and Ceph answers 411).
  * @throws SluiceError SLUICE_ERR_CONFIG when only one of the two credentials is given.
  */

@@ -23,7 +23,7 @@
  * with SLUICE_ERR_S3_UPLOAD naming the sink and the key, and write() discards from then on
  * (emitting any 'drain' it owes). Messages never contain credentials.
  *
- * Ceph RGW quirk: CompleteMultipartUpload answers an empty ETag (wire-contracts.md section 4),
+ * Ceph RGW quirk: CompleteMultipartUpload answers an empty ETag (docs/wire.md, "S3 and Ceph RGW"),
  * so success is judged by a HEAD of the object, whose size must be the bytes written. A
  * completion whose answer was lost and whose retry finds NoSuchUpload counts as done when the
  * HEAD agrees (Ceph itself answers such a retry 200).
