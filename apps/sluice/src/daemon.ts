@@ -27,16 +27,16 @@ interface SinkRuntime {
   shutdownTimeoutSecs: number | null;
 }
 
-/**
- * The running engine: sources → rings → dispatcher → worker pool → object writers → stores.
- * `start()` validates everything that can fail (sink stores, then binds) before accepting
- * a byte; `shutdown()` drains in order under one deadline.
- */
 /** The end of a shutdown-timeout message: what stays in the spools, when anything does. */
 function spooledNote(spooled: number): string {
   return spooled > 0 ? `; ${spooled} records of unfinished objects stay in the spool, and the next start uploads them` : '';
 }
 
+/**
+ * The running engine: sources → rings → dispatcher → worker pool → object writers → stores.
+ * `start()` validates everything that can fail (sink stores, then binds) before accepting
+ * a byte; `shutdown()` drains in order under one deadline.
+ */
 export class Daemon {
   readonly metrics: Metrics;
   readonly sources = new Map<string, Source>();
