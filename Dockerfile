@@ -81,5 +81,7 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9598/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Exec form: tini is PID 1 and Node its only child. For `run`, the bin launcher restarts
 # itself in place (execve, same pid) with its runtime settings (apps/sluice/bin/sluice.js).
+# The image's node is 24, so the sh launcher apps/sluice/bin/sluice (for hosts with an older
+# node) has nothing to find.
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/apps/sluice/bin/sluice.js"]
 CMD ["run", "--config", "/etc/sluice/sluice.yaml"]

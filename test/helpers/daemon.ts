@@ -32,12 +32,16 @@ export function tempDir(prefix = 'sluice-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Start `sluice run --config <file>` as a real child process on the repo's Node 24. */
-export async function startDaemon(configYaml: string, opts: { dir?: string; env?: Record<string, string>; launcher?: boolean } = {}): Promise<RunningDaemon> {
+/**
+ * Start `sluice run --config <file>` as a real child process on the repo's Node 24 (`launcher`:
+ * through bin/sluice.js), or as `...command run --config <file>` (say the sh launcher
+ * bin/sluice, which picks its own Node).
+ */
+export async function startDaemon(configYaml: string, opts: { dir?: string; env?: Record<string, string>; launcher?: boolean; command?: readonly string[] } = {}): Promise<RunningDaemon> {
   const dir = opts.dir ?? tempDir();
   const configPath = join(dir, 'sluice.yaml');
   writeFileSync(configPath, configYaml);
-  const argv = [process.execPath, opts.launcher === true ? LAUNCHER : CLI, 'run', '--config', configPath];
+  const argv = opts.command !== undefined ? [...opts.command, 'run', '--config', configPath] : [process.execPath, opts.launcher === true ? LAUNCHER : CLI, 'run', '--config', configPath];
   if (SETPRIV !== undefined) argv.unshift(SETPRIV, '--pdeathsig', 'KILL', '--');
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: dir,

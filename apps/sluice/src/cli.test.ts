@@ -25,6 +25,8 @@ describe('sluice CLI', () => {
     expect(sluice(['--version']).stdout).toMatch(/^sluice \d+\.\d+\.\d+ \(node 24\./);
     const help = sluice(['--help']);
     expect(help.status).toBe(0);
+    // The first line says what goes in: both wire formats.
+    expect(help.stdout.split('\n')[0]).toMatch(/Talos json_lines .*Splunk HEC/);
     expect(help.stdout).toContain('sluice run [--config FILE]');
     expect(help.stdout).toContain('sluice validate --config FILE');
   });

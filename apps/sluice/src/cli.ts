@@ -7,8 +7,8 @@ import { checkStores, SinkCheckError, storesOf } from './sinks.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-const HELP = `sluice ${VERSION}: receives Talos json_lines (TCP, UDP) and lands them, tagged and
-compressed, in a local directory or S3-compatible object storage.
+const HELP = `sluice ${VERSION}: receives Talos json_lines (TCP, UDP) and Splunk HEC (HTTP) and
+lands them, tagged and compressed, in a local directory or S3-compatible object storage.
 
 Usage:
   sluice run [--config FILE]        run the daemon (without --config: the embedded default,
