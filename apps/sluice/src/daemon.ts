@@ -259,7 +259,7 @@ export class Daemon {
       if (src.type === 'splunk_hec') {
         const decoder = this.hecDecoder;
         if (decoder === null) throw new Error('the HEC decoder pool was not started');
-        return await startSplunkHecSource(ctx, { host, port, hostKey, validTokens: src.valid_tokens, maxBodyBytes: src.max_body_bytes, maxConnections: src.max_connections, tls: tlsSettings(src.tls) }, decoder);
+        return await startSplunkHecSource(ctx, { host, port, hostKey, validTokens: src.valid_tokens, maxBodyBytes: src.max_body_bytes, maxConnections: src.max_connections, headerTimeoutSecs: src.header_timeout_secs, bodyTimeoutSecs: src.body_timeout_secs, minBodyBytesPerSec: src.min_body_bytes_per_sec, tls: tlsSettings(src.tls) }, decoder);
       }
       return await startUdpSource(ctx, { host, port, hostKey, sockets: src.sockets, receiveBufferBytes: src.receive_buffer_bytes, reader: src.reader });
     } catch (err) {

@@ -32,6 +32,7 @@ export const tlsOptions = {
   key_file: req(string({ doc: 'path' })),
   ca_file: opt(string({ doc: 'path' })),
   client_auth: def(oneOf(['none', 'optional', 'required']), 'none'),
+  handshake_timeout_secs: def(integer(1, 3600), 10),
 };
 
 /** A message when `file` is not a readable regular file, else undefined. */
@@ -75,7 +76,7 @@ function buildTls(v: Values<typeof tlsOptions>, path: string, ctx: Ctx): TlsConf
   } catch (err) {
     return report(ctx, path, `cert_file, key_file and ca_file do not form a usable TLS setup: ${(err as Error).message}`);
   }
-  return { cert_file: v.cert_file, key_file: v.key_file, ca_file: v.ca_file, client_auth: v.client_auth };
+  return { cert_file: v.cert_file, key_file: v.key_file, ca_file: v.ca_file, client_auth: v.client_auth, handshake_timeout_secs: v.handshake_timeout_secs };
 }
 
 const tls = opt(section(tlsOptions, buildTls));
@@ -104,6 +105,20 @@ export const udpOptions = {
 };
 
 /**
+ * Slow-client deadlines (README, "Slow clients"). 10 s for the request head: a client sends it
+ * in one segment right after connecting; Node's own 60 s let 60 connections trickling a header
+ * byte a second hold 50 slots for over a minute. The body gets body_timeout_secs plus one second
+ * per min_body_bytes_per_sec received (Apache mod_reqtimeout's `body=…,MinRate=…` model): a
+ * 16 MiB body over a 64 KiB/s link (256 s) is well inside its deadline (10 + 16384 s), a
+ * 1 byte/s trickle is cut after 10 s.
+ */
+const slowClientOptions = {
+  header_timeout_secs: def(integer(1, 3600), 10),
+  body_timeout_secs: def(integer(1, 3600), 10),
+  min_body_bytes_per_sec: def(integer(0, 1_073_741_824), 1024),
+};
+
+/**
  * 16 MiB by default: HEC senders batch far below it (Vector's splunk_hec sink sends at most
  * 1 MB, Tailscale's streamer a few hundred KiB), while one aggregator still bounds what a
  * request can make it hold. Splunk's own default (800 MB) is for an indexer, not a DaemonSet.
@@ -113,6 +128,7 @@ export const splunkHecOptions = {
   valid_tokens: secret(req(stringList())),
   max_body_bytes: def(integer(1024, 268_435_456), 16 * MIB),
   max_connections: def(integer(1, 65_535), 1024),
+  ...slowClientOptions,
   tls,
 };
 
@@ -154,8 +170,8 @@ export const sourceTypes: { readonly [T in SourceType]: ComponentType<Extract<So
       }
     });
     if (!ok || common === INVALID) return INVALID;
-    const { valid_tokens, max_body_bytes, max_connections } = v;
-    return { ...common, type: 'splunk_hec', valid_tokens, max_body_bytes, max_connections, tls: v.tls };
+    const { valid_tokens, max_body_bytes, max_connections, header_timeout_secs, body_timeout_secs, min_body_bytes_per_sec } = v;
+    return { ...common, type: 'splunk_hec', valid_tokens, max_body_bytes, max_connections, header_timeout_secs, body_timeout_secs, min_body_bytes_per_sec, tls: v.tls };
   }),
 };
 

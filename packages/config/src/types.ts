@@ -61,6 +61,8 @@ export interface TlsConfig {
   /** CA bundle that client certificates must chain to; required unless client_auth is none. */
   readonly ca_file: string | null;
   readonly client_auth: ClientAuth;
+  /** A connection that has not completed its TLS handshake this long after connecting is closed. */
+  readonly handshake_timeout_secs: number;
 }
 
 export interface TcpSourceConfig extends SourceBase {
@@ -90,6 +92,12 @@ export interface SplunkHecSourceConfig extends SourceBase {
   readonly valid_tokens: readonly string[];
   readonly max_body_bytes: number;
   readonly max_connections: number;
+  /** The request head (line and headers) must be complete this long after it began (or after connecting). */
+  readonly header_timeout_secs: number;
+  /** The body gets this long, plus one second per min_body_bytes_per_sec received. */
+  readonly body_timeout_secs: number;
+  /** 0 = the whole body within body_timeout_secs. */
+  readonly min_body_bytes_per_sec: number;
   /** null = plain HTTP. */
   readonly tls: TlsConfig | null;
 }
