@@ -105,7 +105,7 @@ export const udpOptions = {
 };
 
 /**
- * Slow-client deadlines (README, "Slow clients"). 10 s for the request head: a client sends it
+ * Slow-client deadlines (docs/hec.md, "Slow clients"). 10 s for the request head: a client sends it
  * in one segment right after connecting; Node's own 60 s let 60 connections trickling a header
  * byte a second hold 50 slots for over a minute. The body gets body_timeout_secs plus one second
  * per min_body_bytes_per_sec received (Apache mod_reqtimeout's `body=…,MinRate=…` model): a
