@@ -60,8 +60,8 @@ export const MIN_BODY_BYTES_PER_SEC = 1024;
 
 /**
  * Node looks for connections past header_timeout_secs every this often (its default is 30 s,
- * which would let a 10 s deadline run to 40 s). Each look walks only the connections in the
- * middle of a request head: 1024 of them take well under a millisecond.
+ * which would let a 10 s deadline run to 40 s). Each look is one walk, in C++, over the
+ * connections with a request in progress; idle ones are not in that list.
  */
 const CONNECTIONS_CHECK_MS = 1000;
 
