@@ -31,4 +31,27 @@ describe('defaultConfig', () => {
     const config = parseConfig(uncommented, 'example.yaml', { S3_ACCESS_KEY_ID: 'AKID', S3_SECRET_ACCESS_KEY: 'x' });
     expect(config.sinks.s3).toMatchObject({ type: 'aws_s3', bucket: 'logs', endpoint: 'http://127.0.0.1:7480' });
   });
+
+  it('has a commented-out splunk_hec example, at its defaults, that is valid once uncommented', () => {
+    const uncommented = DEFAULT_CONFIG_YAML.split('\n')
+      .map((line) => line.replace(/^#(  tailscale:|    )/, '$1'))
+      .join('\n')
+      .replace('inputs: [talos_service, talos_kernel]', 'inputs: [talos_service, talos_kernel, tailscale]');
+    const config = parseConfig(uncommented, 'example.yaml', { HEC_TOKEN: 'token' });
+    expect(config.sources.tailscale).toMatchObject({
+      type: 'splunk_hec',
+      port: 8088,
+      valid_tokens: ['token'],
+      max_body_bytes: 16_777_216,
+      max_connections: 1024,
+      header_timeout_secs: 10,
+      body_timeout_secs: 10,
+      min_body_bytes_per_sec: 1024,
+      tls: null,
+    });
+    const defaults = parseConfig('sources: { h: { type: splunk_hec, address: "[::]:8088", valid_tokens: [t] } }\nsinks: { f: { type: file, inputs: [h], path: ./out } }', 'd.yaml', {});
+    const { id: _a, valid_tokens: _b, ...example } = config.sources.tailscale as unknown as Record<string, unknown>;
+    const { id: _c, valid_tokens: _d, ...builtIn } = defaults.sources.h as unknown as Record<string, unknown>;
+    expect(example).toEqual(builtIn);
+  });
 });

@@ -67,6 +67,7 @@ sources:
     # max_connections: 1024
     # idle_timeout_secs: 300         # 0 = never
     # tls: { cert_file: cert.pem, key_file: key.pem }  # TLS only; see the README, tls
+    #                                # (handshake_timeout_secs: 10 closes a connection that has not finished its handshake)
   # Talos kernel argument: talos.logging.kernel=udp://<host>:6050
   talos_kernel:
     type: udp
@@ -75,6 +76,18 @@ sources:
     # ring_bytes: 8388608
     # receive_buffer_bytes: 8388608
     # sockets: 2
+  # Tailscale log streaming and other Splunk HEC senders (docs/hec.md), options at their
+  # defaults; add it to a sink's inputs:
+#  tailscale:
+#    type: splunk_hec
+#    address: "[::]:8088"
+#    valid_tokens: ["\${HEC_TOKEN}"]
+#    max_body_bytes: 16777216
+#    max_connections: 1024           # at the limit, a new one replaces one idle for 1 s or more
+#    header_timeout_secs: 10         # request line and headers complete within this, else 408
+#    body_timeout_secs: 10           # the body gets this, plus 1 s per min_body_bytes_per_sec
+#    min_body_bytes_per_sec: 1024    # received; slower gets 408 (0 = all within body_timeout_secs)
+#    # tls: { cert_file: cert.pem, key_file: key.pem, handshake_timeout_secs: 10 }
 
 sinks:
   local:

@@ -58,12 +58,22 @@ describe('splunk_hec source', () => {
       valid_tokens: [TOKEN],
       max_body_bytes: 16 * MIB,
       max_connections: 1024,
+      header_timeout_secs: 10,
+      body_timeout_secs: 10,
+      min_body_bytes_per_sec: 1024,
       tls: null,
     });
   });
 
-  it('checks ranges of max_body_bytes and max_connections', () => {
-    for (const [option, min, max] of [['max_body_bytes', 1024, 268_435_456], ['max_connections', 1, 65_535]] as const) {
+  it('checks ranges of max_body_bytes, max_connections and the slow-client deadlines', () => {
+    const ranges = [
+      ['max_body_bytes', 1024, 268_435_456],
+      ['max_connections', 1, 65_535],
+      ['header_timeout_secs', 1, 3600],
+      ['body_timeout_secs', 1, 3600],
+      ['min_body_bytes_per_sec', 0, 1_073_741_824],
+    ] as const;
+    for (const [option, min, max] of ranges) {
       expect((validateConfig(withHec({ [option]: min }), {}).sources.h as unknown as Record<string, unknown>)[option]).toBe(min);
       expect((validateConfig(withHec({ [option]: max }), {}).sources.h as unknown as Record<string, unknown>)[option]).toBe(max);
       expect(issueLines(() => validateConfig(withHec({ [option]: min - 1 }), {}))).toEqual([`sources.h.${option}: must be between ${min} and ${max}, got ${min - 1}`]);
@@ -132,9 +142,29 @@ describe('tls on tcp and splunk_hec sources', () => {
     const raw = withHec({ tls: { cert_file: cert, key_file: key } });
     raw.sources.t.tls = { cert_file: cert, key_file: key, ca_file: cert, client_auth: 'required' };
     const config = validateConfig(raw, {});
-    expect(config.sources.h).toMatchObject({ tls: { cert_file: cert, key_file: key, ca_file: null, client_auth: 'none' } });
-    expect(config.sources.t).toMatchObject({ tls: { cert_file: cert, key_file: key, ca_file: cert, client_auth: 'required' } });
+    expect(config.sources.h).toMatchObject({ tls: { cert_file: cert, key_file: key, ca_file: null, client_auth: 'none', handshake_timeout_secs: 10 } });
+    expect(config.sources.t).toMatchObject({ tls: { cert_file: cert, key_file: key, ca_file: cert, client_auth: 'required', handshake_timeout_secs: 10 } });
     expect(Object.isFrozen((config.sources.t as { tls: object }).tls)).toBe(true);
+  });
+
+  it('checks tls.handshake_timeout_secs, 1..3600, naming the option', () => {
+    const withTimeout = (value: unknown): Record<string, any> => {
+      const raw = withHec({ tls: { cert_file: cert, key_file: key, handshake_timeout_secs: value } });
+      raw.sources.t.tls = { cert_file: cert, key_file: key, handshake_timeout_secs: value };
+      return raw;
+    };
+    const config = validateConfig(withTimeout(3), {});
+    expect(config.sources.h).toMatchObject({ tls: { handshake_timeout_secs: 3 } });
+    expect(config.sources.t).toMatchObject({ tls: { handshake_timeout_secs: 3 } });
+    expect((validateConfig(withTimeout(3600), {}).sources.t as { tls: { handshake_timeout_secs: number } }).tls.handshake_timeout_secs).toBe(3600);
+    expect(issueLines(() => validateConfig(withTimeout(0), {}))).toEqual([
+      'sources.t.tls.handshake_timeout_secs: must be between 1 and 3600, got 0',
+      'sources.h.tls.handshake_timeout_secs: must be between 1 and 3600, got 0',
+    ]);
+    expect(issueLines(() => validateConfig(withTimeout('10s'), {}))).toEqual([
+      'sources.t.tls.handshake_timeout_secs: expected an integer, got string "10s"',
+      'sources.h.tls.handshake_timeout_secs: expected an integer, got string "10s"',
+    ]);
   });
 
   it('treats tls: null as plain', () => {

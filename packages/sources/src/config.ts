@@ -49,6 +49,8 @@ export interface TlsConfig {
   /** CA bundle that client certificates must chain to; required unless client_auth is none. */
   readonly ca_file: string | null;
   readonly client_auth: ClientAuth;
+  /** A connection that has not completed its TLS handshake this long after connecting is closed. */
+  readonly handshake_timeout_secs: number;
 }
 
 /** A `tls` block. The files are read at validation, so a typo fails `sluice validate`, not the first handshake. */
@@ -57,6 +59,7 @@ export const tlsOptions = {
   key_file: req(string({ doc: 'path' })),
   ca_file: opt(string({ doc: 'path' })),
   client_auth: def(oneOf(['none', 'optional', 'required']), 'none'),
+  handshake_timeout_secs: def(integer(1, 3600), 10),
 };
 
 /** A message when `file` is not a readable regular file, else undefined. */
@@ -100,7 +103,7 @@ function buildTls(v: Values<typeof tlsOptions>, path: string, ctx: Ctx): TlsConf
   } catch (err) {
     return report(ctx, path, `cert_file, key_file and ca_file do not form a usable TLS setup: ${(err as Error).message}`);
   }
-  return { cert_file: v.cert_file, key_file: v.key_file, ca_file: v.ca_file, client_auth: v.client_auth };
+  return { cert_file: v.cert_file, key_file: v.key_file, ca_file: v.ca_file, client_auth: v.client_auth, handshake_timeout_secs: v.handshake_timeout_secs };
 }
 
 /** The `tls` option of the sources that listen on TCP. */

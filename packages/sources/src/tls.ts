@@ -20,12 +20,29 @@ export interface TlsSettings {
    * client must show one that verifies (the handshake fails otherwise).
    */
   clientAuth: 'none' | 'optional' | 'required';
+  /**
+   * A connection whose handshake is not complete this long after it connected is closed and
+   * counted as a slow client (`handshake_timeout_secs`). Default {@link HANDSHAKE_TIMEOUT_SECS}.
+   */
+  handshakeTimeoutSecs?: number;
+}
+
+/**
+ * 10 s for a TLS handshake (Node's default is 120 s): a handshake is two round trips, under a
+ * second even across continents; a connection that has not finished one in 10 s holds a
+ * max_connections slot for nothing.
+ */
+export const HANDSHAKE_TIMEOUT_SECS = 10;
+
+/** The error tls.Server reports (tlsClientError) for a handshake not done within handshakeTimeout. */
+export function isHandshakeTimeout(err: NodeJS.ErrnoException): boolean {
+  return err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
 }
 
 /** A validated config `tls` block (snake_case) as the sources take it; null stays null. */
 export function tlsSettings(config: TlsConfig | null): TlsSettings | null {
   if (config === null) return null;
-  return { certFile: config.cert_file, keyFile: config.key_file, caFile: config.ca_file, clientAuth: config.client_auth };
+  return { certFile: config.cert_file, keyFile: config.key_file, caFile: config.ca_file, clientAuth: config.client_auth, handshakeTimeoutSecs: config.handshake_timeout_secs };
 }
 
 function contextOptions(files: { cert: Buffer; key: Buffer; ca: Buffer | null }): SecureContextOptions {
@@ -41,6 +58,8 @@ export function tlsServerOptions(s: TlsSettings): TlsOptions {
     // optional: the handshake completes without a certificate; rejectBadClientCert() drops bad ones.
     rejectUnauthorized: s.clientAuth === 'required',
     minVersion: 'TLSv1.2',
+    // Timed from the TCP connection, so a client that never sends a ClientHello is cut too.
+    handshakeTimeout: (s.handshakeTimeoutSecs ?? HANDSHAKE_TIMEOUT_SECS) * 1000,
   };
 }
 

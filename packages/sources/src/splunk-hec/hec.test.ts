@@ -433,3 +433,113 @@ describe('splunk_hec source: drain', () => {
     expect(got.map((g) => g.record)).toEqual([envelope(0), envelope(1)]);
   });
 });
+
+describe('splunk_hec source: slow clients', () => {
+  /** A raw connection; resolves with everything the server sent once it closed. */
+  function rawClient(port: number): { socket: ReturnType<typeof connect>; closed: Promise<string> } {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('utf8').on('data', (c: string) => (text += c));
+    socket.on('error', () => {});
+    return { socket, closed: new Promise((resolve) => socket.on('close', () => resolve(text))) };
+  }
+  const portOf = (url: string): number => Number(new URL(url).port);
+  const slowCount = (metrics: Metrics): Promise<number> => counter(metrics, 'sluice_source_connections_refused_total', { reason: 'slow_client' });
+
+  it('a request head not complete within header_timeout_secs gets 408 and is closed; counted as slow_client', { timeout: 60_000 }, async () => {
+    const { url, metrics } = await start({ headerTimeoutSecs: 1 });
+    const t0 = Date.now();
+    const half = rawClient(portOf(url));
+    half.socket.write('POST /services/collector/event HTTP/1.1\r\nHost: x\r\n');
+    const silent = rawClient(portOf(url));
+    const [halfText, silentText] = await Promise.all([half.closed, silent.closed]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    for (const text of [halfText, silentText]) {
+      expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      expect(text.endsWith('\r\n\r\n{"text":"Request timeout","code":408}')).toBe(true);
+    }
+    expect(await slowCount(metrics)).toBe(2);
+    expect(await counter(metrics, 'sluice_source_http_requests_total', { status: '408' })).toBe(2);
+    // A client that sends its head at once is served.
+    expect((await send(`${url}/services/collector/event`, { headers: auth, body: envelope(0) })).status).toBe(200);
+  });
+
+  it('a malformed request still gets 400 and is closed, not counted as slow', async () => {
+    const { url, metrics } = await start();
+    const bad = rawClient(portOf(url));
+    bad.socket.write('NOT HTTP AT ALL\r\n\r\n');
+    expect(await bad.closed).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(await slowCount(metrics)).toBe(0);
+  });
+
+  it('a body below min_body_bytes_per_sec after body_timeout_secs: 408, closed, one event discarded as slow_client', { timeout: 60_000 }, async () => {
+    const { ring, url, metrics } = await start({ bodyTimeoutSecs: 1, minBodyBytesPerSec: 1024 });
+    const c = rawClient(portOf(url));
+    c.socket.write(`POST /services/collector/event HTTP/1.1\r\nHost: x\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 100\r\n\r\n{`);
+    const drip = setInterval(() => c.socket.write(' '), 200);
+    const text = await c.closed.finally(() => clearInterval(drip));
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    expect(text).toContain('{"text":"Request timeout","code":408}');
+    expect(await slowCount(metrics)).toBe(1);
+    expect(await counter(metrics, 'sluice_source_discarded_events_total', { reason: 'slow_client' })).toBe(1);
+    expect(await counter(metrics, 'sluice_source_received_events_total', {})).toBe(1);
+    expect(ring.usedBytes()).toBe(0);
+  });
+
+  it('a body that takes longer than body_timeout_secs but keeps above min_body_bytes_per_sec is accepted', { timeout: 60_000 }, async () => {
+    const { ring, url, metrics } = await start({ bodyTimeoutSecs: 1, minBodyBytesPerSec: 1024 });
+    const body = Array.from({ length: 64 }, (_, i) => envelope(i, { pad: 'y'.repeat(400) })).join('\n');
+    const started = Date.now();
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(new URL(`${url}/services/collector/event`), { method: 'POST', headers: { ...auth, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      // 4 KiB every 250 ms: each piece buys 4 s against the 1024 B/s minimum, a wide margin on a slow machine.
+      void (async () => {
+        for (let off = 0; off < body.length; off += 4096) {
+          req.write(body.slice(off, off + 4096));
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        req.end();
+      })();
+    });
+    expect(Date.now() - started).toBeGreaterThan(1500);
+    expect(status).toBe(200);
+    const got: Got[] = [];
+    drainRing(ring, got);
+    expect(got.map((g) => g.record)).toEqual(body.split('\n'));
+    expect(await slowCount(metrics)).toBe(0);
+  });
+
+  it('at max_connections a new connection takes the slot of one idle for over a second; with none idle it is refused', { timeout: 60_000 }, async () => {
+    const { url, metrics } = await start({ maxConnections: 2, headerTimeoutSecs: 60, bodyTimeoutSecs: 60 });
+    const port = portOf(url);
+    // Two connections that never send anything hold both slots.
+    const idle = [rawClient(port), rawClient(port)];
+    await Promise.all(idle.map((c) => new Promise((r) => c.socket.once('connect', r))));
+    await new Promise((r) => setTimeout(r, 1200));
+    expect((await send(`${url}/services/collector/event`, { headers: auth, body: envelope(0), agent: false })).status).toBe(200);
+    // Exactly one of them was closed to make room, and counted as a slow client.
+    await Promise.race(idle.map((c) => c.closed));
+    expect(await slowCount(metrics)).toBe(1);
+    for (const c of idle) c.socket.destroy();
+    // The server has seen them go (else the next two would find one still idle to take back).
+    for (const end = Date.now() + 30_000; (await counter(metrics, 'sluice_source_open_connections', {})) > 0 && Date.now() < end; ) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+
+    // Both slots in the middle of a request (body half sent): nothing to take back.
+    const busy = [rawClient(port), rawClient(port)];
+    for (const c of busy) c.socket.write(`POST /services/collector/event HTTP/1.1\r\nHost: x\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 100\r\n\r\n{`);
+    for (const end = Date.now() + 30_000; (await counter(metrics, 'sluice_source_received_bytes_total', {})) < Buffer.byteLength(envelope(0)) + 2 && Date.now() < end; ) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, 1200));
+    await expect(send(`${url}/services/collector/event`, { headers: auth, body: envelope(1), agent: false })).rejects.toBeDefined();
+    expect(await counter(metrics, 'sluice_source_connections_refused_total', { reason: 'max_connections' })).toBe(1);
+    expect(await slowCount(metrics)).toBe(1);
+    for (const c of busy) c.socket.destroy();
+  });
+});

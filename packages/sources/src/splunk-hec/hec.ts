@@ -21,12 +21,14 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { recordSpan } from '@sluice/ring';
 import { RateLimitedLog } from '@sluice/telemetry';
 import { DEFAULT_MAX_DEPTH, type HecDecoder, type HecDecodeOptions, type HecDecodeResult, type HecEndpoint, type HecRejection } from '@sluice/worker';
 import { formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
-import { rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
+import { isHandshakeTimeout, rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 import { TokenSet, parseAuthorization } from './auth.ts';
 
 export interface SplunkHecSourceOptions {
@@ -43,6 +45,56 @@ export interface SplunkHecSourceOptions {
   tls?: TlsSettings | null;
   /** How long a request may wait for ring space before 503 code 9. Default {@link BUSY_TIMEOUT_MS}. */
   busyTimeoutMs?: number;
+  /** `header_timeout_secs`: the request head must be complete this long after it began. Default {@link HEADER_TIMEOUT_SECS}. */
+  headerTimeoutSecs?: number;
+  /** `body_timeout_secs`: the body's time before any credit for bytes received. Default {@link BODY_TIMEOUT_SECS}. */
+  bodyTimeoutSecs?: number;
+  /** `min_body_bytes_per_sec`: each this many body bytes received add 1 s to the body's deadline; 0 = none. Default {@link MIN_BODY_BYTES_PER_SEC}. */
+  minBodyBytesPerSec?: number;
+}
+
+/** Defaults of the slow-client deadlines; the reasoning is at their options in @sluice/config. */
+export const HEADER_TIMEOUT_SECS = 10;
+export const BODY_TIMEOUT_SECS = 10;
+export const MIN_BODY_BYTES_PER_SEC = 1024;
+
+/**
+ * Node looks for connections past header_timeout_secs every this often (its default is 30 s,
+ * which would let a 10 s deadline run to 40 s). Each look is one walk, in C++, over the
+ * connections with a request in progress; idle ones are not in that list.
+ */
+const CONNECTIONS_CHECK_MS = 1000;
+
+/**
+ * At max_connections, a new connection closes the one that has waited longest without a request
+ * in progress (an idle keep-alive connection, or one whose head is still arriving), as nginx
+ * closes idle keep-alive connections when it runs short. Only one idle at least this long: a
+ * well-behaved client sends its head within milliseconds of connecting, so it is never the one
+ * closed, and trickling clients that reconnect at once cannot take one another's place more
+ * than max_connections times a second.
+ */
+const EVICT_AFTER_IDLE_MS = 1000;
+
+/** Answer to a head or body that missed its deadline (RFC 9110 §15.5.9); docs/hec.md. */
+const TIMEOUT_BODY = '{"text":"Request timeout","code":408}';
+const TIMEOUT_RESPONSE = `HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${TIMEOUT_BODY.length}\r\nConnection: close\r\n\r\n${TIMEOUT_BODY}`;
+
+/** What Node answers a request it cannot parse (its own default, kept now that 'clientError' is ours). */
+const PARSE_ERROR_RESPONSES: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n',
+};
+const BAD_REQUEST_RESPONSE = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
+
+/** One accepted TCP connection (the raw socket, under TLS too). */
+interface Conn {
+  socket: Socket;
+  /** Requests whose response is not finished yet (pipelining may give more than one). */
+  requests: number;
+  /** It has sent at least one complete request head. */
+  served: boolean;
+  /** When it last had no request in progress (connected, or its last response finished). */
+  idleSince: number;
 }
 
 /**
@@ -77,7 +129,7 @@ const ACK_PATHS = new Set(['/services/collector/ack', '/services/collector/ack/1
 /** Query parameters a raw request may set on each of its records (Splunk's names). */
 const RAW_FIELDS = ['host', 'source', 'sourcetype', 'index'] as const;
 
-/** HEC's answers (wire-contracts.md section 3): HTTP status, code, text. */
+/** HEC's answers, HTTP status, code and text, as Splunk gives them: docs/hec.md. */
 const HEC = {
   success: [200, 0, 'Success'],
   tokenRequired: [401, 2, 'Token is required'],
@@ -151,6 +203,10 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
   const open = ctx.metrics.openConnections.labels({ component_id: ctx.id });
   const refusedMax = ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'max_connections' });
   const tlsFailed = ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'tls_handshake' });
+  const slow = ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'slow_client' });
+  const headerTimeoutMs = (opts.headerTimeoutSecs ?? HEADER_TIMEOUT_SECS) * 1000;
+  const bodyTimeoutMs = (opts.bodyTimeoutSecs ?? BODY_TIMEOUT_SECS) * 1000;
+  const minBodyBytesPerSec = opts.minBodyBytesPerSec ?? MIN_BODY_BYTES_PER_SEC;
   const warnings = new RateLimitedLog(ctx.logger);
 
   let listening = false;
@@ -272,9 +328,15 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     inflight++;
+    const conn = connOf(req.socket);
+    if (conn !== undefined) {
+      conn.requests++;
+      conn.served = true;
+    }
     res.once('close', () => {
       inflight--;
       reading.delete(req);
+      if (conn !== undefined && --conn.requests === 0) conn.idleSince = Date.now();
       settled();
     });
     const url = req.url ?? '/';
@@ -338,12 +400,33 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     let size = 0;
     let over = false;
     reading.add(req);
+    // The body's deadline: bodyTimeoutMs, plus 1 s per minBodyBytesPerSec received. One timer per
+    // request, re-armed only when it fires, never per chunk.
+    const started = Date.now();
+    const checkRate = (): void => {
+      const due = started + bodyTimeoutMs + (minBodyBytesPerSec > 0 ? (size * 1000) / minBodyBytesPerSec : 0);
+      const left = due - Date.now();
+      if (left > 0) {
+        deadline = setTimeout(checkRate, left);
+        return;
+      }
+      over = true;
+      chunks.length = 0;
+      slowBody(req, res, size);
+    };
+    let deadline: NodeJS.Timeout | null = setTimeout(checkRate, bodyTimeoutMs);
+    const stopClock = (): void => {
+      if (deadline !== null) clearTimeout(deadline);
+      deadline = null;
+    };
+    req.once('close', stopClock);
     req.on('data', (chunk: Buffer) => {
       if (over) return;
       receivedBytes.inc(chunk.length);
       size += chunk.length;
       if (size > opts.maxBodyBytes) {
         over = true;
+        stopClock();
         chunks.length = 0;
         received.inc();
         discard('body_too_large', 1);
@@ -354,6 +437,7 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       chunks.push(chunk);
     });
     req.on('end', () => {
+      stopClock();
       reading.delete(req);
       if (over || res.destroyed) return;
       if (size === 0) return send(res, HEC.noData);
@@ -367,6 +451,22 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       chunks.length = 0;
       void decodeAndStore(req, res, endpoint, gzip, query, body);
     });
+  };
+
+  /** A body below min_body_bytes_per_sec after body_timeout_secs: 408, close; its request counts as one event. */
+  const slowBody = (req: IncomingMessage, res: ServerResponse, size: number): void => {
+    reading.delete(req);
+    slow.inc();
+    received.inc();
+    discard('slow_client', 1);
+    count(408, '408');
+    warnings.warn('slow-body', { peer: normalizePeer(req.socket.remoteAddress), body_bytes: size }, 'request body slower than min_body_bytes_per_sec allows; answered 408 and closed');
+    if (res.headersSent || res.destroyed) {
+      req.socket.destroy();
+      return;
+    }
+    res.writeHead(408, { 'content-type': 'application/json; charset=utf-8', 'content-length': TIMEOUT_BODY.length, connection: 'close' });
+    res.end(TIMEOUT_BODY, () => req.socket.destroy());
   };
 
   const decodeAndStore = async (req: IncomingMessage, res: ServerResponse, endpoint: HecEndpoint, gzip: boolean, query: URLSearchParams | null, body: Uint8Array): Promise<void> => {
@@ -408,28 +508,110 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
 
   // ---------------------------------------------------------------- server
 
+  // ---------------------------------------------------------------- connections
+
+  /** Every accepted connection, oldest first. max_connections is kept here, not by Node's maxConnections, so a slot can be taken back. */
+  const conns = new Map<Socket, Conn>();
+  /** Sockets this source closed itself: their TLS layer's ECONNRESET is no failed handshake. */
+  const closedHere = new WeakSet<Socket>();
+  /** The connection of a request's socket: under TLS the raw socket is the TLSSocket's `_parent` (net internals, stable since Node 0.11). */
+  const connOf = (socket: Socket): Conn | undefined => conns.get(socket) ?? conns.get((socket as { _parent?: Socket })._parent as Socket);
+  const closeHere = (socket: Socket): void => {
+    closedHere.add(socket);
+    socket.destroy();
+  };
+
+  /** The connection without a request in progress for longest, if that is at least EVICT_AFTER_IDLE_MS. */
+  const longestIdle = (now: number): Conn | null => {
+    let found: Conn | null = null;
+    for (const c of conns.values()) {
+      if (c.requests === 0 && now - c.idleSince >= EVICT_AFTER_IDLE_MS && (found === null || c.idleSince < found.idleSince)) found = c;
+    }
+    return found;
+  };
+
+  const onConnection = (socket: Socket): void => {
+    if (conns.size >= opts.maxConnections) {
+      const victim = longestIdle(Date.now());
+      if (victim === null) {
+        refusedMax.inc();
+        closeHere(socket);
+        return;
+      }
+      // A connection that never completed a request head in EVICT_AFTER_IDLE_MS is a slow
+      // client; an idle keep-alive connection was served and is only closed (its client reconnects).
+      if (!victim.served) slow.inc();
+      conns.delete(victim.socket);
+      closeHere(victim.socket);
+    }
+    const conn: Conn = { socket, requests: 0, served: false, idleSince: Date.now() };
+    conns.set(socket, conn);
+    open.inc();
+    socket.once('close', () => {
+      conns.delete(socket);
+      open.dec();
+    });
+  };
+
+  /**
+   * Node's own answer to a request it could not read, now with a 408 for a head not complete
+   * within header_timeout_secs (counted as a slow client). Under TLS, handshake errors come here
+   * too (https re-emits them); they are counted at 'tlsClientError'.
+   */
+  const onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    const conn = connOf(socket as Socket);
+    const answerable = socket.writable && (conn === undefined || conn.requests === 0);
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      slow.inc();
+      count(408, '408');
+      warnings.warn('slow-head', { peer: normalizePeer((socket as Socket).remoteAddress) }, 'request head not complete within header_timeout_secs; answered 408 and closed');
+      if (answerable) {
+        socket.end(TIMEOUT_RESPONSE, () => socket.destroy());
+        return;
+      }
+    } else if (err.code?.startsWith('HPE_') === true && answerable) {
+      socket.end(PARSE_ERROR_RESPONSES[err.code] ?? BAD_REQUEST_RESPONSE, () => socket.destroy());
+      return;
+    }
+    socket.destroy();
+  };
+
+  // ---------------------------------------------------------------- server
+
+  const httpOptions = {
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // Timed from the connection (or the first byte of a keep-alive connection's next request).
+    headersTimeout: headerTimeoutMs,
+    // Node's 300 s for a whole request would cut a large body on a slow link; the body has its
+    // own deadline that grows with what arrives (readBody).
+    requestTimeout: 0,
+    connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
+  };
   let server: HttpServer;
   let tlsServer: TlsServer | null = null;
   if (tls === null) {
-    server = createHttpServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, handle);
+    server = createHttpServer(httpOptions, handle);
   } else {
-    const https = createHttpsServer({ ...tlsServerOptions(tls), keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, handle);
+    const https = createHttpsServer({ ...tlsServerOptions(tls), ...httpOptions }, handle);
     https.on('secureConnection', (socket: TLSSocket) => {
       if (rejectBadClientCert(socket, tls)) tlsFailed.inc();
     });
     https.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      const raw = (socket as { _parent?: Socket })._parent;
+      if (raw !== undefined && closedHere.has(raw)) return;
+      if (isHandshakeTimeout(err)) {
+        slow.inc();
+        warnings.warn('tls-handshake-timeout', { peer: normalizePeer(socket.remoteAddress) }, 'tls handshake not completed within tls.handshake_timeout_secs; connection closed');
+        return;
+      }
       tlsFailed.inc();
       warnings.warn(`tls-error:${err.code ?? 'unknown'}`, { peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message }, 'tls handshake failed');
     });
     server = https;
     tlsServer = https;
   }
-  server.maxConnections = opts.maxConnections;
-  server.on('connection', (socket) => {
-    open.inc();
-    socket.once('close', () => open.dec());
-  });
-  server.on('drop', () => refusedMax.inc());
+  server.on('connection', onConnection);
+  server.on('clientError', onClientError);
   server.on('error', (err) => ctx.logger.error({ err }, 'splunk_hec listener error'));
 
   const settled = (): void => {

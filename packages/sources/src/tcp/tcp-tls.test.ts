@@ -87,6 +87,36 @@ describe('tcp source with tls', () => {
     expect(refused.values.find((v) => v.labels.reason === 'tls_handshake')?.value).toBe(1);
   });
 
+  it('a connection that never starts its handshake is closed after handshake_timeout_secs and counted as slow_client; an idle plain tcp connection is kept', async () => {
+    const { port, metrics } = await startTls({ ...serverOnly(), handshakeTimeoutSecs: 1 });
+    const silent = connect(port, '127.0.0.1');
+    silent.on('error', () => {});
+    const t0 = Date.now();
+    await new Promise<void>((resolve) => silent.on('close', () => resolve()));
+    // Not before the deadline; the upper bound is the test's own timeout (a loaded machine is slow).
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    const refused = await metrics.connectionsRefused.get();
+    expect(refused.values.find((v) => v.labels.reason === 'slow_client')?.value).toBe(1);
+    expect(refused.values.find((v) => v.labels.reason === 'tls_handshake')?.value ?? 0).toBe(0);
+    // A client that completes its handshake at once is served as before.
+    const ok = await sendTls(port, { ca: pki.ca }, '{"a":1}\n');
+    expect(ok.authorized).toBe(true);
+
+    // Plain tcp (idle_timeout_secs 0): a node that connects and says nothing is a quiet Talos node, kept.
+    const ring = Ring.create(1 << 16);
+    const plainMetrics = new Metrics('test');
+    const plainSrc = await startTcpSource({ id: 'p', ring, metrics: plainMetrics, logger, wrote: () => {} }, { host: '127.0.0.1', port: 0, maxLineBytes: 64, maxConnections: 4, idleTimeoutSecs: 0, hostKey: null });
+    running.push(plainSrc);
+    const quiet = connect(Number(plainSrc.addresses[0]!.split(':').pop()), '127.0.0.1');
+    let closed = false;
+    quiet.on('close', () => (closed = true));
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(closed).toBe(false);
+    quiet.end('{"late":1}\n');
+    await until(() => ring.usedBytes() > 0, 30_000);
+    expect(lines(ring)).toEqual(['{"late":1}']);
+  }, 60_000);
+
   it('client_auth required: only clients with a certificate from ca_file get in', async () => {
     const { ring, port, metrics } = await startTls({ ...serverOnly(), caFile: pki.caFile, clientAuth: 'required' });
     // With TLS 1.3 the client may finish its side of the handshake before the server's alert

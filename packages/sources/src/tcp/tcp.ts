@@ -3,7 +3,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import { LineFramer } from '@sluice/wire';
 import { RateLimitedLog } from '@sluice/telemetry';
 import { MAX_PEER_BYTES, blockHead, formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
-import { rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
+import { isHandshakeTimeout, rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 
 /** One socket read, and so the largest block record. */
 const READ_BYTES = 64 * 1024;
@@ -76,6 +76,7 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
     refusedMax: ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'max_connections' }),
     idle: ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'idle_timeout' }),
     tlsFailed: ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'tls_handshake' }),
+    slow: ctx.metrics.connectionsRefused.labels({ component_id: ctx.id, reason: 'slow_client' }),
   };
   const tls = opts.tls ?? null;
   const warnings = new RateLimitedLog(ctx.logger);
@@ -248,7 +249,15 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
       }
       accept(socket);
     });
+    // An idle plain connection is a quiet Talos node (idle_timeout_secs decides); one that has not
+    // finished its handshake within tls.handshake_timeout_secs is a slow client.
     tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      if (isHandshakeTimeout(err)) {
+        socket.destroy();
+        m.slow.inc();
+        warnings.warn('tls-handshake-timeout', { peer: normalizePeer(socket.remoteAddress) }, 'tls handshake not completed within tls.handshake_timeout_secs; connection closed');
+        return;
+      }
       m.tlsFailed.inc();
       warnings.warn(`tls-error:${err.code ?? 'unknown'}`, { peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message }, 'tls handshake failed');
     });
