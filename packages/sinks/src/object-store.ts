@@ -34,6 +34,11 @@ export interface ObjectStore {
    * Optional: a store without a buffer of its own leaves it out.
    */
   readonly bufferedBytes?: number;
+  /**
+   * true while a write waits for the local disk (full, read-only, failing: the file store's
+   * retries). Its uploads' write() return false meanwhile. Optional: absent = never.
+   */
+  readonly blocked?: boolean;
 }
 
 export interface ObjectUpload {

@@ -347,6 +347,15 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     this.emit('error-object', { key: obj.key, error, records: obj.records, rawBytes: obj.rawBytes, retried: this.keepsDataOf(obj.key) });
   }
 
+  /**
+   * Why write() says "wait" now, for a caller that drops instead of waiting (when_full
+   * drop_newest): `disk_blocked` while the store waits for its disk (full, read-only,
+   * failing), else `buffer_full` (a slow store, or too many closes in flight).
+   */
+  get pushbackReason(): 'disk_blocked' | 'buffer_full' {
+    return this.#store.blocked === true ? 'disk_blocked' : 'buffer_full';
+  }
+
   /** Whether the data of a failed object is kept elsewhere and sent again (the spooling writer's is). */
   keepsDataOf(_key: string): boolean {
     return false;
