@@ -1,13 +1,13 @@
 import { resolve as resolvePath } from 'node:path';
 import { SluiceError, type SluiceConfig, type SourceConfig } from '@sluice/config';
 import { Ring } from '@sluice/ring';
-import { FileStore, ObjectWriter, newUniqueId, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
+import { DiskStall, FileStore, ObjectWriter, newUniqueId, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
 import { startSplunkHecSource, startTcpSource, startUdpSource, tlsSettings, type Source, type SourceContext } from '@sluice/sources';
-import { Metrics, SpoolMetrics, startApiServer, type Logger } from '@sluice/telemetry';
+import { DiskMetrics, Metrics, SpoolMetrics, startApiServer, type Logger } from '@sluice/telemetry';
 import { createHecDecoder, createWorkerPool, DEFAULT_LEVELS, loadNativeBatch, loadNativeZstd, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
 import { Dispatcher, type Route, type WhenFull } from './pipeline/dispatcher.ts';
 import { buildSinkStore, checkStores, SinkCheckError } from './sinks.ts';
-import { initSeries, observePool, observeStores, observeWriter, storeHooks } from './observability.ts';
+import { diskHooks, initSeries, observePool, observeStores, observeWriter, storeHooks } from './observability.ts';
 import { openSpool, recoverSpool, SpoolingWriter } from './spooling.ts';
 
 export interface DaemonOptions {
@@ -39,6 +39,8 @@ function spooledNote(spooled: number): string {
 
 export class Daemon {
   readonly metrics: Metrics;
+  /** Sinks waiting for their local disk (file objects, spools). */
+  readonly diskMetrics: DiskMetrics;
   readonly sources = new Map<string, Source>();
   apiPort = 0;
   private readonly opts: DaemonOptions;
@@ -63,6 +65,7 @@ export class Daemon {
     this.opts = opts;
     this.log = opts.logger;
     this.metrics = new Metrics(opts.version);
+    this.diskMetrics = new DiskMetrics(this.metrics.registry);
   }
 
   /** Addresses each source bound, `host:port` (port 0 in the config resolved). */
@@ -82,7 +85,8 @@ export class Daemon {
     // failing sink is named.
     const built = Object.entries(cfg.sinks).map(([id, sink]) => {
       const log = this.log.child({ component_id: id, component_type: sink.type });
-      const store = buildSinkStore(sink, log, storeHooks(this.metrics, id, sink.type, log));
+      const store = buildSinkStore(sink, log, storeHooks(this.metrics, id, sink.type, log), diskHooks(this.diskMetrics, id, sink.when_full, log));
+      if (sink.type === 'file') this.diskMetrics.init(id, 'object');
       return { id, type: sink.type, sink, log, store };
     });
     const checks = await checkStores(built);
@@ -97,10 +101,10 @@ export class Daemon {
         ? await this.spoolingWriter(sink, store, log)
         : this.makeWriter(id, type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId);
       const s3 = sink.type === 'aws_s3' ? sink : null;
-      this.sinks.push({ id, type, store, writer, log, whenFull: s3?.when_full ?? 'block', shutdownTimeoutSecs: s3?.shutdown_timeout_secs ?? null });
+      this.sinks.push({ id, type, store, writer, log, whenFull: sink.when_full, shutdownTimeoutSecs: s3?.shutdown_timeout_secs ?? null });
     }
     if (cfg.dead_letter !== null) {
-      const store = new FileStore({ path: resolvePath(cfg.dead_letter.path) });
+      const store = new FileStore({ path: resolvePath(cfg.dead_letter.path), diskHooks: diskHooks(this.diskMetrics, 'dead_letter', 'block', this.log.child({ component_id: 'dead_letter' })) });
       await store.check();
       this.deadLetter = this.makeWriter('dead_letter', 'file', store, cfg.dead_letter.key_prefix, 'none', cfg.dead_letter.upload_period_secs, 256 * 1024 * 1024, uniqueId);
     }
@@ -201,8 +205,9 @@ export class Daemon {
     const spool = openSpool(cfg.data_dir, sink);
     const recovered = await recoverSpool(spool, store, sink.id, log, metrics);
     if (recovered.objects + recovered.failed + recovered.corruptSegments > 0) log.info({ ...recovered }, 'spool recovery done');
-    const whenFull = sink.type === 'aws_s3' ? sink.when_full : 'block';
+    const whenFull = sink.when_full;
     const uniqueId = this.uniqueId;
+    this.diskMetrics.init(sink.id, 'spool');
     const writer = this.makeWriter(sink.id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId, (o) =>
       new SpoolingWriter({
         ...o,
@@ -210,7 +215,8 @@ export class Daemon {
         whenFull,
         metrics,
         log,
-        onDiscard: (records) => this.metrics.sinkDiscardedEvents.inc({ component_id: sink.id, component_type: sink.type, reason: 'spool_full' }, records),
+        disk: new DiskStall('spool', diskHooks(this.diskMetrics, sink.id, whenFull, log)),
+        onDiscard: (records, reason) => this.metrics.sinkDiscardedEvents.inc({ component_id: sink.id, component_type: sink.type, reason }, records),
       }),
     );
     this.spooling.push(writer as SpoolingWriter);

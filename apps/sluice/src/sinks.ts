@@ -1,14 +1,15 @@
 import { resolve as resolvePath } from 'node:path';
 import { SluiceError, type SinkConfig, type SluiceConfig } from '@sluice/config';
-import { FileStore, s3StoreFromConfig, S3Store, type ObjectStore, type ObjectStoreCheck, type S3StoreHooks } from '@sluice/sinks';
+import { FileStore, s3StoreFromConfig, S3Store, type DiskHooks, type ObjectStore, type ObjectStoreCheck, type S3StoreHooks } from '@sluice/sinks';
 import type { Logger } from '@sluice/telemetry';
 
 /** The store behind a sink: where an object's bytes go. Everything else is the shared ObjectWriter.
- *  `hooks` see every retry and request of an aws_s3 sink (observability.ts). */
-export function buildSinkStore(sink: SinkConfig, logger?: Logger, hooks?: S3StoreHooks): ObjectStore {
+ *  `hooks` see every retry and request of an aws_s3 sink, `diskHooks` every refused disk write
+ *  of a file sink (observability.ts). */
+export function buildSinkStore(sink: SinkConfig, logger?: Logger, hooks?: S3StoreHooks, diskHooks?: DiskHooks): ObjectStore {
   switch (sink.type) {
     case 'file':
-      return new FileStore({ path: resolvePath(sink.path) });
+      return diskHooks === undefined ? new FileStore({ path: resolvePath(sink.path) }) : new FileStore({ path: resolvePath(sink.path), diskHooks });
     case 'aws_s3':
       return s3StoreFromConfig(sink, logger, hooks);
   }

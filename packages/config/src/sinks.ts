@@ -43,6 +43,10 @@ export const sinkOptions = {
   // interval: 176-179 MiB/s vs per_batch 47-55 MiB/s of 64 KiB frames on bench/spool.bench.ts (3.2-3.8x).
   spool_sync: def(oneOf(['per_batch', 'interval']), 'interval'),
   spool_sync_interval_ms: def(integer(10, 60_000), 1000),
+  // What the sink does while it cannot take more: its store is slow or its disk blocked (full,
+  // read-only, failing), or its spool is full. block holds the sources back; drop_newest drops
+  // and counts new batches. Every sink has it: a local disk fills up as surely as S3 slows down.
+  when_full: def(oneOf(['block', 'drop_newest']), 'block'),
 };
 
 export const fileOptions = {
@@ -91,7 +95,6 @@ export const awsS3Options = {
   queue_size: def(integer(1, 64), 4),
   // Default max(64 MiB, part_size_bytes); must hold one part: checked in the build step.
   max_buffered_bytes: opt(integer(5_242_880)),
-  when_full: def(oneOf(['block', 'drop_newest']), 'block'),
   shutdown_timeout_secs: def(integer(1, 3600), 30),
 };
 
@@ -110,8 +113,8 @@ function commonSink(v: Values<typeof sinkOptions>, id: string, path: string, ctx
       return report(ctx, levelPath, rangeMessage(range.min, range.max, level, ` for ${v.compression}`));
     }
   }
-  const { inputs, key_prefix, compression, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms } = v;
-  return { id, inputs, key_prefix, compression, compression_level: level, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms };
+  const { inputs, key_prefix, compression, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms, when_full } = v;
+  return { id, inputs, key_prefix, compression, compression_level: level, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms, when_full };
 }
 
 export const sinkTypes: { readonly [T in SinkType]: ComponentType<Extract<SinkConfig, { type: T }>> } = {
@@ -146,7 +149,6 @@ export const sinkTypes: { readonly [T in SinkType]: ComponentType<Extract<SinkCo
       part_size_bytes: v.part_size_bytes,
       queue_size: v.queue_size,
       max_buffered_bytes: maxBuffered,
-      when_full: v.when_full,
       shutdown_timeout_secs: v.shutdown_timeout_secs,
     };
   }),

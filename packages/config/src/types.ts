@@ -112,6 +112,8 @@ interface SinkBase {
   readonly max_spool_bytes: number;
   readonly spool_sync: 'per_batch' | 'interval';
   readonly spool_sync_interval_ms: number;
+  /** While the sink cannot take more (slow store, blocked disk, full spool): hold the sources back, or drop and count. */
+  readonly when_full: WhenFull;
 }
 
 export interface FileSinkConfig extends SinkBase {
@@ -133,7 +135,6 @@ export interface AwsS3SinkConfig extends SinkBase {
   readonly part_size_bytes: number;
   readonly queue_size: number;
   readonly max_buffered_bytes: number;
-  readonly when_full: WhenFull;
   readonly shutdown_timeout_secs: number;
 }
 

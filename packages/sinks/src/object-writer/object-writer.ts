@@ -155,6 +155,8 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   readonly #maxClosing: number;
 
   #seq = 0;
+  /** Set by reserveNextKey(): the next object's key and time, fixed before it opens. */
+  #reserved: { key: string; openedAtMs: number } | null = null;
   #current: PendingObject | null = null;
   readonly #closing = new Set<PendingObject>();
   /** write() returned false: owe the caller a 'drain'. */
@@ -295,9 +297,24 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     return out;
   }
 
+  /**
+   * The key the next object will have, fixed from now until it opens, so a subclass can prepare
+   * for it before the frame that opens it is taken (the spooling writer creates the object's
+   * spool segment first, and holds the frame while the disk refuses that).
+   */
+  protected reserveNextKey(): string {
+    if (this.#reserved === null) {
+      const openedAtMs = this.#now();
+      this.#reserved = { key: objectKey(this.#keyPrefix, openedAtMs, this.#uniqueId, this.#seq++, this.#extension), openedAtMs };
+    }
+    return this.#reserved.key;
+  }
+
   #open(): PendingObject {
-    const openedAtMs = this.#now();
-    const key = objectKey(this.#keyPrefix, openedAtMs, this.#uniqueId, this.#seq++, this.#extension);
+    const reserved = this.#reserved;
+    this.#reserved = null;
+    const openedAtMs = reserved?.openedAtMs ?? this.#now();
+    const key = reserved?.key ?? objectKey(this.#keyPrefix, openedAtMs, this.#uniqueId, this.#seq++, this.#extension);
     const obj = new PendingObject(key, this.#store.open(key, this.#meta), openedAtMs);
     obj.timer = setTimeout(this.#onPeriod, this.#periodMs, obj);
     obj.timer.unref();
