@@ -10,6 +10,9 @@
  * - `file` sink, `when_full: drop_newest`: while the disk is full new batches are dropped and
  *   counted (reason `disk_blocked`), what was taken is still written once the disk grows, and
  *   received = stored + dropped exactly.
+ * - The same blocked disk behind udp and splunk_hec sources: the backpressure reaches them as
+ *   it does for a slow S3. UDP counts `ring_full` drops at the source, HEC answers 503 code 9
+ *   (nothing kept); every datagram received and every event answered 200 is stored once.
  * - `file` sink with `spool: true`, the spool's disk (data_dir) full before the first line:
  *   appends wait, nothing is dropped or sent past the spool, the sender is held; once the disk
  *   grows every line goes through the spool and is stored once.
@@ -17,12 +20,13 @@
  * compression: none, so the bytes on disk are the bytes sent (~220 per line) and the sizes
  * below hold whatever zstd would make of the lines.
  */
+import { createSocket } from 'node:dgram';
 import { closeSync, openSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { mountTmpfs, type Tmpfs } from '../../packages/testkit/src/tmpfs.ts';
-import { listObjects, metricSum, readObjectLines, scrape, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
+import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
 import { sendTcpPaced, serviceId, sleep } from '../helpers/s3.ts';
 
 const KiB = 1024;
@@ -266,5 +270,99 @@ describe('end to end: a full disk under a file sink (real tmpfs)', () => {
     const seen = await storedIds(out, LINES);
     expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({ missing: 0, twice: 0 });
     console.log(JSON.stringify({ lines: LINES, receivedWhileBlocked, blockedSecs: Math.round(end.blockedSecsSpool * 10) / 10, heldBackMs: Math.round(sender.heldBackMs()) }));
+  });
+
+  it('block, udp and splunk_hec sources: UDP counts ring_full at the source, HEC answers 503 code 9; once the disk grows every datagram received and every event answered 200 is stored once', { timeout: 240_000 }, async () => {
+    const TOKEN = 'disk-full-token-3c9a51e0b7';
+    fs = mountTmpfs(3 * MiB);
+    const dir = tempDir();
+    const out = join(fs.dir, 'out');
+    daemon = await startDaemon(
+      `
+data_dir: ${join(dir, 'data')}
+api: { address: 127.0.0.1:0 }
+sources:
+  udp: { type: udp, address: 127.0.0.1:0, ring_bytes: 65536, extra_tags: { src: udp } }
+  hec: { type: splunk_hec, address: 127.0.0.1:0, ring_bytes: 65536, valid_tokens: ["${TOKEN}"], extra_tags: { src: hec } }
+sinks:
+  out: { type: file, inputs: [udp, hec], path: ${out}, compression: none, upload_period_secs: 1 }
+`,
+      { dir },
+    );
+    const d = daemon;
+    fillUp(fs.dir); // the disk is full from the first object on
+    const pad = 'p'.repeat(200);
+
+    // HEC: 50 events a request until one is refused with 503 code 9 (the ring is full and stays so).
+    const hecUrl = `http://${d.sources['hec']![0]!}/services/collector/event`;
+    const accepted: number[] = [];
+    let busy: { status: number; body: string } | null = null;
+    let n = 0;
+    const deadline = Date.now() + 60_000;
+    while (busy === null && Date.now() < deadline) {
+      const ids = Array.from({ length: 50 }, () => n++);
+      const res = await fetch(hecUrl, { method: 'POST', headers: { authorization: `Splunk ${TOKEN}` }, body: ids.map((id) => JSON.stringify({ event: { msg: `hec ${id}`, n: id, pad } })).join('') });
+      const body = await res.text();
+      if (res.status === 200) accepted.push(...ids);
+      else busy = { status: res.status, body };
+    }
+    expect(busy).not.toBeNull();
+    expect(busy!.status).toBe(503);
+    expect((JSON.parse(busy!.body) as { code: number }).code).toBe(9);
+
+    // UDP: datagrams until the source counts ring_full drops.
+    const { host, port } = splitAddress(d.sources['udp']![0]!);
+    const socket = createSocket('udp4');
+    let sent = 0;
+    try {
+      await vi.waitFor(async () => {
+        for (let i = 0; i < 200; i++, sent++) socket.send(JSON.stringify({ facility: 'kern', priority: 'info', seq: sent, msg: `udp ${sent}`, pad }), port, host);
+        await sleep(20);
+        expect(metricSum(await scrape(d.apiPort), 'sluice_source_discarded_events_total', { component_id: 'udp', reason: 'ring_full' })).toBeGreaterThan(0);
+      }, WAIT);
+    } finally {
+      await sleep(200);
+      socket.close();
+    }
+    const blocked = await counters(d);
+    expect(blocked.blockedObject).toBe(1);
+    expect(blocked.sinkDiscarded).toBe(0);
+
+    fs.resize(64 * MiB);
+    // Everything received and not dropped at a source is stored.
+    await vi.waitFor(async () => {
+      const c = await counters(d);
+      expect(c.stored).toBe(c.received - c.sourceDiscarded);
+    }, WAIT);
+    const m = await scrape(d.apiPort);
+    const udpReceived = metricSum(m, 'sluice_source_received_events_total', { component_id: 'udp' });
+    const udpDropped = metricSum(m, 'sluice_source_discarded_events_total', { component_id: 'udp' });
+    const hecReceived = metricSum(m, 'sluice_source_received_events_total', { component_id: 'hec' });
+    // The refused request's events: received, then counted as discarded (reason busy), none kept.
+    const hecBusy = metricSum(m, 'sluice_source_discarded_events_total', { component_id: 'hec', reason: 'busy' });
+    expect(metricSum(m, 'sluice_source_discarded_events_total', { component_id: 'hec' })).toBe(hecBusy);
+    expect(metricSum(m, 'sluice_sink_discarded_events_total')).toBe(0);
+    expect(await d.stop()).toBe(0);
+
+    const files = listObjects(out);
+    expect(files.filter((f) => !f.endsWith('.ndjson'))).toEqual([]);
+    const hecSeen = new Uint8Array(n);
+    const udpSeen = new Uint8Array(sent);
+    for (const f of files) {
+      for (const line of await readObjectLines(join(out, f))) {
+        const rec = JSON.parse(line) as Record<string, unknown>;
+        if (rec['src'] === 'hec') hecSeen[(rec['event'] as { n: number }).n]!++; // the record is the envelope as sent
+        else udpSeen[rec['seq'] as number]!++;
+      }
+    }
+    // HEC: exactly the events answered 200, once each; nothing of a refused request.
+    expect(hecReceived - hecBusy).toBe(accepted.length);
+    expect(hecBusy).toBe(n - accepted.length);
+    const acceptedSet = new Set(accepted);
+    expect(hecSeen.every((c, id) => c === (acceptedSet.has(id) ? 1 : 0))).toBe(true);
+    // UDP: every datagram received and not dropped at the ring, once each.
+    expect(udpSeen.some((c) => c > 1)).toBe(false);
+    expect(udpSeen.reduce((a, c) => a + c, 0)).toBe(udpReceived - udpDropped);
+    console.log(JSON.stringify({ hecAccepted: accepted.length, hecBusy, udpSent: sent, udpReceived, udpRingFull: udpDropped }));
   });
 });
