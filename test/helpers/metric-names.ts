@@ -1,8 +1,8 @@
 /**
- * Every metric Sluice registers, read from the code (a fresh Metrics, plus the spool's), for
+ * Every metric Sluice registers, read from the code (a fresh Metrics, plus the spool's and the disk's), for
  * tests that keep docs and dashboards in step with it.
  */
-import { Metrics, SpoolMetrics } from '../../packages/telemetry/src/index.ts';
+import { DiskMetrics, Metrics, SpoolMetrics } from '../../packages/telemetry/src/index.ts';
 
 export interface MetricDef {
   name: string;
@@ -13,6 +13,7 @@ export interface MetricDef {
 export async function registeredMetrics(): Promise<Map<string, MetricDef>> {
   const metrics = new Metrics('test');
   new SpoolMetrics(metrics.registry);
+  new DiskMetrics(metrics.registry);
   const out = new Map<string, MetricDef>();
   for (const m of await metrics.registry.getMetricsAsJSON()) {
     const labels = ((metrics.registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] }).labelNames ?? []).filter((l) => l !== 'le');

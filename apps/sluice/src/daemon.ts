@@ -1,14 +1,14 @@
 import { SluiceError, type SluiceConfig, type SourceConfig } from '@sluice/config';
 import { Ring } from '@sluice/ring';
-import { ObjectWriter, newUniqueId, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
+import { DiskStall, ObjectWriter, newUniqueId, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
 import { deadLetterSink, sinkDefinition } from '@sluice/sinks/registry';
 import type { Source, SourceContext } from '@sluice/sources';
 import { sourceDefinition } from '@sluice/sources/registry';
-import { Metrics, SpoolMetrics, startApiServer, type Logger } from '@sluice/telemetry';
+import { DiskMetrics, Metrics, SpoolMetrics, startApiServer, type Logger } from '@sluice/telemetry';
 import { createHecDecoder, createWorkerPool, DEFAULT_LEVELS, loadNativeBatch, loadNativeZstd, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
 import { Dispatcher, type Route, type WhenFull } from './pipeline/dispatcher.ts';
 import { checkStores, SinkCheckError } from './sinks.ts';
-import { initSeries, observePool, observeStores, observeWriter, storeHooks } from './observability.ts';
+import { diskHooks, initSeries, observePool, observeStores, observeWriter, storeHooks } from './observability.ts';
 import { openSpool, recoverSpool, SpoolingWriter } from './spooling.ts';
 
 export interface DaemonOptions {
@@ -45,6 +45,8 @@ function spooledNote(spooled: number): string {
 
 export class Daemon {
   readonly metrics: Metrics;
+  /** Sinks waiting for their local disk (file objects, spools). */
+  readonly diskMetrics: DiskMetrics;
   readonly sources = new Map<string, Source>();
   apiPort = 0;
   private readonly opts: DaemonOptions;
@@ -69,6 +71,7 @@ export class Daemon {
     this.opts = opts;
     this.log = opts.logger;
     this.metrics = new Metrics(opts.version);
+    this.diskMetrics = new DiskMetrics(this.metrics.registry);
   }
 
   /** Addresses each source bound, `host:port` (port 0 in the config resolved). */
@@ -89,7 +92,13 @@ export class Daemon {
     const built = await Promise.all(
       Object.entries(cfg.sinks).map(async ([id, sink]) => {
         const log = this.log.child({ component_id: id, component_type: sink.type });
-        const store = await sinkDefinition(sink).store(sink, { logger: log, hooks: storeHooks(this.metrics, id, sink.type, log) });
+        const store = await sinkDefinition(sink).store(sink, {
+          logger: log,
+          hooks: storeHooks(this.metrics, id, sink.type, log),
+          diskHooks: diskHooks(this.diskMetrics, id, sink.when_full, log),
+        });
+        // A store on a local disk can be blocked by it: its series exist from the start.
+        if (store.blocked !== undefined) this.diskMetrics.init(id, 'object');
         return { id, type: sink.type, sink, log, store };
       }),
     );
@@ -105,10 +114,10 @@ export class Daemon {
         ? await this.spoolingWriter(sink, store, log)
         : this.makeWriter(id, type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId);
       const def = sinkDefinition(sink);
-      this.sinks.push({ id, type, store, writer, log, whenFull: def.whenFull(sink), shutdownTimeoutSecs: def.shutdownTimeoutSecs(sink), abandonedNote: def.abandonedNote });
+      this.sinks.push({ id, type, store, writer, log, whenFull: sink.when_full, shutdownTimeoutSecs: def.shutdownTimeoutSecs(sink), abandonedNote: def.abandonedNote });
     }
     if (cfg.dead_letter !== null) {
-      const store = deadLetterSink.store(cfg.dead_letter.path);
+      const store = deadLetterSink.store(cfg.dead_letter.path, diskHooks(this.diskMetrics, 'dead_letter', 'block', this.log.child({ component_id: 'dead_letter' })));
       await store.check();
       this.deadLetter = this.makeWriter('dead_letter', deadLetterSink.type, store, cfg.dead_letter.key_prefix, 'none', cfg.dead_letter.upload_period_secs, 256 * 1024 * 1024, uniqueId);
     }
@@ -208,8 +217,9 @@ export class Daemon {
     const spool = openSpool(cfg.data_dir, sink);
     const recovered = await recoverSpool(spool, store, sink.id, log, metrics);
     if (recovered.objects + recovered.failed + recovered.corruptSegments > 0) log.info({ ...recovered }, 'spool recovery done');
-    const whenFull = sinkDefinition(sink).whenFull(sink);
+    const whenFull = sink.when_full;
     const uniqueId = this.uniqueId;
+    this.diskMetrics.init(sink.id, 'spool');
     const writer = this.makeWriter(sink.id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId, (o) =>
       new SpoolingWriter({
         ...o,
@@ -217,7 +227,8 @@ export class Daemon {
         whenFull,
         metrics,
         log,
-        onDiscard: (records) => this.metrics.sinkDiscardedEvents.inc({ component_id: sink.id, component_type: sink.type, reason: 'spool_full' }, records),
+        disk: new DiskStall('spool', diskHooks(this.diskMetrics, sink.id, whenFull, log)),
+        onDiscard: (records, reason) => this.metrics.sinkDiscardedEvents.inc({ component_id: sink.id, component_type: sink.type, reason }, records),
       }),
     );
     this.spooling.push(writer as SpoolingWriter);

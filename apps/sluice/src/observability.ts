@@ -7,8 +7,8 @@
  * request, and the probes when Prometheus scrapes.
  */
 import type { SluiceConfig } from '@sluice/config';
-import { failureReason, type ObjectError, type ObjectInfo, type ObjectStore, type ObjectWriter, type RequestNotice, type RetryNotice, type S3StoreHooks } from '@sluice/sinks';
-import { RateLimitedLog, type Logger, type Metrics } from '@sluice/telemetry';
+import { failureReason, type DiskHooks, type DiskTarget, type ObjectError, type ObjectInfo, type ObjectStore, type ObjectWriter, type RequestNotice, type RetryNotice, type S3StoreHooks } from '@sluice/sinks';
+import { RateLimitedLog, type DiskMetrics, type Logger, type Metrics } from '@sluice/telemetry';
 
 /**
  * S3 retries are logged at most once per 10 s per reason (with the number kept quiet): an
@@ -44,6 +44,58 @@ export function storeHooks(metrics: Metrics, id: string, type: string, log: Logg
       if (!notice.ok || !PART_COMMANDS.has(notice.command)) return;
       parts.inc();
       partSeconds.observe(notice.durationMs / 1000);
+    },
+  };
+}
+
+/**
+ * A blocked disk is logged at most once per 30 s per sink and target: the retries come every
+ * 100 ms to 5 s per open object, and sluice_sink_disk_retries_total counts each one.
+ */
+export const DISK_LOG_INTERVAL_MS = 30_000;
+
+/**
+ * What a sink's disk stalls report (file store: target object; spool: target spool): the
+ * metrics, one warn line when a stall begins (then at most one per DISK_LOG_INTERVAL_MS while
+ * it lasts, with the retries kept quiet in `suppressed`), and one info line when it ends.
+ * A stall too short to be warned about ends without a line too.
+ */
+export function diskHooks(metrics: DiskMetrics, id: string, whenFull: 'block' | 'drop_newest', log: Logger, now: () => number = Date.now): DiskHooks {
+  const state = new Map<DiskTarget, { since: number; lastWarnAt: number; suppressed: number; warned: boolean }>();
+  const of = (target: DiskTarget) => {
+    let s = state.get(target);
+    if (s === undefined) state.set(target, (s = { since: now(), lastWarnAt: -Infinity, suppressed: 0, warned: false }));
+    return s;
+  };
+  const meanwhile = whenFull === 'block' ? 'holding what the sink took and the sources back' : 'dropping new batches (when_full: drop_newest) and holding what the sink took';
+  return {
+    onBlocked(n): void {
+      metrics.block(id, n.target);
+      const s = of(n.target);
+      s.since = now();
+      s.warned = false;
+    },
+    onRetry(n): void {
+      metrics.retries.inc({ component_id: id, target: n.target, code: n.code });
+      const s = of(n.target);
+      const at = now();
+      if (at - s.lastWarnAt < DISK_LOG_INTERVAL_MS) {
+        s.suppressed++;
+        return;
+      }
+      const fields = { target: n.target, path: n.path, op: n.op, code: n.code, blocked_secs: Math.round((at - s.since) / 100) / 10, retry_in_ms: n.delayMs, when_full: whenFull };
+      log.warn(s.suppressed > 0 ? { ...fields, suppressed: s.suppressed } : fields, `disk blocked: ${n.op} of ${n.path} failed with ${n.code}; ${meanwhile}, and retrying until the disk takes writes again`);
+      s.lastWarnAt = at;
+      s.suppressed = 0;
+      s.warned = true;
+    },
+    onRecovered(n): void {
+      metrics.unblock(id, n.target);
+      const s = of(n.target);
+      if (!s.warned) return;
+      s.warned = false;
+      const secs = Math.round(n.blockedMs / 100) / 10;
+      log.info({ target: n.target, path: n.path, blocked_secs: secs }, `disk unblocked: ${n.path} takes writes again after ${secs} s`);
     },
   };
 }

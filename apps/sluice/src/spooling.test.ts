@@ -2,7 +2,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FileStore, type ObjectStore, type ObjectUpload } from '@sluice/sinks';
+import { DiskStall, FileStore, type DiskHooks, type ObjectStore, type ObjectUpload } from '@sluice/sinks';
+import { mountTmpfs, type Tmpfs } from '../../../packages/testkit/src/tmpfs.ts';
 import { createLogger, Metrics, SpoolMetrics } from '@sluice/telemetry';
 import { Spool } from '@sluice/spool';
 import { recoverSpool, SpoolingWriter } from './spooling.ts';
@@ -29,10 +30,13 @@ class StuckStore implements ObjectStore {
   }
 }
 
-function writer(store: ObjectStore, spool: Spool, whenFull: 'block' | 'drop_newest' = 'block') {
+function writer(store: ObjectStore, spool: Spool, whenFull: 'block' | 'drop_newest' = 'block', disk?: DiskStall) {
   const metrics = new SpoolMetrics(new Metrics('test').registry);
-  const w = new SpoolingWriter({ sinkId: 's', store, keyPrefix: 'p/', codec: 'none', uploadPeriodSecs: 3600, maxObjectBytes: 1 << 20, uniqueId: 'u', spool, whenFull, metrics, log });
-  return { w, metrics };
+  const discarded = new Map<string, number>();
+  const onDiscard = (records: number, reason: string) => void discarded.set(reason, (discarded.get(reason) ?? 0) + records);
+  const common = { sinkId: 's', store, keyPrefix: 'p/', codec: 'none' as const, uploadPeriodSecs: 3600, maxObjectBytes: 1 << 20, uniqueId: 'u', spool, whenFull, metrics, log, onDiscard };
+  const w = new SpoolingWriter(disk === undefined ? common : { ...common, disk });
+  return { w, metrics, discarded };
 }
 
 const spoolAt = (dir: string, maxBytes = 1 << 20): Spool => new Spool({ dir, maxBytes, sync: 'interval', syncIntervalMs: 1000 });
@@ -199,5 +203,106 @@ describe('SpoolingWriter', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  describe('on a full disk (a real tmpfs under the spool)', () => {
+    let fs: Tmpfs | null = null;
+    afterEach(() => {
+      fs?.unmount();
+      fs = null;
+    });
+
+    /** A stall that records what it reports. */
+    function stall(): { disk: DiskStall; codes: string[]; recovered: number[] } {
+      const codes: string[] = [];
+      const recovered: number[] = [];
+      const hooks: DiskHooks = { onRetry: (n) => void codes.push(n.code), onBlocked: () => {}, onRecovered: (n) => void recovered.push(n.blockedMs) };
+      return { disk: new DiskStall('spool', hooks), codes, recovered };
+    }
+
+    /** A file store whose objects complete only once `open()` is called: a store slower than the disk fills. */
+    function gatedStore(path: string): { store: ObjectStore; open: () => void } {
+      const files = new FileStore({ path });
+      const gate = Promise.withResolvers<void>();
+      return {
+        open: () => gate.resolve(),
+        store: {
+          check: () => files.check(),
+          open: (key, meta) => {
+            const upload = files.open(key, meta);
+            return { write: (c) => upload.write(c), once: (e, fn) => upload.once(e, fn), close: async () => (await gate.promise, upload.close()), abort: () => upload.abort() };
+          },
+        },
+      };
+    }
+
+    // 16 KiB frames of 16 lines each, every line with its own id: a 256 KiB tmpfs holds fewer than 16.
+    const LINE_PAD = 1000;
+    const bigFrame = (i: number) => {
+      const lines = Array.from({ length: 16 }, (_, j) => `{"n":${i * 16 + j},"pad":"${'x'.repeat(LINE_PAD)}"}\n`).join('');
+      return { bytes: Buffer.from(lines), records: 16, rawBytes: lines.length };
+    };
+    const storedIds = (out: string): number[] =>
+      readdirSync(out, { recursive: true })
+        .filter((f) => String(f).endsWith('.ndjson'))
+        .flatMap((f) => readFileSync(join(out, String(f)), 'utf8').trim().split('\n'))
+        .map((l) => (JSON.parse(l) as { n: number }).n)
+        .sort((a, b) => a - b);
+
+    it('block: a refused append holds the frame (no drop, no frame sent unspooled); once the disk grows every record is spooled and stored once', { timeout: 90_000 }, async () => {
+      fs = mountTmpfs(256 * 1024);
+      const out = temp();
+      const spool = spoolAt(join(fs.dir, 'spool'), 64 << 20); // max_spool_bytes far above the disk
+      const { disk, codes, recovered } = stall();
+      const gated = gatedStore(out);
+      const { w, metrics, discarded } = writer(gated.store, spool, 'block', disk);
+      let i = 0;
+      while (w.write(bigFrame(i))) i++;
+      const frames = i + 1;
+      // The last frame was held: the disk refused it and nothing completes to free space.
+      expect(disk.blocked).toBe(true);
+      expect(codes.length).toBeGreaterThanOrEqual(1);
+      expect(codes.every((c) => c === 'ENOSPC')).toBe(true);
+      expect(spool.stats.appendedFrames).toBe(i);
+      expect(discarded.size).toBe(0);
+      // Later frames queue behind it.
+      expect(w.write(bigFrame(frames))).toBe(false);
+      const drained = new Promise<void>((r) => w.once('drain', r));
+      fs.resize(8 << 20);
+      await drained; // a retry appended the held frames
+      expect(disk.blocked).toBe(false);
+      expect(recovered.length).toBeGreaterThanOrEqual(1);
+      expect(spool.stats.appendedFrames).toBe(frames + 1);
+      gated.open();
+      await w.close();
+      expect((await metrics.droppedEvents.get()).values.reduce((a, v) => a + v.value, 0)).toBe(0);
+      expect(storedIds(out)).toEqual(Array.from({ length: (frames + 1) * 16 }, (_, n) => n));
+      expect(readdirSync(join(fs.dir, 'spool'))).toEqual([]);
+      spool.close();
+    });
+
+    it('drop_newest: frames the disk refuses are dropped and counted (disk_blocked), never sent unspooled; what was spooled is stored', { timeout: 90_000 }, async () => {
+      fs = mountTmpfs(256 * 1024);
+      const out = temp();
+      const spool = spoolAt(join(fs.dir, 'spool'), 64 << 20);
+      const { disk } = stall();
+      const gated = gatedStore(out);
+      const { w, metrics, discarded } = writer(gated.store, spool, 'drop_newest', disk);
+      const FRAMES = 40; // 640 KiB: well past the disk
+      for (let i = 0; i < FRAMES; i++) expect(w.write(bigFrame(i))).toBe(true);
+      expect(disk.blocked).toBe(true);
+      const dropped = discarded.get('disk_blocked') ?? 0;
+      const spoolDropped = (await metrics.droppedEvents.get()).values;
+      expect(dropped).toBeGreaterThan(0);
+      expect(spoolDropped.find((v) => v.labels.reason === 'disk_blocked')?.value).toBe(dropped);
+      expect(spoolDropped.filter((v) => v.labels.reason !== 'disk_blocked' && v.value > 0)).toEqual([]);
+      gated.open();
+      await w.close();
+      const ids = storedIds(out);
+      expect(ids.length + dropped).toBe(FRAMES * 16);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids.length).toBe(spool.stats.appendedRecords);
+      spool.close();
+    });
   });
 });

@@ -17,13 +17,20 @@
  * - Full (`max_spool_bytes`): `drop_newest` drops the frame and counts it (`spool_full`);
  *   `block` holds it (one per route), rotates the open object so its segment can complete,
  *   and answers false until segments are removed, so the ring fills and TCP pauses.
+ * - The spool's disk refuses a write (full, read-only, failing: retryableDiskError): the same,
+ *   with the reason `disk_blocked`; `block` holds the frame and appends it again, 100 ms
+ *   doubling to 5 s apart and whenever an object completes (its segment's space returns),
+ *   until the disk takes it. A frame goes to its object only once it is in the spool, so
+ *   nothing appended is lost and nothing held is stored unspooled. Before the first frame of
+ *   an object the segment is created under the object's reserved key (reserveNextKey), so a
+ *   refused create holds the frame too.
  *
  * Backpressure is kept: the spool makes data durable, it does not let the rings drain
  * faster than the store takes objects.
  */
 import { join, resolve as resolvePath } from 'node:path';
 import type { SinkConfig } from '@sluice/config';
-import { abortIncompleteUploads, contentEncodingFor, NDJSON_CONTENT_TYPE, ObjectWriter, S3Store, type Frame, type ObjectMeta, type ObjectStore, type ObjectWriterOptions, type UnfinishedObject } from '@sluice/sinks';
+import { abortIncompleteUploads, contentEncodingFor, diskRetryDelayMs, NDJSON_CONTENT_TYPE, ObjectWriter, retryableDiskError, S3Store, type DiskStall, type Frame, type ObjectMeta, type ObjectStore, type ObjectWriterOptions, type UnfinishedObject } from '@sluice/sinks';
 import type { Logger, SpoolMetrics } from '@sluice/telemetry';
 import { SegmentReader, Spool, type Segment } from '@sluice/spool';
 
@@ -32,9 +39,14 @@ export interface SpoolingWriterOptions extends ObjectWriterOptions {
   whenFull: 'block' | 'drop_newest';
   metrics: SpoolMetrics;
   log: Logger;
-  /** Records dropped because the spool was full (drop_newest): a loss the sink's books must show. */
-  onDiscard?: (records: number) => void;
+  /** Reports the spool's disk stalls (target `spool`): metrics and log lines. */
+  disk?: DiskStall;
+  /** Records dropped (drop_newest) because the spool was full or its disk refused them: a loss the sink's books must show. */
+  onDiscard?: (records: number, reason: 'spool_full' | 'disk_blocked') => void;
 }
+
+/** What #take did with a frame: taken (and the writer goes on, or says wait), or held for the spool. */
+type Took = 'ok' | 'wait' | 'held';
 
 /** A failed object is sent again after 5 s, then 10, 20, … up to 5 minutes between tries. */
 const RESEND_FIRST_DELAY_MS = 5_000;
@@ -70,7 +82,15 @@ export class SpoolingWriter extends ObjectWriter {
   readonly #log: Logger;
   readonly #codec: string;
   readonly #maxObjectBytes: number;
-  readonly #onDiscard: ((records: number) => void) | undefined;
+  readonly #onDiscard: ((records: number, reason: 'spool_full' | 'disk_blocked') => void) | undefined;
+  readonly #disk: DiskStall | undefined;
+  /** Refused spool writes in a row (the backoff step); 0 = the disk takes writes. */
+  #diskAttempt = 0;
+  #diskTimer: NodeJS.Timeout | undefined = undefined;
+  /** drop_newest: the disk refused a write and the next try is not due yet; frames are dropped. */
+  #diskWaiting = false;
+  /** The next object's segment, created under its reserved key before its first frame is taken. */
+  #prepared: Segment | null = null;
   readonly #store: ObjectStore;
   /** Failed objects waiting to be sent again from their segments. */
   readonly #resends = new Set<NodeJS.Timeout>();
@@ -82,8 +102,6 @@ export class SpoolingWriter extends ObjectWriter {
   #objBytes = 0;
   /** Segments of objects not complete yet, by object key. */
   readonly #byKey = new Map<string, Segment>();
-  /** The frame being written, for the 'open' handler to append first. */
-  #frame: Frame | null = null;
   /** block + full: frames taken and waiting for room (at most one per route). */
   readonly #pending: Frame[] = [];
   /** close() waiting for the held frames to be taken. */
@@ -101,6 +119,7 @@ export class SpoolingWriter extends ObjectWriter {
     this.#maxObjectBytes = opts.maxObjectBytes;
     this.#onDiscard = opts.onDiscard;
     this.#store = opts.store;
+    this.#disk = opts.disk;
     this.on('open', (key) => this.#onOpen(key));
     this.on('object', (info) => this.#onComplete(info.key));
     this.on('error-object', (e) => this.#onFailed(e.key));
@@ -112,7 +131,17 @@ export class SpoolingWriter extends ObjectWriter {
       this.#pending.push(frame);
       return false;
     }
-    return this.#take(frame);
+    const took = this.#take(frame);
+    if (took === 'held') {
+      this.#pending.push(frame);
+      return false;
+    }
+    return took === 'ok';
+  }
+
+  /** `disk_blocked` while the spool's disk (or the store's) refuses writes. */
+  override get pushbackReason(): 'disk_blocked' | 'buffer_full' {
+    return this.#disk?.blocked === true ? 'disk_blocked' : super.pushbackReason;
   }
 
   /**
@@ -127,11 +156,18 @@ export class SpoolingWriter extends ObjectWriter {
     }
     await super.close();
     this.#stopResends();
+    // A segment created for an object that never opened (its frame was given up): only a header.
+    if (this.#prepared !== null && this.#prepared.frames === 0) this.spool.remove(this.#prepared);
+    this.#prepared = null;
   }
 
   /** Failed objects not sent again yet stay in the spool for the next start. */
   #stopResends(): void {
     this.#stopped = true;
+    clearTimeout(this.#diskTimer);
+    this.#diskTimer = undefined;
+    if (this.#diskAttempt > 0) this.#disk?.clear(this);
+    this.#diskAttempt = 0;
     for (const t of this.#resends) clearTimeout(t);
     if (this.#resends.size > 0) this.#log.warn({ objects: this.#resends.size }, 'failed objects stay in the spool; the next start uploads them');
     this.#resends.clear();
@@ -171,55 +207,106 @@ export class SpoolingWriter extends ObjectWriter {
     super.rotate();
   }
 
-  #take(frame: Frame): boolean {
+  #take(frame: Frame): Took {
     const size = frame.bytes.byteLength;
     // Mirrors ObjectWriter.write(): a non-empty object rotates when the frame would pass max_object_bytes.
     const opens = !this.#objectOpen || this.#objBytes + size > this.#maxObjectBytes;
-    if (!this.spool.hasRoom(size, opens)) {
+    if (!this.spool.hasRoom(size, opens && this.#prepared === null)) {
       if (this.#whenFull === 'drop_newest') {
         this.#dropped(frame.records, 'spool_full');
-        return true;
+        return 'ok';
       }
       if (this.#byKey.size > 0) {
         // Wait for this run's objects to complete; rotate so the open one can.
-        this.#pending.push(frame);
         if (this.#seg !== null && this.#seg.frames > 0) this.rotate();
         this.#logFull();
-        return false;
+        return 'held';
       }
       // Nothing of ours to wait for (the spool is full of segments an earlier run could not
       // upload, or the frame is larger than the spool): send it without the spool.
       this.#dropped(frame.records, 'not_spooled');
-      const ok = super.write(frame);
-      this.#objBytes += size;
-      return ok;
+      return this.#pass(frame);
     }
-    this.#frame = frame;
-    if (!opens && this.#seg !== null) this.#append(this.#seg, frame);
-    const ok = super.write(frame); // may rotate and open: #onOpen appends this.#frame first
-    if (this.#frame !== null) {
-      // Not appended yet (no segment, or the prediction missed): append now.
-      if (this.#seg !== null) this.#append(this.#seg, frame);
-      else this.#dropped(frame.records, 'not_spooled');
-      this.#frame = null;
+    if (this.#diskWaiting) {
+      // drop_newest, and the disk refused the last try: no new try before the backoff ends.
+      this.#dropped(frame.records, 'disk_blocked');
+      return 'ok';
     }
-    this.#objBytes += size;
-    return ok;
-  }
-
-  #append(seg: Segment, frame: Frame): void {
-    this.#frame = null;
-    if (this.spool.append(seg, frame.bytes, frame.records, frame.rawBytes)) {
+    let seg = opens ? this.#prepared : this.#seg;
+    if (opens && seg === null) {
+      // The segment first, under the key the object will get: a refused create holds the frame.
+      try {
+        seg = this.#prepared = this.spool.open({ key: this.reserveNextKey(), codec: this.#codec, createdAtMs: Date.now() });
+      } catch (err) {
+        const refused = this.#diskRefused(frame, 'create', err);
+        if (refused !== null) return refused;
+        // Not a disk to wait for: this object goes without the spool ('open' tries again and logs).
+      }
+    }
+    if (seg === null) {
+      this.#dropped(frame.records, 'not_spooled');
+    } else if (this.spool.append(seg, frame.bytes, frame.records, frame.rawBytes)) {
       this.#metrics.spooledEvents.inc(this.#labels, frame.records);
       this.#metrics.bytes.set(this.#labels, this.spool.bytes);
     } else {
+      const refused = this.#diskRefused(frame, 'append', this.spool.lastError);
+      if (refused !== null) return refused;
       this.#dropped(frame.records, 'not_spooled');
     }
+    if (this.#diskAttempt > 0) {
+      // The disk took a write again.
+      this.#diskAttempt = 0;
+      this.#disk?.clear(this);
+    }
+    return this.#pass(frame); // may rotate and open: #onOpen adopts the prepared segment
+  }
+
+  /** Hand a frame to the ObjectWriter. */
+  #pass(frame: Frame): Took {
+    const ok = super.write(frame);
+    this.#objBytes += frame.bytes.byteLength;
+    return ok ? 'ok' : 'wait';
+  }
+
+  /**
+   * The spool's disk refused `op` for this frame: null when the error is not one to wait out
+   * (the caller sends the frame without the spool). Otherwise schedule the next try and hold
+   * the frame (block, after rotating the open object so its segment can complete and free its
+   * space) or drop it, counted (drop_newest).
+   */
+  #diskRefused(frame: Frame, op: 'create' | 'append', err: unknown): Took | null {
+    const code = retryableDiskError(err);
+    if (code === null) return null;
+    const attempt = this.#diskAttempt++;
+    const delayMs = diskRetryDelayMs(attempt);
+    this.#disk?.retrying(this, op, this.spool.dir, code, attempt, delayMs);
+    if (this.#diskTimer === undefined && !this.#stopped) {
+      this.#diskTimer = setTimeout(() => {
+        this.#diskTimer = undefined;
+        this.#diskWaiting = false;
+        this.#flushPending();
+      }, delayMs);
+    }
+    if (this.#whenFull === 'drop_newest') {
+      this.#diskWaiting = true;
+      this.#dropped(frame.records, 'disk_blocked');
+      return 'ok';
+    }
+    if (this.#seg !== null && this.#seg.frames > 0) this.rotate();
+    return 'held';
   }
 
   #onOpen(key: string): void {
     this.#objectOpen = true;
     this.#objBytes = 0;
+    const prepared = this.#prepared;
+    if (prepared !== null && prepared.meta.key === key) {
+      this.#prepared = null;
+      this.#seg = prepared;
+      this.#byKey.set(key, prepared);
+      return;
+    }
+    // Opened by a frame sent without the spool: spool the frames after it, if the disk lets us.
     try {
       this.#seg = this.spool.open({ key, codec: this.#codec, createdAtMs: Date.now() });
       this.#byKey.set(key, this.#seg);
@@ -227,8 +314,6 @@ export class SpoolingWriter extends ObjectWriter {
       this.#seg = null;
       this.#log.error({ key, err }, 'cannot create a spool segment; this object is sent without the spool');
     }
-    const frame = this.#frame;
-    if (frame !== null && this.#seg !== null) this.#append(this.#seg, frame);
   }
 
   #onComplete(key: string): void {
@@ -288,22 +373,22 @@ export class SpoolingWriter extends ObjectWriter {
     while (this.#pending.length > 0) {
       const frame = this.#pending[0]!;
       const opens = !this.#objectOpen || this.#objBytes + frame.bytes.byteLength > this.#maxObjectBytes;
-      if (!this.spool.hasRoom(frame.bytes.byteLength, opens) && this.#byKey.size > 0) return;
+      if (!this.spool.hasRoom(frame.bytes.byteLength, opens && this.#prepared === null) && this.#byKey.size > 0) return;
+      const took = this.#take(frame);
+      if (took === 'held') return; // still waiting (for the disk)
       this.#pending.shift();
-      ok = this.#take(frame);
-      if (this.#pending.length > 0 && this.#pending[0] === frame) return; // went back to waiting
+      ok = took === 'ok';
     }
     this.#held?.resolve();
     if (ok) this.emit('drain');
   }
 
-  #dropped(records: number, reason: 'spool_full' | 'not_spooled'): void {
+  #dropped(records: number, reason: 'spool_full' | 'disk_blocked' | 'not_spooled'): void {
     this.#metrics.droppedEvents.inc({ ...this.#labels, reason }, records);
-    if (reason === 'spool_full') {
-      // not_spooled records still go into their object; spool_full ones are gone.
-      this.#onDiscard?.(records);
-      this.#logFull();
-    }
+    // not_spooled records still go into their object; spool_full and disk_blocked ones are gone.
+    if (reason === 'not_spooled') return;
+    this.#onDiscard?.(records, reason);
+    if (reason === 'spool_full') this.#logFull();
   }
 
   #logFull(): void {

@@ -99,6 +99,7 @@ sinks:
     # compression_level: 3           # zstd 1..19 (3), gzip 1..9 (6)
     upload_period_secs: 60           # close an object at least this often
     # max_object_bytes: 268435456    # or when it reaches this many compressed bytes
+    # when_full: block               # disk full: block (hold, retry) | drop_newest (drop and count)
   # s3:
   #   type: aws_s3
   #   inputs: [talos_service, talos_kernel]

@@ -69,6 +69,7 @@ describe('defaults', () => {
       max_spool_bytes: 1024 * MIB,
       spool_sync: 'interval',
       spool_sync_interval_ms: 1000,
+      when_full: 'block',
     });
   });
 
@@ -158,6 +159,14 @@ describe('defaults', () => {
       force_path_style: false,
       when_full: 'drop_newest',
     });
+  });
+
+  it('takes when_full on a file sink too (what it does while its disk is blocked)', () => {
+    const raw = fullRaw();
+    raw.sinks.f.when_full = 'drop_newest';
+    expect(validateConfig(raw, {}).sinks.f).toMatchObject({ type: 'file', when_full: 'drop_newest' });
+    raw.sinks.f.when_full = 'drop';
+    expect(issueLines(() => validateConfig(raw, {}))).toEqual(['sinks.f.when_full: must be one of block, drop_newest, got "drop"; did you mean `drop_newest`?']);
   });
 
   it('is deeply frozen and keeps file order', () => {

@@ -26,6 +26,7 @@ import {
 import type { ObjectStore } from './object-store.ts';
 import type { S3StoreHooks } from './aws-s3/config-to-client.ts';
 import type { S3StoreLogger } from './aws-s3/s3-store.ts';
+import type { DiskHooks } from './file/disk-retry.ts';
 
 const MIB = 1024 * 1024;
 
@@ -44,6 +45,8 @@ export interface SinkBase {
   readonly max_spool_bytes: number;
   readonly spool_sync: 'per_batch' | 'interval';
   readonly spool_sync_interval_ms: number;
+  /** While the sink cannot take more (slow store, blocked disk, full spool): hold the sources back, or drop and count. */
+  readonly when_full: WhenFull;
 }
 
 export const COMPRESSION_LEVELS: { readonly [C in Exclude<Compression, 'none'>]: { min: number; max: number; default: number } } = {
@@ -67,6 +70,10 @@ export const sinkOptions = {
   // interval: 176-179 MiB/s vs per_batch 47-55 MiB/s of 64 KiB frames on bench/spool.bench.ts (3.2-3.8x).
   spool_sync: def(oneOf(['per_batch', 'interval']), 'interval'),
   spool_sync_interval_ms: def(integer(10, 60_000), 1000),
+  // What the sink does while it cannot take more: its store is slow or its disk blocked (full,
+  // read-only, failing), or its spool is full. block holds the sources back; drop_newest drops
+  // and counts new batches. Every sink has it: a local disk fills up as surely as S3 slows down.
+  when_full: def(oneOf(['block', 'drop_newest']), 'block'),
 };
 
 /** Fields every sink config has; settles compression_level against the codec. */
@@ -82,8 +89,8 @@ export function commonSink(v: Values<typeof sinkOptions>, id: string, path: stri
       return report(ctx, levelPath, rangeMessage(range.min, range.max, level, ` for ${v.compression}`));
     }
   }
-  const { inputs, key_prefix, compression, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms } = v;
-  return { id, inputs, key_prefix, compression, compression_level: level, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms };
+  const { inputs, key_prefix, compression, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms, when_full } = v;
+  return { id, inputs, key_prefix, compression, compression_level: level, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms, when_full };
 }
 
 /** What the daemon lends a sink's store when it builds one. */
@@ -92,6 +99,8 @@ export interface SinkStoreContext {
   logger?: S3StoreLogger;
   /** See every retry and request of a remote store (metrics, rate-limited logs). */
   hooks?: S3StoreHooks;
+  /** See every write a local disk refuses, and its recovery (metrics, rate-limited logs). */
+  diskHooks?: DiskHooks;
 }
 
 /** One sink type: type id, option table, build step, and its store. */
@@ -101,8 +110,6 @@ export interface SinkDefinition<C extends SinkBase & { readonly type: string }> 
   store(config: C, ctx: SinkStoreContext): Promise<ObjectStore>;
   /** Where its objects go, for people: a directory, `s3://bucket`. */
   location(config: C): string;
-  /** What it does when it cannot take more. */
-  whenFull(config: C): WhenFull;
   /** How long its objects may take to complete at shutdown; null = only the daemon's deadline. */
   shutdownTimeoutSecs(config: C): number | null;
   /** Said after the keys of objects given up at shutdown (what they may leave behind), or ''. */

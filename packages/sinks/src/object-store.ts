@@ -36,6 +36,11 @@ export interface ObjectStore {
   readonly bufferedBytes?: number;
   /** Let go of what the store holds open (an S3 client's keep-alive sockets). Optional. */
   release?(): void;
+  /**
+   * true while a write waits for the local disk (full, read-only, failing: the file store's
+   * retries). Its uploads' write() return false meanwhile. Optional: absent = never.
+   */
+  readonly blocked?: boolean;
 }
 
 export interface ObjectUpload {

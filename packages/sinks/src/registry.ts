@@ -12,6 +12,7 @@ import type { SinkDefinition } from './config.ts';
 import { fileSink, type FileSinkConfig } from './file/config.ts';
 import { FileStore } from './file/file-store.ts';
 import type { ObjectStore } from './object-store.ts';
+import type { DiskHooks } from './file/disk-retry.ts';
 
 export type SinkConfig = FileSinkConfig | AwsS3SinkConfig;
 export type SinkType = SinkConfig['type'];
@@ -24,7 +25,7 @@ export const sinkTypes: { readonly [T in SinkType]: SinkDefinition<Extract<SinkC
 /** The dead-letter directory (`dead_letter:`): a file store, labelled as a file sink in metrics. */
 export const deadLetterSink = {
   type: fileSink.type,
-  store: (path: string): ObjectStore => new FileStore({ path: resolvePath(path) }),
+  store: (path: string, diskHooks?: DiskHooks): ObjectStore => new FileStore({ path: resolvePath(path), ...(diskHooks === undefined ? {} : { diskHooks }) }),
 };
 
 /** The definition of a configured sink. */

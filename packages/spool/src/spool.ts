@@ -18,7 +18,8 @@
  *
  * Bounded by `maxBytes` (the sum of the segment files): hasRoom() tells the caller before an
  * append; what to do when it is false (block, drop) is the caller's policy. An append that
- * fails (ENOSPC, EIO) is cut back to the last whole record and reported as false.
+ * fails (ENOSPC, EIO) is cut back to the last whole record and reported as false, with the
+ * error in `lastError`: the caller may wait and append the same frame again (a full disk).
  */
 import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
@@ -75,6 +76,8 @@ export class Spool {
   readonly stats: SpoolStats = { appendedFrames: 0, appendedRecords: 0, failedAppends: 0, syncs: 0 };
   /** Bytes of every segment file in the directory (live and not yet recovered). */
   bytes = 0;
+  /** Why the last append() that answered false failed (its errno code tells a full disk). */
+  lastError: unknown = undefined;
   readonly #sync: SpoolSync;
   readonly #live = new Set<Segment>();
   readonly #hdr = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
@@ -173,8 +176,9 @@ export class Spool {
       } else {
         seg.dirty = true;
       }
-    } catch {
+    } catch (err) {
       this.stats.failedAppends++;
+      this.lastError = err;
       try {
         ftruncateSync(seg.fd, seg.size);
       } catch {

@@ -5,3 +5,4 @@ export type { ProbedMetric, UploadStage } from './metrics.ts';
 export { startApiServer } from './api-server.ts';
 export type { Readiness, ApiServerOptions } from './api-server.ts';
 export { SpoolMetrics } from './spool-metrics.ts';
+export { DiskMetrics } from './disk-metrics.ts';

@@ -18,8 +18,8 @@ export interface DispatchOutput {
   /**
    * `block`: stop delivering this route's results until the writer's 'drain' (the ring fills,
    * TCP pauses, UDP drops are counted at the source). `drop_newest`: while the writer is
-   * blocked, drop this sink's frames and count their records (reason `buffer_full`); the
-   * route goes on. File sinks are always `block`.
+   * blocked, drop this sink's frames and count their records (reason `disk_blocked` while its
+   * store waits for a full or failing disk, else `buffer_full`); the route goes on.
    */
   whenFull: WhenFull;
   /** Labels of sluice_sink_discarded_events_total for this sink. */
@@ -257,7 +257,7 @@ export class Dispatcher {
     const writer = out.writer;
     if (out.whenFull === 'drop_newest') {
       if (this.blockedWriters.has(writer)) {
-        this.opts.metrics.sinkDiscardedEvents.inc({ ...out.sinkLabels, reason: 'buffer_full' }, records);
+        this.opts.metrics.sinkDiscardedEvents.inc({ ...out.sinkLabels, reason: writer.pushbackReason }, records);
         return;
       }
       if (!writer.write({ bytes, records, rawBytes })) {

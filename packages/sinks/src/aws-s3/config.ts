@@ -1,5 +1,5 @@
 /** The `aws_s3` sink: objects into S3 or an S3-compatible store, as streaming multipart uploads. */
-import { INVALID, boolean, childPath, componentType, def, integer, oneOf, opt, report, req, secret, string, type Invalid, type WhenFull } from '@sluice/schema';
+import { INVALID, boolean, childPath, componentType, def, integer, opt, report, req, secret, string, type Invalid } from '@sluice/schema';
 import { commonSink, sinkOptions, type SinkBase, type SinkDefinition } from '../config.ts';
 
 const MIB = 1024 * 1024;
@@ -18,7 +18,6 @@ export interface AwsS3SinkConfig extends SinkBase {
   readonly part_size_bytes: number;
   readonly queue_size: number;
   readonly max_buffered_bytes: number;
-  readonly when_full: WhenFull;
   readonly shutdown_timeout_secs: number;
 }
 
@@ -63,7 +62,6 @@ export const awsS3Options = {
   queue_size: def(integer(1, 64), 4),
   // Default max(64 MiB, part_size_bytes); must hold one part: checked in the build step.
   max_buffered_bytes: opt(integer(5_242_880)),
-  when_full: def(oneOf(['block', 'drop_newest']), 'block'),
   shutdown_timeout_secs: def(integer(1, 3600), 30),
 };
 
@@ -95,7 +93,6 @@ export const awsS3Sink: SinkDefinition<AwsS3SinkConfig> = {
       part_size_bytes: v.part_size_bytes,
       queue_size: v.queue_size,
       max_buffered_bytes: maxBuffered,
-      when_full: v.when_full,
       shutdown_timeout_secs: v.shutdown_timeout_secs,
     };
   }),
@@ -105,7 +102,6 @@ export const awsS3Sink: SinkDefinition<AwsS3SinkConfig> = {
     return s3StoreFromConfig(c, ctx.logger, ctx.hooks);
   },
   location: (c) => `s3://${c.bucket}`,
-  whenFull: (c) => c.when_full,
   shutdownTimeoutSecs: (c) => c.shutdown_timeout_secs,
   abandonedNote: ". An incomplete multipart upload may remain until the next start or the bucket's lifecycle rule removes it",
 };

@@ -21,9 +21,8 @@ export const fileSink: SinkDefinition<FileSinkConfig> = {
     if (common === INVALID) return INVALID;
     return { ...common, type: 'file', path: v.path };
   }),
-  store: async (c) => new FileStore({ path: resolvePath(c.path) }),
+  store: async (c, ctx) => new FileStore({ path: resolvePath(c.path), ...(ctx.diskHooks === undefined ? {} : { diskHooks: ctx.diskHooks }) }),
   location: (c) => resolvePath(c.path),
-  whenFull: () => 'block',
   shutdownTimeoutSecs: () => null,
   abandonedNote: '',
 };

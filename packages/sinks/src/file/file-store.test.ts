@@ -2,8 +2,10 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, 
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SluiceError } from '@sluice/schema';
+import { mountTmpfs, type Tmpfs } from '../../../testkit/src/tmpfs.ts';
+import { diskRetryDelayMs, retryableDiskError, type DiskHooks } from './disk-retry.ts';
 import { FileStore } from './file-store.ts';
 
 const META = { contentType: 'application/x-ndjson', contentEncoding: 'zstd' };
@@ -157,5 +159,119 @@ describe('FileStore', () => {
     const err = await rejection(new FileStore({ path: '/proc/sluice-no-such-dir/out' }).check());
     expect(err.code).toBe('SLUICE_ERR_SINK_UNWRITABLE');
     expect(err.message).toContain('/proc/sluice-no-such-dir/out');
+  });
+});
+
+describe('disk retry policy', () => {
+  it('waits out errors an operator can clear, and fails on the others', () => {
+    for (const code of ['ENOSPC', 'EDQUOT', 'EIO', 'EACCES', 'EPERM', 'EROFS', 'EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY']) {
+      expect(retryableDiskError(Object.assign(new Error('x'), { code }))).toBe(code);
+    }
+    for (const e of [Object.assign(new Error('x'), { code: 'ENOTDIR' }), Object.assign(new Error('x'), { code: 'EINVAL' }), new Error('no code'), null, 'ENOSPC']) {
+      expect(retryableDiskError(e)).toBeNull();
+    }
+  });
+
+  it('backs off from 100 ms, doubling, to at most 5 s', () => {
+    expect(Array.from({ length: 9 }, (_, i) => diskRetryDelayMs(i))).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    expect(diskRetryDelayMs(10_000)).toBe(5000);
+  });
+});
+
+/** Every notice a store's disk hooks got. */
+function recordingHooks(): DiskHooks & { retries: { code: string; op: string }[]; blocked: number; recovered: number[] } {
+  const rec = {
+    retries: [] as { code: string; op: string }[],
+    blocked: 0,
+    recovered: [] as number[],
+    onRetry: (n: { code: string; op: string }) => void rec.retries.push({ code: n.code, op: n.op }),
+    onBlocked: () => void rec.blocked++,
+    onRecovered: (n: { blockedMs: number }) => void rec.recovered.push(n.blockedMs),
+  };
+  return rec;
+}
+
+/** `n` bytes where every 4-byte word is its own offset: a duplicated or lost byte shows. */
+function pattern(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i + 4 <= n; i += 4) b.writeUInt32LE(i, i);
+  return b;
+}
+
+describe('FileStore on a full disk (a real tmpfs)', () => {
+  const KiB = 1024;
+  const MiB = 1024 * KiB;
+  let fs: Tmpfs | null = null;
+  afterEach(() => {
+    fs?.unmount();
+    fs = null;
+  });
+
+  it('blocks while the disk is full, holds the writer back, and writes every byte exactly once when it grows', { timeout: 90_000 }, async () => {
+    fs = mountTmpfs(MiB);
+    const hooks = recordingHooks();
+    const store = new FileStore({ path: fs.dir, highWaterMark: 64 * KiB, diskHooks: hooks });
+    const data = pattern(3 * MiB);
+    const up = store.open('full/obj.ndjson', META);
+    let written = 0;
+    // A writer that honours backpressure, as the object writer does.
+    const writer = (async () => {
+      for (let at = 0; at < data.length; at += 64 * KiB) {
+        const chunk = data.subarray(at, at + 64 * KiB);
+        written += chunk.length;
+        if (!up.write(chunk)) await new Promise<void>((r) => up.once('drain', r));
+      }
+    })();
+    await vi.waitFor(() => expect(store.blocked).toBe(true), { timeout: 30_000, interval: 20 });
+    expect(hooks.blocked).toBeGreaterThanOrEqual(1);
+    expect(hooks.retries.length).toBeGreaterThanOrEqual(1);
+    expect(hooks.retries.every((r) => r.code === 'ENOSPC')).toBe(true);
+    // Held back: the writer waits for 'drain', with at most the bound (and one chunk) in memory.
+    await sleep(500);
+    expect(written).toBeLessThan(data.length);
+    expect(store.bufferedBytes).toBeLessThanOrEqual(64 * KiB + 64 * KiB);
+    expect(hooks.recovered).toEqual([]);
+    expect(listFiles(fs.dir).filter((f) => !TEMP.test(path.basename(f)))).toEqual([]); // only the hidden temp file: nothing half-written is visible
+
+    fs.resize(8 * MiB);
+    await writer;
+    await up.close();
+    expect(store.blocked).toBe(false);
+    expect(hooks.recovered.length).toBeGreaterThanOrEqual(1);
+    expect(hooks.recovered[0]!).toBeGreaterThan(0);
+    const stored = readFileSync(path.join(fs.dir, 'full/obj.ndjson'));
+    expect(stored.length).toBe(data.length);
+    expect(stored.equals(data)).toBe(true);
+    expect(listFiles(fs.dir)).toEqual(['full/obj.ndjson']);
+  });
+
+  it('a volume remounted read-only blocks the folder and file creation (EROFS); read-write again, the object completes', { timeout: 90_000 }, async () => {
+    fs = mountTmpfs(4 * MiB);
+    const hooks = recordingHooks();
+    const store = new FileStore({ path: fs.dir, diskHooks: hooks });
+    fs.readOnly(true);
+    const up = store.open('ro/a/obj.ndjson', META);
+    up.write(Buffer.from('{"a":1}\n'));
+    const closing = up.close();
+    await vi.waitFor(() => expect(hooks.retries.some((r) => r.code === 'EROFS' && r.op === 'mkdir')).toBe(true), { timeout: 30_000, interval: 20 });
+    expect(store.blocked).toBe(true);
+    fs.readOnly(false);
+    await closing;
+    expect(store.blocked).toBe(false);
+    expect(hooks.recovered.length).toBeGreaterThanOrEqual(1);
+    expect(readFileSync(path.join(fs.dir, 'ro/a/obj.ndjson'), 'utf8')).toBe('{"a":1}\n');
+  });
+
+  it('abort() while blocked gives up at once and removes the temp file', { timeout: 60_000 }, async () => {
+    fs = mountTmpfs(256 * KiB);
+    const hooks = recordingHooks();
+    const store = new FileStore({ path: fs.dir, highWaterMark: 64 * KiB, diskHooks: hooks });
+    const up = store.open('abort.ndjson', META);
+    up.write(pattern(512 * KiB));
+    await vi.waitFor(() => expect(store.blocked).toBe(true), { timeout: 30_000, interval: 20 });
+    await up.abort();
+    expect(store.blocked).toBe(false);
+    expect(store.bufferedBytes).toBe(0);
+    expect(readdirSync(fs.dir)).toEqual([]);
   });
 });

@@ -155,6 +155,8 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   readonly #maxClosing: number;
 
   #seq = 0;
+  /** Set by reserveNextKey(): the next object's key and time, fixed before it opens. */
+  #reserved: { key: string; openedAtMs: number } | null = null;
   #current: PendingObject | null = null;
   readonly #closing = new Set<PendingObject>();
   /** write() returned false: owe the caller a 'drain'. */
@@ -295,9 +297,24 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     return out;
   }
 
+  /**
+   * The key the next object will have, fixed from now until it opens, so a subclass can prepare
+   * for it before the frame that opens it is taken (the spooling writer creates the object's
+   * spool segment first, and holds the frame while the disk refuses that).
+   */
+  protected reserveNextKey(): string {
+    if (this.#reserved === null) {
+      const openedAtMs = this.#now();
+      this.#reserved = { key: objectKey(this.#keyPrefix, openedAtMs, this.#uniqueId, this.#seq++, this.#extension), openedAtMs };
+    }
+    return this.#reserved.key;
+  }
+
   #open(): PendingObject {
-    const openedAtMs = this.#now();
-    const key = objectKey(this.#keyPrefix, openedAtMs, this.#uniqueId, this.#seq++, this.#extension);
+    const reserved = this.#reserved;
+    this.#reserved = null;
+    const openedAtMs = reserved?.openedAtMs ?? this.#now();
+    const key = reserved?.key ?? objectKey(this.#keyPrefix, openedAtMs, this.#uniqueId, this.#seq++, this.#extension);
     const obj = new PendingObject(key, this.#store.open(key, this.#meta), openedAtMs);
     obj.timer = setTimeout(this.#onPeriod, this.#periodMs, obj);
     obj.timer.unref();
@@ -345,6 +362,15 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     s.recordsFailed += obj.records;
     this.#maybeDrain();
     this.emit('error-object', { key: obj.key, error, records: obj.records, rawBytes: obj.rawBytes, retried: this.keepsDataOf(obj.key) });
+  }
+
+  /**
+   * Why write() says "wait" now, for a caller that drops instead of waiting (when_full
+   * drop_newest): `disk_blocked` while the store waits for its disk (full, read-only,
+   * failing), else `buffer_full` (a slow store, or too many closes in flight).
+   */
+  get pushbackReason(): 'disk_blocked' | 'buffer_full' {
+    return this.#store.blocked === true ? 'disk_blocked' : 'buffer_full';
   }
 
   /** Whether the data of a failed object is kept elsewhere and sent again (the spooling writer's is). */
