@@ -23,6 +23,7 @@ import {
   type Values,
   type WhenFull,
 } from '@sluice/schema';
+import type { ObjectReader, ReadPathOptions } from './object-reader.ts';
 import type { ObjectStore } from './object-store.ts';
 import type { S3StoreHooks } from './aws-s3/config-to-client.ts';
 import type { S3StoreLogger } from './aws-s3/s3-store.ts';
@@ -114,4 +115,11 @@ export interface SinkDefinition<C extends SinkBase & { readonly type: string }> 
   shutdownTimeoutSecs(config: C): number | null;
   /** Said after the keys of objects given up at shutdown (what they may leave behind), or ''. */
   readonly abandonedNote: string;
+  /** Reads its objects back (`sluice read`): its location, key_prefix and credentials. */
+  reader(config: C): Promise<ObjectReader>;
+  /**
+   * The options of a sink of this type whose objects are at `path` (`sluice read --path`), for
+   * its option table to check, or undefined when the path is not of its kind (`s3://` is).
+   */
+  readPath(path: string, opts: ReadPathOptions): Record<string, unknown> | undefined;
 }

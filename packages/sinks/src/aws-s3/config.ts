@@ -104,4 +104,17 @@ export const awsS3Sink: SinkDefinition<AwsS3SinkConfig> = {
   location: (c) => `s3://${c.bucket}`,
   shutdownTimeoutSecs: (c) => c.shutdown_timeout_secs,
   abandonedNote: ". An incomplete multipart upload may remain until the next start or the bucket's lifecycle rule removes it",
+  async reader(c) {
+    const { S3Reader } = await import('./s3-reader.ts');
+    return new S3Reader(c);
+  },
+  // s3://bucket/prefix; credentials from the AWS default chain (access_key_id left out).
+  readPath(path, opts) {
+    if (!path.startsWith('s3://')) return undefined;
+    const rest = path.slice('s3://'.length);
+    const slash = rest.indexOf('/');
+    const bucket = slash < 0 ? rest : rest.slice(0, slash);
+    const key_prefix = slash < 0 ? '' : rest.slice(slash + 1);
+    return { bucket, key_prefix, ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}), ...(opts.region !== undefined ? { region: opts.region } : {}) };
+  },
 };

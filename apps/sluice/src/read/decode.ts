@@ -1,0 +1,177 @@
+/**
+ * An object's stored bytes → its NDJSON bytes, in buffers, streaming.
+ *
+ * zstd: Node 24's zstd decoders stop after an object's first frame without an error
+ * (nodejs/node#64741, docs/architecture.md "Objects"), and an object is one frame per worker
+ * batch. So frames are found here by walking their headers and block headers (RFC 8878 §3.1,
+ * no decompression needed) and each is decompressed on its own with node:zlib's async
+ * zstdDecompress, on libuv's thread pool: the main thread only scans. Several frames are in
+ * flight at once, in order. gzip: node:zlib's gunzip reads concatenated members itself.
+ */
+import { createGunzip, zstdDecompress } from 'node:zlib';
+import { Readable } from 'node:stream';
+
+export type Codec = 'zstd' | 'gzip' | 'none';
+
+/** The codec an object's key names (`.ndjson.zst`, `.ndjson.gz`, `.ndjson`), or undefined. */
+export function codecOfKey(key: string): Codec | undefined {
+  if (key.endsWith('.ndjson.zst')) return 'zstd';
+  if (key.endsWith('.ndjson.gz')) return 'gzip';
+  if (key.endsWith('.ndjson')) return 'none';
+  return undefined;
+}
+
+/** The reason an object could not be read, with the byte offset where it went wrong. */
+export class ObjectDecodeError extends Error {}
+
+const ZSTD_MAGIC = 0xfd2fb528;
+const SKIPPABLE_MASK = 0xfffffff0;
+const SKIPPABLE_MAGIC = 0x184d2a50;
+/** A Sluice frame holds one worker batch (~256 KiB); a frame claiming more is not ours to trust. */
+const MAX_FRAME_OUTPUT_BYTES = 256 * 1024 * 1024;
+/** Sluice frames hold ~256 KiB batches (and a little more with tags). */
+const FRAME_CHUNK_BYTES = 256 * 1024;
+/** Frames decompressing at once per object: 4 keeps libuv's 4 threads fed from 2-3 objects. */
+const FRAMES_IN_FLIGHT = 4;
+
+/**
+ * End offset of the zstd frame (or skippable frame) starting at `pos`, -1 when `buf` ends
+ * before it does, or throws when the bytes at `pos` are not a frame.
+ */
+export function zstdFrameEnd(buf: Uint8Array, pos: number, end: number): number {
+  if (end - pos < 8) return end - pos < 4 || magicOk(buf, pos) ? -1 : fail(pos);
+  const magic = (buf[pos]! | (buf[pos + 1]! << 8) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 24)) >>> 0;
+  if ((magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC) {
+    const size = (buf[pos + 4]! | (buf[pos + 5]! << 8) | (buf[pos + 6]! << 16) | (buf[pos + 7]! << 24)) >>> 0;
+    return pos + 8 + size <= end ? pos + 8 + size : -1;
+  }
+  if (magic !== ZSTD_MAGIC) return fail(pos);
+  const fhd = buf[pos + 4]!;
+  const fcsFlag = fhd >> 6;
+  const singleSegment = (fhd >> 5) & 1;
+  if ((fhd >> 3) & 1) throw new ObjectDecodeError(`zstd frame at byte ${pos}: reserved bit set`);
+  const checksum = (fhd >> 2) & 1;
+  const dictIdSize = [0, 1, 2, 4][fhd & 3]!;
+  const fcsSize = [singleSegment, 2, 4, 8][fcsFlag]!;
+  let p = pos + 5 + (singleSegment ? 0 : 1) + dictIdSize + fcsSize;
+  if (p > end) return -1;
+  // Frame_Content_Size (little endian; the 2-byte form is offset by 256), 0 = not given.
+  let fcs = 0;
+  for (let i = fcsSize - 1; i >= 0; i--) fcs = fcs * 256 + buf[p - fcsSize + i]!;
+  frameContentSize = fcsSize === 2 ? fcs + 256 : fcs;
+  for (;;) {
+    if (p + 3 > end) return -1;
+    const header = buf[p]! | (buf[p + 1]! << 8) | (buf[p + 2]! << 16);
+    const last = header & 1;
+    const type = (header >> 1) & 3;
+    const size = header >>> 3;
+    if (type === 3) throw new ObjectDecodeError(`zstd frame at byte ${pos}: reserved block type at byte ${p}`);
+    p += 3 + (type === 1 ? 1 : size);
+    if (p > end) return -1;
+    if (last) break;
+  }
+  p += checksum ? 4 : 0;
+  return p <= end ? p : -1;
+}
+
+/** Content size of the frame zstdFrameEnd last walked (0 = the frame does not say). */
+let frameContentSize = 0;
+
+function magicOk(buf: Uint8Array, pos: number): boolean {
+  const magic = (buf[pos]! | (buf[pos + 1]! << 8) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 24)) >>> 0;
+  return magic === ZSTD_MAGIC || (magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC;
+}
+
+function fail(pos: number): never {
+  throw new ObjectDecodeError(`no zstd frame at byte ${pos} (not zstd, or corrupt)`);
+}
+
+function decompressFrame(frame: Uint8Array, offset: number, contentSize: number): Promise<Buffer> {
+  // One output chunk of exactly the frame's size: zlib's default 16 KiB chunks cost the main
+  // thread a callback each and a Buffer.concat per frame (zlib was 12 % of a read's profile),
+  // a fixed 1 MiB one allocates 4x what a 256 KiB batch needs (GC 16 %).
+  const chunkSize = contentSize > 0 && contentSize <= MAX_FRAME_OUTPUT_BYTES ? Math.max(64, contentSize) : FRAME_CHUNK_BYTES;
+  return new Promise((resolve, reject) => {
+    zstdDecompress(frame, { maxOutputLength: MAX_FRAME_OUTPUT_BYTES, chunkSize }, (err, out) => {
+      if (err !== null) reject(new ObjectDecodeError(`zstd frame at byte ${offset}: ${err.message}`));
+      else resolve(out);
+    });
+  });
+}
+
+/** Each zstd frame of `chunks`, decompressed, in order; FRAMES_IN_FLIGHT at a time. */
+async function* zstdFrames(chunks: AsyncIterable<Uint8Array>, counter: { bytes: number }): AsyncIterable<Buffer> {
+  const inFlight: Promise<Buffer>[] = [];
+  // A frame cut by a chunk boundary is copied once into a buffer of its own (never reused:
+  // a decompression in flight still reads it).
+  let pending: Uint8Array | null = null;
+  let offset = 0; // object offset of pending[0] / of the chunk's first unconsumed byte
+  try {
+    for await (const chunk of chunks) {
+      counter.bytes += chunk.length;
+      let buf: Uint8Array;
+      if (pending !== null) {
+        const joined = new Uint8Array(pending.length + chunk.length);
+        joined.set(pending, 0);
+        joined.set(chunk, pending.length);
+        buf = joined;
+        pending = null;
+      } else {
+        buf = chunk;
+      }
+      let pos = 0;
+      for (;;) {
+        const end = zstdFrameEnd(buf, pos, buf.length);
+        if (end < 0) break;
+        if (!isSkippable(buf, pos)) inFlight.push(decompressFrame(buf.subarray(pos, end), offset + pos, frameContentSize));
+        pos = end;
+        if (inFlight.length >= FRAMES_IN_FLIGHT) yield await inFlight.shift()!;
+      }
+      offset += pos;
+      if (pos < buf.length) pending = buf.slice(pos);
+    }
+    if (pending !== null) throw new ObjectDecodeError(`truncated zstd frame at byte ${offset} (${pending.length} bytes left)`);
+    while (inFlight.length > 0) yield await inFlight.shift()!;
+  } finally {
+    // Whatever stopped us, no rejection may go unhandled.
+    for (const p of inFlight) p.catch(() => undefined);
+  }
+}
+
+function isSkippable(buf: Uint8Array, pos: number): boolean {
+  const magic = (buf[pos]! | (buf[pos + 1]! << 8) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 24)) >>> 0;
+  return (magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC;
+}
+
+async function* counted(chunks: AsyncIterable<Uint8Array>, counter: { bytes: number }): AsyncIterable<Uint8Array> {
+  for await (const chunk of chunks) {
+    counter.bytes += chunk.length;
+    yield chunk;
+  }
+}
+
+/**
+ * The NDJSON bytes of an object, in buffers of any size (lines may straddle them).
+ * `counter.bytes` grows by the stored bytes as they are read.
+ * @throws ObjectDecodeError (or the store's error) when the object cannot be read whole.
+ */
+export async function* decoded(chunks: AsyncIterable<Uint8Array>, codec: Codec, counter: { bytes: number }): AsyncIterable<Uint8Array> {
+  if (codec === 'zstd') {
+    yield* zstdFrames(chunks, counter);
+  } else if (codec === 'gzip') {
+    const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+    const source = Readable.from(counted(chunks, counter), { objectMode: false });
+    source.on('error', (err) => gunzip.destroy(err));
+    source.pipe(gunzip);
+    try {
+      for await (const out of gunzip) yield out as Buffer;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code?.startsWith('Z_') === true) throw new ObjectDecodeError(`gzip: ${(err as Error).message}`);
+      throw err;
+    } finally {
+      source.destroy();
+    }
+  } else {
+    yield* counted(chunks, counter);
+  }
+}
