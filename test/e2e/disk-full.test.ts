@@ -24,6 +24,7 @@ import { createSocket } from 'node:dgram';
 import { closeSync, openSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { stringify } from 'yaml';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { mountTmpfs, type Tmpfs } from '../../packages/testkit/src/tmpfs.ts';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
@@ -46,22 +47,8 @@ afterEach(async () => {
 });
 
 function config(dataDir: string, outDir: string, opts: { whenFull: 'block' | 'drop_newest'; spool?: boolean }): string {
-  return `
-data_dir: ${dataDir}
-api: { address: 127.0.0.1:0 }
-sources:
-  talos: { type: tcp, address: 127.0.0.1:0, ring_bytes: ${MiB} }
-sinks:
-  out:
-    type: file
-    inputs: [talos]
-    path: ${outDir}
-    key_prefix: talos/
-    compression: none
-    upload_period_secs: 1
-    when_full: ${opts.whenFull}
-    spool: ${opts.spool === true}
-`;
+  const out = { type: 'file', inputs: ['talos'], path: outDir, key_prefix: 'talos/', compression: 'none', upload_period_secs: 1, when_full: opts.whenFull, spool: opts.spool === true };
+  return stringify({ data_dir: dataDir, api: { address: '127.0.0.1:0' }, sources: { talos: { type: 'tcp', address: '127.0.0.1:0', ring_bytes: MiB } }, sinks: { out } });
 }
 
 async function counters(d: RunningDaemon) {
@@ -126,6 +113,19 @@ function fillUp(dir: string): void {
   }
 }
 
+/** Give the disk room, then wait until every line sent was received and stored, and the sink said it recovered. */
+async function growAndStoreAll(d: RunningDaemon, disk: Tmpfs, sent: Promise<unknown>, lines: number, target: 'object' | 'spool') {
+  disk.resize(64 * MiB);
+  await sent;
+  await vi.waitFor(async () => {
+    const c = await counters(d);
+    expect(c.received).toBe(lines);
+    expect(c.stored).toBe(lines);
+  }, WAIT);
+  await vi.waitFor(() => expect(diskLines(d, 'disk unblocked', target).length).toBeGreaterThanOrEqual(1), WAIT);
+  return counters(d);
+}
+
 /** Warn lines of one stall: at least one, and at most one per DISK_LOG_INTERVAL_SECS (plus the first and a spare). */
 function expectRateLimited(warns: number, startedAt: number): void {
   const elapsedSecs = (Date.now() - startedAt) / 1000;
@@ -164,15 +164,7 @@ describe('end to end: a full disk under a file sink (real tmpfs)', () => {
     expect(blocked.blockedSecsObject).toBeGreaterThan(0);
     expect(diskLines(d, 'disk unblocked', 'object')).toEqual([]);
 
-    fs.resize(64 * MiB);
-    await sender.done;
-    await vi.waitFor(async () => {
-      const c = await counters(d);
-      expect(c.received).toBe(LINES);
-      expect(c.stored).toBe(LINES);
-    }, WAIT);
-    await vi.waitFor(() => expect(diskLines(d, 'disk unblocked', 'object').length).toBeGreaterThanOrEqual(1), WAIT);
-    const end = await counters(d);
+    const end = await growAndStoreAll(d, fs, sender.done, LINES, 'object');
     expect(end.blockedObject).toBe(0);
     expect(end.sinkDiscarded + end.sourceDiscarded).toBe(0);
     expect(await d.stop()).toBe(0);
@@ -252,15 +244,7 @@ describe('end to end: a full disk under a file sink (real tmpfs)', () => {
     expect(blocked.stored).toBe(0);
     expect(blocked.blockedSecsSpool).toBeGreaterThan(0);
 
-    fs.resize(64 * MiB);
-    await sender.done;
-    await vi.waitFor(async () => {
-      const c = await counters(d);
-      expect(c.received).toBe(LINES);
-      expect(c.stored).toBe(LINES);
-    }, WAIT);
-    await vi.waitFor(() => expect(diskLines(d, 'disk unblocked', 'spool').length).toBeGreaterThanOrEqual(1), WAIT);
-    const end = await counters(d);
+    const end = await growAndStoreAll(d, fs, sender.done, LINES, 'spool');
     expect(end.spoolAppended).toBe(LINES); // every line went through the spool
     expect(end.spoolDropped + end.sinkDiscarded + end.sourceDiscarded).toBe(0);
     expect(end.blockedSpool).toBe(0);

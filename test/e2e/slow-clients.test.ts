@@ -11,37 +11,22 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import { stringify } from 'yaml';
+import { writeInPieces } from '../../packages/testkit/src/pieces.ts';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
 import { makeTestPki } from '../../packages/sources/src/test-certs.ts';
 
 const TOKEN = 'slow-clients-token';
 const EVENT_PATH = '/services/collector/event';
 
-/** A daemon with a splunk_hec source `hec` (its extra YAML options indented under it), and any other sources, into a file sink. */
-async function hecDaemon(hecOptions: string, extraSources = '', extraInputs: string[] = []): Promise<{ daemon: RunningDaemon; out: string }> {
+/** A daemon with a splunk_hec source `hec` (with `hecOptions`), and any other sources, into a file sink. */
+async function hecDaemon(hecOptions: Record<string, unknown>, extraSources: Record<string, unknown> = {}): Promise<{ daemon: RunningDaemon; out: string }> {
   const dir = tempDir();
   const out = join(dir, 'out');
-  const daemon = await startDaemon(
-    `
-data_dir: ${dir}/data
-api: { address: 127.0.0.1:0 }
-sources:
-  hec:
-    type: splunk_hec
-    address: 127.0.0.1:0
-    valid_tokens: [${TOKEN}]
-${hecOptions}
-${extraSources}
-sinks:
-  local:
-    type: file
-    inputs: [${['hec', ...extraInputs].join(', ')}]
-    path: ${out}
-    compression: none
-    upload_period_secs: 1
-`,
-    { dir },
-  );
+  const hec = { type: 'splunk_hec', address: '127.0.0.1:0', valid_tokens: [TOKEN], ...hecOptions };
+  const sink = { type: 'file', inputs: ['hec', ...Object.keys(extraSources)], path: out, compression: 'none', upload_period_secs: 1 };
+  const config = { data_dir: `${dir}/data`, api: { address: '127.0.0.1:0' }, sources: { hec, ...extraSources }, sinks: { local: sink } };
+  const daemon = await startDaemon(stringify(config), { dir });
   return { daemon, out };
 }
 
@@ -114,7 +99,7 @@ const refusedSlow = async (daemon: RunningDaemon, id: string): Promise<number> =
 
 describe('end to end: slow clients never lock anyone out', () => {
   it('60 clients trickling request heads at 1 byte/s against max_connections 50: a well-behaved client is served within 15 s', { timeout: 120_000 }, async () => {
-    const { daemon, out } = await hecDaemon('    max_connections: 50\n    header_timeout_secs: 2');
+    const { daemon, out } = await hecDaemon({ max_connections: 50, header_timeout_secs: 2 });
     const address = daemon.sources['hec']![0]!;
     const tricklers = headTricklers(address, 60);
     try {
@@ -155,7 +140,7 @@ describe('end to end: slow clients never lock anyone out', () => {
   });
 
   it('a body trickling below min_body_bytes_per_sec is cut with 408 and counted; a 2 MB body sent over ~3 s is stored', { timeout: 120_000 }, async () => {
-    const { daemon, out } = await hecDaemon('    body_timeout_secs: 2\n    min_body_bytes_per_sec: 1024');
+    const { daemon, out } = await hecDaemon({ body_timeout_secs: 2, min_body_bytes_per_sec: 1024 });
     const address = daemon.sources['hec']![0]!;
     const { host, port } = splitAddress(address);
 
@@ -181,13 +166,7 @@ describe('end to end: slow clients never lock anyone out', () => {
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
       });
       req.on('error', reject);
-      void (async () => {
-        for (let off = 0; off < big.length; off += 65_536) {
-          req.write(big.subarray(off, off + 65_536));
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        req.end();
-      })();
+      void writeInPieces(req, big, 65_536, 100);
     });
     const bigStarted = Date.now();
 
@@ -220,8 +199,8 @@ describe('end to end: slow clients never lock anyone out', () => {
 
   it('a connection that never starts its TLS handshake is closed after handshake_timeout_secs (tcp and splunk_hec) and counted', { timeout: 120_000 }, async () => {
     const pki = makeTestPki();
-    const tlsBlock = `{ cert_file: ${pki.certFile}, key_file: ${pki.keyFile}, handshake_timeout_secs: 2 }`;
-    const { daemon } = await hecDaemon(`    tls: ${tlsBlock}`, `  talos:\n    type: tcp\n    address: 127.0.0.1:0\n    idle_timeout_secs: 0\n    tls: ${tlsBlock}`, ['talos']);
+    const tls = { cert_file: pki.certFile, key_file: pki.keyFile, handshake_timeout_secs: 2 };
+    const { daemon } = await hecDaemon({ tls }, { talos: { type: 'tcp', address: '127.0.0.1:0', idle_timeout_secs: 0, tls } });
     const silentFor = async (address: string): Promise<number> => {
       const { host, port } = splitAddress(address);
       const socket = connect({ host, port });

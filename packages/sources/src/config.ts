@@ -20,6 +20,7 @@ import {
   section,
   string,
   stringMap,
+  componentType,
   type ComponentType,
   type Ctx,
   type Invalid,
@@ -124,6 +125,17 @@ export function commonSource(v: Values<typeof sourceOptions>, id: string, path: 
     return report(ctx, tagPath, `conflicts with host_key \`${v.host_key}\`, which receives the peer address`);
   }
   return { id, ...v.address, extra_tags: v.extra_tags, host_key: v.host_key, ring_bytes: v.ring_bytes };
+}
+
+/**
+ * The build step of a source type whose own options need no checks across fields: the fields
+ * every source has (commonSource), then the type's own, from `own`.
+ */
+export function sourceBuild<S extends typeof sourceOptions, C extends SourceBase>(options: S, own: (v: Values<S>) => Omit<C, keyof SourceBase>): ComponentType<C> {
+  return componentType(options, (v, id, path, ctx): C | Invalid => {
+    const common = commonSource(v as Values<typeof sourceOptions>, id, path, ctx);
+    return common === INVALID ? INVALID : ({ ...common, ...own(v) } as C);
+  });
 }
 
 /** What the daemon lends a source when it starts one. */

@@ -41,6 +41,25 @@ interface Parsed {
   stats: boolean;
 }
 
+const TEXT = { type: 'string' } as const;
+const FLAG = { type: 'boolean' } as const;
+/** `sluice read`'s options (parseArgs). */
+const READ_OPTIONS = {
+  path: TEXT,
+  endpoint: TEXT,
+  region: TEXT,
+  config: { ...TEXT, short: 'c' },
+  sink: TEXT,
+  since: TEXT,
+  until: TEXT,
+  where: { ...TEXT, multiple: true },
+  grep: TEXT,
+  limit: TEXT,
+  format: TEXT,
+  follow: { ...FLAG, short: 'f' },
+  stats: FLAG,
+} as const;
+
 export function parseReadArgs(argv: string[], nowMs: number): Parsed {
   let values;
   try {
@@ -48,21 +67,7 @@ export function parseReadArgs(argv: string[], nowMs: number): Parsed {
       args: argv,
       allowPositionals: false,
       strict: true,
-      options: {
-        path: { type: 'string' },
-        endpoint: { type: 'string' },
-        region: { type: 'string' },
-        config: { type: 'string', short: 'c' },
-        sink: { type: 'string' },
-        since: { type: 'string' },
-        until: { type: 'string' },
-        where: { type: 'string', multiple: true },
-        grep: { type: 'string' },
-        limit: { type: 'string' },
-        format: { type: 'string' },
-        follow: { type: 'boolean', short: 'f' },
-        stats: { type: 'boolean' },
-      },
+      options: READ_OPTIONS,
     }));
   } catch (err) {
     usage((err as Error).message.split('\n')[0]!);

@@ -12,6 +12,7 @@ import { makeTestPki, type TestPki } from '../test-certs.ts';
 import { drainRing, type RingRecord } from '../test-ring.ts';
 import { startSplunkHecSource, type SplunkHecSourceOptions } from './hec.ts';
 import { counter } from '../test-metrics.ts';
+import { writeInPieces } from '../../../testkit/src/pieces.ts';
 
 const logger = pino({ level: 'silent' });
 const TOKEN = '11111111-2222-3333-4444-555555555555';
@@ -497,13 +498,7 @@ describe('splunk_hec source: slow clients', () => {
       });
       req.on('error', reject);
       // 4 KiB every 250 ms: each piece buys 4 s against the 1024 B/s minimum, a wide margin on a slow machine.
-      void (async () => {
-        for (let off = 0; off < body.length; off += 4096) {
-          req.write(body.slice(off, off + 4096));
-          await new Promise((r) => setTimeout(r, 250));
-        }
-        req.end();
-      })();
+      void writeInPieces(req, body, 4096, 250);
     });
     expect(Date.now() - started).toBeGreaterThan(1500);
     expect(status).toBe(200);

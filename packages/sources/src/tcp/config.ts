@@ -1,6 +1,6 @@
 /** The `tcp` source: json_lines over TCP (Talos service logs), optionally TLS. */
-import { INVALID, componentType, def, integer, type Invalid } from '@sluice/schema';
-import { commonSource, sourceOptions, tls, type SourceBase, type SourceDefinition, type TlsConfig } from '../config.ts';
+import { def, integer } from '@sluice/schema';
+import { sourceBuild, sourceOptions, tls, type SourceBase, type SourceDefinition, type TlsConfig } from '../config.ts';
 import { tlsSettings } from '../tls.ts';
 
 export interface TcpSourceConfig extends SourceBase {
@@ -23,12 +23,13 @@ export const tcpOptions = {
 export const tcpSource: SourceDefinition<TcpSourceConfig> = {
   type: 'tcp',
   protocol: 'tcp',
-  ...componentType(tcpOptions, (v, id, path, ctx): TcpSourceConfig | Invalid => {
-    const common = commonSource(v, id, path, ctx);
-    if (common === INVALID) return INVALID;
-    const { max_line_bytes, max_connections, idle_timeout_secs } = v;
-    return { ...common, type: 'tcp', max_line_bytes, max_connections, idle_timeout_secs, tls: v.tls };
-  }),
+  ...sourceBuild<typeof tcpOptions, TcpSourceConfig>(tcpOptions, (v) => ({
+    type: 'tcp',
+    max_line_bytes: v.max_line_bytes,
+    max_connections: v.max_connections,
+    idle_timeout_secs: v.idle_timeout_secs,
+    tls: v.tls,
+  })),
   async start(ctx, c) {
     const { startTcpSource } = await import('./tcp.ts');
     return startTcpSource(ctx, {

@@ -1,6 +1,6 @@
 /** The `udp` source: json_lines, one record per datagram (Talos kernel logs). */
-import { INVALID, componentType, def, integer, oneOf, type Invalid } from '@sluice/schema';
-import { commonSource, sourceOptions, type SourceBase, type SourceDefinition } from '../config.ts';
+import { def, integer, oneOf } from '@sluice/schema';
+import { sourceBuild, sourceOptions, type SourceBase, type SourceDefinition } from '../config.ts';
 
 const MIB = 1024 * 1024;
 
@@ -25,12 +25,7 @@ export const udpOptions = {
 export const udpSource: SourceDefinition<UdpSourceConfig> = {
   type: 'udp',
   protocol: 'udp',
-  ...componentType(udpOptions, (v, id, path, ctx): UdpSourceConfig | Invalid => {
-    const common = commonSource(v, id, path, ctx);
-    if (common === INVALID) return INVALID;
-    const { receive_buffer_bytes, sockets, reader } = v;
-    return { ...common, type: 'udp', receive_buffer_bytes, sockets, reader };
-  }),
+  ...sourceBuild<typeof udpOptions, UdpSourceConfig>(udpOptions, (v) => ({ type: 'udp', receive_buffer_bytes: v.receive_buffer_bytes, sockets: v.sockets, reader: v.reader })),
   async start(ctx, c) {
     const { startUdpSource } = await import('./udp.ts');
     return startUdpSource(ctx, { host: c.host, port: c.port, hostKey: c.host_key, sockets: c.sockets, receiveBufferBytes: c.receive_buffer_bytes, reader: c.reader });
