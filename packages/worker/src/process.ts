@@ -428,13 +428,13 @@ export class BatchProcessor {
     const counts: BatchCounts = { records: 0, accepted: 0, inputBytes: 0, outputBytes: 0, malformed, kinds: { service: 0, kernel: 0, other: 0 } };
     this.#pos = 0;
     this.#dlPos = 0;
-    this.#scan = src.subarray(0, length);
-    this.#nextLF = -1;
-    this.#nextCR = -1;
     // A length that is not a non-negative integer is a caller's bug: the TypeScript loop copes with it.
     if (this.#addon !== null && Number.isInteger(length) && length >= 0) {
       this.#processNative(this.#addon, src, length, plan, sourceId, counts, deadLetter);
     } else {
+      this.#scan = src.subarray(0, length);
+      this.#nextLF = -1;
+      this.#nextCR = -1;
       this.#processJs(src, length, plan, counts, JSON.stringify(sourceId), deadLetter);
     }
     counts.outputBytes = this.#pos;
