@@ -7,7 +7,8 @@
 // One call runs over a batch of ring records from a cursor. It returns DONE when the batch is
 // done, or GROW when an output buffer is too small for the next line: JS grows that buffer and
 // calls again, and the call resumes at that line. Nothing else crosses: no per-line N-API
-// call, no allocation on the path a valid line takes.
+// call, and no allocation but for a line nested deeper than 1024 or than maxDepth (the exact
+// verdict's container stack and the decoded keys of a too-deep candidate).
 //
 //   u32 LE len | payload (len bytes) | pad to 4      payload = u8 head | peer | line
 //   head = peerLen (bits 0-6) | 0x80 for a block of '\n'-terminated lines
