@@ -12,7 +12,9 @@
  * The BatchProcessor tasks run twice, side by side: the native addon (packages/worker/native/
  * batch.cc, `native: 'on'`) and the TypeScript path (`native: 'off'`), whose outputs must be
  * byte-identical. Without the addon built the native tasks are left out, with the reason printed
- * (under CI=true that is an error).
+ * (under CI=true that is an error). Besides the common case they time the collision path (a tag
+ * key every record has) and a mixed batch where 3 lines in 10 leave the fast scan's common case
+ * (malformed and dead-lettered, a top-level key spelled with an escape, a colliding key).
  */
 import { isUtf8 } from 'node:buffer';
 import { Bench } from 'tinybench';
@@ -88,6 +90,15 @@ const nativeLoad = loadNativeBatch();
 if (!nativeLoad.ok && (process.env['CI'] === 'true' || process.env['CI'] === '1')) throw new Error(`CI=true: the native batch addon is missing: ${nativeLoad.reason}`);
 const native = nativeLoad.ok ? new BatchProcessor({ native: 'on' }) : null;
 if (native === null) console.log(`native tasks left out: ${nativeLoad.ok ? '' : nativeLoad.reason}`);
+/** The same lines with 3 in 10 replaced: malformed (dead-lettered), an escaped top-level key, a colliding key. */
+const mixedBatch = Buffer.from(
+  buildBatch(
+    lines.map((l, i) =>
+      encodePayload(PEER, i % 10 === 3 ? l.slice(0, 120) : i % 10 === 5 ? l.replace('{"component"', '{"\\u0063omponent"') : i % 10 === 7 ? `{"cluster":"theirs",${l.slice(1)}` : l),
+    ),
+  ),
+);
+const MIXED_MALFORMED = lines.filter((_, i) => i % 10 === 3).length;
 /** A blocks-of-lines layout of the same lines (TCP), 64 lines per block. */
 const blockBatch = Buffer.from(
   buildBatch(Array.from({ length: LINES / 64 }, (_, i) => encodeBlock(PEER, lines.slice(i * 64, i * 64 + 64)))),
@@ -116,12 +127,12 @@ const blockBatch = Buffer.from(
   // The native path: byte-identical output and equal counts, for every layout and plan timed.
   if (native !== null) {
     if (native.implementation !== 'native' || processor.implementation !== 'js') throw new Error('implementations');
-    for (const [name, span, p] of [['records', batch, plan], ['blocks', blockBatch, plan], ['collision', batch, collidingPlan]] as const) {
-      const a = processor.process(span, span.length, p, 'bench', false);
-      const want = { ndjson: Buffer.from(a.ndjson), counts: JSON.stringify(a.counts) };
-      const b = native.process(span, span.length, p, 'bench', false);
-      if (!want.ndjson.equals(b.ndjson) || want.counts !== JSON.stringify(b.counts)) throw new Error(`native ${name}: output differs from the TypeScript path`);
-      if (b.counts.accepted !== LINES) throw new Error(`native ${name}: counts`);
+    for (const [name, span, p] of [['records', batch, plan], ['blocks', blockBatch, plan], ['collision', batch, collidingPlan], ['mixed', mixedBatch, plan]] as const) {
+      const a = processor.process(span, span.length, p, 'bench', true);
+      const want = { ndjson: Buffer.from(a.ndjson), dl: Buffer.from(a.deadLetter!), counts: JSON.stringify(a.counts) };
+      const b = native.process(span, span.length, p, 'bench', true);
+      if (!want.ndjson.equals(b.ndjson) || !want.dl.equals(b.deadLetter!) || want.counts !== JSON.stringify(b.counts)) throw new Error(`native ${name}: output differs from the TypeScript path`);
+      if (b.counts.accepted !== (name === 'mixed' ? LINES - MIXED_MALFORMED : LINES)) throw new Error(`native ${name}: counts`);
     }
   }
 }
@@ -131,6 +142,7 @@ const bench = new Bench({ time: 2000, warmupTime: 300 });
 // The BatchProcessor cases, once per implementation side by side (native when its addon loads).
 const fastName = (impl: string): string => `BatchProcessor fast path, ${impl} (scan + splice tags)`;
 const blocksName = (impl: string): string => `splice, TCP blocks of 64 lines (${impl})`;
+const mixedName = (impl: string): string => `mixed: 3 in 10 lines malformed/escaped/colliding, dead-letter (${impl})`;
 const implementations: [string, BatchProcessor][] = [['TypeScript', processor], ...(native === null ? [] : [['native', native] as [string, BatchProcessor]])];
 for (const [impl, p] of implementations) {
   bench
@@ -140,8 +152,11 @@ for (const [impl, p] of implementations) {
     .add(blocksName(impl), () => {
       sink += p.process(blockBatch, blockBatch.length, plan, 'bench', false).counts.accepted;
     })
-    .add(`BatchProcessor collision path, ${impl} scan (TypeScript cut + splice)`, () => {
+    .add(`BatchProcessor collision path, ${impl} (cut + splice)`, () => {
       sink += p.process(batch, batch.length, collidingPlan, 'bench', false).counts.accepted;
+    })
+    .add(mixedName(impl), () => {
+      sink += p.process(mixedBatch, mixedBatch.length, plan, 'bench', true).counts.accepted;
     });
 }
 bench
@@ -239,6 +254,9 @@ if (nativeSplice !== undefined) {
   const nb = perLine.get(blocksName('native'))!;
   const jb = perLine.get(blocksName('TypeScript'))!;
   console.log(`native vs TypeScript, blocks:  ${nb.toFixed(1)} vs ${jb.toFixed(1)} ns/line (${(jb / nb).toFixed(2)}x)`);
+  const nm = perLine.get(mixedName('native'))!;
+  const jm = perLine.get(mixedName('TypeScript'))!;
+  console.log(`native vs TypeScript, mixed:   ${nm.toFixed(1)} vs ${jm.toFixed(1)} ns/line (${(jm / nm).toFixed(2)}x)`);
 }
 console.log(`splice path / decode+parse floor: ${(splice / floor).toFixed(2)}x; scan alone / floor: ${(scan / floor).toFixed(2)}x`);
 if (sink === 0.5) console.log('');

@@ -21,8 +21,8 @@ sinks:
   f: { type: file, inputs: [t], path: ./out, compression: zstd }
 `;
 
-// Valid Talos lines with a few that take the TypeScript side of the native path: malformed,
-// colliding with a tag, a key spelled with an escape.
+// Valid Talos lines with a few that leave the fast scan's common case (each path decides them
+// on its own): malformed, colliding with a tag, a key spelled with an escape.
 const rand = prng(11);
 const LINES = Array.from({ length: 3000 }, (_, id) =>
   id % 500 === 7 ? '{"truncated":' : id % 500 === 9 ? `{"cluster":"theirs","id":${id}}` : id % 500 === 11 ? `{"\\u0063luster":"x","id":${id}}` : serviceLine({ id, rand }),

@@ -1,33 +1,60 @@
-// batch: the worker's validate + tag fast path in C++ (packages/worker/src/process.ts holds the
-// TypeScript path it mirrors, and stays the fallback and the handler of every rare line).
+// batch: the worker's validate + tag path in C++, complete on its own. It decides every line
+// of a batch: accepted (tagged, spliced, counted by Talos kind) or malformed (counted by reason
+// and dead-lettered), exactly as the TypeScript path (packages/worker/src/process.ts) does,
+// which stays the fallback without a compiler and the oracle of the differential tests
+// (batch-native.test.ts, process.test.ts): the two write the same bytes for every input.
 //
-// One call runs over a batch of ring records from a cursor and returns a status when it is
-// done, when the output buffer is too small for the next line (JS grows it and calls again),
-// or when it meets a line or frame it leaves to JS (JS handles exactly that one with its own
-// code, then calls again to resume after it). No per-line N-API call, no allocation.
+// One call runs over a batch of ring records from a cursor. It returns DONE when the batch is
+// done, or GROW when an output buffer is too small for the next line: JS grows that buffer and
+// calls again, and the call resumes at that line. Nothing else crosses: no per-line N-API
+// call, and no allocation but for a line nested deeper than 1024 or than maxDepth (the exact
+// verdict's container stack and the decoded keys of a too-deep candidate).
 //
 //   u32 LE len | payload (len bytes) | pad to 4      payload = u8 head | peer | line
 //   head = peerLen (bits 0-6) | 0x80 for a block of '\n'-terminated lines
 //
-// Handled here, byte for byte as process.ts does it: framing, block splitting at '\n' (a '\r'
-// before it is the line ending's), BOM + JSON whitespace trimming, the scan of json-scan.ts
-// (UTF-8, JSON, depth limit, top-level Talos keys, collisions with injected keys), the splice
-// (original bytes up to the closing brace, a comma unless the object is empty, tags or tags +
-// host key, the peer, `"`, `}`), raw CR/LF → space in the emitted record, and the counts.
+// Export: processRecords(src, out, dl, plan, source, state): number (ST_DONE or ST_GROW)
+//   src     Uint8Array   the batch: bytes [0, state[LENGTH]) are read, nothing else
+//   out     Uint8Array   the NDJSON buffer, written at [state[POS], ...)
+//   dl      Uint8Array   the dead-letter buffer, written at [state[DL_POS], ...) when state[DEAD_LETTER]
+//   plan    Uint8Array   a packed TagPlan (batch-native.ts packPlan)
+//   source  Uint8Array   JSON.stringify(sourceId) as UTF-8: the envelopes' component_id
+//   state   Float64Array the named slots below (batch-native.ts mirrors them)
+// Throws a TypeError / RangeError on malformed arguments (a bug on the JS side, never input data).
 //
-// Left to JS (status LINE): every line the scanner does not accept (JS's exact path names the
-// reason, or accepts it: a top-level key with escapes, nesting beyond 1024), empty lines.
-// Status EMIT: a line the scan accepted that JS emits with its own code, given the scan's
-// result: a top-level key colliding with an injected key (JS's collision path cuts it), or a
-// peer that is not JSON-safe (JS escapes it). Status FRAME / FRAME_END: a broken frame
-// (zero-length payload, peerLen beyond the payload; a partial length header or a length beyond
-// the span, which end the batch).
+//   state: Float64Array(21)
+//   ┌──────────────────── in: set by JS once per batch ────────────────────┐
+//   │ 0 LENGTH   bytes of the batch     1 MAX_DEPTH  (Infinity allowed)    │
+//   │ 2 DEAD_LETTER  1: write envelopes to dl                              │
+//   ├──────────────────── cursor: JS zeroes it, the addon keeps it ────────┤
+//   │ 3 OFF      offset of the record being read (its length header)      │
+//   │ 4 LINE     next line of the block record at OFF, or -1: its start    │
+//   │ 5 POS      NDJSON bytes in out    6 DL_POS  envelope bytes in dl     │
+//   ├──────────────────── out: on GROW ────────────────────────────────────┤
+//   │ 7 NEED     room out must have past POS (0: enough)                   │
+//   │ 8 DL_NEED  room dl must have past DL_POS (0: enough)                 │
+//   ├──────────────────── counts: JS zeroes them, the addon adds to them ──┤
+//   │ 9 RECORDS  10 ACCEPTED  11 INPUT_BYTES  12 SERVICE  13 KERNEL        │
+//   │ 14 OTHER   15..20 MALFORMED by reason, MALFORMED_REASONS order:      │
+//   │            invalid_frame, empty, invalid_utf8, invalid_json,         │
+//   │            not_object, too_deep                                      │
+//   └──────────────────────────────────────────────────────────────────────┘
 //
-// Export: processRecords(src: Uint8Array, out: Uint8Array, plan: Uint8Array, state: Float64Array): number
-//   src: the batch (bytes [0, state[LENGTH]) are read, nothing else); out: the NDJSON buffer,
-//   written at [state[POS], ...); plan: a packed TagPlan (batch-native.ts packPlan); state:
-//   named slots (S_* below, mirrored in batch-native.ts), cursor in and out, counts added to.
-//   Returns a status (ST_* below). Throws a TypeError / RangeError on malformed arguments.
+// How a line is decided (process.ts #record says the same in TypeScript):
+//   1. strip a leading BOM, trim JSON whitespace; nothing left: `empty`
+//   2. the fast scan (json-scan.ts rule for rule): UTF-8 + JSON + depth <= min(maxDepth, 1024)
+//      + top-level keys (collisions with injected keys, Talos kinds). Nearly every line ends here.
+//   3. what it does not accept takes the exact verdict, which is JSON.parse's (process.ts's
+//      exact path): invalid_utf8 anywhere first, then invalid_json (the grammar, no depth
+//      limit), not_object, too_deep (the parsed value's depth: a later duplicate key replaces
+//      a deep member), else accepted with its keys compared decoded ("\u0063luster" is
+//      "cluster"), and an injected key named like an Object.prototype member ("constructor")
+//      counting as present, as `obj[key] !== undefined` does.
+//   4. accepted: the original bytes up to the closing brace (colliding members cut out, the
+//      rest byte for byte), tags or tags + host key, the peer (escaped as JSON.stringify would
+//      when it is not plain ASCII), `"`, `}`; raw CR/LF become spaces; `\n`.
+//   5. malformed: `{"reason":…,"component_id":…,"peer":…,"raw":…}` or `"raw_base64"`, the
+//      escaping JSON.stringify does, when dead-lettering is on.
 //
 // Built by scripts/build-native.ts (g++ -O2 -std=c++17, no -march); SSE2 when the target has
 // it (x86-64 always), a portable 8-byte SWAR loop otherwise. N-API version 8, no V8 API.
@@ -38,6 +65,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 // -DBATCH_SCALAR builds the portable loop on x86-64 too (to test what aarch64 runs).
 #if defined(__SSE2__) && !defined(BATCH_SCALAR)
@@ -47,46 +77,39 @@
 
 namespace {
 
+// Rare work kept out of the line loop, so the common path stays compact in the instruction cache.
+#define BATCH_COLD __attribute__((noinline, cold))
+
 // ------------------------------------------------------------------ state slots (batch-native.ts)
 
 enum Slot : int {
-  // In (set by JS before the first call of a batch; the cursor slots are kept up to date here).
-  S_LENGTH = 0,      // bytes of the batch
-  S_DEPTH = 1,       // depth limit: min(maxDepth, 1024), floored
-  S_OFF = 2,         // offset of the next record (when not inside a block)
-  S_BLK_NEXT = 3,    // start of the next line of the current block, or -1 when not in a block
-  S_BLK_END = 4,     // end of the current block's payload
-  S_BLK_PS = 5,      // payload start of the current block (head byte)
-  S_POS = 6,         // output position (in and out)
-  // Counts: added to.
-  S_RECORDS = 7,
-  S_ACCEPTED = 8,
-  S_INPUT_BYTES = 9,
-  S_SERVICE = 10,
-  S_KERNEL = 11,
-  S_OTHER = 12,
-  // Out: the line or frame left to JS, or the room needed.
-  S_PEER_S = 13,
-  S_PEER_E = 14,
-  S_LS = 15,         // line start (untrimmed) / frame: raw start
-  S_LE = 16,         // line end (untrimmed, a block line's '\r\n' excluded) / frame: raw end
-  S_NL = 17,         // a block line: its '\n' (or the block end when it has none); -1 otherwise
-  S_NEED = 18,       // ST_GROW: bytes needed past S_POS
-  S_S = 19,          // ST_EMIT: the trimmed line [S_S, S_E)
-  S_E = 20,
-  S_FLAGS = 21,      // ST_EMIT: the scan's result (SCAN_* bits)
-  S_HAS_NL = 22,     // ST_EMIT: 1 when the trimmed line holds a raw CR or LF
-  S_COUNT = 23,
+  S_LENGTH = 0,
+  S_MAX_DEPTH = 1,
+  S_DEAD_LETTER = 2,
+  S_OFF = 3,
+  S_LINE = 4,
+  S_POS = 5,
+  S_DL_POS = 6,
+  S_NEED = 7,
+  S_DL_NEED = 8,
+  S_RECORDS = 9,
+  S_ACCEPTED = 10,
+  S_INPUT_BYTES = 11,
+  S_SERVICE = 12,
+  S_KERNEL = 13,
+  S_OTHER = 14,
+  S_MALFORMED = 15,  // + reason
+  S_COUNT = 21,
 };
 
 enum Status : int {
-  ST_DONE = 0,       // the batch is done
-  ST_GROW = 1,       // out is too small for the next line: grow it to S_POS + S_NEED, call again
-  ST_LINE = 2,       // JS handles the line S_PEER_S/E, S_LS/E (S_NL), then calls again
-  ST_FRAME = 3,      // an invalid frame [S_LS, S_LE) (dead-letter raw bytes); call again
-  ST_FRAME_END = 4,  // an invalid frame that ends the batch; do not call again
-  ST_EMIT = 5,       // an accepted line JS emits (its collision path, or a peer to escape); then call again
+  ST_DONE = 0,  // the batch is done
+  ST_GROW = 1,  // out or dl is too small for the next line (NEED, DL_NEED): grow it, call again
 };
+
+// Malformed reasons: indices into process.ts MALFORMED_REASONS (the envelopes' "reason").
+enum Reason : int { R_INVALID_FRAME = 0, R_EMPTY, R_INVALID_UTF8, R_INVALID_JSON, R_NOT_OBJECT, R_TOO_DEEP, R_COUNT };
+constexpr const char* REASON_NAMES[R_COUNT] = {"invalid_frame", "empty", "invalid_utf8", "invalid_json", "not_object", "too_deep"};
 
 // Scanner results: the SCAN_* of json-scan.ts.
 constexpr int SCAN_REJECT = -1;
@@ -130,7 +153,10 @@ inline bool isWs(uint8_t c) { return (CLS.c[c] & C_WS) != 0; }
 // ------------------------------------------------------------------ the packed tag plan
 
 // u32 LE words: tagLen, tagHostLen, hasHostKey, nKeys (extra tags), nInject (nKeys + hasHostKey),
-// nInject key lengths; then the bytes: tagBytes, tagHostBytes, every injectKeyBytes in order.
+// then per injected key its length and its flags (KEY_INHERITED); then the bytes: tagBytes,
+// tagHostBytes, every injectKeyBytes in order.
+constexpr uint32_t KEY_INHERITED = 1;  // `({})[key] !== undefined` in JS: "constructor", "__proto__", ...
+
 struct Plan {
   const uint8_t* tag;
   size_t tagLen;
@@ -139,8 +165,8 @@ struct Plan {
   bool hasHostKey;
   uint32_t nKeys;
   uint32_t nInject;
-  const uint8_t* keyLens;  // nInject u32 LE
-  const uint8_t* keys;     // concatenated
+  const uint8_t* keyWords;  // nInject × (u32 LE length, u32 LE flags)
+  const uint8_t* keys;      // concatenated
 };
 
 inline uint32_t u32le(const uint8_t* p) {
@@ -157,25 +183,35 @@ bool parsePlan(const uint8_t* p, size_t n, Plan& plan) {
   plan.nInject = u32le(p + 16);
   // nKeys of the nInject keys are compared when the line gets no host tag (TagPlan: keys.length
   // of injectKeyBytes.length), all of them when it does.
-  if (hasHost > 1 || plan.nKeys > plan.nInject) return false;
+  if (hasHost > 1 || plan.nKeys > plan.nInject || plan.nInject != plan.nKeys + hasHost) return false;
   plan.hasHostKey = hasHost == 1;
-  uint64_t head = 20 + 4ull * plan.nInject;
+  uint64_t head = 20 + 8ull * plan.nInject;
   if (head > n) return false;
-  plan.keyLens = p + 20;
+  plan.keyWords = p + 20;
   uint64_t total = head + plan.tagLen + plan.tagHostLen;
-  for (uint32_t k = 0; k < plan.nInject; k++) total += u32le(plan.keyLens + 4 * k);
+  for (uint32_t k = 0; k < plan.nInject; k++) {
+    const uint32_t len = u32le(plan.keyWords + 8 * k);
+    // Every key is a JSON string, quotes included (the collision paths read it as one).
+    if (len < 2) return false;
+    total += len;
+  }
   if (total != n) return false;
   plan.tag = p + head;
   plan.tagHost = plan.tag + plan.tagLen;
   plan.keys = plan.tagHost + plan.tagHostLen;
+  for (uint32_t k = 0, off = 0; k < plan.nInject; k++) {
+    const uint32_t len = u32le(plan.keyWords + 8 * k);
+    if (plan.keys[off] != '"' || plan.keys[off + len - 1] != '"') return false;
+    off += len;
+  }
   return true;
 }
 
-// Whether the key src[ks, ke) (quotes included) equals one of the first nKeys injected keys.
+// Whether the key src[ks, ks + n) (quotes included) equals one of the first nKeys injected keys, byte for byte.
 inline bool collides(const Plan& plan, uint32_t nKeys, const uint8_t* ks, size_t n) {
   const uint8_t* key = plan.keys;
   for (uint32_t k = 0; k < nKeys; k++) {
-    size_t len = u32le(plan.keyLens + 4 * k);
+    size_t len = u32le(plan.keyWords + 8 * k);
     if (len == n && std::memcmp(key, ks, n) == 0) return true;
     key += len;
   }
@@ -266,7 +302,7 @@ inline const uint8_t* scanString(const uint8_t* p, const uint8_t* end, bool& saw
 inline bool isDigit(uint8_t c) { return c >= '0' && c <= '9'; }
 
 // Just past the number at p, or nullptr.
-inline const uint8_t* scanNumber(const uint8_t* p, const uint8_t* end) {
+__attribute__((always_inline)) inline const uint8_t* scanNumber(const uint8_t* p, const uint8_t* end) {
   if (*p == '-') p++;
   if (p >= end) return nullptr;
   if (*p == '0') {
@@ -291,11 +327,22 @@ inline const uint8_t* scanNumber(const uint8_t* p, const uint8_t* end) {
   return p;
 }
 
-inline const uint8_t* scanLiteral(const uint8_t* p, const uint8_t* end, const char* word, size_t n) {
+__attribute__((always_inline)) inline const uint8_t* scanLiteral(const uint8_t* p, const uint8_t* end, const char* word, size_t n) {
   if (static_cast<size_t>(end - p) < n) return nullptr;
   for (size_t j = 1; j < n; j++)
     if (p[j] != static_cast<uint8_t>(word[j])) return nullptr;
   return p + n;
+}
+
+// Just past the scalar (number or literal) at p, or nullptr when there is none. Inlined into
+// the fast scan by force: as a call, g++ -O2 left it out of line, one call per number.
+__attribute__((always_inline)) inline const uint8_t* scanScalar(const uint8_t* p, const uint8_t* end) {
+  const uint8_t c = *p;
+  if (c == '-' || isDigit(c)) return scanNumber(p, end);
+  if (c == 't') return scanLiteral(p, end, "true", 4);
+  if (c == 'f') return scanLiteral(p, end, "false", 5);
+  if (c == 'n') return scanLiteral(p, end, "null", 4);
+  return nullptr;
 }
 
 inline bool keyIs(const uint8_t* ks, const char* key, size_t n) { return std::memcmp(ks, key, n) == 0; }
@@ -350,9 +397,11 @@ int scanRecord(const uint8_t* s, const uint8_t* e, int limit, const Plan& plan, 
       p = scanString(p, e, sawEscape);
       if (p == nullptr) return SCAN_REJECT;
       if (depth == 1) {
-        if (sawEscape) return SCAN_REJECT;  // the exact path compares decoded keys
+        if (sawEscape) return SCAN_REJECT;  // the exact verdict compares decoded keys
         const size_t n = static_cast<size_t>(p - ks);
         if (collides(plan, nKeys, ks, n)) flags |= SCAN_COLLIDES;
+        // One length test per key before any compare: ~20 fewer instructions per Talos line than
+        // a helper returning the bit (callgrind over the gate's 4,000 loadgen lines).
         if (n == 15) {
           if (keyIs(ks, "\"talos-service\"", 15)) flags |= SCAN_TALOS_SERVICE;
         } else if (n == 10) {
@@ -392,16 +441,438 @@ int scanRecord(const uint8_t* s, const uint8_t* e, int limit, const Plan& plan, 
         depth--;
         state = AFTER;
       } else {
-        if (c == '-' || isDigit(c)) p = scanNumber(p, e);
-        else if (c == 't') p = scanLiteral(p, e, "true", 4);
-        else if (c == 'f') p = scanLiteral(p, e, "false", 5);
-        else if (c == 'n') p = scanLiteral(p, e, "null", 4);
-        else return SCAN_REJECT;
+        p = scanScalar(p, e);
         state = AFTER;
       }
       if (p == nullptr) return SCAN_REJECT;
     }
   }
+}
+
+// ------------------------------------------------------------------ the exact verdict (rare lines)
+//
+// Lines the fast scan does not accept: malformed ones, and the rare valid line with a top-level
+// key spelled with escapes or nested deeper than min(maxDepth, 1024). These may allocate
+// (a container stack past 1024 levels, the decoded keys of a too-deep candidate).
+
+// Well-formed UTF-8 (what node:buffer isUtf8 accepts): no overlongs, surrogates or code points
+// past U+10FFFF, no truncated sequence.
+bool utf8Valid(const uint8_t* p, const uint8_t* e) {
+  while (p < e) {
+    // 8 ASCII bytes at a time: the common case, even in a malformed line.
+    while (e - p >= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      if ((w & 0x8080808080808080ull) != 0) break;
+      p += 8;
+    }
+    if (p >= e) break;
+    const uint8_t c = *p;
+    if (c < 0x80) {
+      p++;
+    } else if (c < 0xc2) {
+      return false;
+    } else if (c < 0xe0) {
+      if (e - p < 2 || (p[1] & 0xc0) != 0x80) return false;
+      p += 2;
+    } else if (c < 0xf0) {
+      if (e - p < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return false;
+      if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)) return false;
+      p += 3;
+    } else if (c < 0xf5) {
+      if (e - p < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80) return false;
+      if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)) return false;
+      p += 4;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A stack of container kinds: 1024 levels in place, a heap vector past them.
+class KindStack {
+ public:
+  void push(uint8_t kind) {
+    if (n_ < kInline) inline_[n_] = kind;
+    else more_.push_back(kind);
+    n_++;
+  }
+  void pop() {
+    n_--;
+    if (n_ >= kInline) more_.pop_back();
+  }
+  uint8_t top() const { return n_ <= kInline ? inline_[n_ - 1] : more_.back(); }
+  size_t size() const { return n_; }
+
+ private:
+  static constexpr size_t kInline = MAX_SCAN_DEPTH;
+  uint8_t inline_[kInline];
+  std::vector<uint8_t> more_;
+  size_t n_ = 0;
+};
+
+// Whether [s, e) is one JSON text (any value), as JSON.parse decides for well-formed UTF-8;
+// `maxNesting` is its deepest container nesting (the outermost container is 1).
+bool jsonValid(const uint8_t* s, const uint8_t* e, size_t& maxNesting) {
+  KindStack stack;
+  size_t deepest = 0;
+  int state = VALUE;
+  const uint8_t* p = s;
+  bool done = false;  // the top-level value is complete
+  for (;;) {
+    while (p < e && isWs(*p)) p++;
+    if (p >= e) {
+      maxNesting = deepest;
+      return done;
+    }
+    if (done) return false;  // bytes after the value
+    const uint8_t c = *p;
+    if (state == AFTER) {
+      const bool inObject = stack.top() == IN_OBJECT;
+      if (c == ',') {
+        p++;
+        state = inObject ? KEY : VALUE;
+        continue;
+      }
+      if (c != (inObject ? '}' : ']')) return false;
+      p++;
+      stack.pop();
+    } else if (state >= KEY) {
+      if (c == '}' && state == KEY_OR_CLOSE) {
+        p++;
+        stack.pop();
+      } else {
+        bool sawEscape = false;
+        if (c != '"' || (p = scanString(p, e, sawEscape)) == nullptr) return false;
+        while (p < e && isWs(*p)) p++;
+        if (p >= e || *p != ':') return false;
+        p++;
+        state = VALUE;
+        continue;
+      }
+    } else if (c == '{' || c == '[') {
+      stack.push(c == '{' ? IN_OBJECT : IN_ARRAY);
+      if (stack.size() > deepest) deepest = stack.size();
+      p++;
+      state = c == '{' ? KEY_OR_CLOSE : VALUE_OR_CLOSE;
+      continue;
+    } else if (c == ']' && state == VALUE_OR_CLOSE) {
+      p++;
+      stack.pop();
+    } else {
+      bool sawEscape = false;
+      p = c == '"' ? scanString(p, e, sawEscape) : scanScalar(p, e);
+      if (p == nullptr) return false;
+    }
+    // A value is complete.
+    state = AFTER;
+    if (stack.size() == 0) done = true;
+  }
+}
+
+// Decoding the JSON string src[ks, ke) (quotes included, already valid) to UTF-16 code units,
+// one at a time: what a JS string compares.
+class U16Reader {
+ public:
+  U16Reader(const uint8_t* ks, const uint8_t* ke) : p_(ks + 1), e_(ke - 1) {}
+  // The next code unit, or -1 at the end.
+  int32_t next() {
+    if (low_ != 0) {
+      const int32_t u = low_;
+      low_ = 0;
+      return u;
+    }
+    if (p_ >= e_) return -1;
+    const uint8_t c = *p_;
+    if (c == '\\') {
+      const uint8_t x = p_[1];
+      p_ += 2;
+      switch (x) {
+        case 'b': return 0x08;
+        case 'f': return 0x0c;
+        case 'n': return 0x0a;
+        case 'r': return 0x0d;
+        case 't': return 0x09;
+        case 'u': {
+          int32_t u = 0;
+          for (int k = 0; k < 4; k++) {
+            const uint8_t h = *p_++;
+            u = u * 16 + (h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+          }
+          return u;
+        }
+        default: return x;  // '"', '\\', '/'
+      }
+    }
+    if (c < 0x80) {
+      p_++;
+      return c;
+    }
+    if (c < 0xe0) {
+      const int32_t u = ((c & 0x1f) << 6) | (p_[1] & 0x3f);
+      p_ += 2;
+      return u;
+    }
+    if (c < 0xf0) {
+      const int32_t u = ((c & 0x0f) << 12) | ((p_[1] & 0x3f) << 6) | (p_[2] & 0x3f);
+      p_ += 3;
+      return u;
+    }
+    const int32_t cp = ((c & 0x07) << 18) | ((p_[1] & 0x3f) << 12) | ((p_[2] & 0x3f) << 6) | (p_[3] & 0x3f);
+    p_ += 4;
+    low_ = 0xdc00 | ((cp - 0x10000) & 0x3ff);
+    return 0xd800 | ((cp - 0x10000) >> 10);
+  }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* e_;
+  int32_t low_ = 0;  // the second half of a surrogate pair (never 0)
+};
+
+// Whether two valid JSON strings (quotes included) are the same JS string once decoded.
+bool decodedEqual(const uint8_t* as, const uint8_t* ae, const uint8_t* bs, const uint8_t* be) {
+  if (ae - as == be - bs && std::memcmp(as, bs, static_cast<size_t>(ae - as)) == 0) return true;
+  U16Reader a(as, ae), b(bs, be);
+  for (;;) {
+    const int32_t x = a.next();
+    if (x != b.next()) return false;
+    if (x < 0) return true;
+  }
+}
+
+std::u16string decodeKey(const uint8_t* ks, const uint8_t* ke) {
+  std::u16string out;
+  U16Reader r(ks, ke);
+  for (int32_t u; (u = r.next()) >= 0;) out.push_back(static_cast<char16_t>(u));
+  return out;
+}
+
+// Walking valid JSON text: just past the string at p (the scanner's 16-byte loop: the member
+// walk of the collision path costs 1.5x a plain splice instead of 5x with a byte loop), and
+// just past the value at p. Both stop before `end`.
+inline const uint8_t* skipString(const uint8_t* p, const uint8_t* end) {
+  bool sawEscape = false;
+  const uint8_t* q = scanString(p, end, sawEscape);
+  return q == nullptr ? end : q;
+}
+
+const uint8_t* skipValue(const uint8_t* p, const uint8_t* end) {
+  const uint8_t first = *p;
+  if (first == '"') return skipString(p, end);
+  if (first == '{' || first == '[') {
+    size_t depth = 0;
+    while (p < end) {
+      const uint8_t c = *p;
+      if (c == '"') {
+        p = skipString(p, end);
+        continue;
+      }
+      if (c == '{' || c == '[') {
+        depth++;
+      } else if (c == '}' || c == ']') {
+        if (--depth == 0) return p + 1;
+      }
+      p++;
+    }
+    return end;
+  }
+  while (p < end) {  // number, true, false, null
+    const uint8_t c = *p;
+    if (c == ',' || c == '}' || c == ']' || isWs(c)) return p;
+    p++;
+  }
+  return end;
+}
+
+// The members of the valid object [s, e), one at a time: the key src[ks, ke) (quotes included)
+// and the value src[vs, ve).
+class Members {
+ public:
+  Members(const uint8_t* s, const uint8_t* e) : p_(s + 1), close_(e - 1) {}
+  bool next(const uint8_t*& ks, const uint8_t*& ke, const uint8_t*& vs, const uint8_t*& ve) {
+    if (done_) return false;
+    while (p_ < close_ && isWs(*p_)) p_++;
+    if (p_ >= close_) return false;  // an empty object
+    ks = p_;
+    p_ = ke = skipString(p_, close_);
+    while (*p_ != ':') p_++;
+    p_++;
+    while (isWs(*p_)) p_++;
+    vs = p_;
+    p_ = ve = skipValue(p_, close_);
+    while (p_ < close_ && isWs(*p_)) p_++;
+    if (p_ >= close_ || *p_ != ',') done_ = true;
+    else p_++;
+    return true;
+  }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* close_;
+  bool done_ = false;
+};
+
+// The nesting of the value JSON.parse builds from the valid text [s, e) (the outermost
+// container is 1): process.ts's deeperThan walks that value, where a later duplicate key has
+// replaced an earlier member, so `{"a":[[[[]]]],"a":1}` is 1 deep. Iterative: no native stack.
+size_t parsedDepth(const uint8_t* s, const uint8_t* e) {
+  struct Frame {
+    bool object;
+    size_t deepest;      // arrays: the deepest element so far
+    size_t memberBase;   // objects: where this object's members start in `members`
+    std::u16string key;  // objects: the key of the member being read
+  };
+  struct Member {
+    std::u16string key;
+    size_t depth;
+  };
+  std::vector<Frame> frames;
+  std::vector<Member> members;
+  size_t result = 0;
+  bool expectKey = false;  // after '{' or an object's ','
+  const uint8_t* p = s;
+  for (;;) {
+    while (p < e && isWs(*p)) p++;
+    if (p >= e) return result;
+    const uint8_t c = *p;
+    if (c == ',') {
+      p++;
+      expectKey = frames.back().object;
+      continue;
+    }
+    if (expectKey && c == '"') {
+      const uint8_t* ke = skipString(p, e);
+      frames.back().key = decodeKey(p, ke);
+      p = ke;
+      while (*p != ':') p++;
+      p++;
+      expectKey = false;
+      continue;
+    }
+    expectKey = false;
+    if (c == '{' || c == '[') {
+      frames.push_back(Frame{c == '{', 0, members.size(), std::u16string()});
+      expectKey = c == '{';
+      p++;
+      continue;
+    }
+    size_t depth;  // of the value that ends here
+    if (c == '}') {
+      const Frame& f = frames.back();
+      size_t deepest = 0;
+      const size_t n = members.size() - f.memberBase;
+      if (n == 1) {
+        deepest = members.back().depth;
+      } else if (n > 1) {
+        std::unordered_map<std::u16string, size_t> last;  // the value JSON.parse keeps per key
+        for (size_t i = f.memberBase; i < members.size(); i++) last[members[i].key] = members[i].depth;
+        for (const auto& kv : last)
+          if (kv.second > deepest) deepest = kv.second;
+      }
+      members.resize(f.memberBase);
+      frames.pop_back();
+      depth = 1 + deepest;
+      p++;
+    } else if (c == ']') {
+      depth = 1 + frames.back().deepest;
+      frames.pop_back();
+      p++;
+    } else {
+      p = skipValue(p, e);
+      depth = 0;
+    }
+    if (frames.empty()) {
+      result = depth;
+    } else if (frames.back().object) {
+      members.push_back(Member{std::move(frames.back().key), depth});
+    } else if (depth > frames.back().deepest) {
+      frames.back().deepest = depth;
+    }
+  }
+}
+
+// ------------------------------------------------------------------ escaping (JSON.stringify's)
+
+constexpr char HEX_DIGITS[] = "0123456789abcdef";
+
+// One byte below 0x80 as JSON.stringify writes that character inside a string.
+inline uint8_t* escapeAscii(uint8_t* o, uint8_t b) {
+  if (b >= 0x20 && b != '"' && b != '\\') {
+    *o++ = b;
+    return o;
+  }
+  *o++ = '\\';
+  switch (b) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case 0x08: *o++ = 'b'; break;
+    case 0x09: *o++ = 't'; break;
+    case 0x0a: *o++ = 'n'; break;
+    case 0x0c: *o++ = 'f'; break;
+    case 0x0d: *o++ = 'r'; break;
+    default:
+      *o++ = 'u';
+      *o++ = '0';
+      *o++ = '0';
+      *o++ = static_cast<uint8_t>(HEX_DIGITS[b >> 4]);
+      *o++ = static_cast<uint8_t>(HEX_DIGITS[b & 15]);
+  }
+  return o;
+}
+
+// The bytes [p, e) read as Latin-1 (one character per byte), escaped as JSON.stringify does,
+// without quotes: at most 6 bytes per byte.
+BATCH_COLD uint8_t* escapeLatin1(uint8_t* o, const uint8_t* p, const uint8_t* e) {
+  for (; p < e; p++) {
+    const uint8_t b = *p;
+    if (b < 0x80) {
+      o = escapeAscii(o, b);
+    } else {
+      *o++ = static_cast<uint8_t>(0xc0 | (b >> 6));
+      *o++ = static_cast<uint8_t>(0x80 | (b & 0x3f));
+    }
+  }
+  return o;
+}
+
+// Well-formed UTF-8 [p, e) escaped as JSON.stringify does, without quotes: at most 6 bytes per byte.
+uint8_t* escapeUtf8(uint8_t* o, const uint8_t* p, const uint8_t* e) {
+  for (; p < e; p++) {
+    const uint8_t b = *p;
+    o = b < 0x80 ? escapeAscii(o, b) : (*o++ = b, o);
+  }
+  return o;
+}
+
+uint8_t* base64(uint8_t* o, const uint8_t* p, const uint8_t* e) {
+  static constexpr char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (; e - p >= 3; p += 3) {
+    const uint32_t v = (static_cast<uint32_t>(p[0]) << 16) | (static_cast<uint32_t>(p[1]) << 8) | p[2];
+    *o++ = static_cast<uint8_t>(A[v >> 18]);
+    *o++ = static_cast<uint8_t>(A[(v >> 12) & 63]);
+    *o++ = static_cast<uint8_t>(A[(v >> 6) & 63]);
+    *o++ = static_cast<uint8_t>(A[v & 63]);
+  }
+  if (e - p == 1) {
+    *o++ = static_cast<uint8_t>(A[p[0] >> 2]);
+    *o++ = static_cast<uint8_t>(A[(p[0] & 3) << 4]);
+    *o++ = '=';
+    *o++ = '=';
+  } else if (e - p == 2) {
+    *o++ = static_cast<uint8_t>(A[p[0] >> 2]);
+    *o++ = static_cast<uint8_t>(A[((p[0] & 3) << 4) | (p[1] >> 4)]);
+    *o++ = static_cast<uint8_t>(A[(p[1] & 15) << 2]);
+    *o++ = '=';
+  }
+  return o;
+}
+
+inline uint8_t* put(uint8_t* o, const char* s) {
+  const size_t n = std::strlen(s);
+  std::memcpy(o, s, n);
+  return o + n;
 }
 
 // ------------------------------------------------------------------ the batch loop
@@ -414,100 +885,240 @@ inline bool peerSafe(const uint8_t* p, const uint8_t* e) {
   return true;
 }
 
-enum LineResult : int { L_ACCEPTED, L_HANDOFF, L_EMIT, L_GROW };
-
 struct Run {
   const uint8_t* src;
   uint8_t* out;
   size_t outLen;
   size_t pos;
+  uint8_t* dl;
+  size_t dlLen;
+  size_t dlPos;
   const Plan* plan;
+  const uint8_t* source;
+  size_t sourceLen;
+  double maxDepth;
   int limit;
+  bool deadLetter;
   double records, accepted, inputBytes, service, kernel, other;
-  size_t need;
-  // L_EMIT: what JS needs to emit the line.
-  size_t emitS, emitE;
-  int emitFlags;
-  bool emitNewline;
+  double malformed[R_COUNT];
+  size_t need, dlNeed;
 
-  // One line src[ls, le) with peer src[peerS, peerE) (peerOk: JSON-safe, checked once per record).
-  LineResult line(size_t peerS, size_t peerE, bool peerOk, size_t ls, size_t le) {
+  // One line src[ls, le) with peer src[peerS, peerE) (peerOk: JSON-safe, checked once per
+  // record). False when out or dl must grow first: nothing is written or counted then.
+  bool line(size_t peerS, size_t peerE, bool peerOk, size_t ls, size_t le) {
     size_t s = ls;
     if (le - s >= 3 && src[s] == 0xef && src[s + 1] == 0xbb && src[s + 2] == 0xbf) s += 3;
     while (s < le && isWs(src[s])) s++;
-    if (s == le) return L_HANDOFF;  // empty
+    if (s == le) return malformedLine(R_EMPTY, peerS, peerE, ls, le);
     size_t e = le;
     while (isWs(src[e - 1])) e--;
     const Plan& pl = *plan;
     const bool withHost = peerE != peerS && pl.hasHostKey;
-    const uint8_t* tags = withHost ? pl.tagHost : pl.tag;
+    const uint32_t nKeys = withHost ? pl.nInject : pl.nKeys;
+    bool hasNewline = false;
+    int flags = scanRecord(src + s, src + e, limit, pl, nKeys, hasNewline);
+    if (flags == SCAN_REJECT) {
+      const int reason = exactVerdict(s, e, nKeys, flags, hasNewline);
+      if (reason >= 0) return malformedLine(reason, peerS, peerE, ls, le);
+    }
+    // Written at most: the line, the tags, the peer escaped at 6 bytes per byte, `,"}\n`.
     const size_t tagsLen = withHost ? pl.tagHostLen : pl.tagLen;
-    const size_t peerLen = withHost ? peerE - peerS : 0;
-    // Written: e - s - 1 line bytes, ',', tags, peer, '"', '}', '\n'.
-    const size_t n = (e - s) + tagsLen + peerLen + 8;
+    const size_t n = (e - s) + tagsLen + 6 * (withHost ? peerE - peerS : 0) + 8;
     if (n > outLen - pos) {
       need = n;
-      return L_GROW;
+      return false;
     }
-    bool hasNewline = false;
-    const int flags = scanRecord(src + s, src + e, limit, pl, withHost ? pl.nInject : pl.nKeys, hasNewline);
-    if (flags == SCAN_REJECT) return L_HANDOFF;
-    if ((flags & SCAN_COLLIDES) != 0 || (withHost && !peerOk)) {
-      emitS = s;
-      emitE = e;
-      emitFlags = flags;
-      emitNewline = hasNewline;
-      return L_EMIT;
-    }
-
-    uint8_t* const start = out + pos;
-    uint8_t* o = start;
-    std::memcpy(o, src + s, e - 1 - s);
-    o += e - 1 - s;
-    if (tagsLen != 0) {
-      size_t j = e - 2;
-      while (isWs(src[j])) j--;
-      if (src[j] != '{') *o++ = ',';  // `{}` and `{ }` take no comma
-      std::memcpy(o, tags, tagsLen);
-      o += tagsLen;
-      if (withHost) {
-        std::memcpy(o, src + peerS, peerLen);
-        o += peerLen;
-        *o++ = '"';
-      }
-    }
-    *o++ = '}';
-    if (hasNewline) {
-      for (uint8_t* q = start; q < o; q++)
-        if (*q == '\n' || *q == '\r') *q = ' ';
-    }
-    *o++ = '\n';
-    pos = static_cast<size_t>(o - out);
-
+    emit(s, e, peerS, peerE, withHost, peerOk, (flags & SCAN_COLLIDES) != 0, nKeys, hasNewline);
     records += 1;
     accepted += 1;
     inputBytes += static_cast<double>(le - ls);
     if ((flags & SCAN_TALOS_SERVICE) != 0) service += 1;
     else if ((flags & SCAN_KERNEL) == SCAN_KERNEL) kernel += 1;
     else other += 1;
-    return L_ACCEPTED;
+    return true;
+  }
+
+  // What process.ts's exact path decides for a line the fast scan did not accept: a reason
+  // (R_*), or -1 with the scan's flags for an accepted line (keys compared decoded).
+  BATCH_COLD int exactVerdict(size_t s, size_t e, uint32_t nKeys, int& flags, bool& hasNewline) {
+    const uint8_t* ps = src + s;
+    const uint8_t* pe = src + e;
+    if (!utf8Valid(ps, pe)) return R_INVALID_UTF8;
+    size_t nesting = 0;
+    if (!jsonValid(ps, pe, nesting)) return R_INVALID_JSON;
+    if (*ps != '{') return R_NOT_OBJECT;
+    if (static_cast<double>(nesting) > maxDepth && static_cast<double>(parsedDepth(ps, pe)) > maxDepth) return R_TOO_DEEP;
+    // `obj[key] !== undefined` for each injected key: an own key, decoded, or an inherited one.
+    const Plan& pl = *plan;
+    flags = SCAN_OK;
+    for (uint32_t k = 0; k < nKeys; k++)
+      if ((u32le(pl.keyWords + 8 * k + 4) & KEY_INHERITED) != 0) flags |= SCAN_COLLIDES;
+    Members m(ps, pe);
+    const uint8_t *ks, *ke, *vs, *ve;
+    while (m.next(ks, ke, vs, ve)) {
+      if (keyMatches(ks, ke, nKeys)) flags |= SCAN_COLLIDES;
+      flags |= talosKeyBitDecoded(ks, ke);
+    }
+    hasNewline = std::memchr(ps, '\n', e - s) != nullptr || std::memchr(ps, '\r', e - s) != nullptr;
+    return -1;
+  }
+
+  static int talosKeyBitDecoded(const uint8_t* ks, const uint8_t* ke) {
+    static const char* const KEYS[] = {"\"talos-service\"", "\"facility\"", "\"priority\"", "\"clock\"", "\"seq\""};
+    static constexpr int BITS[] = {SCAN_TALOS_SERVICE, SCAN_FACILITY, SCAN_PRIORITY, SCAN_CLOCK, SCAN_SEQ};
+    for (int i = 0; i < 5; i++) {
+      const auto* k = reinterpret_cast<const uint8_t*>(KEYS[i]);
+      if (decodedEqual(ks, ke, k, k + std::strlen(KEYS[i]))) return BITS[i];
+    }
+    return 0;
+  }
+
+  // Whether the key src[ks, ke) (quotes included) is one of the first nKeys injected keys,
+  // decoded: "\u0063luster" is "cluster" (process.ts keyMatches).
+  bool keyMatches(const uint8_t* ks, const uint8_t* ke, uint32_t nKeys) const {
+    const Plan& pl = *plan;
+    const size_t n = static_cast<size_t>(ke - ks);
+    if (collides(pl, nKeys, ks, n)) return true;
+    // Without an escape the bytes decide: JSON.stringify escapes only what cannot appear raw in
+    // a JSON string (quote, backslash, control characters, lone surrogates).
+    if (std::memchr(ks, '\\', n) == nullptr) return false;
+    const uint8_t* key = pl.keys;
+    for (uint32_t k = 0; k < nKeys; k++) {
+      const size_t len = u32le(pl.keyWords + 8 * k);
+      if (decodedEqual(ks, ke, key, key + len)) return true;
+      key += len;
+    }
+    return false;
+  }
+
+  // Append one accepted record (process.ts #emit); the room was checked by the caller.
+  void emit(size_t s, size_t e, size_t peerS, size_t peerE, bool withHost, bool peerOk, bool collide, uint32_t nKeys,
+            bool hasNewline) {
+    const Plan& pl = *plan;
+    uint8_t* const start = out + pos;
+    uint8_t* o = start;
+    bool hasMember;
+    if (collide) {
+      o = copyMembersExcept(o, s, e, nKeys, hasMember);
+    } else {
+      std::memcpy(o, src + s, e - 1 - s);
+      o += e - 1 - s;
+      size_t j = e - 2;
+      while (isWs(src[j])) j--;
+      hasMember = src[j] != '{';  // `{}` and `{ }` take no comma
+    }
+    const uint8_t* tags = withHost ? pl.tagHost : pl.tag;
+    const size_t tagsLen = withHost ? pl.tagHostLen : pl.tagLen;
+    if (tagsLen != 0) {
+      if (hasMember) *o++ = ',';
+      std::memcpy(o, tags, tagsLen);
+      o += tagsLen;
+      if (withHost) {
+        if (peerOk) {
+          std::memcpy(o, src + peerS, peerE - peerS);
+          o += peerE - peerS;
+        } else {
+          o = escapeLatin1(o, src + peerS, src + peerE);
+        }
+        *o++ = '"';
+      }
+    }
+    *o++ = '}';
+    if (hasNewline) {
+      // A raw CR/LF in valid JSON can only be whitespace between tokens: a space keeps the
+      // record byte-exact on one line.
+      for (uint8_t* q = start; q < o; q++)
+        if (*q == '\n' || *q == '\r') *q = ' ';
+    }
+    *o++ = '\n';
+    pos = static_cast<size_t>(o - out);
+  }
+
+  // The collision path (process.ts #copyMembersExcept): `{` and the members of the valid object
+  // [s, e) whose key is not among the first nKeys injected keys, comma-separated, kept members
+  // copied in runs (the spacing between them included).
+  __attribute__((noinline)) uint8_t* copyMembersExcept(uint8_t* o, size_t s, size_t e, uint32_t nKeys, bool& kept) {
+    *o++ = '{';
+    kept = false;
+    const uint8_t* runStart = nullptr;
+    const uint8_t* runEnd = nullptr;
+    Members m(src + s, src + e);
+    const uint8_t *ks, *ke, *vs, *ve;
+    while (m.next(ks, ke, vs, ve)) {
+      if (keyMatches(ks, ke, nKeys)) {
+        if (runStart != nullptr) {
+          if (kept) *o++ = ',';
+          std::memcpy(o, runStart, static_cast<size_t>(runEnd - runStart));
+          o += runEnd - runStart;
+          kept = true;
+          runStart = nullptr;
+        }
+      } else {
+        if (runStart == nullptr) runStart = ks;
+        runEnd = ve;
+      }
+    }
+    if (runStart != nullptr) {
+      if (kept) *o++ = ',';
+      std::memcpy(o, runStart, static_cast<size_t>(runEnd - runStart));
+      o += runEnd - runStart;
+      kept = true;
+    }
+    return o;
+  }
+
+  // A malformed line: counted, and dead-lettered when that is on. False when dl must grow first.
+  BATCH_COLD bool malformedLine(int reason, size_t peerS, size_t peerE, size_t ls, size_t le) {
+    if (!deadLetterEnvelope(reason, peerS, peerE, ls, le)) return false;
+    records += 1;
+    inputBytes += static_cast<double>(le - ls);
+    malformed[reason] += 1;
+    return true;
+  }
+
+  // An invalid frame, raw bytes [rs, re), peer null.
+  BATCH_COLD bool invalidFrame(size_t rs, size_t re) {
+    if (!deadLetterEnvelope(R_INVALID_FRAME, 0, 0, rs, re)) return false;
+    records += 1;
+    malformed[R_INVALID_FRAME] += 1;
+    return true;
+  }
+
+  // `{"reason":…,"component_id":…,"peer":…,"raw":…}\n` (or "raw_base64" when the bytes are not
+  // well-formed UTF-8), as process.ts #deadLetter writes it. True when written or not wanted.
+  bool deadLetterEnvelope(int reason, size_t peerS, size_t peerE, size_t rs, size_t re) {
+    if (!deadLetter) return true;
+    const size_t n = 96 + sourceLen + 6 * (peerE - peerS) + 6 * (re - rs);
+    if (n > dlLen - dlPos) {
+      dlNeed = n;
+      return false;
+    }
+    uint8_t* o = dl + dlPos;
+    o = put(o, "{\"reason\":\"");
+    o = put(o, REASON_NAMES[reason]);
+    o = put(o, "\",\"component_id\":");
+    std::memcpy(o, source, sourceLen);
+    o += sourceLen;
+    o = put(o, ",\"peer\":");
+    if (peerS < peerE) {
+      *o++ = '"';
+      o = escapeLatin1(o, src + peerS, src + peerE);
+      *o++ = '"';
+    } else {
+      o = put(o, "null");
+    }
+    if (utf8Valid(src + rs, src + re)) {
+      o = put(o, ",\"raw\":\"");
+      o = escapeUtf8(o, src + rs, src + re);
+    } else {
+      o = put(o, ",\"raw_base64\":\"");
+      o = base64(o, src + rs, src + re);
+    }
+    o = put(o, "\"}\n");
+    dlPos = static_cast<size_t>(o - dl);
+    return true;
   }
 };
-
-// A line left to JS (L_HANDOFF: all of it; L_EMIT: the emit alone): its slots, and the status.
-int handoff(const Run& r, LineResult lr, double* st, size_t peerS, size_t peerE, size_t ls, size_t le, double nl) {
-  st[S_PEER_S] = static_cast<double>(peerS);
-  st[S_PEER_E] = static_cast<double>(peerE);
-  st[S_LS] = static_cast<double>(ls);
-  st[S_LE] = static_cast<double>(le);
-  st[S_NL] = nl;
-  if (lr == L_HANDOFF) return ST_LINE;
-  st[S_S] = static_cast<double>(r.emitS);
-  st[S_E] = static_cast<double>(r.emitE);
-  st[S_FLAGS] = r.emitFlags;
-  st[S_HAS_NL] = r.emitNewline ? 1 : 0;
-  return ST_EMIT;
-}
 
 // A non-negative integer slot no greater than `max`, or false.
 inline bool slotIndex(double v, size_t max, size_t& outValue) {
@@ -516,71 +1127,61 @@ inline bool slotIndex(double v, size_t max, size_t& outValue) {
   return true;
 }
 
-int process(const uint8_t* src, size_t srcLen, uint8_t* out, size_t outLen, const Plan& plan, double* st, const char** err) {
-  size_t length, off, pos, blkEnd = 0, blkPs = 0, blkNext = 0;
+int process(const uint8_t* src, size_t srcLen, uint8_t* out, size_t outLen, uint8_t* dl, size_t dlLen, const Plan& plan,
+            const uint8_t* source, size_t sourceLen, double* st, const char** err) {
+  size_t length, off, pos, dlPos, lineCur = 0;
   if (!slotIndex(st[S_LENGTH], srcLen, length)) return *err = "state[LENGTH] is beyond the source", -1;
-  if (!slotIndex(st[S_OFF], SIZE_MAX / 2, off)) return *err = "state[OFF] is not an offset", -1;
+  if (!slotIndex(st[S_OFF], length, off)) return *err = "state[OFF] is beyond the batch", -1;
   if (!slotIndex(st[S_POS], outLen, pos)) return *err = "state[POS] is beyond the output", -1;
-  const bool startInBlock = st[S_BLK_NEXT] >= 0;
-  if (startInBlock) {
-    if (!slotIndex(st[S_BLK_END], length, blkEnd) || !slotIndex(st[S_BLK_NEXT], blkEnd, blkNext) ||
-        !slotIndex(st[S_BLK_PS], blkNext, blkPs) || blkPs >= blkNext ||
-        1 + static_cast<size_t>(src[blkPs] & PEER_LEN_MASK) > blkNext - blkPs)
-      return *err = "state: the block cursor is out of bounds", -1;
-  }
-  double depth = st[S_DEPTH];
-  if (!(depth >= 1)) return *err = "state[DEPTH] must be >= 1", -1;
-  const int limit = depth < MAX_SCAN_DEPTH ? static_cast<int>(depth) : MAX_SCAN_DEPTH;
-
-  Run r{src, out, outLen, pos, &plan, limit, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, false};
-  int status = ST_DONE;
-  bool inBlock = startInBlock;
-  size_t blkPeerS = 0, blkPeerE = 0;
-  bool blkPeerOk = true;
+  if (!slotIndex(st[S_DL_POS], dlLen, dlPos)) return *err = "state[DL_POS] is beyond the dead-letter output", -1;
+  const double maxDepth = st[S_MAX_DEPTH];
+  if (!(maxDepth >= 1)) return *err = "state[MAX_DEPTH] must be >= 1", -1;
+  bool inBlock = st[S_LINE] >= 0;
   if (inBlock) {
-    blkPeerS = blkPs + 1;
-    blkPeerE = blkPeerS + (src[blkPs] & PEER_LEN_MASK);
-    blkPeerOk = peerSafe(src + blkPeerS, src + blkPeerE);
+    // Resuming inside the block record at OFF: LINE must lie within its lines.
+    size_t len = 0;
+    if (length - off < 4 || (len = u32le(src + off)) > length - off - 4 || len == 0 || (src[off + 4] & BLOCK_FLAG) == 0 ||
+        1 + static_cast<size_t>(src[off + 4] & PEER_LEN_MASK) > len ||
+        !slotIndex(st[S_LINE], off + 4 + len, lineCur) || lineCur < off + 5 + (src[off + 4] & PEER_LEN_MASK))
+      return *err = "state[LINE] is not a line of the block record at state[OFF]", -1;
   }
+  const int limit = maxDepth < MAX_SCAN_DEPTH ? static_cast<int>(maxDepth) : MAX_SCAN_DEPTH;
 
-  for (;;) {
-    if (inBlock) {
-      if (blkNext >= blkEnd) {
-        inBlock = false;
-        continue;
-      }
-      const size_t s = blkNext;
-      const void* hit = std::memchr(src + s, '\n', blkEnd - s);
-      const size_t nl = hit == nullptr ? blkEnd : static_cast<size_t>(static_cast<const uint8_t*>(hit) - src);
-      const size_t e = nl > s && src[nl - 1] == '\r' ? nl - 1 : nl;
-      const LineResult lr = r.line(blkPeerS, blkPeerE, blkPeerOk, s, e);
-      if (lr == L_GROW) {
+  Run r{};
+  r.src = src;
+  r.out = out;
+  r.outLen = outLen;
+  r.pos = pos;
+  r.dl = dl;
+  r.dlLen = dlLen;
+  r.dlPos = dlPos;
+  r.plan = &plan;
+  r.source = source;
+  r.sourceLen = sourceLen;
+  r.maxDepth = maxDepth;
+  r.limit = limit;
+  r.deadLetter = st[S_DEAD_LETTER] == 1;
+  int status = ST_DONE;
+
+  while (off < length) {
+    if (length - off < 4) {
+      // A partial length header: the span is not record-aligned. The rest is skipped.
+      if (!r.invalidFrame(off, length)) {
         status = ST_GROW;
         break;
       }
-      blkNext = nl + 1;
-      if (lr != L_ACCEPTED) {
-        status = handoff(r, lr, st, blkPeerS, blkPeerE, s, e, static_cast<double>(nl));
-        break;
-      }
-      continue;
-    }
-    if (off >= length) break;
-    if (length - off < 4) {
-      // A partial length header: the span is not record-aligned. The rest is skipped.
-      st[S_LS] = static_cast<double>(off);
-      st[S_LE] = static_cast<double>(length);
       off = length;
-      status = ST_FRAME_END;
       break;
     }
     const size_t len = u32le(src + off);
     const size_t ps = off + 4;
     if (len > length - ps) {
-      st[S_LS] = static_cast<double>(ps);
-      st[S_LE] = static_cast<double>(length);
+      // A length past the span's end: the rest is skipped.
+      if (!r.invalidFrame(ps, length)) {
+        status = ST_GROW;
+        break;
+      }
       off = length;
-      status = ST_FRAME_END;
       break;
     }
     const size_t pe = ps + len;
@@ -588,48 +1189,55 @@ int process(const uint8_t* src, size_t srcLen, uint8_t* out, size_t outLen, cons
     const uint8_t head = len == 0 ? 0 : src[ps];
     const size_t ls = ps + 1 + (head & PEER_LEN_MASK);
     if (len == 0 || ls > pe) {
-      st[S_LS] = static_cast<double>(ps);
-      st[S_LE] = static_cast<double>(pe);
+      if (!r.invalidFrame(ps, pe)) {
+        status = ST_GROW;
+        break;
+      }
       off = next;
-      status = ST_FRAME;
-      break;
-    }
-    const bool peerOk = !plan.hasHostKey || ls == ps + 1 || peerSafe(src + ps + 1, src + ls);
-    if ((head & BLOCK_FLAG) != 0) {
-      off = next;
-      inBlock = true;
-      blkNext = ls;
-      blkEnd = pe;
-      blkPs = ps;
-      blkPeerS = ps + 1;
-      blkPeerE = ls;
-      blkPeerOk = peerOk;
       continue;
     }
-    const LineResult lr = r.line(ps + 1, ls, peerOk, ls, pe);
-    if (lr == L_GROW) {
-      status = ST_GROW;  // off still at this record
-      break;
+    const bool peerOk = !plan.hasHostKey || ls == ps + 1 || peerSafe(src + ps + 1, src + ls);
+    if ((head & BLOCK_FLAG) == 0) {
+      if (!r.line(ps + 1, ls, peerOk, ls, pe)) {
+        status = ST_GROW;
+        break;
+      }
+      off = next;
+      continue;
     }
+    // A block of '\n'-terminated lines (TCP): one memchr per line, a '\r' before the '\n' is the
+    // line ending's; a block missing its last '\n' ends its last line with its end.
+    size_t s = inBlock ? lineCur : ls;
+    inBlock = false;
+    while (s < pe) {
+      const void* hit = std::memchr(src + s, '\n', pe - s);
+      const size_t nl = hit == nullptr ? pe : static_cast<size_t>(static_cast<const uint8_t*>(hit) - src);
+      const size_t e = nl > s && src[nl - 1] == '\r' ? nl - 1 : nl;
+      if (!r.line(ps + 1, ls, peerOk, s, e)) {
+        status = ST_GROW;
+        inBlock = true;
+        lineCur = s;
+        break;
+      }
+      s = nl + 1;
+    }
+    if (status == ST_GROW) break;
     off = next;
-    if (lr != L_ACCEPTED) {
-      status = handoff(r, lr, st, ps + 1, ls, ls, pe, -1);
-      break;
-    }
   }
 
   st[S_OFF] = static_cast<double>(off);
-  st[S_BLK_NEXT] = inBlock && blkNext < blkEnd ? static_cast<double>(blkNext) : -1;
-  st[S_BLK_END] = static_cast<double>(blkEnd);
-  st[S_BLK_PS] = static_cast<double>(blkPs);
+  st[S_LINE] = inBlock ? static_cast<double>(lineCur) : -1;
   st[S_POS] = static_cast<double>(r.pos);
+  st[S_DL_POS] = static_cast<double>(r.dlPos);
+  st[S_NEED] = static_cast<double>(r.need);
+  st[S_DL_NEED] = static_cast<double>(r.dlNeed);
   st[S_RECORDS] += r.records;
   st[S_ACCEPTED] += r.accepted;
   st[S_INPUT_BYTES] += r.inputBytes;
   st[S_SERVICE] += r.service;
   st[S_KERNEL] += r.kernel;
   st[S_OTHER] += r.other;
-  if (status == ST_GROW) st[S_NEED] = static_cast<double>(r.need);
+  for (int k = 0; k < R_COUNT; k++) st[S_MALFORMED + k] += r.malformed[k];
   return status;
 }
 
@@ -646,41 +1254,37 @@ bool typedArray(napi_env env, napi_value v, napi_typedarray_type want, void** da
 }
 
 napi_value ProcessRecords(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 6;
+  napi_value argv[6];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
-  if (argc < 4) {
-    napi_throw_type_error(env, nullptr, "processRecords(src, out, plan, state): 4 arguments expected");
+  if (argc < 6) {
+    napi_throw_type_error(env, nullptr, "processRecords(src, out, dl, plan, source, state): 6 arguments expected");
     return nullptr;
   }
-  void* src = nullptr;
-  void* out = nullptr;
-  void* planBytes = nullptr;
+  static const char* const NAMES[5] = {"src", "out", "dl", "plan", "source"};
+  void* data[5] = {};
+  size_t lens[5] = {};
+  for (int i = 0; i < 5; i++) {
+    if (!typedArray(env, argv[i], napi_uint8_array, &data[i], &lens[i])) {
+      const std::string msg = std::string("processRecords: ") + NAMES[i] + " must be a Uint8Array";
+      napi_throw_type_error(env, nullptr, msg.c_str());
+      return nullptr;
+    }
+  }
   void* state = nullptr;
-  size_t srcLen = 0, outLen = 0, planLen = 0, stateLen = 0;
-  if (!typedArray(env, argv[0], napi_uint8_array, &src, &srcLen)) {
-    napi_throw_type_error(env, nullptr, "processRecords: src must be a Uint8Array");
-    return nullptr;
-  }
-  if (!typedArray(env, argv[1], napi_uint8_array, &out, &outLen)) {
-    napi_throw_type_error(env, nullptr, "processRecords: out must be a Uint8Array");
-    return nullptr;
-  }
-  if (!typedArray(env, argv[2], napi_uint8_array, &planBytes, &planLen)) {
-    napi_throw_type_error(env, nullptr, "processRecords: plan must be a Uint8Array");
-    return nullptr;
-  }
-  if (!typedArray(env, argv[3], napi_float64_array, &state, &stateLen) || stateLen < S_COUNT) {
+  size_t stateLen = 0;
+  if (!typedArray(env, argv[5], napi_float64_array, &state, &stateLen) || stateLen < S_COUNT) {
     napi_throw_type_error(env, nullptr, "processRecords: state must be a Float64Array of the batch-native.ts slots");
     return nullptr;
   }
   Plan plan;
-  if (!parsePlan(static_cast<const uint8_t*>(planBytes), planLen, plan)) {
+  if (!parsePlan(static_cast<const uint8_t*>(data[3]), lens[3], plan)) {
     napi_throw_range_error(env, nullptr, "processRecords: plan is not a packed tag plan");
     return nullptr;
   }
   const char* err = nullptr;
-  int status = process(static_cast<const uint8_t*>(src), srcLen, static_cast<uint8_t*>(out), outLen, plan,
+  int status = process(static_cast<const uint8_t*>(data[0]), lens[0], static_cast<uint8_t*>(data[1]), lens[1],
+                       static_cast<uint8_t*>(data[2]), lens[2], plan, static_cast<const uint8_t*>(data[4]), lens[4],
                        static_cast<double*>(state), &err);
   if (status < 0) {
     napi_throw_range_error(env, nullptr, err);

@@ -1,7 +1,10 @@
 /**
- * The native fast path (native/batch.cc) against the TypeScript path (process.ts): same NDJSON
- * and dead-letter bytes, same counts, on seeded random batches full of malformed and odd input,
- * plus the driver's resume paths (output growth, lines and frames left to JS) checked directly.
+ * The native path (native/batch.cc) against the TypeScript path (process.ts), its oracle: the
+ * same NDJSON and dead-letter bytes and the same counts, on seeded random batches full of
+ * malformed and odd input, and on every kind of line the addon used to hand back to JS one at
+ * a time (malformed lines of each reason, escaped keys, tag collisions, peers to escape, deep
+ * nesting, invalid frames), each now decided in C++ within one call per batch. The one thing
+ * the addon still returns for, an output buffer to grow, is checked directly.
  *
  * Under CI=true the addon must be there: these tests fail without it. Elsewhere they are
  * skipped, with the reason in the suite's title, when it is not built.
@@ -11,17 +14,20 @@ import {
   NATIVE_BATCH_ADDON,
   STATE_SLOTS,
   ST_DONE,
-  ST_EMIT,
-  ST_FRAME,
-  ST_FRAME_END,
   ST_GROW,
-  ST_LINE,
+  S_DEAD_LETTER,
+  S_DL_POS,
+  S_LENGTH,
+  S_LINE,
+  S_MAX_DEPTH,
+  S_OFF,
+  S_POS,
   loadNativeBatch,
   packPlan,
   type NativeBatchAddon,
 } from './batch-native.ts';
 import { TalosLineGenerator, buildBatch, encodeBlock, encodePayload, mulberry32, recordSpan } from './fixture.ts';
-import { BatchProcessor, DEFAULT_MAX_DEPTH, compileTagPlan, type BatchOutput, type TagPlan } from './process.ts';
+import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, type BatchOutput, type MalformedReason, type TagPlan } from './process.ts';
 
 const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
 const load = loadNativeBatch();
@@ -31,7 +37,16 @@ if (SKIP) console.warn(`batch-native.test.ts: skipped: ${(load as { reason: stri
 
 const enc = new TextEncoder();
 const bytes = (x: Uint8Array | string): Uint8Array => (typeof x === 'string' ? enc.encode(x) : x);
-const concat = (...xs: Array<Uint8Array | string>): Uint8Array => Buffer.concat(xs.map((x) => bytes(x)));
+
+/** A single-line payload whose peer is any bytes (encodePayload takes a string peer). */
+function rawPeerPayload(peer: readonly number[], line: Uint8Array | string): Uint8Array {
+  const l = bytes(line);
+  const out = new Uint8Array(1 + peer.length + l.length);
+  out[0] = peer.length;
+  out.set(peer, 1);
+  out.set(l, 1 + peer.length);
+  return out;
+}
 
 interface Outcome {
   ndjson: Buffer;
@@ -65,28 +80,50 @@ function expectSame(native: Outcome, js: Outcome, what: string): void {
 }
 
 /** Counts the statuses processRecords returns while `fn` runs (the processors look the function up per call). */
-function tallyStatuses<T>(fn: () => T): { result: T; tally: Record<number, number>; calls: number } {
+function tallyStatuses<T>(fn: () => T): { result: T; done: number; grow: number; other: number[] } {
   const addon = (load as { addon: NativeBatchAddon }).addon;
   const real = addon.processRecords;
-  const tally: Record<number, number> = { [ST_DONE]: 0, [ST_GROW]: 0, [ST_LINE]: 0, [ST_FRAME]: 0, [ST_FRAME_END]: 0, [ST_EMIT]: 0 };
-  let calls = 0;
-  addon.processRecords = (src, out, plan, state) => {
-    calls++;
-    const st = real(src, out, plan, state);
-    tally[st]!++;
+  let done = 0;
+  let grow = 0;
+  const other: number[] = [];
+  addon.processRecords = (src, out, dl, plan, source, state) => {
+    const st = real(src, out, dl, plan, source, state);
+    if (st === ST_DONE) done++;
+    else if (st === ST_GROW) grow++;
+    else other.push(st);
     return st;
   };
   try {
-    return { result: fn(), tally, calls };
+    return { result: fn(), done, grow, other };
   } finally {
     addon.processRecords = real;
   }
 }
 
+/** Both paths over one batch: asserts they agree, and that the native path took exactly one call (no growth: pre-grown processor). */
+function both(batch: Uint8Array, plan: TagPlan, opts: { maxDepth?: number; length?: number; sourceId?: string; deadLetter?: boolean } = {}): Outcome {
+  const length = opts.length ?? batch.length;
+  const sourceId = opts.sourceId ?? 'src';
+  const deadLetter = opts.deadLetter ?? true;
+  const nat = new BatchProcessor({ maxDepth: opts.maxDepth, native: 'on' });
+  nat.process(batch, length, plan, sourceId, deadLetter); // grows the buffers once
+  const { result, done, grow, other } = tallyStatuses(() => snapshot(nat.process(batch, length, plan, sourceId, deadLetter)));
+  expect({ done, grow, other }).toEqual({ done: 1, grow: 0, other: [] });
+  const want = snapshot(new BatchProcessor({ maxDepth: opts.maxDepth, native: 'off' }).process(batch, length, plan, sourceId, deadLetter));
+  expectSame(result, want, 'native vs TypeScript');
+  return result;
+}
+
+const reasonsOf = (o: Outcome): MalformedReason[] =>
+  o.deadLetter!.toString('utf8').trimEnd().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { reason: MalformedReason }).reason);
+
 // ---------------------------------------------------------------- the random corpus
 
 const nest = (n: number, inner = '{}'): string => '{"a":'.repeat(n) + inner + '}'.repeat(n);
+const arrays = (n: number): string => '['.repeat(n) + ']'.repeat(n);
 const INTERESTING = [0x00, 0x09, 0x0a, 0x0d, 0x20, 0x22, 0x2c, 0x3a, 0x5b, 0x5c, 0x5d, 0x7b, 0x7d, 0x7f, 0x80, 0xbf, 0xc0, 0xc2, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0x75, 0x30, 0x2d, 0x65];
+/** Top-level keys that meet the plans' tag keys: plain, spelled with escapes, named like Object.prototype members. */
+const KEYS = ['cluster', 'host', 'peer_addr', 'msg', 'node.name', 'q"k\\', 'ü', 'talos-service', '__proto__', 'constructor', 'toString', 'a\nb', '\ud800', 'facility', 'seq'];
 
 class Corpus {
   readonly rand: () => number;
@@ -105,25 +142,43 @@ class Corpus {
     return this.pick(['', '', '', ' ', '\t', '  ', '\r\n', '\n', ' \r ']);
   }
 
+  /** A key as a JSON string, sometimes with its characters spelled as \u escapes. */
+  key(k: string): string {
+    const plain = JSON.stringify(k);
+    if (this.rand() < 0.6) return plain;
+    let out = '"';
+    for (const ch of k) {
+      const c = ch.charCodeAt(0);
+      if (ch.length === 1 && this.rand() < 0.5) out += `\\u${c.toString(16).padStart(4, '0')}`;
+      else out += JSON.stringify(ch).slice(1, -1);
+    }
+    return `${out}"`;
+  }
+
   /** A valid (or nearly valid) line of one of many shapes. */
   validish(): Uint8Array | string {
     const r = this.rand();
-    if (r < 0.45) return this.gen.next();
-    if (r < 0.5) return this.pick(['{}', '{ }', '{\t}', '{"a":1}', '{"":""}', '{"a":[]}', '{"a":{}}', ' {} ', '{"a" : [ 1 , { } ] }']);
-    if (r < 0.55) {
+    if (r < 0.4) return this.gen.next();
+    if (r < 0.45) return this.pick(['{}', '{ }', '{\t}', '{"a":1}', '{"":""}', '{"a":[]}', '{"a":{}}', ' {} ', '{"a" : [ 1 , { } ] }', '{ "a":1 }']);
+    if (r < 0.5) {
       // Pretty-printed: raw CR/LF between tokens (multi-line UDP datagrams; split in blocks).
       const obj = JSON.parse(this.gen.next()) as Record<string, unknown>;
       return JSON.stringify(obj, null, this.pick([1, 2, '\t'])).replace(/\n/g, this.pick(['\n', '\r\n', '\r']));
     }
-    if (r < 0.6) {
-      // A colliding key (tag keys of the plans below, the host keys), maybe nested (no collision).
-      const key = this.pick(['cluster', 'host', 'peer_addr', 'msg', 'node.name', 'q"k\\', 'ü', 'talos-service', '__proto__']);
+    if (r < 0.58) {
+      // A key that may collide (plain or escaped, top level or nested), or two, or duplicates.
       const line = this.gen.next();
-      const member = `${JSON.stringify(key)}${this.ws()}:${this.ws()}${this.pick(['"old"', '1', '{"x":[1,"]"]}', 'null', '[]'])}`;
-      return this.rand() < 0.7 ? `{${member},${line.slice(1)}` : `{"n":{${member}},${line.slice(1)}`;
+      const members = Array.from({ length: 1 + this.int(3) }, () => {
+        const v = this.pick(['"old"', '1', '{"x":[1,"]"]}', 'null', '[]', '"a,\\"}"', '-0.5e+3']);
+        return `${this.key(this.pick(KEYS))}${this.ws()}:${this.ws()}${v}`;
+      });
+      const where = this.rand();
+      if (where < 0.4) return `{${members.join(',')},${line.slice(1)}`;
+      if (where < 0.7) return `${line.slice(0, -1)},${this.ws()}${members.join(`${this.ws()},`)}${this.ws()}}`;
+      if (where < 0.85) return `{${this.ws()}${members.join(',')}${this.ws()}}`;
+      return `{"n":{${members.join(',')}},${line.slice(1)}`;
     }
-    if (r < 0.64) {
-      // A top-level key spelled with escapes (native leaves it to JS), or escapes in values.
+    if (r < 0.62) {
       return this.pick([
         '{"\\u0063luster":"old","b":1}',
         '{"a\\n":1}',
@@ -132,29 +187,49 @@ class Corpus {
         '{"k":"\\ud800"}',
         '{"n":{"\\u0063luster":1}}',
         '{"h\\u006fst":"x"}',
+        '{"\\u0074alos-service":"svc","msg":"m"}',
+        '{"\\u0066acility":"kern","priority":"info","clock":1,"s\\u0065q":2}',
+        '{"\\ud83d\\ude00":1,"\\u00fc":2}',
       ]);
     }
-    if (r < 0.7) {
-      // Nesting around the limits used: 3, 128, 1024.
-      const d = this.pick([1, 2, 3, 4, 5, DEFAULT_MAX_DEPTH - 2, DEFAULT_MAX_DEPTH - 1, DEFAULT_MAX_DEPTH, 1022, 1023, 1024, 1025, 1400]);
-      return this.rand() < 0.5 ? nest(d) : `{"a":${'['.repeat(d)}${']'.repeat(d)}}`;
+    if (r < 0.68) {
+      // Nesting around the limits used: 3, 128, 1024, 1500.
+      const d = this.pick([1, 2, 3, 4, 5, DEFAULT_MAX_DEPTH - 2, DEFAULT_MAX_DEPTH - 1, DEFAULT_MAX_DEPTH, 1022, 1023, 1024, 1025, 1400, 1600]);
+      return this.rand() < 0.5 ? nest(d) : `{"a":${arrays(d)}}`;
     }
-    if (r < 0.74) {
-      // Non-ASCII: 2-, 3- and 4-byte sequences, U+2028, U+FFFD, in keys and values.
-      const s = Array.from({ length: 1 + this.int(40) }, () => this.pick(['a', 'é', 'ж', '€', '\u2028', '\uFFFD', '😀', ' ', '"', '\\', '\n'])).join('');
-      return JSON.stringify({ [s.slice(0, 5)]: s, msg: s });
+    if (r < 0.72) {
+      // Too deep only until a later duplicate key replaces the deep member (JSON.parse keeps the last).
+      const d = this.pick([3, 4, DEFAULT_MAX_DEPTH, DEFAULT_MAX_DEPTH + 1, 1030, 1600]);
+      const k = this.pick(['"a"', '"\\u0061"', '"b"']);
+      return this.pick([
+        `{"a":${arrays(d)},${k}:1}`,
+        `{${k}:1,"a":${arrays(d)}}`,
+        `{"x":{"a":${nest(d)},${k}:[]},"y":2}`,
+        `[{"a":${arrays(d)},${k}:0}]`,
+        `{"a":${arrays(d)},${k}:${arrays(2)}${this.pick(['', ',"a":3'])}}`,
+      ]);
     }
     if (r < 0.76) {
+      // Non-ASCII: 2-, 3- and 4-byte sequences, U+2028, U+FFFD, in keys and values.
+      const s = Array.from({ length: 1 + this.int(40) }, () => this.pick(['a', 'é', 'ж', '€', '\u2028', '\uFFFD', '😀', ' ', '"', '\\', '\n', '\u0001', '\u007f'])).join('');
+      return JSON.stringify({ [s.slice(0, 5)]: s, msg: s });
+    }
+    if (r < 0.78) {
       // Huge: past the 16-byte SIMD loop many times, sometimes past the output buffer.
       const n = this.pick([100, 1000, 10_000, 70_000, 300_000]);
       return `{"msg":"${'x'.repeat(n)}${this.pick(['', '\\"', 'é', '\\u0041'])}","n":${n}}`;
     }
-    if (r < 0.8) return `\ufeff${this.ws()}${this.gen.next()}${this.ws()}`; // BOM
-    if (r < 0.83) return this.pick(['', ' ', '\t \t', '\r', '\ufeff', '\ufeff ', '[]', '"s"', '1', 'null', '[{"a":1}]', '{"a":1}{"b":2}', '{"a":1} x']);
-    if (r < 0.86) {
+    if (r < 0.82) return `\ufeff${this.ws()}${this.gen.next()}${this.ws()}`; // BOM
+    if (r < 0.86) return this.pick(['', ' ', '\t \t', '\r', '\ufeff', '\ufeff ', '[]', '"s"', '1', 'null', '[{"a":1}]', '{"a":1}{"b":2}', '{"a":1} x', '\ufeff\ufeff{}', ' \ufeff{}', '[' + arrays(2000) + ']']);
+    if (r < 0.9) {
       // Numbers and literals at their edges.
-      const v = this.pick(['0', '-0', '1.5e+10', '1E-2', '-12.50', '123456789012345678901234567890', 'true', 'false', 'null', '01', '1.', '-', '.5', '1e', 'tru', 'nul', '+1']);
+      const v = this.pick(['0', '-0', '1.5e+10', '1E-2', '-12.50', '123456789012345678901234567890', 'true', 'false', 'null', '01', '1.', '-', '.5', '1e', 'tru', 'nul', '+1', '-01', '1e+', '0x1']);
       return `{"v":${v}${this.ws()}}`;
+    }
+    if (r < 0.93) {
+      // Control characters and escapes in values (dead-letter envelopes escape them as JSON.stringify does).
+      const s = Buffer.from(Array.from({ length: 1 + this.int(12) }, () => this.int(0x80)));
+      return Buffer.concat([Buffer.from('{"m":"'), s, Buffer.from('"}')]);
     }
     return this.gen.next();
   }
@@ -191,10 +266,21 @@ class Corpus {
     return this.rand() < 0.3 ? this.mutate(l) : l;
   }
 
-  peer(): string {
-    // Mostly JSON-safe peers (the addon's); 1 in 10 is not (left to JS, which escapes it).
-    if (this.rand() < 0.1) return this.pick(['a"b', 'a\\b', '\u0001x', 'é', '\u007f']);
-    return this.pick(['10.0.0.7', '10.0.0.7', 'fd00::1', '', '', '192.168.100.200:51234', 'p'.repeat(127)]);
+  /** Peer bytes: mostly addresses, 1 in 8 not JSON-safe (every byte class JSON.stringify escapes or re-encodes). */
+  peer(): number[] {
+    if (this.rand() < 0.125) {
+      return this.pick([
+        [...Buffer.from('a"b')],
+        [...Buffer.from('a\\b')],
+        [0x01, 0x78],
+        [0x0a, 0x09, 0x0d, 0x08, 0x0c, 0x1f],
+        [0xc3, 0xa9],
+        [0x7f],
+        [0xff, 0x80, 0x00],
+        Array.from({ length: 127 }, (_, i) => i * 2),
+      ]);
+    }
+    return [...Buffer.from(this.pick(['10.0.0.7', '10.0.0.7', 'fd00::1', '', '', '192.168.100.200:51234', 'p'.repeat(127)]))];
   }
 
   /** Payloads of one batch: single records, blocks, invalid frames. */
@@ -203,16 +289,17 @@ class Corpus {
     while (out.length < records) {
       const r = this.rand();
       if (r < 0.65) {
-        out.push(encodePayload(this.peer(), this.line()));
+        out.push(rawPeerPayload(this.peer(), this.line()));
       } else if (r < 0.95) {
         const lines = Array.from({ length: this.int(12) }, () => this.line());
-        let block = encodeBlock(this.peer(), lines, this.pick(['\n', '\r\n']));
-        const peerLen = block[0]! & 0x7f;
-        if (this.rand() < 0.25 && block.length > 1 + peerLen) block = block.subarray(0, block.length - 1); // no final '\n'
+        const peer = this.peer();
+        let block = encodeBlock('', lines, this.pick(['\n', '\r\n']));
+        block = Buffer.concat([Uint8Array.of(0x80 | peer.length), Uint8Array.from(peer), block.subarray(1)]);
+        if (this.rand() < 0.25 && block.length > 1 + peer.length) block = block.subarray(0, block.length - 1); // no final '\n'
         out.push(block);
       } else {
         // Invalid frames: zero-length payload, peerLen beyond the payload (single and block).
-        out.push(this.pick([new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), Uint8Array.of(0x80 | 9, 0x31), Uint8Array.of(5)]));
+        out.push(this.pick([new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), Uint8Array.of(0x80 | 9, 0x31), Uint8Array.of(5), Uint8Array.of(3, 0xff, 0x0a)]));
       }
     }
     return out;
@@ -224,8 +311,9 @@ const PLANS: Array<[string, TagPlan]> = [
   ['tags', compileTagPlan({ cluster: 'prod-eu', 'node.name': 'talos-cp-1' }, null)],
   ['tags + host', compileTagPlan({ cluster: 'prod-eu', region: 'eu-west-1' }, 'host')],
   ['host only', compileTagPlan({}, 'peer_addr')],
-  ['odd tags + host', compileTagPlan({ 'q"k\\': 'v"\\\n\t\u0001\u2028\u{1F600}', ü: 'ß', msg: 'tagged', host: 'shadowed' }, 'host')],
+  ['odd tags + host', compileTagPlan({ 'q"k\\': 'v"\\\n\t\u0001\u2028\u{1F600}', ü: 'ß', msg: 'tagged', host: 'shadowed', 'a\nb': 'nl', '\ud800': 'lone' }, 'host')],
   ['proto keys', compileTagPlan(JSON.parse('{"__proto__":"p","talos-service":"svc"}') as Record<string, string>, null)],
+  ['inherited names + host', compileTagPlan({ constructor: 'c', toString: 't', seq: 's' }, '__proto__')],
 ];
 /** A longer run: BATCH_NATIVE_FUZZ_BATCHES=5000 BATCH_NATIVE_FUZZ_SEED=7 npx vitest run packages/worker/src/batch-native.test.ts */
 const BATCHES = Number(process.env['BATCH_NATIVE_FUZZ_BATCHES'] ?? 120);
@@ -248,42 +336,57 @@ describe.skipIf(SKIP)(TITLE, () => {
   it('processRecords rejects malformed arguments with an exception, never a crash', () => {
     const { addon } = load as { addon: NativeBatchAddon };
     const plan = packPlan(compileTagPlan({ x: 'b' }, 'host'));
-    const src = buildBatch([encodePayload('', '{"a":1}')]);
-    const out = new Uint8Array(64);
+    const source = bytes('"s"');
+    const block = encodeBlock('p', ['{"a":1}', '{"b":2}']);
+    const src = buildBatch([encodePayload('', '{"a":1}'), block]);
+    const out = new Uint8Array(256);
+    const dl = new Uint8Array(256);
     const state = (over: Record<number, number>): Float64Array => {
       const st = new Float64Array(STATE_SLOTS);
-      st[0] = src.length;
-      st[1] = 128;
-      st[3] = -1;
+      st[S_LENGTH] = src.length;
+      st[S_MAX_DEPTH] = 128;
+      st[S_LINE] = -1;
       for (const [k, v] of Object.entries(over)) st[Number(k)] = v;
       return st;
     };
-    expect(addon.processRecords(src, out, plan, state({}))).toBe(ST_DONE);
-    expect(() => addon.processRecords(src, out, plan, new Float64Array(3))).toThrow(TypeError);
-    expect(() => addon.processRecords([] as never, out, plan, state({}))).toThrow(TypeError);
-    expect(() => addon.processRecords(src, out, plan.subarray(1), state({}))).toThrow(RangeError);
-    expect(() => addon.processRecords(src, out, plan, state({ 0: src.length + 1 }))).toThrow(RangeError); // length past src
-    expect(() => addon.processRecords(src, out, plan, state({ 6: 65 }))).toThrow(RangeError); // pos past out
-    expect(() => addon.processRecords(src, out, plan, state({ 1: 0 }))).toThrow(RangeError); // depth
-    expect(() => addon.processRecords(src, out, plan, state({ 3: 2, 4: 1 }))).toThrow(RangeError); // block cursor
-    expect(() => addon.processRecords(src, out, plan, state({ 2: NaN }))).toThrow(RangeError);
+    const call = (st: Float64Array, p = plan): number => addon.processRecords(src, out, dl, p, source, st);
+    expect(call(state({}))).toBe(ST_DONE);
+    const blockLine = recordSpan(encodePayload('', '{"a":1}').length) + 4 + 2; // the block's first line
+    expect(call(state({ [S_OFF]: recordSpan(encodePayload('', '{"a":1}').length), [S_LINE]: blockLine }))).toBe(ST_DONE); // a resume
+    expect(() => addon.processRecords(src, out, dl, plan, source, new Float64Array(3))).toThrow(TypeError);
+    expect(() => addon.processRecords([] as never, out, dl, plan, source, state({}))).toThrow(TypeError);
+    expect(() => addon.processRecords(src, out, 'x' as never, plan, source, state({}))).toThrow(TypeError);
+    expect(() => (addon.processRecords as (...a: unknown[]) => number)(src, out, dl, plan, state({}))).toThrow(TypeError);
+    expect(() => call(state({}), plan.subarray(1))).toThrow(RangeError);
+    expect(() => call(state({ [S_LENGTH]: src.length + 1 }))).toThrow(RangeError); // length past src
+    expect(() => call(state({ [S_POS]: 257 }))).toThrow(RangeError); // pos past out
+    expect(() => call(state({ [S_DL_POS]: 257 }))).toThrow(RangeError); // dl pos past dl
+    expect(() => call(state({ [S_MAX_DEPTH]: 0 }))).toThrow(RangeError);
+    expect(() => call(state({ [S_MAX_DEPTH]: NaN }))).toThrow(RangeError);
+    expect(() => call(state({ [S_OFF]: NaN }))).toThrow(RangeError);
+    expect(() => call(state({ [S_OFF]: src.length + 4 }))).toThrow(RangeError);
+    expect(() => call(state({ [S_LINE]: 3 }))).toThrow(RangeError); // the record at OFF 0 is no block
+    expect(() => call(state({ [S_OFF]: recordSpan(encodePayload('', '{"a":1}').length), [S_LINE]: src.length + 8 }))).toThrow(RangeError);
+    // A plan whose parts do not add up, or whose key is not a JSON string.
+    const bad = Uint8Array.from(plan);
+    bad[plan.length - '"x""host"'.length] = 0x41; // the first key's opening quote
+    expect(() => call(state({}), bad)).toThrow(RangeError);
   });
 
   it('differential: thousands of random, mutated and garbled lines give identical bytes and counts', () => {
     const corpus = new Corpus(SEED);
     let lines = 0;
-    let handedOff = 0;
-    let emitted = 0;
     let grows = 0;
-    let frames = 0;
-    const seen = { accepted: 0, malformed: 0, leftAccepted: 0, empty: 0, too_deep: 0, invalid_utf8: 0, not_object: 0, invalid_frame: 0 };
+    let calls = 0;
+    const seen: Record<string, number> = { accepted: 0, malformed: 0, deadLettered: 0 };
+    for (const k of MALFORMED_REASONS) seen[k] = 0;
     // Reused processors (plans and depths switch between batches), and fresh ones (output growth mid-batch).
     const pairs = new Map<number, [BatchProcessor, BatchProcessor]>();
     for (let b = 0; b < BATCHES; b++) {
       const maxDepth = DEPTHS[b % DEPTHS.length]!;
       const [planName, plan] = PLANS[corpus.int(PLANS.length)]!;
       const deadLetter = corpus.rand() < 0.6;
-      const sourceId = corpus.pick(['talos', 'tcp "in"', 'ü\\']);
+      const sourceId = corpus.pick(['talos', 'tcp "in"', 'ü\\', 'c\u0001\u2028']);
       let pair = pairs.get(maxDepth);
       if (pair === undefined || corpus.rand() < 0.3) {
         pair = [new BatchProcessor({ maxDepth, native: 'on' }), new BatchProcessor({ maxDepth, native: 'off' })];
@@ -293,31 +396,143 @@ describe.skipIf(SKIP)(TITLE, () => {
       const batch = buildBatch(corpus.payloads(20 + corpus.int(150)), corpus.pick([0, 0xff, 0x0a, 0x0d]));
       // Sometimes a span cut anywhere: a partial length header, or a length past the end.
       const length = corpus.rand() < 0.15 ? corpus.int(batch.length + 1) : batch.length;
-      const { result, tally } = tallyStatuses(() => snapshot(nat.process(batch, length, plan, sourceId, deadLetter)));
+      const { result, done, grow, other } = tallyStatuses(() => snapshot(nat.process(batch, length, plan, sourceId, deadLetter)));
       const want = snapshot(js.process(batch, length, plan, sourceId, deadLetter));
       expectSame(result, want, `batch ${b} (plan ${planName}, maxDepth ${maxDepth}, deadLetter ${deadLetter}, length ${length}/${batch.length})`);
+      expect({ done, other }).toEqual({ done: 1, other: [] });
       lines += want.counts.records;
-      handedOff += tally[ST_LINE]!;
-      emitted += tally[ST_EMIT]!;
-      grows += tally[ST_GROW]!;
-      frames += tally[ST_FRAME]! + tally[ST_FRAME_END]!;
-      seen.accepted += want.counts.accepted;
-      seen.malformed += want.counts.records - want.counts.accepted;
-      for (const k of ['empty', 'too_deep', 'invalid_utf8', 'not_object', 'invalid_frame'] as const) seen[k] += want.counts.malformed[k]!;
-      // Lines left whole to JS that it accepts: top-level keys with escapes, nesting past 1024.
-      seen.leftAccepted += tally[ST_LINE]! - (want.counts.records - want.counts.accepted - want.counts.malformed.invalid_frame!);
+      grows += grow;
+      calls += done + grow;
+      seen['accepted']! += want.counts.accepted;
+      seen['malformed']! += want.counts.records - want.counts.accepted;
+      if (deadLetter) seen['deadLettered']! += want.counts.records - want.counts.accepted;
+      for (const k of MALFORMED_REASONS) seen[k]! += want.counts.malformed[k]!;
     }
-    // The corpus covers what it means to: every reason, lines left to JS that JS accepts, growth, frames.
+    // The corpus covers what it means to: every reason, growth.
     expect(lines).toBeGreaterThan(10_000);
-    expect(seen.accepted).toBeGreaterThan(5000);
-    expect(seen.malformed).toBeGreaterThan(1000);
-    for (const k of ['empty', 'too_deep', 'invalid_utf8', 'not_object', 'invalid_frame'] as const) expect(seen[k], k).toBeGreaterThan(10);
-    expect(seen.leftAccepted).toBeGreaterThan(100);
-    expect(emitted).toBeGreaterThan(1000); // collisions and peers to escape: emitted by JS from the native scan
-    expect(handedOff).toBeGreaterThan(seen.malformed - seen.invalid_frame - 1);
-    expect(frames).toBe(seen.invalid_frame);
+    expect(seen['accepted']).toBeGreaterThan(5000);
+    expect(seen['malformed']).toBeGreaterThan(1000);
+    expect(seen['deadLettered']).toBeGreaterThan(500);
+    for (const k of MALFORMED_REASONS) expect(seen[k], k).toBeGreaterThan(10);
     expect(grows).toBeGreaterThan(0);
-    if (process.env['BATCH_NATIVE_FUZZ_BATCHES'] !== undefined) console.log({ lines, handedOff, emitted, grows, frames, ...seen });
+    expect(calls).toBe(BATCHES + grows);
+    if (process.env['BATCH_NATIVE_FUZZ_BATCHES'] !== undefined) console.log({ lines, grows, ...seen });
+  });
+
+  it('decides every line the addon used to hand back, in one call: each reason, with its envelope', () => {
+    const plan = compileTagPlan({ cluster: 'prod' }, 'host');
+    const cases: Array<[string, MalformedReason | 'accepted']> = [
+      ['', 'empty'],
+      [' \t\r', 'empty'],
+      ['\ufeff', 'empty'],
+      ['{"bad":', 'invalid_json'],
+      ['{"a":1}x', 'invalid_json'],
+      ['{"a":"\u0001"}', 'invalid_json'],
+      ['{"a":"\\x"}', 'invalid_json'],
+      ['\ufeff\ufeff{}', 'invalid_json'],
+      ['[1]', 'not_object'],
+      ['"\\u0041"', 'not_object'],
+      ['  -1.5e3 ', 'not_object'],
+      [nest(4), 'too_deep'],
+      [`{"a":${arrays(4)}}`, 'too_deep'],
+      [`{"a":${arrays(4)},"a":1}`, 'accepted'], // JSON.parse keeps the last "a": 1 deep
+      [`{"a":${arrays(4)},"\\u0061":[]}`, 'accepted'], // the same key, spelled with an escape
+      [`{"a":1,"a":${arrays(4)}}`, 'too_deep'],
+      [`{"a":${arrays(4)},"b":1}`, 'too_deep'],
+      ['{"\\u0063luster":"old","a":1}', 'accepted'], // collides once decoded: cut
+      ['{"h\\u006fst":"x","n":{"cluster":1}}', 'accepted'],
+      ['{"\\u0074alos-service":"svc"}', 'accepted'], // a service record, counted as one
+      ['{"cluster":"old","a":1,"cluster":"again"}', 'accepted'],
+      ['{ "cluster" : 1 , "host":2 }', 'accepted'], // every member cut: `{` + tags
+    ];
+    const payloads = cases.map(([line]) => encodePayload('10.0.0.7', line));
+    const batch = buildBatch(payloads, 0xff);
+    const r = both(batch, plan, { maxDepth: 3 });
+    const malformed = cases.filter(([, v]) => v !== 'accepted');
+    expect(reasonsOf(r)).toEqual(malformed.map(([, v]) => v));
+    const env = r.deadLetter!.toString().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    env.forEach((e, i) => expect(e).toEqual({ reason: malformed[i]![1], component_id: 'src', peer: '10.0.0.7', raw: malformed[i]![0] }));
+    const out = r.ndjson.toString().trimEnd().split('\n');
+    expect(out).toEqual([
+      '{"a":[[[[]]]],"a":1,"cluster":"prod","host":"10.0.0.7"}',
+      '{"a":[[[[]]]],"\\u0061":[],"cluster":"prod","host":"10.0.0.7"}',
+      '{"a":1,"cluster":"prod","host":"10.0.0.7"}',
+      '{"n":{"cluster":1},"cluster":"prod","host":"10.0.0.7"}',
+      '{"\\u0074alos-service":"svc","cluster":"prod","host":"10.0.0.7"}',
+      '{"a":1,"cluster":"prod","host":"10.0.0.7"}',
+      '{"cluster":"prod","host":"10.0.0.7"}',
+    ]);
+    expect(r.counts.kinds).toEqual({ service: 1, kernel: 0, other: 6 });
+  });
+
+  it('invalid_utf8 comes first, then invalid_json; envelopes keep the bytes (base64) or escape them as JSON.stringify does', () => {
+    const lines = [
+      Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0xc0, 0xaf, 0x7d]), // invalid UTF-8 where a value should be
+      Buffer.concat([Buffer.from('{"a":'), Buffer.from([0xff])]), // truncated and invalid: invalid_utf8 wins
+      Buffer.concat([Buffer.from('{"a":"x"'), Buffer.from([0xed, 0xa0, 0x80])]),
+      Buffer.from('{"a":"\u0001\u001f\b\f\n\r\t\\"\u007f\u2028"'), // unterminated, control characters to escape
+      Buffer.from([0x7b, 0x00, 0x7d]),
+    ];
+    const batch = buildBatch([...lines.map((l) => encodePayload('', l)), encodePayload('', '{"ok":1}')]);
+    const r = both(batch, compileTagPlan({}, null), { sourceId: 'ü"\u0001' });
+    expect(reasonsOf(r)).toEqual(['invalid_utf8', 'invalid_utf8', 'invalid_utf8', 'invalid_json', 'invalid_json']);
+    const env = r.deadLetter!.toString().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, string | null>);
+    expect(env.slice(0, 3).map((e) => Buffer.from(e['raw_base64']!, 'base64'))).toEqual(lines.slice(0, 3));
+    expect(env[3]!['raw']).toBe(lines[3]!.toString());
+    expect(env.every((e) => e['component_id'] === 'ü"\u0001' && e['peer'] === null)).toBe(true);
+  });
+
+  it('peers that are not JSON-safe are escaped in the host tag and the envelope, byte for byte as the TypeScript path does', () => {
+    const plan = compileTagPlan({ t: 'v' }, 'host');
+    const peers = [[0x22], [0x5c], [0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f], [0x7f], [0x80, 0xc3, 0xa9, 0xff], Array.from({ length: 127 }, (_, i) => 127 - i)];
+    const payloads = peers.flatMap((p) => [rawPeerPayload(p, '{"m":1}'), rawPeerPayload(p, '{"cluster":1,"host":"x"}'), rawPeerPayload(p, '{bad')]);
+    payloads.push(Buffer.concat([Uint8Array.of(0x80 | 3), Uint8Array.of(0x22, 0x0a, 0xe9), Buffer.from('{"a":1}\n{"b":\n')]));
+    const r = both(buildBatch(payloads), plan);
+    const hosts = r.ndjson.toString().trimEnd().split('\n').map((l) => (JSON.parse(l) as { host: string }).host);
+    const latin1 = (p: number[]): string => Buffer.from(p).toString('latin1');
+    expect(hosts).toEqual([...peers.flatMap((p) => [latin1(p), latin1(p)]), '"\n\u00e9']);
+    const envPeers = r.deadLetter!.toString().trimEnd().split('\n').map((l) => (JSON.parse(l) as { peer: string }).peer);
+    expect(envPeers).toEqual([...peers.map(latin1), '"\n\u00e9']);
+  });
+
+  it('keys named like Object.prototype members collide as the parsed object says when a line takes the exact verdict', () => {
+    // `obj["constructor"] !== undefined` holds for every parsed object: on the exact verdict (a key
+    // with an escape, or nesting past the fast scan) such a tag takes the collision path.
+    const plan = compileTagPlan({ constructor: 'c', toString: 't' }, '__proto__');
+    const lines = ['{ "a":1 }', '{ "\\u0061":1 }', `{ "a":${arrays(1100)} }`, '{"constructor":0,"x":1}', '{"__proto__":{"y":1},"\\u0078":1}', '{}', '{"\\u0061":1,"constructor":2}'];
+    const r = both(buildBatch(lines.map((l) => encodePayload('p', l))), plan, { maxDepth: 2000 });
+    expect(r.ndjson.toString().trimEnd().split('\n')).toEqual([
+      '{ "a":1 ,"constructor":"c","toString":"t","__proto__":"p"}', // fast scan: nothing collides, bytes kept as sent
+      '{"\\u0061":1,"constructor":"c","toString":"t","__proto__":"p"}', // exact verdict: the collision path rebuilds `{…}`
+      `{"a":${arrays(1100)},"constructor":"c","toString":"t","__proto__":"p"}`,
+      '{"x":1,"constructor":"c","toString":"t","__proto__":"p"}',
+      '{"\\u0078":1,"constructor":"c","toString":"t","__proto__":"p"}',
+      '{"constructor":"c","toString":"t","__proto__":"p"}',
+      '{"\\u0061":1,"constructor":"c","toString":"t","__proto__":"p"}',
+    ]);
+  });
+
+  it('nesting past the fast scan (1024) with a larger maxDepth, and absurd nesting with maxDepth: Infinity', () => {
+    const plan = compileTagPlan({ t: 'x' }, null);
+    const lines = [`{"a":${arrays(1500)}}`, `{"a":${arrays(1600)}}`, `{"t":1,"a":${arrays(200_000)}}`, nest(1100), `{"a":${arrays(1700)},"a":0}`];
+    for (const maxDepth of [1550, Infinity]) {
+      const r = both(buildBatch(lines.map((l) => encodePayload('', l))), plan, { maxDepth });
+      expect(r.counts.malformed.too_deep, String(maxDepth)).toBe(maxDepth === Infinity ? 0 : 2);
+    }
+  });
+
+  it('invalid frames: counted, dead-lettered with their raw payload, the batch goes on or ends as the TypeScript path does', () => {
+    const plan = compileTagPlan({}, 'host');
+    const ok = encodePayload('h', '{"i":1}');
+    const payloads = [ok, new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), ok, Uint8Array.of(0x80 | 9, 0x31), ok];
+    const batch = buildBatch(payloads);
+    const r = both(batch, plan);
+    expect(reasonsOf(r)).toEqual(['invalid_frame', 'invalid_frame', 'invalid_frame']);
+    expect(r.counts).toMatchObject({ records: 6, accepted: 3 });
+    for (const cut of [batch.length - 2, batch.length - recordSpan(ok.length) + 2, 1]) {
+      const c = both(batch, plan, { length: cut });
+      expect(reasonsOf(c).at(-1)).toBe('invalid_frame');
+    }
   });
 
   it('one native call per batch in the common case (realistic Talos batch, blocks included)', () => {
@@ -327,9 +542,8 @@ describe.skipIf(SKIP)(TITLE, () => {
     const batch = buildBatch([...payloads.slice(0, half), encodeBlock('10.0.0.7', lines.slice(half), '\r\n')]);
     const plan = compileTagPlan({ cluster: 'prod' }, 'host');
     const nat = new BatchProcessor({ native: 'on' });
-    const { result, tally, calls } = tallyStatuses(() => snapshot(nat.process(batch, batch.length, plan, 's', true)));
-    expect(calls).toBe(1);
-    expect(tally[ST_DONE]).toBe(1);
+    const { result, done, grow } = tallyStatuses(() => snapshot(nat.process(batch, batch.length, plan, 's', true)));
+    expect({ done, grow }).toEqual({ done: 1, grow: 0 });
     expect(result.counts.accepted).toBe(lines.length);
     expectSame(result, snapshot(new BatchProcessor({ native: 'off' }).process(batch, batch.length, plan, 's', true)), 'talos');
   });
@@ -348,56 +562,34 @@ describe.skipIf(SKIP)(TITLE, () => {
       encodeBlock('fd00::1', lines.slice(2000)),
     ]);
     const nat = new BatchProcessor({ native: 'on' });
-    const { result, tally } = tallyStatuses(() => snapshot(nat.process(batch, batch.length, plan, 's', false)));
-    expect(tally[ST_GROW]).toBeGreaterThanOrEqual(2);
-    expect(tally[ST_LINE]).toBe(0);
+    const { result, grow } = tallyStatuses(() => snapshot(nat.process(batch, batch.length, plan, 's', false)));
+    expect(grow).toBeGreaterThanOrEqual(2);
     expect(result.counts.accepted).toBe(lines.length + 1);
     expect(result.counts.outputBytes).toBe(result.ndjson.length);
     expect(result.ndjson.length).toBeGreaterThan(1.5 * 1024 * 1024);
     expectSame(result, snapshot(new BatchProcessor({ native: 'off' }).process(batch, batch.length, plan, 's', false)), 'growth');
     // Reused: the grown buffer is kept, no more growth.
     const again = tallyStatuses(() => snapshot(nat.process(batch, batch.length, plan, 's', false)));
-    expect(again.tally[ST_GROW]).toBe(0);
+    expect(again.grow).toBe(0);
     expect(again.result.ndjson.equals(result.ndjson)).toBe(true);
   });
 
-  it('resume after a line or frame left to JS: single records, inside a block, at block ends, and a growth after it', () => {
+  it('dead-letter growth: malformed lines in blocks and records past the 4 KiB envelope buffer, resumed at the line that did not fit', () => {
     const plan = compileTagPlan({ cluster: 'prod' }, 'host');
-    const ok = (i: number): string => `{"i":${i},"msg":"ok"}`;
+    const bad = (i: number): string => `{"i":${i},"msg":"${'\u0001'.repeat(200 + i)}"}`; // 6 bytes per byte in an envelope
     const payloads = [
-      encodePayload('10.0.0.7', ok(0)),
-      encodePayload('10.0.0.7', '{"bad":'), // invalid_json
-      encodePayload('10.0.0.7', '{"cluster":"old","a":1}'), // collision: JS emits it (ST_EMIT)
-      encodePayload('a"b', ok(1)), // peer not JSON-safe: JS emits it, escaped (ST_EMIT)
-      new Uint8Array(0), // invalid frame
-      encodeBlock('10.0.0.8', ['{"x":', ok(2), '', '{"\\u0063luster":1}', ok(3), '\ufeff']), // JS lines inside, the last at the end
-      encodeBlock('', [ok(4), 'nope']).subarray(0, -1), // the last line left to JS has no '\n'
-      encodeBlock('10.0.0.9', ['[1]']), // a block of one line left to JS
-      encodePayload('', `{"big":"${'y'.repeat(400_000)}"}`), // growth right after
-      encodePayload('10.0.0.7', ok(5)),
+      encodeBlock('10.0.0.7', Array.from({ length: 40 }, (_, i) => (i % 3 === 0 ? `{"ok":${i}}` : bad(i)))),
+      ...Array.from({ length: 20 }, (_, i) => encodePayload('10.0.0.8', i % 2 === 0 ? bad(i) : Buffer.from([0xff, i]))),
+      encodePayload('', `{"big":"${'\u0002'.repeat(100_000)}`),
+      encodePayload('10.0.0.9', '{"last":1}'),
     ];
-    const batch = buildBatch(payloads, 0x0a);
+    const batch = buildBatch(payloads);
     const nat = new BatchProcessor({ native: 'on' });
-    const { result, tally } = tallyStatuses(() => snapshot(nat.process(batch, batch.length, plan, 'src', true)));
-    expect(tally[ST_LINE]).toBe(7);
-    expect(tally[ST_EMIT]).toBe(2); // the collision, the peer to escape
-    expect(tally[ST_FRAME]).toBe(1);
-    expect(tally[ST_GROW]).toBe(1);
-    expect(result.counts).toMatchObject({ records: 16, accepted: 9 });
-    expect(result.counts.malformed).toEqual({ invalid_frame: 1, empty: 2, invalid_utf8: 0, invalid_json: 3, not_object: 1, too_deep: 0 });
-    const out = result.ndjson.toString().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(out.map((o) => o['i'] ?? (o['a'] !== undefined ? 'a' : o['big'] !== undefined ? 'big' : o['cluster']))).toEqual([0, 'a', 1, 2, 'prod', 3, 4, 'big', 5]);
-    expect(out[2]!['host']).toBe('a"b');
-    expectSame(result, snapshot(new BatchProcessor({ native: 'off' }).process(batch, batch.length, plan, 'src', true)), 'resume');
-    // Spans cut inside the last record (a length past the end) and inside its length header:
-    // the batch ends on an invalid frame, after lines left to JS.
-    const last = batch.length - recordSpan(payloads.at(-1)!.length);
-    for (const cut of [batch.length - 2, last + 2]) {
-      const r2 = tallyStatuses(() => snapshot(nat.process(batch, cut, plan, 'src', true)));
-      expect(r2.tally[ST_FRAME_END]).toBe(1);
-      expect(r2.result.counts.malformed.invalid_frame).toBe(2);
-      expectSame(r2.result, snapshot(new BatchProcessor({ native: 'off' }).process(batch, cut, plan, 'src', true)), `cut at ${cut}`);
-    }
+    const { result, grow } = tallyStatuses(() => snapshot(nat.process(batch, batch.length, plan, 's', true)));
+    expect(grow).toBeGreaterThanOrEqual(3);
+    expect(result.counts.malformed.invalid_json).toBe(26 + 10 + 1);
+    expect(result.counts.malformed.invalid_utf8).toBe(10);
+    expectSame(result, snapshot(new BatchProcessor({ native: 'off' }).process(batch, batch.length, plan, 's', true)), 'dead-letter growth');
   });
 
   it('reads only [0, length) of any Uint8Array view: offset views, SharedArrayBuffer, padding bytes', () => {
@@ -420,12 +612,18 @@ describe.skipIf(SKIP)(TITLE, () => {
     );
   });
 
-  it('plans whose keys meet the records keys: a tag key, the host key, an empty plan', () => {
-    const line = concat('{"a":1,"zz":2}');
-    const batch = buildBatch([encodePayload('p', line), encodePayload('', '{}')]);
-    for (const plan of [compileTagPlan({ zz: 'y' }, null), compileTagPlan({}, null), compileTagPlan({ a: 'b', c: 'd' }, 'zz')]) {
-      const nat = snapshot(new BatchProcessor({ native: 'on' }).process(batch, batch.length, plan, 's', true));
-      expectSame(nat, snapshot(new BatchProcessor({ native: 'off' }).process(batch, batch.length, plan, 's', true)), JSON.stringify(plan.keys));
+  it('plans whose keys meet the records keys: a tag key, the host key, an empty plan, keys with escapes', () => {
+    const lines = ['{"a":1,"zz":2}', '{"a\\nb":1,"\\ud800":2,"c":3}', '{"a\\u000ab":1}', '{"\\u00fc":1,"ü":2}'];
+    const batch = buildBatch([...lines.map((l) => encodePayload('p', l)), encodePayload('', '{}')]);
+    for (const plan of [compileTagPlan({ zz: 'y' }, null), compileTagPlan({}, null), compileTagPlan({ a: 'b', c: 'd' }, 'zz'), compileTagPlan({ 'a\nb': 'x', '\ud800': 'y' }, 'ü')]) {
+      both(batch, plan);
     }
+  });
+
+  it('packs every injected key with whether a plain object already answers to it', () => {
+    const packed = packPlan(compileTagPlan({ constructor: 'c', msg: 'm' }, '__proto__'));
+    const view = new DataView(packed.buffer);
+    expect([view.getUint32(12, true), view.getUint32(16, true)]).toEqual([2, 3]);
+    expect([0, 1, 2].map((k) => view.getUint32(20 + 8 * k + 4, true))).toEqual([1, 0, 1]);
   });
 });

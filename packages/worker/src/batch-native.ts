@@ -1,73 +1,85 @@
 /**
- * The worker's native validate + tag fast path (packages/worker/native/batch.cc, built by
- * scripts/build-native.ts into packages/worker/build-native/batch.node). BatchProcessor
- * (process.ts) drives it: one call per batch in the common case, and the TypeScript code for
- * every line or frame the addon leaves to it. Without the addon, process.ts's TypeScript path
- * does everything, with the same output byte for byte.
+ * The worker's native validate + tag path (packages/worker/native/batch.cc, built by
+ * scripts/build-native.ts into packages/worker/build-native/batch.node). It is complete on its
+ * own: it decides every line of a batch (accepted and tagged, or malformed with its reason and
+ * dead-letter envelope) and writes the same bytes as the TypeScript path in process.ts, which
+ * stays the fallback without the addon and the oracle of the differential tests.
+ *
+ * BatchProcessor (process.ts) calls it once per batch; the only other answer is "an output
+ * buffer must grow", after which JS grows that buffer and calls again to resume at the same line.
+ *
+ * ```
+ *  state: Float64Array(STATE_SLOTS)
+ *  ┌──────────────────── in: set by JS once per batch ────────────────────┐
+ *  │ 0 LENGTH   bytes of the batch     1 MAX_DEPTH  (Infinity allowed)    │
+ *  │ 2 DEAD_LETTER  1: write envelopes to dl                              │
+ *  ├──────────────────── cursor: JS zeroes it, the addon keeps it ────────┤
+ *  │ 3 OFF      offset of the record being read (its length header)      │
+ *  │ 4 LINE     next line of the block record at OFF, or -1: its start    │
+ *  │ 5 POS      NDJSON bytes in out    6 DL_POS  envelope bytes in dl     │
+ *  ├──────────────────── out: on ST_GROW ─────────────────────────────────┤
+ *  │ 7 NEED     room out must have past POS (0: enough)                   │
+ *  │ 8 DL_NEED  room dl must have past DL_POS (0: enough)                 │
+ *  ├──────────────────── counts: JS zeroes them, the addon adds to them ──┤
+ *  │ 9 RECORDS  10 ACCEPTED  11 INPUT_BYTES  12 SERVICE  13 KERNEL        │
+ *  │ 14 OTHER   15..20 MALFORMED by reason, MALFORMED_REASONS order       │
+ *  └──────────────────────────────────────────────────────────────────────┘
+ * ```
  */
 import { loadAddon, workerAddonPath, type AddonLoad } from './native-addon.ts';
 
 /** Path of the built addon (native-addon.ts: build-native/, or SLUICE_WORKER_ADDON_DIR for sanitizer builds). */
 export const NATIVE_BATCH_ADDON = workerAddonPath('batch');
 
-/** Slots of the state Float64Array (batch.cc `enum Slot`): cursor in and out, counts added to. */
+/** Slots of the state Float64Array (batch.cc `enum Slot`; the diagram above). */
 export const S_LENGTH = 0;
-export const S_DEPTH = 1;
-export const S_OFF = 2;
-export const S_BLK_NEXT = 3;
-export const S_BLK_END = 4;
-export const S_BLK_PS = 5;
-export const S_POS = 6;
-export const S_RECORDS = 7;
-export const S_ACCEPTED = 8;
-export const S_INPUT_BYTES = 9;
-export const S_SERVICE = 10;
-export const S_KERNEL = 11;
-export const S_OTHER = 12;
-export const S_PEER_S = 13;
-export const S_PEER_E = 14;
-export const S_LS = 15;
-export const S_LE = 16;
-export const S_NL = 17;
-export const S_NEED = 18;
-export const S_S = 19;
-export const S_E = 20;
-export const S_FLAGS = 21;
-export const S_HAS_NL = 22;
+export const S_MAX_DEPTH = 1;
+export const S_DEAD_LETTER = 2;
+export const S_OFF = 3;
+export const S_LINE = 4;
+export const S_POS = 5;
+export const S_DL_POS = 6;
+export const S_NEED = 7;
+export const S_DL_NEED = 8;
+export const S_RECORDS = 9;
+export const S_ACCEPTED = 10;
+export const S_INPUT_BYTES = 11;
+export const S_SERVICE = 12;
+export const S_KERNEL = 13;
+export const S_OTHER = 14;
+/** First of 6 slots: malformed lines by reason, in MALFORMED_REASONS order. */
+export const S_MALFORMED = 15;
 /** Length of the state array. */
-export const STATE_SLOTS = 23;
+export const STATE_SLOTS = 21;
 
 // processRecords' statuses (batch.cc `enum Status`).
-/** The batch is done. */
+/** The batch is done: the counts and positions in the state are final. */
 export const ST_DONE = 0;
-/** The output buffer is too small for the next line: grow it to state[S_POS] + state[S_NEED] and call again. */
+/** out (state[S_NEED] > 0) or dl (state[S_DL_NEED] > 0) is too small for the next line: grow it, call again. */
 export const ST_GROW = 1;
-/** JS handles the line state[S_LS, S_LE) (peer state[S_PEER_S, S_PEER_E), block '\n' at state[S_NL] or -1), then calls again. */
-export const ST_LINE = 2;
-/** An invalid frame, raw bytes state[S_LS, S_LE): JS counts and dead-letters it, then calls again. */
-export const ST_FRAME = 3;
-/** An invalid frame that ends the batch (partial length header, or a length beyond the span). */
-export const ST_FRAME_END = 4;
-/**
- * A line the scan accepted that JS emits itself, given the scan: a top-level key collides with
- * an injected key (the collision path), or the peer is not JSON-safe (escaped). The line as for
- * ST_LINE, trimmed to state[S_S, S_E), scan result state[S_FLAGS], raw CR/LF state[S_HAS_NL].
- */
-export const ST_EMIT = 5;
 
 export interface NativeBatchAddon {
   /**
-   * Run the fast path over the batch `src[0, state[S_LENGTH])` from the cursor in `state`,
-   * appending NDJSON to `out` at state[S_POS], until a status says why it stopped. `plan` is
-   * {@link packPlan}'s. Counts are added to the state's count slots.
+   * Run the batch `src[0, state[S_LENGTH])` from the cursor in `state`: NDJSON into `out` at
+   * state[S_POS], dead-letter envelopes into `dl` at state[S_DL_POS] when state[S_DEAD_LETTER]
+   * is 1, counts added to the count slots. `plan` is {@link packPlan}'s, `source` the UTF-8 of
+   * JSON.stringify(sourceId). Returns {@link ST_DONE} or {@link ST_GROW}.
    * @throws TypeError / RangeError on malformed arguments (a bug on the JS side, never input data).
    */
-  processRecords(src: Uint8Array, out: Uint8Array, plan: Uint8Array, state: Float64Array): number;
+  processRecords(src: Uint8Array, out: Uint8Array, dl: Uint8Array, plan: Uint8Array, source: Uint8Array, state: Float64Array): number;
 }
 
+/** Per injected key in a packed plan: `({})[key] !== undefined` ("constructor", "__proto__", ...). */
+export const KEY_INHERITED = 1;
+
 /**
- * A TagPlan packed for the addon: u32 LE tagLen, tagHostLen, hasHostKey, nKeys, nInject, the
- * nInject key lengths, then tagBytes, tagHostBytes and every injectKeyBytes. Built once per plan.
+ * A TagPlan packed for the addon: u32 LE tagLen, tagHostLen, hasHostKey, nKeys, nInject; per
+ * injected key its length and flags ({@link KEY_INHERITED}); then tagBytes, tagHostBytes and
+ * every injectKeyBytes. Built once per plan.
+ *
+ * KEY_INHERITED carries a JavaScript fact into C++: process.ts's exact path asks
+ * `obj[key] !== undefined` of the parsed record, which is true for a key that names an
+ * Object.prototype member even when the record lacks it, so such a tag takes the collision path.
  */
 export function packPlan(plan: {
   readonly keys: readonly string[];
@@ -78,8 +90,8 @@ export function packPlan(plan: {
 }): Uint8Array {
   const keys = plan.injectKeyBytes;
   const hasHost = plan.hostKey === null ? 0 : 1;
-  if (plan.keys.length > keys.length) throw new RangeError('packPlan: fewer injectKeyBytes than keys');
-  let total = 20 + 4 * keys.length + plan.tagBytes.length + plan.tagHostBytes.length;
+  if (plan.keys.length + hasHost !== keys.length) throw new RangeError('packPlan: injectKeyBytes must be the keys, then the host key');
+  let total = 20 + 8 * keys.length + plan.tagBytes.length + plan.tagHostBytes.length;
   for (const k of keys) total += k.length;
   const out = new Uint8Array(total);
   const view = new DataView(out.buffer);
@@ -88,11 +100,14 @@ export function packPlan(plan: {
   view.setUint32(8, hasHost, true);
   view.setUint32(12, plan.keys.length, true);
   view.setUint32(16, keys.length, true);
+  const empty: Record<string, unknown> = {};
   let o = 20;
-  for (const k of keys) {
+  keys.forEach((k, i) => {
+    const name = i < plan.keys.length ? plan.keys[i]! : plan.hostKey!;
     view.setUint32(o, k.length, true);
-    o += 4;
-  }
+    view.setUint32(o + 4, empty[name] !== undefined ? KEY_INHERITED : 0, true);
+    o += 8;
+  });
   for (const part of [plan.tagBytes, plan.tagHostBytes, ...keys]) {
     out.set(part, o);
     o += part.length;

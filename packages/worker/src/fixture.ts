@@ -126,7 +126,7 @@ const PRIORITIES = ['info', 'info', 'notice', 'warning', 'err', 'debug'] as cons
 const KERNEL_LEVEL: Record<string, string> = { info: 'info', notice: 'info', warning: 'warn', err: 'error', debug: 'debug' };
 
 /**
- * Realistic Talos json_lines records (wire-contracts.md sections 1 and 2): keys sorted as Go
+ * Realistic Talos json_lines records (docs/talos.md: fields and framing): keys sorted as Go
  * marshals a map, RFC 3339 nano timestamps with trailing zeros trimmed, klog-style kubelet
  * messages with escaped quotes, etcd zap fields, kernel records with a trailing "\n" in msg.
  * Messages come from per-service templates with variable parts (pods from a fixed cluster,

@@ -23,13 +23,13 @@
  *   every kept byte, every number's exact text included, is the sender's. Lines the scanner does
  *   not accept take the exact path (decode + isUtf8 + JSON.parse), which names the reason.
  *
- * Native fast path (packages/worker/native/batch.cc, loaded by batch-native.ts): the same
- * framing, scan and splice in C++, one call per batch (bench/parse-tag, one run: 132 ns per
- * 245-byte line vs 734 ns for the TypeScript path). It leaves to the code here, one at a time,
- * the lines its scan does not accept (malformed, escaped top-level keys, nesting past 1024: #line
- * decides them), the accepted lines whose emit needs the collision path or an escaped peer
- * (#emit, given the native scan), and invalid frames, then resumes after each. The output is
- * byte-identical either way (batch-native.test.ts checks it differentially).
+ * Native path (packages/worker/native/batch.cc, loaded by batch-native.ts): the same framing,
+ * scan and splice in C++, and every other decision of this file too (the exact verdict and its
+ * reason, the collision path, escaped keys and peers, dead-letter envelopes), one call per batch
+ * (bench/parse-tag: 102 ns per 245-byte line vs 508 ns for the TypeScript path). The only thing
+ * it hands back is "an output buffer must grow" (#processNative). The TypeScript code here stays
+ * complete on its own: the fallback where the addon is not built, and the oracle the
+ * differential tests hold the addon to, byte for byte (batch-native.test.ts, process.test.ts).
  * `new BatchProcessor({ native: 'auto' | 'on' | 'off' })` chooses; `implementation` says which runs.
  *
  * Malformed records are data, not exceptions: counted by reason, optionally dead-lettered.
@@ -38,36 +38,26 @@ import { isUtf8 } from 'node:buffer';
 import {
   STATE_SLOTS,
   ST_DONE,
-  ST_EMIT,
-  ST_FRAME_END,
-  ST_GROW,
-  ST_LINE,
   S_ACCEPTED,
-  S_BLK_NEXT,
-  S_DEPTH,
-  S_E,
-  S_FLAGS,
-  S_HAS_NL,
+  S_DEAD_LETTER,
+  S_DL_NEED,
+  S_DL_POS,
   S_INPUT_BYTES,
   S_KERNEL,
-  S_LE,
   S_LENGTH,
-  S_LS,
+  S_LINE,
+  S_MALFORMED,
+  S_MAX_DEPTH,
   S_NEED,
-  S_NL,
-  S_OFF,
   S_OTHER,
-  S_PEER_E,
-  S_PEER_S,
   S_POS,
   S_RECORDS,
-  S_S,
   S_SERVICE,
   loadNativeBatch,
   packPlan,
   type NativeBatchAddon,
 } from './batch-native.ts';
-import { MAX_SCAN_DEPTH, SCAN_COLLIDES, SCAN_KERNEL, SCAN_REJECT, SCAN_TALOS_SERVICE, scanRecord } from './json-scan.ts';
+import { SCAN_COLLIDES, SCAN_KERNEL, SCAN_REJECT, SCAN_TALOS_SERVICE, scanRecord } from './json-scan.ts';
 
 /**
  * Why a record was rejected.
@@ -399,6 +389,9 @@ export class BatchProcessor {
   readonly #state = new Float64Array(STATE_SLOTS);
   #lastPlan: TagPlan | null = null;
   #lastPacked: Uint8Array = new Uint8Array(0);
+  /** UTF-8 of JSON.stringify(sourceId) for the addon's envelopes, kept for the last sourceId. */
+  #lastSourceId: string | null = null;
+  #lastSourceJson: Uint8Array = new Uint8Array(0);
 
   /**
    * @param opts.maxDepth nesting limit (default {@link DEFAULT_MAX_DEPTH}); Infinity disables the check.
@@ -433,17 +426,16 @@ export class BatchProcessor {
     const src = asBuffer(buf);
     const malformed: Record<MalformedReason, number> = { invalid_frame: 0, empty: 0, invalid_utf8: 0, invalid_json: 0, not_object: 0, too_deep: 0 };
     const counts: BatchCounts = { records: 0, accepted: 0, inputBytes: 0, outputBytes: 0, malformed, kinds: { service: 0, kernel: 0, other: 0 } };
-    const sourceJson = JSON.stringify(sourceId);
     this.#pos = 0;
     this.#dlPos = 0;
-    this.#scan = src.subarray(0, length);
-    this.#nextLF = -1;
-    this.#nextCR = -1;
     // A length that is not a non-negative integer is a caller's bug: the TypeScript loop copes with it.
     if (this.#addon !== null && Number.isInteger(length) && length >= 0) {
-      this.#processNative(this.#addon, src, length, plan, counts, sourceJson, deadLetter);
+      this.#processNative(this.#addon, src, length, plan, sourceId, counts, deadLetter);
     } else {
-      this.#processJs(src, length, plan, counts, sourceJson, deadLetter);
+      this.#scan = src.subarray(0, length);
+      this.#nextLF = -1;
+      this.#nextCR = -1;
+      this.#processJs(src, length, plan, counts, JSON.stringify(sourceId), deadLetter);
     }
     counts.outputBytes = this.#pos;
     return {
@@ -454,19 +446,12 @@ export class BatchProcessor {
   }
 
   /**
-   * The native driver: the addon runs the batch; each line or frame it stops at is handled here
-   * by the same code as the TypeScript path (#line, #deadLetter), then it resumes after it.
+   * The native driver: the addon decides and writes every line of the batch itself; the one
+   * thing it comes back for is an output buffer (NDJSON or dead-letter) to grow, after which it
+   * resumes at the line that did not fit. Allocation-free: the state array, the packed plan and
+   * the source id's bytes are reused.
    */
-  #processNative(
-    addon: NativeBatchAddon,
-    src: Buffer,
-    length: number,
-    plan: TagPlan,
-    counts: BatchCounts,
-    sourceJson: string,
-    deadLetter: boolean,
-  ): void {
-    // Allocation-free: the state array and packed plan are reused, the addon returns a small int.
+  #processNative(addon: NativeBatchAddon, src: Buffer, length: number, plan: TagPlan, sourceId: string, counts: BatchCounts, deadLetter: boolean): void {
     let packed = this.#lastPacked;
     if (plan !== this.#lastPlan) {
       let p = packedPlans.get(plan);
@@ -477,54 +462,33 @@ export class BatchProcessor {
       this.#lastPlan = plan;
       this.#lastPacked = packed = p;
     }
+    if (sourceId !== this.#lastSourceId) {
+      this.#lastSourceId = sourceId;
+      this.#lastSourceJson = Buffer.from(JSON.stringify(sourceId), 'utf8');
+    }
     const st = this.#state;
     st.fill(0);
     st[S_LENGTH] = length;
-    st[S_DEPTH] = this.maxDepth < MAX_SCAN_DEPTH ? this.maxDepth : MAX_SCAN_DEPTH;
-    st[S_OFF] = 0;
-    st[S_BLK_NEXT] = -1;
-    st[S_POS] = 0;
-    for (;;) {
-      const status = addon.processRecords(src, this.#out, packed, st);
-      if (status === ST_DONE) break;
+    st[S_MAX_DEPTH] = this.maxDepth;
+    st[S_DEAD_LETTER] = deadLetter ? 1 : 0;
+    st[S_LINE] = -1;
+    while (addon.processRecords(src, this.#out, this.#dl, packed, this.#lastSourceJson, st) !== ST_DONE) {
+      // ST_GROW: the positions so far are kept, then the buffer that is short grows.
       this.#pos = st[S_POS]!;
-      if (status === ST_GROW) {
-        this.#grow(st[S_NEED]!);
-      } else if (status === ST_LINE) {
-        const nl = st[S_NL]!;
-        if (nl >= 0) this.#nextLF = nl; // a block line, as in #processJs
-        counts.records++;
-        this.#line(src, st[S_PEER_S]!, st[S_PEER_E]!, st[S_LS]!, st[S_LE]!, plan, counts, sourceJson, deadLetter);
-      } else if (status === ST_EMIT) {
-        // Accepted by the native scan (same result as scanRecord): what #line and #record do
-        // after it, with the collision path or the peer escaping of #emit.
-        const peerStart = st[S_PEER_S]!;
-        const peerEnd = st[S_PEER_E]!;
-        const scan = st[S_FLAGS]!;
-        counts.records++;
-        counts.inputBytes += st[S_LE]! - st[S_LS]!;
-        const withHost = peerEnd !== peerStart && plan.hostKey !== null;
-        this.#emit(src, st[S_S]!, st[S_E]!, peerStart, peerEnd, withHost, (scan & SCAN_COLLIDES) !== 0, st[S_HAS_NL] === 1, plan);
-        if ((scan & SCAN_TALOS_SERVICE) !== 0) counts.kinds.service++;
-        else if ((scan & SCAN_KERNEL) === SCAN_KERNEL) counts.kinds.kernel++;
-        else counts.kinds.other++;
-        counts.accepted++;
-      } else {
-        // ST_FRAME, ST_FRAME_END: raw bytes [S_LS, S_LE), as #processJs dead-letters them.
-        counts.records++;
-        (counts.malformed as Record<MalformedReason, number>).invalid_frame++;
-        if (deadLetter) this.#deadLetter('invalid_frame', sourceJson, src, -1, -1, st[S_LS]!, st[S_LE]!);
-        if (status === ST_FRAME_END) break;
-      }
-      st[S_POS] = this.#pos;
+      this.#dlPos = st[S_DL_POS]!;
+      if (st[S_NEED]! > 0) this.#grow(st[S_NEED]!);
+      if (st[S_DL_NEED]! > 0) this.#growDeadLetter(st[S_DL_NEED]!);
     }
     this.#pos = st[S_POS]!;
-    counts.records += st[S_RECORDS]!;
-    counts.accepted += st[S_ACCEPTED]!;
-    counts.inputBytes += st[S_INPUT_BYTES]!;
-    counts.kinds.service += st[S_SERVICE]!;
-    counts.kinds.kernel += st[S_KERNEL]!;
-    counts.kinds.other += st[S_OTHER]!;
+    this.#dlPos = st[S_DL_POS]!;
+    counts.records = st[S_RECORDS]!;
+    counts.accepted = st[S_ACCEPTED]!;
+    counts.inputBytes = st[S_INPUT_BYTES]!;
+    counts.kinds.service = st[S_SERVICE]!;
+    counts.kinds.kernel = st[S_KERNEL]!;
+    counts.kinds.other = st[S_OTHER]!;
+    const malformed = counts.malformed;
+    for (let i = 0; i < MALFORMED_REASONS.length; i++) malformed[MALFORMED_REASONS[i]!] = st[S_MALFORMED + i]!;
   }
 
   /** The TypeScript path: every record of the batch. */
@@ -792,6 +756,12 @@ export class BatchProcessor {
     this.#out = next;
   }
 
+  #growDeadLetter(need: number): void {
+    const next = Buffer.allocUnsafeSlow(Math.max(this.#dl.length * 2, this.#dlPos + need));
+    this.#dl.copy(next, 0, 0, this.#dlPos);
+    this.#dl = next;
+  }
+
   /** Off the fast path: malformed records are rare, so plain string building is fine here. */
   #deadLetter(reason: MalformedReason, sourceJson: string, src: Buffer, peerStart: number, peerEnd: number, rs: number, re: number): void {
     const peer = peerStart < peerEnd ? JSON.stringify(src.toString('latin1', peerStart, peerEnd)) : 'null';
@@ -801,11 +771,7 @@ export class BatchProcessor {
       : `,"raw_base64":"${raw.toString('base64')}"`;
     const line = `{"reason":"${reason}","component_id":${sourceJson},"peer":${peer}${body}}\n`;
     const need = line.length * 3;
-    if (this.#dlPos + need > this.#dl.length) {
-      const next = Buffer.allocUnsafeSlow(Math.max(this.#dl.length * 2, this.#dlPos + need));
-      this.#dl.copy(next, 0, 0, this.#dlPos);
-      this.#dl = next;
-    }
+    if (this.#dlPos + need > this.#dl.length) this.#growDeadLetter(need);
     this.#dlPos += this.#dl.write(line, this.#dlPos, 'utf8');
   }
 }
