@@ -11,12 +11,11 @@
  * cannot load, this file fails: it is never skipped.
  */
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { zstdFrameEnd } from '../../apps/sluice/src/read/decode.ts';
-import { listObjects, metricSum, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import { listObjects, metricSum, scrape, sendTcpLines, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { runCli } from '../helpers/s3.ts';
 
 const TOKEN = 'duckdb-test-token-0123456789';
@@ -49,15 +48,6 @@ for (let j = 0; j < HEC; j++) {
   hecEvents[j % 2]!.push(JSON.stringify({ time: (T0 + j * 60_000) / 1000 + 0.25, host: 'hec-1', source: 'tailscale', event: { action: j % 2 === 0 ? 'UPDATE' : 'DELETE', msg: `audit h${j}` } }));
 }
 const ETCD = Array.from({ length: TALOS }, (_, i) => i).filter((i) => SERVICES[i % 3] === 'etcd').length;
-
-function sendTcp(address: string, payload: string[]): Promise<void> {
-  const { host, port } = splitAddress(address);
-  return new Promise((resolve, reject) => {
-    const s = connect({ host, port }, () => s.end(payload.map((l) => l + '\n').join('')));
-    s.on('error', reject);
-    s.on('close', () => resolve());
-  });
-}
 
 /** JSON text with every object's keys sorted: two records are the same when these are equal. */
 function canonical(value: unknown): string {
@@ -116,7 +106,7 @@ sinks:
 `;
   for (let run = 0; run < 2; run++) {
     const daemon = await startDaemon(yaml, { dir, env: { HEC_TOKEN: TOKEN } });
-    await sendTcp(daemon.sources['nodes']![0]!, lines[run]!);
+    await sendTcpLines(daemon.sources['nodes']![0]!, lines[run]!);
     const res = await fetch(`http://${daemon.sources['audit']![0]}/services/collector/event`, { method: 'POST', headers: { authorization: `Splunk ${TOKEN}` }, body: hecEvents[run]!.join('\n') });
     expect(res.status).toBe(200);
     await vi.waitFor(async () => expect(metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total')).toBe((TALOS + HEC) / 2), { timeout: 60_000, interval: 100 });

@@ -9,11 +9,10 @@
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { rgwClient } from '../s3/rgw.ts';
-import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import { listObjects, metricSum, readObjectLines, scrape, sendTcpLines, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { freshBucket, runCli, s3Connection, s3Env } from '../helpers/s3.ts';
 
 const env = inject('s3');
@@ -94,15 +93,6 @@ function read(args: string[], extraEnv: Record<string, string> = {}): ReturnType
   return runCli(['read', ...args], extraEnv);
 }
 
-function sendTcp(address: string, lines: string[]): Promise<void> {
-  const { host, port } = splitAddress(address);
-  return new Promise((resolve, reject) => {
-    const s = connect({ host, port }, () => s.end(lines.map((l) => l + '\n').join('')));
-    s.on('error', reject);
-    s.on('close', () => resolve());
-  });
-}
-
 beforeAll(async () => {
   dir = tempDir('sluice-read-');
   out = join(dir, 'out');
@@ -128,8 +118,8 @@ sinks:
   // In three rounds, so the period cuts the data into several objects.
   for (let round = 0; round < 3; round++) {
     const part = <T>(xs: T[]): T[] => xs.filter((_, k) => k % 3 === round);
-    await sendTcp(daemon.sources['nodes_a']![0]!, part(talosLines[0]!));
-    await sendTcp(daemon.sources['nodes_b']![0]!, part(talosLines[1]!));
+    await sendTcpLines(daemon.sources['nodes_a']![0]!, part(talosLines[0]!));
+    await sendTcpLines(daemon.sources['nodes_b']![0]!, part(talosLines[1]!));
     if (round === 1) {
       const res = await fetch(`http://${daemon.sources['audit']![0]}/services/collector/event`, { method: 'POST', headers: { authorization: `Splunk ${TOKEN}` }, body: hecBody });
       expect(res.status).toBe(200);

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -95,6 +96,16 @@ export function splitAddress(address: string): { host: string; port: number } {
 }
 
 /** Every object file under dir (skipping temporary files), relative paths sorted. */
+/** Send lines over one TCP connection (newline-terminated) and resolve once it is closed. */
+export function sendTcpLines(address: string, lines: readonly string[]): Promise<void> {
+  const { host, port } = splitAddress(address);
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port }, () => s.end(lines.map((l) => l + '\n').join('')));
+    s.on('error', reject);
+    s.on('close', () => resolve());
+  });
+}
+
 export function listObjects(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
