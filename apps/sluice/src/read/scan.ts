@@ -10,7 +10,7 @@
  */
 import { compareZBytes } from './time.ts';
 import { literalOfClause, longestPlainRun, recordTime, requiredLiteralOfRegex, whereMatches, type WhereClause } from './match.ts';
-import type { ObjectOutput } from './output.ts';
+import type { RunSink } from './output.ts';
 import { formatPretty } from './pretty.ts';
 
 export interface FilterOptions {
@@ -131,7 +131,7 @@ export function countLines(buf: Buffer, start: number, end: number): number {
  */
 export class ObjectScanner {
   readonly #f: Filter;
-  readonly #out: ObjectOutput;
+  readonly #out: RunSink;
   readonly #keyTime: string | undefined;
   readonly #countScanned: boolean;
   readonly #countRecords: boolean;
@@ -164,7 +164,7 @@ export class ObjectScanner {
    * @param countScanned count every line (--stats), which costs a pass over skipped stretches.
    * @param countRecords count the records of each output run (--limit needs them).
    */
-  constructor(filter: Filter, out: ObjectOutput, keyTime: string | undefined, countScanned: boolean, countRecords: boolean) {
+  constructor(filter: Filter, out: RunSink, keyTime: string | undefined, countScanned: boolean, countRecords: boolean) {
     this.#f = filter;
     this.#out = out;
     this.#keyTime = keyTime;
