@@ -1,10 +1,11 @@
 /**
  * The engine of `sluice read`: list a location in key order, skip what the index rules out,
- * read up to `parallel` objects at once (fetch, decompress on libuv's pool, scan on the main
- * thread), and write each object's matching records to stdout in key order.
+ * read up to `parallel` objects at once (fetch here; decompress and scan in a scan worker,
+ * scan-pool.ts, or for gzip and `threads: 0` on libuv's pool and this thread), and write each
+ * object's matching records to stdout in key order.
  *
  * Memory is bounded whatever the archive's size: at most `parallel` objects are open, each
- * holding at most `capBytes` of output ahead of the writer plus its frames in flight; the
+ * holding at most `capBytes` of output ahead of the writer plus its chunks in flight; the
  * listing is pulled one key at a time; --follow remembers only the keys of its last window.
  */
 import type { Writable } from 'node:stream';
