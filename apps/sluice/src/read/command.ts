@@ -3,6 +3,7 @@
  * cannot be listed exit 1 with one line naming the problem; objects that cannot be read are
  * named one per line and exit 2 (runRead). Usage: docs/reading.md.
  */
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, SluiceError } from '@sluice/config';
 import { readerForPath, sinkDefinition, type ObjectReader } from '@sluice/sinks/registry';
@@ -22,6 +23,8 @@ const DEFAULT_SPAN_MS = 60 * 60_000;
 /** 4 objects at once kept libuv's 4 threads decompressing on bench/read.bench.ts. */
 const PARALLEL_OBJECTS = 4;
 const FOLLOW_POLL_MS = 1000;
+/** Scan workers: one per core (the main thread's share, reading and writing, is small). */
+const SCAN_THREADS = Math.max(1, Math.min(availableParallelism(), 8));
 
 class UsageError extends Error {}
 
@@ -154,6 +157,7 @@ export async function readCommand(argv: string[]): Promise<number> {
       pollMs: FOLLOW_POLL_MS,
       stats: args.stats,
       parallel: PARALLEL_OBJECTS,
+      threads: SCAN_THREADS,
       stdout: process.stdout,
       stderr: process.stderr,
       progress: process.stderr.isTTY === true,

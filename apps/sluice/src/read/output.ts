@@ -5,6 +5,17 @@
  * waits once its object holds `capBytes`, so memory stays bounded whatever the archive's size.
  */
 
+/** Where a scanner puts the matching records (ObjectOutput here, a batch in a scan worker). */
+export interface RunSink {
+  /** buf[start, end) is `records` whole lines, to print as they are. */
+  pushRun(buf: Buffer, start: number, end: number, records: number): void;
+  /** One formatted (pretty) line. */
+  pushText(line: string): void;
+  /** The scanner finished a piece of input. */
+  pieceDone(): void;
+  end(): void;
+}
+
 export interface OutChunk {
   readonly bytes: Uint8Array;
   /** Records (lines) in `bytes`; 0 when nobody counts (no --limit, no --stats). */
@@ -17,7 +28,7 @@ const DIRECT_RUN_BYTES = 64 * 1024;
 /** Pretty lines are joined into one chunk per this many. */
 const TEXT_LINES = 4096;
 
-export class ObjectOutput {
+export class ObjectOutput implements RunSink {
   readonly #chunks: OutChunk[] = [];
   #head = 0;
   #queuedBytes = 0;
@@ -38,6 +49,11 @@ export class ObjectOutput {
     return this.#ended;
   }
 
+  /** Output held ahead of the writer before the producer waits. */
+  get capBytes(): number {
+    return this.#capBytes;
+  }
+
   /** Bytes pushed and not yet taken. */
   get queuedBytes(): number {
     return this.#queuedBytes + this.#batchLen;
@@ -56,6 +72,13 @@ export class ObjectOutput {
     buf.copy(this.#batch, this.#batchLen, start, end);
     this.#batchLen += len;
     this.#batchRecords += records;
+  }
+
+  /** A chunk made elsewhere (a scan worker's batch), handed on as it is. */
+  pushChunk(bytes: Uint8Array, records: number): void {
+    if (bytes.length === 0) return;
+    this.#flushBatch();
+    this.#add({ bytes, records });
   }
 
   pushText(line: string): void {

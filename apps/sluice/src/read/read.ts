@@ -1,10 +1,11 @@
 /**
  * The engine of `sluice read`: list a location in key order, skip what the index rules out,
- * read up to `parallel` objects at once (fetch, decompress on libuv's pool, scan on the main
- * thread), and write each object's matching records to stdout in key order.
+ * read up to `parallel` objects at once (fetch here; decompress and scan in a scan worker,
+ * scan-pool.ts, or for gzip and `threads: 0` on libuv's pool and this thread), and write each
+ * object's matching records to stdout in key order.
  *
  * Memory is bounded whatever the archive's size: at most `parallel` objects are open, each
- * holding at most `capBytes` of output ahead of the writer plus its frames in flight; the
+ * holding at most `capBytes` of output ahead of the writer plus its chunks in flight; the
  * listing is pulled one key at a time; --follow remembers only the keys of its last window.
  */
 import type { Writable } from 'node:stream';
@@ -13,6 +14,7 @@ import { codecOfKey, decoded } from './decode.ts';
 import type { ObjectIndex } from './object-index.ts';
 import { ObjectOutput } from './output.ts';
 import { ObjectScanner, type Filter } from './scan.ts';
+import { type RemoteJob, ScanPool } from './scan-pool.ts';
 import { keyTime, msOfCanonical } from './time.ts';
 
 export interface ReadOptions {
@@ -26,6 +28,11 @@ export interface ReadOptions {
   readonly stats: boolean;
   /** Objects read at once. */
   readonly parallel: number;
+  /**
+   * Scan workers: zstd and plain objects are decompressed and scanned on this many threads
+   * (scan-pool.ts), gzip ones in this thread. 0 = everything in this thread.
+   */
+  readonly threads: number;
   readonly stdout: Writable;
   readonly stderr: Writable & { isTTY?: boolean };
   /** A progress line on stderr (a TTY) during long reads. */
@@ -50,6 +57,7 @@ const CAP_BYTES = 8 * 1024 * 1024;
 /** --follow remembers keys this much older than the newest it saw (late-completing objects). */
 const FOLLOW_WINDOW_MS = 60 * 60_000;
 
+/** One object's read in this thread: decompression on libuv's pool, scanning here. */
 class Job {
   readonly key: string;
   readonly output = new ObjectOutput(CAP_BYTES);
@@ -185,7 +193,14 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
     if (remaining === 0) ac.abort();
   };
 
-  const queue: Job[] = [];
+  const pool = opts.threads > 0 ? new ScanPool(opts.threads, opts.filter.opts) : null;
+  const countRecords = opts.stats || opts.limit !== null;
+  const start = (key: string): Job | RemoteJob => {
+    const codec = codecOfKey(key)!;
+    if (pool === null || codec === 'gzip') return new Job(key, opts, ac.signal);
+    return pool.read(key, codec, keyTime(key), opts.reader.read(key, ac.signal), CAP_BYTES, ac.signal, opts.stats, countRecords);
+  };
+  const queue: (Job | RemoteJob)[] = [];
   let polled = false;
   let listing: AsyncIterator<{ key: string; size: number }> | null = opts.reader.list(undefined, ac.signal)[Symbol.asyncIterator]();
   try {
@@ -219,7 +234,7 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
           stats.objectsSkipped++;
           continue;
         }
-        queue.push(new Job(key, opts, ac.signal));
+        queue.push(start(key));
       }
       const head = queue.shift();
       if (head === undefined) {
@@ -258,6 +273,7 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
     ac.abort();
     for (const job of queue) job.output.release();
     await Promise.allSettled(queue.map((j) => j.done));
+    await pool?.close();
     opts.signal?.removeEventListener('abort', stop);
     opts.stdout.off('error', onStdoutError);
     if (progressShown) opts.stderr.write('\r\x1b[K');

@@ -10,7 +10,7 @@
  */
 import { compareZBytes } from './time.ts';
 import { literalOfClause, longestPlainRun, recordTime, requiredLiteralOfRegex, whereMatches, type WhereClause } from './match.ts';
-import type { ObjectOutput } from './output.ts';
+import type { RunSink } from './output.ts';
 import { formatPretty } from './pretty.ts';
 
 export interface FilterOptions {
@@ -131,7 +131,7 @@ export function countLines(buf: Buffer, start: number, end: number): number {
  */
 export class ObjectScanner {
   readonly #f: Filter;
-  readonly #out: ObjectOutput;
+  readonly #out: RunSink;
   readonly #keyTime: string | undefined;
   readonly #countScanned: boolean;
   readonly #countRecords: boolean;
@@ -144,6 +144,8 @@ export class ObjectScanner {
   #carry: Buffer | null = null;
   // Cursors of the time fast path into the current buffer (positions of the next occurrence).
   #ttCur = -1;
+  /** The next `"talos-time"` after the last line's: where the next line's time usually is. */
+  #ttNameCur = -1;
   #braceCur = -1;
   #bracketCur = -1;
   #escCur = -1;
@@ -164,7 +166,7 @@ export class ObjectScanner {
    * @param countScanned count every line (--stats), which costs a pass over skipped stretches.
    * @param countRecords count the records of each output run (--limit needs them).
    */
-  constructor(filter: Filter, out: ObjectOutput, keyTime: string | undefined, countScanned: boolean, countRecords: boolean) {
+  constructor(filter: Filter, out: RunSink, keyTime: string | undefined, countScanned: boolean, countRecords: boolean) {
     this.#f = filter;
     this.#out = out;
     this.#keyTime = keyTime;
@@ -208,7 +210,7 @@ export class ObjectScanner {
   /** buf[start, end) is whole lines. */
   #scan(buf: Buffer, start: number, end: number): void {
     const f = this.#f;
-    this.#ttCur = this.#braceCur = this.#bracketCur = this.#escCur = -1;
+    this.#ttCur = this.#ttNameCur = this.#braceCur = this.#bracketCur = this.#escCur = -1;
     this.#probeCur.fill(-1);
     this.#end = end;
     if (f.passAll) {
@@ -299,11 +301,11 @@ export class ObjectScanner {
    * the line has `"key"` once, no \u escape (which could spell the key a second time), and
    * nothing opens between the line's first byte and p, or a scan of the bytes up to p (strings
    * skipped) finds depth 1 there. Inside a string, `"key":"` cannot occur: its quotes would
-   * be escaped.
+   * be escaped. `nextName`: the first `"key"` after the one at p.
    */
-  #topLevel(buf: Buffer, s: number, e: number, p: number, name: Buffer): boolean {
+  #topLevel(buf: Buffer, s: number, e: number, p: number, nextName: number): boolean {
     const end = this.#end;
-    if (find(buf, name, p + name.length, e) < e) return false;
+    if (nextName < e) return false;
     if (this.#escCur < s) this.#escCur = find(buf, ESCAPE_U, s, end);
     if (this.#escCur < e) return false;
     if (this.#braceCur <= s) this.#braceCur = find(buf, OPEN_BRACE, s + 1, end);
@@ -336,7 +338,7 @@ export class ObjectScanner {
     if (cur[i]! < s) cur[i] = find(buf, probe.pattern, s, this.#end);
     const p = cur[i]!;
     if (p >= e) return UNKNOWN; // not as a plain string here: absent, spaced, or not a string
-    if (!this.#topLevel(buf, s, e, p, probe.name)) return UNKNOWN;
+    if (!this.#topLevel(buf, s, e, p, find(buf, probe.name, p + probe.name.length, e))) return UNKNOWN;
     const v = p + probe.pattern.length;
     const value = probe.value;
     if (v + value.length > e) return OUT;
@@ -351,10 +353,18 @@ export class ObjectScanner {
   #fastTime(buf: Buffer, s: number, e: number): number {
     // Each cursor is the next occurrence at or after where it was last searched from, up to
     // the end of the buffer's lines, so a buffer is searched once per pattern, not per line.
-    if (this.#ttCur < s) this.#ttCur = find(buf, TALOS_TIME, s, this.#end);
+    if (this.#ttCur < s) {
+      // The first `"talos-time":"` from s starts at the first `"talos-time"` from s, which the
+      // last line's name check found: one Buffer.indexOf a line fewer (indexOf was 25 % of a
+      // scan worker's --since profile; --since 173 -> 249 MB/s median of 3 on
+      // bench/read.bench.ts's archive, load 4-5).
+      const q = this.#ttNameCur;
+      this.#ttCur = q >= s && buf[q + TALOS_TIME_NAME.length] === 0x3a && buf[q + TALOS_TIME_NAME.length + 1] === QUOTE ? q : find(buf, TALOS_TIME, s, this.#end);
+    }
     const p = this.#ttCur;
     if (p >= e) return UNKNOWN;
-    if (!this.#topLevel(buf, s, e, p, TALOS_TIME_NAME)) return UNKNOWN;
+    this.#ttNameCur = find(buf, TALOS_TIME_NAME, p + TALOS_TIME_NAME.length, this.#end);
+    if (!this.#topLevel(buf, s, e, p, this.#ttNameCur)) return UNKNOWN;
     const v = p + TALOS_TIME.length;
     const since = this.#f.sinceBytes;
     if (since !== null) {
