@@ -4,6 +4,11 @@
  *
  *   node_modules/.bin/node bench/read.bench.ts [--gb 1] [--rounds 5] [--keep DIR]
  *
+ * `--scan where|since|none [--mb 50]` instead: the scan alone, in this thread, over --mb of the
+ * same lines decompressed (written once to the temp directory), pushed in the archive's 256 KiB
+ * frames, for a stable A/B under a loaded machine: instruction counts with
+ * `valgrind --tool=callgrind --smc-check=all`, minus a `none` run (reading the file, no scan).
+ *
  * The archive: seeded Talos service lines (apps/loadgen), tagged with a host and a cluster as a
  * source does, in zstd frames of one 256 KiB batch each (compressFrame, level 1: the daemon's
  * frames), 32 MiB of NDJSON per object, laid out as a file sink does (YYYY/MM/DD/HH:MM:SS-…).
@@ -15,7 +20,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +28,9 @@ import { prng, serviceLine } from '../apps/loadgen/src/talos-lines.ts';
 import { compressFrame } from '../packages/worker/src/codecs.ts';
 import { objectKey } from '../packages/sinks/src/object-writer/keys.ts';
 import { median } from './lib/stats.ts';
+import type { RunSink } from '../apps/sluice/src/read/output.ts';
+import { Filter, ObjectScanner } from '../apps/sluice/src/read/scan.ts';
+import { parseRfc3339 } from '../apps/sluice/src/read/time.ts';
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +38,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     keep: { type: 'string' },
     only: { type: 'string' },
+    scan: { type: 'string' },
+    mb: { type: 'string', default: '50' },
   },
 });
 const TARGET_BYTES = Math.round(Number(values.gb) * 1e9);
@@ -57,14 +67,9 @@ function archive(): { dir: string; ndjsonBytes: number; files: string[] } {
       const frames: Uint8Array[] = [];
       let objectBytes = 0;
       while (objectBytes < OBJECT_BYTES && total < TARGET_BYTES) {
-        let batch = '';
-        while (batch.length < BATCH_BYTES) {
-          const line = serviceLine({ id, rand, baseTimeMs: BASE_MS });
-          // Tags spliced at the end, as a source with host_key and extra_tags does.
-          batch += `${line.slice(0, -1)},"cluster":"prod-eu-1","host":"${HOSTS[id % HOSTS.length]}"}\n`;
-          id++;
-        }
-        const bytes = Buffer.from(batch);
+        const b = batchOf(rand, id);
+        id = b.next;
+        const bytes = Buffer.from(b.text);
         frames.push(compressFrame('zstd', bytes, 1));
         objectBytes += bytes.length;
         total += bytes.length;
@@ -85,6 +90,62 @@ function archive(): { dir: string; ndjsonBytes: number; files: string[] } {
   };
   walk(dir);
   return { dir, ndjsonBytes: Number(execFileSync('cat', [stamp], { encoding: 'utf8' })), files };
+}
+
+/** The bench's lines, as one archive batch makes them. */
+function batchOf(rand: () => number, first: number): { text: string; next: number } {
+  let batch = '';
+  let id = first;
+  while (batch.length < BATCH_BYTES) {
+    const line = serviceLine({ id, rand, baseTimeMs: BASE_MS });
+    // Tags spliced at the end, as a source with host_key and extra_tags does.
+    batch += `${line.slice(0, -1)},"cluster":"prod-eu-1","host":"${HOSTS[id % HOSTS.length]}"}\n`;
+    id++;
+  }
+  return { text: batch, next: id };
+}
+
+/** --scan: one ObjectScanner over --mb of decompressed lines, in 256 KiB pieces. */
+function scanOnly(mode: string): void {
+  const bytes = Math.round(Number(values.mb) * 1e6);
+  const file = join(tmpdir(), `sluice-read-scan-${bytes}.ndjson`);
+  if (!existsSync(file)) {
+    const rand = prng(20251122);
+    const parts: string[] = [];
+    let total = 0;
+    for (let id = 0; total < bytes; ) {
+      const b = batchOf(rand, id);
+      parts.push(b.text);
+      total += b.text.length;
+      id = b.next;
+    }
+    writeFileSync(`${file}.tmp`, parts.join(''));
+    renameSync(`${file}.tmp`, file);
+  }
+  const data = readFileSync(file);
+  const pieces: Buffer[] = [];
+  for (let pos = 0; pos < data.length; pos += BATCH_BYTES) pieces.push(data.subarray(pos, pos + BATCH_BYTES));
+  const where = mode === 'where' ? [{ path: ['talos-service'], value: 'etcd' }] : [];
+  // The 50 MB span ~3.5 min from 08:26:40: about half the lines are after 08:28.
+  const since = mode === 'since' ? parseRfc3339('2025-11-22T08:28:00Z')! : null;
+  const filter = new Filter({ where, grep: null, since, until: null, format: 'ndjson', color: false });
+  let out = 0;
+  const sink: RunSink = { pushRun: (_b, start, end) => void (out += end - start), pushText: () => {}, pieceDone: () => {}, end: () => {} };
+  const t0 = performance.now();
+  let matched = 0;
+  if (mode !== 'none') {
+    const scanner = new ObjectScanner(filter, sink, undefined, false, false);
+    for (const piece of pieces) scanner.push(piece);
+    scanner.finish();
+    matched = scanner.matched;
+  }
+  const s = (performance.now() - t0) / 1000;
+  console.log(`scan ${mode}: ${(data.length / 1e6).toFixed(0)} MB, ${matched} records (${out} bytes) matched, ${(data.length / 1e6 / s).toFixed(0)} MB/s in this thread`);
+}
+
+if (values.scan !== undefined) {
+  scanOnly(values.scan);
+  process.exit(0);
 }
 
 interface Scenario {

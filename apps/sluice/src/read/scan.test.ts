@@ -167,6 +167,35 @@ describe('ObjectScanner against a JSON.parse oracle', () => {
     expect(matchedTotal).toBeGreaterThan(8_000);
   });
 
+  it('the top-level walk: keys nested, duplicated, spaced, escaped, in values, or with CR; lines that are not one object', () => {
+    const lines = [
+      '{"msg":"[talos] {x} \\"talos-time\\":\\"2024-05-01T13:00:00Z\\"","talos-service":"etcd","talos-time":"2024-05-01T12:30:00Z"}',
+      '{"a":{"talos-time":"2024-05-01T13:00:00Z","talos-service":"etcd"},"talos-time":"2024-05-01T11:00:00Z"}',
+      '{"a":[{"talos-service":"etcd"}],"talos-service":"kubelet","talos-time":"2024-05-01T13:00:00Z"}',
+      '{"talos-time":"2024-05-01T11:00:00Z","talos-time" :"2024-05-01T13:00:00Z","talos-service":"etcd"}',
+      '{"talos-time":"2024-05-01T13:00:00Z","talos-service":"etcd","talos-time":"2024-05-01T11:00:00Z","talos-service":"x"}',
+      '{"talos-time":"2024-05-01T11:00:00Z","talos-service":"x","talos-time":"2024-05-01T13:00:00Z","talos-service":"etcd"}',
+      '{"talos-service":"kubelet","talos\\u002dservice":"etcd","talos-time":"2024-05-01T13:00:00Z"}',
+      '{"talos-service":"et\\u0063d","talos-time":"2024-05-01T13:00:00\\u005a"}',
+      '{"talos-service" : "etcd", "talos-time": "2024-05-01T13:00:00Z"}\r',
+      '{"talos-service":"etcd","talos-time":"2024-05-01T13:00:00Z"} ',
+      '{"talos-service":"etcd","talos-time":"2024-05-01T13:00:00Z","n":[1,{"b":"}"}],"x":"]"}',
+      '{"talos-service":"etcdx","talos-time":"2024-05-01T13:00:00Z"}',
+      '{"talos-service":"","talos-time":"2024-05-01T13:00:00Z"}',
+      '{"talos-service":null,"talos-time":2024}',
+      '["talos-service","etcd"]',
+      '"talos-time"',
+    ];
+    const ndjson = Buffer.from(lines.join('\n') + '\n');
+    for (const where of [[], [{ path: ['talos-service'], value: 'etcd' }], [{ path: ['talos-service'], value: '' }]]) {
+      for (const since of [null, '2024-05-01T12:00:00.000000000']) {
+        const opts: FilterOptions = { where, grep: null, since, until: null, format: 'ndjson', color: false };
+        const expected = lines.filter((l) => oracle(l, opts)).map((l) => l + '\n').join('');
+        expect(scan(ndjson, new Filter(opts), mulberry32(7)).out, JSON.stringify(opts)).toBe(expected);
+      }
+    }
+  });
+
   it('a last line without a newline is a record too', () => {
     const f = new Filter({ where: [], grep: null, since: null, until: null, format: 'ndjson', color: false });
     const got = scan(Buffer.from('{"a":1}\n{"a":2}'), f, mulberry32(1));

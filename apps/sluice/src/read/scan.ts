@@ -2,10 +2,11 @@
  * The hot path of `sluice read`: an object's NDJSON bytes in, the matching records' bytes out.
  *
  * Bytes, not strings (an earlier prototype that split strings ran at 48-159 MB/s, 19 % of it
- * in GC): lines are found with Buffer.indexOf(0x0a), and when the filter has a literal every
- * matching line must contain (the anchor, see match.ts), whole stretches of lines without it
- * are skipped with one native Buffer.indexOf(anchor) call; only lines holding the anchor are
- * decoded and parsed. Matching lines are passed on as runs of bytes as stored (a run of
+ * in GC): lines are found with Buffer.indexOf(0x0a), or, when --where/--since decide on a
+ * top-level key, by the one JS walk over the line that finds that key (#walk). When the filter
+ * has a literal every matching line must contain (the anchor, see match.ts), whole stretches
+ * of lines without it are skipped with one native Buffer.indexOf(anchor) call; only lines
+ * holding the anchor are looked at, and parsed when the bytes cannot decide. Matching lines are passed on as runs of bytes as stored (a run of
  * adjacent lines is one copy), never re-serialized.
  */
 import { compareZBytes } from './time.ts';
@@ -66,11 +67,9 @@ export class Filter {
 
 /** A top-level string field a --where clause can be decided on from the bytes. */
 export interface WhereProbe {
-  /** `"key":"` */
-  readonly pattern: Buffer;
-  /** `"key"`: a second one in the line (a duplicate key, or the name as a value) = parse. */
-  readonly name: Buffer;
-  /** `VALUE"`: the value as JSON writes it when no \u escape is used. */
+  /** The key's bytes, as JSON writes them (no escape is needed). */
+  readonly key: Buffer;
+  /** The value's bytes, as JSON writes them when no escape is used. */
   readonly value: Buffer;
 }
 
@@ -80,24 +79,33 @@ function plain(text: string): boolean {
 
 /**
  * A clause on a top-level field whose name and value need no escape (`talos-service=etcd`):
- * then `"talos-service":"etcd"` at the top level of a line without \u escapes decides it, and
- * `"talos-service":"` followed by anything else rules it out. Numbers and literals are parsed.
+ * then the key once at the top level with a string value without escapes decides it
+ * (ObjectScanner's #walk). Numbers, literals and escaped strings are parsed.
  */
 function whereProbe(clause: WhereClause): WhereProbe | null {
   if (clause.path.length !== 1) return null;
   const key = clause.path[0]!;
   if (!plain(key) || (clause.value !== '' && !plain(clause.value))) return null;
-  return { pattern: Buffer.from(`"${key}":"`), name: Buffer.from(`"${key}"`), value: Buffer.from(`${clause.value}"`) };
+  return { key: Buffer.from(key), value: Buffer.from(clause.value) };
 }
 
 const NL = 0x0a;
+const TAB = 0x09;
+const CR = 0x0d;
+const SPACE = 0x20;
 const QUOTE = 0x22;
+const COLON = 0x3a;
 const BACKSLASH = 0x5c;
-const TALOS_TIME = Buffer.from('"talos-time":"');
-const TALOS_TIME_NAME = Buffer.from('"talos-time"');
 const ESCAPE_U = Buffer.from('\\u');
+const TALOS_TIME_KEY = Buffer.from('talos-time');
 const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+/** #walk's marks for a wanted key: not (yet) at the top level; there, but not a plain string. */
+const ABSENT = -1;
+
+const NOT_PLAIN = -2;
 
 /** Fast-path verdicts on a line's time. */
 const OUT = 0;
@@ -142,15 +150,18 @@ export class ObjectScanner {
   matched = 0;
   /** A line cut by the end of a piece, copied. */
   #carry: Buffer | null = null;
-  // Cursors of the time fast path into the current buffer (positions of the next occurrence).
-  #ttCur = -1;
-  /** The next `"talos-time"` after the last line's: where the next line's time usually is. */
-  #ttNameCur = -1;
-  #braceCur = -1;
-  #bracketCur = -1;
-  #escCur = -1;
-  /** Per where probe: next `"key":"`. */
-  readonly #probeCur: number[];
+  /**
+   * The top-level keys the byte fast paths decide on: each where probe's (at its index), then
+   * `talos-time` if a time bound is set. Empty = no walk, lines are found with indexOf.
+   */
+  readonly #wanted: Buffer[];
+  /** Index of `talos-time` in #wanted, or -1. */
+  readonly #timeIdx: number;
+  // The last #walk's findings: per wanted key, its string value's first byte (or ABSENT,
+  // NOT_PLAIN) and the value's closing quote; and whether the line's structure was as expected.
+  readonly #valAt: Int32Array;
+  readonly #valEnd: Int32Array;
+  #sure = false;
   // The run of adjacent matching lines not yet handed to the output.
   #runBuf: Buffer | null = null;
   #runStart = 0;
@@ -158,8 +169,6 @@ export class ObjectScanner {
   #runRecords = 0;
   /** The parsed record of the line accept() just accepted (pretty only). */
   #rec: unknown = undefined;
-  /** End of the whole lines of the buffer being scanned: the cursors search up to it. */
-  #end = 0;
 
   /**
    * @param keyTime canonical time of the object's key: the time of records without their own.
@@ -174,7 +183,11 @@ export class ObjectScanner {
     this.#countRecords = countRecords;
     this.#hasTime = filter.sinceBytes !== null || filter.untilBytes !== null;
     this.#needParse = filter.opts.format === 'pretty' || filter.probes.some((p) => p === null);
-    this.#probeCur = filter.probes.map(() => -1);
+    this.#wanted = filter.probes.map((p) => p?.key ?? Buffer.alloc(0));
+    this.#timeIdx = this.#hasTime ? this.#wanted.push(TALOS_TIME_KEY) - 1 : -1;
+    if (!this.#hasTime && filter.probes.every((p) => p === null)) this.#wanted = [];
+    this.#valAt = new Int32Array(this.#wanted.length);
+    this.#valEnd = new Int32Array(this.#wanted.length);
   }
 
   push(piece: Uint8Array): void {
@@ -210,9 +223,6 @@ export class ObjectScanner {
   /** buf[start, end) is whole lines. */
   #scan(buf: Buffer, start: number, end: number): void {
     const f = this.#f;
-    this.#ttCur = this.#ttNameCur = this.#braceCur = this.#bracketCur = this.#escCur = -1;
-    this.#probeCur.fill(-1);
-    this.#end = end;
     if (f.passAll) {
       const n = this.#countScanned || this.#countRecords ? countLines(buf, start, end) : 0;
       this.scanned += n;
@@ -222,9 +232,12 @@ export class ObjectScanner {
       if (this.#countScanned) this.scanned += countLines(buf, start, end);
       this.#scanAnchored(buf, start, end, f.anchor);
     } else {
+      // With keys to look at, the walk that finds them finds the line's end too: one pass over
+      // the bytes in JS instead of a few native indexOf calls a line (see #walk).
+      const walk = this.#wanted.length > 0;
       let s = start;
       while (s < end) {
-        const e = buf.indexOf(NL, s);
+        const e = walk ? this.#walk(buf, s) : buf.indexOf(NL, s);
         if (this.#countScanned) this.scanned++;
         if (this.#accept(buf, s, e)) this.#emit(buf, s, e);
         s = e + 1;
@@ -236,6 +249,7 @@ export class ObjectScanner {
 
   #scanAnchored(buf: Buffer, start: number, end: number, anchor: Buffer): void {
     const orEscape = this.#f.anchorOrEscape;
+    const walk = this.#wanted.length > 0;
     let nextA = -1;
     let nextU = orEscape ? -1 : end;
     let pos = start;
@@ -246,7 +260,7 @@ export class ObjectScanner {
       if (hit >= end) break;
       let s = buf.lastIndexOf(NL, hit) + 1;
       if (s < start) s = start;
-      const e = buf.indexOf(NL, hit);
+      const e = walk ? this.#walk(buf, s) : buf.indexOf(NL, hit);
       if (this.#accept(buf, s, e)) this.#emit(buf, s, e);
       pos = e + 1;
     }
@@ -266,13 +280,13 @@ export class ObjectScanner {
     for (let i = 0; i < probes.length; i++) {
       const probe = probes[i]!;
       if (probe === null) continue;
-      const verdict = this.#probeWhere(buf, s, e, probe, i);
+      const verdict = this.#probeWhere(buf, probe, i);
       if (verdict === OUT) return false;
       if (verdict === UNKNOWN) undecided = true;
     }
     let timeDone = !this.#hasTime;
     if (!timeDone) {
-      const verdict = this.#fastTime(buf, s, e);
+      const verdict = this.#fastTime(buf, e);
       if (verdict === OUT) return false;
       timeDone = verdict === IN;
     }
@@ -297,75 +311,129 @@ export class ObjectScanner {
   }
 
   /**
-   * Where `pattern` (a `"key":"` found at p) is a key of the line's top-level object, sure:
-   * the line has `"key"` once, no \u escape (which could spell the key a second time), and
-   * nothing opens between the line's first byte and p, or a scan of the bytes up to p (strings
-   * skipped) finds depth 1 there. Inside a string, `"key":"` cannot occur: its quotes would
-   * be escaped. `nextName`: the first `"key"` after the one at p.
+   * Walks line buf[s, …) once, in JS, and returns its end (the newline's position). On the way
+   * it notes where each wanted key's value is, if the key is in the line's top-level object
+   * (depth 1, strings skipped; a string there followed by `:` is a key). #sure is false when
+   * the bytes do not say it for certain, and then the line is parsed: the line does not start
+   * with `{`, does not end where its object does, has a string or key with a newline, a
+   * top-level key with an escape (which could spell a wanted one). A wanted key's value is
+   * NOT_PLAIN unless it is `"…"` right after `:` with no escape in it; a key seen twice keeps
+   * the last value, as JSON.parse does. It replaced four Buffer.indexOf calls a line and a walk
+   * of the bytes before the key: --since 2,024M -> 1,533M instructions over 51 MB (callgrind,
+   * bench/read.bench.ts --scan; docs/benchmarks.md "Reading").
    */
-  #topLevel(buf: Buffer, s: number, e: number, p: number, nextName: number): boolean {
-    const end = this.#end;
-    if (nextName < e) return false;
-    if (this.#escCur < s) this.#escCur = find(buf, ESCAPE_U, s, end);
-    if (this.#escCur < e) return false;
-    if (this.#braceCur <= s) this.#braceCur = find(buf, OPEN_BRACE, s + 1, end);
-    if (this.#bracketCur <= s) this.#bracketCur = find(buf, OPEN_BRACKET, s + 1, end);
-    if (this.#braceCur > p && this.#bracketCur > p) return buf[s] === OPEN_BRACE;
-    // Something opens before p, often a `[` or `{` in a message: walk the bytes. ~1 ns a
-    // byte, only for such lines.
+  #walk(buf: Buffer, s: number): number {
+    const wanted = this.#wanted;
+    const valAt = this.#valAt;
+    const valEnd = this.#valEnd;
+    const nWanted = wanted.length;
+    for (let k = 0; k < nWanted; k++) valAt[k] = ABSENT;
+    let sure = buf[s] === OPEN_BRACE;
     let depth = 0;
-    for (let i = s; i < p; i++) {
-      const c = buf[i]!;
+    /** The wanted key whose value starts at the next byte after its `:`, or -1. */
+    let pending = -1;
+    let i = s;
+    let c = buf[i]!;
+    for (;;) {
       if (c === QUOTE) {
-        for (i++; i < p; i++) {
-          const d = buf[i]!;
-          if (d === BACKSLASH) i++;
-          else if (d === QUOTE) break;
+        const q = i;
+        let esc = false;
+        c = buf[++i]!;
+        // Most bytes of a string are above the backslash (letters, UTF-8): one test for them.
+        for (;;) {
+          if (c > BACKSLASH) {
+            c = buf[++i]!;
+          } else if (c === QUOTE || c === NL) {
+            break;
+          } else if (c === BACKSLASH) {
+            esc = true;
+            c = buf[++i]!;
+            if (c === NL) break;
+            c = buf[++i]!;
+          } else {
+            c = buf[++i]!;
+          }
         }
-        if (i >= p) return false;
+        if (c === NL) {
+          sure = false;
+          break;
+        }
+        // i: the closing quote.
+        if (depth === 1) {
+          if (pending >= 0) {
+            // The value of the wanted key just before.
+            if (q === valAt[pending]! - 1 && !esc) valEnd[pending] = i;
+            else valAt[pending] = NOT_PLAIN;
+            pending = -1;
+          } else {
+            let j = i + 1;
+            let d = buf[j]!;
+            while (d === SPACE || d === TAB || d === CR) d = buf[++j]!;
+            if (d === COLON) {
+              if (esc) sure = false;
+              const len = i - q - 1;
+              for (let k = 0; k < nWanted; k++) {
+                const key = wanted[k]!;
+                if (key.length !== len) continue;
+                let m = 0;
+                while (m < len && buf[q + 1 + m] === key[m]) m++;
+                if (m !== len) continue;
+                if (j === i + 1 && buf[j + 1] === QUOTE) {
+                  valAt[k] = j + 2;
+                  pending = k;
+                } else {
+                  valAt[k] = NOT_PLAIN;
+                }
+                break;
+              }
+              i = j;
+            }
+          }
+        } else if (depth === 0) {
+          sure = false;
+        }
+        c = buf[++i]!;
+      } else if (c === NL) {
+        break;
       } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+        if (depth === 0 && i !== s) sure = false;
         depth++;
-      } else if (c === 0x7d || c === 0x5d) {
+        c = buf[++i]!;
+      } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
         depth--;
+        if (depth < 0) sure = false;
+        c = buf[++i]!;
+      } else {
+        // `pending` is only set with a quote next, so these bytes are never its value.
+        if (depth === 0 && c !== SPACE && c !== TAB && c !== CR) sure = false;
+        c = buf[++i]!;
       }
     }
-    return depth === 1 && buf[s] === OPEN_BRACE;
+    this.#sure = sure && depth === 0;
+    return i;
   }
 
-  /** IN / OUT / UNKNOWN for a --where probe on line buf[s, e). */
-  #probeWhere(buf: Buffer, s: number, e: number, probe: WhereProbe, i: number): number {
-    const cur = this.#probeCur;
-    if (cur[i]! < s) cur[i] = find(buf, probe.pattern, s, this.#end);
-    const p = cur[i]!;
-    if (p >= e) return UNKNOWN; // not as a plain string here: absent, spaced, or not a string
-    if (!this.#topLevel(buf, s, e, p, find(buf, probe.name, p + probe.name.length, e))) return UNKNOWN;
-    const v = p + probe.pattern.length;
+  /** IN / OUT / UNKNOWN for a --where probe on the line #walk just walked. */
+  #probeWhere(buf: Buffer, probe: WhereProbe, i: number): number {
+    if (!this.#sure) return UNKNOWN;
+    const v = this.#valAt[i]!;
+    if (v < 0) return UNKNOWN; // absent, not a string, or escaped: parsed
     const value = probe.value;
-    if (v + value.length > e) return OUT;
-    return buf.compare(value, 0, value.length, v, v + value.length) === 0 ? IN : OUT;
+    const len = value.length;
+    if (this.#valEnd[i]! - v !== len) return OUT;
+    for (let m = 0; m < len; m++) if (buf[v + m] !== value[m]) return OUT;
+    return IN;
   }
 
   /**
    * The line's `talos-time` compared as stored, without parsing: IN, OUT, or UNKNOWN when it
-   * cannot be sure from the bytes (then the line is parsed). Sure means: a top-level key
-   * (#topLevel) with a plain Z time (compareZBytes).
+   * cannot be sure from the bytes (then the line is parsed). Sure means: a top-level key with
+   * a plain Z time (#walk, compareZBytes).
    */
-  #fastTime(buf: Buffer, s: number, e: number): number {
-    // Each cursor is the next occurrence at or after where it was last searched from, up to
-    // the end of the buffer's lines, so a buffer is searched once per pattern, not per line.
-    if (this.#ttCur < s) {
-      // The first `"talos-time":"` from s starts at the first `"talos-time"` from s, which the
-      // last line's name check found: one Buffer.indexOf a line fewer (indexOf was 25 % of a
-      // scan worker's --since profile; --since 173 -> 249 MB/s median of 3 on
-      // bench/read.bench.ts's archive, load 4-5).
-      const q = this.#ttNameCur;
-      this.#ttCur = q >= s && buf[q + TALOS_TIME_NAME.length] === 0x3a && buf[q + TALOS_TIME_NAME.length + 1] === QUOTE ? q : find(buf, TALOS_TIME, s, this.#end);
-    }
-    const p = this.#ttCur;
-    if (p >= e) return UNKNOWN;
-    this.#ttNameCur = find(buf, TALOS_TIME_NAME, p + TALOS_TIME_NAME.length, this.#end);
-    if (!this.#topLevel(buf, s, e, p, this.#ttNameCur)) return UNKNOWN;
-    const v = p + TALOS_TIME.length;
+  #fastTime(buf: Buffer, e: number): number {
+    if (!this.#sure) return UNKNOWN;
+    const v = this.#valAt[this.#timeIdx]!;
+    if (v < 0) return UNKNOWN;
     const since = this.#f.sinceBytes;
     if (since !== null) {
       const c = compareZBytes(buf, v, e, since);
