@@ -383,13 +383,13 @@ export class ObjectScanner {
             while (d === SPACE || d === TAB || d === CR) d = buf[++j]!;
             if (d === COLON) {
               if (esc) sure = false;
-              const len = i - q - 1;
+              const keyLen = i - q - 1;
               for (let k = 0; k < nWanted; k++) {
                 const key = wanted[k]!;
-                if (key.length !== len) continue;
+                if (key.length !== keyLen) continue;
                 let m = 0;
-                while (m < len && buf[q + 1 + m] === key[m]) m++;
-                if (m !== len) continue;
+                while (m < keyLen && buf[q + 1 + m] === key[m]) m++;
+                if (m !== keyLen) continue;
                 if (j === i + 1 && buf[j + 1] === QUOTE) {
                   valAt[k] = j + 2;
                   pending = k;
