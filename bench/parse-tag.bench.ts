@@ -22,6 +22,7 @@ import { BatchProcessor, compileTagPlan } from '../packages/worker/src/process.t
 import { loadNativeBatch } from '../packages/worker/src/batch-native.ts';
 import { SCAN_REJECT, scanRecord } from '../packages/worker/src/json-scan.ts';
 import { buildBatch, encodeBlock, encodePayload, mulberry32 } from '../packages/worker/src/fixture.ts';
+import { FactsScanner, indexFieldsFor, parsedRecordTime } from '../packages/worker/src/facts.ts';
 
 const LINE_BYTES = 245;
 const LINES = 1024;
@@ -137,6 +138,17 @@ const blockBatch = Buffer.from(
   }
 }
 
+// The index facts of the fast path's output (what task.ts adds per batch): checked against JSON.parse.
+const factsScanner = new FactsScanner(indexFieldsFor([HOST_KEY]));
+const factsInput = Buffer.from(processor.process(batch, batch.length, plan, 'bench', false).ndjson);
+{
+  const f = factsScanner.scan(factsInput);
+  const recs = factsInput.toString().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const times = recs.map((r) => parsedRecordTime(r)!).sort();
+  if (f.records !== LINES || f.untimed !== 0 || f.minTime !== times[0] || f.maxTime !== times.at(-1)) throw new Error(`facts: ${JSON.stringify(f)}`);
+  if (JSON.stringify(f.fields) !== JSON.stringify({ 'talos-service': ['machined'], 'talos-level': ['info'], host: [PEER], source: [] })) throw new Error(`facts fields: ${JSON.stringify(f.fields)}`);
+}
+
 let sink = 0;
 const bench = new Bench({ time: 2000, warmupTime: 300 });
 // The BatchProcessor cases, once per implementation side by side (native when its addon loads).
@@ -171,6 +183,9 @@ bench
   })
   .add('isUtf8(subarray) alone', () => {
     for (let i = 0; i < LINES; i++) if (isUtf8(batch.subarray(starts[i], ends[i]))) sink++;
+  })
+  .add('index facts of the output (FactsScanner.scan, task.ts)', () => {
+    sink += factsScanner.scan(factsInput).records;
   })
   .add('decode alone', () => {
     for (let i = 0; i < LINES; i++) sink += batch.toString('utf8', starts[i], ends[i]).length;
