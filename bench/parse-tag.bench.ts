@@ -23,6 +23,7 @@ import { loadNativeBatch } from '../packages/worker/src/batch-native.ts';
 import { SCAN_REJECT, scanRecord } from '../packages/worker/src/json-scan.ts';
 import { buildBatch, encodeBlock, encodePayload, mulberry32 } from '../packages/worker/src/fixture.ts';
 import { FactsScanner, indexFieldsFor, parsedRecordTime } from '../packages/worker/src/facts.ts';
+import { compressFrame, DEFAULT_LEVELS } from '../packages/worker/src/codecs.ts';
 
 const LINE_BYTES = 245;
 const LINES = 1024;
@@ -187,6 +188,9 @@ bench
   .add('index facts of the output (FactsScanner.scan, task.ts)', () => {
     sink += factsScanner.scan(factsInput).records;
   })
+  .add('zstd frame of the output (compressFrame, default level)', () => {
+    sink += compressFrame('zstd', factsInput, DEFAULT_LEVELS.zstd).length;
+  })
   .add('decode alone', () => {
     for (let i = 0; i < LINES; i++) sink += batch.toString('utf8', starts[i], ends[i]).length;
   })
@@ -272,6 +276,12 @@ if (nativeSplice !== undefined) {
   const nm = perLine.get(mixedName('native'))!;
   const jm = perLine.get(mixedName('TypeScript'))!;
   console.log(`native vs TypeScript, mixed:   ${nm.toFixed(1)} vs ${jm.toFixed(1)} ns/line (${(jm / nm).toFixed(2)}x)`);
+}
+{
+  const facts = perLine.get('index facts of the output (FactsScanner.scan, task.ts)')!;
+  const zstd = perLine.get('zstd frame of the output (compressFrame, default level)')!;
+  const batch = (nativeSplice ?? splice) + zstd;
+  console.log(`index facts: ${facts.toFixed(1)} ns/line, on a worker batch of ${batch.toFixed(1)} (${nativeSplice !== undefined ? 'native' : 'TypeScript'} validate + tag, zstd): +${((facts / batch) * 100).toFixed(0)} %`);
 }
 console.log(`splice path / decode+parse floor: ${(splice / floor).toFixed(2)}x; scan alone / floor: ${(scan / floor).toFixed(2)}x`);
 if (sink === 0.5) console.log('');
