@@ -151,8 +151,6 @@ export class FactsScanner {
     const last: string[] = this.#fields.map(() => '\u0000');
     const buf = Buffer.from(ndjson.buffer, ndjson.byteOffset, ndjson.byteLength);
     const len = buf.length;
-    const names = this.#keyNames;
-    const slots = this.#keySlots;
     let records = 0;
     let untimed = 0;
     let minTime: string | null = null;
@@ -165,64 +163,7 @@ export class FactsScanner {
         continue;
       }
       records++;
-      // The line as latin1 (one byte = one char, so positions are byte offsets; values that
-      // are not ASCII are decoded as UTF-8): one small flat string per line, where V8's own
-      // indexOf and charCodeAt are cheap (a latin1 string of the whole batch cost 0.7 ns a byte).
-      const text = buf.toString('latin1', s, e);
-      const n = text.length;
-      let time: string | undefined;
-      let uncertain = false;
-      if (text.indexOf('\\u') >= 0) {
-        // A `\u` escape may spell a key: parse the line, exactly as the reader does.
-        time = this.#parsed(buf, s, e, sets);
-      } else {
-        // Hop from colon to colon: a colon right after an unescaped quote ends a key.
-        let tp = -1;
-        let tpCount = 0;
-        let timeKey = false;
-        for (let c = text.indexOf(':'); c >= 0; c = text.indexOf(':', c + 1)) {
-          let q = c - 1;
-          while (q > 0 && isWs(text.charCodeAt(q))) q--;
-          if (text.charCodeAt(q) !== QUOTE || text.charCodeAt(q - 1) === BACKSLASH) continue;
-          let k = -1;
-          for (let m = 0; m < names.length; m++) {
-            const name = names[m]!;
-            const ks = q - name.length;
-            if (text.charCodeAt(ks - 1) !== QUOTE || !sameAt(text, ks, name)) continue;
-            if (text.charCodeAt(ks - 2) === BACKSLASH) uncertain = true; // maybe an escaped quote inside a longer key
-            else k = slots[m]!;
-            break;
-          }
-          if (k < 0) continue;
-          if (k === nf) {
-            tp = q + 1;
-            tpCount++;
-            continue;
-          }
-          if (k === nf + 1) {
-            timeKey = true;
-            continue;
-          }
-          const v = valueAfter(text, q + 1, n);
-          if (v < 0) continue;
-          const raw = text.slice(v, valueEnd);
-          if (raw === last[k]) continue;
-          last[k] = raw;
-          const t = this.#matchable(buf, raw, s + v);
-          if (t !== undefined) addText(sets, k, t);
-        }
-        // talos-time: the fast case is one, a key at the top level (no `{` or `[` before it), in Z form.
-        if (tpCount === 1 && !uncertain) {
-          const v = valueAfter(text, tp, n);
-          const open = text.indexOf('{');
-          const nested = text.indexOf('{', open + 1);
-          const bracket = text.indexOf('[');
-          const flat = v >= 0 && (nested < 0 || nested > tp) && (bracket < 0 || bracket > tp);
-          if (flat && text.charCodeAt(v) === QUOTE) time = zCanonical(text, v + 1, valueEnd - 1) ?? (text.slice(v, valueEnd).includes('\\') ? undefined : canonicalRfc3339(text.slice(v + 1, valueEnd - 1)));
-        }
-        // Anything else (nested, repeated, not a time, escaped, a "time" key for HEC's rule): the reader's own way.
-        if (time === undefined && (tpCount > 0 || timeKey || uncertain)) time = this.#parsed(buf, s, e, uncertain ? sets : null);
-      }
+      const time = this.#line(buf, s, e, sets, last);
       if (time === undefined) untimed++;
       else {
         if (minTime === null || time < minTime) minTime = time;
@@ -236,6 +177,72 @@ export class FactsScanner {
       fields[this.#fields[i]!] = set === null || !this.#keySlots.includes(i) ? null : [...set];
     }
     return { records, untimed, minTime, maxTime, fields };
+  }
+
+  /** One line's facts: its field texts into `sets`, its time returned (undefined: none of its own). */
+  #line(buf: Buffer, s: number, e: number, sets: (Set<string> | null)[], last: string[]): string | undefined {
+    const nf = this.#fields.length;
+    const names = this.#keyNames;
+    const slots = this.#keySlots;
+    // The line as latin1 (one byte = one char, so positions are byte offsets; values that
+    // are not ASCII are decoded as UTF-8): one small flat string per line, where V8's own
+    // indexOf and charCodeAt are cheap (a latin1 string of the whole batch cost 0.7 ns a byte).
+    const text = buf.toString('latin1', s, e);
+    const n = text.length;
+    let time: string | undefined;
+    let uncertain = false;
+    if (text.indexOf('\\u') >= 0) {
+      // A `\u` escape may spell a key: parse the line, exactly as the reader does.
+      time = this.#parsed(buf, s, e, sets);
+    } else {
+      // Hop from colon to colon: a colon right after an unescaped quote ends a key.
+      let tp = -1;
+      let tpCount = 0;
+      let timeKey = false;
+      for (let c = text.indexOf(':'); c >= 0; c = text.indexOf(':', c + 1)) {
+        let q = c - 1;
+        while (q > 0 && isWs(text.charCodeAt(q))) q--;
+        if (text.charCodeAt(q) !== QUOTE || text.charCodeAt(q - 1) === BACKSLASH) continue;
+        let k = -1;
+        for (let m = 0; m < names.length; m++) {
+          const name = names[m]!;
+          const ks = q - name.length;
+          if (text.charCodeAt(ks - 1) !== QUOTE || !sameAt(text, ks, name)) continue;
+          if (text.charCodeAt(ks - 2) === BACKSLASH) uncertain = true; // maybe an escaped quote inside a longer key
+          else k = slots[m]!;
+          break;
+        }
+        if (k < 0) continue;
+        if (k === nf) {
+          tp = q + 1;
+          tpCount++;
+          continue;
+        }
+        if (k === nf + 1) {
+          timeKey = true;
+          continue;
+        }
+        const v = valueAfter(text, q + 1, n);
+        if (v < 0) continue;
+        const raw = text.slice(v, valueEnd);
+        if (raw === last[k]) continue;
+        last[k] = raw;
+        const t = this.#matchable(buf, raw, s + v);
+        if (t !== undefined) addText(sets, k, t);
+      }
+      // talos-time: the fast case is one, a key at the top level (no `{` or `[` before it), in Z form.
+      if (tpCount === 1 && !uncertain) {
+        const v = valueAfter(text, tp, n);
+        const open = text.indexOf('{');
+        const nested = text.indexOf('{', open + 1);
+        const bracket = text.indexOf('[');
+        const flat = v >= 0 && (nested < 0 || nested > tp) && (bracket < 0 || bracket > tp);
+        if (flat && text.charCodeAt(v) === QUOTE) time = zCanonical(text, v + 1, valueEnd - 1) ?? (text.slice(v, valueEnd).includes('\\') ? undefined : canonicalRfc3339(text.slice(v + 1, valueEnd - 1)));
+      }
+      // Anything else (nested, repeated, not a time, escaped, a "time" key for HEC's rule): the reader's own way.
+      if (time === undefined && (tpCount > 0 || timeKey || uncertain)) time = this.#parsed(buf, s, e, uncertain ? sets : null);
+    }
+    return time;
   }
 
   /** The --where text of the value `raw` found at `v` (latin1 text of the bytes). */
