@@ -111,4 +111,9 @@ describe('FactsScanner: the facts the reader would compute', () => {
     expect(f.fields['talos-service']).toEqual(['one']);
     expect(f.untimed).toBe(70);
   });
+
+  it('a host key the byte pass cannot find (not ASCII, needs an escape) is many, never an empty set', () => {
+    const f = new FactsScanner(['hôst', 'a"b', 'host']).scan(Buffer.from('{"hôst":"x","a\\"b":"y","host":"z"}\n'));
+    expect(f.fields).toEqual({ 'hôst': null, 'a"b': null, host: ['z'] });
+  });
 });

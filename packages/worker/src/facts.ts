@@ -127,16 +127,20 @@ export class FactsScanner {
   /** Keys looked for, and their slots: a field's index, then talos-time (fields.length) and time (fields.length + 1). */
   readonly #keyNames: string[] = [];
   readonly #keySlots: number[] = [];
+  /** 1 at the char code every key of interest ends with. */
+  readonly #lastChars = new Uint8Array(128);
   readonly #decoder = new TextDecoder();
 
   /** @param fields top-level keys to index, e.g. {@link indexFieldsFor}'s. */
   constructor(fields: readonly string[]) {
     this.#fields = [...new Set(fields)];
     [...this.#fields, 'talos-time', 'time'].forEach((name, i) => {
-      // A key JSON writes with an escape is found by no line: such a field is "many" (scan()).
-      if (JSON.stringify(name) !== `"${name}"` || name === '') return;
+      // Lines are searched as latin1 text, so only printable-ASCII keys without an escape are
+      // found by the byte pass; any other indexed field is "many" (scan()), never a wrong set.
+      if (!/^[\x20-\x7e]+$/.test(name) || JSON.stringify(name) !== `"${name}"`) return;
       this.#keyNames.push(name);
       this.#keySlots.push(i);
+      this.#lastChars[name.charCodeAt(name.length - 1)] = 1;
     });
   }
 
@@ -204,6 +208,9 @@ export class FactsScanner {
         while (q > 0 && isWs(text.charCodeAt(q))) q--;
         if (text.charCodeAt(q) !== QUOTE || text.charCodeAt(q - 1) === BACKSLASH) continue;
         let k = -1;
+        // Keys of interest by their last char: most keys (msg, component, cluster...) end here.
+        const last1 = text.charCodeAt(q - 1);
+        if (last1 >= 128 || (this.#lastChars[last1]! & 1) === 0) continue;
         for (let m = 0; m < names.length; m++) {
           const name = names[m]!;
           const ks = q - name.length;
