@@ -22,6 +22,8 @@ import { BatchProcessor, compileTagPlan } from '../packages/worker/src/process.t
 import { loadNativeBatch } from '../packages/worker/src/batch-native.ts';
 import { SCAN_REJECT, scanRecord } from '../packages/worker/src/json-scan.ts';
 import { buildBatch, encodeBlock, encodePayload, mulberry32 } from '../packages/worker/src/fixture.ts';
+import { FactsScanner, indexFieldsFor, parsedRecordTime } from '../packages/worker/src/facts.ts';
+import { compressFrame, DEFAULT_LEVELS } from '../packages/worker/src/codecs.ts';
 
 const LINE_BYTES = 245;
 const LINES = 1024;
@@ -137,6 +139,17 @@ const blockBatch = Buffer.from(
   }
 }
 
+// The index facts of the fast path's output (what task.ts adds per batch): checked against JSON.parse.
+const factsScanner = new FactsScanner(indexFieldsFor([HOST_KEY]));
+const factsInput = Buffer.from(processor.process(batch, batch.length, plan, 'bench', false).ndjson);
+{
+  const f = factsScanner.scan(factsInput);
+  const recs = factsInput.toString().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const times = recs.map((r) => parsedRecordTime(r)!).sort();
+  if (f.records !== LINES || f.untimed !== 0 || f.minTime !== times[0] || f.maxTime !== times.at(-1)) throw new Error(`facts: ${JSON.stringify(f)}`);
+  if (JSON.stringify(f.fields) !== JSON.stringify({ 'talos-service': ['machined'], 'talos-level': ['info'], host: [PEER], source: [] })) throw new Error(`facts fields: ${JSON.stringify(f.fields)}`);
+}
+
 let sink = 0;
 const bench = new Bench({ time: 2000, warmupTime: 300 });
 // The BatchProcessor cases, once per implementation side by side (native when its addon loads).
@@ -171,6 +184,12 @@ bench
   })
   .add('isUtf8(subarray) alone', () => {
     for (let i = 0; i < LINES; i++) if (isUtf8(batch.subarray(starts[i], ends[i]))) sink++;
+  })
+  .add('index facts of the output (FactsScanner.scan, task.ts)', () => {
+    sink += factsScanner.scan(factsInput).records;
+  })
+  .add('zstd frame of the output (compressFrame, default level)', () => {
+    sink += compressFrame('zstd', factsInput, DEFAULT_LEVELS.zstd).length;
   })
   .add('decode alone', () => {
     for (let i = 0; i < LINES; i++) sink += batch.toString('utf8', starts[i], ends[i]).length;
@@ -257,6 +276,12 @@ if (nativeSplice !== undefined) {
   const nm = perLine.get(mixedName('native'))!;
   const jm = perLine.get(mixedName('TypeScript'))!;
   console.log(`native vs TypeScript, mixed:   ${nm.toFixed(1)} vs ${jm.toFixed(1)} ns/line (${(jm / nm).toFixed(2)}x)`);
+}
+{
+  const facts = perLine.get('index facts of the output (FactsScanner.scan, task.ts)')!;
+  const zstd = perLine.get('zstd frame of the output (compressFrame, default level)')!;
+  const batch = (nativeSplice ?? splice) + zstd;
+  console.log(`index facts: ${facts.toFixed(1)} ns/line, on a worker batch of ${batch.toFixed(1)} (${nativeSplice !== undefined ? 'native' : 'TypeScript'} validate + tag, zstd): +${((facts / batch) * 100).toFixed(0)} %`);
 }
 console.log(`splice path / decode+parse floor: ${(splice / floor).toFixed(2)}x; scan alone / floor: ${(scan / floor).toFixed(2)}x`);
 if (sink === 0.5) console.log('');

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
 
@@ -106,7 +106,22 @@ export function sendTcpLines(address: string, lines: readonly string[]): Promise
   });
 }
 
+/** An object's index sidecar (`_<object>.index.json`, docs/internals.md): not an object. */
+export function isIndexName(name: string): boolean {
+  return name.startsWith('_') && name.endsWith('.index.json');
+}
+
+/** The objects under `dir` (index sidecars left out), relative paths, sorted. */
 export function listObjects(dir: string): string[] {
+  return listFiles(dir).filter((p) => !isIndexName(basename(p)));
+}
+
+/** The index sidecars under `dir`, relative paths, sorted. */
+export function listIndexes(dir: string): string[] {
+  return listFiles(dir).filter((p) => isIndexName(basename(p)));
+}
+
+function listFiles(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const name of readdirSync(d)) {

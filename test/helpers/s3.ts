@@ -57,8 +57,22 @@ export async function freshBucket(client: S3Client, prefix: string): Promise<str
   return name;
 }
 
-/** Every key in the bucket, sorted. */
+/** Every object key in the bucket (index sidecars left out: listIndexKeys), sorted. */
 export async function listKeys(client: S3Client, bucket: string, prefix = ''): Promise<string[]> {
+  return (await listAllKeys(client, bucket, prefix)).filter((k) => !isIndexKey(k));
+}
+
+/** Every index sidecar key in the bucket (`_<object>.index.json`), sorted. */
+export async function listIndexKeys(client: S3Client, bucket: string, prefix = ''): Promise<string[]> {
+  return (await listAllKeys(client, bucket, prefix)).filter(isIndexKey);
+}
+
+function isIndexKey(key: string): boolean {
+  const name = key.slice(key.lastIndexOf('/') + 1);
+  return name.startsWith('_') && name.endsWith('.index.json');
+}
+
+async function listAllKeys(client: S3Client, bucket: string, prefix = ''): Promise<string[]> {
   const keys: string[] = [];
   let token: string | undefined;
   do {

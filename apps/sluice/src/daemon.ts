@@ -5,7 +5,7 @@ import { deadLetterSink, sinkDefinition } from '@sluice/sinks/registry';
 import type { Source, SourceContext } from '@sluice/sources';
 import { sourceDefinition } from '@sluice/sources/registry';
 import { DiskMetrics, Metrics, SpoolMetrics, startApiServer, type Logger } from '@sluice/telemetry';
-import { createHecDecoder, createWorkerPool, DEFAULT_LEVELS, loadNativeBatch, loadNativeZstd, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
+import { createHecDecoder, createWorkerPool, DEFAULT_LEVELS, indexFieldsFor, loadNativeBatch, loadNativeZstd, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
 import { Dispatcher, type Route, type WhenFull } from './pipeline/dispatcher.ts';
 import { checkStores, SinkCheckError } from './sinks.ts';
 import { diskHooks, initSeries, observePool, observeStores, observeWriter, storeHooks } from './observability.ts';
@@ -66,6 +66,11 @@ export class Daemon {
   private api: { close(): Promise<void> } | null = null;
   private shuttingDown: Promise<void> | null = null;
   private phase = 'starting';
+
+  /** The fields the workers index (facts.ts): the same list rebuilds a recovered object's index. */
+  private get indexFields(): string[] {
+    return indexFieldsFor(Object.values(this.opts.config.sources).map((s) => s.host_key));
+  }
 
   constructor(opts: DaemonOptions) {
     this.opts = opts;
@@ -215,7 +220,12 @@ export class Daemon {
     this.spoolMetrics ??= new SpoolMetrics(this.metrics.registry);
     const metrics = this.spoolMetrics;
     const spool = openSpool(cfg.data_dir, sink);
-    const recovered = await recoverSpool(spool, store, sink.id, log, metrics);
+    const labels = { component_id: sink.id, component_type: sink.type };
+    const recovered = await recoverSpool(spool, store, sink.id, log, metrics, {
+      fields: this.indexFields,
+      written: () => this.metrics.indexesWritten.inc(labels),
+      failed: () => this.metrics.indexFailures.inc(labels),
+    });
     if (recovered.objects + recovered.failed + recovered.corruptSegments > 0) log.info({ ...recovered }, 'spool recovery done');
     const whenFull = sink.when_full;
     const uniqueId = this.uniqueId;
@@ -226,6 +236,7 @@ export class Daemon {
         spool,
         whenFull,
         metrics,
+        indexFields: this.indexFields,
         log,
         disk: new DiskStall('spool', diskHooks(this.diskMetrics, sink.id, whenFull, log)),
         onDiscard: (records, reason) => this.metrics.sinkDiscardedEvents.inc({ component_id: sink.id, component_type: sink.type, reason }, records),

@@ -7,7 +7,7 @@
  * request, and the probes when Prometheus scrapes.
  */
 import type { SluiceConfig } from '@sluice/config';
-import { failureReason, type DiskHooks, type DiskTarget, type ObjectError, type ObjectInfo, type ObjectStore, type ObjectWriter, type RequestNotice, type RetryNotice, type S3StoreHooks } from '@sluice/sinks';
+import { failureReason, type DiskHooks, type IndexFailure, type DiskTarget, type ObjectError, type ObjectInfo, type ObjectStore, type ObjectWriter, type RequestNotice, type RetryNotice, type S3StoreHooks } from '@sluice/sinks';
 import { RateLimitedLog, type DiskMetrics, type Logger, type Metrics } from '@sluice/telemetry';
 
 /**
@@ -105,7 +105,12 @@ export function observeWriter(metrics: Metrics, writer: ObjectWriter, id: string
   const labels = { component_id: id, component_type: type };
   const closeSeconds = metrics.uploadDuration.labels({ ...labels, stage: 'close' });
   const objectSeconds = metrics.uploadDuration.labels({ ...labels, stage: 'object' });
-  for (const c of [metrics.sentEvents, metrics.sentBytes, metrics.sentRawBytes, metrics.objectsCompleted]) c.inc(labels, 0);
+  for (const c of [metrics.sentEvents, metrics.sentBytes, metrics.sentRawBytes, metrics.objectsCompleted, metrics.indexesWritten, metrics.indexFailures]) c.inc(labels, 0);
+  writer.on('index', () => metrics.indexesWritten.inc(labels));
+  writer.on('error-index', (e: IndexFailure) => {
+    metrics.indexFailures.inc(labels);
+    log.warn({ key: e.key, err: e.error }, 'storing the index of an object failed; the object stands and readers scan it');
+  });
   writer.on('object', (info: ObjectInfo) => {
     metrics.sentEvents.inc(labels, info.records);
     metrics.sentBytes.inc(labels, info.bytes);

@@ -30,9 +30,10 @@
  */
 import { join, resolve as resolvePath } from 'node:path';
 import type { SinkConfig } from '@sluice/config';
-import { abortIncompleteUploads, contentEncodingFor, diskRetryDelayMs, NDJSON_CONTENT_TYPE, ObjectWriter, retryableDiskError, S3Store, type DiskStall, type Frame, type ObjectMeta, type ObjectStore, type ObjectWriterOptions, type UnfinishedObject } from '@sluice/sinks';
+import { abortIncompleteUploads, cloneFacts, mergeFacts, writeIndex, type IndexFacts, contentEncodingFor, diskRetryDelayMs, NDJSON_CONTENT_TYPE, ObjectWriter, retryableDiskError, S3Store, type DiskStall, type Frame, type ObjectMeta, type ObjectStore, type ObjectWriterOptions, type UnfinishedObject } from '@sluice/sinks';
 import type { Logger, SpoolMetrics } from '@sluice/telemetry';
 import { SegmentReader, Spool, type Segment } from '@sluice/spool';
+import { decompressObject, FactsScanner, type Codec } from '@sluice/worker';
 
 export interface SpoolingWriterOptions extends ObjectWriterOptions {
   spool: Spool;
@@ -41,6 +42,8 @@ export interface SpoolingWriterOptions extends ObjectWriterOptions {
   log: Logger;
   /** Reports the spool's disk stalls (target `spool`): metrics and log lines. */
   disk?: DiskStall;
+  /** The fields the workers index (indexFieldsFor): a segment sent again gets its index from its frames. */
+  indexFields?: readonly string[];
   /** Records dropped (drop_newest) because the spool was full or its disk refused them: a loss the sink's books must show. */
   onDiscard?: (records: number, reason: 'spool_full' | 'disk_blocked') => void;
 }
@@ -52,8 +55,25 @@ type Took = 'ok' | 'wait' | 'held';
 const RESEND_FIRST_DELAY_MS = 5_000;
 const RESEND_MAX_DELAY_MS = 300_000;
 
-/** Upload a segment's good frames as the object it was written for; rejects if the store does. */
-export async function uploadSegment(store: ObjectStore, reader: SegmentReader, first = reader.next()): Promise<{ records: number; bytes: number; rawBytes: number; frames: number }> {
+/**
+ * The index facts of a segment's frames, recomputed from the records (decompressed one frame at
+ * a time): a recovered or resent object gets the same index as one written live. null when a
+ * frame cannot be decompressed (the object then has no index; readers scan it). Rare (a restart
+ * after a crash, an object sent again), so the cost is of no matter.
+ */
+function factsOfFrame(scanner: FactsScanner, codec: string, bytes: Uint8Array): IndexFacts | null {
+  try {
+    return scanner.scan(decompressObject(codec as Codec, bytes));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Upload a segment's good frames as the object it was written for; rejects if the store does.
+ * With a scanner, the result carries the object's index facts (null: none could be made).
+ */
+export async function uploadSegment(store: ObjectStore, reader: SegmentReader, first = reader.next(), scanner?: FactsScanner): Promise<{ records: number; bytes: number; rawBytes: number; frames: number; facts: IndexFacts | null }> {
   const meta = reader.meta;
   if (meta === null) {
     reader.close();
@@ -63,15 +83,22 @@ export async function uploadSegment(store: ObjectStore, reader: SegmentReader, f
   const objectMeta: ObjectMeta = encoding === undefined ? { contentType: NDJSON_CONTENT_TYPE } : { contentType: NDJSON_CONTENT_TYPE, contentEncoding: encoding };
   const upload = store.open(meta.key, objectMeta);
   const sent = { records: 0, bytes: 0, rawBytes: 0, frames: 0 };
+  let facts: IndexFacts | null | undefined = scanner === undefined ? null : undefined;
   for (let f = first; f !== null; f = reader.next()) {
     sent.records += f.records;
     sent.bytes += f.bytes.byteLength;
     sent.rawBytes += f.rawBytes;
     sent.frames++;
+    if (scanner !== undefined && facts !== null) {
+      const ff = factsOfFrame(scanner, meta.codec, f.bytes);
+      if (ff === null) facts = null;
+      else if (facts === undefined) facts = cloneFacts(ff);
+      else mergeFacts(facts, ff);
+    }
     if (!upload.write(f.bytes)) await new Promise<void>((resolve) => upload.once('drain', resolve));
   }
   await upload.close();
-  return sent;
+  return { ...sent, facts: facts ?? null };
 }
 
 export class SpoolingWriter extends ObjectWriter {
@@ -107,9 +134,11 @@ export class SpoolingWriter extends ObjectWriter {
   /** close() waiting for the held frames to be taken. */
   #held: PromiseWithResolvers<void> | null = null;
   #lastFullLog = 0;
+  readonly #facts: FactsScanner | undefined;
 
   constructor(opts: SpoolingWriterOptions) {
     super(opts);
+    this.#facts = opts.indexFields === undefined ? undefined : new FactsScanner(opts.indexFields);
     this.spool = opts.spool;
     this.#whenFull = opts.whenFull;
     this.#metrics = opts.metrics;
@@ -353,13 +382,14 @@ export class SpoolingWriter extends ObjectWriter {
     if (this.#stopped) return;
     const openedAtMs = Date.now();
     try {
-      const sent = await uploadSegment(this.#store, new SegmentReader(seg.path));
+      const sent = await uploadSegment(this.#store, new SegmentReader(seg.path), undefined, this.#facts);
       this.spool.remove(seg);
       this.#metrics.bytes.set(this.#labels, this.spool.bytes);
       this.#log.info({ key, records: sent.records }, 'a failed object went out again from the spool');
       const closedAtMs = Date.now();
       // Counted as stored like any completed object (its failure was not counted as a loss).
       this.emit('object', { key, bytes: sent.bytes, records: sent.records, rawBytes: sent.rawBytes, frames: sent.frames, openedAtMs, closingAtMs: closedAtMs, closedAtMs });
+      if (sent.facts !== null) this.writeIndexOf(key, sent.facts);
     } catch (err) {
       const next = Math.min(delayMs * 2, RESEND_MAX_DELAY_MS);
       this.#log.warn({ key, err, retry_in_ms: next }, 'sending a failed object again from the spool failed; retrying');
@@ -422,11 +452,21 @@ export interface RecoveryReport {
 }
 
 /**
- * Upload every segment an earlier run left, each as the object it was written for. A torn or
+ * Upload every segment an earlier run left, each as the object it was written for, and its
+ * index (recomputed from the frames) when `indexing` is given. A torn or
  * corrupt tail is counted and logged, its good prefix uploaded; a segment whose upload fails is
  * kept for the next start (and the start goes on). Never throws for what is in the files.
  */
-export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: string, log: Logger, metrics: SpoolMetrics): Promise<RecoveryReport> {
+export interface RecoveryIndexing {
+  /** The fields the workers index (indexFieldsFor). */
+  fields: readonly string[];
+  /** An index was stored / failed to be (the sink's index metrics). */
+  written: () => void;
+  failed: () => void;
+}
+
+export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: string, log: Logger, metrics: SpoolMetrics, indexing?: RecoveryIndexing): Promise<RecoveryReport> {
+  const scanner = indexing === undefined ? undefined : new FactsScanner(indexing.fields);
   const labels = { component_id: sinkId };
   const report: RecoveryReport = { objects: 0, records: 0, abortedUploads: 0, corruptSegments: 0, failed: 0 };
   for (const reader of spool.scan()) {
@@ -456,7 +496,17 @@ export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: str
       continue;
     }
     try {
-      const { records } = await uploadSegment(store, reader, first);
+      const { records, facts } = await uploadSegment(store, reader, first, scanner);
+      // The recovered object's index, after the object (a failure leaves it to be scanned).
+      if (facts !== null && indexing !== undefined) {
+        try {
+          await writeIndex(store, meta.key, facts);
+          indexing.written();
+        } catch (err) {
+          indexing.failed();
+          log.warn({ key: meta.key, err }, 'storing the index of a recovered object failed; the object stands and readers scan it');
+        }
+      }
       problemOf();
       report.objects++;
       report.records += records;

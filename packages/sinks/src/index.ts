@@ -9,6 +9,8 @@ export {
 } from './object-writer/keys.ts';
 export {
   type Frame,
+  type IndexFailure,
+  type IndexWritten,
   type ObjectError,
   type ObjectInfo,
   ObjectWriter,
@@ -23,3 +25,15 @@ export { S3Store, type S3StoreOptions, type S3StoreLogger } from './aws-s3/s3-st
 export { createS3Client, s3StoreFromConfig, PatientRetryStrategy, type S3ClientOptions, type S3StoreHooks, type RetryNotice, type RequestNotice } from './aws-s3/config-to-client.ts';
 export * from './aws-s3/errors.ts';
 export { abortIncompleteUploads } from './aws-s3/orphan-uploads.ts';
+export {
+  cloneFacts,
+  decodeIndex,
+  encodeIndex,
+  INDEX_MAX_BYTES,
+  INDEX_VERSION,
+  type IndexFacts,
+  indexKeyOf,
+  isIndexKey,
+  mergeFacts,
+  writeIndex,
+} from './object-writer/object-index.ts';

@@ -57,3 +57,4 @@ export type { AwsS3SinkConfig, FileSinkConfig };
 export type { ListedObject, ObjectReader, ReadPathOptions } from './object-reader.ts';
 export { checkBucket, checkEndpoint } from './aws-s3/config.ts';
 export { COMPRESSION_LEVELS, type SinkBase, type SinkDefinition, type SinkStoreContext } from './config.ts';
+export { decodeIndex, INDEX_MAX_BYTES, INDEX_VERSION, type IndexFacts, indexKeyOf, isIndexKey } from './object-writer/object-index.ts';

@@ -62,6 +62,8 @@ export class Metrics {
   readonly sentBytes: Counter<'component_id' | 'component_type'>;
   readonly sentRawBytes: Counter<'component_id' | 'component_type'>;
   readonly objectsCompleted: Counter<'component_id' | 'component_type'>;
+  readonly indexesWritten: Counter<'component_id' | 'component_type'>;
+  readonly indexFailures: Counter<'component_id' | 'component_type'>;
   readonly partsUploaded: Counter<'component_id' | 'component_type'>;
   readonly uploadDuration: Histogram<'component_id' | 'component_type' | 'stage'>;
   readonly sinkFailures: Counter<'component_id' | 'component_type' | 'reason'>;
@@ -114,6 +116,8 @@ export class Metrics {
     this.sentBytes = new Counter({ name: 'sluice_sink_sent_bytes_total', help: 'Compressed bytes in objects that completed.', labelNames: ['component_id', 'component_type'], registers });
     this.sentRawBytes = new Counter({ name: 'sluice_sink_sent_uncompressed_bytes_total', help: 'Uncompressed NDJSON bytes in objects that completed.', labelNames: ['component_id', 'component_type'], registers });
     this.objectsCompleted = new Counter({ name: 'sluice_sink_objects_completed_total', help: 'Objects completed.', labelNames: ['component_id', 'component_type'], registers });
+    this.indexesWritten = new Counter({ name: 'sluice_sink_index_written_total', help: 'Object indexes (sidecars beside completed objects) stored.', labelNames: ['component_id', 'component_type'], registers });
+    this.indexFailures = new Counter({ name: 'sluice_sink_index_failures_total', help: 'Object indexes that could not be stored; their objects stand and readers scan them.', labelNames: ['component_id', 'component_type'], registers });
     this.partsUploaded = new Counter({ name: 'sluice_sink_parts_uploaded_total', help: 'Parts stored by the object store (aws_s3: UploadPart, or PutObject for an object smaller than one part).', labelNames: ['component_id', 'component_type'], registers });
     // From a 5 MiB part on a fast link (tens of ms) to an object kept open for upload_period_secs (up to a day).
     this.uploadDuration = new Histogram({ name: 'sluice_sink_upload_duration_seconds', help: 'Upload time by stage: part (one part request, retries included; aws_s3), close (from closing an object to durable: last part, completion, verification / fsync, rename), object (from opening an object to durable).', labelNames: ['component_id', 'component_type', 'stage'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, 21600, 86400], registers });

@@ -8,6 +8,7 @@
 import { Ring } from '@sluice/ring';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import { DEFAULT_LEVELS, LEVEL_RANGES, compressFrame } from './codecs.ts';
+import { FactsScanner, indexFieldsFor } from './facts.ts';
 import { BatchProcessor, compileTagPlan, type TagPlan } from './process.ts';
 import type { BatchResult, BatchTask, WorkerSettings } from './types.ts';
 
@@ -20,6 +21,7 @@ interface Compiled {
   sources: Map<string, CompiledSource>;
   levels: { zstd: number; gzip: number };
   processor: BatchProcessor;
+  facts: FactsScanner;
 }
 
 function errorText(err: unknown): string {
@@ -45,7 +47,8 @@ function compile(data: unknown): Compiled | string {
       sources.set(id, { plan: compileTagPlan(s.extraTags ?? {}, s.hostKey ?? null), deadLetter: s.deadLetter === true });
     }
     const processor = new BatchProcessor(settings.maxDepth === undefined ? {} : { maxDepth: settings.maxDepth });
-    return { sources, levels: { zstd: levels.zstd, gzip: levels.gzip }, processor };
+    const facts = new FactsScanner(indexFieldsFor(Object.values(settings.sources).map((s) => s.hostKey ?? null)));
+    return { sources, levels: { zstd: levels.zstd, gzip: levels.gzip }, processor, facts };
   } catch (err) {
     return `worker settings: ${errorText(err)}`;
   }
@@ -90,8 +93,9 @@ export default function processBatch(task: BatchTask): BatchResult {
       deadLetter = new Uint8Array(out.deadLetter); // a copy: the processor's buffer is reused
       transfer.push(deadLetter.buffer as ArrayBuffer);
     }
+    const facts = compiled.facts.scan(out.ndjson);
     const busyMs = performance.now() - started;
-    const result: BatchResult = { ok: true, frames, deadLetter, counts: out.counts, rawBytes: n, ndjsonBytes: out.ndjson.length, busyMs };
+    const result: BatchResult = { ok: true, frames, deadLetter, counts: out.counts, rawBytes: n, ndjsonBytes: out.ndjson.length, facts, busyMs };
     return movable(result, transfer);
   } catch (err) {
     return { ok: false, error: errorText(err) };

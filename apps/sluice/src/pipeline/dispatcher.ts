@@ -1,5 +1,5 @@
 import type { Ring } from '@sluice/ring';
-import type { ObjectWriter } from '@sluice/sinks';
+import type { Frame, ObjectWriter } from '@sluice/sinks';
 import { RateLimitedLog, type Logger, type Metrics } from '@sluice/telemetry';
 import { countLines, type BatchResult, type BatchTask, type Codec } from '@sluice/worker';
 
@@ -220,7 +220,7 @@ export class Dispatcher {
           for (const out of route.outputs) {
             const bytes = result.frames[out.codecIndex];
             if (bytes === undefined) continue;
-            this.write(st, out, bytes, c.accepted, result.ndjsonBytes);
+            this.write(st, out, { bytes, records: c.accepted, rawBytes: result.ndjsonBytes, ...(result.facts === undefined ? {} : { facts: result.facts }) });
           }
         }
         let malformed = 0;
@@ -253,21 +253,22 @@ export class Dispatcher {
   }
 
   /** One frame to one sink, by the sink's when_full. */
-  private write(st: RouteState, out: DispatchOutput, bytes: Uint8Array, records: number, rawBytes: number): void {
+  private write(st: RouteState, out: DispatchOutput, frame: Frame): void {
     const writer = out.writer;
+    const records = frame.records;
     if (out.whenFull === 'drop_newest') {
       if (this.blockedWriters.has(writer)) {
         this.opts.metrics.sinkDiscardedEvents.inc({ ...out.sinkLabels, reason: writer.pushbackReason }, records);
         return;
       }
-      if (!writer.write({ bytes, records, rawBytes })) {
+      if (!writer.write(frame)) {
         // The frame was taken; the ones after it are dropped until the writer drains.
         this.blockedWriters.add(writer);
         writer.once('drain', () => this.blockedWriters.delete(writer));
       }
       return;
     }
-    if (!writer.write({ bytes, records, rawBytes })) {
+    if (!writer.write(frame)) {
       st.waitingOn++;
       writer.once('drain', () => {
         st.waitingOn--;

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, SluiceError } from '@sluice/config';
 import { readerForPath, sinkDefinition, type ObjectReader } from '@sluice/sinks/registry';
 import { parseWhere, type WhereClause } from './match.ts';
-import { KeyTimeIndex } from './object-index.ts';
+import { SidecarIndex } from './object-index.ts';
 import { runRead } from './read.ts';
 import { Filter } from './scan.ts';
 import { parseTimeArg } from './time.ts';
@@ -150,7 +150,7 @@ export async function readCommand(argv: string[]): Promise<number> {
     const color = args.format === 'pretty' && process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined;
     const { code } = await runRead({
       reader,
-      index: new KeyTimeIndex(args.since, opened.spanMs),
+      index: new SidecarIndex(reader, { since: args.since, until: args.until, where: args.where }, opened.spanMs),
       filter: new Filter({ where: args.where, grep: args.grep, since: args.since, until: args.until, format: args.format, color }),
       limit: args.limit,
       follow: args.follow,

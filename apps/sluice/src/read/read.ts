@@ -230,7 +230,14 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
           seen.add(key);
         }
         stats.objectsListed++;
-        if (!opts.index.wants(key)) {
+        let wanted: boolean;
+        try {
+          wanted = await opts.index.wants(key, ac.signal);
+        } catch (err) {
+          if (ac.signal.aborted) break;
+          throw err;
+        }
+        if (!wanted) {
           stats.objectsSkipped++;
           continue;
         }
@@ -278,6 +285,7 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
     opts.stdout.off('error', onStdoutError);
     if (progressShown) opts.stderr.write('\r\x1b[K');
   }
+  stats.bytesRead += opts.index.bytesRead ?? 0;
   const seconds = (performance.now() - started) / 1000;
   if (opts.stats) {
     opts.stderr.write(

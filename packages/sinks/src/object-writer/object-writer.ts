@@ -22,6 +22,7 @@ import { EventEmitter } from 'node:events';
 import { ERR_CONFIG, SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import { type Codec, contentEncodingFor, extensionFor, NDJSON_CONTENT_TYPE, objectKey } from './keys.ts';
+import { cloneFacts, type IndexFacts, mergeFacts, writeIndex } from './object-index.ts';
 
 /** One compressed batch as a worker returns it. */
 export interface Frame {
@@ -30,6 +31,21 @@ export interface Frame {
   records: number;
   /** Uncompressed NDJSON bytes of the batch. */
   rawBytes: number;
+  /**
+   * The batch's facts for the object's index (the worker's). An object with a frame without
+   * them gets no index (readers scan it).
+   */
+  facts?: IndexFacts;
+}
+
+/** An object's index was stored (after the object), or failing that, why not. */
+export interface IndexWritten {
+  key: string;
+  bytes: number;
+}
+export interface IndexFailure {
+  key: string;
+  error: unknown;
 }
 
 /** An object that was closed successfully (durable in the store). */
@@ -104,6 +120,10 @@ export type ObjectWriterEvents = {
   open: [key: string];
   object: [info: ObjectInfo];
   'error-object': [failure: ObjectError];
+  /** The index of a completed object was stored (object-index.ts). */
+  index: [written: IndexWritten];
+  /** Storing the index of a completed object failed: the object stands, readers scan it. */
+  'error-index': [failure: IndexFailure];
 };
 
 /** The object being written, then closed. One allocation per object, none per frame. */
@@ -115,6 +135,8 @@ class PendingObject {
   records = 0;
   rawBytes = 0;
   frames = 0;
+  /** The frames' facts merged (undefined: no frame yet; null: a frame had none, so no index). */
+  facts: IndexFacts | null | undefined = undefined;
   /** Set by rotate(). */
   closingAtMs = 0;
   /** The upload returned false and its 'drain' has not come yet. */
@@ -159,6 +181,8 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   #reserved: { key: string; openedAtMs: number } | null = null;
   #current: PendingObject | null = null;
   readonly #closing = new Set<PendingObject>();
+  /** Index writes in flight: close() waits for them too. */
+  readonly #indexing = new Set<Promise<void>>();
   /** write() returned false: owe the caller a 'drain'. */
   #needDrain = false;
   #drainScheduled = false;
@@ -227,6 +251,10 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     obj.records += frame.records;
     obj.rawBytes += frame.rawBytes;
     obj.frames++;
+    const f = frame.facts;
+    if (f === undefined) obj.facts = null;
+    else if (obj.facts === undefined) obj.facts = cloneFacts(f);
+    else if (obj.facts !== null) mergeFacts(obj.facts, f);
     if (!obj.upload.write(frame.bytes) && !obj.waitingDrain) {
       obj.waitingDrain = true;
       obj.upload.once('drain', () => this.#onUploadDrain(obj));
@@ -270,6 +298,9 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     while (this.#closing.size > 0 && !this.#gaveUp) {
       // Either every close settles, or abandon() gives up on them.
       await Promise.race([Promise.allSettled(Array.from(this.#closing, (o) => o.settled)), this.#abandoned.promise]);
+    }
+    while (this.#indexing.size > 0 && !this.#gaveUp) {
+      await Promise.race([Promise.allSettled(this.#indexing), this.#abandoned.promise]);
     }
   }
 
@@ -352,6 +383,24 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
       closingAtMs: obj.closingAtMs,
       closedAtMs: this.#now(),
     });
+    if (obj.facts !== undefined && obj.facts !== null) this.writeIndexOf(obj.key, obj.facts);
+  }
+
+  /**
+   * Store the index of an object that is complete, in the background: 'index' or 'error-index'
+   * follows. Never fails the object; close() waits for it (abandon() does not).
+   */
+  protected writeIndexOf(key: string, facts: IndexFacts): void {
+    const p = writeIndex(this.#store, key, facts).then(
+      (bytes) => {
+        this.emit('index', { key, bytes });
+      },
+      (error: unknown) => {
+        this.emit('error-index', { key, error });
+      },
+    );
+    this.#indexing.add(p);
+    void p.finally(() => this.#indexing.delete(p));
   }
 
   #onFailed(obj: PendingObject, error: unknown): void {

@@ -1,0 +1,378 @@
+/**
+ * Batch facts: what an object's index (docs/internals.md, "Object index") needs to know about
+ * the records of one batch, gathered in the worker from the batch's output NDJSON:
+ *
+ * - the range of record times, as `sluice read` computes a record's time (`talos-time`, an RFC
+ *   3339 string; else a HEC envelope's `time`, epoch seconds, when the record has an `event`),
+ *   and how many records have no such time (the reader gives those the object's key time);
+ * - per indexed field (top-level keys: `talos-service`, `talos-level`, `host`, `source` and the
+ *   sources' host keys), the distinct texts a `--where FIELD=TEXT` can match: a string value as
+ *   it is, a number, true, false or null as JSON writes it (`2e2` → `200`), as match.ts does.
+ *   More than {@link MAX_FIELD_VALUES} distinct texts and the field is `null`: "many", no pruning.
+ *
+ * One byte pass per line over the top level only (strings skipped by a tight loop, nested values
+ * by depth counting), no decoding except of the values kept; duplicate keys take the last value,
+ * as JSON.parse does. A line whose top-level keys use an escape, or that is not a plain object,
+ * is parsed (JSON.parse), so the facts agree with the reader exactly. Cost: docs/benchmarks.md,
+ * "Object index facts" (bench/parse-tag.bench.ts).
+ */
+
+/** The facts of a batch (and, merged, of an object). Plain data: crosses threads by structured clone. */
+export interface BatchFacts {
+  records: number;
+  /** Records whose time the reader takes from the object's key. */
+  untimed: number;
+  /** Canonical times (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnn`, UTC) of the earliest / latest timed record; null when none. */
+  minTime: string | null;
+  maxTime: string | null;
+  /** Per indexed field, its distinct matchable texts in first-seen order, or null ("many"). */
+  fields: Record<string, string[] | null>;
+}
+
+/** Beyond this many distinct texts a field is "many": an index stays small (S3 user metadata is 2 KB; sidecars too). */
+export const MAX_FIELD_VALUES = 64;
+
+/** Fields every index carries, besides the sources' host keys. */
+export const INDEXED_FIELDS: readonly string[] = ['talos-service', 'talos-level', 'host', 'source'];
+
+/** The fields an index carries for sources with these host keys (null: none). */
+export function indexFieldsFor(hostKeys: readonly (string | null)[]): string[] {
+  const out = [...INDEXED_FIELDS];
+  for (const k of hostKeys) if (k !== null && !out.includes(k)) out.push(k);
+  return out;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const LBRACE = 0x7b;
+const RBRACE = 0x7d;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const NL = 0x0a;
+const D0 = 0x30;
+const D9 = 0x39;
+
+function isWs(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0d || c === NL;
+}
+
+// ---- record time, exactly as apps/sluice/src/read/time.ts computes it (facts.test.ts compares) ----
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|([+-])(\d{2}):(\d{2}))$/;
+const NANO_ZEROS = '000000000';
+
+function fraction9(digits: string | undefined): string {
+  if (digits === undefined) return NANO_ZEROS;
+  return digits.length >= 9 ? digits.slice(0, 9) : digits + NANO_ZEROS.slice(digits.length);
+}
+
+function inRange(m: number, d: number, h: number, min: number, s: number): boolean {
+  return m >= 1 && m <= 12 && d >= 1 && d <= 31 && h <= 23 && min <= 59 && s <= 59;
+}
+
+function canonicalOf(epochSeconds: number, nanos: number): string | undefined {
+  const ms = epochSeconds * 1000;
+  if (!(ms >= -62_167_219_200_000 && ms < 253_402_300_800_000)) return undefined;
+  return `${new Date(ms).toISOString().slice(0, 19)}.${String(Math.round(nanos)).padStart(9, '0')}`;
+}
+
+/** An RFC 3339 time as canonical text, or undefined (the reader's parseRfc3339). */
+export function canonicalRfc3339(text: string): string | undefined {
+  const m = RFC3339.exec(text);
+  if (m === null) return undefined;
+  const [, y, mo, d, h, mi, s, frac, zone, sign, oh, om] = m;
+  if (!inRange(Number(mo), Number(d), Number(h), Number(mi), Number(s))) return undefined;
+  const nanos = fraction9(frac);
+  if (zone === 'Z' || zone === 'z') return `${y}-${mo}-${d}T${h}:${mi}:${s}.${nanos}`;
+  if (Number(oh) > 23 || Number(om) > 59) return undefined;
+  const offsetSecs = (Number(oh) * 60 + Number(om)) * 60 * (sign === '-' ? -1 : 1);
+  const secs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) / 1000 - offsetSecs;
+  return canonicalOf(secs, Number(nanos));
+}
+
+/** HEC's `time` (epoch seconds, a number or a numeric string) as canonical text, or undefined. */
+export function canonicalEpochSeconds(value: unknown): string | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(n)) return undefined;
+  const secs = Math.floor(n);
+  return canonicalOf(secs, Math.min(999_999_999, Math.round((n - secs) * 1e9)));
+}
+
+/** The time of a parsed record, or undefined when the reader would use the key's (match.ts recordTime). */
+export function parsedRecordTime(rec: unknown): string | undefined {
+  if (typeof rec === 'object' && rec !== null && !Array.isArray(rec)) {
+    const r = rec as Record<string, unknown>;
+    const talos = r['talos-time'];
+    if (typeof talos === 'string') {
+      const t = canonicalRfc3339(talos);
+      if (t !== undefined) return t;
+    }
+    if (Object.hasOwn(r, 'event') && Object.hasOwn(r, 'time')) return canonicalEpochSeconds(r['time']);
+  }
+  return undefined;
+}
+
+/** The text a `--where` can match for a top-level value, or undefined (objects and arrays never match). */
+function matchableText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return JSON.stringify(v);
+  return undefined;
+}
+
+/** Gathers the facts of batches; one per worker, reused. */
+export class FactsScanner {
+  readonly #fields: readonly string[];
+  /** Keys looked for, and their slots: a field's index, then talos-time (fields.length) and time (fields.length + 1). */
+  readonly #keyNames: string[] = [];
+  readonly #keySlots: number[] = [];
+  /** 1 at the char code every key of interest ends with. */
+  readonly #lastChars = new Uint8Array(128);
+  readonly #decoder = new TextDecoder();
+
+  /** @param fields top-level keys to index, e.g. {@link indexFieldsFor}'s. */
+  constructor(fields: readonly string[]) {
+    this.#fields = [...new Set(fields)];
+    [...this.#fields, 'talos-time', 'time'].forEach((name, i) => {
+      // Lines are searched as latin1 text, so only printable-ASCII keys without an escape are
+      // found by the byte pass; any other indexed field is "many" (scan()), never a wrong set.
+      if (!/^[\x20-\x7e]+$/.test(name) || JSON.stringify(name) !== `"${name}"`) return;
+      this.#keyNames.push(name);
+      this.#keySlots.push(i);
+      this.#lastChars[name.charCodeAt(name.length - 1)] = 1;
+    });
+  }
+
+  get fields(): readonly string[] {
+    return this.#fields;
+  }
+
+  /** The facts of `ndjson` (one JSON object + '\n' per record). */
+  scan(ndjson: Uint8Array): BatchFacts {
+    const nf = this.#fields.length;
+    const sets: (Set<string> | null)[] = this.#fields.map(() => new Set<string>());
+    const last: string[] = this.#fields.map(() => '\u0000');
+    const buf = Buffer.from(ndjson.buffer, ndjson.byteOffset, ndjson.byteLength);
+    const len = buf.length;
+    let records = 0;
+    let untimed = 0;
+    let minTime: string | null = null;
+    let maxTime: string | null = null;
+    let s = 0;
+    while (s < len) {
+      const e = at(buf.indexOf(NL, s), len);
+      if (e === s) {
+        s++;
+        continue;
+      }
+      records++;
+      const time = this.#line(buf, s, e, sets, last);
+      if (time === undefined) untimed++;
+      else {
+        if (minTime === null || time < minTime) minTime = time;
+        if (maxTime === null || time > maxTime) maxTime = time;
+      }
+      s = e + 1;
+    }
+    const fields: Record<string, string[] | null> = {};
+    for (let i = 0; i < nf; i++) {
+      const set = sets[i]!;
+      fields[this.#fields[i]!] = set === null || !this.#keySlots.includes(i) ? null : [...set];
+    }
+    return { records, untimed, minTime, maxTime, fields };
+  }
+
+  /** One line's facts: its field texts into `sets`, its time returned (undefined: none of its own). */
+  #line(buf: Buffer, s: number, e: number, sets: (Set<string> | null)[], last: string[]): string | undefined {
+    const nf = this.#fields.length;
+    const names = this.#keyNames;
+    const slots = this.#keySlots;
+    // The line as latin1 (one byte = one char, so positions are byte offsets; values that
+    // are not ASCII are decoded as UTF-8): one small flat string per line, where V8's own
+    // indexOf and charCodeAt are cheap (a latin1 string of the whole batch cost 0.7 ns a byte).
+    const text = buf.toString('latin1', s, e);
+    const n = text.length;
+    let time: string | undefined;
+    let uncertain = false;
+    if (text.indexOf('\\u') >= 0) {
+      // A `\u` escape may spell a key: parse the line, exactly as the reader does.
+      time = this.#parsed(buf, s, e, sets);
+    } else {
+      // Hop from colon to colon: a colon right after an unescaped quote ends a key.
+      let tp = -1;
+      let tpCount = 0;
+      let timeKey = false;
+      for (let c = text.indexOf(':'); c >= 0; c = text.indexOf(':', c + 1)) {
+        let q = c - 1;
+        while (q > 0 && isWs(text.charCodeAt(q))) q--;
+        if (text.charCodeAt(q) !== QUOTE || text.charCodeAt(q - 1) === BACKSLASH) continue;
+        let k = -1;
+        // Keys of interest by their last char: most keys (msg, component, cluster...) end here.
+        const last1 = text.charCodeAt(q - 1);
+        if (last1 >= 128 || (this.#lastChars[last1]! & 1) === 0) continue;
+        for (let m = 0; m < names.length; m++) {
+          const name = names[m]!;
+          const ks = q - name.length;
+          if (text.charCodeAt(ks - 1) !== QUOTE || !sameAt(text, ks, name)) continue;
+          if (text.charCodeAt(ks - 2) === BACKSLASH) uncertain = true; // maybe an escaped quote inside a longer key
+          else k = slots[m]!;
+          break;
+        }
+        if (k < 0) continue;
+        if (k === nf) {
+          tp = q + 1;
+          tpCount++;
+          continue;
+        }
+        if (k === nf + 1) {
+          timeKey = true;
+          continue;
+        }
+        const v = valueAfter(text, q + 1, n);
+        if (v < 0) continue;
+        const raw = text.slice(v, valueEnd);
+        if (raw === last[k]) continue;
+        last[k] = raw;
+        const t = this.#matchable(buf, raw, s + v);
+        if (t !== undefined) addText(sets, k, t);
+      }
+      // talos-time: the fast case is one, a key at the top level (no `{` or `[` before it), in Z form.
+      if (tpCount === 1 && !uncertain) {
+        const v = valueAfter(text, tp, n);
+        const open = text.indexOf('{');
+        const nested = text.indexOf('{', open + 1);
+        const bracket = text.indexOf('[');
+        const flat = v >= 0 && (nested < 0 || nested > tp) && (bracket < 0 || bracket > tp);
+        if (flat && text.charCodeAt(v) === QUOTE) time = zCanonical(text, v + 1, valueEnd - 1) ?? (text.slice(v, valueEnd).includes('\\') ? undefined : canonicalRfc3339(text.slice(v + 1, valueEnd - 1)));
+      }
+      // Anything else (nested, repeated, not a time, escaped, a "time" key for HEC's rule): the reader's own way.
+      if (time === undefined && (tpCount > 0 || timeKey || uncertain)) time = this.#parsed(buf, s, e, uncertain ? sets : null);
+    }
+    return time;
+  }
+
+  /** The --where text of the value `raw` found at `v` (latin1 text of the bytes). */
+  #matchable(buf: Buffer, raw: string, v: number): string | undefined {
+    const c = raw.charCodeAt(0);
+    if (c === LBRACE || c === LBRACKET) return undefined;
+    let ascii = true;
+    for (let i = 0; i < raw.length; i++) {
+      const x = raw.charCodeAt(i);
+      if (x >= 0x80 || x === BACKSLASH) {
+        ascii = false;
+        break;
+      }
+    }
+    if (c === QUOTE && ascii) return raw.slice(1, -1);
+    const exact = ascii ? raw : this.#decoder.decode(buf.subarray(v, v + raw.length));
+    try {
+      return matchableText(JSON.parse(exact));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The exact path: parse the line as the reader does; adds its fields when `sets` is given. */
+  #parsed(buf: Buffer, s: number, e: number, sets: (Set<string> | null)[] | null): string | undefined {
+    let rec: unknown;
+    try {
+      rec = JSON.parse(this.#decoder.decode(buf.subarray(s, e)));
+    } catch {
+      return undefined; // not JSON: the reader cannot parse it either, and gives it the key's time
+    }
+    if (sets !== null && typeof rec === 'object' && rec !== null && !Array.isArray(rec)) {
+      const r = rec as Record<string, unknown>;
+      for (let f = 0; f < this.#fields.length; f++) {
+        const name = this.#fields[f]!;
+        if (!Object.hasOwn(r, name)) continue;
+        const text = matchableText(r[name]);
+        if (text !== undefined) addText(sets, f, text);
+      }
+    }
+    return parsedRecordTime(rec);
+  }
+}
+
+/** text.startsWith(name, at), without the builtin call (3x the cost on bench/parse-tag, short names). */
+function sameAt(text: string, at: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) if (text.charCodeAt(at + i) !== name.charCodeAt(i)) return false;
+  return true;
+}
+
+function at(i: number, len: number): number {
+  return i < 0 ? len : i;
+}
+
+/** Set by valueAfter: the end of the value found. */
+let valueEnd = 0;
+
+/**
+ * When the `"name"` ending at `i` is a key (`:` follows), the start of its value (its end in
+ * {@link valueEnd}); -1 when it is not a key, or its value does not end in the line. Values of
+ * every depth are taken: a nested key's value only adds to a set, never hides a record.
+ */
+function valueAfter(text: string, i: number, e: number): number {
+  while (i < e && isWs(text.charCodeAt(i))) i++;
+  if (text.charCodeAt(i) !== COLON) return -1;
+  i++;
+  while (i < e && isWs(text.charCodeAt(i))) i++;
+  if (i >= e) return -1;
+  const c = text.charCodeAt(i);
+  if (c === QUOTE) {
+    let q = i;
+    for (;;) {
+      q = text.indexOf('"', q + 1);
+      if (q < 0 || q >= e) return -1;
+      let n = 0;
+      while (text.charCodeAt(q - 1 - n) === BACKSLASH) n++;
+      if ((n & 1) === 0) break;
+    }
+    valueEnd = q + 1;
+    return i;
+  }
+  if (c === LBRACE || c === LBRACKET) {
+    valueEnd = i + 1; // not a --where value: the caller ignores it
+    return i;
+  }
+  let j = i;
+  while (j < e) {
+    const x = text.charCodeAt(j);
+    if (x === COMMA || x === RBRACE || x === RBRACKET || isWs(x)) break;
+    j++;
+  }
+  valueEnd = j;
+  return i;
+}
+
+/** A plain `YYYY-MM-DDTHH:MM:SS[.digits]Z` in text[a, b) as canonical text, else undefined. */
+function zCanonical(text: string, a: number, b: number): string | undefined {
+  const n = b - a;
+  if (n < 20 || text.charCodeAt(b - 1) !== 0x5a) return undefined;
+  for (let i = 0; i < 19; i++) {
+    const c = text.charCodeAt(a + i);
+    if (i === 4 || i === 7) {
+      if (c !== 0x2d) return undefined;
+    } else if (i === 10) {
+      if (c !== 0x54) return undefined;
+    } else if (i === 13 || i === 16) {
+      if (c !== COLON) return undefined;
+    } else if (c < D0 || c > D9) return undefined;
+  }
+  const num = (k: number): number => (text.charCodeAt(a + k) - D0) * 10 + text.charCodeAt(a + k + 1) - D0;
+  if (!inRange(num(5), num(8), num(11), num(14), num(17))) return undefined;
+  if (n === 20) return `${text.slice(a, a + 19)}.${NANO_ZEROS}`;
+  if (text.charCodeAt(a + 19) !== 0x2e || n < 22) return undefined;
+  for (let k = a + 20; k < b - 1; k++) {
+    const c = text.charCodeAt(k);
+    if (c < D0 || c > D9) return undefined;
+  }
+  return `${text.slice(a, a + 19)}.${fraction9(text.slice(a + 20, b - 1))}`;
+}
+
+function addText(sets: (Set<string> | null)[], f: number, text: string): void {
+  const set = sets[f];
+  if (set === null || set === undefined || set.has(text)) return;
+  if (set.size >= MAX_FIELD_VALUES) sets[f] = null;
+  else set.add(text);
+}
