@@ -27,7 +27,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { metricSum, scrape, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { countIds, freshBucket, linesOfAtLeast, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, tcpBufferMaxBytes, waitFor, within } from '../helpers/s3.ts';
+import { countIds, freshBucket, linesOfAtLeast, openUploads, privateRgw, s3Env, sendTcpPaced, tcpToS3Config, serviceId, sleep, tcpBufferMaxBytes, waitFor, within } from '../helpers/s3.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -35,24 +35,7 @@ const MiB = 1024 * KiB;
 const gw = privateRgw();
 
 function config(dir: string, bucket: string, whenFull: 'block' | 'drop_newest', maxSpoolBytes: number): string {
-  return `
-data_dir: ${dir}/data
-api: { address: 127.0.0.1:0 }
-sources:
-  talos: { type: tcp, address: 127.0.0.1:0, ring_bytes: ${MiB} }
-sinks:
-  s3:
-    type: aws_s3
-    inputs: [talos]
-    ${s3Connection(gw.rgw.endpoint, bucket)}
-    key_prefix: talos/
-    upload_period_secs: 1
-    part_size_bytes: ${5 * MiB}
-    max_buffered_bytes: ${5 * MiB}
-    when_full: ${whenFull}
-    spool: true
-    max_spool_bytes: ${maxSpoolBytes}
-`;
+  return tcpToS3Config(`${dir}/data`, gw.rgw.endpoint, bucket, { when_full: whenFull, spool: true, max_spool_bytes: maxSpoolBytes });
 }
 
 const segmentsIn = (dir: string): number => readdirSync(dir).filter((n) => n.endsWith('.seg')).length;

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { metricSum, scrape, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { countIds, freshBucket, linesOfAtLeast, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, tcpBufferMaxBytes, waitFor } from '../helpers/s3.ts';
+import { countIds, freshBucket, linesOfAtLeast, openUploads, privateRgw, s3Env, sendTcpPaced, tcpToS3Config, serviceId, sleep, tcpBufferMaxBytes, waitFor } from '../helpers/s3.ts';
 
 const MiB = 1024 * 1024;
 const OUTAGE_MS = 60_000;
@@ -54,22 +54,7 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
     const dir = tempDir();
     const spoolDir = join(dir, 'data/spool/s3');
     const daemon = await startDaemon(
-      `
-data_dir: ${dir}/data
-api: { address: 127.0.0.1:0 }
-sources:
-  talos: { type: tcp, address: 127.0.0.1:0, ring_bytes: ${MiB} }
-sinks:
-  s3:
-    type: aws_s3
-    inputs: [talos]
-    ${s3Connection(gw.rgw.endpoint, bucket)}
-    key_prefix: talos/
-    upload_period_secs: 1
-    part_size_bytes: ${5 * MiB}
-    max_buffered_bytes: ${5 * MiB}
-    spool: true
-`,
+      tcpToS3Config(`${dir}/data`, gw.rgw.endpoint, bucket, { spool: true }),
       { dir, env: s3Env(gw.rgw) },
     );
     const segments = (): number => readdirSync(spoolDir).filter((n) => n.endsWith('.seg')).length;

@@ -239,6 +239,30 @@ export function s3Connection(endpoint: string, bucket: string): string {
     secret_access_key: \${S3_SECRET_ACCESS_KEY}`;
 }
 
+/**
+ * A daemon config: one tcp source `talos` (1 MiB ring) into an aws_s3 sink `s3` (key prefix
+ * `talos/`, 1 s objects, 5 MiB parts and buffer) on `endpoint`, with the sink's `extra` options.
+ * Credentials come from the environment (s3Env).
+ */
+export function tcpToS3Config(dataDir: string, endpoint: string, bucket: string, extra: Record<string, string | number | boolean>): string {
+  const MiB = 1024 * 1024;
+  const lines = Object.entries(extra).map(([k, v]) => `    ${k}: ${v}\n`).join('');
+  return `data_dir: ${dataDir}
+api: { address: 127.0.0.1:0 }
+sources:
+  talos: { type: tcp, address: 127.0.0.1:0, ring_bytes: ${MiB} }
+sinks:
+  s3:
+    type: aws_s3
+    inputs: [talos]
+    ${s3Connection(endpoint, bucket)}
+    key_prefix: talos/
+    upload_period_secs: 1
+    part_size_bytes: ${5 * MiB}
+    max_buffered_bytes: ${5 * MiB}
+${lines}`;
+}
+
 /** The environment s3Connection() reads. */
 export function s3Env(env: { accessKeyId: string; secretAccessKey: string }): Record<string, string> {
   return { S3_ACCESS_KEY_ID: env.accessKeyId, S3_SECRET_ACCESS_KEY: env.secretAccessKey };

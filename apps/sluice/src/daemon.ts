@@ -134,7 +134,7 @@ export class Daemon {
     for (const [id, src] of Object.entries(cfg.sources)) {
       workerSources[id] = { extraTags: { ...src.extra_tags }, hostKey: src.host_key, deadLetter: this.deadLetter !== null };
     }
-    this.pool = createWorkerPool({ threads, workerData: { sources: workerSources, levels } });
+    this.pool = createWorkerPool({ threads, workerData: { sources: workerSources, levels, index: Object.values(cfg.sinks).some((s) => s.index) } });
     const pool = this.pool;
     if (!pool.builtEntry) this.log.info('worker threads load the TypeScript sources (no current build; `node scripts/build-worker.ts` makes one, saving ~11 MiB per thread)');
     // The worker threads load the same addon files; where they do not load, they fall back. Say so once.
@@ -172,6 +172,7 @@ export class Daemon {
           writer: s.writer,
           codecIndex: codecs.indexOf(cfg.sinks[s.id]!.compression),
           whenFull: s.whenFull,
+          index: cfg.sinks[s.id]!.index,
           sinkLabels: { component_id: s.id, component_type: s.type },
         }));
       const route: Route = {
@@ -221,11 +222,10 @@ export class Daemon {
     const metrics = this.spoolMetrics;
     const spool = openSpool(cfg.data_dir, sink);
     const labels = { component_id: sink.id, component_type: sink.type };
-    const recovered = await recoverSpool(spool, store, sink.id, log, metrics, {
-      fields: this.indexFields,
-      written: () => this.metrics.indexesWritten.inc(labels),
-      failed: () => this.metrics.indexFailures.inc(labels),
-    });
+    const indexing = sink.index
+      ? { fields: this.indexFields, written: () => this.metrics.indexesWritten.inc(labels), failed: () => this.metrics.indexFailures.inc(labels) }
+      : undefined;
+    const recovered = await recoverSpool(spool, store, sink.id, log, metrics, indexing);
     if (recovered.objects + recovered.failed + recovered.corruptSegments > 0) log.info({ ...recovered }, 'spool recovery done');
     const whenFull = sink.when_full;
     const uniqueId = this.uniqueId;
@@ -236,7 +236,7 @@ export class Daemon {
         spool,
         whenFull,
         metrics,
-        indexFields: this.indexFields,
+        ...(sink.index ? { indexFields: this.indexFields } : {}),
         log,
         disk: new DiskStall('spool', diskHooks(this.diskMetrics, sink.id, whenFull, log)),
         onDiscard: (records, reason) => this.metrics.sinkDiscardedEvents.inc({ component_id: sink.id, component_type: sink.type, reason }, records),

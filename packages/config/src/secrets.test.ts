@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig, validateConfig } from './index.ts';
-import { fullRaw } from './test-helpers.ts';
+import { failure, fullRaw } from './test-helpers.ts';
 
 const SECRET = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY';
 
-function failure(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 function expectNoSecret(error: ConfigError, secret = SECRET): void {
   expect(error.issues.length).toBeGreaterThan(0);

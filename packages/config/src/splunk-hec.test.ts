@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from './index.ts';
-import { fullRaw, issueLines } from './test-helpers.ts';
+import { failure, fullRaw, issueLines } from './test-helpers.ts';
 
 const MIB = 1024 * 1024;
 const TOKEN = '3f1c9a52-0d4e-4b7a-9e61-7c2d8b5f0a13';
@@ -34,15 +34,6 @@ function withHec(options: Record<string, unknown> = {}): Record<string, any> {
   return raw;
 }
 
-function failure(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('splunk_hec source', () => {
   it('fills every default', () => {

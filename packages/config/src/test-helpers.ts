@@ -39,3 +39,14 @@ export function setPath(raw: Record<string, any>, path: string, value: unknown):
   node[keys.at(-1)!] = value;
   return raw;
 }
+
+/** The ConfigError `fn` throws (anything else is rethrown; no throw fails the test). */
+export function failure(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}

@@ -48,6 +48,8 @@ export interface SinkBase {
   readonly spool_sync_interval_ms: number;
   /** While the sink cannot take more (slow store, blocked disk, full spool): hold the sources back, or drop and count. */
   readonly when_full: WhenFull;
+  /** Write an index beside every object (its record-time range and field values) for `sluice read`. */
+  readonly index: boolean;
 }
 
 export const COMPRESSION_LEVELS: { readonly [C in Exclude<Compression, 'none'>]: { min: number; max: number; default: number } } = {
@@ -75,6 +77,9 @@ export const sinkOptions = {
   // read-only, failing), or its spool is full. block holds the sources back; drop_newest drops
   // and counts new batches. Every sink has it: a local disk fills up as surely as S3 slows down.
   when_full: def(oneOf(['block', 'drop_newest']), 'block'),
+  // Off by default while the workers gather the index facts in TypeScript: ~880 ns a line, more
+  // than validating, tagging and compressing it (bench/parse-tag.bench.ts; docs/benchmarks.md).
+  index: def(boolean(), false),
 };
 
 /** Fields every sink config has; settles compression_level against the codec. */
@@ -90,8 +95,8 @@ export function commonSink(v: Values<typeof sinkOptions>, id: string, path: stri
       return report(ctx, levelPath, rangeMessage(range.min, range.max, level, ` for ${v.compression}`));
     }
   }
-  const { inputs, key_prefix, compression, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms, when_full } = v;
-  return { id, inputs, key_prefix, compression, compression_level: level, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms, when_full };
+  const { inputs, key_prefix, compression, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms, when_full, index } = v;
+  return { id, inputs, key_prefix, compression, compression_level: level, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms, when_full, index };
 }
 
 /** What the daemon lends a sink's store when it builds one. */

@@ -16,6 +16,9 @@
  * is parsed (JSON.parse), so the facts agree with the reader exactly. Cost: docs/benchmarks.md,
  * "Object index facts" (bench/parse-tag.bench.ts).
  */
+import { fraction9, inRange, NANO_ZEROS, parseRfc3339, parsedRecordTime } from './record-time.ts';
+
+export { parsedRecordTime };
 
 /** The facts of a batch (and, merged, of an object). Plain data: crosses threads by structured clone. */
 export interface BatchFacts {
@@ -58,61 +61,7 @@ function isWs(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0d || c === NL;
 }
 
-// ---- record time, exactly as apps/sluice/src/read/time.ts computes it (facts.test.ts compares) ----
-
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|([+-])(\d{2}):(\d{2}))$/;
-const NANO_ZEROS = '000000000';
-
-function fraction9(digits: string | undefined): string {
-  if (digits === undefined) return NANO_ZEROS;
-  return digits.length >= 9 ? digits.slice(0, 9) : digits + NANO_ZEROS.slice(digits.length);
-}
-
-function inRange(m: number, d: number, h: number, min: number, s: number): boolean {
-  return m >= 1 && m <= 12 && d >= 1 && d <= 31 && h <= 23 && min <= 59 && s <= 59;
-}
-
-function canonicalOf(epochSeconds: number, nanos: number): string | undefined {
-  const ms = epochSeconds * 1000;
-  if (!(ms >= -62_167_219_200_000 && ms < 253_402_300_800_000)) return undefined;
-  return `${new Date(ms).toISOString().slice(0, 19)}.${String(Math.round(nanos)).padStart(9, '0')}`;
-}
-
-/** An RFC 3339 time as canonical text, or undefined (the reader's parseRfc3339). */
-export function canonicalRfc3339(text: string): string | undefined {
-  const m = RFC3339.exec(text);
-  if (m === null) return undefined;
-  const [, y, mo, d, h, mi, s, frac, zone, sign, oh, om] = m;
-  if (!inRange(Number(mo), Number(d), Number(h), Number(mi), Number(s))) return undefined;
-  const nanos = fraction9(frac);
-  if (zone === 'Z' || zone === 'z') return `${y}-${mo}-${d}T${h}:${mi}:${s}.${nanos}`;
-  if (Number(oh) > 23 || Number(om) > 59) return undefined;
-  const offsetSecs = (Number(oh) * 60 + Number(om)) * 60 * (sign === '-' ? -1 : 1);
-  const secs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) / 1000 - offsetSecs;
-  return canonicalOf(secs, Number(nanos));
-}
-
-/** HEC's `time` (epoch seconds, a number or a numeric string) as canonical text, or undefined. */
-export function canonicalEpochSeconds(value: unknown): string | undefined {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
-  if (!Number.isFinite(n)) return undefined;
-  const secs = Math.floor(n);
-  return canonicalOf(secs, Math.min(999_999_999, Math.round((n - secs) * 1e9)));
-}
-
-/** The time of a parsed record, or undefined when the reader would use the key's (match.ts recordTime). */
-export function parsedRecordTime(rec: unknown): string | undefined {
-  if (typeof rec === 'object' && rec !== null && !Array.isArray(rec)) {
-    const r = rec as Record<string, unknown>;
-    const talos = r['talos-time'];
-    if (typeof talos === 'string') {
-      const t = canonicalRfc3339(talos);
-      if (t !== undefined) return t;
-    }
-    if (Object.hasOwn(r, 'event') && Object.hasOwn(r, 'time')) return canonicalEpochSeconds(r['time']);
-  }
-  return undefined;
-}
+// Record time: one implementation, shared with `sluice read` (record-time.ts).
 
 /** The text a `--where` can match for a top-level value, or undefined (objects and arrays never match). */
 function matchableText(v: unknown): string | undefined {
@@ -244,7 +193,7 @@ export class FactsScanner {
         const nested = text.indexOf('{', open + 1);
         const bracket = text.indexOf('[');
         const flat = v >= 0 && (nested < 0 || nested > tp) && (bracket < 0 || bracket > tp);
-        if (flat && text.charCodeAt(v) === QUOTE) time = zCanonical(text, v + 1, valueEnd - 1) ?? (text.slice(v, valueEnd).includes('\\') ? undefined : canonicalRfc3339(text.slice(v + 1, valueEnd - 1)));
+        if (flat && text.charCodeAt(v) === QUOTE) time = zCanonical(text, v + 1, valueEnd - 1) ?? (text.slice(v, valueEnd).includes('\\') ? undefined : parseRfc3339(text.slice(v + 1, valueEnd - 1)));
       }
       // Anything else (nested, repeated, not a time, escaped, a "time" key for HEC's rule): the reader's own way.
       if (time === undefined && (tpCount > 0 || timeKey || uncertain)) time = this.#parsed(buf, s, e, uncertain ? sets : null);

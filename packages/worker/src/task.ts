@@ -21,7 +21,8 @@ interface Compiled {
   sources: Map<string, CompiledSource>;
   levels: { zstd: number; gzip: number };
   processor: BatchProcessor;
-  facts: FactsScanner;
+  /** null: no sink indexes its objects, so no facts are gathered. */
+  facts: FactsScanner | null;
 }
 
 function errorText(err: unknown): string {
@@ -47,7 +48,7 @@ function compile(data: unknown): Compiled | string {
       sources.set(id, { plan: compileTagPlan(s.extraTags ?? {}, s.hostKey ?? null), deadLetter: s.deadLetter === true });
     }
     const processor = new BatchProcessor(settings.maxDepth === undefined ? {} : { maxDepth: settings.maxDepth });
-    const facts = new FactsScanner(indexFieldsFor(Object.values(settings.sources).map((s) => s.hostKey ?? null)));
+    const facts = settings.index === true ? new FactsScanner(indexFieldsFor(Object.values(settings.sources).map((s) => s.hostKey ?? null))) : null;
     return { sources, levels: { zstd: levels.zstd, gzip: levels.gzip }, processor, facts };
   } catch (err) {
     return `worker settings: ${errorText(err)}`;
@@ -93,9 +94,9 @@ export default function processBatch(task: BatchTask): BatchResult {
       deadLetter = new Uint8Array(out.deadLetter); // a copy: the processor's buffer is reused
       transfer.push(deadLetter.buffer as ArrayBuffer);
     }
-    const facts = compiled.facts.scan(out.ndjson);
+    const facts = compiled.facts?.scan(out.ndjson);
     const busyMs = performance.now() - started;
-    const result: BatchResult = { ok: true, frames, deadLetter, counts: out.counts, rawBytes: n, ndjsonBytes: out.ndjson.length, facts, busyMs };
+    const result: BatchResult = { ok: true, frames, deadLetter, counts: out.counts, rawBytes: n, ndjsonBytes: out.ndjson.length, ...(facts === undefined ? {} : { facts }), busyMs };
     return movable(result, transfer);
   } catch (err) {
     return { ok: false, error: errorText(err) };

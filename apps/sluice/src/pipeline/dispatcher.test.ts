@@ -65,7 +65,7 @@ function setup(whenFull: WhenFull) {
     sourceType: 'tcp',
     ring,
     codecs: ['none'],
-    outputs: [{ writer, codecIndex: 0, whenFull, sinkLabels: { component_id: 's3', component_type: 'aws_s3' } }],
+    outputs: [{ writer, codecIndex: 0, whenFull, index: false, sinkLabels: { component_id: 's3', component_type: 'aws_s3' } }],
     deadLetter: null,
     onRingSpace: () => {},
   });
@@ -160,7 +160,7 @@ describe('Dispatcher and a batch a worker fails', () => {
         sourceType: 'tcp',
         ring,
         codecs: ['none'],
-        outputs: [{ writer, codecIndex: 0, whenFull: 'block', sinkLabels: { component_id: 'f', component_type: 'file' } }],
+        outputs: [{ writer, codecIndex: 0, whenFull: 'block', index: false, sinkLabels: { component_id: 'f', component_type: 'file' } }],
         deadLetter: null,
         onRingSpace: () => {},
       });

@@ -22,6 +22,8 @@ export interface DispatchOutput {
    * store waits for a full or failing disk, else `buffer_full`); the route goes on.
    */
   whenFull: WhenFull;
+  /** The sink indexes its objects: its frames keep the batch's index facts. */
+  index: boolean;
   /** Labels of sluice_sink_discarded_events_total for this sink. */
   sinkLabels: { component_id: string; component_type: string };
 }
@@ -253,7 +255,9 @@ export class Dispatcher {
   }
 
   /** One frame to one sink, by the sink's when_full. */
-  private write(st: RouteState, out: DispatchOutput, frame: Frame): void {
+  private write(st: RouteState, out: DispatchOutput, batchFrame: Frame): void {
+    // A sink that does not index gets no facts: its objects get no index.
+    const frame = out.index || batchFrame.facts === undefined ? batchFrame : { bytes: batchFrame.bytes, records: batchFrame.records, rawBytes: batchFrame.rawBytes };
     const writer = out.writer;
     const records = frame.records;
     if (out.whenFull === 'drop_newest') {

@@ -5,7 +5,7 @@
  * The pre-filter may let through lines that do not match (they are parsed and checked) but
  * never drops one that does: see literalOfValue and match.test.ts's differential test.
  */
-import { canonicalFromEpochSeconds, parseRfc3339 } from './time.ts';
+import { parsedRecordTime } from '@sluice/worker/record-time';
 
 export interface WhereClause {
   /** `event.action` → ['event', 'action']. */
@@ -155,17 +155,5 @@ function skipClass(source: string, i: number): number {
  * `time` (epoch seconds) for HEC ones (those with an `event`), else the object's key time.
  */
 export function recordTime(rec: unknown, keyTime: string | undefined): string | undefined {
-  if (typeof rec === 'object' && rec !== null && !Array.isArray(rec)) {
-    const r = rec as Record<string, unknown>;
-    const talos = r['talos-time'];
-    if (typeof talos === 'string') {
-      const t = parseRfc3339(talos);
-      if (t !== undefined) return t;
-    }
-    if (Object.hasOwn(r, 'event') && Object.hasOwn(r, 'time')) {
-      const t = canonicalFromEpochSeconds(r['time']);
-      if (t !== undefined) return t;
-    }
-  }
-  return keyTime;
+  return parsedRecordTime(rec) ?? keyTime;
 }

@@ -4,60 +4,18 @@
  * record's `talos-time` in Z form is compared as it is stored, byte by byte, without parsing
  * the line or building a Date (compareZBytes).
  */
+import { canonicalFromEpochSeconds, canonicalOf, inRange, NANO_ZEROS, parseRfc3339 } from '@sluice/worker/record-time';
 
 /** Length of a canonical time text. */
 export const CANONICAL_LENGTH = 29;
 
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|([+-])(\d{2}):(\d{2}))$/;
-const NANO_ZEROS = '000000000';
-
-function fraction9(digits: string | undefined): string {
-  if (digits === undefined) return NANO_ZEROS;
-  return digits.length >= 9 ? digits.slice(0, 9) : digits + NANO_ZEROS.slice(digits.length);
-}
-
-function inRange(m: number, d: number, h: number, min: number, s: number): boolean {
-  return m >= 1 && m <= 12 && d >= 1 && d <= 31 && h <= 23 && min <= 59 && s <= 59;
-}
-
-/** Canonical text of whole seconds since the epoch plus nanoseconds, or undefined outside years 0-9999. */
-function canonicalOf(epochSeconds: number, nanos: number): string | undefined {
-  const ms = epochSeconds * 1000;
-  if (!(ms >= -62_167_219_200_000 && ms < 253_402_300_800_000)) return undefined;
-  return `${new Date(ms).toISOString().slice(0, 19)}.${String(Math.round(nanos)).padStart(9, '0')}`;
-}
-
-/**
- * An RFC 3339 time as canonical text, or undefined if it is not one. Z times keep their
- * digits as written (fraction cut to 9 digits), so compareZBytes agrees with it exactly;
- * offsets are moved to UTC.
- */
-export function parseRfc3339(text: string): string | undefined {
-  const m = RFC3339.exec(text);
-  if (m === null) return undefined;
-  const [, y, mo, d, h, mi, s, frac, zone, sign, oh, om] = m;
-  if (!inRange(Number(mo), Number(d), Number(h), Number(mi), Number(s))) return undefined;
-  const nanos = fraction9(frac);
-  if (zone === 'Z' || zone === 'z') return `${y}-${mo}-${d}T${h}:${mi}:${s}.${nanos}`;
-  if (Number(oh) > 23 || Number(om) > 59) return undefined;
-  const offsetSecs = (Number(oh) * 60 + Number(om)) * 60 * (sign === '-' ? -1 : 1);
-  const secs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) / 1000 - offsetSecs;
-  return canonicalOf(secs, Number(nanos));
-}
+export { canonicalFromEpochSeconds, parseRfc3339 };
 
 /** A time in epoch milliseconds as canonical text. */
 export function canonicalFromMs(ms: number): string {
   const t = canonicalOf(Math.floor(ms / 1000), (ms - Math.floor(ms / 1000) * 1000) * 1_000_000);
   if (t === undefined) throw new RangeError(`time ${ms} ms is outside years 0-9999`);
   return t;
-}
-
-/** HEC's `time`: epoch seconds, a number or a numeric string (`1714564800.123`). */
-export function canonicalFromEpochSeconds(value: unknown): string | undefined {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
-  if (!Number.isFinite(n)) return undefined;
-  const secs = Math.floor(n);
-  return canonicalOf(secs, Math.min(999_999_999, Math.round((n - secs) * 1e9)));
 }
 
 const KEY_TIME = /(\d{4})\/(\d{2})\/(\d{2})\/(\d{2}):(\d{2}):(\d{2})-[^/]*$/;

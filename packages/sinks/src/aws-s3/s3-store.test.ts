@@ -371,6 +371,7 @@ describe('s3StoreFromConfig', () => {
       queue_size: 4,
       max_buffered_bytes: 64 * MiB,
       when_full: 'block',
+      index: false,
       shutdown_timeout_secs: 30,
     };
     const store = s3StoreFromConfig(sink);

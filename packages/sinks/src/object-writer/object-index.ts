@@ -10,19 +10,11 @@
  * names starting with `_` or `.`; a `*.ndjson.zst` glob does not match it); `sluice read` tells
  * it from an object by its suffix. Not `.`: the file store refuses hidden names (its temp files).
  */
+import type { BatchFacts } from '@sluice/worker';
 import type { ObjectStore } from '../object-store.ts';
 
-/** What an index knows about its object's records (the workers' batch facts, merged). */
-export interface IndexFacts {
-  records: number;
-  /** Records with no time of their own: the reader gives them the object's key time. */
-  untimed: number;
-  /** Canonical times (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnn`, UTC) of the earliest / latest timed record. */
-  minTime: string | null;
-  maxTime: string | null;
-  /** Per indexed top-level field, every text a `--where FIELD=TEXT` can match in the object; null = many. */
-  fields: Record<string, string[] | null>;
-}
+/** What an index knows about its object's records: the workers' batch facts, merged. */
+export type IndexFacts = BatchFacts;
 
 /** The format version written; a reader treats any other as no index. */
 export const INDEX_VERSION = 1;
