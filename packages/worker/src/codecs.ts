@@ -18,6 +18,7 @@
  */
 import { constants, gunzipSync, gzipSync, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { loadNativeZstd, type NativeZstdAddon } from './zstd-native.ts';
+import { isSkippableFrame, zstdFrameEnd, ZstdFrameError } from './zstd-frame.ts';
 
 export type Codec = 'zstd' | 'gzip' | 'none';
 
@@ -109,49 +110,20 @@ function ownsBuffer(a: Uint8Array): boolean {
   return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !(a.buffer instanceof SharedArrayBuffer);
 }
 
-const ZSTD_MAGIC = 0xfd2fb528;
-const ZSTD_SKIPPABLE_MASK = 0xfffffff0;
-const ZSTD_SKIPPABLE_MAGIC = 0x184d2a50;
-
 /**
- * Byte length of the zstd frame (or skippable frame) starting at `data[off]`, from its header and
- * block headers (RFC 8878 section 3.1), without decompressing it.
+ * Byte length of the zstd frame (or skippable frame) starting at `data[off]` (zstd-frame.ts).
  * @throws RangeError when the bytes there are not a whole frame.
  */
 export function zstdFrameLength(data: Uint8Array, off: number): number {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const need = (n: number): void => {
-    if (n > data.length) throw new RangeError(`truncated zstd frame at byte ${off}`);
-  };
-  need(off + 4);
-  const magic = view.getUint32(off, true);
-  if ((magic & ZSTD_SKIPPABLE_MASK) >>> 0 === ZSTD_SKIPPABLE_MAGIC) {
-    need(off + 8);
-    const end = off + 8 + view.getUint32(off + 4, true);
-    need(end);
-    return end - off;
+  let end: number;
+  try {
+    end = zstdFrameEnd(data, off, data.length);
+  } catch (err) {
+    if (!(err instanceof ZstdFrameError)) throw err;
+    throw new RangeError(err.problem === 'reserved_block' ? `reserved zstd block type at byte ${err.at}` : `not a zstd frame at byte ${off}`);
   }
-  if (magic !== ZSTD_MAGIC) throw new RangeError(`not a zstd frame at byte ${off}`);
-  need(off + 5);
-  const fhd = data[off + 4]!;
-  const fcsFlag = fhd >> 6;
-  const singleSegment = (fhd >> 5) & 1;
-  const checksum = (fhd >> 2) & 1;
-  const dictIdFlag = fhd & 3;
-  let p = off + 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][dictIdFlag]! + [singleSegment, 2, 4, 8][fcsFlag]!;
-  for (;;) {
-    need(p + 3);
-    const header = data[p]! | (data[p + 1]! << 8) | (data[p + 2]! << 16);
-    const type = (header >> 1) & 3;
-    const size = header >>> 3;
-    if (type === 3) throw new RangeError(`reserved zstd block type at byte ${p}`);
-    p += 3 + (type === 1 ? 1 : size); // an RLE block stores one byte
-    need(p);
-    if (header & 1) break;
-  }
-  p += checksum ? 4 : 0;
-  need(p);
-  return p - off;
+  if (end < 0) throw new RangeError(`truncated zstd frame at byte ${off}`);
+  return end - off;
 }
 
 /**
@@ -166,7 +138,7 @@ export function decompressObject(codec: Codec, data: Uint8Array): Buffer {
   let off = 0;
   while (off < data.length) {
     const len = zstdFrameLength(data, off);
-    if ((new DataView(data.buffer, data.byteOffset + off, 4).getUint32(0, true) & ZSTD_SKIPPABLE_MASK) >>> 0 !== ZSTD_SKIPPABLE_MAGIC) {
+    if (!isSkippableFrame(data, off)) {
       parts.push(zstdDecompressSync(data.subarray(off, off + len)));
     }
     off += len;

@@ -16,7 +16,7 @@ const RING_SRC = new URL('../../ring/src/', import.meta.url);
 
 /** Sources of the worker threads' module graph: worker/src files and the ring they import. */
 export const WORKER_SOURCES: readonly { from: URL; to: string }[] = [
-  ...['task', 'hec-task', 'codecs', 'zstd-native', 'process', 'batch-native', 'native-addon', 'json-scan', 'hec-decode', 'types', 'facts', 'record-time'].map((name) => ({ from: new URL(`${name}.ts`, SRC), to: `${name}.js` })),
+  ...['task', 'hec-task', 'codecs', 'zstd-native', 'process', 'batch-native', 'native-addon', 'json-scan', 'hec-decode', 'types', 'facts', 'record-time', 'zstd-frame'].map((name) => ({ from: new URL(`${name}.ts`, SRC), to: `${name}.js` })),
   { from: new URL('ring.ts', RING_SRC), to: 'ring.js' },
 ];
 

@@ -10,6 +10,7 @@
  */
 import { createGunzip, zstdDecompress, zstdDecompressSync } from 'node:zlib';
 import { Readable } from 'node:stream';
+import { isSkippableFrame, zstdFrameEnd, ZstdFrameError } from '@sluice/worker/zstd-frame';
 
 export type Codec = 'zstd' | 'gzip' | 'none';
 
@@ -24,9 +25,6 @@ export function codecOfKey(key: string): Codec | undefined {
 /** The reason an object could not be read, with the byte offset where it went wrong. */
 export class ObjectDecodeError extends Error {}
 
-const ZSTD_MAGIC = 0xfd2fb528;
-const SKIPPABLE_MASK = 0xfffffff0;
-const SKIPPABLE_MAGIC = 0x184d2a50;
 /** A Sluice frame holds one worker batch (~256 KiB); a frame claiming more is not ours to trust. */
 const MAX_FRAME_OUTPUT_BYTES = 256 * 1024 * 1024;
 /** Sluice frames hold ~256 KiB batches (and a little more with tags). */
@@ -34,56 +32,21 @@ const FRAME_CHUNK_BYTES = 256 * 1024;
 /** Frames decompressing at once per object: 4 keeps libuv's 4 threads fed from 2-3 objects. */
 const FRAMES_IN_FLIGHT = 4;
 
+/** Declared content size of the frame frameEnd last walked (0 = the frame does not say). */
+const frameInfo = { contentSize: 0 };
+
 /**
  * End offset of the zstd frame (or skippable frame) starting at `pos`, -1 when `buf` ends
- * before it does, or throws when the bytes at `pos` are not a frame.
+ * before it does (zstd-frame.ts), its content size in frameInfo.
+ * @throws ObjectDecodeError when the bytes at `pos` are not a frame.
  */
-export function zstdFrameEnd(buf: Uint8Array, pos: number, end: number): number {
-  if (end - pos < 8) return end - pos < 4 || magicOk(buf, pos) ? -1 : fail(pos);
-  const magic = (buf[pos]! | (buf[pos + 1]! << 8) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 24)) >>> 0;
-  if ((magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC) {
-    const size = (buf[pos + 4]! | (buf[pos + 5]! << 8) | (buf[pos + 6]! << 16) | (buf[pos + 7]! << 24)) >>> 0;
-    return pos + 8 + size <= end ? pos + 8 + size : -1;
+export function frameEnd(buf: Uint8Array, pos: number, end: number): number {
+  try {
+    return zstdFrameEnd(buf, pos, end, frameInfo);
+  } catch (err) {
+    if (!(err instanceof ZstdFrameError)) throw err;
+    throw new ObjectDecodeError(err.problem === 'not_a_frame' ? `no zstd frame at byte ${pos} (not zstd, or corrupt)` : err.message);
   }
-  if (magic !== ZSTD_MAGIC) return fail(pos);
-  const fhd = buf[pos + 4]!;
-  const fcsFlag = fhd >> 6;
-  const singleSegment = (fhd >> 5) & 1;
-  if ((fhd >> 3) & 1) throw new ObjectDecodeError(`zstd frame at byte ${pos}: reserved bit set`);
-  const checksum = (fhd >> 2) & 1;
-  const dictIdSize = [0, 1, 2, 4][fhd & 3]!;
-  const fcsSize = [singleSegment, 2, 4, 8][fcsFlag]!;
-  let p = pos + 5 + (singleSegment ? 0 : 1) + dictIdSize + fcsSize;
-  if (p > end) return -1;
-  // Frame_Content_Size (little endian; the 2-byte form is offset by 256), 0 = not given.
-  let fcs = 0;
-  for (let i = fcsSize - 1; i >= 0; i--) fcs = fcs * 256 + buf[p - fcsSize + i]!;
-  frameContentSize = fcsSize === 2 ? fcs + 256 : fcs;
-  for (;;) {
-    if (p + 3 > end) return -1;
-    const header = buf[p]! | (buf[p + 1]! << 8) | (buf[p + 2]! << 16);
-    const last = header & 1;
-    const type = (header >> 1) & 3;
-    const size = header >>> 3;
-    if (type === 3) throw new ObjectDecodeError(`zstd frame at byte ${pos}: reserved block type at byte ${p}`);
-    p += 3 + (type === 1 ? 1 : size);
-    if (p > end) return -1;
-    if (last) break;
-  }
-  p += checksum ? 4 : 0;
-  return p <= end ? p : -1;
-}
-
-/** Content size of the frame zstdFrameEnd last walked (0 = the frame does not say). */
-let frameContentSize = 0;
-
-function magicOk(buf: Uint8Array, pos: number): boolean {
-  const magic = (buf[pos]! | (buf[pos + 1]! << 8) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 24)) >>> 0;
-  return magic === ZSTD_MAGIC || (magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC;
-}
-
-function fail(pos: number): never {
-  throw new ObjectDecodeError(`no zstd frame at byte ${pos} (not zstd, or corrupt)`);
 }
 
 function decompressFrame(frame: Uint8Array, offset: number, contentSize: number): Promise<Buffer> {
@@ -123,14 +86,14 @@ async function* zstdFrames(chunks: AsyncIterable<Uint8Array>, counter: { bytes: 
       for (;;) {
         let end: number;
         try {
-          end = zstdFrameEnd(buf, pos, buf.length);
+          end = frameEnd(buf, pos, buf.length);
         } catch (err) {
           // What came before the bad bytes is printed first (as a scan worker does).
           while (inFlight.length > 0) yield await inFlight.shift()!;
           throw err;
         }
         if (end < 0) break;
-        if (!isSkippable(buf, pos)) inFlight.push(decompressFrame(buf.subarray(pos, end), offset + pos, frameContentSize));
+        if (!isSkippableFrame(buf, pos)) inFlight.push(decompressFrame(buf.subarray(pos, end), offset + pos, frameInfo.contentSize));
         pos = end;
         if (inFlight.length >= FRAMES_IN_FLIGHT) yield await inFlight.shift()!;
       }
@@ -167,9 +130,9 @@ export class ZstdFrameDecoder {
     }
     let pos = 0;
     for (;;) {
-      const end = zstdFrameEnd(buf, pos, buf.length);
+      const end = frameEnd(buf, pos, buf.length);
       if (end < 0) break;
-      if (!isSkippable(buf, pos)) onFrame(decompressFrameSync(buf.subarray(pos, end), this.#offset + pos, frameContentSize));
+      if (!isSkippableFrame(buf, pos)) onFrame(decompressFrameSync(buf.subarray(pos, end), this.#offset + pos, frameInfo.contentSize));
       pos = end;
     }
     this.#offset += pos;
@@ -190,11 +153,6 @@ function decompressFrameSync(frame: Uint8Array, offset: number, contentSize: num
   } catch (err) {
     throw new ObjectDecodeError(`zstd frame at byte ${offset}: ${(err as Error).message}`);
   }
-}
-
-function isSkippable(buf: Uint8Array, pos: number): boolean {
-  const magic = (buf[pos]! | (buf[pos + 1]! << 8) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 24)) >>> 0;
-  return (magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC;
 }
 
 async function* counted(chunks: AsyncIterable<Uint8Array>, counter: { bytes: number }): AsyncIterable<Uint8Array> {
