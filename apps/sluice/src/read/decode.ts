@@ -32,17 +32,14 @@ const FRAME_CHUNK_BYTES = 256 * 1024;
 /** Frames decompressing at once per object: 4 keeps libuv's 4 threads fed from 2-3 objects. */
 const FRAMES_IN_FLIGHT = 4;
 
-/** Declared content size of the frame frameEnd last walked (0 = the frame does not say). */
-const frameInfo = { contentSize: 0 };
-
 /**
  * End offset of the zstd frame (or skippable frame) starting at `pos`, -1 when `buf` ends
- * before it does (zstd-frame.ts), its content size in frameInfo.
+ * before it does (zstd-frame.ts); `info.contentSize` gets its declared content size (0: not given).
  * @throws ObjectDecodeError when the bytes at `pos` are not a frame.
  */
-export function frameEnd(buf: Uint8Array, pos: number, end: number): number {
+export function frameEnd(buf: Uint8Array, pos: number, end: number, info: { contentSize: number }): number {
   try {
-    return zstdFrameEnd(buf, pos, end, frameInfo);
+    return zstdFrameEnd(buf, pos, end, info);
   } catch (err) {
     if (!(err instanceof ZstdFrameError)) throw err;
     throw new ObjectDecodeError(err.problem === 'not_a_frame' ? `no zstd frame at byte ${pos} (not zstd, or corrupt)` : err.message);
@@ -64,6 +61,7 @@ function decompressFrame(frame: Uint8Array, offset: number, contentSize: number)
 
 /** Each zstd frame of `chunks`, decompressed, in order; FRAMES_IN_FLIGHT at a time. */
 async function* zstdFrames(chunks: AsyncIterable<Uint8Array>, counter: { bytes: number }): AsyncIterable<Buffer> {
+  const info = { contentSize: 0 };
   const inFlight: Promise<Buffer>[] = [];
   // A frame cut by a chunk boundary is copied once into a buffer of its own (never reused:
   // a decompression in flight still reads it).
@@ -86,14 +84,14 @@ async function* zstdFrames(chunks: AsyncIterable<Uint8Array>, counter: { bytes: 
       for (;;) {
         let end: number;
         try {
-          end = frameEnd(buf, pos, buf.length);
+          end = frameEnd(buf, pos, buf.length, info);
         } catch (err) {
           // What came before the bad bytes is printed first (as a scan worker does).
           while (inFlight.length > 0) yield await inFlight.shift()!;
           throw err;
         }
         if (end < 0) break;
-        if (!isSkippableFrame(buf, pos)) inFlight.push(decompressFrame(buf.subarray(pos, end), offset + pos, frameInfo.contentSize));
+        if (!isSkippableFrame(buf, pos)) inFlight.push(decompressFrame(buf.subarray(pos, end), offset + pos, info.contentSize));
         pos = end;
         if (inFlight.length >= FRAMES_IN_FLIGHT) yield await inFlight.shift()!;
       }
@@ -118,6 +116,8 @@ export class ZstdFrameDecoder {
   #pending: Uint8Array | null = null;
   /** Object offset of the first byte not yet decompressed. */
   #offset = 0;
+  /** The declared content size of the frame last walked. */
+  readonly #info = { contentSize: 0 };
 
   /** Decompresses the frames `chunk` completes; `onFrame` gets each one's bytes, in order. */
   push(chunk: Uint8Array, onFrame: (out: Buffer) => void): void {
@@ -130,9 +130,9 @@ export class ZstdFrameDecoder {
     }
     let pos = 0;
     for (;;) {
-      const end = frameEnd(buf, pos, buf.length);
+      const end = frameEnd(buf, pos, buf.length, this.#info);
       if (end < 0) break;
-      if (!isSkippableFrame(buf, pos)) onFrame(decompressFrameSync(buf.subarray(pos, end), this.#offset + pos, frameInfo.contentSize));
+      if (!isSkippableFrame(buf, pos)) onFrame(decompressFrameSync(buf.subarray(pos, end), this.#offset + pos, this.#info.contentSize));
       pos = end;
     }
     this.#offset += pos;
