@@ -1,6 +1,6 @@
 import { SluiceError, type SluiceConfig, type SourceConfig } from '@sluice/config';
 import { Ring } from '@sluice/ring';
-import { DiskStall, ObjectWriter, newUniqueId, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
+import { DiskStall, ObjectWriter, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
 import { deadLetterSink, sinkDefinition } from '@sluice/sinks/registry';
 import type { Source, SourceContext } from '@sluice/sources';
 import { sourceDefinition } from '@sluice/sources/registry';
@@ -57,7 +57,6 @@ export class Daemon {
   /** Sinks with `spool: true` (spooling.ts). */
   private readonly spooling: SpoolingWriter[] = [];
   private spoolMetrics: SpoolMetrics | null = null;
-  private uniqueId = '';
   private pool: WorkerPool | null = null;
   private hecDecoder: HecDecoder | null = null;
   private dispatcher: Dispatcher | null = null;
@@ -88,8 +87,6 @@ export class Daemon {
 
   async start(): Promise<void> {
     const cfg = this.opts.config;
-    const uniqueId = newUniqueId();
-    this.uniqueId = uniqueId;
 
     // Sinks first: a sink that cannot write is an error before any port is bound. All are
     // checked at once (an unreachable endpoint takes the check's whole timeout), and every
@@ -117,14 +114,14 @@ export class Daemon {
       }
       const writer = sink.spool
         ? await this.spoolingWriter(sink, store, log)
-        : this.makeWriter(id, type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId);
+        : this.makeWriter(id, type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes);
       const def = sinkDefinition(sink);
       this.sinks.push({ id, type, store, writer, log, whenFull: sink.when_full, shutdownTimeoutSecs: def.shutdownTimeoutSecs(sink), abandonedNote: def.abandonedNote });
     }
     if (cfg.dead_letter !== null) {
       const store = deadLetterSink.store(cfg.dead_letter.path, diskHooks(this.diskMetrics, 'dead_letter', 'block', this.log.child({ component_id: 'dead_letter' })));
       await store.check();
-      this.deadLetter = this.makeWriter('dead_letter', deadLetterSink.type, store, cfg.dead_letter.key_prefix, 'none', cfg.dead_letter.upload_period_secs, 256 * 1024 * 1024, uniqueId);
+      this.deadLetter = this.makeWriter('dead_letter', deadLetterSink.type, store, cfg.dead_letter.key_prefix, 'none', cfg.dead_letter.upload_period_secs, 256 * 1024 * 1024);
     }
 
     // One pool for every source: batches, not records, cross the thread boundary.
@@ -228,9 +225,8 @@ export class Daemon {
     const recovered = await recoverSpool(spool, store, sink.id, log, metrics, indexing);
     if (recovered.objects + recovered.failed + recovered.corruptSegments > 0) log.info({ ...recovered }, 'spool recovery done');
     const whenFull = sink.when_full;
-    const uniqueId = this.uniqueId;
     this.diskMetrics.init(sink.id, 'spool');
-    const writer = this.makeWriter(sink.id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, uniqueId, (o) =>
+    const writer = this.makeWriter(sink.id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, (o) =>
       new SpoolingWriter({
         ...o,
         spool,
@@ -246,8 +242,12 @@ export class Daemon {
     return writer;
   }
 
-  private makeWriter(id: string, type: string, store: ObjectStore, keyPrefix: string, codec: Codec, periodSecs: number, maxObjectBytes: number, uniqueId: string, create = (o: ObjectWriterOptions): ObjectWriter => new ObjectWriter(o)): ObjectWriter {
-    const writer = create({ sinkId: id, store, keyPrefix, codec, uploadPeriodSecs: periodSecs, maxObjectBytes, uniqueId });
+  /**
+   * Each writer draws the unique part of its keys itself: sinks of one process may share a
+   * store and prefix (a bucket, a directory), and their objects must not overwrite each other.
+   */
+  private makeWriter(id: string, type: string, store: ObjectStore, keyPrefix: string, codec: Codec, periodSecs: number, maxObjectBytes: number, create = (o: ObjectWriterOptions): ObjectWriter => new ObjectWriter(o)): ObjectWriter {
+    const writer = create({ sinkId: id, store, keyPrefix, codec, uploadPeriodSecs: periodSecs, maxObjectBytes });
     observeWriter(this.metrics, writer, id, type, this.log.child({ component_id: id, component_type: type }));
     return writer;
   }

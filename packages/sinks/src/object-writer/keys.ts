@@ -5,10 +5,11 @@
  *
  * - the time is when the object was opened, in UTC, so keys under one prefix sort by time
  *   (fixed-width fields) and a day is one folder;
- * - uniqueId is 16 hex chars drawn once per process start, so replicas and restarts writing
- *   under the same prefix in the same second never collide;
- * - seq counts objects within the process, zero-padded to 6 so keys of one process in one
- *   second also sort in write order (up to 999,999 objects per second).
+ * - uniqueId is 16 hex chars drawn once per writer (each sink, at each process start), so
+ *   replicas, restarts and sinks of one process writing under the same prefix in the same
+ *   second never collide;
+ * - seq counts the writer's objects, zero-padded to 6 so keys of one writer in one second
+ *   also sort in write order (up to 999,999 objects per second).
  */
 import { randomBytes } from 'node:crypto';
 
@@ -17,7 +18,7 @@ export type Codec = 'zstd' | 'gzip' | 'none';
 /** Every object is NDJSON, whatever the compression. */
 export const NDJSON_CONTENT_TYPE = 'application/x-ndjson';
 
-/** 16 lowercase hex chars (64 random bits): draw one per process start. */
+/** 16 lowercase hex chars (64 random bits): draw one per writer. */
 export function newUniqueId(): string {
   return randomBytes(8).toString('hex');
 }

@@ -256,6 +256,34 @@ describe('ObjectWriter + FileStore', () => {
     expect(listFiles(root)).toEqual(objects.map((o) => o.key));
   });
 
+  it('writers draw their own unique part: two under one store and prefix, opening in the same second, keep both objects', async () => {
+    // Two sinks of one process writing one bucket (or directory) under one prefix: with a
+    // unique part shared by the process, both first objects would be `<time>-<id>-000000` and
+    // the second to complete would replace the first.
+    const now = Date.UTC(2024, 3, 22, 12, 34, 56, 789);
+    const opts = { store: new FileStore({ path: root }), keyPrefix: 'logs/', codec: 'none' as const, uploadPeriodSecs: 3600, maxObjectBytes: 1 << 20, now: () => now };
+    const a = new ObjectWriter({ sinkId: 'a', ...opts });
+    const b = new ObjectWriter({ sinkId: 'b', ...opts });
+    const keysOf = (w: ObjectWriter): string[] => {
+      const keys: string[] = [];
+      w.on('object', (o) => keys.push(o.key));
+      return keys;
+    };
+    const [keysA, keysB] = [keysOf(a), keysOf(b)];
+    const fa = makeFrame('none', 0, 3);
+    const fb = makeFrame('none', 100, 2);
+    a.write(fa.frame);
+    b.write(fb.frame);
+    await Promise.all([a.close(), b.close()]);
+    expect([keysA.length, keysB.length]).toEqual([1, 1]);
+    const [ka, kb] = [keysA[0], keysB[0]];
+    expect(ka).not.toBe(kb);
+    for (const k of [ka!, kb!]) expect(k).toMatch(/^logs\/2024\/04\/22\/12:34:56-[0-9a-f]{16}-000000\.ndjson$/);
+    expect(listFiles(root)).toEqual([ka, kb].sort());
+    expect(readFileSync(path.join(root, ka!), 'utf8')).toBe(fa.raw);
+    expect(readFileSync(path.join(root, kb!), 'utf8')).toBe(fb.raw);
+  });
+
   it('close() flushes the open object and leaves no temp file', async () => {
     const { writer, objects } = newWriter({ codec: 'zstd', uploadPeriodSecs: 86_400 });
     const { frame, raw } = makeFrame('zstd', 0, 100);

@@ -21,7 +21,7 @@
 import { EventEmitter } from 'node:events';
 import { ERR_CONFIG, SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
-import { type Codec, contentEncodingFor, extensionFor, NDJSON_CONTENT_TYPE, objectKey } from './keys.ts';
+import { type Codec, contentEncodingFor, extensionFor, NDJSON_CONTENT_TYPE, newUniqueId, objectKey } from './keys.ts';
 import { cloneFacts, type IndexFacts, mergeFacts, writeIndex } from './object-index.ts';
 
 /** One compressed batch as a worker returns it. */
@@ -106,8 +106,12 @@ export interface ObjectWriterOptions {
   codec: Codec;
   uploadPeriodSecs: number;
   maxObjectBytes: number;
-  /** From newUniqueId(), drawn once per process. */
-  uniqueId: string;
+  /**
+   * The keys' unique part (keys.ts). Default: drawn for this writer alone, so no two writers
+   * share keys, not even sinks of one process under the same store and prefix. Given only to
+   * fix the keys (tests).
+   */
+  uniqueId?: string;
   /** Clock for key times and ObjectInfo; the period timer itself is setTimeout. */
   now?: () => number;
   /** Closes in flight beyond which write() returns false. Default 4. */
@@ -224,7 +228,7 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
         : { contentType: NDJSON_CONTENT_TYPE, contentEncoding };
     this.#periodMs = Math.round(opts.uploadPeriodSecs * 1000);
     this.#maxObjectBytes = opts.maxObjectBytes;
-    this.#uniqueId = opts.uniqueId;
+    this.#uniqueId = opts.uniqueId ?? newUniqueId();
     this.#now = opts.now ?? Date.now;
     this.#maxClosing = maxClosing;
   }
