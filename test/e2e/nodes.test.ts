@@ -265,4 +265,65 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
       for (const d of replicas) if (d.proc.exitCode === null && d.proc.signalCode === null) d.proc.kill('SIGKILL');
     }
   });
+
+  it('two sinks of one process writing the same bucket and prefix: neither overwrites the other', { timeout: 60_000 }, async () => {
+    // Both sinks get every batch at once, so they open their first objects in the same second
+    // with the same sequence number: only the unique part of the key keeps them apart.
+    const LINES = 2_000;
+    const bucket = await freshBucket(client, 'e2e-twosinks');
+    const dir = tempDir();
+    const sink = (id: string): string => `
+  ${id}:
+    type: aws_s3
+    inputs: [talos_service]
+    endpoint: ${env.endpoint}
+    bucket: ${bucket}
+    access_key_id: \${S3_ACCESS_KEY_ID}
+    secret_access_key: \${S3_SECRET_ACCESS_KEY}
+    key_prefix: ${PREFIX}
+    upload_period_secs: 1`;
+    const daemon = await startDaemon(
+      `
+data_dir: ${dir}/data
+api: { address: 127.0.0.1:0 }
+sources:
+  talos_service: { type: tcp, address: 127.0.0.1:0, host_key: __host }
+sinks:${sink('s3_a')}${sink('s3_b')}
+`,
+      { dir, env: replicaEnv(bucket) },
+    );
+    try {
+      const rand = prng(7);
+      const lines = Array.from({ length: LINES }, (_, id) => onNode(serviceLine({ id, rand }), 0));
+      await sendTcpFrom(NODES[0], daemon.sources['talos_service']![0]!, lines);
+      let m: Scrape = new Map();
+      await waitFor(
+        'both sinks stored every line',
+        async () => {
+          m = await scrape(daemon.apiPort);
+          return ['s3_a', 's3_b'].every((id) => metricSum(m, 'sluice_sink_sent_events_total', { component_id: id }) === LINES);
+        },
+        30_000,
+      );
+      expect(await daemon.stop('SIGTERM')).toBe(0);
+      const keys = await listKeys(client, bucket);
+      // Every object both sinks completed is in the bucket, and each line is there twice (once per sink).
+      expect(keys.length).toBe(metricSum(m, 'sluice_sink_objects_completed_total'));
+      const count = new Map<string, number>();
+      for (const key of keys) {
+        expect(key).toMatch(KEY);
+        for (const line of await getObjectLines(client, bucket, key)) {
+          const { __host, ...original } = JSON.parse(line) as Record<string, unknown>;
+          expect(__host).toBe(NODES[0]);
+          const l = JSON.stringify(original);
+          count.set(l, (count.get(l) ?? 0) + 1);
+        }
+      }
+      expect(count.size).toBe(LINES);
+      expect([...count.values()].every((n) => n === 2)).toBe(true);
+      expect(lines.every((l) => count.get(l) === 2)).toBe(true);
+    } finally {
+      if (daemon.proc.exitCode === null && daemon.proc.signalCode === null) daemon.proc.kill('SIGKILL');
+    }
+  });
 });
