@@ -13,7 +13,8 @@
  * to one replica, and the bucket holds as many objects as the replicas completed: an
  * overwrite would lose one); `host_key` names the sending node on every record (the node is
  * written in each message); and the lines read back are the lines sent, as a multiset: none
- * lost, none twice, none altered beyond the tags.
+ * lost, none twice, none altered beyond the tags; `sluice read --where __host=<node>` finds
+ * exactly that node's records across both replicas' objects.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -23,7 +24,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { freshBucket, getObjectLines, listKeys, openUploads, sleep, waitFor } from '../helpers/s3.ts';
+import { freshBucket, getObjectLines, listKeys, openUploads, runCli, sleep, waitFor } from '../helpers/s3.ts';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -225,6 +226,7 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
       const objectsOf = Array.from({ length: REPLICAS }, () => 0);
       const expected = new Map<string, number>([...replicaOfLine.keys()].map((l) => [l, 1]));
       const wrong: string[] = [];
+      const storedOf = NODES.map((): string[] => []);
       for (const key of keys) {
         const unique = KEY.exec(key)?.[1];
         expect(unique, key).toBeDefined();
@@ -241,6 +243,7 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
           else expected.set(sentLine, 0);
           if (cluster !== CLUSTER) wrong.push(`cluster tag: ${line}`);
           if (__host !== NODES[node]) wrong.push(`host_key does not name node ${node}: ${line}`);
+          else storedOf[node]!.push(line);
           // Every line of an object went to the replica whose unique part the key carries.
           const replica = replicaOfLine.get(sentLine);
           if (replica !== undefined) {
@@ -261,6 +264,16 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
       expect(new Set(keys).size).toBe(keys.length);
       expect(objectsOf).toEqual(finals.map(objectsCompleted));
       expect(keys.length).toBe(finals.reduce((n, m) => n + objectsCompleted(m), 0));
+
+      // One node's logs, across both replicas' objects, the way an operator reads them.
+      const read = await runCli(['read', '--path', `s3://${bucket}/${PREFIX}`, '--endpoint', env.endpoint, '--where', `__host=${NODES[1]}`], {
+        AWS_ACCESS_KEY_ID: env.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: env.secretAccessKey,
+      });
+      expect(read.status, read.stderr).toBe(0);
+      const readLines = read.stdout.split('\n').filter((l) => l !== '');
+      expect(readLines.length).toBe(SERVICE_LINES + KERNEL_LINES);
+      expect(readLines.sort()).toEqual(storedOf[1]!.sort());
     } finally {
       for (const d of replicas) if (d.proc.exitCode === null && d.proc.signalCode === null) d.proc.kill('SIGKILL');
     }
