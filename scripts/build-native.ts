@@ -5,7 +5,8 @@
  *   packages/sources/native/udp_recv.cc → packages/sources/build/udp_recv.node
  *     the udp source's reader (recvmmsg straight into the ring); without it: node:dgram
  *   packages/worker/native/batch.cc     → packages/worker/build-native/batch.node
- *     the worker's validate + tag fast path; without it: the TypeScript path (process.ts)
+ *     the worker's validate + tag fast path, and the object index's facts (facts.h) as it
+ *     goes; without it: the TypeScript path (process.ts, facts.ts)
  *   packages/worker/native/zstd.cc      → packages/worker/build-native/zstd.node
  *     one zstd context per worker thread, reused for every frame, on the libzstd that Node
  *     itself exports; without it: node:zlib's zstdCompressSync (codecs.ts)
@@ -18,7 +19,7 @@
  * against the node binary at load time, so there is nothing to link; `-z now` makes a
  * missing symbol fail the load (checked here) instead of the first call.
  *
- * Up to date (same source, compiler command and headers as the last build, and the output
+ * Up to date (same source and local headers, compiler command and Node headers as the last build, and the output
  * exists): skipped. A failed build exits 1 under CI=true (CI must not pass without the native
  * code it tests) and otherwise warns, removes that addon's old build and goes on: each has a
  * fallback. Not Linux: skipped with a message.
@@ -37,6 +38,8 @@ interface Addon {
   /** What it is, for messages. */
   what: string;
   source: string;
+  /** Local headers the source includes: part of the up-to-date check. */
+  headers?: string[];
   outDir: string;
   name: string;
   /** An export the loaded addon must have. */
@@ -57,6 +60,7 @@ const ADDONS: Addon[] = [
   {
     what: 'the native batch processor',
     source: 'packages/worker/native/batch.cc',
+    headers: ['packages/worker/native/facts.h'],
     outDir: 'packages/worker/build-native',
     name: 'batch',
     exportName: 'processRecords',
@@ -124,8 +128,9 @@ function build(addon: Addon, include: string): void {
   // -fvisibility=hidden: only napi_register_module_v1 is exported. No -Werror: a newer
   // compiler's new warning must not break an install. No -march: the image runs on other CPUs.
   const args = ['-O2', '-std=c++17', '-shared', '-fPIC', '-fvisibility=hidden', '-Wall', '-Wextra', '-Wl,-z,now', '-I', include, source, '-o'];
-  const stamp = createHash('sha256')
-    .update(readFileSync(source))
+  const hash = createHash('sha256').update(readFileSync(source));
+  for (const h of addon.headers ?? []) hash.update(readFileSync(join(ROOT, h)));
+  const stamp = hash
     .update(readFileSync(new URL(import.meta.url)))
     .update(JSON.stringify([cxx, args]))
     .update(readFileSync(join(include, 'node_version.h')))

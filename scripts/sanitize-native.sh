@@ -3,8 +3,8 @@
 # zstd.cc compresses them) built with AddressSanitizer and UndefinedBehaviorSanitizer, then
 # the tests that drive them hardest run against those builds: every process.test.ts case on
 # the native path, batch-native.test.ts's differential fuzz (600 batches, ~150,000 random and
-# garbled lines), the codecs tests, and the daemon fuzz test (test/e2e/fuzz.test.ts, whose
-# daemon's worker threads load the same builds). Any out-of-bounds access or undefined
+# garbled lines, half of them gathering the index facts), facts.test.ts, the codecs tests, and
+# the daemon fuzz test (test/e2e/fuzz.test.ts, whose daemon's worker threads load the same builds). Any out-of-bounds access or undefined
 # behaviour aborts the run. `npm test` runs it after the test suite; by hand:
 #
 #   bash scripts/sanitize-native.sh
@@ -42,4 +42,4 @@ echo "sanitize-native: ASan + UBSan builds of batch.cc and zstd.cc in $OUT" >&2
 # load the addon fails instead of skipping.
 LD_PRELOAD="$ASAN:$UBSAN" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   SLUICE_WORKER_ADDON_DIR="$OUT" BATCH_NATIVE_FUZZ_BATCHES=600 CI=true \
-  npx vitest run packages/worker/src/batch-native.test.ts packages/worker/src/process.test.ts packages/worker/src/codecs.test.ts test/e2e/fuzz.test.ts
+  npx vitest run packages/worker/src/batch-native.test.ts packages/worker/src/process.test.ts packages/worker/src/facts.test.ts packages/worker/src/codecs.test.ts test/e2e/fuzz.test.ts

@@ -12,11 +12,12 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
 import { startDaemon, splitAddress, tempDir } from '../helpers/daemon.ts';
+import { listIndexKeys, listKeys } from '../helpers/s3.ts';
 import { rgwClient } from '../s3/rgw.ts';
 import { schemaProblems, unknownFields } from './k8s-schema.ts';
 import { kubectlKustomize, kubectlPath, podSpecOf, renderKustomization, type K8sObject } from './kustomize.ts';
@@ -370,9 +371,10 @@ describe('the DaemonSet config runs: Talos lines into S3 (Ceph RGW) with the nod
     await new Promise((r) => setTimeout(r, 500)); // UDP has no close handshake: let the last datagrams land
     expect(await daemon.stop('SIGTERM')).toBe(0);
 
-    const list = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
-    const keys = (list.Contents ?? []).map((c) => c.Key!);
+    const keys = await listKeys(client, bucket);
     expect(keys.length).toBeGreaterThan(0);
+    // The image's config indexes its objects (the default): one sidecar per object.
+    expect((await listIndexKeys(client, bucket)).length).toBe(keys.length);
     const lines: Record<string, unknown>[] = [];
     for (const key of keys) {
       expect(key).toMatch(/^talos\/talos\/\d{4}\/\d{2}\/\d{2}\/\d{2}:\d{2}:\d{2}-[0-9a-f]{16}-\d{6}\.ndjson\.zst$/);

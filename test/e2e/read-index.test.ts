@@ -129,7 +129,8 @@ beforeAll(async () => {
   out = join(dir, 'out');
   bucket = await freshBucket(client, 'e2e-read-index');
   const nodes = { type: 'tcp', address: '127.0.0.1:0', host_key: 'host' };
-  const local = { type: 'file', inputs: ['nodes'], path: out, key_prefix: 'talos/', upload_period_secs: 1, index: true };
+  // No `index` option: both sinks index their objects by default.
+  const local = { type: 'file', inputs: ['nodes'], path: out, key_prefix: 'talos/', upload_period_secs: 1 };
   const yaml = `${stringify({ data_dir: `${dir}/data`, api: { address: '127.0.0.1:0' }, sources: { nodes }, sinks: { local } })}
   remote:
     type: aws_s3
@@ -137,7 +138,6 @@ beforeAll(async () => {
     ${s3Connection(env.endpoint, bucket)}
     key_prefix: talos/
     upload_period_secs: 1
-    index: true
 `;
   const daemon = await startDaemon(yaml, { dir, env: s3Env(env) });
   const rand = prng(7);

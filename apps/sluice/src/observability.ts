@@ -7,7 +7,7 @@
  * request, and the probes when Prometheus scrapes.
  */
 import type { SluiceConfig } from '@sluice/config';
-import { failureReason, type DiskHooks, type IndexFailure, type DiskTarget, type ObjectError, type ObjectInfo, type ObjectStore, type ObjectWriter, type RequestNotice, type RetryNotice, type S3StoreHooks } from '@sluice/sinks';
+import { failureReason, isIndexKey, type DiskHooks, type IndexFailure, type DiskTarget, type ObjectError, type ObjectInfo, type ObjectStore, type ObjectWriter, type RequestNotice, type RetryNotice, type S3StoreHooks } from '@sluice/sinks';
 import { RateLimitedLog, type DiskMetrics, type Logger, type Metrics } from '@sluice/telemetry';
 
 /**
@@ -41,7 +41,9 @@ export function storeHooks(metrics: Metrics, id: string, type: string, log: Logg
       retryLog.warn(`retry:${notice.reason}`, { ...notice }, 'S3 request failed; retrying');
     },
     onRequest(notice: RequestNotice): void {
-      if (!notice.ok || !PART_COMMANDS.has(notice.command)) return;
+      // An object's index sidecar is one small PutObject of its own: counted by
+      // sluice_sink_index_written_total, not among the object's parts.
+      if (!notice.ok || !PART_COMMANDS.has(notice.command) || (notice.key !== undefined && isIndexKey(notice.key))) return;
       parts.inc();
       partSeconds.observe(notice.durationMs / 1000);
     },

@@ -70,7 +70,7 @@ describe('defaults', () => {
       spool_sync: 'interval',
       spool_sync_interval_ms: 1000,
       when_full: 'block',
-      index: false,
+      index: true,
     });
   });
 
@@ -98,7 +98,7 @@ describe('defaults', () => {
       queue_size: 4,
       max_buffered_bytes: 64 * MIB,
       when_full: 'block',
-      index: false,
+      index: true,
       shutdown_timeout_secs: 30,
     });
   });

@@ -77,9 +77,10 @@ export const sinkOptions = {
   // read-only, failing), or its spool is full. block holds the sources back; drop_newest drops
   // and counts new batches. Every sink has it: a local disk fills up as surely as S3 slows down.
   when_full: def(oneOf(['block', 'drop_newest']), 'block'),
-  // Off by default while the workers gather the index facts in TypeScript: ~880 ns a line, more
-  // than validating, tagging and compressing it (bench/parse-tag.bench.ts; docs/benchmarks.md).
-  index: def(boolean(), false),
+  // An index beside every object, so `sluice read` skips what cannot match. The native scan
+  // gathers its facts as it validates (~50 ns a line, +15 % of a worker's batch on
+  // bench/parse-tag.bench.ts; docs/benchmarks.md, "Object index facts").
+  index: def(boolean(), true),
 };
 
 /** Fields every sink config has; settles compression_level against the codec. */

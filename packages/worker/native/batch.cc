@@ -69,6 +69,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "facts.h"
+
 // -DBATCH_SCALAR builds the portable loop on x86-64 too (to test what aarch64 runs).
 #if defined(__SSE2__) && !defined(BATCH_SCALAR)
 #define BATCH_SSE2 1
@@ -99,7 +101,12 @@ enum Slot : int {
   S_KERNEL = 13,
   S_OTHER = 14,
   S_MALFORMED = 15,  // + reason
-  S_COUNT = 21,
+  S_F_RECORDS = 21,  // the index facts (facts.h): records decided here, of them untimed,
+  S_F_UNTIMED = 22,  // uncertain lines sent back, 1 when more than the buffer holds,
+  S_F_UNCERTAIN = 23,  // 1 when `times` holds a range
+  S_F_OVERFLOW = 24,
+  S_F_HAS_TIME = 25,
+  S_COUNT = 26,
 };
 
 enum Status : int {
@@ -353,7 +360,10 @@ constexpr uint8_t IN_ARRAY = 2;
 
 // scanRecord of json-scan.ts over [s, e) (trimmed: *s is the first token). `sawNewline` is set
 // when a raw CR or LF is met (in an accepted line it can only be whitespace between tokens).
-int scanRecord(const uint8_t* s, const uint8_t* e, int limit, const Plan& plan, uint32_t nKeys, bool& sawNewline) {
+// With F, the values of the keys of interest at the top level are noted in `cap` (facts.h).
+template <bool F>
+int scanRecord(const uint8_t* s, const uint8_t* e, int limit, const Plan& plan, uint32_t nKeys, bool& sawNewline,
+               const facts::Batch* fb, facts::LineCaptures* cap) {
   if (*s != '{') return SCAN_REJECT;
   uint8_t stack[MAX_SCAN_DEPTH + 2];
   int flags = SCAN_OK;
@@ -412,6 +422,7 @@ int scanRecord(const uint8_t* s, const uint8_t* e, int limit, const Plan& plan, 
         } else if (n == 5 && keyIs(ks, "\"seq\"", 5)) {
           flags |= SCAN_SEQ;
         }
+        if constexpr (F) cap->pending = fb->find(ks, n);
       }
       while (p < e && isWs(c = *p)) {
         nl |= c == '\n' || c == '\r';
@@ -422,8 +433,9 @@ int scanRecord(const uint8_t* s, const uint8_t* e, int limit, const Plan& plan, 
       state = VALUE;
     } else {
       // VALUE or VALUE_OR_CLOSE
+      const uint8_t* vs = p;
+      bool sawEscape = false;
       if (c == '"') {
-        bool sawEscape = false;
         p = scanString(p, e, sawEscape);
         state = AFTER;
       } else if (c == '{') {
@@ -445,6 +457,9 @@ int scanRecord(const uint8_t* s, const uint8_t* e, int limit, const Plan& plan, 
         state = AFTER;
       }
       if (p == nullptr) return SCAN_REJECT;
+      if constexpr (F) {
+        if (cap->pending != facts::NONE) cap->add(c, sawEscape, vs, p);
+      }
     }
   }
 }
@@ -899,6 +914,9 @@ struct Run {
   double maxDepth;
   int limit;
   bool deadLetter;
+  facts::Batch* fb;  // the index facts, or nullptr when no sink indexes
+  int hostSlot;      // the plan's host key among the indexed fields, or facts::NONE
+  facts::LineCaptures cap;
   double records, accepted, inputBytes, service, kernel, other;
   double malformed[R_COUNT];
   size_t need, dlNeed;
@@ -916,8 +934,15 @@ struct Run {
     const bool withHost = peerE != peerS && pl.hasHostKey;
     const uint32_t nKeys = withHost ? pl.nInject : pl.nKeys;
     bool hasNewline = false;
-    int flags = scanRecord(src + s, src + e, limit, pl, nKeys, hasNewline);
-    if (flags == SCAN_REJECT) {
+    int flags;
+    if (fb != nullptr) {
+      cap.clear();
+      flags = scanRecord<true>(src + s, src + e, limit, pl, nKeys, hasNewline, fb, &cap);
+    } else {
+      flags = scanRecord<false>(src + s, src + e, limit, pl, nKeys, hasNewline, nullptr, nullptr);
+    }
+    const bool exact = flags == SCAN_REJECT;
+    if (exact) {
       const int reason = exactVerdict(s, e, nKeys, flags, hasNewline);
       if (reason >= 0) return malformedLine(reason, peerS, peerE, ls, le);
     }
@@ -928,7 +953,19 @@ struct Run {
       need = n;
       return false;
     }
+    const size_t lineOut = pos;
     emit(s, e, peerS, peerE, withHost, peerOk, (flags & SCAN_COLLIDES) != 0, nKeys, hasNewline);
+    if (fb != nullptr) {
+      // The exact verdict's and the collision path's lines are JS's to decide (facts.h).
+      if (exact || (flags & SCAN_COLLIDES) != 0) {
+        fb->uncertainLine(lineOut, pos - 1);
+      } else {
+        const int host = withHost ? hostSlot : facts::NONE;
+        // The peer ends the line: `<peer>"}\n`.
+        const size_t peerLen = peerE - peerS;
+        fb->line(cap, src + s, out, lineOut, pos - 1, host, pos - 3 - peerLen, peerLen, peerOk);
+      }
+    }
     records += 1;
     accepted += 1;
     inputBytes += static_cast<double>(le - ls);
@@ -1128,7 +1165,7 @@ inline bool slotIndex(double v, size_t max, size_t& outValue) {
 }
 
 int process(const uint8_t* src, size_t srcLen, uint8_t* out, size_t outLen, uint8_t* dl, size_t dlLen, const Plan& plan,
-            const uint8_t* source, size_t sourceLen, double* st, const char** err) {
+            const uint8_t* source, size_t sourceLen, double* st, facts::Batch* fb, const char** err) {
   size_t length, off, pos, dlPos, lineCur = 0;
   if (!slotIndex(st[S_LENGTH], srcLen, length)) return *err = "state[LENGTH] is beyond the source", -1;
   if (!slotIndex(st[S_OFF], length, off)) return *err = "state[OFF] is beyond the batch", -1;
@@ -1161,6 +1198,14 @@ int process(const uint8_t* src, size_t srcLen, uint8_t* out, size_t outLen, uint
   r.maxDepth = maxDepth;
   r.limit = limit;
   r.deadLetter = st[S_DEAD_LETTER] == 1;
+  r.fb = fb;
+  r.hostSlot = facts::NONE;
+  if (fb != nullptr && plan.hasHostKey) {
+    // The host key is the last injected key.
+    const uint8_t* k = plan.keys;
+    for (uint32_t i = 0; i + 1 < plan.nInject; i++) k += u32le(plan.keyWords + 8 * i);
+    r.hostSlot = fb->fieldOf(k, u32le(plan.keyWords + 8 * (plan.nInject - 1)));
+  }
   int status = ST_DONE;
 
   while (off < length) {
@@ -1238,6 +1283,7 @@ int process(const uint8_t* src, size_t srcLen, uint8_t* out, size_t outLen, uint
   st[S_KERNEL] += r.kernel;
   st[S_OTHER] += r.other;
   for (int k = 0; k < R_COUNT; k++) st[S_MALFORMED + k] += r.malformed[k];
+  if (fb != nullptr) fb->save(st, S_F_RECORDS);
   return status;
 }
 
@@ -1254,18 +1300,23 @@ bool typedArray(napi_env env, napi_value v, napi_typedarray_type want, void** da
 }
 
 napi_value ProcessRecords(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 9;
+  napi_value argv[9];
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
   if (argc < 6) {
-    napi_throw_type_error(env, nullptr, "processRecords(src, out, dl, plan, source, state): 6 arguments expected");
+    napi_throw_type_error(env, nullptr, "processRecords(src, out, dl, plan, source, state[, fields, facts, times]): 6 or 9 arguments expected");
     return nullptr;
   }
-  static const char* const NAMES[5] = {"src", "out", "dl", "plan", "source"};
-  void* data[5] = {};
-  size_t lens[5] = {};
-  for (int i = 0; i < 5; i++) {
-    if (!typedArray(env, argv[i], napi_uint8_array, &data[i], &lens[i])) {
+  const bool withFacts = argc >= 9;
+  static const char* const NAMES[8] = {"src", "out", "dl", "plan", "source", "state", "fields", "times"};
+  void* data[8] = {};
+  size_t lens[8] = {};
+  // Uint8Arrays: src, out, dl, plan, source, and with the facts: fields (argv 6) and times (argv 8).
+  static const int U8_ARGS[7] = {0, 1, 2, 3, 4, 6, 8};
+  static const int U8_SLOTS[7] = {0, 1, 2, 3, 4, 6, 7};
+  for (int j = 0; j < (withFacts ? 7 : 5); j++) {
+    const int i = U8_SLOTS[j];
+    if (!typedArray(env, argv[U8_ARGS[j]], napi_uint8_array, &data[i], &lens[i])) {
       const std::string msg = std::string("processRecords: ") + NAMES[i] + " must be a Uint8Array";
       napi_throw_type_error(env, nullptr, msg.c_str());
       return nullptr;
@@ -1277,15 +1328,32 @@ napi_value ProcessRecords(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "processRecords: state must be a Float64Array of the batch-native.ts slots");
     return nullptr;
   }
+  void* factsData = nullptr;
+  size_t factsLen = 0;
+  if (withFacts && !typedArray(env, argv[7], napi_uint32_array, &factsData, &factsLen)) {
+    napi_throw_type_error(env, nullptr, "processRecords: facts must be a Uint32Array");
+    return nullptr;
+  }
   Plan plan;
   if (!parsePlan(static_cast<const uint8_t*>(data[3]), lens[3], plan)) {
     napi_throw_range_error(env, nullptr, "processRecords: plan is not a packed tag plan");
     return nullptr;
   }
+  facts::Batch fb;
+  if (withFacts && !fb.load(static_cast<const uint8_t*>(data[6]), lens[6], static_cast<uint32_t*>(factsData), factsLen,
+                            static_cast<uint8_t*>(data[7]), lens[7], static_cast<const uint8_t*>(data[1]),
+                            static_cast<const double*>(state), S_F_RECORDS)) {
+    napi_throw_range_error(env, nullptr, "processRecords: fields, facts or times do not hold the index facts (batch-native.ts packFields)");
+    return nullptr;
+  }
+  if (withFacts && lens[1] > 0xffffffffu) {
+    napi_throw_range_error(env, nullptr, "processRecords: out is larger than 4 GiB, past the facts' offsets");
+    return nullptr;
+  }
   const char* err = nullptr;
   int status = process(static_cast<const uint8_t*>(data[0]), lens[0], static_cast<uint8_t*>(data[1]), lens[1],
                        static_cast<uint8_t*>(data[2]), lens[2], plan, static_cast<const uint8_t*>(data[4]), lens[4],
-                       static_cast<double*>(state), &err);
+                       static_cast<double*>(state), withFacts ? &fb : nullptr, &err);
   if (status < 0) {
     napi_throw_range_error(env, nullptr, err);
     return nullptr;

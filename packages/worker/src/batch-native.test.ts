@@ -22,10 +22,15 @@ import {
   S_MAX_DEPTH,
   S_OFF,
   S_POS,
+  S_F_UNCERTAIN,
+  F_STRIDE,
+  F_TIME_LEN,
   loadNativeBatch,
+  packFields,
   packPlan,
   type NativeBatchAddon,
 } from './batch-native.ts';
+import { type BatchFacts, FactsScanner, indexFieldsFor, parsedRecordTime } from './facts.ts';
 import { TalosLineGenerator, buildBatch, encodeBlock, encodePayload, mulberry32, recordSpan } from './fixture.ts';
 import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, type BatchOutput, type MalformedReason, type TagPlan } from './process.ts';
 
@@ -80,19 +85,48 @@ function expectSame(native: Outcome, js: Outcome, what: string): void {
 }
 
 /** Counts the statuses processRecords returns while `fn` runs (the processors look the function up per call). */
+const factsScanner = new FactsScanner(indexFieldsFor(['host', 'cluster']));
+
+/**
+ * The native scan's index facts of a batch against JSON.parse of its output: the same records,
+ * untimed count and time range, and every top-level text of an indexed field in its set (or the
+ * set is "many"): an index never hides a record.
+ */
+function expectFactsHold(facts: BatchFacts | undefined, ndjson: Buffer, what: string): void {
+  expect(facts, what).toBeDefined();
+  const lines = ndjson.toString('utf8').split('\n').slice(0, -1);
+  let untimed = 0;
+  const times: string[] = [];
+  for (const line of lines) {
+    const rec = JSON.parse(line) as Record<string, unknown>;
+    const t = parsedRecordTime(rec);
+    if (t === undefined) untimed++;
+    else times.push(t);
+    for (const f of factsScanner.fields) {
+      const set = facts!.fields[f];
+      if (set === null || !Object.hasOwn(rec, f)) continue;
+      const v = rec[f];
+      const text = typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || v === null ? JSON.stringify(v) : undefined;
+      if (text !== undefined) expect(set, `${what}: ${f} holds ${text}`).toContain(text);
+    }
+  }
+  times.sort();
+  expect({ records: facts!.records, untimed: facts!.untimed, minTime: facts!.minTime, maxTime: facts!.maxTime }, what).toEqual({ records: lines.length, untimed, minTime: times[0] ?? null, maxTime: times.at(-1) ?? null });
+}
+
 function tallyStatuses<T>(fn: () => T): { result: T; done: number; grow: number; other: number[] } {
   const addon = (load as { addon: NativeBatchAddon }).addon;
   const real = addon.processRecords;
   let done = 0;
   let grow = 0;
   const other: number[] = [];
-  addon.processRecords = (src, out, dl, plan, source, state) => {
-    const st = real(src, out, dl, plan, source, state);
+  addon.processRecords = ((...args: unknown[]) => {
+    const st = (real as (...a: unknown[]) => number)(...args);
     if (st === ST_DONE) done++;
     else if (st === ST_GROW) grow++;
     else other.push(st);
     return st;
-  };
+  }) as NativeBatchAddon['processRecords'];
   try {
     return { result: fn(), done, grow, other };
   } finally {
@@ -371,6 +405,24 @@ describe.skipIf(SKIP)(TITLE, () => {
     const bad = Uint8Array.from(plan);
     bad[plan.length - '"x""host"'.length] = 0x41; // the first key's opening quote
     expect(() => call(state({}), bad)).toThrow(RangeError);
+    // The index facts' buffers: wrong types, a field list that does not add up, too small a buffer.
+    const fields = packFields(['host', 'talos-service']);
+    const facts = new Uint32Array(2 * F_STRIDE + 16);
+    const times = new Uint8Array(2 * F_TIME_LEN);
+    const withFacts = (st: Float64Array, f: unknown = fields, x: unknown = facts, t: unknown = times): number =>
+      (addon.processRecords as (...a: unknown[]) => number)(src, out, dl, plan, source, st, f, x, t);
+    expect(withFacts(state({}))).toBe(ST_DONE);
+    expect(() => withFacts(state({}), 'x')).toThrow(TypeError);
+    expect(() => withFacts(state({}), fields, new Uint8Array(8))).toThrow(TypeError);
+    expect(() => withFacts(state({}), fields, facts, new Uint32Array(58))).toThrow(TypeError);
+    expect(() => withFacts(state({}), fields.subarray(0, fields.length - 1))).toThrow(RangeError);
+    expect(() => withFacts(state({}), Uint8Array.of(99, 0, 0, 0))).toThrow(RangeError); // 99 fields
+    expect(() => withFacts(state({}), fields, new Uint32Array(F_STRIDE))).toThrow(RangeError);
+    expect(() => withFacts(state({}), fields, facts, new Uint8Array(10))).toThrow(RangeError);
+    expect(() => withFacts(state({ [S_F_UNCERTAIN]: 1e9 }))).toThrow(RangeError);
+    const many = new Uint32Array(facts);
+    many[0] = 65; // more values than a set holds, not "many"
+    expect(() => withFacts(state({}), fields, many)).toThrow(RangeError);
   });
 
   it('differential: thousands of random, mutated and garbled lines give identical bytes and counts', () => {
@@ -396,9 +448,18 @@ describe.skipIf(SKIP)(TITLE, () => {
       const batch = buildBatch(corpus.payloads(20 + corpus.int(150)), corpus.pick([0, 0xff, 0x0a, 0x0d]));
       // Sometimes a span cut anywhere: a partial length header, or a length past the end.
       const length = corpus.rand() < 0.15 ? corpus.int(batch.length + 1) : batch.length;
-      const { result, done, grow, other } = tallyStatuses(() => snapshot(nat.process(batch, length, plan, sourceId, deadLetter)));
+      // Half the batches gather the index facts as they go (growth and resumes included).
+      const scanner = corpus.rand() < 0.5 ? factsScanner : undefined;
+      let facts: BatchFacts | undefined;
+      const { result, done, grow, other } = tallyStatuses(() => {
+        const r = nat.process(batch, length, plan, sourceId, deadLetter, scanner);
+        facts = r.facts;
+        return snapshot(r);
+      });
       const want = snapshot(js.process(batch, length, plan, sourceId, deadLetter));
-      expectSame(result, want, `batch ${b} (plan ${planName}, maxDepth ${maxDepth}, deadLetter ${deadLetter}, length ${length}/${batch.length})`);
+      const what = `batch ${b} (plan ${planName}, maxDepth ${maxDepth}, deadLetter ${deadLetter}, length ${length}/${batch.length})`;
+      expectSame(result, want, what);
+      if (scanner !== undefined) expectFactsHold(facts, want.ndjson, what);
       expect({ done, other }).toEqual({ done: 1, other: [] });
       lines += want.counts.records;
       grows += grow;

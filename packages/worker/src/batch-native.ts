@@ -23,8 +23,16 @@
  *  ├──────────────────── counts: JS zeroes them, the addon adds to them ──┤
  *  │ 9 RECORDS  10 ACCEPTED  11 INPUT_BYTES  12 SERVICE  13 KERNEL        │
  *  │ 14 OTHER   15..20 MALFORMED by reason, MALFORMED_REASONS order       │
+ *  ├──────────────────── index facts: JS zeroes them, the addon keeps them ┤
+ *  │ 21 F_RECORDS  lines decided   22 F_UNTIMED  of them without a time   │
+ *  │ 23 F_UNCERTAIN  lines sent back   24 F_OVERFLOW  1: too many of them │
+ *  │ 25 F_HAS_TIME  1: `times` holds the earliest and latest time         │
  *  └──────────────────────────────────────────────────────────────────────┘
  * ```
+ *
+ * With the index facts (three more arguments, facts.ts drives them), the scan also notes each
+ * accepted line's indexed values and time as it goes (native/facts.h): a few instructions per
+ * key instead of a second pass over the output.
  */
 import { loadAddon, workerAddonPath, type AddonLoad } from './native-addon.ts';
 
@@ -49,8 +57,38 @@ export const S_KERNEL = 13;
 export const S_OTHER = 14;
 /** First of 6 slots: malformed lines by reason, in MALFORMED_REASONS order. */
 export const S_MALFORMED = 15;
+/** The index facts (native/facts.h): records decided, untimed, uncertain lines, overflow, has a time range. */
+export const S_F_RECORDS = 21;
+export const S_F_UNTIMED = 22;
+export const S_F_UNCERTAIN = 23;
+export const S_F_OVERFLOW = 24;
+export const S_F_HAS_TIME = 25;
 /** Length of the state array. */
-export const STATE_SLOTS = 21;
+export const STATE_SLOTS = 26;
+
+/** Words per indexed field in the facts buffer: the count (or {@link F_MANY}), then 64 (offset, length) pairs. */
+export const F_STRIDE = 129;
+/** A field's count when it has more than 64 distinct values. */
+export const F_MANY = 0xffffffff;
+/** At most this many indexed fields. */
+export const F_MAX_FIELDS = 32;
+/** Bytes of one canonical time in `times` (the earliest, then the latest). */
+export const F_TIME_LEN = 29;
+
+/** Indexed field names packed for the addon: u32 LE count, then per name u32 LE length and JSON.stringify(name) as UTF-8. */
+export function packFields(names: readonly string[]): Uint8Array {
+  const bytes = names.map((n) => Buffer.from(JSON.stringify(n), 'utf8'));
+  const out = new Uint8Array(4 + bytes.reduce((a, b) => a + 4 + b.length, 0));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, names.length, true);
+  let o = 4;
+  for (const b of bytes) {
+    view.setUint32(o, b.length, true);
+    out.set(b, o + 4);
+    o += 4 + b.length;
+  }
+  return out;
+}
 
 // processRecords' statuses (batch.cc `enum Status`).
 /** The batch is done: the counts and positions in the state are final. */
@@ -67,6 +105,12 @@ export interface NativeBatchAddon {
    * @throws TypeError / RangeError on malformed arguments (a bug on the JS side, never input data).
    */
   processRecords(src: Uint8Array, out: Uint8Array, dl: Uint8Array, plan: Uint8Array, source: Uint8Array, state: Float64Array): number;
+  /**
+   * The same, gathering the index facts too (native/facts.h): `fields` is {@link packFields}'s,
+   * `facts` holds per field {@link F_STRIDE} words (its distinct values as (offset, length) in
+   * `out`), then (start, end) of each line sent back for JS to decide; `times` the time range.
+   */
+  processRecords(src: Uint8Array, out: Uint8Array, dl: Uint8Array, plan: Uint8Array, source: Uint8Array, state: Float64Array, fields: Uint8Array, facts: Uint32Array, times: Uint8Array): number;
 }
 
 /** Per injected key in a packed plan: `({})[key] !== undefined` ("constructor", "__proto__", ...). */

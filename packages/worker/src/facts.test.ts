@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { FactsScanner, indexFieldsFor, MAX_FIELD_VALUES, parsedRecordTime } from './facts.ts';
-import { mulberry32 } from './fixture.ts';
+import { type BatchFacts, FactsScanner, indexFieldsFor, MAX_FIELD_VALUES, parsedRecordTime } from './facts.ts';
+import { buildBatch, encodeBlock, encodePayload, mulberry32 } from './fixture.ts';
+import { BatchProcessor, compileTagPlan, type TagPlan } from './process.ts';
 
-const FIELDS = indexFieldsFor(['__host']);
+const FIELDS = indexFieldsFor(['__host', 'region']);
 
 /** The oracle: every record parsed, the facts computed from the objects (what the reader sees). */
 function oracle(lines: string[]): { records: number; untimed: number; minTime: string | null; maxTime: string | null; fields: Record<string, Set<string> | null> } {
@@ -40,16 +41,50 @@ function oracle(lines: string[]): { records: number; untimed: number; minTime: s
   return { records: lines.length, untimed, minTime, maxTime, fields: sets };
 }
 
-/** Facts must equal the oracle on times and counts, and hold every text it has (a nested key may add more). */
-function check(lines: string[]): void {
-  const got = new FactsScanner(FIELDS).scan(Buffer.from(lines.map((l) => `${l}\n`).join('')));
-  const want = oracle(lines);
+type Way = 'native' | 'js';
+
+/** Sources' shapes the facts are gathered behind: no tags, a host key (an indexed field), tags naming indexed fields. */
+const PLANS = {
+  plain: compileTagPlan({}, null),
+  host: compileTagPlan({ cluster: 'prod' }, '__host'),
+  tags: compileTagPlan({ source: 'talos-node', region: 'eu' }, '__host'),
+};
+
+/**
+ * The lines through a BatchProcessor (the native scan, or TypeScript alone) with a FactsScanner, as
+ * task.ts runs them: the facts of the output, and the output's lines. Half the lines go as UDP-like
+ * records, half as one TCP-like block, from peers 127.0.0.2 and 127.0.0.3.
+ */
+function run(lines: readonly string[], way: Way, plan: TagPlan = PLANS.host, fields: readonly string[] = FIELDS): { facts: BatchFacts; out: string[] } {
+  // Under CI the addon is built (npm ci fails otherwise): the native scan must be what runs.
+  const processor = new BatchProcessor({ native: way === 'js' ? 'off' : process.env['CI'] === 'true' ? 'on' : 'auto' });
+  const half = Math.ceil(lines.length / 2);
+  const payloads = [...lines.slice(0, half).map((l, i) => encodePayload(i % 2 === 0 ? '127.0.0.2' : '127.0.0.3', l))];
+  if (lines.length > half) payloads.push(encodeBlock('127.0.0.3', lines.slice(half)));
+  const batch = buildBatch(payloads);
+  const out = processor.process(batch, batch.length, plan, 'facts-test', false, new FactsScanner(fields));
+  const text = Buffer.from(out.ndjson).toString('utf8');
+  return { facts: out.facts!, out: text === '' ? [] : text.slice(0, -1).split('\n') };
+}
+
+/**
+ * Facts must equal the oracle's of the output on times and counts, and hold every text it has
+ * (TypeScript alone takes nested keys too). `exact`: the sets must be the oracle's (lines without
+ * nested or repeated indexed keys).
+ */
+function check(lines: string[], way: Way = 'native', exact = false, plan: TagPlan = PLANS.host): void {
+  const { facts: got, out } = run(lines, way, plan);
+  const want = oracle(out);
   expect({ records: got.records, untimed: got.untimed, minTime: got.minTime, maxTime: got.maxTime }).toEqual({ records: want.records, untimed: want.untimed, minTime: want.minTime, maxTime: want.maxTime });
   for (const f of FIELDS) {
     const w = want.fields[f];
     const g = got.fields[f];
     if (w === null) {
       expect(g, f).toBeNull();
+      continue;
+    }
+    if (exact) {
+      expect(g === null ? null : new Set(g), f).toEqual(w);
       continue;
     }
     if (g === null) continue; // many: never rules anything out
@@ -84,10 +119,20 @@ const TRICKY = [
   '{}',
 ];
 
-describe('FactsScanner: the facts the reader would compute', () => {
-  it('each tricky line alone, and all together', () => {
-    for (const line of TRICKY) check([line]);
-    check(TRICKY);
+/** HEC `time` values and what they must come to (record-time.ts canonicalFromEpochSeconds). */
+const EPOCHS = ['1714000000.123456789', '0.5', '1e9', '1E3', '-1.5', '-0', '1e20', '253402300799.9999999999', '1714000000.0000000005', '"1714000000.25"', '"01"', '"1."', '"-5"', '"12a"', 'true', 'null', '{"a":1}', '[1]', '"\\u0031"', '"' + '1'.repeat(70) + '"'];
+
+describe.each(['native', 'js'] as const)('FactsScanner (%s): the facts the reader would compute', (way) => {
+  it('each tricky line alone, and all together, behind each kind of source', () => {
+    for (const plan of Object.values(PLANS)) {
+      for (const line of TRICKY) check([line], way, false, plan);
+      check(TRICKY, way, false, plan);
+    }
+  });
+
+  it('HEC times: numbers and numeric strings as the reader reads them, others untimed', () => {
+    for (const t of EPOCHS) check([`{"time":${t},"event":"e","host":"h"}`], way, true);
+    check(EPOCHS.map((t) => `{"event":{"x":[1,{"y":"}"}]},"time":${t}}`), way, true);
   });
 
   it('random mixes of lines (seeded), with a host set going past the cap', () => {
@@ -100,20 +145,54 @@ describe('FactsScanner: the facts the reader would compute', () => {
         if (pick < 0.3) lines.push(TRICKY[Math.floor(rand() * TRICKY.length)]!);
         else lines.push(JSON.stringify({ msg: `m ${i} [${rand()}]`, 'talos-level': ['info', 'warn'][i % 2], 'talos-service': 'svc', 'talos-time': new Date(1.7e12 + rand() * 1e9).toISOString(), host: `h${Math.floor(rand() * (round % 2 === 0 ? 5 : 100))}` }));
       }
-      check(lines);
+      check(lines, way);
     }
+  });
+
+  it('random records without nested or repeated indexed keys: exactly the reader\'s sets (seeded)', () => {
+    const rand = mulberry32(11);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    for (let round = 0; round < 60; round++) {
+      const lines: string[] = [];
+      for (let i = 0, n = 1 + Math.floor(rand() * 200); i < n; i++) {
+        const rec: Record<string, unknown> = { msg: pick(['plain', 'with "quotes"', 'back\\slash', 'ünï ☃', '{"host":"x"}']) };
+        if (rand() < 0.8) rec['talos-service'] = pick(['machined', 'kubelet', 'etcd', 'apid', 'ünï', 'a"b', 12, true, null]);
+        if (rand() < 0.7) rec['talos-level'] = pick(['info', 'warn', 'error']);
+        if (rand() < 0.5) rec['host'] = `10.0.${Math.floor(rand() * (round % 3 === 0 ? 90 : 4))}.1`;
+        if (rand() < 0.3) rec['source'] = pick(['tailscale', 'k8s', 0]);
+        if (rand() < 0.3) rec['__host'] = pick(['127.0.0.2', '127.0.0.3']);
+        const r = rand();
+        if (r < 0.6) rec['talos-time'] = pick([new Date(1.7e12 + rand() * 1e10).toISOString(), '2024-04-22T12:00:00.123456789123Z', '2024-04-22T12:00:00+01:00', '2024-02-30T00:00:00Z', 'garbage', 5]);
+        else if (r < 0.85) {
+          rec['event'] = pick(['e', { nested: { time: 1 } }, [1, 2]]);
+          rec['time'] = pick([1.7e9 + rand() * 1e8, Math.floor(1.7e9 + rand() * 1e8), `${Math.floor(1.7e9 + rand() * 1e8)}.5`, 'x']);
+        }
+        const keys = Object.keys(rec);
+        for (let k = keys.length - 1; k > 0; k--) {
+          const j = Math.floor(rand() * (k + 1));
+          [keys[k], keys[j]] = [keys[j]!, keys[k]!];
+        }
+        lines.push(JSON.stringify(Object.fromEntries(keys.map((k) => [k, rec[k]]))));
+      }
+      check(lines, way, way === 'native', Object.values(PLANS)[round % 3]!);
+    }
+  });
+
+  it('a batch of more uncertain lines than the C++ pass sends back is still exact', () => {
+    const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ host: i % 3, 'talos-time': `2024-04-22T12:00:${String(i % 60).padStart(2, '0')}+00:00` }));
+    check(lines, way, true);
   });
 
   it('a field past 64 distinct texts is many (null)', () => {
     const lines = Array.from({ length: 70 }, (_, i) => JSON.stringify({ host: `h${i}`, 'talos-service': 'one' }));
-    const f = new FactsScanner(FIELDS).scan(Buffer.from(lines.join('\n') + '\n'));
+    const f = run(lines, way, PLANS.plain).facts;
     expect(f.fields['host']).toBeNull();
     expect(f.fields['talos-service']).toEqual(['one']);
     expect(f.untimed).toBe(70);
   });
 
   it('a host key the byte pass cannot find (not ASCII, needs an escape) is many, never an empty set', () => {
-    const f = new FactsScanner(['hôst', 'a"b', 'host']).scan(Buffer.from('{"hôst":"x","a\\"b":"y","host":"z"}\n'));
+    const f = run(['{"hôst":"x","a\\"b":"y","host":"z"}'], way, PLANS.plain, ['hôst', 'a"b', 'host']).facts;
     expect(f.fields).toEqual({ 'hôst': null, 'a"b': null, host: ['z'] });
   });
 });

@@ -10,12 +10,18 @@
  *   it is, a number, true, false or null as JSON writes it (`2e2` → `200`), as match.ts does.
  *   More than {@link MAX_FIELD_VALUES} distinct texts and the field is `null`: "many", no pruning.
  *
- * One byte pass per line over the top level only (strings skipped by a tight loop, nested values
- * by depth counting), no decoding except of the values kept; duplicate keys take the last value,
- * as JSON.parse does. A line whose top-level keys use an escape, or that is not a plain object,
- * is parsed (JSON.parse), so the facts agree with the reader exactly. Cost: docs/benchmarks.md,
- * "Object index facts" (bench/parse-tag.bench.ts).
+ * Two ways, one answer for what the reader can match:
+ * - the C++ pass (packages/worker/native/facts.cc through facts-native.ts), when its addon loads:
+ *   one pass per line over the top level, nothing decoded; the lines it cannot decide exactly
+ *   (an escaped key, a value that is not a plain string, a time not in the plain Z form...) come
+ *   back as "uncertain" and take the TypeScript way below;
+ * - the TypeScript way, for those lines and for every line without the addon: a hop from colon
+ *   to colon over the line as latin1 text, values of every depth taken (a superset of the top
+ *   level's never hides a record); a line whose keys use an escape, or whose time is not plain,
+ *   is parsed (JSON.parse), so its facts agree with the reader exactly.
+ * Cost of each: docs/benchmarks.md, "Object index facts" (bench/parse-tag.bench.ts).
  */
+import { F_MANY, F_MAX_FIELDS, F_STRIDE, F_TIME_LEN, packFields, S_F_HAS_TIME, S_F_OVERFLOW, S_F_RECORDS, S_F_UNCERTAIN, S_F_UNTIMED } from './batch-native.ts';
 import { fraction9, inRange, NANO_ZEROS, parseRfc3339, parsedRecordTime } from './record-time.ts';
 
 export { parsedRecordTime };
@@ -57,6 +63,19 @@ const NL = 0x0a;
 const D0 = 0x30;
 const D9 = 0x39;
 
+/** Running totals of a batch. */
+interface Acc {
+  records: number;
+  untimed: number;
+  minTime: string | null;
+  maxTime: string | null;
+}
+
+/** A key the byte passes can find: printable ASCII that JSON writes without an escape. */
+function plainKey(name: string): boolean {
+  return /^[\x20-\x7e]+$/.test(name) && JSON.stringify(name) === `"${name}"`;
+}
+
 function isWs(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0d || c === NL;
 }
@@ -79,57 +98,133 @@ export class FactsScanner {
   /** 1 at the char code every key of interest ends with. */
   readonly #lastChars = new Uint8Array(128);
   readonly #decoder = new TextDecoder();
+  /** For the native scan (batch.cc + facts.h): the fields it looks for, packed, and the index in #fields of each; null: none. */
+  readonly #native: { fields: Uint8Array; facts: Uint32Array; times: Uint8Array } | null = null;
+  readonly #nativeSlots: number[] = [];
+  /** Per field, the raw value text met last in this batch (most lines repeat their neighbour's). */
+  readonly #last: string[];
 
-  /** @param fields top-level keys to index, e.g. {@link indexFieldsFor}'s. */
-  constructor(fields: readonly string[]) {
+  /**
+   * @param fields top-level keys to index, e.g. {@link indexFieldsFor}'s.
+   * @param opts.native 'auto' (default): the C++ pass when its addon loads; 'off': this file's alone
+   *   (the oracle of the differential tests, and what runs without a compiler).
+   */
+  constructor(fields: readonly string[], opts: { native?: 'auto' | 'off' } = {}) {
     this.#fields = [...new Set(fields)];
+    this.#last = this.#fields.map(() => '\u0000');
     [...this.#fields, 'talos-time', 'time'].forEach((name, i) => {
       // Lines are searched as latin1 text, so only printable-ASCII keys without an escape are
       // found by the byte pass; any other indexed field is "many" (scan()), never a wrong set.
-      if (!/^[\x20-\x7e]+$/.test(name) || JSON.stringify(name) !== `"${name}"`) return;
+      if (!plainKey(name)) return;
       this.#keyNames.push(name);
       this.#keySlots.push(i);
       this.#lastChars[name.charCodeAt(name.length - 1)] = 1;
     });
+    // The native scan knows talos-time, time and event by name: an indexed field so named is
+    // left to this file's way, as is a list longer than it takes.
+    const eligible = this.#fields.map((f, i) => ({ f, i })).filter(({ f }) => plainKey(f));
+    const clash = this.#fields.some((f) => f === 'talos-time' || f === 'time' || f === 'event');
+    if (!clash && eligible.length <= F_MAX_FIELDS) {
+      this.#nativeSlots = eligible.map(({ i }) => i);
+      // Room for 1024 uncertain lines per batch; more and the batch is gathered here.
+      this.#native = { fields: packFields(eligible.map(({ f }) => f)), facts: new Uint32Array(eligible.length * F_STRIDE + 2048), times: new Uint8Array(2 * F_TIME_LEN) };
+    }
   }
 
   get fields(): readonly string[] {
     return this.#fields;
   }
 
-  /** The facts of `ndjson` (one JSON object + '\n' per record). */
+  /**
+   * The buffers the native scan gathers into (BatchProcessor passes them to processRecords), with
+   * the count of every field zeroed for a new batch; null when the fields are not for it.
+   */
+  nativeBuffers(): { fields: Uint8Array; facts: Uint32Array; times: Uint8Array } | null {
+    const n = this.#native;
+    if (n === null) return null;
+    for (let i = 0; i < this.#nativeSlots.length; i++) n.facts[i * F_STRIDE] = 0;
+    return n;
+  }
+
+  /** The facts of `ndjson` (one JSON object + '\n' per record), every line gathered here. */
   scan(ndjson: Uint8Array): BatchFacts {
-    const nf = this.#fields.length;
-    const sets: (Set<string> | null)[] = this.#fields.map(() => new Set<string>());
-    const last: string[] = this.#fields.map(() => '\u0000');
     const buf = Buffer.from(ndjson.buffer, ndjson.byteOffset, ndjson.byteLength);
+    this.#last.fill('\u0000');
+    const sets: (Set<string> | null)[] = this.#fields.map(() => new Set<string>());
+    const acc: Acc = { records: 0, untimed: 0, minTime: null, maxTime: null };
     const len = buf.length;
-    let records = 0;
-    let untimed = 0;
-    let minTime: string | null = null;
-    let maxTime: string | null = null;
     let s = 0;
     while (s < len) {
       const e = at(buf.indexOf(NL, s), len);
-      if (e === s) {
-        s++;
-        continue;
-      }
-      records++;
-      const time = this.#line(buf, s, e, sets, last);
-      if (time === undefined) untimed++;
-      else {
-        if (minTime === null || time < minTime) minTime = time;
-        if (maxTime === null || time > maxTime) maxTime = time;
-      }
+      if (e > s) this.#count(acc, buf, s, e, sets);
       s = e + 1;
     }
+    return this.#result(acc, sets);
+  }
+
+  /**
+   * The facts of a batch the native scan gathered into {@link nativeBuffers} (its counts in the
+   * state's S_F_* slots): its sets and range, then this file's way for the lines it sent back,
+   * and the extra tags' values (on every accepted record; the scan sees the input's keys only).
+   * Null when it sent back more lines than its buffer holds: call {@link scan}.
+   */
+  finishNative(ndjson: Uint8Array, st: Float64Array, tags: Readonly<Record<string, string>>, accepted: number): BatchFacts | null {
+    const n = this.#native;
+    if (n === null || st[S_F_OVERFLOW] === 1) return null;
+    const buf = Buffer.from(ndjson.buffer, ndjson.byteOffset, ndjson.byteLength);
+    this.#last.fill('\u0000');
+    const facts = n.facts;
+    const sets: (Set<string> | null)[] = this.#fields.map(() => new Set<string>());
+    this.#nativeSlots.forEach((f, i) => {
+      const w = i * F_STRIDE;
+      const count = facts[w]!;
+      if (count === F_MANY) {
+        sets[f] = null;
+        return;
+      }
+      const set = sets[f]!;
+      // Each value is a string's text without an escape: its UTF-8 bytes are the text.
+      for (let k = 0; k < count; k++) {
+        const off = facts[w + 1 + 2 * k]!;
+        set.add(buf.toString('utf8', off, off + facts[w + 2 + 2 * k]!));
+      }
+    });
+    if (accepted > 0) {
+      for (let f = 0; f < this.#fields.length; f++) {
+        const tag = tags[this.#fields[f]!];
+        if (tag !== undefined && Object.hasOwn(tags, this.#fields[f]!)) addText(sets, f, tag);
+      }
+    }
+    const hasTime = st[S_F_HAS_TIME] === 1;
+    const acc: Acc = {
+      records: st[S_F_RECORDS]!,
+      untimed: st[S_F_UNTIMED]!,
+      minTime: hasTime ? Buffer.from(n.times.buffer, 0, F_TIME_LEN).toString('latin1') : null,
+      maxTime: hasTime ? Buffer.from(n.times.buffer, F_TIME_LEN, F_TIME_LEN).toString('latin1') : null,
+    };
+    const lines = this.#nativeSlots.length * F_STRIDE;
+    for (let k = 0, u = st[S_F_UNCERTAIN]!; k < u; k++) this.#count(acc, buf, facts[lines + 2 * k]!, facts[lines + 2 * k + 1]!, sets);
+    return this.#result(acc, sets);
+  }
+
+  /** Line [s, e) counted into `acc`, its field texts into `sets`. */
+  #count(acc: Acc, buf: Buffer, s: number, e: number, sets: (Set<string> | null)[]): void {
+    acc.records++;
+    const time = this.#line(buf, s, e, sets, this.#last);
+    if (time === undefined) acc.untimed++;
+    else {
+      if (acc.minTime === null || time < acc.minTime) acc.minTime = time;
+      if (acc.maxTime === null || time > acc.maxTime) acc.maxTime = time;
+    }
+  }
+
+  #result(acc: Acc, sets: (Set<string> | null)[]): BatchFacts {
     const fields: Record<string, string[] | null> = {};
-    for (let i = 0; i < nf; i++) {
+    for (let i = 0; i < this.#fields.length; i++) {
       const set = sets[i]!;
       fields[this.#fields[i]!] = set === null || !this.#keySlots.includes(i) ? null : [...set];
     }
-    return { records, untimed, minTime, maxTime, fields };
+    return { records: acc.records, untimed: acc.untimed, minTime: acc.minTime, maxTime: acc.maxTime, fields };
   }
 
   /** One line's facts: its field texts into `sets`, its time returned (undefined: none of its own). */

@@ -57,6 +57,7 @@ import {
   packPlan,
   type NativeBatchAddon,
 } from './batch-native.ts';
+import type { BatchFacts, FactsScanner } from './facts.ts';
 import { SCAN_COLLIDES, SCAN_KERNEL, SCAN_REJECT, SCAN_TALOS_SERVICE, scanRecord } from './json-scan.ts';
 
 /**
@@ -90,6 +91,8 @@ export const MALFORMED_REASONS: readonly MalformedReason[] = [
 export interface TagPlan {
   /** Extra tag keys, minus the host key (host_key is applied last and wins). */
   readonly keys: readonly string[];
+  /** Those tags' values by key (an index counts them among a record's fields). */
+  readonly tags: Readonly<Record<string, string>>;
   /** UTF-8 of `"k1":"v1","k2":"v2"` (no leading comma); empty when there are no extra tags. */
   readonly tagBytes: Buffer;
   /** The key that receives the peer address, or null. */
@@ -124,6 +127,8 @@ export interface BatchOutput {
   /** One envelope + '\n' per malformed record when dead-lettering is on (else null). Same lifetime as ndjson. */
   deadLetter: Uint8Array | null;
   counts: BatchCounts;
+  /** The batch's index facts, when process() was given a FactsScanner. */
+  facts?: BatchFacts;
 }
 
 /** Nesting limit by default: serde_json's recursion limit, so a Rust reader (Vector) can read every record we emit. */
@@ -137,6 +142,7 @@ export const DEFAULT_MAX_DEPTH = 128;
  */
 export function compileTagPlan(extraTags: Record<string, string>, hostKey: string | null): TagPlan {
   const keys: string[] = [];
+  const tags: Record<string, string> = Object.create(null) as Record<string, string>;
   const parts: string[] = [];
   for (const key of Object.keys(extraTags)) {
     const value: unknown = extraTags[key];
@@ -145,6 +151,7 @@ export function compileTagPlan(extraTags: Record<string, string>, hostKey: strin
     }
     if (key === hostKey) continue;
     keys.push(key);
+    tags[key] = value;
     // JSON.stringify gives correct escaping (quotes, backslashes, control characters, lone surrogates).
     parts.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
   }
@@ -155,6 +162,7 @@ export function compileTagPlan(extraTags: Record<string, string>, hostKey: strin
   }
   return {
     keys,
+    tags,
     tagBytes: Buffer.from(parts.slice(0, keys.length).join(','), 'utf8'),
     hostKey,
     tagHostBytes: Buffer.from(hostKey === null ? '' : parts.join(','), 'utf8'),
@@ -421,7 +429,7 @@ export class BatchProcessor {
    * the raw bytes are the whole payload, peerLen byte included, and peer is null.
    * Never throws on bad input. The returned buffers are views valid until the next call.
    */
-  process(buf: Uint8Array, length: number, plan: TagPlan, sourceId: string, deadLetter: boolean): BatchOutput {
+  process(buf: Uint8Array, length: number, plan: TagPlan, sourceId: string, deadLetter: boolean, facts?: FactsScanner): BatchOutput {
     if (length > buf.length) throw new RangeError(`process: length ${length} > buffer ${buf.length}`);
     const src = asBuffer(buf);
     const malformed: Record<MalformedReason, number> = { invalid_frame: 0, empty: 0, invalid_utf8: 0, invalid_json: 0, not_object: 0, too_deep: 0 };
@@ -429,8 +437,11 @@ export class BatchProcessor {
     this.#pos = 0;
     this.#dlPos = 0;
     // A length that is not a non-negative integer is a caller's bug: the TypeScript loop copes with it.
+    let batchFacts: BatchFacts | undefined;
     if (this.#addon !== null && Number.isInteger(length) && length >= 0) {
-      this.#processNative(this.#addon, src, length, plan, sourceId, counts, deadLetter);
+      const buffers = facts?.nativeBuffers() ?? null;
+      this.#processNative(this.#addon, src, length, plan, sourceId, counts, deadLetter, buffers);
+      if (facts !== undefined && buffers !== null) batchFacts = facts.finishNative(this.#out.subarray(0, this.#pos), this.#state, plan.tags, counts.accepted) ?? undefined;
     } else {
       this.#scan = src.subarray(0, length);
       this.#nextLF = -1;
@@ -438,10 +449,14 @@ export class BatchProcessor {
       this.#processJs(src, length, plan, counts, JSON.stringify(sourceId), deadLetter);
     }
     counts.outputBytes = this.#pos;
+    const ndjson = this.#out.subarray(0, this.#pos);
+    // Without the native scan's facts (no addon, fields it does not take, a batch of unusual lines): facts.ts's own way.
+    if (facts !== undefined && batchFacts === undefined) batchFacts = facts.scan(ndjson);
     return {
-      ndjson: this.#out.subarray(0, this.#pos),
+      ndjson,
       deadLetter: deadLetter ? this.#dl.subarray(0, this.#dlPos) : null,
       counts,
+      ...(batchFacts === undefined ? {} : { facts: batchFacts }),
     };
   }
 
@@ -451,7 +466,7 @@ export class BatchProcessor {
    * resumes at the line that did not fit. Allocation-free: the state array, the packed plan and
    * the source id's bytes are reused.
    */
-  #processNative(addon: NativeBatchAddon, src: Buffer, length: number, plan: TagPlan, sourceId: string, counts: BatchCounts, deadLetter: boolean): void {
+  #processNative(addon: NativeBatchAddon, src: Buffer, length: number, plan: TagPlan, sourceId: string, counts: BatchCounts, deadLetter: boolean, facts: { fields: Uint8Array; facts: Uint32Array; times: Uint8Array } | null): void {
     let packed = this.#lastPacked;
     if (plan !== this.#lastPlan) {
       let p = packedPlans.get(plan);
@@ -472,7 +487,11 @@ export class BatchProcessor {
     st[S_MAX_DEPTH] = this.maxDepth;
     st[S_DEAD_LETTER] = deadLetter ? 1 : 0;
     st[S_LINE] = -1;
-    while (addon.processRecords(src, this.#out, this.#dl, packed, this.#lastSourceJson, st) !== ST_DONE) {
+    const run = (): number =>
+      facts === null
+        ? addon.processRecords(src, this.#out, this.#dl, packed, this.#lastSourceJson, st)
+        : addon.processRecords(src, this.#out, this.#dl, packed, this.#lastSourceJson, st, facts.fields, facts.facts, facts.times);
+    while (run() !== ST_DONE) {
       // ST_GROW: the positions so far are kept, then the buffer that is short grows.
       this.#pos = st[S_POS]!;
       this.#dlPos = st[S_DL_POS]!;

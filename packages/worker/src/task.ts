@@ -81,7 +81,7 @@ export default function processBatch(task: BatchTask): BatchResult {
     if (n > ring.capacity) return { ok: false, error: `span [${task.start}, ${task.end}) is larger than the ring (${ring.capacity} bytes)` };
     if (n > copyBuf.length) copyBuf = new Uint8Array(Math.min(Math.max(n, copyBuf.length * 2), ring.capacity));
     ring.copyOut(task.start, task.end, copyBuf);
-    const out = compiled.processor.process(copyBuf, n, source.plan, task.sourceId, source.deadLetter);
+    const out = compiled.processor.process(copyBuf, n, source.plan, task.sourceId, source.deadLetter, compiled.facts ?? undefined);
     const frames: Uint8Array[] = [];
     const transfer: ArrayBuffer[] = [];
     for (const codec of task.codecs) {
@@ -94,7 +94,7 @@ export default function processBatch(task: BatchTask): BatchResult {
       deadLetter = new Uint8Array(out.deadLetter); // a copy: the processor's buffer is reused
       transfer.push(deadLetter.buffer as ArrayBuffer);
     }
-    const facts = compiled.facts?.scan(out.ndjson);
+    const facts = out.facts;
     const busyMs = performance.now() - started;
     const result: BatchResult = { ok: true, frames, deadLetter, counts: out.counts, rawBytes: n, ndjsonBytes: out.ndjson.length, ...(facts === undefined ? {} : { facts }), busyMs };
     return movable(result, transfer);

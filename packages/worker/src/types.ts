@@ -55,6 +55,6 @@ export interface WorkerSettings {
   levels: { zstd: number; gzip: number };
   /** Nesting limit of records (default 128, see process.ts). */
   maxDepth?: number;
-  /** Gather each batch's index facts (facts.ts): some sink has `index: true`. Default false. */
+  /** Gather each batch's index facts (facts.ts): some sink indexes its objects (`index`, on by default). Default false here. */
   index?: boolean;
 }

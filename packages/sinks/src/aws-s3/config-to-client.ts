@@ -49,6 +49,8 @@ export interface RetryNotice {
 export interface RequestNotice {
   /** `UploadPartCommand`, `PutObjectCommand`, `CompleteMultipartUploadCommand`, ... */
   command: string;
+  /** The request's object key, when it names one. */
+  key?: string;
   ok: boolean;
   durationMs: number;
   /** Why it failed for good; null when ok. */
@@ -126,12 +128,14 @@ export function createS3Client(cfg: S3ClientOptions): S3Client {
       (next, context) => async (args) => {
         const started = performance.now();
         const command = String(context.commandName);
+        const key = (args.input as { Key?: unknown } | undefined)?.Key;
+        const named = typeof key === 'string' ? { key } : {};
         try {
           const out = await next(args);
-          onRequest({ command, ok: true, durationMs: performance.now() - started, reason: null });
+          onRequest({ command, ...named, ok: true, durationMs: performance.now() - started, reason: null });
           return out;
         } catch (err) {
-          onRequest({ command, ok: false, durationMs: performance.now() - started, reason: failureReason(err) });
+          onRequest({ command, ...named, ok: false, durationMs: performance.now() - started, reason: failureReason(err) });
           throw err;
         }
       },
