@@ -13,16 +13,19 @@
 //   u32 LE len | payload (len bytes) | pad to 4      payload = u8 head | peer | line
 //   head = peerLen (bits 0-6) | 0x80 for a block of '\n'-terminated lines
 //
-// Export: processRecords(src, out, dl, plan, source, state): number (ST_DONE or ST_GROW)
+// Export: processRecords(src, out, dl, plan, source, state[, fields, facts, times]): number (ST_DONE or ST_GROW)
 //   src     Uint8Array   the batch: bytes [0, state[LENGTH]) are read, nothing else
 //   out     Uint8Array   the NDJSON buffer, written at [state[POS], ...)
 //   dl      Uint8Array   the dead-letter buffer, written at [state[DL_POS], ...) when state[DEAD_LETTER]
 //   plan    Uint8Array   a packed TagPlan (batch-native.ts packPlan)
 //   source  Uint8Array   JSON.stringify(sourceId) as UTF-8: the envelopes' component_id
 //   state   Float64Array the named slots below (batch-native.ts mirrors them)
+//   fields, facts, times   with them, the object index's facts are gathered as the lines are
+//           decided (facts.h: the indexed fields packed; their values and the lines left to JS;
+//           the time range)
 // Throws a TypeError / RangeError on malformed arguments (a bug on the JS side, never input data).
 //
-//   state: Float64Array(21)
+//   state: Float64Array(26)
 //   ┌──────────────────── in: set by JS once per batch ────────────────────┐
 //   │ 0 LENGTH   bytes of the batch     1 MAX_DEPTH  (Infinity allowed)    │
 //   │ 2 DEAD_LETTER  1: write envelopes to dl                              │
@@ -38,6 +41,9 @@
 //   │ 14 OTHER   15..20 MALFORMED by reason, MALFORMED_REASONS order:      │
 //   │            invalid_frame, empty, invalid_utf8, invalid_json,         │
 //   │            not_object, too_deep                                      │
+//   ├──────────────────── index facts: JS zeroes them, the addon keeps them ┤
+//   │ 21 F_RECORDS  22 F_UNTIMED  23 F_UNCERTAIN  24 F_OVERFLOW            │
+//   │ 25 F_HAS_TIME                                                        │
 //   └──────────────────────────────────────────────────────────────────────┘
 //
 // How a line is decided (process.ts #record says the same in TypeScript):
