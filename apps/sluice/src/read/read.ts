@@ -288,6 +288,8 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
   stats.bytesRead += opts.index.bytesRead ?? 0;
   const seconds = (performance.now() - started) / 1000;
   if (opts.stats) {
+    // After the records: on one terminal the summary comes last, not between the last lines.
+    if (opts.stdout.writableLength > 0 && !opts.stdout.destroyed) await new Promise<void>((resolve) => opts.stdout.write('', () => resolve()));
     opts.stderr.write(
       `sluice read: objects_listed=${stats.objectsListed} objects_skipped=${stats.objectsSkipped} objects_read=${stats.objectsRead} ` +
         `objects_failed=${stats.objectsFailed} bytes_read=${stats.bytesRead} ndjson_bytes=${stats.ndjsonBytes} ` +
