@@ -1,7 +1,7 @@
 /**
  * Kubernetes schema checks for rendered manifests, two ways:
  *
- * 1. `kubernetes-models` (and `@kubernetes-models/prometheus-operator` for ServiceMonitor):
+ * 1. `kubernetes-models` (and `@kubernetes-models/prometheus-operator` for ServiceMonitor and PrometheusRule):
  *    each object is constructed as its model and `validate()`d against the OpenAPI schema
  *    compiled into the package (types, required fields, formats, enums).
  * 2. Unknown fields. Those compiled schemas accept any extra key (`hostNetwerk: true` passes),
@@ -27,6 +27,10 @@ const MODELS: Record<string, { module: string; iface: string }> = {
   'monitoring.coreos.com/v1/ServiceMonitor': {
     module: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor',
     iface: 'IServiceMonitor',
+  },
+  'monitoring.coreos.com/v1/PrometheusRule': {
+    module: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule',
+    iface: 'IPrometheusRule',
   },
 };
 

@@ -1,12 +1,13 @@
 /**
  * Prometheus's own programs for tests: `promtool` (lints an exposition) and the `prometheus`
- * server. prometheusBinaries() installs Debian's prometheus package through
+ * server (startPrometheus runs one). prometheusBinaries() installs Debian's prometheus package through
  * scripts/ensure-prometheus.sh when either is missing (a no-op when both are there, about 10 s
  * of apt otherwise) and throws when they still cannot be found: a missing tool fails the test,
  * never skips it.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -62,4 +63,76 @@ export function promtoolCheckMetrics(exposition: string): LintResult {
   const r = spawnSync(promtool, ['check', 'metrics'], { input: exposition, encoding: 'utf8', timeout: 30_000 });
   if (r.error !== undefined) throw r.error;
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+export interface PrometheusServer {
+  /** `http://127.0.0.1:PORT` */
+  url: string;
+  /** GET `path` (e.g. `/api/v1/query`) with `params`; the `data` of a success answer, or throws with Prometheus's error. */
+  api<T = unknown>(path: string, params?: Record<string, string>): Promise<T>;
+  /** Everything it wrote on stderr so far (its log). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** A free loopback port, as the kernel hands out for port 0 (taken again by someone else at worst: the caller retries). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+// Killed with the test process if that dies first (as the daemons of test/helpers/daemon.ts).
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
+/**
+ * A real Prometheus server on loopback with the configuration `configYaml` and a fresh TSDB in
+ * `dir`, ready (/-/ready answers 200). Prometheus cannot listen on port 0, so a free port is
+ * picked and, if another process takes it first, the start is tried again on another one.
+ */
+export async function startPrometheus(configYaml: string, dir: string): Promise<PrometheusServer> {
+  const { prometheus } = prometheusBinaries();
+  const configPath = join(dir, 'prometheus.yml');
+  writeFileSync(configPath, configYaml);
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const argv = [prometheus, `--config.file=${configPath}`, `--storage.tsdb.path=${join(dir, `tsdb-${attempt}`)}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=info'];
+    if (SETPRIV !== undefined) argv.unshift(SETPRIV, '--pdeathsig', 'KILL', '--');
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    proc.stderr!.setEncoding('utf8').on('data', (c: string) => (log += c));
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    let gone = false;
+    void exited.then(() => (gone = true));
+    const url = `http://127.0.0.1:${port}`;
+    const until = Date.now() + 60_000;
+    let ready = false;
+    while (!gone && Date.now() < until) {
+      ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+      if (ready) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!ready) {
+      proc.kill('SIGKILL');
+      await exited;
+      if (/address already in use/.test(log) && attempt < 5) continue;
+      throw new Error(`prometheus did not become ready on 127.0.0.1:${port}:\n${log}`);
+    }
+    return {
+      url,
+      log: () => log,
+      async api<T>(path: string, params: Record<string, string> = {}): Promise<T> {
+        const res = await fetch(`${url}${path}?${new URLSearchParams(params).toString()}`);
+        const body = (await res.json()) as { status: string; data?: T; error?: string; errorType?: string };
+        if (body.status !== 'success') throw new Error(`prometheus ${path} ${JSON.stringify(params)}: ${body.errorType ?? ''} ${body.error ?? res.status}`);
+        return body.data as T;
+      },
+      async stop(): Promise<void> {
+        if (!gone) proc.kill('SIGTERM');
+        await exited;
+      },
+    };
+  }
 }

@@ -196,6 +196,7 @@ export class Daemon {
       for (const [id, ring] of this.rings) this.metrics.ringUsed.set({ component_id: id }, ring.usedBytes());
     });
     observeStores(this.metrics, this.sinks);
+    this.metrics.probe('sluice_ready', () => this.metrics.ready.set(this.readiness().ready ? 1 : 0));
     initSeries(this.metrics, cfg);
 
     if (cfg.api.enabled) {
@@ -218,6 +219,7 @@ export class Daemon {
     this.spoolMetrics ??= new SpoolMetrics(this.metrics.registry);
     const metrics = this.spoolMetrics;
     const spool = openSpool(cfg.data_dir, sink);
+    metrics.maxBytes.set({ component_id: sink.id }, sink.max_spool_bytes);
     const labels = { component_id: sink.id, component_type: sink.type };
     const indexing = sink.index
       ? { fields: this.indexFields, written: () => this.metrics.indexesWritten.inc(labels), failed: () => this.metrics.indexFailures.inc(labels) }
@@ -249,6 +251,7 @@ export class Daemon {
   private makeWriter(id: string, type: string, store: ObjectStore, keyPrefix: string, codec: Codec, periodSecs: number, maxObjectBytes: number, create = (o: ObjectWriterOptions): ObjectWriter => new ObjectWriter(o)): ObjectWriter {
     const writer = create({ sinkId: id, store, keyPrefix, codec, uploadPeriodSecs: periodSecs, maxObjectBytes });
     observeWriter(this.metrics, writer, id, type, this.log.child({ component_id: id, component_type: type }));
+    this.metrics.uploadPeriod.set({ component_id: id }, periodSecs);
     return writer;
   }
 

@@ -25,6 +25,11 @@ export function initSeries(metrics: Metrics, cfg: SluiceConfig): void {
     const labels = { component_id: id, component_type: src.type };
     metrics.receivedEvents.inc(labels, 0);
     metrics.receivedBytes.inc(labels, 0);
+    // At 0 from the start like the other per-source counters, so the dashboard's failed-batch
+    // line and rate() over them have a series before the first failure.
+    metrics.batches.inc({ component_id: id }, 0);
+    metrics.batchFailures.inc({ component_id: id }, 0);
+    if (src.type === 'udp') metrics.kernelDrops.inc({ component_id: id }, 0);
   }
 }
 

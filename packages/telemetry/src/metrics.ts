@@ -7,7 +7,8 @@ export type ProbedMetric =
   | 'sluice_worker_utilization_ratio'
   | 'sluice_worker_busy_seconds_total'
   | 'sluice_source_kernel_dropped_datagrams_total'
-  | 'sluice_sink_buffered_bytes';
+  | 'sluice_sink_buffered_bytes'
+  | 'sluice_ready';
 
 /** prom-client's default gauges that Sluice does not export: their totals are sums of the per-type gauges. */
 const DROPPED_DEFAULT_GAUGES = ['sluice_nodejs_active_handles_total', 'sluice_nodejs_active_requests_total', 'sluice_nodejs_active_resources_total'];
@@ -71,6 +72,8 @@ export class Metrics {
   readonly sinkRetries: Counter<'component_id' | 'component_type' | 'reason'>;
   readonly sinkBufferedBytes: Gauge<'component_id' | 'component_type'>;
   readonly lastObjectTimestamp: Gauge<'component_id'>;
+  readonly uploadPeriod: Gauge<'component_id'>;
+  readonly ready: Gauge;
 
   readonly buildInfo: Gauge<'version' | 'node_version'>;
 
@@ -126,6 +129,10 @@ export class Metrics {
     this.sinkRetries = new Counter({ name: 'sluice_sink_retries_total', help: 'Requests to the store retried, by reason (aws_s3: network, timeout, throttled, server_error).', labelNames: ['component_id', 'component_type', 'reason'], registers });
     this.sinkBufferedBytes = new Gauge({ name: 'sluice_sink_buffered_bytes', collect: probe, help: 'Bytes written to the store and not yet stored (aws_s3: waiting for or in an upload; file: in write buffers).', labelNames: ['component_id', 'component_type'], registers });
     this.lastObjectTimestamp = new Gauge({ name: 'sluice_sink_last_object_timestamp_seconds', help: 'Unix time of the last object completed (durable in the store).', labelNames: ['component_id'], registers });
+    // The configured period, so an alert can tell a stuck sink (no object for a few periods) from a slow one.
+    this.uploadPeriod = new Gauge({ name: 'sluice_sink_upload_period_seconds', help: 'upload_period_secs of a sink: how long an object stays open at most.', labelNames: ['component_id'], registers });
+    // /readyz as a number, so Prometheus sees readiness without a probe of its own.
+    this.ready = new Gauge({ name: 'sluice_ready', collect: probe, help: '1 when /readyz answers 200 (every source bound, running), 0 otherwise.', registers });
 
     this.buildInfo = new Gauge({ name: 'sluice_build_info', help: 'Always 1; labels carry the version.', labelNames: ['version', 'node_version'], registers });
     this.buildInfo.set({ version, node_version: process.versions.node }, 1);

@@ -4,6 +4,8 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 export class SpoolMetrics {
   /** Bytes of segment files on disk, per sink. */
   readonly bytes: Gauge<'component_id'>;
+  /** max_spool_bytes per sink: what sluice_spool_bytes is compared with to see a spool filling up. */
+  readonly maxBytes: Gauge<'component_id'>;
   /** Records appended to the spool (each one is at least once from here on). */
   readonly spooledEvents: Counter<'component_id'>;
   /** Records uploaded again at start from segments an earlier run left. */
@@ -22,6 +24,7 @@ export class SpoolMetrics {
   constructor(registry: Registry) {
     const registers = [registry];
     this.bytes = new Gauge({ name: 'sluice_spool_bytes', help: 'Bytes of spool segment files on disk.', labelNames: ['component_id'], registers });
+    this.maxBytes = new Gauge({ name: 'sluice_spool_max_bytes', help: 'max_spool_bytes: the size at which the spool is full.', labelNames: ['component_id'], registers });
     this.spooledEvents = new Counter({ name: 'sluice_spool_appended_events_total', help: 'Records appended to the spool.', labelNames: ['component_id'], registers });
     this.recoveredEvents = new Counter({ name: 'sluice_spool_recovered_events_total', help: 'Records uploaded again at start from spool segments an earlier run left unfinished.', labelNames: ['component_id'], registers });
     this.recoveredObjects = new Counter({ name: 'sluice_spool_recovered_objects_total', help: 'Objects uploaded again at start from the spool.', labelNames: ['component_id'], registers });
