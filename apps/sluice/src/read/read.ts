@@ -54,6 +54,8 @@ export interface ReadStats {
 
 /** Output a non-head object may hold ahead of the writer. */
 const CAP_BYTES = 8 * 1024 * 1024;
+/** Listed keys whose index is asked ahead of opening them (each a small GET over S3, or a file read). */
+const INDEX_AHEAD = 32;
 /** --follow remembers keys this much older than the newest it saw (late-completing objects). */
 const FOLLOW_WINDOW_MS = 60 * 60_000;
 
@@ -201,50 +203,65 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
     return pool.read(key, codec, keyTime(key), opts.reader.read(key, ac.signal), CAP_BYTES, ac.signal, opts.stats, countRecords);
   };
   const queue: (Job | RemoteJob)[] = [];
+  /** Listed keys whose index answer is on its way, in key order. */
+  const ahead: { key: string; wanted: Promise<{ ok: boolean; err: unknown }> }[] = [];
   let polled = false;
   let listing: AsyncIterator<{ key: string; size: number }> | null = opts.reader.list(undefined, ac.signal)[Symbol.asyncIterator]();
   try {
     for (;;) {
-      // Keep `parallel` objects open, in key order.
-      while (listing !== null && queue.length < opts.parallel && !ac.signal.aborted) {
-        let next: IteratorResult<{ key: string; size: number }>;
-        try {
-          next = await listing.next();
-        } catch (err) {
-          if (ac.signal.aborted) break;
-          // The first listing failing is the read failing (exit 1); with --follow, a later one
-          // is told and tried again at the next poll.
-          if (!polled) throw err;
-          opts.stderr.write(`sluice read: listing ${opts.reader.location} failed, trying again: ${reason(err)}\n`);
-          listing = null;
-          break;
+      // Keep `parallel` objects open, in key order, and the index of the next INDEX_AHEAD listed
+      // keys asked already: over S3 each answer is a small GET, so they are fetched together
+      // rather than one per object opened.
+      while (queue.length < opts.parallel && !ac.signal.aborted) {
+        while (listing !== null && ahead.length < INDEX_AHEAD && !ac.signal.aborted) {
+          let next: IteratorResult<{ key: string; size: number }>;
+          try {
+            next = await listing.next();
+          } catch (err) {
+            if (ac.signal.aborted) break;
+            // The first listing failing is the read failing (exit 1); with --follow, a later one
+            // is told and tried again at the next poll.
+            if (!polled) throw err;
+            opts.stderr.write(`sluice read: listing ${opts.reader.location} failed, trying again: ${reason(err)}\n`);
+            listing = null;
+            break;
+          }
+          if (next.done === true) {
+            listing = null;
+            break;
+          }
+          const { key } = next.value;
+          if (codecOfKey(key) === undefined) continue; // not an object (a stray file)
+          if (seen !== null) {
+            if (seen.has(key)) continue;
+            seen.add(key);
+          }
+          stats.objectsListed++;
+          // Settled into a value: a rejection waiting its turn in `ahead` is not unhandled.
+          const wanted = Promise.resolve()
+            .then(() => opts.index.wants(key, ac.signal))
+            .then(
+              (ok) => ({ ok, err: undefined }),
+              (err: unknown) => ({ ok: false, err: err ?? new Error('index lookup failed') }),
+            );
+          ahead.push({ key, wanted });
         }
-        if (next.done === true) {
-          listing = null;
-          break;
-        }
-        const { key } = next.value;
-        if (codecOfKey(key) === undefined) continue; // not an object (a stray file)
-        if (seen !== null) {
-          if (seen.has(key)) continue;
-          seen.add(key);
-        }
-        stats.objectsListed++;
-        let wanted: boolean;
-        try {
-          wanted = await opts.index.wants(key, ac.signal);
-        } catch (err) {
+        const candidate = ahead.shift();
+        if (candidate === undefined) break;
+        const { ok, err } = await candidate.wanted;
+        if (err !== undefined) {
           if (ac.signal.aborted) break;
           throw err;
         }
-        if (!wanted) {
+        if (!ok) {
           stats.objectsSkipped++;
           continue;
         }
-        queue.push(start(key));
+        queue.push(start(candidate.key));
       }
       const head = queue.shift();
       if (head === undefined) {
+        if (ahead.length > 0 && !ac.signal.aborted) continue;
         if (ac.signal.aborted || !opts.follow) break;
         seen!.prune();
         showProgress();
@@ -278,6 +295,7 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
     }
   } finally {
     ac.abort();
+    await Promise.allSettled(ahead.map((a) => a.wanted));
     for (const job of queue) job.output.release();
     await Promise.allSettled(queue.map((j) => j.done));
     await pool?.close();
