@@ -260,6 +260,31 @@ describe('sluice read on a file sink', () => {
   });
 });
 
+describe('sluice read on a terminal', () => {
+  // A pseudo-terminal from util-linux's script(1): stdout and stderr are both the TTY, as when
+  // an operator runs it by hand. (Piped, stderr stays empty: the --follow test above.)
+  it('--follow shows a progress line on stderr; --format pretty is coloured', { timeout: 90_000 }, async () => {
+    const copy = join(tempDir('sluice-read-tty-'), 'out');
+    cpSync(out, copy, { recursive: true });
+    const quote = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
+    const command = [process.execPath, CLI, 'read', '--path', copy, '--follow', '--format', 'pretty'].map(quote).join(' ');
+    const proc = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let tty = '';
+    proc.stdout.setEncoding('utf8').on('data', (c: string) => (tty += c));
+    const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+    try {
+      // Every record printed, then (after a second of reading) the progress line: objects read
+      // of objects wanted, MB, records matched, redrawn in place.
+      await vi.waitFor(() => expect(tty).toMatch(new RegExp(`\\r\\x1b\\[K${objectKeys.length}/${objectKeys.length} objects, \\d+ MB, ${stored.length} matched`)), { timeout: 60_000, interval: 200 });
+      expect(tty).toContain('\x1b['); // colour escapes in the pretty lines
+      expect(tty.split('\n').filter((l) => l.includes('machined')).length).toBeGreaterThan(0);
+    } finally {
+      proc.kill('SIGTERM');
+    }
+    await exited;
+  });
+});
+
 describe('sluice read on an aws_s3 sink (Ceph RGW)', () => {
   it('--config/--sink: the sink location and its own credentials, never printed', async () => {
     // The credentials are in the config (through ${VARS}); none in the AWS environment.
