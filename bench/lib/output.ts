@@ -74,13 +74,19 @@ export class OutputCounter {
   }
 }
 
+/** An object's index sidecar (`_<object>.index.json`, docs/internals.md): not an object. */
+function isIndexName(name: string): boolean {
+  return name.startsWith('_') && name.endsWith('.index.json');
+}
+
 function filesUnder(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const name of readdirSync(d)) {
       const p = join(d, name);
       if (statSync(p).isDirectory()) walk(p);
-      else if (!name.startsWith('.')) out.push(p); // .<name>.<hex>.tmp: an object being written
+      // .<name>.<hex>.tmp: an object being written; _<object>.index.json: an object's index.
+      else if (!name.startsWith('.') && !isIndexName(name)) out.push(p);
     }
   };
   walk(dir);
@@ -98,6 +104,7 @@ export async function countS3Output(client: S3Client, bucket: string, firstId: n
   do {
     const res = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
     for (const o of res.Contents ?? []) {
+      if (isIndexName(o.Key!.slice(o.Key!.lastIndexOf('/') + 1))) continue;
       const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: o.Key! }));
       await counter.addObject(o.Key!, Buffer.from(await got.Body!.transformToByteArray()));
     }
