@@ -20,7 +20,6 @@
  *   - every rule of rules.yaml evaluates with health "ok", and the alerts for what happened
  *     (records lost to a full spool, objects failing) fire.
  */
-import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -28,7 +27,7 @@ import { DeleteBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { rgwClient } from '../s3/rgw.ts';
-import { metricSum, scrape, sendTcpLines, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
+import { hecPost, metricSum, type RunningDaemon, scrape, sendTcpLines, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { prometheusBinaries, startPrometheus, type PrometheusServer } from '../helpers/prometheus.ts';
 import { freshBucket, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
 
@@ -97,19 +96,6 @@ function relay(target: string): { server: Server; port: () => number; setDown(do
       server.close(() => resolve());
     }),
   };
-}
-
-async function sendUdp(address: string, datagrams: readonly string[]): Promise<void> {
-  const { host, port } = splitAddress(address);
-  const udp = createSocket('udp4');
-  for (const d of datagrams) await new Promise<void>((resolve, reject) => udp.send(d, port, host, (err) => (err ? reject(err) : resolve())));
-  udp.close();
-}
-
-async function hecPost(address: string, token: string, body: string): Promise<number> {
-  const res = await fetch(`http://${address}/services/collector/event`, { method: 'POST', headers: { authorization: `Splunk ${token}` }, body });
-  await res.arrayBuffer();
-  return res.status;
 }
 
 /** Open a connection and keep it; resolves once connected. */

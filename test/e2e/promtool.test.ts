@@ -10,14 +10,13 @@
  *     families that only get series on failures (retries, spool corruption).
  * promtool comes from Debian's prometheus package (scripts/ensure-prometheus.sh installs it).
  */
-import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { Metrics, SpoolMetrics } from '../../packages/telemetry/src/index.ts';
 import { rgwClient } from '../s3/rgw.ts';
-import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
+import { hecPost, metricSum, type RunningDaemon, scrape, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { prometheusBinaries, promtoolCheckMetrics } from '../helpers/prometheus.ts';
 import { freshBucket, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
 
@@ -69,19 +68,6 @@ async function sendTcp(address: string, text: string): Promise<void> {
   await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
   await new Promise<void>((resolve) => sock.end(text, () => resolve()));
   await new Promise<void>((resolve) => (sock.closed ? resolve() : sock.once('close', () => resolve())));
-}
-
-async function sendUdp(address: string, datagrams: readonly string[]): Promise<void> {
-  const { host, port } = splitAddress(address);
-  const udp = createSocket('udp4');
-  for (const d of datagrams) await new Promise<void>((resolve, reject) => udp.send(d, port, host, (err) => (err ? reject(err) : resolve())));
-  udp.close();
-}
-
-async function hecPost(address: string, token: string, body: string): Promise<number> {
-  const res = await fetch(`http://${address}/services/collector/event`, { method: 'POST', headers: { authorization: `Splunk ${token}` }, body });
-  await res.arrayBuffer();
-  return res.status;
 }
 
 function output(d: RunningDaemon): string {

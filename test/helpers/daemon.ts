@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
@@ -104,6 +105,21 @@ export function sendTcpLines(address: string, lines: readonly string[]): Promise
     s.on('error', reject);
     s.on('close', () => resolve());
   });
+}
+
+/** Send each datagram to a udp source (`host:port`), one after another. */
+export async function sendUdp(address: string, datagrams: readonly string[]): Promise<void> {
+  const { host, port } = splitAddress(address);
+  const udp = createSocket('udp4');
+  for (const d of datagrams) await new Promise<void>((resolve, reject) => udp.send(d, port, host, (err) => (err ? reject(err) : resolve())));
+  udp.close();
+}
+
+/** POST `body` to a splunk_hec source's event endpoint; resolves with the status. */
+export async function hecPost(address: string, token: string, body: string): Promise<number> {
+  const res = await fetch(`http://${address}/services/collector/event`, { method: 'POST', headers: { authorization: `Splunk ${token}` }, body });
+  await res.arrayBuffer();
+  return res.status;
 }
 
 /** An object's index sidecar (`_<object>.index.json`, docs/internals.md): not an object. */
