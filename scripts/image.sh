@@ -135,11 +135,40 @@ if [ -n "$npm_ca" ] || { [ -n "$npm_registry" ] && [ "$npm_registry" != https://
   build_opts+=(--volume "$etc:/usr/local/etc:ro")
 fi
 
+# What the build reads, per the Dockerfile and .dockerignore (a superset: a test file's change
+# rebuilds too). Under vfs even a build whose every step is cached copies the whole filesystem
+# at each step (minutes), so when the image was built from these very inputs on this base, the
+# build is skipped: the image also carries the tag <version>-inputs.<digest>.
+inputs=""
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  inputs="$({
+    echo "$base"
+    git ls-files -z -co --exclude-standard -- Dockerfile .dockerignore package.json package-lock.json \
+      packages apps/sluice apps/loadgen/package.json bench/package.json test/package.json \
+      scripts/build-native.ts scripts/build-worker.ts deploy/docker |
+      sort -z | while IFS= read -r -d '' f; do if [ -f "$f" ]; then sha256sum "$f"; fi; done
+  } | sha256sum | cut -c1-16)"
+fi
+stamp="$image-inputs.$inputs"
+image_id() { bh inspect --type image --format '{{.FromImageID}}' "$1" 2>/dev/null || true; }
+if [ -n "$inputs" ] && [ -n "$(image_id "$stamp")" ] && [ "$(image_id "$stamp")" = "$(image_id "$image")" ]; then
+  say "$image is up to date (built from these inputs on $base)"
+  echo "$image"
+  exit 0
+fi
+
 started=$SECONDS
 say "building $image from Dockerfile on $base"
 # --layers: a rebuild reuses every step whose inputs did not change.
 bh bud --isolation chroot --format docker --layers --pull=never "${build_opts[@]}" \
   --build-arg NODE_IMAGE="$base" -t "$image" -f Dockerfile . >&2 ||
   die "buildah bud failed (output above)"
+if [ -n "$inputs" ]; then
+  # One stamp per version: the last build's.
+  for old in $(bh images --format '{{.Name}}:{{.Tag}}' | grep -F "$image-inputs." || true); do
+    bh rmi "$old" >/dev/null 2>&1 || true
+  done
+  bh tag "$image" "$stamp"
+fi
 say "built $image in $((SECONDS - started)) s"
 echo "$image"
