@@ -12,8 +12,8 @@
 #   - npm and corepack under /usr/local/lib/node_modules, linked from /usr/local/bin, packed
 #     from the npm registry at the versions this Node release bundles;
 #   - the user node (uid/gid 1000), PATH, NODE_VERSION and CMD ["node"] as in the official image.
-# The base is tagged localhost/sluice-node-base:<node>-npm<npm> and built only when that tag is
-# missing (a minute or two); bump BASE_REVISION when its recipe changes.
+# The base is tagged localhost/sluice-node-base:<node>-npm<npm>-r<revision> and built only when
+# that tag is missing (a minute or two); bump BASE_REVISION when its recipe changes.
 #
 # Storage: vfs (no overlay or fuse needed); isolation: chroot (no runtime, no network namespace:
 # RUN steps share the host's network, which apt-get and npm ci need). The image keeps Docker's
@@ -25,7 +25,8 @@ cd "$(dirname "$0")/.."
 say() { echo "image: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-# Pins that belong to the Node release (its CHANGELOG's "deps: upgrade npm / update corepack").
+# Pins that belong to the Node release (its CHANGELOG's "deps: upgrade npm / update corepack"):
+# update them with the root devDependency `node`.
 NPM_VERSION=11.19.0
 COREPACK_VERSION=0.36.0
 BASE_REVISION=1
@@ -40,7 +41,7 @@ bash scripts/apt-install.sh image \
 
 node_pkg=""
 for d in node_modules/node/node_modules/node-linux-*; do
-  [ -x "$d/bin/node" ] && node_pkg="$d"
+  if [ -x "$d/bin/node" ]; then node_pkg="$d"; fi
 done
 [ -n "$node_pkg" ] || die "no Node binary in node_modules/node (the root devDependency): run npm ci first"
 [ -f "$node_pkg/include/node/node_api.h" ] || die "$node_pkg has no include/node: the native addons need Node's headers"
@@ -48,6 +49,12 @@ node_version="$("$node_pkg/bin/node" --version)"
 node_version="${node_version#v}"
 case "$node_version" in 24.*) ;; *) die "node_modules/node is Node $node_version; the image runs Node 24" ;; esac
 version="$("$node_pkg/bin/node" -p "require('./package.json').version")"
+
+# One build at a time on a machine (two checkouts' tests may ask at once): whoever waited finds
+# the base, and the image if its inputs are the same.
+if command -v flock >/dev/null 2>&1 && { exec 8>>"${TMPDIR:-/tmp}/sluice-image.lock"; } 2>/dev/null; then
+  flock -w 1800 8 || die "waited 30 minutes for another npm run image (lock ${TMPDIR:-/tmp}/sluice-image.lock)"
+fi
 
 export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
 bh() { buildah --storage-driver vfs "$@"; }
