@@ -7,8 +7,10 @@
 #   docker build -t sluice:0.1.0 .
 #   docker run --rm -p 5170:5170 -p 6050:6050/udp -p 9598:9598 -v "$PWD/out:/var/lib/sluice/out" sluice:0.1.0
 #
-# Not built where it was written (that machine has no Docker engine): test/deploy/dockerfile.test.ts
-# checks it statically and replays its dependency install and file layout without Docker.
+# Built and run by the tests: `npm run image` (scripts/image.sh) builds it with buildah as
+# localhost/sluice:<version>, on a Node 24 bookworm base made locally where no registry is
+# reachable (NODE_IMAGE), and test/e2e/image.test.ts runs it; test/deploy/dockerfile.test.ts
+# also checks it statically and replays its install without a container engine.
 # docs/deploy.md explains the choices.
 
 ARG NODE_IMAGE=node:24-bookworm-slim

@@ -42,8 +42,13 @@ describe('docs/deploy.md', () => {
     for (const key of [cmd[2]!, cmd[3]!]) expect(ds).toMatch(new RegExp(`name: ${cmd[1]}\\n\\s+key: ${key}`));
   });
 
-  it('says the image was not built here, and its Bun findings name the installed Bun', () => {
-    expect(DOC).toMatch(/The image has not been built where it was written/);
+  it('says how the image is built here (the npm script, the pinned npm and corepack of its base), and its Bun findings name the installed Bun', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts['image']).toBe('bash scripts/image.sh');
+    expect(DOC).toContain('npm run image');
+    const script = readFileSync(join(ROOT, 'scripts/image.sh'), 'utf8');
+    const pin = (name: string): string => new RegExp(`^${name}=(\\S+)$`, 'm').exec(script)![1]!;
+    expect(DOC).toContain(`(${pin('NPM_VERSION')}, ${pin('COREPACK_VERSION')} for`);
     const bun = (JSON.parse(readFileSync(join(ROOT, 'node_modules/bun/package.json'), 'utf8')) as { version: string }).version;
     expect(DOC).toContain(`Bun ${bun}`);
     expect(DOC).toContain('[docs/tailscale.md](tailscale.md)');
