@@ -8,6 +8,12 @@ import { decodeHecBody, ownBytes, type HecDecodeOptions, type HecDecodeResult } 
 import type { HecDecodeTask } from './hec-task.ts';
 
 export interface HecDecoder {
+  /**
+   * Decode one request body on the calling thread when it is one of those decoded inline (plain,
+   * below `inlineBelowBytes`); null when it is for the pool ({@link decode}). Never throws. Lets
+   * the caller answer without a promise or a turn of the event loop.
+   */
+  decodeNow(body: Uint8Array, opts: HecDecodeOptions): HecDecodeResult | null;
   /** Decode one request body. Never rejects. `body` may be transferred (unusable afterwards). */
   decode(body: Uint8Array, opts: HecDecodeOptions): Promise<HecDecodeResult>;
   /** Stop the threads; pending decodes answer `internal_error`. */
@@ -49,6 +55,9 @@ export function createHecDecoder(opts: HecDecoderOptions): HecDecoder {
     idleTimeout: opts.idleTimeoutMs ?? 30_000,
   });
   return {
+    decodeNow(body: Uint8Array, decodeOpts: HecDecodeOptions): HecDecodeResult | null {
+      return !decodeOpts.gzip && body.length < inlineBelow ? decodeHecBody(body, decodeOpts) : null;
+    },
     async decode(body: Uint8Array, decodeOpts: HecDecodeOptions): Promise<HecDecodeResult> {
       if (!decodeOpts.gzip && body.length < inlineBelow) return decodeHecBody(body, decodeOpts);
       const own = ownBytes(body);

@@ -441,15 +441,12 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       reading.delete(req);
       if (over || res.destroyed) return;
       if (size === 0) return send(res, HEC.noData);
-      // One buffer that owns its memory, so the decoder may transfer it to a worker.
-      const body = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
-      let off = 0;
-      for (const c of chunks) {
-        body.set(c, off);
-        off += c.length;
-      }
+      // Most bodies arrive as one chunk (a 22 KiB batch of 100 envelopes on loopback): decoded
+      // and stored straight from it. A copy per request was half of the ArrayBuffer bytes
+      // allocated per request, which is what drives V8's full collections here.
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
       chunks.length = 0;
-      void decodeAndStore(req, res, endpoint, gzip, query, body);
+      decodeAndStore(req, res, endpoint, gzip, query, body);
     });
   };
 
@@ -469,7 +466,7 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     res.end(TIMEOUT_BODY, () => req.socket.destroy());
   };
 
-  const decodeAndStore = async (req: IncomingMessage, res: ServerResponse, endpoint: HecEndpoint, gzip: boolean, query: URLSearchParams | null, body: Uint8Array): Promise<void> => {
+  const decodeAndStore = (req: IncomingMessage, res: ServerResponse, endpoint: HecEndpoint, gzip: boolean, query: URLSearchParams | null, body: Uint8Array): void => {
     const head = peerHead(opts.hostKey === null ? null : normalizePeer(req.socket.remoteAddress));
     const decodeOpts: HecDecodeOptions = {
       endpoint,
@@ -479,7 +476,14 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       maxDepth: DEFAULT_MAX_DEPTH,
       rawFields: endpoint === 'raw' ? rawFields(query) : '',
     };
-    const result: HecDecodeResult = await decoder.decode(body, decodeOpts);
+    // Inline bodies are decoded and, when the ring has room, stored and answered in this turn:
+    // no promise, no timer, no listener per request.
+    const now = decoder.decodeNow(body, decodeOpts);
+    if (now !== null) store(req, res, head, now);
+    else void decoder.decode(body, decodeOpts).then((result) => store(req, res, head, result));
+  };
+
+  const store = (req: IncomingMessage, res: ServerResponse, head: Uint8Array, result: HecDecodeResult): void => {
     if (!result.ok) {
       const rejected = REJECTED[result.rejection];
       // Events not looked at (a broken gzip stream, a bomb) count as one: the request is visible.
@@ -497,13 +501,29 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       discard('client_closed', result.records);
       return;
     }
+    const { data, spans, records } = result;
     let need = 0;
-    for (let i = 0; i < result.records; i++) need += recordSpan(head.length + result.spans[2 * i + 1]! - result.spans[2 * i]!);
-    const pending: Pending = { data: result.data, spans: result.spans, records: result.records, head, next: 0, need, started: false, timer: null, done: () => {} };
-    const outcome = await admit(pending, res);
-    if (outcome === 'ok') return send(res, HEC.success);
-    discard(outcome === 'busy' ? 'busy' : 'client_closed', result.records);
-    if (outcome === 'busy') send(res, HEC.busy);
+    for (let i = 0; i < records; i++) need += recordSpan(head.length + spans[2 * i + 1]! - spans[2 * i]!);
+    // Nothing waiting and room for all of it: written now, in order, as pump() would.
+    let next = 0;
+    if (queue.length === 0 && need <= ring.freeBytes()) {
+      for (; next < records; next++) {
+        const s = spans[2 * next]!;
+        const e = spans[2 * next + 1]!;
+        if (!ring.tryWriteRange(data, s, e, head)) break;
+        need -= recordSpan(head.length + e - s);
+      }
+      if (next > 0) ctx.wrote();
+      if (next === records) return send(res, HEC.success);
+      // Not expected (the room was there, and only this thread writes): the rest streams in
+      // through the queue like a request larger than the ring, never written twice.
+    }
+    const pending: Pending = { data, spans, records, head, next, need, started: next > 0, timer: null, done: () => {} };
+    void admit(pending, res).then((outcome) => {
+      if (outcome === 'ok') return send(res, HEC.success);
+      discard(outcome === 'busy' ? 'busy' : 'client_closed', records);
+      if (outcome === 'busy') send(res, HEC.busy);
+    });
   };
 
   // ---------------------------------------------------------------- server
