@@ -11,11 +11,17 @@
  *
  * All or nothing: the first bad envelope rejects the whole request with its zero-based index
  * (HEC's `invalid-event-number`), so a sender never has part of a batch stored and the rest
- * refused. Output: `data` plus `spans` ([start, end) pairs into data, one per record), both
- * transferable, ready for `ring.tryWriteRange(data, start, end, peerHead)`.
+ * refused. Output: `data` plus `spans` ([start, end) pairs into data, one per record), ready
+ * for `ring.tryWriteRange(data, start, end, peerHead)`; `data` may be a view of the body, which
+ * hec-task.ts copies into a buffer of its own before transferring it.
+ *
+ * Event bodies are scanned by the native addon (native/hec_scan.cc) when it is built: it
+ * accepts a body of plainly valid envelopes in one call and leaves everything else to the
+ * TypeScript path here, which decides it exactly.
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
+import { loadAddon, workerAddonPath, type AddonLoad } from './native-addon.ts';
 import { FALSE, lastStringEscaped, MAX_SCAN_DEPTH, NULL, scanLiteral, scanNumber, scanString, TRUE } from './json-scan.ts';
 
 export type HecEndpoint = 'event' | 'raw';
@@ -109,19 +115,20 @@ export function decodeHecBody(body: Uint8Array, opts: HecDecodeOptions): HecDeco
   }
 }
 
-/** Envelopes go through the byte scanner first (off only in {@link decodeHecBodyExact}). */
-let scanFirst = true;
+/** Which fast paths run before the exact one: both (native scanner, then the TypeScript scanner), or fewer for the tests. */
+let fastPaths: 'both' | 'scanner' | 'none' = 'both';
 
 /**
- * decodeHecBody with every envelope decided by the exact path (utf8 decode + JSON.parse): the
- * reference the byte scanner is checked against in hec-decode.test.ts.
+ * decodeHecBody with only some of its paths: 'scanner' without the native scanner, 'exact'
+ * with every envelope decided by utf8 decode + JSON.parse. hec-decode.test.ts checks that all
+ * three give the same answers.
  */
-export function decodeHecBodyExact(body: Uint8Array, opts: HecDecodeOptions): HecDecodeResult {
-  scanFirst = false;
+export function decodeHecBodyUsing(path: 'scanner' | 'exact', body: Uint8Array, opts: HecDecodeOptions): HecDecodeResult {
+  fastPaths = path === 'scanner' ? 'scanner' : 'none';
   try {
     return decodeHecBody(body, opts);
   } finally {
-    scanFirst = true;
+    fastPaths = 'both';
   }
 }
 
@@ -163,7 +170,49 @@ class Spans {
   }
 }
 
+/** Path of the built addon (native-addon.ts: build-native/, or SLUICE_WORKER_ADDON_DIR for sanitizer builds). */
+export const NATIVE_HEC_SCAN_ADDON = workerAddonPath('hec_scan');
+
+export interface NativeHecScanAddon {
+  /**
+   * The envelopes of body[0, length): how many (> 0), with [start, end) of envelope i at
+   * spans[2i], spans[2i + 1], when every one is a valid object with a plainly set `event`; -1
+   * for anything else (then the TypeScript path decides the whole body).
+   * @throws TypeError / RangeError on malformed arguments (a bug on this side, never input data).
+   */
+  scanEnvelopes(body: Uint8Array, length: number, maxDepth: number, spans: Uint32Array): number;
+}
+
+let nativeScan: AddonLoad<NativeHecScanAddon> | undefined;
+
+/** The addon, or why it cannot be used here. Loaded once per thread; never throws. */
+export function loadNativeHecScan(): AddonLoad<NativeHecScanAddon> {
+  nativeScan ??= loadAddon<NativeHecScanAddon>(NATIVE_HEC_SCAN_ADDON, 'scanEnvelopes');
+  return nativeScan;
+}
+
+/** Where the native scanner writes its spans: room for the most envelopes a body can hold (`{"event":0}` is 11 bytes). */
+let scratchSpans = new Uint32Array(2048);
+
+/** The body's envelopes by the native scanner, or null when it leaves the body to the TypeScript path. */
+function nativeEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult | null {
+  const addon = loadNativeHecScan();
+  if (!addon.ok || data.length > 0xffffffff) return null;
+  const room = 2 * (Math.floor(data.length / 11) + 1);
+  if (scratchSpans.length < room) scratchSpans = new Uint32Array(room);
+  const count = addon.addon.scanEnvelopes(data, data.length, opts.maxDepth, scratchSpans);
+  if (count <= 0) return null;
+  const spans = scratchSpans.slice(0, 2 * count);
+  // An envelope too large for the ring: the TypeScript path names it.
+  for (let k = 0; k < count; k++) if (spans[2 * k + 1]! - spans[2 * k]! > opts.maxRecordBytes) return null;
+  return { ok: true, data, spans, records: count, emptyLines: 0 };
+}
+
 function splitEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
+  if (fastPaths === 'both') {
+    const fast = nativeEnvelopes(data, opts);
+    if (fast !== null) return fast;
+  }
   const n = data.length;
   const spans = new Spans();
   let i = 0;
@@ -202,7 +251,7 @@ function splitEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
     }
   }
   if (spans.count === 0) return reject('no_data', 0, 0, 'no envelope');
-  return { ok: true, data: ownBytes(data), spans: spans.done(), records: spans.count, emptyLines: 0 };
+  return { ok: true, data, spans: spans.done(), records: spans.count, emptyLines: 0 };
 }
 
 /** Turns a negative envelope() result into the rejection for envelope number `index`. */
@@ -232,7 +281,7 @@ const OVERSIZE = -14;
  * MAX_SCAN_DEPTH) is decided by the exact path, so its answer is always the exact path's.
  */
 function envelope(data: Buffer, s: number, n: number, spans: Spans, opts: HecDecodeOptions): number {
-  const e = scanFirst ? scanEnvelope(data, s, n, opts.maxDepth) : SCAN_FAIL;
+  const e = fastPaths !== 'none' ? scanEnvelope(data, s, n, opts.maxDepth) : SCAN_FAIL;
   if (e > 0) {
     let ev = eventState;
     if (ev === EVENT_CHECK) ev = blankString(data, eventStart, eventEnd) ? EVENT_BLANK : EVENT_SET;
