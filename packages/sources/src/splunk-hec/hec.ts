@@ -85,6 +85,7 @@ const PARSE_ERROR_RESPONSES: Record<string, string> = {
   HPE_CHUNK_EXTENSIONS_OVERFLOW: 'HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n',
 };
 const BAD_REQUEST_RESPONSE = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** One accepted TCP connection (the raw socket, under TLS too). */
 interface Conn {
@@ -95,6 +96,8 @@ interface Conn {
   served: boolean;
   /** When it last had no request in progress (connected, or its last response finished). */
   idleSince: number;
+  /** The peer head of its records, made by its first request. */
+  head: Uint8Array | null;
 }
 
 /**
@@ -218,28 +221,38 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
 
   // ---------------------------------------------------------------- answers
 
-  const bodies = new Map<Answer, Buffer>();
+  /**
+   * Each answer's body as a string (ASCII), made once: Node writes the head and a string body
+   * as one buffer in one write(), where a Buffer body takes a writev() of two.
+   */
+  const bodies = new Map<Answer, string>();
+  /** The counter of each answer without an event number, looked up once. */
+  const answerCounters = new Map<Answer, ReturnType<typeof ctx.metrics.httpRequests.labels>>();
   const send = (res: ServerResponse, answer: Answer, extra: { eventNumber?: number; close?: boolean } = {}): void => {
     const [status, code, text] = answer;
-    let body: Buffer;
+    let body: string;
     if (extra.eventNumber === undefined) {
-      body = bodies.get(answer) ?? Buffer.from(JSON.stringify({ text, code }));
+      body = bodies.get(answer) ?? JSON.stringify({ text, code });
       bodies.set(answer, body);
+      let c = answerCounters.get(answer);
+      if (c === undefined) answerCounters.set(answer, (c = counter(status, String(code))));
+      c.inc();
     } else {
-      body = Buffer.from(JSON.stringify({ text, code, 'invalid-event-number': extra.eventNumber }));
+      body = JSON.stringify({ text, code, 'invalid-event-number': extra.eventNumber });
+      count(status, String(code));
     }
-    count(status, String(code));
     if (res.headersSent || res.destroyed) return;
     const close = extra.close === true || draining;
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, ...(close ? { connection: 'close' } : {}) });
-    res.end(body);
+    res.writeHead(status, close ? ['content-type', JSON_TYPE, 'content-length', String(body.length), 'connection', 'close'] : ['content-type', JSON_TYPE, 'content-length', String(body.length)]);
+    res.end(body, 'latin1');
   };
-  const count = (status: number, code: string): void => {
+  const counter = (status: number, code: string): ReturnType<typeof ctx.metrics.httpRequests.labels> => {
     const key = `${status} ${code}`;
     let c = answered.get(key);
     if (c === undefined) answered.set(key, (c = ctx.metrics.httpRequests.labels({ component_id: ctx.id, status: String(status), code })));
-    c.inc();
+    return c;
   };
+  const count = (status: number, code: string): void => counter(status, code).inc();
   /** 413: stop reading and close the connection once the answer is out (the rest is never read). */
   const tooLarge = (req: IncomingMessage, res: ServerResponse): void => {
     count(413, '');
@@ -467,7 +480,12 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
   };
 
   const decodeAndStore = (req: IncomingMessage, res: ServerResponse, endpoint: HecEndpoint, gzip: boolean, query: URLSearchParams | null, body: Uint8Array): void => {
-    const head = peerHead(opts.hostKey === null ? null : normalizePeer(req.socket.remoteAddress));
+    const conn = connOf(req.socket);
+    let head = conn?.head ?? null;
+    if (head === null) {
+      head = peerHead(opts.hostKey === null ? null : normalizePeer(req.socket.remoteAddress));
+      if (conn !== undefined) conn.head = head;
+    }
     const decodeOpts: HecDecodeOptions = {
       endpoint,
       gzip,
@@ -564,7 +582,7 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       conns.delete(victim.socket);
       closeHere(victim.socket);
     }
-    const conn: Conn = { socket, requests: 0, served: false, idleSince: Date.now() };
+    const conn: Conn = { socket, requests: 0, served: false, idleSince: Date.now(), head: null };
     conns.set(socket, conn);
     open.inc();
     socket.once('close', () => {
