@@ -281,16 +281,14 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
         if (p.timer !== null) clearTimeout(p.timer);
       }
       const spans = p.spans;
-      while (p.next < p.records) {
-        const s = spans[2 * p.next]!;
-        const e = spans[2 * p.next + 1]!;
-        if (!ring.tryWriteRange(p.data, s, e, p.head)) break;
-        const span = recordSpan(p.head.length + e - s);
+      const from = p.next;
+      p.next += ring.tryWriteRanges(p.data, spans, from, p.records, p.head);
+      for (let i = from; i < p.next; i++) {
+        const span = recordSpan(p.head.length + spans[2 * i + 1]! - spans[2 * i]!);
         p.need -= span;
         queuedBytes -= span;
-        p.next++;
-        wrote = true;
       }
+      if (p.next > from) wrote = true;
       if (p.next < p.records) break;
       queue.shift();
       p.done('ok');
@@ -525,12 +523,8 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     // Nothing waiting and room for all of it: written now, in order, as pump() would.
     let next = 0;
     if (queue.length === 0 && need <= ring.freeBytes()) {
-      for (; next < records; next++) {
-        const s = spans[2 * next]!;
-        const e = spans[2 * next + 1]!;
-        if (!ring.tryWriteRange(data, s, e, head)) break;
-        need -= recordSpan(head.length + e - s);
-      }
+      next = ring.tryWriteRanges(data, spans, 0, records, head);
+      for (let i = 0; i < next; i++) need -= recordSpan(head.length + spans[2 * i + 1]! - spans[2 * i]!);
       if (next > 0) ctx.wrote();
       if (next === records) return send(res, HEC.success);
       // Not expected (the room was there, and only this thread writes): the rest streams in
