@@ -2,8 +2,8 @@
 // (stacked `{..} {..}`, arrays `[{..},{..}]`, or both) that finds each envelope and checks it
 // is one JSON object (RFC 8259, well-formed UTF-8, nesting at most maxDepth) whose top-level
 // `event` is present and plainly not blank. It runs on the main thread, in the turn the body
-// arrives: ~0.3 ns a byte, against ~4 ns for the TypeScript scanner (hec-decode.ts) on the
-// same 22 KiB batch of 100 envelopes.
+// arrives: ~0.6 ns a byte (13 µs for a 22 KiB batch of 100 Talos-shaped envelopes), against
+// ~4.4 ns for the TypeScript scanner (hec-decode.ts) on the same body.
 //
 // It only ever says "all of these envelopes are fine, here they are" or "decide it yourself":
 // anything else (a malformed or blank envelope, an empty body, a top-level key spelled with

@@ -4,7 +4,7 @@
  *
  * ```
  *  request ─ route, auth, channel ─ read body (≤ max_body_bytes, else 413 + close)
- *     └─ decoder (inline below 4 KiB, else a worker: gunzip ≤ 8 × max_body_bytes, split, validate)
+ *     └─ decoder (plain bodies below 256 KiB inline, native scanner first; else a worker: gunzip ≤ 8 × max_body_bytes, split, validate)
  *          └─ all or nothing: a bad envelope → 400 with invalid-event-number, nothing kept
  *               └─ ring writer (FIFO): every record in the ring → 200 {"text":"Success","code":0}
  *                                      no room within busy_timeout → 503 code 9, nothing kept
@@ -493,7 +493,7 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       rawFields: endpoint === 'raw' ? rawFields(query) : '',
     };
     // Inline bodies are decoded and, when the ring has room, stored and answered in this turn:
-    // no promise, no timer, no listener per request.
+    // no promise, busy timer or close listener.
     const now = decoder.decodeNow(body, decodeOpts);
     if (now !== null) store(req, res, head, now);
     else void decoder.decode(body, decodeOpts).then((result) => store(req, res, head, result));
