@@ -10,6 +10,9 @@
  *   packages/worker/native/zstd.cc      → packages/worker/build-native/zstd.node
  *     one zstd context per worker thread, reused for every frame, on the libzstd that Node
  *     itself exports; without it: node:zlib's zstdCompressSync (codecs.ts)
+ *   packages/worker/native/hec_scan.cc  → packages/worker/build-native/hec_scan.node
+ *     the splunk_hec source's envelope scanner (main thread); without it: the TypeScript
+ *     scanner (hec-decode.ts)
  *
  * No node-gyp: it would download Node's headers, and these machines reach only the npm
  * registry and Debian mirrors. The headers come with the Node that runs the repo: the root
@@ -73,6 +76,14 @@ const ADDONS: Addon[] = [
     name: 'zstd',
     exportName: 'zstdCompress',
     fallback: "the worker threads will compress with node:zlib's zstdCompressSync",
+  },
+  {
+    what: 'the native HEC envelope scanner',
+    source: 'packages/worker/native/hec_scan.cc',
+    outDir: 'packages/worker/build-native',
+    name: 'hec_scan',
+    exportName: 'scanEnvelopes',
+    fallback: 'the splunk_hec source will validate envelopes in TypeScript',
   },
 ];
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The worker's native addons (packages/worker/native: batch.cc parses bytes from the network,
-# zstd.cc compresses them) built with AddressSanitizer and UndefinedBehaviorSanitizer, then
+# The worker's native addons (packages/worker/native: batch.cc and hec_scan.cc parse bytes
+# from the network, zstd.cc compresses them) built with AddressSanitizer and UndefinedBehaviorSanitizer, then
 # the tests that drive them hardest run against those builds: every process.test.ts case on
 # the native path, batch-native.test.ts's differential fuzz (600 batches, ~150,000 random and
-# garbled lines, half of them gathering the index facts), facts.test.ts, the codecs tests, and
+# garbled lines, half of them gathering the index facts), facts.test.ts, the codecs tests,
+# hec-decode.test.ts (its differential fuzz of HEC bodies against the exact path), and
 # the daemon fuzz test (test/e2e/fuzz.test.ts, whose daemon's worker threads load the same builds). Any out-of-bounds access or undefined
 # behaviour aborts the run. `npm test` runs it after the test suite; by hand:
 #
@@ -32,14 +33,14 @@ INCLUDE="$(node -e "const {createRequire}=require('node:module');const p=require
 
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
-for addon in batch zstd; do
+for addon in batch zstd hec_scan; do
   "$CXX" -O1 -g -std=c++17 -shared -fPIC -fvisibility=hidden -fno-omit-frame-pointer \
     -fsanitize=address,undefined -fno-sanitize-recover=undefined \
     -I "$INCLUDE" "packages/worker/native/$addon.cc" -o "$OUT/$addon.node"
 done
-echo "sanitize-native: ASan + UBSan builds of batch.cc and zstd.cc in $OUT" >&2
+echo "sanitize-native: ASan + UBSan builds of batch.cc, zstd.cc and hec_scan.cc in $OUT" >&2
 # detect_leaks=0: Node itself does not free everything at exit. CI=true: a test that cannot
 # load the addon fails instead of skipping.
 LD_PRELOAD="$ASAN:$UBSAN" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   SLUICE_WORKER_ADDON_DIR="$OUT" BATCH_NATIVE_FUZZ_BATCHES=600 CI=true \
-  npx vitest run packages/worker/src/batch-native.test.ts packages/worker/src/process.test.ts packages/worker/src/facts.test.ts packages/worker/src/codecs.test.ts test/e2e/fuzz.test.ts
+  npx vitest run packages/worker/src/batch-native.test.ts packages/worker/src/process.test.ts packages/worker/src/facts.test.ts packages/worker/src/codecs.test.ts packages/worker/src/hec-decode.test.ts test/e2e/fuzz.test.ts

@@ -377,3 +377,51 @@ describe('waitForData', () => {
     expect(() => Ring.create(16).waitForData(1)).toThrow(/main thread/);
   });
 });
+
+describe('tryWriteRanges', () => {
+  it('writes the ring byte for byte as one tryWriteRange per record, across every wrap, and stops at the first that does not fit', () => {
+    const rand = mulberry32(7);
+    for (const capacity of [64, 128]) {
+      for (let start = 0; start < capacity; start += 4) {
+        const a = ringAt(capacity, start);
+        const b = ringAt(capacity, start);
+        // A body of several records with a peer head, as the splunk_hec source writes them.
+        const n = 1 + randInt(rand, 0, 5);
+        const lens = Array.from({ length: n }, () => randInt(rand, 0, 12));
+        const body = new Uint8Array(lens.reduce((x, y) => x + y, 0) + 3);
+        const spans = new Uint32Array(2 * n);
+        let off = 3;
+        lens.forEach((len, i) => {
+          makeRecord(body.subarray(off, off + len), start + i, len);
+          spans[2 * i] = off;
+          spans[2 * i + 1] = off + len;
+          off += len;
+        });
+        const head = Uint8Array.from([2, 0x31, 0x32]);
+        let expected = 0;
+        while (expected < n && b.tryWriteRange(body, spans[2 * expected]!, spans[2 * expected + 1]!, head)) expected++;
+        expect(a.tryWriteRanges(body, spans, 0, n, head), `capacity ${capacity}, start ${start}`).toBe(expected);
+        expect(new Uint8Array(a.sab)).toEqual(new Uint8Array(b.sab));
+        expect(a.writeIndex()).toBe(b.writeIndex());
+        // The rest goes in once there is room, from where it stopped.
+        a.read();
+        b.read();
+        let more = 0;
+        while (expected + more < n && b.tryWriteRange(body, spans[2 * (expected + more)]!, spans[2 * (expected + more) + 1]!, head)) more++;
+        expect(a.tryWriteRanges(body, spans, expected, n, head)).toBe(more);
+        expect(new Uint8Array(a.sab)).toEqual(new Uint8Array(b.sab));
+      }
+    }
+  });
+
+  it('throws RangeError for a bad span or a payload that can never fit, keeping the records before it', () => {
+    const ring = Ring.create(64);
+    const body = new Uint8Array(40);
+    expect(() => ring.tryWriteRanges(body, Uint32Array.of(0, 4, 5, 4), 0, 2)).toThrow(RangeError);
+    expect(ring.usedBytes()).toBe(recordSpan(4));
+    expect(() => ring.tryWriteRanges(body, Uint32Array.of(0, 41), 0, 1)).toThrow(RangeError);
+    expect(() => ring.tryWriteRanges(body, Uint32Array.of(0, 4), 0, 2)).toThrow(RangeError);
+    expect(() => ring.tryWriteRanges(new Uint8Array(70), Uint32Array.of(0, 70), 0, 1)).toThrow(RangeError);
+    expect(ring.usedBytes()).toBe(recordSpan(4));
+  });
+});

@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { decodeHecBody, type HecDecodeOptions, type HecDecodeResult } from './hec-decode.ts';
+import { decodeHecBody, decodeHecBodyUsing, loadNativeHecScan, type HecDecodeOptions, type HecDecodeResult } from './hec-decode.ts';
+import { TalosLineGenerator, mulberry32 } from './fixture.ts';
 import { BatchProcessor, compileTagPlan } from './process.ts';
 
 const enc = new TextEncoder();
@@ -134,5 +135,96 @@ describe('decodeHecBody: raw endpoint', () => {
     const body = '\u0001'.repeat(50_000);
     const [rec] = records(decode(body, { endpoint: 'raw', maxRecordBytes: 1 << 20 }));
     expect(JSON.parse(rec!)).toEqual({ event: body });
+  });
+});
+
+describe('decodeHecBody: the native and TypeScript envelope scanners', () => {
+  const native = loadNativeHecScan();
+  const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
+  it('loads the native scanner (npm ci builds it)', (ctx) => {
+    if (!native.ok && !CI) ctx.skip();
+    expect(native).toMatchObject({ ok: true });
+  });
+
+  /** The three paths on one body: the same answer (`detail` may name a failure differently). */
+  const same = (bytes: Uint8Array, opts: HecDecodeOptions): HecDecodeResult => {
+    const want = decodeHecBodyUsing('exact', bytes, opts);
+    for (const got of [decodeHecBody(bytes, opts), decodeHecBodyUsing('scanner', bytes, opts)]) {
+      const what = Buffer.from(bytes).toString('latin1');
+      if (!got.ok && !want.ok) expect([got.rejection, got.index, got.seen], what).toEqual([want.rejection, want.index, want.seen]);
+      else expect(got.ok ? { ...got, data: [...got.data] } : got, what).toEqual(want.ok ? { ...want, data: [...want.data] } : want);
+    }
+    return want;
+  };
+
+  const SEEDS = [
+    '{"event":"x"}',
+    '{"event":{"a":[1,2,{"b":"c"}]},\n  "time": 1.5}',
+    '{"event":"x","fields":{"f":"1"}}',
+    '{"time":1,"event":0}',
+    '{"event":false}',
+    '{"event":[]}',
+    '{"event":null}',
+    '{"event":""}',
+    '{"event":"   "}',
+    '{"event":" \\t\\n "}',
+    '{"event":"\\u0020"}',
+    '{"event":"\\u00a0\\u2028\\ufeff"}',
+    '{"event":"\u00a0 \u3000"}',
+    '{"event":" \u00e9"}',
+    '{"event":"x","event":""}',
+    '{"event":"","event":"x"}',
+    '{"\\u0065vent":"x"}',
+    '{"\\u0065vent":" "}',
+    '{"events":"x","even":"y"}',
+    '{"a":{"event":"nested is not the event"}}',
+    '{"n":-0.5e+10,"m":0,"o":1E-3,"t":true,"f":false,"event":1}',
+    '{"s":"\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\uD83D\\uDE00\\ud800","event":"déjà vu 日志 😀"}',
+    '{"__proto__":{"event":1}}',
+    '{"__proto__":{"x":1},"event":"y"}',
+  ];
+
+  it('answers as the exact path on every seed, alone, stacked and in arrays', () => {
+    for (const seed of SEEDS) {
+      for (const body of [seed, `${seed}\n${seed}`, `[${seed}, ${seed}]`, `{"event":"ok"} ${seed}`]) {
+        same(enc.encode(body), base);
+      }
+    }
+    for (const body of ['', '  \n', '[]', '[ ] {"event":1}', '\uFEFF{"event":1}', '{"event":1}]', '[{"event":1}', '{"event":1},{"event":2}', '[{"event":1}][{"event":2}]']) {
+      same(enc.encode(body), base);
+    }
+    const deep = (d: number) => `{"event":1,"x":${'['.repeat(d - 1)}${']'.repeat(d - 1)}}`;
+    for (const maxDepth of [1, 2, 1023, 1024, 1025, Infinity]) for (const d of [1, 2, 1024, 1025, 1030]) same(enc.encode(deep(d)), { ...base, maxDepth });
+  });
+
+  it('answers as the exact path on 20,000 random mutations of bodies of several envelopes', () => {
+    const rand = mulberry32(20261207);
+    const gen = new TalosLineGenerator(5);
+    const pool = SEEDS.map((s) => [...enc.encode(s)]);
+    for (let id = 0; id < 30; id++) pool.push([...enc.encode(`{"event":${gen.service()}}`)]);
+    const INTERESTING = [...enc.encode('{}[]",:\\/ \t\r\n-+.0123456789eEtrufalsnv'), 0x00, 0x1f, 0x7f, 0x80, 0xbf, 0xc0, 0xc2, 0xe0, 0xed, 0xf0, 0xf4, 0xf5, 0xff, 0xa0];
+    const pick = () => (rand() < 0.7 ? INTERESTING[Math.floor(rand() * INTERESTING.length)]! : Math.floor(rand() * 256));
+    let accepted = 0;
+    let rejected = 0;
+    for (let n = 0; n < 20_000; n++) {
+      const parts: number[] = [];
+      const envelopes = 1 + Math.floor(rand() * 3);
+      for (let k = 0; k < envelopes; k++) parts.push(...pool[Math.floor(rand() * pool.length)]!, 0x0a);
+      const edits = Math.floor(rand() * 3);
+      for (let k = 0; k < edits && parts.length > 0; k++) {
+        const at = Math.floor(rand() * (parts.length + 1));
+        const op = rand();
+        if (op < 0.35) parts.splice(at, 0, pick());
+        else if (op < 0.65) parts.splice(Math.min(at, parts.length - 1), 1);
+        else if (op < 0.95) parts[Math.min(at, parts.length - 1)] = pick();
+        else parts.length = at;
+      }
+      const bytes = Uint8Array.from(parts);
+      const opts = { ...base, maxDepth: rand() < 0.2 ? 2 : 128, maxRecordBytes: rand() < 0.1 ? 40 : base.maxRecordBytes };
+      if (same(bytes, opts).ok) accepted++;
+      else rejected++;
+    }
+    expect(accepted).toBeGreaterThan(2000);
+    expect(rejected).toBeGreaterThan(2000);
   });
 });

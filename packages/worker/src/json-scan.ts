@@ -84,6 +84,11 @@ function viewOf(src: Uint8Array): DataView<ArrayBufferLike> {
 /** Set by scanString: the string held an escape (a key spelled with escapes goes to the exact path). */
 let sawEscape = false;
 
+/** Whether the string scanString last accepted held an escape (the HEC envelope scanner asks). */
+export function lastStringEscaped(): boolean {
+  return sawEscape;
+}
+
 function isWs(c: number): boolean {
   return c === CH_SPACE || c === CH_LF || c === CH_CR || c === CH_TAB;
 }
@@ -99,7 +104,8 @@ function equalAt(src: Uint8Array, ks: number, ke: number, key: Uint8Array): bool
  * Index just past the string opening at src[i] (a '"'), or -1 when it is not a valid JSON
  * string of well-formed UTF-8 ending before `end`. Sets sawEscape.
  */
-function scanString(src: Uint8Array, i: number, end: number): number {
+export function scanString(src: Uint8Array, i: number, end: number): number {
+  sawEscape = false;
   i++;
   const view = viewOf(src);
   for (;;) {
@@ -153,7 +159,7 @@ function scanString(src: Uint8Array, i: number, end: number): number {
 }
 
 /** Index just past the number starting at src[i], or -1 when it is not a JSON number. */
-function scanNumber(src: Uint8Array, i: number, end: number): number {
+export function scanNumber(src: Uint8Array, i: number, end: number): number {
   if (src[i] === CH_MINUS) i++;
   if (i >= end) return -1;
   let c = src[i]!;
@@ -177,15 +183,15 @@ function scanNumber(src: Uint8Array, i: number, end: number): number {
 }
 
 /** Index just past the literal `word` at src[i], or -1. */
-function scanLiteral(src: Uint8Array, i: number, end: number, word: Uint8Array): number {
+export function scanLiteral(src: Uint8Array, i: number, end: number, word: Uint8Array): number {
   const n = word.length;
   if (i + n > end) return -1;
   for (let j = 1; j < n; j++) if (src[i + j] !== word[j]) return -1;
   return i + n;
 }
-const TRUE = Buffer.from('true');
-const FALSE = Buffer.from('false');
-const NULL = Buffer.from('null');
+export const TRUE = Buffer.from('true');
+export const FALSE = Buffer.from('false');
+export const NULL = Buffer.from('null');
 
 // Scanner states: what the next token may be.
 const VALUE = 0; // a value (after ':' or ',' in an array)
@@ -231,7 +237,6 @@ export function scanRecord(src: Uint8Array, s: number, e: number, maxDepth: numb
       }
       if (c !== CH_QUOTE) return SCAN_REJECT;
       const ks = i;
-      sawEscape = false;
       i = scanString(src, i, e);
       if (i < 0) return SCAN_REJECT;
       if (depth === 1) {

@@ -1,6 +1,7 @@
 /**
  * Loading Sluice's native addons (built by scripts/build-native.ts): the UDP reader
- * (packages/sources), the worker's batch processor and zstd compressor. Each caller caches
+ * (packages/sources), the worker's batch processor and zstd compressor, the HEC envelope
+ * scanner. Each caller caches
  * the result once per thread; a load never throws, it says why the addon cannot be used.
  */
 import { existsSync } from 'node:fs';
@@ -27,7 +28,7 @@ export function loadAddon<T>(path: string, exportName: string): AddonLoad<T> {
  * src/ and from the stripped build/), or <name>.node in SLUICE_WORKER_ADDON_DIR, which only
  * scripts/sanitize-native.sh sets (sanitizer builds).
  */
-export function workerAddonPath(name: 'batch' | 'zstd'): string {
+export function workerAddonPath(name: 'batch' | 'zstd' | 'hec_scan'): string {
   const dir = process.env['SLUICE_WORKER_ADDON_DIR'];
   return dir ? `${dir.replace(/\/$/, '')}/${name}.node` : new URL(`../build-native/${name}.node`, import.meta.url).pathname;
 }
