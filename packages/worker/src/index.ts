@@ -12,5 +12,5 @@ export { decodeHecBody } from './hec-decode.ts';
 export type { HecDecodeOptions, HecDecodeResult, HecEndpoint, HecRejection } from './hec-decode.ts';
 export { INLINE_BELOW_BYTES, createHecDecoder } from './hec-decoder.ts';
 export type { HecDecoder, HecDecoderOptions } from './hec-decoder.ts';
-export { FactsScanner, INDEXED_FIELDS, MAX_FIELD_VALUES, indexFieldsFor, parsedRecordTime } from './facts.ts';
-export type { BatchFacts } from './facts.ts';
+export { FactsScanner, INDEXED_FIELDS, MAX_FIELD_VALUES, indexFieldsFor, parsedRecordTime, toFrameFacts } from './facts.ts';
+export type { BatchFacts, FrameFacts } from './facts.ts';

@@ -8,7 +8,7 @@
 import { Ring } from '@sluice/ring';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import { DEFAULT_LEVELS, LEVEL_RANGES, compressFrame } from './codecs.ts';
-import { FactsScanner, indexFieldsFor } from './facts.ts';
+import { FactsScanner, indexFieldsFor, toFrameFacts } from './facts.ts';
 import { BatchProcessor, compileTagPlan, type TagPlan } from './process.ts';
 import type { BatchResult, BatchTask, WorkerSettings } from './types.ts';
 
@@ -94,7 +94,7 @@ export default function processBatch(task: BatchTask): BatchResult {
       deadLetter = new Uint8Array(out.deadLetter); // a copy: the processor's buffer is reused
       transfer.push(deadLetter.buffer as ArrayBuffer);
     }
-    const facts = out.facts;
+    const facts = out.facts === undefined ? undefined : toFrameFacts(out.facts);
     const busyMs = performance.now() - started;
     const result: BatchResult = { ok: true, frames, deadLetter, counts: out.counts, rawBytes: n, ndjsonBytes: out.ndjson.length, ...(facts === undefined ? {} : { facts }), busyMs };
     return movable(result, transfer);

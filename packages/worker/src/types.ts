@@ -3,7 +3,7 @@
  * thread boundary. Types only, so the main thread can import them without loading task.ts.
  */
 import type { Codec } from './codecs.ts';
-import type { BatchFacts } from './facts.ts';
+import type { FrameFacts } from './facts.ts';
 import type { BatchCounts } from './process.ts';
 
 /** One piscina task: a record-aligned span [start, end) of a source's ring. */
@@ -33,7 +33,7 @@ export type BatchResult =
       /** Bytes of NDJSON before compression. */
       ndjsonBytes: number;
       /** The batch's record-time range and field values, for its object's index (facts.ts); absent = no index. */
-      facts?: BatchFacts;
+      facts?: FrameFacts;
       /** Milliseconds the worker spent on the task (the pool's busy time and utilisation add these up). */
       busyMs: number;
     }

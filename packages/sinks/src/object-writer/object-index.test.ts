@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
-import { decodeIndex, encodeIndex, type IndexFacts, indexKeyOf, isIndexKey, mergeFacts } from './object-index.ts';
+import { toFrameFacts } from '@sluice/worker';
+import { decodeIndex, encodeIndex, type IndexFacts, indexKeyOf, isIndexKey, mergeFacts, mergeFrameFacts } from './object-index.ts';
 import { ObjectWriter } from './object-writer.ts';
 
 const KEY = 'talos/2024/05/01/12:00:00-feedfacecafebeef-000001.ndjson.zst';
@@ -66,6 +67,17 @@ describe('object index format', () => {
     mergeFacts(big, facts({ fields: { host: ['h0', 'new'] } }));
     expect(big.fields['host']).toBeNull();
   });
+
+  it('frames as the workers send them: values sorted into one text; a frame with the fields of the one before adds counts and times only', () => {
+    const f = toFrameFacts(facts({ fields: { 'talos-service': ['kubelet', 'etcd'], host: null, source: [] } }));
+    expect(f.fields).toBe('{"talos-service":["etcd","kubelet"],"host":null,"source":[]}');
+    expect(toFrameFacts(facts({ fields: { 'talos-service': ['etcd', 'kubelet'], host: null, source: [] } })).fields).toBe(f.fields);
+    const a = facts({ fields: { 'talos-service': ['etcd', 'kubelet'], host: ['h'], source: [] } });
+    mergeFrameFacts(a, { ...f, records: 7, untimed: 2, minTime: '2024-05-01T09:00:00.000000000' }, true);
+    expect(a).toEqual({ records: 10, untimed: 3, minTime: '2024-05-01T09:00:00.000000000', maxTime: '2024-05-01T12:00:59.456000000', fields: { 'talos-service': ['etcd', 'kubelet'], host: ['h'], source: [] } });
+    mergeFrameFacts(a, f, false); // host many in this frame: many in the object
+    expect(a.fields['host']).toBeNull();
+  });
 });
 
 describe('the object writer stores an index after each object', () => {
@@ -76,7 +88,8 @@ describe('the object writer stores an index after each object', () => {
     const failed: string[] = [];
     w.on('index', (e) => indexed.push(e.key));
     w.on('error-index', (e) => failed.push(e.key));
-    const frame = (f?: IndexFacts) => ({ bytes: Buffer.from('{}\n'), records: 1, rawBytes: 3, ...(f === undefined ? {} : { facts: f }) });
+    // As the workers send them (toFrameFacts): the fields as one JSON text.
+    const frame = (f?: IndexFacts) => ({ bytes: Buffer.from('{}\n'), records: 1, rawBytes: 3, ...(f === undefined ? {} : { facts: toFrameFacts(f) }) });
     w.write(frame(facts({ records: 1, untimed: 0, fields: { 'talos-service': ['a'], host: ['h'], source: [] } })));
     w.write(frame(facts({ records: 1, untimed: 1, minTime: '2024-05-01T10:00:00.000000000', fields: { 'talos-service': ['b'], host: ['h'], source: [] } })));
     w.rotate();

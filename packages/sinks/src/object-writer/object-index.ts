@@ -10,11 +10,12 @@
  * names starting with `_` or `.`; a `*.ndjson.zst` glob does not match it); `sluice read` tells
  * it from an object by its suffix. Not `.`: the file store refuses hidden names (its temp files).
  */
-import type { BatchFacts } from '@sluice/worker';
+import type { BatchFacts, FrameFacts } from '@sluice/worker';
 import type { ObjectStore } from '../object-store.ts';
 
 /** What an index knows about its object's records: the workers' batch facts, merged. */
 export type IndexFacts = BatchFacts;
+export type { FrameFacts };
 
 /** The format version written; a reader treats any other as no index. */
 export const INDEX_VERSION = 1;
@@ -45,14 +46,36 @@ export function cloneFacts(f: IndexFacts): IndexFacts {
 
 /** Merge `b` into `a`. A field `a` indexes and `b` does not (or has as many) becomes many. */
 export function mergeFacts(a: IndexFacts, b: IndexFacts): void {
+  mergeCounts(a, b);
+  mergeFields(a, b.fields);
+}
+
+/** An object's first frame's facts, to merge the next ones into. */
+export function factsOfFrame(f: FrameFacts): IndexFacts {
+  return { records: f.records, untimed: f.untimed, minTime: f.minTime, maxTime: f.maxTime, fields: JSON.parse(f.fields) as IndexFacts['fields'] };
+}
+
+/**
+ * Merge a frame's facts into `a`; `sameFields`: its fields text is that of a frame merged
+ * before, so only the counts and times change (no parse, no set work: most frames).
+ */
+export function mergeFrameFacts(a: IndexFacts, b: FrameFacts, sameFields: boolean): void {
+  mergeCounts(a, b);
+  if (!sameFields) mergeFields(a, JSON.parse(b.fields) as IndexFacts['fields']);
+}
+
+function mergeCounts(a: IndexFacts, b: { records: number; untimed: number; minTime: string | null; maxTime: string | null }): void {
   a.records += b.records;
   a.untimed += b.untimed;
   if (b.minTime !== null && (a.minTime === null || b.minTime < a.minTime)) a.minTime = b.minTime;
   if (b.maxTime !== null && (a.maxTime === null || b.maxTime > a.maxTime)) a.maxTime = b.maxTime;
+}
+
+function mergeFields(a: IndexFacts, theirFields: IndexFacts['fields']): void {
   for (const name of Object.keys(a.fields)) {
     const mine = a.fields[name];
     if (mine === null || mine === undefined) continue;
-    const theirs = b.fields[name];
+    const theirs = theirFields[name];
     if (theirs === undefined || theirs === null) {
       a.fields[name] = null;
       continue;

@@ -22,7 +22,7 @@ import { EventEmitter } from 'node:events';
 import { ERR_CONFIG, SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import { type Codec, contentEncodingFor, extensionFor, NDJSON_CONTENT_TYPE, newUniqueId, objectKey } from './keys.ts';
-import { cloneFacts, type IndexFacts, mergeFacts, writeIndex } from './object-index.ts';
+import { factsOfFrame, type FrameFacts, type IndexFacts, mergeFrameFacts, writeIndex } from './object-index.ts';
 
 /** One compressed batch as a worker returns it. */
 export interface Frame {
@@ -35,7 +35,7 @@ export interface Frame {
    * The batch's facts for the object's index (the worker's). An object with a frame without
    * them gets no index (readers scan it).
    */
-  facts?: IndexFacts;
+  facts?: FrameFacts;
 }
 
 /** An object's index was stored (after the object), or failing that, why not. */
@@ -141,6 +141,8 @@ class PendingObject {
   frames = 0;
   /** The frames' facts merged (undefined: no frame yet; null: a frame had none, so no index). */
   facts: IndexFacts | null | undefined = undefined;
+  /** The fields text of the last frame merged: a frame with the same adds only counts and times. */
+  lastFields = '';
   /** Set by rotate(). */
   closingAtMs = 0;
   /** The upload returned false and its 'drain' has not come yet. */
@@ -257,8 +259,9 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     obj.frames++;
     const f = frame.facts;
     if (f === undefined) obj.facts = null;
-    else if (obj.facts === undefined) obj.facts = cloneFacts(f);
-    else if (obj.facts !== null) mergeFacts(obj.facts, f);
+    else if (obj.facts === undefined) obj.facts = factsOfFrame(f);
+    else if (obj.facts !== null) mergeFrameFacts(obj.facts, f, f.fields === obj.lastFields);
+    if (f !== undefined) obj.lastFields = f.fields;
     if (!obj.upload.write(frame.bytes) && !obj.waitingDrain) {
       obj.waitingDrain = true;
       obj.upload.once('drain', () => this.#onUploadDrain(obj));
