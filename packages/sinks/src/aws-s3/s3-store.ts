@@ -43,6 +43,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { abortIncompleteUploads } from './orphan-uploads.ts';
 import { ERR_CONFIG, SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import {
@@ -132,6 +133,10 @@ export class S3Store implements ObjectStore {
   }
 
   /** Close the client's keep-alive sockets. */
+  abortIncompleteUploads(key: string): Promise<number> {
+    return abortIncompleteUploads(this, key);
+  }
+
   release(): void {
     this.client.destroy();
   }
