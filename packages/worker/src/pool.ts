@@ -1,5 +1,5 @@
 /**
- * A fixed-size pool of worker threads running task.ts, over piscina. Main-thread side.
+ * The pool of worker threads running task.ts, over piscina. Main-thread side.
  */
 import { Piscina } from 'piscina';
 import { workerEntry } from './entry.ts';
@@ -17,6 +17,10 @@ export interface WorkerPool {
   readonly utilization: number;
   /** Tasks waiting for a free thread. */
   readonly queueSize: number;
+  /** Threads running now (1..threads: the pool grows under load and shrinks when idle). */
+  readonly threadsRunning: number;
+  /** V8 heap of the threads running now, bytes (one message to each thread). */
+  heapStatistics(): Promise<{ usedBytes: number; totalBytes: number; externalBytes: number }>;
   /** Threads load the stripped build (entry.ts), not the .ts sources. */
   readonly builtEntry: boolean;
   /** Stop the threads; pending tasks answer `{ ok: false }`. */
@@ -24,10 +28,21 @@ export interface WorkerPool {
 }
 
 export interface WorkerPoolOptions {
-  /** Worker threads, started at once and kept (minThreads = maxThreads). */
+  /**
+   * Most worker threads. One starts with the pool and stays; more start while tasks wait for a
+   * thread, and each of those stops after {@link THREAD_IDLE_MS} without a task.
+   */
   threads: number;
   workerData: WorkerSettings;
 }
+
+/**
+ * How long a thread beyond the first may go without a task before it stops. Each thread is an
+ * isolate of its own, ~12-14 MiB resident (docs/deploy.md, "Memory"): an idle daemon keeps one,
+ * a loaded one has as many as the work needs, up to `threads`. Long enough that a steady load
+ * with gaps does not stop and start threads (a new thread takes ~50 ms and warms its JIT again).
+ */
+export const THREAD_IDLE_MS = 30_000;
 
 /** @throws RangeError when threads is not a positive integer. */
 export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
@@ -39,10 +54,11 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   let busyMs = 0;
   const piscina = new Piscina({
     filename: entry.href,
-    minThreads: opts.threads,
+    // One thread always (a trickle of logs never waits for a thread to start); piscina starts
+    // another whenever a task finds every running thread busy, up to maxThreads.
+    minThreads: 1,
     maxThreads: opts.threads,
-    // Threads live as long as the pool: each holds compiled tag plans and grown buffers.
-    idleTimeout: Infinity,
+    idleTimeout: THREAD_IDLE_MS,
     workerData: opts.workerData,
     // The worker's per-record path allocates almost nothing (json-scan.ts), so a small young
     // generation costs no CPU and keeps each thread's heap from growing to V8's default: daemon
@@ -74,6 +90,20 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     },
     get queueSize() {
       return piscina.queueSize;
+    },
+    get threadsRunning() {
+      return piscina.threads.length;
+    },
+    async heapStatistics() {
+      const sum = { usedBytes: 0, totalBytes: 0, externalBytes: 0 };
+      const stats = await Promise.all(piscina.threads.map((t) => t.getHeapStatistics().catch(() => null)));
+      for (const h of stats) {
+        if (h === null) continue; // the thread stopped meanwhile
+        sum.usedBytes += h.used_heap_size;
+        sum.totalBytes += h.total_heap_size;
+        sum.externalBytes += h.external_memory;
+      }
+      return sum;
     },
     destroy() {
       return piscina.destroy();
