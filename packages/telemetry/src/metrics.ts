@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom.ts';
 
 /** Metrics whose values are read when Prometheus scrapes, not counted as they happen. */
 export type ProbedMetric =
