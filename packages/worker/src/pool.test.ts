@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { Ring } from '@sluice/ring';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { decompressObject } from './codecs.ts';
 import { TalosLineGenerator } from './fixture.ts';
 import { createWorkerPool } from './pool.ts';
@@ -153,6 +153,39 @@ describe('worker pool (real threads, real ring)', () => {
     await Promise.all([broken.destroy(), badLevel.destroy()]);
     const after = await broken.run({ sab: ring.sab, start: 0, end: 0, sourceId: 's', codecs: [] });
     expect(after.ok).toBe(false);
+  });
+
+  it('runs one thread when idle, starts more while tasks wait (up to threads), and reads their heaps', async () => {
+    const grow = createWorkerPool({ threads: 3, workerData: SETTINGS });
+    try {
+      // The first thread starts with the pool; nothing else runs before there is work.
+      await vi.waitFor(async () => expect((await grow.heapStatistics()).usedBytes).toBeGreaterThan(0), { timeout: 30_000 });
+      expect(grow.threadsRunning).toBe(1);
+      const idle = await grow.heapStatistics();
+      expect(idle.totalBytes).toBeGreaterThanOrEqual(idle.usedBytes);
+
+      // Many tasks at once: each that finds every thread busy starts another, up to 3.
+      const ring = Ring.create(1 << 20);
+      const gen = new TalosLineGenerator(9);
+      while (ring.tryWrite(Buffer.from(gen.next(), 'latin1'), head('10.0.0.1')));
+      const spans: { start: number; end: number }[] = [];
+      for (let span = ring.claim(8 * 1024); span !== null; span = ring.claim(8 * 1024)) spans.push({ start: span.start, end: span.end });
+      let most = 0;
+      const results = await Promise.all(
+        spans.map(async ({ start, end }) => {
+          const r = await grow.run({ sab: ring.sab, start, end, sourceId: 'talos', codecs: ['zstd'] });
+          most = Math.max(most, grow.threadsRunning);
+          return r;
+        }),
+      );
+      for (const r of results) ok(r);
+      expect(most).toBeGreaterThan(1);
+      expect(most).toBeLessThanOrEqual(3);
+      const loaded = await grow.heapStatistics();
+      expect(loaded.usedBytes).toBeGreaterThan(idle.usedBytes);
+    } finally {
+      await grow.destroy();
+    }
   });
 
   it('rejects a thread count that is not a positive integer', () => {
