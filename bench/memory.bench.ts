@@ -38,7 +38,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     lines: { type: 'string', default: '1000000' },
     'idle-secs': { type: 'string', default: '10' },
-    /** workers.threads for the idle scenarios; absent = the default. */
+    /** workers.threads for every scenario; absent = the default. */
     threads: { type: 'string' },
     tree: { type: 'string', multiple: true, default: [] },
     out: { type: 'string' },
@@ -138,6 +138,7 @@ async function burst(tree: string): Promise<Mem & { linesPerSec: number; usPerLi
     connections: 4,
     s3: { ...s3, client: rgw!.client() },
     start: launcherOf(tree),
+    ...(values.threads === undefined ? {} : { configExtra: `workers: { threads: ${values.threads} }` }),
   });
   const exactlyOnce = r.output.unique === lines.count && r.output.duplicates === 0 && r.output.missing === 0;
   if (!exactlyOnce) log(`NOT exactly once: ${JSON.stringify(r.output)}`);

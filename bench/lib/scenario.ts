@@ -77,6 +77,8 @@ export interface ScenarioSpec {
   cpuProfDir?: string;
   /** Extra YAML under the source (e.g. `ring_bytes: 16777216`). */
   sourceExtra?: string;
+  /** Extra top-level YAML (e.g. `workers: { threads: 1 }`). */
+  configExtra?: string;
   /** Extra node flags for the daemon (e.g. --trace-gc). */
   nodeArgs?: string[];
   /** How the daemon is started (another launcher, another tree's); default: this tree's bin/sluice.js on this Node. */
@@ -203,7 +205,7 @@ function send(spec: ScenarioSpec, d: Daemon, set: LineSet): Promise<SendReport> 
 
 export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   const dir = mkdtempSync(join(tmpdir(), `sluice-e2e-${spec.name}-`));
-  const yaml = benchConfig(dir, spec.protocol, spec.sink, { ...(spec.s3 === undefined ? {} : { s3: spec.s3 }), ...(spec.sourceExtra === undefined ? {} : { sourceExtra: spec.sourceExtra }) });
+  const yaml = benchConfig(dir, spec.protocol, spec.sink, { ...(spec.s3 === undefined ? {} : { s3: spec.s3 }), ...(spec.sourceExtra === undefined ? {} : { sourceExtra: spec.sourceExtra }) }) + (spec.configExtra === undefined ? '' : `${spec.configExtra}\n`);
   const nodeArgs = [...(spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`]), ...(spec.nodeArgs ?? [])];
   const d = await startDaemon(dir, yaml, { nodeArgs, ...spec.start, ...(spec.daemonLog === undefined ? {} : { logFile: spec.daemonLog }) });
   try {
