@@ -119,7 +119,7 @@ export class Metrics {
     this.workerUtilization = new Gauge({ name: 'sluice_worker_utilization_ratio', collect: probe, help: 'Share of the worker threads\' time spent on batches over about the last minute (0 to 1); rate(sluice_worker_busy_seconds_total) / sluice_worker_threads is the same over any window.', registers });
     this.workerBusySeconds = new Counter({ name: 'sluice_worker_busy_seconds_total', collect: probe, help: 'Thread-seconds the worker threads spent on batches.', registers });
     this.workerThreads = new Gauge({ name: 'sluice_worker_threads', help: 'Most worker threads the pool runs (workers.threads).', registers });
-    this.workerThreadsRunning = new Gauge({ name: 'sluice_worker_threads_running', collect: probe, help: 'Worker threads running now: one when idle, more while batches wait for a thread (up to sluice_worker_threads).', registers });
+    this.workerThreadsRunning = new Gauge({ name: 'sluice_worker_threads_running', collect: probe, help: 'Worker threads running now: none without traffic, more while batches wait for a thread (up to sluice_worker_threads); each stops after 30 s without a batch.', registers });
     // The worker threads' heaps, which the main thread's sluice_nodejs_heap_* gauges do not see.
     // One read serves the three gauges; they are set together by the probe of the first.
     this.workerHeapUsed = new Gauge({ name: 'sluice_worker_heap_size_used_bytes', collect: probe, help: 'V8 heap used by the worker threads running, summed (as of the previous scrape).', registers });

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { Ring } from '@sluice/ring';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { decompressObject } from './codecs.ts';
 import { TalosLineGenerator } from './fixture.ts';
 import { createWorkerPool } from './pool.ts';
@@ -155,13 +155,17 @@ describe('worker pool (real threads, real ring)', () => {
     expect(after.ok).toBe(false);
   });
 
-  it('runs one thread when idle, starts more while tasks wait (up to threads), and reads their heaps', async () => {
+  it('runs no thread before there is work, starts more while tasks wait (up to threads), and reads their heaps', async () => {
     const grow = createWorkerPool({ threads: 3, workerData: SETTINGS });
     try {
-      // The first thread starts with the pool; nothing else runs before there is work.
-      await vi.waitFor(async () => expect((await grow.heapStatistics()).usedBytes).toBeGreaterThan(0), { timeout: 30_000 });
+      expect(grow.threadsRunning).toBe(0);
+      expect(await grow.heapStatistics()).toEqual({ usedBytes: 0, totalBytes: 0, externalBytes: 0 });
+      // One task: one thread.
+      const empty = Ring.create(1 << 12);
+      ok(await grow.run({ sab: empty.sab, start: 0, end: 0, sourceId: 'talos', codecs: [] }));
       expect(grow.threadsRunning).toBe(1);
       const idle = await grow.heapStatistics();
+      expect(idle.usedBytes).toBeGreaterThan(0);
       expect(idle.totalBytes).toBeGreaterThanOrEqual(idle.usedBytes);
 
       // Many tasks at once: each that finds every thread busy starts another, up to 3.

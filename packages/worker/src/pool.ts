@@ -17,7 +17,7 @@ export interface WorkerPool {
   readonly utilization: number;
   /** Tasks waiting for a free thread. */
   readonly queueSize: number;
-  /** Threads running now (1..threads: the pool grows under load and shrinks when idle). */
+  /** Threads running now (0..threads: they start with the work and stop when idle). */
   readonly threadsRunning: number;
   /** V8 heap of the threads running now, bytes (one message to each thread). */
   heapStatistics(): Promise<{ usedBytes: number; totalBytes: number; externalBytes: number }>;
@@ -29,18 +29,19 @@ export interface WorkerPool {
 
 export interface WorkerPoolOptions {
   /**
-   * Most worker threads. One starts with the pool and stays; more start while tasks wait for a
-   * thread, and each of those stops after {@link THREAD_IDLE_MS} without a task.
+   * Most worker threads. A thread starts when a task finds every running thread busy (the
+   * first with the first task), and stops after {@link THREAD_IDLE_MS} without a task.
    */
   threads: number;
   workerData: WorkerSettings;
 }
 
 /**
- * How long a thread beyond the first may go without a task before it stops. Each thread is an
- * isolate of its own, ~12-14 MiB resident (docs/deploy.md, "Memory"): an idle daemon keeps one,
- * a loaded one has as many as the work needs, up to `threads`. Long enough that a steady load
- * with gaps does not stop and start threads (a new thread takes ~50 ms and warms its JIT again).
+ * How long a thread may go without a task before it stops. Each thread is an isolate of its
+ * own, ~12-15 MiB resident (docs/deploy.md, "Memory"): a daemon without traffic runs none, a
+ * trickle of logs keeps one, a burst starts as many as the work needs, up to `threads`. Long
+ * enough that logs every few seconds do not stop and start a thread each time (a new thread
+ * takes ~50 ms, which the first batch after a quiet spell waits, and warms its JIT again).
  */
 export const THREAD_IDLE_MS = 30_000;
 
@@ -54,9 +55,9 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   let busyMs = 0;
   const piscina = new Piscina({
     filename: entry.href,
-    // One thread always (a trickle of logs never waits for a thread to start); piscina starts
-    // another whenever a task finds every running thread busy, up to maxThreads.
-    minThreads: 1,
+    // None while there is nothing to do; piscina starts a thread whenever a task finds every
+    // running thread busy (or none running), up to maxThreads.
+    minThreads: 0,
     maxThreads: opts.threads,
     idleTimeout: THREAD_IDLE_MS,
     workerData: opts.workerData,
