@@ -5,6 +5,8 @@
  *
  *   idle-default  the embedded default (tcp + udp -> file; `sluice default-config`, ports 0), VmRSS 10 s after start
  *   idle-s3       the same plus an aws_s3 sink (Ceph RGW), VmRSS 10 s after start
+ *   trickle-default  the embedded default receiving one TCP line a second (a quiet node's
+ *                 logs: the worker thread that starts with the first line stays), VmRSS after 10 s
  *   burst-s3      1,000,000 TCP lines on 4 connections into an aws_s3 sink (sink options at their
  *                 defaults; bench/e2e.bench.ts's tcp-s3 config): peak RSS (VmHWM), every line
  *                 stored exactly once
@@ -18,18 +20,20 @@
  *   node bench/memory.bench.ts --scenarios idle-default --runs 5 --threads 1
  *   node bench/memory.bench.ts --tree /tmp/sluice-before --out /tmp/mem.json
  */
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_CONFIG_YAML } from '@sluice/config';
 import { generateLineSet, type LineSet } from '../apps/loadgen/src/line-set.ts';
-import { startDaemon } from './lib/daemon.ts';
+import { splitAddress, startDaemon } from './lib/daemon.ts';
 import { runScenario, startBenchRgw, type RgwHandle } from './lib/scenario.ts';
 import { median } from './lib/stats.ts';
 
-const ALL = ['idle-default', 'idle-s3', 'burst-s3'] as const;
+const ALL = ['idle-default', 'idle-s3', 'trickle-default', 'burst-s3'] as const;
 type Name = (typeof ALL)[number];
 
 const { values } = parseArgs({
@@ -109,13 +113,24 @@ const s3Of = async (): Promise<{ endpoint: string; bucket: string; region: strin
   bucket: await newBucket(),
 });
 
-async function idle(tree: string, withS3: boolean): Promise<Mem> {
+async function idle(tree: string, withS3: boolean, trickle = false): Promise<Mem> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-mem-'));
   try {
     const yaml = defaultYaml(withS3 ? { s3: await s3Of() } : {});
     const d = await startDaemon(dir, yaml, launcherOf(tree));
     try {
-      await sleep(IDLE_MS);
+      if (trickle) {
+        const { host, port } = splitAddress(d.sources['talos_service']![0]!);
+        const socket = connect({ host, port });
+        await once(socket, 'connect');
+        for (let s = 0; s < IDLE_MS / 1000; s++) {
+          socket.write(`{"msg":"trickle ${s}","talos-service":"bench","talos-level":"info","talos-time":"${new Date().toISOString()}"}\n`);
+          await sleep(1000);
+        }
+        socket.end();
+      } else {
+        await sleep(IDLE_MS);
+      }
       return memNow(d.pid);
     } finally {
       const code = await d.stop();
@@ -155,7 +170,7 @@ async function burst(tree: string): Promise<Mem & { linesPerSec: number; usPerLi
   };
 }
 
-if (names.some((n) => n !== 'idle-default')) {
+if (names.some((n) => n === 'idle-s3' || n === 'burst-s3')) {
   log('starting Ceph RGW (scripts/ensure-ceph.sh installs Ceph when missing)');
   rgw = await startBenchRgw();
 }
@@ -167,7 +182,7 @@ try {
   for (const name of names) {
     for (let r = 0; r < RUNS; r++) {
       for (const tree of trees) {
-        const sample: Sample = name === 'burst-s3' ? await burst(tree) : await idle(tree, name === 'idle-s3');
+        const sample: Sample = name === 'burst-s3' ? await burst(tree) : await idle(tree, name === 'idle-s3', name === 'trickle-default');
         log(`${name} run ${r + 1}/${RUNS} ${tree}: ${JSON.stringify(sample)}`);
         const list = results.get(key(tree, name)) ?? [];
         list.push(sample);
