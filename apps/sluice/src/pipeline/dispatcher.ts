@@ -2,7 +2,6 @@ import type { Ring } from '@sluice/ring';
 import type { Frame, ObjectWriter } from '@sluice/sinks';
 import { RateLimitedLog, type Logger, type Metrics } from '@sluice/telemetry';
 import { countLines, type BatchResult, type BatchTask, type Codec } from '@sluice/worker';
-import { GcPacer } from './gc-pacer.ts';
 
 /** The part of a worker pool the dispatcher uses. */
 export interface BatchRunner {
@@ -65,12 +64,7 @@ export interface DispatcherOptions {
   batchTimeoutMs: number;
   /** Tasks in flight per route; two per thread keeps every thread busy while results are delivered. */
   maxInflightPerRoute: number;
-  /** A full GC after every this many frame bytes delivered (gc-pacer.ts); 0 = V8's own pace. Default {@link GC_EVERY_BYTES}. */
-  gcEveryBytes?: number;
 }
-
-/** Frame bytes delivered between two paced full GCs (gc-pacer.ts). */
-export const GC_EVERY_BYTES = 8 * 1024 * 1024;
 
 /**
  * Moves records from rings to workers and results to object writers.
@@ -93,11 +87,9 @@ export class Dispatcher {
   /** drop_newest writers that returned false and have not emitted 'drain' yet. Shared by
    *  every route feeding the writer: a sink with two inputs is blocked for both. */
   private readonly blockedWriters = new Set<ObjectWriter>();
-  private readonly gcPacer: GcPacer;
 
   constructor(opts: DispatcherOptions) {
     this.opts = opts;
-    this.gcPacer = new GcPacer(opts.gcEveryBytes ?? GC_EVERY_BYTES);
     this.failureLog = new RateLimitedLog(opts.logger);
   }
 
@@ -227,7 +219,6 @@ export class Dispatcher {
       if (result.ok) {
         const c = result.counts;
         if (c.accepted > 0) {
-          for (const frame of result.frames) this.gcPacer.note(frame.byteLength);
           for (const out of route.outputs) {
             const bytes = result.frames[out.codecIndex];
             if (bytes === undefined) continue;
