@@ -132,11 +132,12 @@ export class S3Store implements ObjectStore {
     return new S3Upload(this, key, meta);
   }
 
-  /** Close the client's keep-alive sockets. */
+  /** Abort the incomplete multipart uploads of exactly `key` (orphan-uploads.ts). */
   abortIncompleteUploads(key: string): Promise<number> {
     return abortIncompleteUploads(this, key);
   }
 
+  /** Close the client's keep-alive sockets. */
   release(): void {
     this.client.destroy();
   }
