@@ -49,4 +49,11 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   process.removeAllListeners('warning');
   const m = buildWorker(out);
   console.log(`sluice: worker threads' modules stripped into ${out.pathname} (${Object.keys(m.sources).length} files)`);
+  // The main thread's sources as well (apps/sluice/bin/stripped.js), unless only a worker build
+  // was asked for (an outDir given).
+  if (process.argv[2] === undefined) {
+    const { buildStripped, STRIPPED_DIR } = await import('../apps/sluice/bin/stripped.js');
+    const n = await buildStripped();
+    console.log(`sluice: the main thread's modules stripped into ${STRIPPED_DIR} (${n} files)`);
+  }
 }

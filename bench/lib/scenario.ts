@@ -18,7 +18,7 @@ import { generateLineSet, type LineSet } from '../../apps/loadgen/src/line-set.t
 import { sendTcp, sendUdp, type SendReport } from '../../apps/loadgen/src/send.ts';
 import { topEntries } from './profile-top.ts';
 import { udpKernelDrops } from '../../packages/sources/src/udp/kernel-drops.ts';
-import { cpuDelta, cpuOf, memOf, metricSum, scrape, splitAddress, startDaemon, type Daemon } from './daemon.ts';
+import { cpuDelta, cpuOf, memOf, metricSum, scrape, splitAddress, startDaemon, type Daemon, type StartOptions } from './daemon.ts';
 import { countFileOutput, countS3Output, type OutputCount } from './output.ts';
 
 export const TAG_TEXT = '"cluster":"bench"';
@@ -77,8 +77,12 @@ export interface ScenarioSpec {
   cpuProfDir?: string;
   /** Extra YAML under the source (e.g. `ring_bytes: 16777216`). */
   sourceExtra?: string;
+  /** Extra top-level YAML (e.g. `workers: { threads: 1 }`). */
+  configExtra?: string;
   /** Extra node flags for the daemon (e.g. --trace-gc). */
   nodeArgs?: string[];
+  /** How the daemon is started (another launcher, another tree's); default: this tree's bin/sluice.js on this Node. */
+  start?: Pick<StartOptions, 'node' | 'cli' | 'env'>;
   /** Append the daemon's stdout (its JSON logs, and what --trace-gc prints) to this file. */
   daemonLog?: string;
   /** Keep the temp dir. */
@@ -201,9 +205,9 @@ function send(spec: ScenarioSpec, d: Daemon, set: LineSet): Promise<SendReport> 
 
 export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   const dir = mkdtempSync(join(tmpdir(), `sluice-e2e-${spec.name}-`));
-  const yaml = benchConfig(dir, spec.protocol, spec.sink, { ...(spec.s3 === undefined ? {} : { s3: spec.s3 }), ...(spec.sourceExtra === undefined ? {} : { sourceExtra: spec.sourceExtra }) });
+  const yaml = benchConfig(dir, spec.protocol, spec.sink, { ...(spec.s3 === undefined ? {} : { s3: spec.s3 }), ...(spec.sourceExtra === undefined ? {} : { sourceExtra: spec.sourceExtra }) }) + (spec.configExtra === undefined ? '' : `${spec.configExtra}\n`);
   const nodeArgs = [...(spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`]), ...(spec.nodeArgs ?? [])];
-  const d = await startDaemon(dir, yaml, { nodeArgs, ...(spec.daemonLog === undefined ? {} : { logFile: spec.daemonLog }) });
+  const d = await startDaemon(dir, yaml, { nodeArgs, ...spec.start, ...(spec.daemonLog === undefined ? {} : { logFile: spec.daemonLog }) });
   try {
     const set = spec.lines;
     const n = set.count;

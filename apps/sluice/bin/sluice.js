@@ -68,5 +68,8 @@ if (major < 24) {
       process.kill(process.pid, 'SIGTERM');
     });
   }
+  // The install's stripped build of the TypeScript sources, when current (stripped.js says why).
+  const { useStripped } = await import('./stripped.js');
+  await useStripped();
   await import('../src/cli.ts');
 }

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_YAML, SluiceError, defaultConfig, loadConfigFile, type SluiceConfig } from '@sluice/config';
 import { createLogger } from '@sluice/telemetry';
-import { readCommand } from './read/command.ts';
 import { checkStores, SinkCheckError, storesOf } from './sinks.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -131,6 +130,8 @@ async function checkConnectivity(cfg: SluiceConfig): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   // `read` has options of its own (read/command.ts).
   if (argv[0] === 'read') {
+    // Loaded for `read` only: the daemon does not carry the reader's modules.
+    const { readCommand } = await import('./read/command.ts');
     const code = await readCommand(argv.slice(1));
     // stdout may still hold bytes for a slow pipe: exit once they are written.
     process.exitCode = code;

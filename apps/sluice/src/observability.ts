@@ -152,6 +152,10 @@ export interface PoolGauges {
   /** Busy time of all threads since the pool started / (time since then x threads). */
   readonly utilization: number;
   readonly queueSize: number;
+  /** Threads running now (absent: all of them always). */
+  readonly threadsRunning?: number;
+  /** The running threads' V8 heaps, summed. */
+  heapStatistics?(): Promise<{ usedBytes: number; totalBytes: number; externalBytes: number }>;
 }
 
 /** Utilisation is reported over about this window. */
@@ -192,4 +196,23 @@ export function observePool(metrics: Metrics, pool: PoolGauges, threads: number,
     if (at - samples[samples.length - 1]!.at >= SAMPLE_EVERY_MS) samples.push({ at, busy });
   });
   metrics.probe('sluice_worker_queue_depth', () => metrics.workerQueueDepth.set(pool.queueSize));
+  metrics.probe('sluice_worker_threads_running', () => metrics.workerThreadsRunning.set(pool.threadsRunning ?? threads));
+  // Reading a thread's heap is a message to it and back: a scrape shows the figures the
+  // previous one asked for (the first read starts here), so /metrics never waits on a busy thread.
+  const readHeaps = pool.heapStatistics?.bind(pool);
+  if (readHeaps !== undefined) {
+    let reading: Promise<void> | null = null;
+    const refresh = (): void => {
+      reading ??= readHeaps()
+        .then((h) => {
+          metrics.workerHeapUsed.set(h.usedBytes);
+          metrics.workerHeapTotal.set(h.totalBytes);
+          metrics.workerExternal.set(h.externalBytes);
+        })
+        .catch(() => {})
+        .finally(() => (reading = null));
+    };
+    refresh();
+    metrics.probe('sluice_worker_heap_size_used_bytes', refresh);
+  }
 }

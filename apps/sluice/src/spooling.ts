@@ -30,7 +30,7 @@
  */
 import { join, resolve as resolvePath } from 'node:path';
 import type { SinkConfig } from '@sluice/config';
-import { abortIncompleteUploads, cloneFacts, mergeFacts, writeIndex, type IndexFacts, contentEncodingFor, diskRetryDelayMs, NDJSON_CONTENT_TYPE, ObjectWriter, retryableDiskError, S3Store, type DiskStall, type Frame, type ObjectMeta, type ObjectStore, type ObjectWriterOptions, type UnfinishedObject } from '@sluice/sinks';
+import { cloneFacts, mergeFacts, writeIndex, type IndexFacts, contentEncodingFor, diskRetryDelayMs, NDJSON_CONTENT_TYPE, ObjectWriter, retryableDiskError, type DiskStall, type Frame, type ObjectMeta, type ObjectStore, type ObjectWriterOptions, type UnfinishedObject } from '@sluice/sinks';
 import type { Logger, SpoolMetrics } from '@sluice/telemetry';
 import { SegmentReader, Spool, type Segment } from '@sluice/spool';
 import { decompressObject, FactsScanner, type Codec } from '@sluice/worker';
@@ -480,9 +480,9 @@ export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: str
       metrics.corruptBytes.inc(labels, tail.lostBytes);
       log.warn({ segment: reader.path, problem: tail.problem, good_frames: tail.frames, lost_bytes: tail.lostBytes }, 'a spool segment has a torn or corrupt tail; its good prefix is recovered, the rest is counted');
     };
-    if (meta !== null && store instanceof S3Store) {
+    if (meta !== null && store.abortIncompleteUploads !== undefined) {
       try {
-        const n = await abortIncompleteUploads(store, meta.key);
+        const n = await store.abortIncompleteUploads(meta.key);
         report.abortedUploads += n;
         metrics.abortedUploads.inc(labels, n);
       } catch (err) {

@@ -21,10 +21,11 @@ export {
 } from './object-writer/object-writer.ts';
 export { FileStore, type FileStoreCheck, type FileStoreOptions } from './file/file-store.ts';
 export { DISK_RETRY_FIRST_MS, DISK_RETRY_MAX_MS, diskRetryDelayMs, DiskStall, retryableDiskError, type DiskHooks, type DiskNotice, type DiskTarget } from './file/disk-retry.ts';
-export { S3Store, type S3StoreOptions, type S3StoreLogger } from './aws-s3/s3-store.ts';
-export { createS3Client, s3StoreFromConfig, PatientRetryStrategy, type S3ClientOptions, type S3StoreHooks, type RetryNotice, type RequestNotice } from './aws-s3/config-to-client.ts';
+// The aws_s3 store's values live in '@sluice/sinks/aws-s3': loading them loads the AWS SDK
+// (~33 MiB resident), which a daemon without an aws_s3 sink never needs. Types cost nothing.
+export type { S3Store, S3StoreOptions, S3StoreLogger } from './aws-s3/s3-store.ts';
+export type { S3ClientOptions, S3StoreHooks, RetryNotice, RequestNotice } from './aws-s3/config-to-client.ts';
 export * from './aws-s3/errors.ts';
-export { abortIncompleteUploads } from './aws-s3/orphan-uploads.ts';
 export {
   cloneFacts,
   decodeIndex,

@@ -34,6 +34,13 @@ export interface ObjectStore {
    * Optional: a store without a buffer of its own leaves it out.
    */
   readonly bufferedBytes?: number;
+  /**
+   * Abort what an earlier run left half-stored under exactly `key` (S3's incomplete multipart
+   * uploads), resolving how many. Optional: a store that leaves nothing behind has none. A
+   * method rather than a check of the store's class, so that the daemon need not load a
+   * store's SDK to ask.
+   */
+  abortIncompleteUploads?(key: string): Promise<number>;
   /** Let go of what the store holds open (an S3 client's keep-alive sockets). Optional. */
   release?(): void;
   /**

@@ -1,5 +1,11 @@
-import { createServer, type Server } from 'node:http';
-import type { Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type { Server } from 'node:http';
+import type { Registry } from './prom.ts';
+
+// node:http by require(), not import: importing it as an ES module reads every export,
+// and its lazy WebSocket/MessageEvent getters then load Node's fetch implementation (undici,
+// ~12 MiB resident) that the daemon never uses.
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 export interface Readiness {
   ready: boolean;

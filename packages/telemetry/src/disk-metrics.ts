@@ -1,4 +1,4 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from './prom.ts';
 
 /**
  * Metrics of sinks waiting for their local disk (full, read-only, failing), per sink and

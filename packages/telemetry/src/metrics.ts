@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom.ts';
 
 /** Metrics whose values are read when Prometheus scrapes, not counted as they happen. */
 export type ProbedMetric =
@@ -6,6 +6,8 @@ export type ProbedMetric =
   | 'sluice_worker_queue_depth'
   | 'sluice_worker_utilization_ratio'
   | 'sluice_worker_busy_seconds_total'
+  | 'sluice_worker_threads_running'
+  | 'sluice_worker_heap_size_used_bytes'
   | 'sluice_source_kernel_dropped_datagrams_total'
   | 'sluice_sink_buffered_bytes'
   | 'sluice_ready';
@@ -56,6 +58,10 @@ export class Metrics {
   readonly workerUtilization: Gauge;
   readonly workerBusySeconds: Counter;
   readonly workerThreads: Gauge;
+  readonly workerThreadsRunning: Gauge;
+  readonly workerHeapUsed: Gauge;
+  readonly workerHeapTotal: Gauge;
+  readonly workerExternal: Gauge;
   readonly workerNative: Gauge<'addon'>;
 
   // sinks
@@ -112,7 +118,13 @@ export class Metrics {
     this.workerQueueDepth = new Gauge({ name: 'sluice_worker_queue_depth', collect: probe, help: 'Batches waiting for a worker thread.', registers });
     this.workerUtilization = new Gauge({ name: 'sluice_worker_utilization_ratio', collect: probe, help: 'Share of the worker threads\' time spent on batches over about the last minute (0 to 1); rate(sluice_worker_busy_seconds_total) / sluice_worker_threads is the same over any window.', registers });
     this.workerBusySeconds = new Counter({ name: 'sluice_worker_busy_seconds_total', collect: probe, help: 'Thread-seconds the worker threads spent on batches.', registers });
-    this.workerThreads = new Gauge({ name: 'sluice_worker_threads', help: 'Worker threads in the pool (workers.threads).', registers });
+    this.workerThreads = new Gauge({ name: 'sluice_worker_threads', help: 'Most worker threads the pool runs (workers.threads).', registers });
+    this.workerThreadsRunning = new Gauge({ name: 'sluice_worker_threads_running', collect: probe, help: 'Worker threads running now: none without traffic, more while batches wait for a thread (up to sluice_worker_threads); each stops after 30 s without a batch.', registers });
+    // The worker threads' heaps, which the main thread's sluice_nodejs_heap_* gauges do not see.
+    // One read serves the three gauges; they are set together by the probe of the first.
+    this.workerHeapUsed = new Gauge({ name: 'sluice_worker_heap_size_used_bytes', collect: probe, help: 'V8 heap used by the worker threads running, summed (as of the previous scrape).', registers });
+    this.workerHeapTotal = new Gauge({ name: 'sluice_worker_heap_size_total_bytes', help: 'V8 heap size of the worker threads running, summed (as of the previous scrape).', registers });
+    this.workerExternal = new Gauge({ name: 'sluice_worker_external_memory_bytes', help: 'Memory outside the V8 heaps of the worker threads running (Buffers and ArrayBuffers), summed (as of the previous scrape).', registers });
     this.workerNative = new Gauge({ name: 'sluice_worker_native', help: "1 when the worker threads run the native addon (addon: batch, the validate + tag fast path; zstd, the compressor), 0 when they fall back to TypeScript or node:zlib.", labelNames: ['addon'], registers });
 
     this.sentEvents = new Counter({ name: 'sluice_sink_sent_events_total', help: 'Records in objects that completed (stored).', labelNames: ['component_id', 'component_type'], registers });

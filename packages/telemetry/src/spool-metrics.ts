@@ -1,4 +1,4 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from './prom.ts';
 
 /** Metrics of the sinks' write-ahead spools (packages/spool), on the engine's registry. */
 export class SpoolMetrics {

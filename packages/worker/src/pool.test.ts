@@ -155,6 +155,43 @@ describe('worker pool (real threads, real ring)', () => {
     expect(after.ok).toBe(false);
   });
 
+  it('runs no thread before there is work, starts more while tasks wait (up to threads), and reads their heaps', async () => {
+    const grow = createWorkerPool({ threads: 3, workerData: SETTINGS });
+    try {
+      expect(grow.threadsRunning).toBe(0);
+      expect(await grow.heapStatistics()).toEqual({ usedBytes: 0, totalBytes: 0, externalBytes: 0 });
+      // One task: one thread.
+      const empty = Ring.create(1 << 12);
+      ok(await grow.run({ sab: empty.sab, start: 0, end: 0, sourceId: 'talos', codecs: [] }));
+      expect(grow.threadsRunning).toBe(1);
+      const idle = await grow.heapStatistics();
+      expect(idle.usedBytes).toBeGreaterThan(0);
+      expect(idle.totalBytes).toBeGreaterThanOrEqual(idle.usedBytes);
+
+      // Many tasks at once: each that finds every thread busy starts another, up to 3.
+      const ring = Ring.create(1 << 20);
+      const gen = new TalosLineGenerator(9);
+      while (ring.tryWrite(Buffer.from(gen.next(), 'latin1'), head('10.0.0.1')));
+      const spans: { start: number; end: number }[] = [];
+      for (let span = ring.claim(8 * 1024); span !== null; span = ring.claim(8 * 1024)) spans.push({ start: span.start, end: span.end });
+      let most = 0;
+      const results = await Promise.all(
+        spans.map(async ({ start, end }) => {
+          const r = await grow.run({ sab: ring.sab, start, end, sourceId: 'talos', codecs: ['zstd'] });
+          most = Math.max(most, grow.threadsRunning);
+          return r;
+        }),
+      );
+      for (const r of results) ok(r);
+      expect(most).toBeGreaterThan(1);
+      expect(most).toBeLessThanOrEqual(3);
+      const loaded = await grow.heapStatistics();
+      expect(loaded.usedBytes).toBeGreaterThan(idle.usedBytes);
+    } finally {
+      await grow.destroy();
+    }
+  });
+
   it('rejects a thread count that is not a positive integer', () => {
     expect(() => createWorkerPool({ threads: 0, workerData: SETTINGS })).toThrow(RangeError);
   });

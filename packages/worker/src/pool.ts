@@ -1,5 +1,5 @@
 /**
- * A fixed-size pool of worker threads running task.ts, over piscina. Main-thread side.
+ * The pool of worker threads running task.ts, over piscina. Main-thread side.
  */
 import { Piscina } from 'piscina';
 import { workerEntry } from './entry.ts';
@@ -17,6 +17,10 @@ export interface WorkerPool {
   readonly utilization: number;
   /** Tasks waiting for a free thread. */
   readonly queueSize: number;
+  /** Threads running now (0..threads: they start with the work and stop when idle). */
+  readonly threadsRunning: number;
+  /** V8 heap of the threads running now, bytes (one message to each thread). */
+  heapStatistics(): Promise<{ usedBytes: number; totalBytes: number; externalBytes: number }>;
   /** Threads load the stripped build (entry.ts), not the .ts sources. */
   readonly builtEntry: boolean;
   /** Stop the threads; pending tasks answer `{ ok: false }`. */
@@ -24,10 +28,22 @@ export interface WorkerPool {
 }
 
 export interface WorkerPoolOptions {
-  /** Worker threads, started at once and kept (minThreads = maxThreads). */
+  /**
+   * Most worker threads. A thread starts when a task finds every running thread busy (the
+   * first with the first task), and stops after {@link THREAD_IDLE_MS} without a task.
+   */
   threads: number;
   workerData: WorkerSettings;
 }
+
+/**
+ * How long a thread may go without a task before it stops. Each thread is an isolate of its
+ * own, ~12-15 MiB resident (docs/deploy.md, "Memory"): a daemon without traffic runs none, a
+ * trickle of logs keeps one, a burst starts as many as the work needs, up to `threads`. Long
+ * enough that logs every few seconds do not stop and start a thread each time (a new thread
+ * takes ~50 ms, which the first batch after a quiet spell waits, and warms its JIT again).
+ */
+export const THREAD_IDLE_MS = 30_000;
 
 /** @throws RangeError when threads is not a positive integer. */
 export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
@@ -39,10 +55,11 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   let busyMs = 0;
   const piscina = new Piscina({
     filename: entry.href,
-    minThreads: opts.threads,
+    // None while there is nothing to do; piscina starts a thread whenever a task finds every
+    // running thread busy (or none running), up to maxThreads.
+    minThreads: 0,
     maxThreads: opts.threads,
-    // Threads live as long as the pool: each holds compiled tag plans and grown buffers.
-    idleTimeout: Infinity,
+    idleTimeout: THREAD_IDLE_MS,
     workerData: opts.workerData,
     // The worker's per-record path allocates almost nothing (json-scan.ts), so a small young
     // generation costs no CPU and keeps each thread's heap from growing to V8's default: daemon
@@ -74,6 +91,20 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     },
     get queueSize() {
       return piscina.queueSize;
+    },
+    get threadsRunning() {
+      return piscina.threads.length;
+    },
+    async heapStatistics() {
+      const sum = { usedBytes: 0, totalBytes: 0, externalBytes: 0 };
+      const stats = await Promise.all(piscina.threads.map((t) => t.getHeapStatistics().catch(() => null)));
+      for (const h of stats) {
+        if (h === null) continue; // the thread stopped meanwhile
+        sum.usedBytes += h.used_heap_size;
+        sum.totalBytes += h.total_heap_size;
+        sum.externalBytes += h.external_memory;
+      }
+      return sum;
     },
     destroy() {
       return piscina.destroy();

@@ -1,5 +1,10 @@
 /** Error codes of the aws_s3 sink and how SDK errors read in our messages. */
-import { STATUS_CODES } from 'node:http';
+import { createRequire } from 'node:module';
+
+// node:http by require(), not import: importing it as an ES module reads every export,
+// and its lazy WebSocket/MessageEvent getters then load Node's fetch implementation (undici,
+// ~12 MiB resident) that the daemon never uses.
+const { STATUS_CODES } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 /** An object could not be stored (close() rejected) or thrown away (abort() rejected). */
 export const ERR_S3_UPLOAD = 'SLUICE_ERR_S3_UPLOAD';

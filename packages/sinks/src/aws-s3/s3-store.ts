@@ -43,6 +43,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { abortIncompleteUploads } from './orphan-uploads.ts';
 import { ERR_CONFIG, SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import {
@@ -129,6 +130,11 @@ export class S3Store implements ObjectStore {
   /** Starts the upload at once; never throws: failures surface from close(). */
   open(key: string, meta: ObjectMeta): ObjectUpload {
     return new S3Upload(this, key, meta);
+  }
+
+  /** Abort the incomplete multipart uploads of exactly `key` (orphan-uploads.ts). */
+  abortIncompleteUploads(key: string): Promise<number> {
+    return abortIncompleteUploads(this, key);
   }
 
   /** Close the client's keep-alive sockets. */

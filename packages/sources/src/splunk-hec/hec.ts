@@ -19,8 +19,8 @@
  * are spliced in at its top level by the worker); each raw line as `{"event":"<line>"}` plus the
  * `host`, `source`, `sourcetype`, `index` query parameters given.
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
@@ -30,6 +30,11 @@ import { DEFAULT_MAX_DEPTH, type HecDecoder, type HecDecodeOptions, type HecDeco
 import { formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
 import { isHandshakeTimeout, rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 import { TokenSet, parseAuthorization } from './auth.ts';
+
+// node:http and node:https by require(), not import: importing them as ES modules reads every
+// export, and node:http's lazy WebSocket/MessageEvent getters then load Node's fetch
+// implementation (undici, ~12 MiB resident) that nothing here uses.
+const require = createRequire(import.meta.url);
 
 export interface SplunkHecSourceOptions {
   host: string;
@@ -622,9 +627,9 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
   let server: HttpServer;
   let tlsServer: TlsServer | null = null;
   if (tls === null) {
-    server = createHttpServer(httpOptions, handle);
+    server = (require('node:http') as typeof import('node:http')).createServer(httpOptions, handle);
   } else {
-    const https = createHttpsServer({ ...tlsServerOptions(tls), ...httpOptions }, handle);
+    const https = (require('node:https') as typeof import('node:https')).createServer({ ...tlsServerOptions(tls), ...httpOptions }, handle);
     https.on('secureConnection', (socket: TLSSocket) => {
       if (rejectBadClientCert(socket, tls)) tlsFailed.inc();
     });

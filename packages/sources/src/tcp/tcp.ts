@@ -1,5 +1,6 @@
 import { Socket, createServer, type Server } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { createRequire } from 'node:module';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { LineFramer } from '@sluice/wire';
 import { RateLimitedLog } from '@sluice/telemetry';
 import { MAX_PEER_BYTES, blockHead, formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
@@ -242,6 +243,8 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
     server = createServer({ noDelay: true, pauseOnConnect: SHARED_READS }, accept);
   } else {
     // Same connection handling once the handshake is done; a TLSSocket is a Socket.
+    // node:tls loads only for a source with TLS (~6 MiB resident a plain TCP source does not need).
+    const { createServer: createTlsServer } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
     server = tlsServer = createTlsServer({ ...tlsServerOptions(tls), noDelay: true }, (socket: TLSSocket) => {
       if (rejectBadClientCert(socket, tls)) {
         m.tlsFailed.inc();
