@@ -466,7 +466,11 @@ napi_value construct(napi_env env, napi_callback_info info) {
       close_fds(fds);
       return throw_errno(env, e, "setsockopt", "SO_REUSEPORT");
     }
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) != 0) {
+    // SO_RCVBUFFORCE first: with CAP_NET_ADMIN (root, or the capability granted) the size asked
+    // for is set past net.core.rmem_max, so a DaemonSet need not change the node's sysctls; without
+    // it (EPERM) SO_RCVBUF, capped at rmem_max, and the caller warns when it got less.
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) != 0) {
       const int e = errno;
       close_fds(fds);
       return throw_errno(env, e, "setsockopt", "SO_RCVBUF");
