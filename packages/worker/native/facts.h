@@ -96,22 +96,39 @@ struct ValueSet {
     if (many) return;
     const uint8_t* v = base + o;
     if (count != 0 && len[last] == n && sameBytes(base + off[last], v, n)) return;
-    const uint32_t h = fnv1a(v, n);
-    for (uint32_t i = 0; i < count; i++) {
-      if (hash[i] == h && len[i] == n && sameBytes(base + off[i], v, n)) {
-        last = i;
-        return;
+    if (count <= LINEAR) {
+      // A few values (services, levels, hosts of a batch): compared directly, lengths first,
+      // cheaper than hashing the value (callgrind: the hash was most of a miss on `last`).
+      for (uint32_t i = 0; i < count; i++) {
+        if (len[i] == n && sameBytes(base + off[i], v, n)) {
+          last = i;
+          return;
+        }
+      }
+      if (count == LINEAR) {
+        for (uint32_t i = 0; i < count; i++) hash[i] = fnv1a(base + off[i], len[i]);
+      }
+    } else {
+      const uint32_t h = fnv1a(v, n);
+      for (uint32_t i = 0; i < count; i++) {
+        if (hash[i] == h && len[i] == n && sameBytes(base + off[i], v, n)) {
+          last = i;
+          return;
+        }
       }
     }
     if (count == MAX_VALUES) {
       many = true;
       return;
     }
-    hash[count] = h;
+    if (count >= LINEAR) hash[count] = fnv1a(v, n);
     off[count] = o;
     len[count] = n;
     last = count++;
   }
+
+  // Up to this many values are looked up by a plain scan; past it by hash, then bytes.
+  static constexpr uint32_t LINEAR = 16;
 };
 
 struct Key {
