@@ -24,21 +24,18 @@ import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { DeleteBucketCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { rgwClient } from '../s3/rgw.ts';
 import { hecPost, metricSum, type RunningDaemon, scrape, sendTcpLines, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { prometheusBinaries, startPrometheus, type PrometheusServer } from '../helpers/prometheus.ts';
+import { needPrometheus, startPrometheus, type PrometheusServer } from '../helpers/prometheus.ts';
 import { freshBucket, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
 
 const env = inject('s3');
 const client = rgwClient(env);
 afterAll(() => client.destroy());
 
-// Installs prometheus when missing (about 10 s of apt on a fresh machine); a failure fails the file.
-beforeAll(() => {
-  prometheusBinaries();
-}, 600_000);
+needPrometheus();
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const RULES = join(ROOT, 'deploy/prometheus/rules.yaml');

@@ -12,22 +12,19 @@
  */
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { Metrics, SpoolMetrics } from '../../packages/telemetry/src/index.ts';
 import { rgwClient } from '../s3/rgw.ts';
 import { hecPost, metricSum, type RunningDaemon, scrape, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { prometheusBinaries, promtoolCheckMetrics } from '../helpers/prometheus.ts';
+import { needPrometheus, promtoolCheckMetrics } from '../helpers/prometheus.ts';
 import { freshBucket, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
 
 const env = inject('s3');
 const client = rgwClient(env);
 afterAll(() => client.destroy());
 
-// Installs promtool when missing (about 10 s of apt on a fresh machine); a failure fails the file.
-beforeAll(() => {
-  prometheusBinaries();
-}, 600_000);
+needPrometheus();
 
 const TOKEN = 'promtool-token-3c9a51e0b7d2';
 const GOOD_LINES = 500;

@@ -10,6 +10,7 @@ import { accessSync, constants, existsSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { beforeAll } from 'vitest';
 
 const ENSURE = fileURLToPath(new URL('../../scripts/ensure-prometheus.sh', import.meta.url));
 /** Where Debian's package puts them, for a PATH without /usr/bin (a test's env rarely lacks it). */
@@ -135,4 +136,14 @@ export async function startPrometheus(configYaml: string, dir: string): Promise<
       },
     };
   }
+}
+
+/**
+ * For a test file that needs promtool or prometheus: installs them before its tests when missing
+ * (about 10 s of apt on a fresh machine); a failure fails the file.
+ */
+export function needPrometheus(): void {
+  beforeAll(() => {
+    prometheusBinaries();
+  }, 600_000);
 }
