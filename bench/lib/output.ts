@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { isIndexKey } from '@sluice/sinks/registry';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
 import { lineId } from '../../apps/loadgen/src/line-set.ts';
 
@@ -74,11 +75,6 @@ export class OutputCounter {
   }
 }
 
-/** An object's index sidecar (`_<object>.index.json`, docs/internals.md): not an object. */
-function isIndexName(name: string): boolean {
-  return name.startsWith('_') && name.endsWith('.index.json');
-}
-
 function filesUnder(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
@@ -86,7 +82,7 @@ function filesUnder(dir: string): string[] {
       const p = join(d, name);
       if (statSync(p).isDirectory()) walk(p);
       // .<name>.<hex>.tmp: an object being written; _<object>.index.json: an object's index.
-      else if (!name.startsWith('.') && !isIndexName(name)) out.push(p);
+      else if (!name.startsWith('.') && !isIndexKey(name)) out.push(p);
     }
   };
   walk(dir);
@@ -104,7 +100,7 @@ export async function countS3Output(client: S3Client, bucket: string, firstId: n
   do {
     const res = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
     for (const o of res.Contents ?? []) {
-      if (isIndexName(o.Key!.slice(o.Key!.lastIndexOf('/') + 1))) continue;
+      if (isIndexKey(o.Key!)) continue;
       const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: o.Key! }));
       await counter.addObject(o.Key!, Buffer.from(await got.Body!.transformToByteArray()));
     }

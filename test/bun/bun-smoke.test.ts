@@ -11,6 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { isIndexKey } from '@sluice/sinks/registry';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
@@ -194,7 +195,7 @@ sinks:
     await sendTcp(daemon.sources['talos_service']![0]!, lines);
     expect(await daemon.stop()).toBe(0);
     // Objects only: the `_<object>.index.json` sidecars beside them are their indexes.
-    const keys = ((await client.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((c) => c.Key!).filter((k) => !k.slice(k.lastIndexOf('/') + 1).startsWith('_'));
+    const keys = ((await client.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((c) => c.Key!).filter((k) => !isIndexKey(k));
     const got: string[] = [];
     for (const key of keys) {
       const body = await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray();

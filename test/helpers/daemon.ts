@@ -3,9 +3,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFile
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { basename, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
+import { isIndexKey } from '@sluice/sinks/registry';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = join(ROOT, 'apps/sluice/src/cli.ts');
@@ -122,19 +123,14 @@ export async function hecPost(address: string, token: string, body: string): Pro
   return res.status;
 }
 
-/** An object's index sidecar (`_<object>.index.json`, docs/internals.md): not an object. */
-export function isIndexName(name: string): boolean {
-  return name.startsWith('_') && name.endsWith('.index.json');
-}
-
 /** The objects under `dir` (index sidecars left out), relative paths, sorted. */
 export function listObjects(dir: string): string[] {
-  return listFiles(dir).filter((p) => !isIndexName(basename(p)));
+  return listFiles(dir).filter((p) => !isIndexKey(p));
 }
 
 /** The index sidecars under `dir`, relative paths, sorted. */
 export function listIndexes(dir: string): string[] {
-  return listFiles(dir).filter((p) => isIndexName(basename(p)));
+  return listFiles(dir).filter((p) => isIndexKey(p));
 }
 
 function listFiles(dir: string): string[] {

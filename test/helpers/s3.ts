@@ -16,6 +16,7 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { isIndexKey } from '@sluice/sinks/registry';
 import { afterAll, beforeAll } from 'vitest';
 import { startRgw, type Rgw } from '../s3/rgw.ts';
 import { splitAddress } from './daemon.ts';
@@ -67,10 +68,6 @@ export async function listIndexKeys(client: S3Client, bucket: string, prefix = '
   return (await listAllKeys(client, bucket, prefix)).filter(isIndexKey);
 }
 
-function isIndexKey(key: string): boolean {
-  const name = key.slice(key.lastIndexOf('/') + 1);
-  return name.startsWith('_') && name.endsWith('.index.json');
-}
 
 async function listAllKeys(client: S3Client, bucket: string, prefix = ''): Promise<string[]> {
   const keys: string[] = [];

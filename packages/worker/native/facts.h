@@ -170,21 +170,18 @@ inline bool zCanonical(const uint8_t* a, const uint8_t* b, uint8_t* out) {
   if (a[16] != ':' || !isDigit(a[17]) || !isDigit(a[18])) return false;
   if (!inRange(num2(a + 5), num2(a + 8), num2(a + 11), num2(a + 14), num2(a + 17))) return false;
   std::memcpy(out, a, 19);
-  if (n == 20) {
-    out[19] = '.';
-    std::memcpy(out + 20, "000000000", 9);
-    return true;
-  }
   return zFraction(a, b, out);
 }
 
-// The `.digits` of a plain Z time at a[19, b - 1) (its last byte, 'Z', checked by the caller
-// or here) into out[19, 29).
+// What follows the seconds of a plain Z time a[0, b) (at least 20 bytes): `Z`, or `.digits` and
+// `Z`, into out[19, 29) as a 9-digit fraction.
 inline bool zFraction(const uint8_t* a, const uint8_t* b, uint8_t* out) {
   const size_t n = static_cast<size_t>(b - a);
-  if (a[19] != '.' || n < 22 || b[-1] != 'Z') return false;
+  if (b[-1] != 'Z') return false;
   out[19] = '.';
   std::memcpy(out + 20, "000000000", 9);
+  if (n == 20) return true;
+  if (a[19] != '.' || n < 22) return false;
   const uint8_t* d = a + 20;
   const uint8_t* de = b - 1;
   const uint8_t* q = d;
@@ -426,11 +423,11 @@ class Batch {
     return NONE;
   }
 
-  // The slot of the host key (JSON.stringify(hostKey) bytes) among the fields, or NONE.
+  // The slot of the host key (JSON.stringify(hostKey) bytes) among the fields, or NONE (a field
+  // never shares a name with talos-time, time or event: facts.ts keeps such lists in JS).
   int fieldOf(const uint8_t* k, size_t n) const {
-    for (uint32_t i = 0; i < nFields; i++)
-      if (keys[i].len == n && std::memcmp(keys[i].name, k, n) == 0) return static_cast<int>(i);
-    return NONE;
+    const int slot = findSlow(k, n);
+    return slot >= 0 ? slot : NONE;
   }
 
   // An accepted line, its captures, its place in the output [lineOut, lineEnd) (lineEnd at its
@@ -534,12 +531,6 @@ class Batch {
   bool zTime(const uint8_t* a, const uint8_t* b, uint8_t* out) {
     if (b - a >= 20 && lastSecondOk && load64(a) == lastSecond[0] && load64(a + 8) == lastSecond[1] && load64(a + 11) == lastSecond[2]) {
       std::memcpy(out, lastCanon, 19);
-      if (b - a == 20) {
-        if (b[-1] != 'Z') return false;
-        out[19] = '.';
-        std::memcpy(out + 20, "000000000", 9);
-        return true;
-      }
       return zFraction(a, b, out);
     }
     if (!zCanonical(a, b, out)) return false;

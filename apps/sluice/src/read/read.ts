@@ -261,7 +261,6 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
       }
       const head = queue.shift();
       if (head === undefined) {
-        if (ahead.length > 0 && !ac.signal.aborted) continue;
         if (ac.signal.aborted || !opts.follow) break;
         seen!.prune();
         showProgress();
