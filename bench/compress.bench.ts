@@ -13,10 +13,10 @@
 import { createRequire } from 'node:module';
 import { constants, gunzipSync, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { Bench } from 'tinybench';
-import { compressFrame, selectZstd } from '../packages/worker/src/codecs.ts';
-import { loadNativeZstd } from '../packages/worker/src/zstd-native.ts';
-import { BatchProcessor, compileTagPlan } from '../packages/worker/src/process.ts';
-import { TalosLineGenerator, buildBatch } from '../packages/worker/src/fixture.ts';
+import { compressFrame, selectZstd } from '@sluice/worker/codecs';
+import { loadNativeZstd } from '@sluice/worker/zstd-native';
+import { BatchProcessor, compileTagPlan } from '@sluice/worker/process';
+import { TalosLineGenerator, buildBatch } from '@sluice/worker/fixture';
 
 interface ZstdNative {
   compress(data: Buffer, level?: number | null): Promise<Buffer>;

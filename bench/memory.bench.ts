@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_CONFIG_YAML } from '@sluice/config';
-import { generateLineSet, type LineSet } from '../apps/loadgen/src/line-set.ts';
+import { generateLineSet, type LineSet } from '@sluice/loadgen/line-set';
 import { splitAddress, startDaemon } from './lib/daemon.ts';
 import { runScenario, startBenchRgw, type RgwHandle } from './lib/scenario.ts';
 import { median } from './lib/stats.ts';

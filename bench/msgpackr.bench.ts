@@ -14,7 +14,7 @@
 import { deepStrictEqual } from 'node:assert';
 import { Bench } from 'tinybench';
 import { Packr } from 'msgpackr';
-import { prng, serviceLine } from '../apps/loadgen/src/talos-lines.ts';
+import { prng, serviceLine } from '@sluice/loadgen/talos-lines';
 
 const packr = new Packr({ useRecords: false });
 const counts = {

@@ -14,10 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { generateLineSet, type LineSet } from '../../apps/loadgen/src/line-set.ts';
-import { sendTcp, sendUdp, type SendReport } from '../../apps/loadgen/src/send.ts';
+import { generateLineSet, type LineSet } from '@sluice/loadgen/line-set';
+import { sendTcp, sendUdp, type SendReport } from '@sluice/loadgen/send';
 import { topEntries } from './profile-top.ts';
-import { udpKernelDrops } from '../../packages/sources/src/udp/kernel-drops.ts';
+import { udpKernelDrops } from '@sluice/sources/kernel-drops';
 import { cpuDelta, cpuOf, memOf, metricSum, scrape, splitAddress, startDaemon, type Daemon, type StartOptions } from './daemon.ts';
 import { countFileOutput, countS3Output, type OutputCount } from './output.ts';
 
@@ -25,7 +25,7 @@ export const TAG_TEXT = '"cluster":"bench"';
 /** The HEC token a benchmark's splunk_hec source accepts. */
 export const BENCH_HEC_TOKEN = 'bench-hec-token';
 
-/** The part of test/s3/rgw.ts's Rgw the benchmarks use. */
+/** The part of @sluice/tests' Rgw (test/s3/rgw.ts) the benchmarks use. */
 export interface RgwHandle {
   endpoint: string;
   accessKeyId: string;
@@ -44,9 +44,7 @@ export async function startBenchRgw(): Promise<RgwHandle> {
   if (process.env['SLUICE_SKIP_CEPH_INSTALL'] !== '1') {
     execFileSync('bash', [new URL('../../scripts/ensure-ceph.sh', import.meta.url).pathname], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
-  // A non-literal specifier keeps test/s3/rgw.ts (which augments vitest's types) out of bench's typecheck.
-  const rgwModule: string = new URL('../../test/s3/rgw.ts', import.meta.url).href;
-  const { startRgw } = (await import(rgwModule)) as { startRgw: () => Promise<RgwHandle> };
+  const { startRgw } = await import('@sluice/tests/rgw');
   const rgw = await startRgw();
   process.on('exit', () => void rgw.stop());
   return rgw;

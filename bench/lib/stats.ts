@@ -9,7 +9,7 @@
  * resample, and read the interval off the resampled medians. The resampling uses a fixed seed,
  * so the same samples always give the same verdict.
  */
-import { prng } from '../../apps/loadgen/src/talos-lines.ts';
+import { prng } from '@sluice/loadgen/talos-lines';
 
 /** Median of a non-empty list. */
 export function median(xs: readonly number[]): number {

@@ -66,7 +66,7 @@ async function sendTcp(address: string, lines: string[]): Promise<void> {
   const socket = connect({ host, port });
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   for (let i = 0; i < lines.length; i += 500) {
-    if (!socket.write(lines.slice(i, i + 500).join('\n') + '\n')) await new Promise((r) => socket.once('drain', r));
+    if (!socket.write(`${lines.slice(i, i + 500).join('\n')}\n`)) await new Promise((r) => socket.once('drain', r));
   }
   await new Promise<void>((resolve) => {
     socket.once('close', () => resolve());

@@ -232,7 +232,7 @@ describe('Dockerfile, replayed without Docker (the deps stage runs npm ci for re
         await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
         await new Promise<void>((resolve) => {
           sock.once('close', () => resolve());
-          sock.end(lines.join('\n') + '\n');
+          sock.end(`${lines.join('\n')}\n`);
         });
         process.kill(pid1, 'SIGTERM'); // what the kubelet / docker stop do: from the parent namespace
         expect(await exited).toBe(0);

@@ -368,7 +368,7 @@ describe('the DaemonSet config runs: Talos lines into S3 (Ceph RGW) with the nod
     await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
     await new Promise<void>((resolve) => {
       sock.once('close', () => resolve());
-      sock.end(service.join('\n') + '\n');
+      sock.end(`${service.join('\n')}\n`);
     });
     const udp = splitAddress(daemon.sources['talos_kernel']![0]!);
     const u = createSocket('udp4');

@@ -164,7 +164,7 @@ sinks:
     const OVERSIZE = 3;
     const tcpParts: Buffer[] = [];
     tcpValid.forEach((line, i) => {
-      tcpParts.push(Buffer.from(line + '\n'));
+      tcpParts.push(Buffer.from(`${line}\n`));
       if (i % 400 === 0) for (const bad of MALFORMED) tcpParts.push(bad.bytes, Buffer.from('\n'));
       if (i % 700 === 0) tcpParts.push(Buffer.from(`{"big":"${'y'.repeat(3000)}"}\n`), Buffer.from('\n'));
     });

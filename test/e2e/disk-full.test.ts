@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { prng, serviceLine } from '@sluice/loadgen';
-import { mountTmpfs, type Tmpfs } from '../../packages/testkit/src/tmpfs.ts';
+import { mountTmpfs, type Tmpfs } from '@sluice/testkit/tmpfs';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
 import { sendTcpPaced, serviceId, sleep } from '../helpers/s3.ts';
 

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { countIds, freshBucket, openUploads, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
-import { makeTestPki } from '../../packages/sources/src/test-certs.ts';
+import { makeTestPki } from '@sluice/sources/test-certs';
 
 const env = inject('s3');
 const client = rgwClient(env);

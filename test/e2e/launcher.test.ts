@@ -134,7 +134,7 @@ async function sendTcp(port: number, lines: string[]): Promise<void> {
   const sock = connect({ host: '127.0.0.1', port });
   await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
   for (let i = 0; i < lines.length; i += 1000) {
-    if (!sock.write(lines.slice(i, i + 1000).join('\n') + '\n')) await new Promise((r) => sock.once('drain', r));
+    if (!sock.write(`${lines.slice(i, i + 1000).join('\n')}\n`)) await new Promise((r) => sock.once('drain', r));
   }
   // Half-close and wait for the server's close: it has read every byte.
   await new Promise<void>((resolve, reject) => {

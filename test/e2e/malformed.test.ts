@@ -52,8 +52,10 @@ sinks:
 
     // TCP: valid, bad, valid, bad, ... then one oversize line and an empty line; the connection stays usable.
     const parts: Buffer[] = [];
-    BAD.forEach((bad, i) => parts.push(Buffer.from(valid[i]! + '\n'), bad.bytes, Buffer.from('\n')));
-    parts.push(Buffer.from('{"big":"' + 'x'.repeat(5000) + '"}\n'), Buffer.from('\n'), Buffer.from(valid[BAD.length]! + '\n'));
+    BAD.forEach((bad, i) => {
+      parts.push(Buffer.from(`${valid[i]!}\n`), bad.bytes, Buffer.from('\n'));
+    });
+    parts.push(Buffer.from(`{"big":"${'x'.repeat(5000)}"}\n`), Buffer.from('\n'), Buffer.from(`${valid[BAD.length]!}\n`));
     const { host, port } = splitAddress(daemon.sources['t']![0]!);
     const socket = connect({ host, port });
     await new Promise<void>((resolve) => socket.once('connect', resolve));
@@ -91,7 +93,10 @@ sinks:
     // Everything valid stored exactly once.
     const stored: string[] = [];
     for (const key of listObjects(out)) stored.push(...(await readObjectLines(join(out, key))));
-    expect(stored.map((l) => JSON.parse(l) as Record<string, unknown>).map(({ cluster, ...rest }) => (expect(cluster).toBe('m'), JSON.stringify(rest))).sort()).toEqual([...valid].sort());
+    expect(stored.map((l) => JSON.parse(l) as Record<string, unknown>).map(({ cluster, ...rest }) => {
+      expect(cluster).toBe('m');
+      return JSON.stringify(rest);
+    }).sort()).toEqual([...valid].sort());
 
     // Dead letter holds each malformed record with its reason and source.
     const deadLines: Record<string, unknown>[] = [];

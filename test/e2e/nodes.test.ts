@@ -92,7 +92,7 @@ async function sendTcpFrom(localAddress: string, address: string, lines: readonl
   const socket = connect({ host, port, localAddress });
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   for (let i = 0; i < lines.length; i += 200) {
-    const chunk = lines.slice(i, i + 200).join('\n') + '\n';
+    const chunk = `${lines.slice(i, i + 200).join('\n')}\n`;
     if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
   }
   await new Promise<void>((resolve, reject) => {
@@ -167,7 +167,9 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
         const half = SERVICE_LINES / 2;
         const first = node % REPLICAS;
         const second = (node + 1) % REPLICAS;
-        service.forEach((line, i) => replicaOfLine.set(line, i < half ? first : second));
+        service.forEach((line, i) => {
+          replicaOfLine.set(line, i < half ? first : second);
+        });
         sentTo[first]!.talos_service += half;
         sentTo[second]!.talos_service += SERVICE_LINES - half;
         sends.push(

@@ -208,7 +208,7 @@ scrape_configs:
       expect(await hecPost(hec, 'not-the-token', JSON.stringify({ event: 'x' }))).toBe(403);
       const limited = d.sources['prom_limited']![0]!;
       const held = await holdConnection(limited);
-      held.write(lines(10).join('\n') + '\n');
+      held.write(`${lines(10).join('\n')}\n`);
       await waitFor(
         'a connection refused at max_connections',
         async () => {

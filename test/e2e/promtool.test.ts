@@ -14,7 +14,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
-import { Metrics, SpoolMetrics } from '../../packages/telemetry/src/index.ts';
+import { Metrics, SpoolMetrics } from '@sluice/telemetry';
 import { rgwClient } from '../s3/rgw.ts';
 import { hecPost, metricSum, type RunningDaemon, scrape, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { needPrometheus, promtoolCheckMetrics } from '../helpers/prometheus.ts';
@@ -118,7 +118,7 @@ sinks:
     try {
       const rand = prng(41);
       const good = Array.from({ length: GOOD_LINES }, (_, id) => serviceLine({ id, rand }));
-      await sendTcp(daemon.sources['lint_tcp']![0]!, [...good, ...BAD_LINES].join('\n') + '\n');
+      await sendTcp(daemon.sources['lint_tcp']![0]!, `${[...good, ...BAD_LINES].join('\n')}\n`);
       await sendUdp(daemon.sources['lint_udp']![0]!, [...good.slice(0, 20), ...BAD_LINES.slice(0, 3)]);
       const hec = daemon.sources['lint_hec']![0]!;
       expect(await hecPost(hec, TOKEN, JSON.stringify({ event: { msg: 'hello from hec' } }))).toBe(200);
@@ -169,7 +169,7 @@ sinks:
     try {
       const rand = prng(43);
       const good = Array.from({ length: GOOD_LINES }, (_, id) => serviceLine({ id, rand }));
-      await sendTcp(daemon.sources['lint_tcp']![0]!, [...good, ...BAD_LINES].join('\n') + '\n');
+      await sendTcp(daemon.sources['lint_tcp']![0]!, `${[...good, ...BAD_LINES].join('\n')}\n`);
       await waitFor(
         'an object completed in S3',
         async () => metricSum(await scrape(daemon.apiPort), 'sluice_sink_sent_events_total', { component_id: 's3' }) >= GOOD_LINES,

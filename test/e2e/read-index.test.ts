@@ -13,7 +13,7 @@ import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { rgwClient } from '../s3/rgw.ts';
-import { mulberry32 } from '../../packages/testkit/src/index.ts';
+import { mulberry32 } from '@sluice/testkit';
 import { listIndexes, listObjects, metricSum, readObjectLines, scrape, sendTcpLines, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { freshBucket, getObjectLines, listIndexKeys, listKeys, runCli, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
 

@@ -139,7 +139,7 @@ describe('sluice read on a file sink', () => {
     const r = await read(['--path', join(out, 'talos/'), '--stats']);
     expect(r.stderr).toMatch(/^sluice read: objects_listed=\d+ /);
     expect(r.status).toBe(0);
-    expect(r.stdout).toBe(stored.map((l) => l + '\n').join(''));
+    expect(r.stdout).toBe(stored.map((l) => `${l}\n`).join(''));
     const stats = Object.fromEntries(r.stderr.trim().replace('sluice read: ', '').split(' ').map((kv) => kv.split('=')));
     expect(stats).toMatchObject({ objects_listed: String(objectKeys.length), objects_skipped: '0', objects_read: String(objectKeys.length), objects_failed: '0', records_scanned: String(TALOS + HEC), records_matched: String(TALOS + HEC) });
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -186,7 +186,7 @@ describe('sluice read on a file sink', () => {
   it('--limit N: the first N records', async () => {
     const r = await read(['--path', out, '--limit', '5']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toBe(stored.slice(0, 5).map((l) => l + '\n').join(''));
+    expect(r.stdout).toBe(stored.slice(0, 5).map((l) => `${l}\n`).join(''));
   });
 
   it('--format pretty: one line per record with time, host, service, level and message; no colour off a TTY', async () => {
@@ -209,7 +209,7 @@ describe('sluice read on a file sink', () => {
     const r = await read(['--path', copy]);
     expect(r.status).toBe(2);
     expect(r.stderr).toBe(`sluice read: ${bad}: no zstd frame at byte 0 (not zstd, or corrupt)\n`);
-    expect(r.stdout).toBe(stored.map((l) => l + '\n').join(''));
+    expect(r.stdout).toBe(stored.map((l) => `${l}\n`).join(''));
   });
 
   it('bad arguments: exit 1 with one line naming the problem', async () => {
@@ -222,7 +222,7 @@ describe('sluice read on a file sink', () => {
       [['--path', out, '--grep', '('], /^sluice read: --grep: /],
       [['--path', out, '--colour'], /^sluice read: Unknown option '--colour'/],
       [['--path', 's3://Not_A_Bucket/x'], /^sluice read: --path: bucket: "Not_A_Bucket" is not a valid S3 bucket name/],
-      [['--path', join(dir, 'missing') + '/'], /^sluice read: cannot read .*missing: ENOENT/],
+      [['--path', `${join(dir, 'missing')}/`], /^sluice read: cannot read .*missing: ENOENT/],
     ];
     for (const [args, message] of cases) {
       const r = await read(args);
@@ -251,7 +251,7 @@ describe('sluice read on a file sink', () => {
       copyFileSync(join(out, objectKeys[0]!), join(copy, dirname(key), '.tmp-new'));
       renameSync(join(copy, dirname(key), '.tmp-new'), join(copy, key));
       const first = await readObjectLines(join(out, objectKeys[0]!));
-      await vi.waitFor(() => expect(stdout).toBe([...stored, ...first].map((l) => l + '\n').join('')), { timeout: 60_000, interval: 200 });
+      await vi.waitFor(() => expect(stdout).toBe([...stored, ...first].map((l) => `${l}\n`).join('')), { timeout: 60_000, interval: 200 });
     } finally {
       proc.kill('SIGTERM');
     }

@@ -12,9 +12,9 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { writeInPieces } from '../../packages/testkit/src/pieces.ts';
+import { writeInPieces } from '@sluice/testkit/pieces';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { makeTestPki } from '../../packages/sources/src/test-certs.ts';
+import { makeTestPki } from '@sluice/sources/test-certs';
 
 const TOKEN = 'slow-clients-token';
 const EVENT_PATH = '/services/collector/event';

@@ -17,7 +17,7 @@ async function sendTcp(address: string, lines: string[]): Promise<void> {
   });
   // Write in chunks the way a long-lived sender does, honouring backpressure.
   for (let i = 0; i < lines.length; i += 500) {
-    const chunk = lines.slice(i, i + 500).join('\n') + '\n';
+    const chunk = `${lines.slice(i, i + 500).join('\n')}\n`;
     if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
   }
   // Half-close and wait for the server to close: then it has read every byte we sent.

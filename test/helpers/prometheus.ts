@@ -22,7 +22,7 @@ export interface PrometheusBinaries {
 }
 
 /** The absolute path of an executable named `name` on PATH (or in FALLBACK_DIRS), or undefined. */
-export function findExecutable(name: string): string | undefined {
+function findExecutable(name: string): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter).filter((d) => d !== ''), ...FALLBACK_DIRS];
   for (const dir of dirs) {
     const path = join(dir, name);

@@ -173,7 +173,7 @@ export function sendTcpPaced(address: string, lines: readonly string[], perTick:
       const wait = start + tick * tickMs - performance.now();
       if (wait > 0) await sleep(wait);
       const chunk = lines.slice(i, i + perTick);
-      if (!socket.write(chunk.join('\n') + '\n')) {
+      if (!socket.write(`${chunk.join('\n')}\n`)) {
         drainWaits++;
         const since = performance.now();
         waitingSince = since;

@@ -148,7 +148,7 @@ class Cluster {
     this.region = opts.region ?? 'us-east-1';
     // Random per cluster: a leaked credential would open nothing, and tests can check that
     // error messages never contain it. 40 base64 chars, with '+' and '/', like AWS secrets.
-    this.accessKeyId = 'SLUICE' + randomBytes(7).toString('hex').toUpperCase();
+    this.accessKeyId = `SLUICE${randomBytes(7).toString('hex').toUpperCase()}`;
     this.secretAccessKey = randomBytes(30).toString('base64');
   }
 

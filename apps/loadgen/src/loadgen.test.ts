@@ -26,7 +26,7 @@ describe('generateLineSet', () => {
       else expect(obj['talos-service']).toBeTypeOf('string');
       expect(lineId(line)).toBe(100 + i);
       // Tags added at the end do not hide the id.
-      expect(lineId(line.slice(0, -1) + ',"cluster":"x","__host":"10.0.0.1"}')).toBe(100 + i);
+      expect(lineId(`${line.slice(0, -1)},"cluster":"x","__host":"10.0.0.1"}`)).toBe(100 + i);
     }
     expect(kernel).toBe(400); // mixed: every fifth line
     expect(lineId('{"msg":"no id"}')).toBe(-1);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DiskStall, FileStore, type DiskHooks, type ObjectStore, type ObjectUpload } from '@sluice/sinks';
-import { mountTmpfs, type Tmpfs } from '../../../packages/testkit/src/tmpfs.ts';
+import { mountTmpfs, type Tmpfs } from '@sluice/testkit/tmpfs';
 import { createLogger, Metrics, SpoolMetrics } from '@sluice/telemetry';
 import { Spool } from '@sluice/spool';
 import { recoverSpool, SpoolingWriter } from './spooling.ts';
@@ -230,7 +230,10 @@ describe('SpoolingWriter', () => {
           check: () => files.check(),
           open: (key, meta) => {
             const upload = files.open(key, meta);
-            return { write: (c) => upload.write(c), once: (e, fn) => upload.once(e, fn), close: async () => (await gate.promise, upload.close()), abort: () => upload.abort() };
+            return { write: (c) => upload.write(c), once: (e, fn) => upload.once(e, fn), close: async () => {
+              await gate.promise;
+              return upload.close();
+            }, abort: () => upload.abort() };
           },
         },
       };

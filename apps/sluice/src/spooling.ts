@@ -73,7 +73,7 @@ function factsOfFrame(scanner: FactsScanner, codec: string, bytes: Uint8Array): 
  * Upload a segment's good frames as the object it was written for; rejects if the store does.
  * With a scanner, the result carries the object's index facts (null: none could be made).
  */
-export async function uploadSegment(store: ObjectStore, reader: SegmentReader, first = reader.next(), scanner?: FactsScanner): Promise<{ records: number; bytes: number; rawBytes: number; frames: number; facts: IndexFacts | null }> {
+async function uploadSegment(store: ObjectStore, reader: SegmentReader, first = reader.next(), scanner?: FactsScanner): Promise<{ records: number; bytes: number; rawBytes: number; frames: number; facts: IndexFacts | null }> {
   const meta = reader.meta;
   if (meta === null) {
     reader.close();
@@ -435,7 +435,7 @@ export class SpoolingWriter extends ObjectWriter {
 }
 
 /** The spool directory of a sink. */
-export function spoolDir(dataDir: string, sinkId: string): string {
+function spoolDir(dataDir: string, sinkId: string): string {
   return join(resolvePath(dataDir), 'spool', sinkId);
 }
 
@@ -471,7 +471,7 @@ export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: str
   const report: RecoveryReport = { objects: 0, records: 0, abortedUploads: 0, corruptSegments: 0, failed: 0 };
   for (const reader of spool.scan()) {
     const meta = reader.meta;
-    let first = reader.next();
+    const first = reader.next();
     const problemOf = (): void => {
       const tail = reader.tail();
       if (tail.problem === null) return;

@@ -230,7 +230,9 @@ describe('claim / release / copyOut', () => {
   it('claims record-aligned spans of at most maxBytes, or one oversized record', () => {
     const ring = Ring.create(128);
     const lens = [10, 3, 0, 40, 7]; // spans 16, 8, 4, 44, 12 = 84
-    lens.forEach((len, seq) => expect(ring.tryWrite(payloadOf(seq, len))).toBe(true));
+    lens.forEach((len, seq) => {
+      expect(ring.tryWrite(payloadOf(seq, len))).toBe(true);
+    });
     expect(ring.unclaimedBytes()).toBe(84);
     expect(ring.claim(27)).toEqual({ start: 0, end: 24, records: 2 }); // 16 + 8 (+ 4 would be 28)
     expect(ring.claim(4)).toEqual({ start: 24, end: 28, records: 1 });

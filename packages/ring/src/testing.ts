@@ -13,7 +13,7 @@ export function randInt(rng: () => number, lo: number, hi: number): number {
 }
 
 /** Byte i of record `seq`: bytes 0..3 carry seq (u32 LE), the rest a pattern of seq and i. */
-export function recordByte(seq: number, i: number): number {
+function recordByte(seq: number, i: number): number {
   if (i < 4) return (seq >>> (8 * i)) & 255;
   return (Math.imul(seq, 31) + Math.imul(i, 7) + (seq >>> 11)) & 255;
 }

@@ -82,7 +82,7 @@ describe('tcp source', () => {
     running.push(src);
     const socket = await open(src.addresses[0]!);
     const lines = Array.from({ length: 20_000 }, (_, i) => `{"n":${i},"pad":"${'p'.repeat(i % 50)}"}`);
-    const sent = closeFromClient(socket, lines.join('\n') + '\n');
+    const sent = closeFromClient(socket, `${lines.join('\n')}\n`);
     const got: Got[] = [];
     // Drain slowly, in small spans, telling the source about the space each time.
     while (got.length < lines.length) {
@@ -103,7 +103,7 @@ describe('tcp source', () => {
     running.push(src);
     const streams = [0, 1, 2].map((c) => Array.from({ length: 15_000 }, (_, i) => `{"c":${c},"n":${i},"pad":"${'q'.repeat((i * 7) % 120)}"}`));
     const sockets = await Promise.all(streams.map(() => open(src.addresses[0]!)));
-    const sent = sockets.map((socket, c) => closeFromClient(socket, streams[c]!.join('\n') + '\n'));
+    const sent = sockets.map((socket, c) => closeFromClient(socket, `${streams[c]!.join('\n')}\n`));
     const got: Got[] = [];
     const total = streams.reduce((n, l) => n + l.length, 0);
     while (got.length < total) {

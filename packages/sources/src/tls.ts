@@ -32,7 +32,7 @@ export interface TlsSettings {
  * second even across continents; a connection that has not finished one in 10 s holds a
  * max_connections slot for nothing.
  */
-export const HANDSHAKE_TIMEOUT_SECS = 10;
+const HANDSHAKE_TIMEOUT_SECS = 10;
 
 /** The error tls.Server reports (tlsClientError) for a handshake not done within handshakeTimeout. */
 export function isHandshakeTimeout(err: NodeJS.ErrnoException): boolean {

@@ -15,7 +15,6 @@ import {
   STATE_SLOTS,
   ST_DONE,
   ST_GROW,
-  S_DEAD_LETTER,
   S_DL_POS,
   S_LENGTH,
   S_LINE,
@@ -254,7 +253,7 @@ class Corpus {
       return `{"msg":"${'x'.repeat(n)}${this.pick(['', '\\"', 'é', '\\u0041'])}","n":${n}}`;
     }
     if (r < 0.82) return `\ufeff${this.ws()}${this.gen.next()}${this.ws()}`; // BOM
-    if (r < 0.86) return this.pick(['', ' ', '\t \t', '\r', '\ufeff', '\ufeff ', '[]', '"s"', '1', 'null', '[{"a":1}]', '{"a":1}{"b":2}', '{"a":1} x', '\ufeff\ufeff{}', ' \ufeff{}', '[' + arrays(2000) + ']']);
+    if (r < 0.86) return this.pick(['', ' ', '\t \t', '\r', '\ufeff', '\ufeff ', '[]', '"s"', '1', 'null', '[{"a":1}]', '{"a":1}{"b":2}', '{"a":1} x', '\ufeff\ufeff{}', ' \ufeff{}', `[${arrays(2000)}]`]);
     if (r < 0.9) {
       // Numbers and literals at their edges.
       const v = this.pick(['0', '-0', '1.5e+10', '1E-2', '-12.50', '123456789012345678901234567890', 'true', 'false', 'null', '01', '1.', '-', '.5', '1e', 'tru', 'nul', '+1', '-01', '1e+', '0x1']);

@@ -11,7 +11,7 @@ import type { BatchResult, BatchTask, WorkerSettings } from './types.ts';
 
 // Inside the package, so the built files resolve `piscina` as the real build does.
 const dir = mkdtempSync(join(new URL('..', import.meta.url).pathname, 'build-test-'));
-const out = pathToFileURL(dir + '/');
+const out = pathToFileURL(`${dir}/`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const SETTINGS: WorkerSettings = { sources: { t: { extraTags: { cluster: 'c' }, hostKey: 'host', deadLetter: true } }, levels: { zstd: 1, gzip: 6 } };
@@ -41,7 +41,7 @@ describe('the worker build (type-stripped modules for the threads)', () => {
     expect(Object.keys(manifest.sources).sort()).toEqual(['batch-native.js', 'codecs.js', 'facts.js', 'hec-decode.js', 'hec-task.js', 'json-scan.js', 'native-addon.js', 'process.js', 'record-time.js', 'ring.js', 'task.js', 'types.js', 'zstd-frame.js', 'zstd-native.js']);
     const entry = workerEntry('task', out);
     expect(entry).toEqual({ href: new URL('task.js', out).href, built: true });
-    const source = workerEntry('task', pathToFileURL(join(dir, 'missing') + '/'));
+    const source = workerEntry('task', pathToFileURL(`${join(dir, 'missing')}/`));
     expect(source.built).toBe(false);
     expect(source.href.endsWith('/src/task.ts')).toBe(true);
     const [fromBuild, fromSource] = await Promise.all([runOnce(entry.href), runOnce(source.href)]);

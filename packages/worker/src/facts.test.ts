@@ -113,14 +113,14 @@ const TRICKY = [
   '{"host":"caf\u00e9 \u2603","msg":"\u00fc"}',
   '{"host":"a\\"b","source":"c\\\\"}',
   '{"__host":"10.9.9.9","talos-time":"2024-04-22T12:34:56.1Z"}',
-  '{"msg":"' + 'x'.repeat(500) + '","talos-time":"2024-04-22T06:00:00Z"}',
+  `{"msg":"${'x'.repeat(500)}","talos-time":"2024-04-22T06:00:00Z"}`,
   '{"a\\"talos-time":"2035-01-01T00:00:00Z"}',
   '{"k":"\\\\","talos-time":"2024-04-22T05:00:00Z"}',
   '{}',
 ];
 
 /** HEC `time` values and what they must come to (record-time.ts canonicalFromEpochSeconds). */
-const EPOCHS = ['1714000000.123456789', '0.5', '1e9', '1E3', '-1.5', '-0', '1e20', '253402300799.9999999999', '1714000000.0000000005', '"1714000000.25"', '"01"', '"1."', '"-5"', '"12a"', 'true', 'null', '{"a":1}', '[1]', '"\\u0031"', '"' + '1'.repeat(70) + '"'];
+const EPOCHS = ['1714000000.123456789', '0.5', '1e9', '1E3', '-1.5', '-0', '1e20', '253402300799.9999999999', '1714000000.0000000005', '"1714000000.25"', '"01"', '"1."', '"-5"', '"12a"', 'true', 'null', '{"a":1}', '[1]', '"\\u0031"', `"${'1'.repeat(70)}"`];
 
 describe.each(['native', 'js'] as const)('FactsScanner (%s): the facts the reader would compute', (way) => {
   it('each tricky line alone, and all together, behind each kind of source', () => {

@@ -128,10 +128,8 @@ export class FactsScanner {
 
   /**
    * @param fields top-level keys to index, e.g. {@link indexFieldsFor}'s.
-   * @param opts.native 'auto' (default): the C++ pass when its addon loads; 'off': this file's alone
-   *   (the oracle of the differential tests, and what runs without a compiler).
    */
-  constructor(fields: readonly string[], opts: { native?: 'auto' | 'off' } = {}) {
+  constructor(fields: readonly string[]) {
     this.#fields = [...new Set(fields)];
     this.#last = this.#fields.map(() => '\u0000');
     [...this.#fields, 'talos-time', 'time'].forEach((name, i) => {

@@ -171,7 +171,7 @@ class Spans {
 }
 
 /** Path of the built addon (native-addon.ts: build-native/, or SLUICE_WORKER_ADDON_DIR for sanitizer builds). */
-export const NATIVE_HEC_SCAN_ADDON = workerAddonPath('hec_scan');
+const NATIVE_HEC_SCAN_ADDON = workerAddonPath('hec_scan');
 
 export interface NativeHecScanAddon {
   /**
@@ -223,7 +223,7 @@ function splitEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
     const c = data[i];
     if (c === CH_LBRACE) {
       const end = envelope(data, i, n, spans, opts);
-      if (end < 0) return failed(data, i, n, end, spans.count, opts);
+      if (end < 0) return failed(i, n, end, spans.count, opts);
       i = skipWs(data, end, n);
       continue;
     }
@@ -237,7 +237,7 @@ function splitEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
     for (;;) {
       if (data[i] !== CH_LBRACE) return reject('invalid_event', spans.count, spans.count + 1, 'array element is not a JSON object');
       const end = envelope(data, i, n, spans, opts);
-      if (end < 0) return failed(data, i, n, end, spans.count, opts);
+      if (end < 0) return failed(i, n, end, spans.count, opts);
       i = skipWs(data, end, n);
       if (data[i] === CH_COMMA) {
         i = skipWs(data, i + 1, n);
@@ -255,7 +255,7 @@ function splitEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
 }
 
 /** Turns a negative envelope() result into the rejection for envelope number `index`. */
-function failed(data: Buffer, start: number, n: number, code: number, index: number, opts: HecDecodeOptions): HecDecodeResult {
+function failed(start: number, n: number, code: number, index: number, opts: HecDecodeOptions): HecDecodeResult {
   const seen = index + 1;
   if (code === TOO_DEEP) return reject('invalid_event', index, seen, `nested deeper than ${opts.maxDepth}`);
   if (code === UNTERMINATED) return reject('invalid_event', index, seen, `unterminated object at byte ${start} of ${n}`);
@@ -352,7 +352,7 @@ const AFTER = 4;
  * scanners; hec-decode.test.ts checks it differentially).
  */
 function scanEnvelope(src: Uint8Array, s: number, n: number, maxDepth: number): number {
-  const limit = maxDepth < MAX_SCAN_DEPTH ? maxDepth : MAX_SCAN_DEPTH;
+  const limit = Math.min(maxDepth , MAX_SCAN_DEPTH);
   if (limit < 1) return SCAN_FAIL;
   eventState = EVENT_NONE;
   let depth = 1;

@@ -208,7 +208,7 @@ const AFTER = 4; // ',' or the closing bracket of the container (after a value)
  */
 export function scanRecord(src: Uint8Array, s: number, e: number, maxDepth: number, injectKeys: readonly Uint8Array[], nKeys: number): number {
   if (src[s] !== CH_LBRACE) return SCAN_REJECT; // not an object, or not JSON: the exact path names which
-  const limit = maxDepth < MAX_SCAN_DEPTH ? maxDepth : MAX_SCAN_DEPTH;
+  const limit = Math.min(maxDepth , MAX_SCAN_DEPTH);
   let flags = SCAN_OK;
   let depth = 1;
   stack[1] = IN_OBJECT;

@@ -472,6 +472,7 @@ for (const { native, skip, title } of IMPLS) {
         expect(out).toHaveLength(2);
         for (const o of out) {
           expect(Object.hasOwn(o, '__proto__')).toBe(true);
+          // biome-ignore lint/suspicious/noProto: the test is that a `__proto__` key stays plain data.
           expect(o['__proto__']).toBe('p');
           expect(o.toString).toBe('t');
         }
@@ -578,7 +579,9 @@ for (const { native, skip, title } of IMPLS) {
         const corpus = CORPUS.map((c) => c.line).filter((l) => !hasLF(l) && (ending === '\r\n' || !endsCR(l)));
         expect(corpus.length).toBeGreaterThan(60);
         const mixed: (Uint8Array | string)[] = [];
-        corpus.forEach((l, i) => mixed.push(`{"i":${i}}`, l));
+        corpus.forEach((l, i) => {
+          mixed.push(`{"i":${i}}`, l);
+        });
         const p = mk({ maxDepth: D });
         const single = outcome(p, buildBatch(mixed.map((l) => encodePayload('10.1.2.3', l))));
         const block = outcome(p, buildBatch([encodeBlock('10.1.2.3', mixed, ending)], 0xff));

@@ -246,7 +246,7 @@ function countUpTo(text: string, ch: string, from: number, limit: number): numbe
  */
 function skipString(src: Buffer, i: number, end: number): number {
   i++;
-  const stop = i + 32 < end ? i + 32 : end;
+  const stop = Math.min(i + 32 , end);
   while (i < stop) {
     const b = src[i];
     if (b === CH_QUOTE) return i + 1;

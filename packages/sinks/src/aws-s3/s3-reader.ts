@@ -3,7 +3,7 @@
  * UTF-8 byte order) and streaming GetObject. Retries are short: a reader at a terminal wants
  * "cannot reach" in seconds, not the sink's 15 minutes of patience.
  */
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { SluiceError } from '@sluice/schema';
 import type { ListedObject, ObjectReader } from '../object-reader.ts';
 import type { AwsS3SinkConfig } from './config.ts';
@@ -41,7 +41,7 @@ export class S3Reader implements ObjectReader {
   async *list(startAfter: string | undefined, signal: AbortSignal): AsyncIterable<ListedObject> {
     let token: string | undefined;
     do {
-      let res;
+      let res: ListObjectsV2CommandOutput;
       try {
         res = await this.#client.send(
           new ListObjectsV2Command({

@@ -2,7 +2,7 @@
  * Reading a file sink's tree back (`sluice read`): keys in byte order by a sorted walk, so
  * listing never holds more than one directory's names per level, and objects are streamed.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { SluiceError } from '@sluice/schema';
@@ -45,7 +45,7 @@ export class FileReader implements ObjectReader {
    * as `d/`, which is the order of the full keys beneath it (`a-b` < `a/c` because `-` < `/`).
    */
   async *#walk(dir: string, startAfter: string | undefined, signal: AbortSignal): AsyncIterable<ListedObject> {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(path.join(this.#root, dir), { withFileTypes: true });
     } catch (err) {
@@ -56,7 +56,7 @@ export class FileReader implements ObjectReader {
     const names: string[] = [];
     for (const e of entries) {
       if (hidden(e.name)) continue;
-      if (e.isDirectory()) names.push(dir + e.name + '/');
+      if (e.isDirectory()) names.push(`${dir + e.name}/`);
       else if (e.isFile()) names.push(dir + e.name);
     }
     names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SluiceError } from '@sluice/schema';
-import { mountTmpfs, type Tmpfs } from '../../../testkit/src/tmpfs.ts';
+import { mountTmpfs, type Tmpfs } from '@sluice/testkit/tmpfs';
 import { diskRetryDelayMs, retryableDiskError, type DiskHooks } from './disk-retry.ts';
 import { FileStore } from './file-store.ts';
 

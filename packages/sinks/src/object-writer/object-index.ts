@@ -20,9 +20,9 @@ export type { FrameFacts };
 /** The format version written; a reader treats any other as no index. */
 export const INDEX_VERSION = 1;
 /** Distinct texts kept per field before it becomes "many" (null). */
-export const INDEX_MAX_FIELD_VALUES = 64;
-export const INDEX_SUFFIX = '.index.json';
-export const INDEX_CONTENT_TYPE = 'application/json';
+const INDEX_MAX_FIELD_VALUES = 64;
+const INDEX_SUFFIX = '.index.json';
+const INDEX_CONTENT_TYPE = 'application/json';
 /** An index larger than this is not one (a reader stops reading it): 64 fields of 64 texts fit. */
 export const INDEX_MAX_BYTES = 1024 * 1024;
 

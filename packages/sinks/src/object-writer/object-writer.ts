@@ -444,7 +444,7 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   readonly #emitDrain = (): void => {
     this.#drainScheduled = false;
     const cur = this.#current;
-    if (!this.#needDrain || (cur !== null && cur.waitingDrain) || this.#closing.size >= this.#maxClosing) return;
+    if (!this.#needDrain || (cur?.waitingDrain) || this.#closing.size >= this.#maxClosing) return;
     this.#needDrain = false;
     this.emit('drain');
   };

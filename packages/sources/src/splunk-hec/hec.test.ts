@@ -12,7 +12,7 @@ import { makeTestPki, type TestPki } from '../test-certs.ts';
 import { drainRing, type RingRecord } from '../test-ring.ts';
 import { startSplunkHecSource, type SplunkHecSourceOptions } from './hec.ts';
 import { counter } from '../test-metrics.ts';
-import { writeInPieces } from '../../../testkit/src/pieces.ts';
+import { writeInPieces } from '@sluice/testkit/pieces';
 
 const logger = pino({ level: 'silent' });
 const TOKEN = '11111111-2222-3333-4444-555555555555';

@@ -59,9 +59,9 @@ export interface SplunkHecSourceOptions {
 }
 
 /** Defaults of the slow-client deadlines; the reasoning is at their options in @sluice/config. */
-export const HEADER_TIMEOUT_SECS = 10;
-export const BODY_TIMEOUT_SECS = 10;
-export const MIN_BODY_BYTES_PER_SEC = 1024;
+const HEADER_TIMEOUT_SECS = 10;
+const BODY_TIMEOUT_SECS = 10;
+const MIN_BODY_BYTES_PER_SEC = 1024;
 
 /**
  * Node looks for connections past header_timeout_secs every this often (its default is 30 s,

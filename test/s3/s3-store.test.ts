@@ -14,10 +14,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { SluiceError } from '@sluice/schema';
-import { startRgw, type Rgw } from '../../../../test/s3/rgw.ts';
-import type { AwsS3SinkConfig } from './config.ts';
-import { createS3Client, s3StoreFromConfig, type RetryNotice, type S3ClientOptions } from './config-to-client.ts';
-import { S3Store, type S3StoreOptions } from './s3-store.ts';
+import { startRgw, type Rgw } from './rgw.ts';
+import type { AwsS3SinkConfig } from '@sluice/sinks/registry';
+import { createS3Client, S3Store, s3StoreFromConfig, type RetryNotice, type S3ClientOptions, type S3StoreOptions } from '@sluice/sinks/aws-s3';
 
 const MiB = 1024 * 1024;
 const env =
