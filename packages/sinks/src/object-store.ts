@@ -28,7 +28,8 @@ export interface ObjectStore {
    * Checks the destination is writable (mkdir -p / HeadBucket). Throws SluiceError.
    * May resolve a report for the daemon to log (the file store does); `void` is fine.
    */
-  check(): Promise<ObjectStoreCheck | undefined>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: stores without a report are `async check(): Promise<void>`.
+  check(): Promise<ObjectStoreCheck | void>;
   /**
    * Bytes written to this store's uploads and not yet stored (sluice_sink_buffered_bytes).
    * Optional: a store without a buffer of its own leaves it out.
