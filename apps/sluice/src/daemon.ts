@@ -289,7 +289,11 @@ export class Daemon {
       return await sourceDefinition(src).start(ctx, src, runtime);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new SluiceError(ERR_BIND, `sources.${ctx.id}: cannot listen on ${src.address} (${src.type}): ${e.code ?? e.message}`, { cause: err });
+      throw new SluiceError(
+        ERR_BIND,
+        `sources.${ctx.id}: cannot listen on ${src.address} (${src.type}): ${e.code ?? e.message}`,
+        { cause: err },
+      );
     }
   }
 
@@ -417,7 +421,11 @@ export class Daemon {
     if (late.length > 0) {
       const lost = gaveUp.reduce((a, b) => a + b.lost, 0);
       const spooled = gaveUp.reduce((a, b) => a + b.spooled, 0);
-      throw new SluiceError(ERR_SHUTDOWN_TIMEOUT, `sink ${late.map((s) => s.id).join(', ')}: objects not completed within the sink's shutdown_timeout_secs; ${lost} records counted as discarded (reason shutdown_timeout)${spooledNote(spooled)}`);
+      throw new SluiceError(
+        ERR_SHUTDOWN_TIMEOUT,
+        `sink ${late.map((s) => s.id).join(', ')}: objects not completed within the sink's shutdown_timeout_secs; ` +
+          `${lost} records counted as discarded (reason shutdown_timeout)${spooledNote(spooled)}`,
+      );
     }
     this.log[level]('shutdown complete');
   }

@@ -35,7 +35,8 @@ function namingSink(id: string, err: unknown): SluiceError {
   if (err instanceof SluiceError) {
     return err.message.startsWith(prefix) ? err : new SluiceError(err.code, prefix + err.message, { cause: err });
   }
-  return new SluiceError(ERR_SINK_CHECK, `${prefix}${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  const message = err instanceof Error ? err.message : String(err);
+  return new SluiceError(ERR_SINK_CHECK, `${prefix}${message}`, { cause: err });
 }
 
 /** Every sink that failed its check, one line each (`sink <id>: ... (CODE)`). */

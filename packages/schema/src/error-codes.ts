@@ -27,8 +27,6 @@ export const ERR_SINK_WRITE = 'SLUICE_ERR_SINK_WRITE';
 export const ERR_SINK_STATE = 'SLUICE_ERR_SINK_STATE';
 /** A sink's object writer was given a batch after close() (a bug in Sluice). */
 export const ERR_WRITER_CLOSED = 'SLUICE_ERR_WRITER_CLOSED';
-/** `sluice read`: the file sink's directory cannot be listed or is not a directory. */
-export const ERR_READ_LOCATION = 'SLUICE_ERR_READ_LOCATION';
 /** aws_s3: an object could not be stored (close() rejected) or thrown away (abort() rejected). */
 export const ERR_S3_UPLOAD = 'SLUICE_ERR_S3_UPLOAD';
 /** aws_s3 check or `sluice read`: the bucket does not exist. */
@@ -39,12 +37,14 @@ export const ERR_S3_CREDENTIALS = 'SLUICE_ERR_S3_CREDENTIALS';
 export const ERR_S3_UNREACHABLE = 'SLUICE_ERR_S3_UNREACHABLE';
 /** aws_s3 check or `sluice read`: any other refusal (wrong region, a redirect, ...); the message has the status. */
 export const ERR_S3_CHECK = 'SLUICE_ERR_S3_CHECK';
+/** `sluice read`: the file sink's directory cannot be listed or is not a directory. */
+export const ERR_READ_LOCATION = 'SLUICE_ERR_READ_LOCATION';
 /** Shutdown: objects were still unfinished when shutdown_timeout_secs passed; their records are counted. */
 export const ERR_SHUTDOWN_TIMEOUT = 'SLUICE_ERR_SHUTDOWN_TIMEOUT';
 
 /**
- * Every code with its one-line meaning, frozen. docs/errors.md has a section per code and its
- * test compares the two; `sluice` prints the code after the message (`... (SLUICE_ERR_BIND)`).
+ * Every code with its one-line meaning, frozen, in the order of docs/errors.md (a section per
+ * code; its test compares the two). `sluice` prints the code after the message (`... (SLUICE_ERR_BIND)`).
  */
 export const ERROR_CODES = Object.freeze({
   [ERR_CONFIG]: 'a configuration file, option, reference or value is wrong',
@@ -56,12 +56,12 @@ export const ERROR_CODES = Object.freeze({
   [ERR_SINK_WRITE]: 'the file sink could not write, sync or rename an object',
   [ERR_SINK_STATE]: 'an object upload was used after close() or abort() (a bug)',
   [ERR_WRITER_CLOSED]: "a sink's object writer was given a batch after close() (a bug)",
-  [ERR_READ_LOCATION]: "sluice read: the file sink's directory cannot be listed",
   [ERR_S3_UPLOAD]: 'an S3 object could not be stored or thrown away',
   [ERR_S3_NO_BUCKET]: 'the S3 bucket does not exist',
   [ERR_S3_CREDENTIALS]: 'the S3 endpoint refused the credentials, or none were found',
   [ERR_S3_UNREACHABLE]: 'nothing answered at the S3 endpoint in time',
   [ERR_S3_CHECK]: 'the S3 endpoint refused the bucket check for another reason',
+  [ERR_READ_LOCATION]: "sluice read: the file sink's directory cannot be listed",
   [ERR_SHUTDOWN_TIMEOUT]: 'objects were unfinished when shutdown_timeout_secs passed',
 } as const);
 

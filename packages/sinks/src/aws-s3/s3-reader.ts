@@ -4,7 +4,14 @@
  * "cannot reach" in seconds, not the sink's 15 minutes of patience.
  */
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { ERR_S3_CHECK, ERR_S3_CREDENTIALS, ERR_S3_NO_BUCKET, ERR_S3_UNREACHABLE, SluiceError, type SluiceErrorCode } from '@sluice/schema';
+import {
+  ERR_S3_CHECK,
+  ERR_S3_CREDENTIALS,
+  ERR_S3_NO_BUCKET,
+  ERR_S3_UNREACHABLE,
+  SluiceError,
+  type SluiceErrorCode,
+} from '@sluice/schema';
 import type { ListedObject, ObjectReader } from '../object-reader.ts';
 import type { AwsS3SinkConfig } from './config.ts';
 import { createS3Client } from './config-to-client.ts';

@@ -332,7 +332,10 @@ class S3Upload extends EventEmitter implements ObjectUpload {
 
   write(chunk: Uint8Array): boolean {
     if (this.#state === 'closing' || this.#closing !== undefined) {
-      throw new SluiceError(ERR_SINK_STATE, `sink ${this.#store.sinkId}: write() on s3://${this.#store.bucket}/${this.key} after close()`);
+      throw new SluiceError(
+        ERR_SINK_STATE,
+        `sink ${this.#store.sinkId}: write() on s3://${this.#store.bucket}/${this.key} after close()`,
+      );
     }
     // Failed or aborted: discard; close() reports the failure.
     if (this.#state !== 'open') return true;

@@ -51,7 +51,8 @@ export class FileReader implements ObjectReader {
     } catch (err) {
       // A day folder removed by retention while we walk: nothing left to read there.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && dir !== '') return;
-      throw new SluiceError(ERR_READ_LOCATION, `cannot list ${path.join(this.#root, dir)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new SluiceError(ERR_READ_LOCATION, `cannot list ${path.join(this.#root, dir)}: ${code}`, { cause: err });
     }
     const names: string[] = [];
     for (const e of entries) {
