@@ -188,7 +188,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(end.received).toBe(C);
     expect(stored).toBe(end.stored);
     expect(stored + drops).toBe(end.received);
-    expect(end.spoolDropped).toBe(end.spoolFull); // no other reason (io_error, not_spooled)
+    expect(end.spoolDropped).toBe(end.spoolFull); // no other reason (disk_blocked, not_spooled)
     expect(inRange(0, A)).toBe(A); // before: all stored
     expect(inRange(B, C)).toBe(C - B); // after: all stored
     expect(inRange(A, B)).toBe(B - A - drops); // during: what was not dropped
