@@ -10,6 +10,7 @@
  * skipped, with the reason in the suite's title, when it is not built.
  */
 import { describe, expect, it } from 'vitest';
+import { BLOCK_FLAG, encodePayload } from '@sluice/ring';
 import {
   NATIVE_BATCH_ADDON,
   STATE_SLOTS,
@@ -31,7 +32,7 @@ import {
   type NativeBatchAddon,
 } from './batch-native.ts';
 import { type BatchFacts, FactsScanner, indexFieldsFor, parsedRecordTime } from './facts.ts';
-import { TalosLineGenerator, buildBatch, encodeBlock, encodePayload, mulberry32, recordSpan } from './fixture.ts';
+import { TalosLineGenerator, buildBatch, encodeBlock, mulberry32, recordSpan } from './fixture.ts';
 import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, type BatchOutput, type MalformedReason, type TagPlan } from './process.ts';
 
 const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
@@ -43,14 +44,9 @@ if (SKIP) console.warn(`batch-native.test.ts: skipped: ${(load as { reason: stri
 const enc = new TextEncoder();
 const bytes = (x: Uint8Array | string): Uint8Array => (typeof x === 'string' ? enc.encode(x) : x);
 
-/** A single-line payload whose peer is any bytes (encodePayload takes a string peer). */
+/** A single-line payload whose peer is any bytes. */
 function rawPeerPayload(peer: readonly number[], line: Uint8Array | string): Uint8Array {
-  const l = bytes(line);
-  const out = new Uint8Array(1 + peer.length + l.length);
-  out[0] = peer.length;
-  out.set(peer, 1);
-  out.set(l, 1 + peer.length);
-  return out;
+  return encodePayload(Uint8Array.from(peer), line);
 }
 
 interface Outcome {
@@ -327,13 +323,12 @@ class Corpus {
       } else if (r < 0.95) {
         const lines = Array.from({ length: this.int(12) }, () => this.line());
         const peer = this.peer();
-        let block = encodeBlock('', lines, this.pick(['\n', '\r\n']));
-        block = Buffer.concat([Uint8Array.of(0x80 | peer.length), Uint8Array.from(peer), block.subarray(1)]);
+        let block = encodePayload(Uint8Array.from(peer), encodeBlock('', lines, this.pick(['\n', '\r\n'])).subarray(1), true);
         if (this.rand() < 0.25 && block.length > 1 + peer.length) block = block.subarray(0, block.length - 1); // no final '\n'
         out.push(block);
       } else {
         // Invalid frames: zero-length payload, peerLen beyond the payload (single and block).
-        out.push(this.pick([new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), Uint8Array.of(0x80 | 9, 0x31), Uint8Array.of(5), Uint8Array.of(3, 0xff, 0x0a)]));
+        out.push(this.pick([new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), Uint8Array.of(BLOCK_FLAG | 9, 0x31), Uint8Array.of(5), Uint8Array.of(3, 0xff, 0x0a)]));
       }
     }
     return out;
@@ -547,7 +542,7 @@ describe.skipIf(SKIP)(TITLE, () => {
     const plan = compileTagPlan({ t: 'v' }, 'host');
     const peers = [[0x22], [0x5c], [0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f], [0x7f], [0x80, 0xc3, 0xa9, 0xff], Array.from({ length: 127 }, (_, i) => 127 - i)];
     const payloads = peers.flatMap((p) => [rawPeerPayload(p, '{"m":1}'), rawPeerPayload(p, '{"cluster":1,"host":"x"}'), rawPeerPayload(p, '{bad')]);
-    payloads.push(Buffer.concat([Uint8Array.of(0x80 | 3), Uint8Array.of(0x22, 0x0a, 0xe9), Buffer.from('{"a":1}\n{"b":\n')]));
+    payloads.push(encodePayload(Uint8Array.of(0x22, 0x0a, 0xe9), '{"a":1}\n{"b":\n', true));
     const r = both(buildBatch(payloads), plan);
     const hosts = r.ndjson.toString().trimEnd().split('\n').map((l) => (JSON.parse(l) as { host: string }).host);
     const latin1 = (p: number[]): string => Buffer.from(p).toString('latin1');
@@ -585,7 +580,7 @@ describe.skipIf(SKIP)(TITLE, () => {
   it('invalid frames: counted, dead-lettered with their raw payload, the batch goes on or ends as the TypeScript path does', () => {
     const plan = compileTagPlan({}, 'host');
     const ok = encodePayload('h', '{"i":1}');
-    const payloads = [ok, new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), ok, Uint8Array.of(0x80 | 9, 0x31), ok];
+    const payloads = [ok, new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), ok, Uint8Array.of(BLOCK_FLAG | 9, 0x31), ok];
     const batch = buildBatch(payloads);
     const r = both(batch, plan);
     expect(reasonsOf(r)).toEqual(['invalid_frame', 'invalid_frame', 'invalid_frame']);
