@@ -80,7 +80,9 @@ const encoder = new TextEncoder();
  */
 export function encodePayload(peer: string | Uint8Array, line: string | Uint8Array, block = false): Uint8Array {
   const peerBytes = typeof peer === 'string' ? encoder.encode(peer) : peer;
-  if (peerBytes.length > MAX_PEER_BYTES) throw new RangeError(`peer longer than ${MAX_PEER_BYTES} bytes: ${peerBytes.length}`);
+  if (peerBytes.length > MAX_PEER_BYTES) {
+    throw new RangeError(`peer longer than ${MAX_PEER_BYTES} bytes: ${peerBytes.length}`);
+  }
   const lineBytes = typeof line === 'string' ? encoder.encode(line) : line;
   const out = new Uint8Array(1 + peerBytes.length + lineBytes.length);
   out[0] = peerBytes.length | (block ? BLOCK_FLAG : 0);

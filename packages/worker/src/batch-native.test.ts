@@ -6,10 +6,12 @@
  * nesting, invalid frames), each now decided in C++ within one call per batch. The one thing
  * the addon still returns for, an output buffer to grow, is checked directly.
  *
- * Under CI=true the addon must be there: these tests fail without it. Elsewhere they are
- * skipped, with the reason in the suite's title, when it is not built.
+ * Every case runs on each build of batch.cc (test-batch-builds.ts): the default one (SSE2 on
+ * x86-64) and the portable one (-DBATCH_SCALAR, what aarch64 runs). Under CI=true both must be
+ * there: these tests fail without them. Elsewhere a build that is not there is skipped, with the
+ * reason in the suite's title.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BLOCK_FLAG, encodePayload } from '@sluice/ring';
 import {
   NATIVE_BATCH_ADDON,
@@ -33,13 +35,18 @@ import {
 } from './batch-native.ts';
 import { type BatchFacts, FactsScanner, indexFieldsFor, parsedRecordTime } from './facts.ts';
 import { TalosLineGenerator, buildBatch, encodeBlock, mulberry32, recordSpan } from './fixture.ts';
+import { BATCH_BUILDS, useBatchBuild, type BatchBuild } from './test-batch-builds.ts';
 import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, type BatchOutput, type MalformedReason, type TagPlan } from './process.ts';
 
 const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
+/** What BatchProcessor loads; useBatchBuild points its processRecords at each build in turn. */
 const load = loadNativeBatch();
-const SKIP = !load.ok && !CI;
-const TITLE = SKIP ? `native batch addon SKIPPED, not built: ${(load as { reason: string }).reason}` : 'native batch addon';
-if (SKIP) console.warn(`batch-native.test.ts: skipped: ${(load as { reason: string }).reason}`);
+/** Each build's cases run when it loads, and under CI always (a build that does not load then fails them). */
+const skipped = (b: BatchBuild): boolean => !b.load.ok && !CI;
+const whyNot = (b: BatchBuild): string => (b.load.ok ? '' : b.load.reason);
+const titleOf = (b: BatchBuild): string =>
+  skipped(b) ? `native batch addon, ${b.name}, SKIPPED, not built: ${whyNot(b)}` : `native batch addon, ${b.name}`;
+for (const b of BATCH_BUILDS) if (skipped(b)) console.warn(`batch-native.test.ts: ${b.name} skipped: ${whyNot(b)}`);
 
 const enc = new TextEncoder();
 const bytes = (x: Uint8Array | string): Uint8Array => (typeof x === 'string' ? enc.encode(x) : x);
@@ -349,11 +356,22 @@ const BATCHES = Number(process.env['BATCH_NATIVE_FUZZ_BATCHES'] ?? 120);
 const SEED = Number(process.env['BATCH_NATIVE_FUZZ_SEED'] ?? 20261123);
 const DEPTHS = [3, DEFAULT_MAX_DEPTH, Infinity, 1500, 2.5, 1024, 1];
 
-describe.skipIf(SKIP)(TITLE, () => {
-  it('loads from build-native/batch.node, exports processRecords, and BatchProcessor reports which path runs', () => {
-    const dir = process.env['SLUICE_WORKER_ADDON_DIR'] ?? 'packages/worker/build-native';
-    expect(NATIVE_BATCH_ADDON.endsWith(`${dir.replace(/\/$/, '')}/batch.node`)).toBe(true);
+for (const build of BATCH_BUILDS) describe.skipIf(skipped(build))(titleOf(build), () => {
+  let undo = (): void => {};
+  beforeAll(() => {
+    undo = useBatchBuild(build);
+  });
+  afterAll(() => undo());
+
+  it('loads from build-native/, exports processRecords, and BatchProcessor reports which path runs', () => {
+    const dir = (process.env['SLUICE_WORKER_ADDON_DIR'] ?? 'packages/worker/build-native').replace(/\/$/, '');
+    expect(NATIVE_BATCH_ADDON.endsWith(`${dir}/batch.node`)).toBe(true);
+    expect(build.path.endsWith(`${dir}/${build === BATCH_BUILDS[0] ? 'batch' : 'batch-scalar'}.node`)).toBe(true);
     expect(load.ok, load.ok ? '' : load.reason).toBe(true);
+    expect(build.load.ok, whyNot(build)).toBe(true);
+    // What every BatchProcessor of this thread calls now.
+    const addonOf = (l: typeof load): NativeBatchAddon => (l as { addon: NativeBatchAddon }).addon;
+    expect(addonOf(load).processRecords).toBe(addonOf(build.load).processRecords);
     expect(loadNativeBatch()).toBe(load); // once per thread
     expect(new BatchProcessor({ native: 'on' }).implementation).toBe('native');
     expect(new BatchProcessor().implementation).toBe('native'); // auto

@@ -105,4 +105,11 @@ export const F_TIME_LEN = 29;
  * Every malformed reason (process.ts MalformedReason), in a stable order: metrics label values,
  * and the order of the S_MALFORMED slots.
  */
-export const MALFORMED_REASONS = ['invalid_frame', 'empty', 'invalid_utf8', 'invalid_json', 'not_object', 'too_deep'] as const;
+export const MALFORMED_REASONS = [
+  'invalid_frame',
+  'empty',
+  'invalid_utf8',
+  'invalid_json',
+  'not_object',
+  'too_deep',
+] as const;
