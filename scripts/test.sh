@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test: check that the C++ headers generated from TypeScript constants are fresh
-# (scripts/gen-native-constants.ts --check), type-check every package, build the container image (npm run image), then vitest
-# (unit, integration and end-to-end, with a real Ceph RADOS Gateway that test/s3/global-setup.ts
-# installs when missing and starts), then the native addons' tests again on AddressSanitizer +
+# (scripts/gen-native-constants.ts --check), type-check every package, build the container
+# image (npm run image), then vitest (unit, integration and end-to-end, with a real Ceph
+# RADOS Gateway that test/s3/global-setup.ts installs when missing and starts), then the native addons' tests again on AddressSanitizer +
 # UBSan builds (scripts/sanitize-native.sh).
 # Arguments go to vitest and run only those tests.
 set -euo pipefail

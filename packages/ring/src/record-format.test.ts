@@ -33,7 +33,8 @@ describe('the record format', () => {
 
   it('encodePayload and encodeSpan lay records out byte for byte as Ring.tryWrite + copyOut do', () => {
     const lines = ['{"a":1}', '', '{"b":"é"}\n{"c":2}\r\n', 'x'.repeat(13)];
-    const payloads = lines.map((l, i) => encodePayload(i === 1 ? Uint8Array.of(0xff, 0x00) : `10.0.0.${i}`, l, i === 2));
+    const peerOf = (i: number): string | Uint8Array => (i === 1 ? Uint8Array.of(0xff, 0x00) : `10.0.0.${i}`);
+    const payloads = lines.map((l, i) => encodePayload(peerOf(i), l, i === 2));
     const ring = Ring.create(256);
     for (const [i, l] of lines.entries()) {
       const head = i === 1 ? Uint8Array.of(2, 0xff, 0x00) : peerHead(`10.0.0.${i}`);

@@ -303,7 +303,7 @@ describe('u32 index wrap-around', () => {
 describe('seeded sequence through tiny rings', () => {
   for (const capacity of CAPACITIES) {
     for (const base of [0, 2 ** 32 - 3 * capacity]) {
-      it(`capacity ${capacity}, indices from ${base}: one-record and many-record claims agree with the generator`, () => {
+      it(`capacity ${capacity}, indices from ${base}: one- and many-record claims agree with the generator`, () => {
         const rng = mulberry32(capacity * 7919 + base);
         const writeLen = lengthStream(capacity + base, capacity - 4);
         const pending: number[] = []; // lengths written, not yet consumed

@@ -330,12 +330,19 @@ class Corpus {
       } else if (r < 0.95) {
         const lines = Array.from({ length: this.int(12) }, () => this.line());
         const peer = this.peer();
-        let block = encodePayload(Uint8Array.from(peer), encodeBlock('', lines, this.pick(['\n', '\r\n'])).subarray(1), true);
+        const body = encodeBlock('', lines, this.pick(['\n', '\r\n'])).subarray(1);
+        let block = encodePayload(Uint8Array.from(peer), body, true);
         if (this.rand() < 0.25 && block.length > 1 + peer.length) block = block.subarray(0, block.length - 1); // no final '\n'
         out.push(block);
       } else {
         // Invalid frames: zero-length payload, peerLen beyond the payload (single and block).
-        out.push(this.pick([new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), Uint8Array.of(BLOCK_FLAG | 9, 0x31), Uint8Array.of(5), Uint8Array.of(3, 0xff, 0x0a)]));
+        out.push(this.pick([
+          new Uint8Array(0),
+          Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d),
+          Uint8Array.of(BLOCK_FLAG | 9, 0x31),
+          Uint8Array.of(5),
+          Uint8Array.of(3, 0xff, 0x0a),
+        ]));
       }
     }
     return out;
@@ -598,7 +605,8 @@ for (const build of BATCH_BUILDS) describe.skipIf(skipped(build))(titleOf(build)
   it('invalid frames: counted, dead-lettered with their raw payload, the batch goes on or ends as the TypeScript path does', () => {
     const plan = compileTagPlan({}, 'host');
     const ok = encodePayload('h', '{"i":1}');
-    const payloads = [ok, new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), ok, Uint8Array.of(BLOCK_FLAG | 9, 0x31), ok];
+    const badBlock = Uint8Array.of(BLOCK_FLAG | 9, 0x31);
+    const payloads = [ok, new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), ok, badBlock, ok];
     const batch = buildBatch(payloads);
     const r = both(batch, plan);
     expect(reasonsOf(r)).toEqual(['invalid_frame', 'invalid_frame', 'invalid_frame']);

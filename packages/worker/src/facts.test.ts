@@ -130,7 +130,11 @@ const EPOCHS = ['1714000000.123456789', '0.5', '1e9', '1E3', '-1.5', '-0', '1e20
  * its cases fail.
  */
 const WAYS: Array<{ title: string; way: Way; build?: BatchBuild }> = [
-  ...BATCH_BUILDS.filter((b) => b.load.ok || CI).map((build) => ({ title: `native, ${build.name}`, way: 'native' as const, build })),
+  ...BATCH_BUILDS.filter((b) => b.load.ok || CI).map((build) => ({
+    title: `native, ${build.name}`,
+    way: 'native' as const,
+    build,
+  })),
   { title: 'js', way: 'js' },
 ];
 

@@ -22,7 +22,18 @@
  * Cost of each: docs/benchmarks.md, "Object index facts" (bench/parse-tag.bench.ts).
  */
 import { packFields } from './batch-native.ts';
-import { F_MANY, F_MAX_FIELDS, F_STRIDE, F_TIME_LEN, MAX_FIELD_VALUES, S_F_HAS_TIME, S_F_OVERFLOW, S_F_RECORDS, S_F_UNCERTAIN, S_F_UNTIMED } from './native-constants.ts';
+import {
+  F_MANY,
+  F_MAX_FIELDS,
+  F_STRIDE,
+  F_TIME_LEN,
+  MAX_FIELD_VALUES,
+  S_F_HAS_TIME,
+  S_F_OVERFLOW,
+  S_F_RECORDS,
+  S_F_UNCERTAIN,
+  S_F_UNTIMED,
+} from './native-constants.ts';
 import { fraction9, inRange, NANO_ZEROS, parseRfc3339, parsedRecordTime } from './record-time.ts';
 
 export { parsedRecordTime };
