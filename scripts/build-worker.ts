@@ -4,7 +4,7 @@
  *
  *   node scripts/build-worker.ts [outDir]
  *
- * Relative `.ts` imports become `.js`, `@sluice/ring` becomes `./ring.js`; everything else
+ * Relative `.ts` imports become `.js`, `@sluice/ring` becomes `./ring-index.js`; everything else
  * (node: modules, piscina) resolves as before from inside the repository.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ export function buildWorker(outDir: URL): BuildManifest {
     const text = readFileSync(from, 'utf8');
     const js = stripTypeScriptTypes(text, { mode: 'strip' })
       .replace(/(from\s+['"])\.\/([\w.-]+)\.ts(['"])/g, '$1./$2.js$3')
-      .replace(/(from\s+['"])@sluice\/ring(['"])/g, '$1./ring.js$2');
+      .replace(/(from\s+['"])@sluice\/ring(['"])/g, '$1./ring-index.js$2');
     if (/from\s+['"][^'"]+\.ts['"]/.test(js)) throw new Error(`${to}: a .ts import is left after rewriting`);
     // A relative import of a file outside the build would fail only when a thread loads it.
     for (const m of js.matchAll(/from\s+['"]\.\/([\w.-]+)['"]/g)) {

@@ -26,9 +26,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "generated-constants.h"
+
 namespace {
 
-constexpr int kMaxDepth = 1024;
+// The fast scanners' depth cap, json-scan.ts MAX_SCAN_DEPTH (native-constants.ts), so both
+// fast paths of a HEC body send the same envelopes to the exact path.
+constexpr int kMaxDepth = sluice::worker::MAX_SCAN_DEPTH;
 constexpr int kFail = -1;
 
 inline bool IsWs(uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }

@@ -6,10 +6,13 @@
  * nesting, invalid frames), each now decided in C++ within one call per batch. The one thing
  * the addon still returns for, an output buffer to grow, is checked directly.
  *
- * Under CI=true the addon must be there: these tests fail without it. Elsewhere they are
- * skipped, with the reason in the suite's title, when it is not built.
+ * Every case runs on each build of batch.cc (test-batch-builds.ts): the default one (SSE2 on
+ * x86-64) and the portable one (-DBATCH_SCALAR, what aarch64 runs). Under CI=true both must be
+ * there: these tests fail without them. Elsewhere a build that is not there is skipped, with the
+ * reason in the suite's title.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BLOCK_FLAG, encodePayload } from '@sluice/ring';
 import {
   NATIVE_BATCH_ADDON,
   STATE_SLOTS,
@@ -30,26 +33,26 @@ import {
   type NativeBatchAddon,
 } from './batch-native.ts';
 import { type BatchFacts, FactsScanner, indexFieldsFor, parsedRecordTime } from './facts.ts';
-import { TalosLineGenerator, buildBatch, encodeBlock, encodePayload, mulberry32, recordSpan } from './fixture.ts';
+import { TalosLineGenerator, buildBatch, encodeBlock, mulberry32, recordSpan } from './fixture.ts';
+import { BATCH_BUILDS, useBatchBuild, type BatchBuild } from './test-batch-builds.ts';
 import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, type BatchOutput, type MalformedReason, type TagPlan } from './process.ts';
 
 const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
+/** What BatchProcessor loads; useBatchBuild points its processRecords at each build in turn. */
 const load = loadNativeBatch();
-const SKIP = !load.ok && !CI;
-const TITLE = SKIP ? `native batch addon SKIPPED, not built: ${(load as { reason: string }).reason}` : 'native batch addon';
-if (SKIP) console.warn(`batch-native.test.ts: skipped: ${(load as { reason: string }).reason}`);
+/** Each build's cases run when it loads, and under CI always (a build that does not load then fails them). */
+const skipped = (b: BatchBuild): boolean => !b.load.ok && !CI;
+const whyNot = (b: BatchBuild): string => (b.load.ok ? '' : b.load.reason);
+const titleOf = (b: BatchBuild): string =>
+  skipped(b) ? `native batch addon, ${b.name}, SKIPPED, not built: ${whyNot(b)}` : `native batch addon, ${b.name}`;
+for (const b of BATCH_BUILDS) if (skipped(b)) console.warn(`batch-native.test.ts: ${b.name} skipped: ${whyNot(b)}`);
 
 const enc = new TextEncoder();
 const bytes = (x: Uint8Array | string): Uint8Array => (typeof x === 'string' ? enc.encode(x) : x);
 
-/** A single-line payload whose peer is any bytes (encodePayload takes a string peer). */
+/** A single-line payload whose peer is any bytes. */
 function rawPeerPayload(peer: readonly number[], line: Uint8Array | string): Uint8Array {
-  const l = bytes(line);
-  const out = new Uint8Array(1 + peer.length + l.length);
-  out[0] = peer.length;
-  out.set(peer, 1);
-  out.set(l, 1 + peer.length);
-  return out;
+  return encodePayload(Uint8Array.from(peer), line);
 }
 
 interface Outcome {
@@ -326,13 +329,19 @@ class Corpus {
       } else if (r < 0.95) {
         const lines = Array.from({ length: this.int(12) }, () => this.line());
         const peer = this.peer();
-        let block = encodeBlock('', lines, this.pick(['\n', '\r\n']));
-        block = Buffer.concat([Uint8Array.of(0x80 | peer.length), Uint8Array.from(peer), block.subarray(1)]);
+        const body = encodeBlock('', lines, this.pick(['\n', '\r\n'])).subarray(1);
+        let block = encodePayload(Uint8Array.from(peer), body, true);
         if (this.rand() < 0.25 && block.length > 1 + peer.length) block = block.subarray(0, block.length - 1); // no final '\n'
         out.push(block);
       } else {
         // Invalid frames: zero-length payload, peerLen beyond the payload (single and block).
-        out.push(this.pick([new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), Uint8Array.of(0x80 | 9, 0x31), Uint8Array.of(5), Uint8Array.of(3, 0xff, 0x0a)]));
+        out.push(this.pick([
+          new Uint8Array(0),
+          Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d),
+          Uint8Array.of(BLOCK_FLAG | 9, 0x31),
+          Uint8Array.of(5),
+          Uint8Array.of(3, 0xff, 0x0a),
+        ]));
       }
     }
     return out;
@@ -353,11 +362,22 @@ const BATCHES = Number(process.env['BATCH_NATIVE_FUZZ_BATCHES'] ?? 120);
 const SEED = Number(process.env['BATCH_NATIVE_FUZZ_SEED'] ?? 20261123);
 const DEPTHS = [3, DEFAULT_MAX_DEPTH, Infinity, 1500, 2.5, 1024, 1];
 
-describe.skipIf(SKIP)(TITLE, () => {
-  it('loads from build-native/batch.node, exports processRecords, and BatchProcessor reports which path runs', () => {
-    const dir = process.env['SLUICE_WORKER_ADDON_DIR'] ?? 'packages/worker/build-native';
-    expect(NATIVE_BATCH_ADDON.endsWith(`${dir.replace(/\/$/, '')}/batch.node`)).toBe(true);
+for (const build of BATCH_BUILDS) describe.skipIf(skipped(build))(titleOf(build), () => {
+  let undo = (): void => {};
+  beforeAll(() => {
+    undo = useBatchBuild(build);
+  });
+  afterAll(() => undo());
+
+  it('loads from build-native/, exports processRecords, and BatchProcessor reports which path runs', () => {
+    const dir = (process.env['SLUICE_WORKER_ADDON_DIR'] ?? 'packages/worker/build-native').replace(/\/$/, '');
+    expect(NATIVE_BATCH_ADDON.endsWith(`${dir}/batch.node`)).toBe(true);
+    expect(build.path.endsWith(`${dir}/${build === BATCH_BUILDS[0] ? 'batch' : 'batch-scalar'}.node`)).toBe(true);
     expect(load.ok, load.ok ? '' : load.reason).toBe(true);
+    expect(build.load.ok, whyNot(build)).toBe(true);
+    // What every BatchProcessor of this thread calls now.
+    const addonOf = (l: typeof load): NativeBatchAddon => (l as { addon: NativeBatchAddon }).addon;
+    expect(addonOf(load).processRecords).toBe(addonOf(build.load).processRecords);
     expect(loadNativeBatch()).toBe(load); // once per thread
     expect(new BatchProcessor({ native: 'on' }).implementation).toBe('native');
     expect(new BatchProcessor().implementation).toBe('native'); // auto
@@ -546,7 +566,7 @@ describe.skipIf(SKIP)(TITLE, () => {
     const plan = compileTagPlan({ t: 'v' }, 'host');
     const peers = [[0x22], [0x5c], [0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f], [0x7f], [0x80, 0xc3, 0xa9, 0xff], Array.from({ length: 127 }, (_, i) => 127 - i)];
     const payloads = peers.flatMap((p) => [rawPeerPayload(p, '{"m":1}'), rawPeerPayload(p, '{"cluster":1,"host":"x"}'), rawPeerPayload(p, '{bad')]);
-    payloads.push(Buffer.concat([Uint8Array.of(0x80 | 3), Uint8Array.of(0x22, 0x0a, 0xe9), Buffer.from('{"a":1}\n{"b":\n')]));
+    payloads.push(encodePayload(Uint8Array.of(0x22, 0x0a, 0xe9), '{"a":1}\n{"b":\n', true));
     const r = both(buildBatch(payloads), plan);
     const hosts = r.ndjson.toString().trimEnd().split('\n').map((l) => (JSON.parse(l) as { host: string }).host);
     const latin1 = (p: number[]): string => Buffer.from(p).toString('latin1');
@@ -584,7 +604,8 @@ describe.skipIf(SKIP)(TITLE, () => {
   it('invalid frames: counted, dead-lettered with their raw payload, the batch goes on or ends as the TypeScript path does', () => {
     const plan = compileTagPlan({}, 'host');
     const ok = encodePayload('h', '{"i":1}');
-    const payloads = [ok, new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), ok, Uint8Array.of(0x80 | 9, 0x31), ok];
+    const badBlock = Uint8Array.of(BLOCK_FLAG | 9, 0x31);
+    const payloads = [ok, new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), ok, badBlock, ok];
     const batch = buildBatch(payloads);
     const r = both(batch, plan);
     expect(reasonsOf(r)).toEqual(['invalid_frame', 'invalid_frame', 'invalid_frame']);

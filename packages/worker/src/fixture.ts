@@ -1,37 +1,20 @@
 /**
- * Test and bench fixtures: the ring's record format, built by hand so the worker's tests do
- * not depend on @sluice/ring, and a seeded generator of realistic Talos json_lines records.
- *
- * Ring record format (docs/internals.md, packages/ring):
- *
- * ```
- *  u32 LE len | payload (len bytes) | zero padding to a 4-byte boundary
- *  payload = u8 head | peer (peerLen bytes, ASCII) | raw line bytes
- *  head    = peerLen (0..127) | 0x80 for a block: raw bytes of '\n'-terminated lines (TCP)
- * ```
+ * Test and bench fixtures: ring records built as the sources write them (the format and its
+ * encoders are @sluice/ring's record-format.ts), and a seeded generator of realistic Talos
+ * json_lines records.
  *
  * Not on any hot path: allocation here is fine.
  */
+import { encodePayload as encodeRingPayload, encodeSpan, recordSpan } from '@sluice/ring';
 import { mulberry32 } from '@sluice/testkit';
-import { BLOCK_FLAG, PEER_LEN_MASK } from './process.ts';
 
 const encoder = new TextEncoder();
 
-/** Bytes one record of payload length `len` occupies in a ring span (same as @sluice/ring). */
-export function recordSpan(len: number): number {
-  return 4 + ((len + 3) & ~3);
-}
+export { recordSpan };
 
-/** `u8 peerLen | peer | line`. `line` may be any bytes (tests feed malformed input). */
-export function encodePayload(peer: string, line: Uint8Array | string): Uint8Array {
-  const peerBytes = encoder.encode(peer);
-  if (peerBytes.length > PEER_LEN_MASK) throw new RangeError(`peer longer than ${PEER_LEN_MASK} bytes: ${peer}`);
-  const lineBytes = typeof line === 'string' ? encoder.encode(line) : line;
-  const out = new Uint8Array(1 + peerBytes.length + lineBytes.length);
-  out[0] = peerBytes.length;
-  out.set(peerBytes, 1);
-  out.set(lineBytes, 1 + peerBytes.length);
-  return out;
+/** `u8 peerLen | peer | line`. `line` may be any bytes (tests feed malformed input); `peer` any bytes too. */
+export function encodePayload(peer: string | Uint8Array, line: Uint8Array | string): Uint8Array {
+  return encodeRingPayload(peer, line);
 }
 
 /** A block record's payload, as the TCP source writes it: `lines` each followed by `ending` ('\n' or '\r\n'). */
@@ -45,35 +28,12 @@ export function encodeBlock(peer: string, lines: readonly (Uint8Array | string)[
     body.set(end, o + p.length);
     o += p.length + end.length;
   }
-  const out = encodePayload(peer, body);
-  out[0] = out[0]! | BLOCK_FLAG;
-  return out;
+  return encodeRingPayload(peer, body, true);
 }
 
 /** Lay payloads out exactly as a ring span does. Padding bytes are filled with `pad` (tests use 0xff to catch over-reads). */
 export function buildBatch(payloads: readonly Uint8Array[], pad = 0): Uint8Array {
-  let total = 0;
-  for (const p of payloads) total += recordSpan(p.length);
-  const out = new Uint8Array(total).fill(pad);
-  const view = new DataView(out.buffer);
-  let o = 0;
-  for (const p of payloads) {
-    view.setUint32(o, p.length, true);
-    out.set(p, o + 4);
-    o += recordSpan(p.length);
-  }
-  return out;
-}
-
-/** Iterate a span in the ring record format. Test helper; BatchProcessor inlines the same loop. */
-export function forEachPayload(buf: Uint8Array, length: number, fn: (payload: Uint8Array) => void): void {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let o = 0;
-  while (o + 4 <= length) {
-    const len = view.getUint32(o, true);
-    fn(buf.subarray(o + 4, o + 4 + len));
-    o += recordSpan(len);
-  }
+  return encodeSpan(payloads, pad);
 }
 
 export { mulberry32 };

@@ -17,22 +17,32 @@
  * Bounds: every read is below `end`; the bytes after it belong to the next record.
  */
 
-/** Nothing accepted: decide with the exact path. */
-export const SCAN_REJECT = -1;
-/** Bits of an accepted scan's result. */
-export const SCAN_OK = 1;
-/** A top-level key equals one of the first nKeys injected keys (tags overwrite: cut it). */
-export const SCAN_COLLIDES = 2;
-/** Top-level keys Talos records are told apart by. */
-export const SCAN_TALOS_SERVICE = 4;
-export const SCAN_FACILITY = 8;
-export const SCAN_PRIORITY = 16;
-export const SCAN_CLOCK = 32;
-export const SCAN_SEQ = 64;
-export const SCAN_KERNEL = SCAN_FACILITY | SCAN_PRIORITY | SCAN_CLOCK | SCAN_SEQ;
+// The result bits and the depth cap: native-constants.ts (batch.cc shares them).
+import {
+  MAX_SCAN_DEPTH,
+  SCAN_CLOCK,
+  SCAN_COLLIDES,
+  SCAN_FACILITY,
+  SCAN_KERNEL,
+  SCAN_OK,
+  SCAN_PRIORITY,
+  SCAN_REJECT,
+  SCAN_SEQ,
+  SCAN_TALOS_SERVICE,
+} from './native-constants.ts';
 
-/** Deeper lines go to the exact path (a preallocated stack, no recursion). */
-export const MAX_SCAN_DEPTH = 1024;
+export {
+  MAX_SCAN_DEPTH,
+  SCAN_CLOCK,
+  SCAN_COLLIDES,
+  SCAN_FACILITY,
+  SCAN_KERNEL,
+  SCAN_OK,
+  SCAN_PRIORITY,
+  SCAN_REJECT,
+  SCAN_SEQ,
+  SCAN_TALOS_SERVICE,
+};
 
 const CH_TAB = 0x09;
 const CH_LF = 0x0a;

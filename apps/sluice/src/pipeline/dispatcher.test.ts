@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { Ring } from '@sluice/ring';
+import { Ring, blockHead, peerHead } from '@sluice/ring';
 import { ObjectWriter, type ObjectStore, type ObjectUpload } from '@sluice/sinks';
 import { createLogger, Metrics } from '@sluice/telemetry';
 import { createWorkerPool, type BatchResult, type BatchTask } from '@sluice/worker';
@@ -71,7 +71,7 @@ function setup(whenFull: WhenFull) {
   });
   /** One 3-byte record per call (1-byte empty peer head + 3 bytes = a 4-byte payload, 8 in the ring). */
   const send = (n: number): void => {
-    ring.tryWrite(Uint8Array.of(n, 0, 0), Uint8Array.of(0));
+    ring.tryWrite(Uint8Array.of(n, 0, 0), peerHead(null));
     dispatcher.wrote('src');
   };
   const settle = () => new Promise((r) => setTimeout(r, 20));
@@ -165,8 +165,8 @@ describe('Dispatcher and a batch a worker fails', () => {
         onRingSpace: () => {},
       });
       const enc = new TextEncoder();
-      ring.tryWrite(enc.encode('{"a":1}\n{"a":2}\r\n{"a":3}\n'), Uint8Array.of(0x80)); // a block of 3 lines
-      ring.tryWrite(enc.encode('{"a":4}'), Uint8Array.of(0)); // one line
+      ring.tryWrite(enc.encode('{"a":1}\n{"a":2}\r\n{"a":3}\n'), blockHead(peerHead(null))); // a block of 3 lines
+      ring.tryWrite(enc.encode('{"a":4}'), peerHead(null)); // one line
       dispatcher.wrote('tcp-in');
       await dispatcher.flush();
       const failed = (await metrics.discardedEvents.get()).values.find((v) => v.labels.reason === 'worker_error');

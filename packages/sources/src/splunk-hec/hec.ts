@@ -24,10 +24,10 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
-import { recordSpan } from '@sluice/ring';
+import { peerHead, recordSpan } from '@sluice/ring';
 import { RateLimitedLog } from '@sluice/telemetry';
 import { DEFAULT_MAX_DEPTH, type HecDecoder, type HecDecodeOptions, type HecDecodeResult, type HecEndpoint, type HecRejection } from '@sluice/worker';
-import { formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { formatAddress, listen, normalizePeer, type Source, type SourceContext } from '../source.ts';
 import { isHandshakeTimeout, rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 import { TokenSet, parseAuthorization } from './auth.ts';
 

@@ -3,7 +3,8 @@ import { createRequire } from 'node:module';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { LineFramer } from '@sluice/wire';
 import { RateLimitedLog } from '@sluice/telemetry';
-import { MAX_PEER_BYTES, blockHead, formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { MAX_PEER_BYTES, blockHead, peerHead } from '@sluice/ring';
+import { formatAddress, listen, normalizePeer, type Source, type SourceContext } from '../source.ts';
 import { isHandshakeTimeout, rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 
 /** One socket read, and so the largest block record. */
