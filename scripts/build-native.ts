@@ -162,7 +162,10 @@ function build(addon: Addon, include: string): void {
   const outDir = join(ROOT, addon.outDir);
   const out = join(outDir, `${addon.name}.node`);
   const stampFile = join(outDir, `${addon.name}.stamp`);
-  if (!existsSync(source)) return fail(addon, `${addon.source} is missing`);
+  if (!existsSync(source)) {
+    fail(addon, `${addon.source} is missing`);
+    return;
+  }
   const cxx = process.env['CXX'] ?? 'g++';
   // -fvisibility=hidden: only napi_register_module_v1 is exported. No -Werror: a newer
   // compiler's new warning must not break an install. No -march: the image runs on other CPUs.
@@ -186,7 +189,8 @@ function build(addon: Addon, include: string): void {
   if (r.error !== undefined || r.status !== 0) {
     rmSync(tmp, { force: true });
     const why = r.error !== undefined ? `${cxx} did not run (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}: apt-get install g++)` : `${cxx} exited ${r.status}\n${r.stderr}`;
-    return fail(addon, `could not compile ${addon.what}: ${why}`);
+    fail(addon, `could not compile ${addon.what}: ${why}`);
+    return;
   }
   if (r.stderr.trim() !== '') process.stderr.write(r.stderr);
   // An unresolved symbol shows only at load time: load it before it replaces a working build.
@@ -195,7 +199,8 @@ function build(addon: Addon, include: string): void {
     if (typeof loaded[addon.exportName] !== 'function') throw new Error(`it does not export ${addon.exportName}`);
   } catch (err) {
     rmSync(tmp, { force: true });
-    return fail(addon, `the compiled ${addon.what} does not load: ${(err as Error).message}`);
+    fail(addon, `the compiled ${addon.what} does not load: ${(err as Error).message}`);
+    return;
   }
   // rename: a running daemon keeps the file it mapped.
   renameSync(tmp, out);

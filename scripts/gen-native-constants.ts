@@ -178,7 +178,7 @@ export async function render(header: Header): Promise<string> {
       }
       out.push(...comment(docOf(text, section.reasons)));
       out.push(...comment('R_<REASON> is the index of a reason in that list; R_COUNT their number.'));
-      reasons.forEach((r: string, i) => out.push(`constexpr int R_${r.toUpperCase()} = ${i};`));
+      for (const [i, r] of reasons.entries()) out.push(`constexpr int R_${r.toUpperCase()} = ${i};`);
       out.push(`constexpr int R_COUNT = ${reasons.length};`);
       out.push('constexpr const char* REASON_NAMES[R_COUNT] = {');
       for (const r of reasons as string[]) out.push(`    ${JSON.stringify(r)},`);

@@ -531,7 +531,9 @@ for (const build of BATCH_BUILDS) describe.skipIf(skipped(build))(titleOf(build)
     const malformed = cases.filter(([, v]) => v !== 'accepted');
     expect(reasonsOf(r)).toEqual(malformed.map(([, v]) => v));
     const env = r.deadLetter!.toString().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    env.forEach((e, i) => expect(e).toEqual({ reason: malformed[i]![1], component_id: 'src', peer: '10.0.0.7', raw: malformed[i]![0] }));
+    for (const [i, e] of env.entries()) {
+      expect(e).toEqual({ reason: malformed[i]![1], component_id: 'src', peer: '10.0.0.7', raw: malformed[i]![0] });
+    }
     const out = r.ndjson.toString().trimEnd().split('\n');
     expect(out).toEqual([
       '{"a":[[[[]]]],"a":1,"cluster":"prod","host":"10.0.0.7"}',
