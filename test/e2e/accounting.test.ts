@@ -20,7 +20,8 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { rgwClient } from '../s3/rgw.ts';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { freshBucket, getObjectLines, listKeys, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
+import { freshBucket, getObjectLines, listKeys, s3Connection, s3Env } from '../helpers/s3.ts';
+import { waitUntil } from '@sluice/testkit';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 
 const env = inject('s3');
@@ -218,7 +219,7 @@ sinks:
     // The keep-alive connection (refused requests' connections may still be closing).
     expect(metricSum(m, 'sluice_source_open_connections', { component_id: 'acct_hec' })).toBeGreaterThanOrEqual(1);
     // Mid-run, with objects completed and more records still open in the writers.
-    await waitFor(
+    await waitUntil(
       'a first object in each sink',
       async () => {
         m = await midRun('first objects');
@@ -238,7 +239,7 @@ sinks:
       udpBytes += bad.length;
     }
     const udpMalformed = MALFORMED.length + 1; // the empty datagram is malformed (reason empty)
-    await waitFor('udp malformed datagrams processed', async () => discarded(await scrape(daemon.apiPort), 'acct_udp', 'malformed') === udpMalformed, 10_000, 50);
+    await waitUntil('udp malformed datagrams processed', async () => discarded(await scrape(daemon.apiPort), 'acct_udp', 'malformed') === udpMalformed, 10_000, 50);
     let nextUdp = 0;
     for (let burst = 0; burst < 20; burst++) {
       const lines = Array.from({ length: 600 }, () => udpLine(nextUdp++));
@@ -265,7 +266,7 @@ sinks:
       SOURCES.every((id) => metricSum(s, 'sluice_ring_used_bytes', { component_id: id }) === 0 && metricSum(s, 'sluice_source_open_connections', { component_id: id }) === 0) &&
       SINKS.every((sink) => metricSum(s, 'sluice_sink_buffered_bytes', { component_id: sink }) === 0);
     let final: Scrape = new Map();
-    await waitFor('every record stored or counted', async () => settled((final = await midRun('draining'))), 20_000, 250);
+    await waitUntil('every record stored or counted', async () => settled((final = await midRun('draining'))), 20_000, 250);
 
     expect(await daemon.stop()).toBe(0);
 

@@ -24,7 +24,8 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { freshBucket, getObjectLines, listKeys, openUploads, runCli, sleep, waitFor } from '../helpers/s3.ts';
+import { freshBucket, getObjectLines, listKeys, openUploads, runCli, sleep } from '../helpers/s3.ts';
+import { waitUntil } from '@sluice/testkit';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -194,7 +195,7 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
       const finals: Scrape[] = [];
       for (let r = 0; r < REPLICAS; r++) {
         let m: Scrape = new Map();
-        await waitFor(
+        await waitUntil(
           `replica ${r}: every line received and stored`,
           async () => {
             m = await scrape(replicas[r]!.apiPort);
@@ -312,7 +313,7 @@ sinks:${sink('s3_a')}${sink('s3_b')}
       const lines = Array.from({ length: LINES }, (_, id) => onNode(serviceLine({ id, rand }), 0));
       await sendTcpFrom(NODES[0], daemon.sources['talos_service']![0]!, lines);
       let m: Scrape = new Map();
-      await waitFor(
+      await waitUntil(
         'both sinks stored every line',
         async () => {
           m = await scrape(daemon.apiPort);

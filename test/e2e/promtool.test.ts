@@ -18,7 +18,8 @@ import { Metrics, SpoolMetrics } from '@sluice/telemetry';
 import { rgwClient } from '../s3/rgw.ts';
 import { hecPost, metricSum, type RunningDaemon, scrape, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { needPrometheus, promtoolCheckMetrics } from '../helpers/prometheus.ts';
-import { freshBucket, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
+import { freshBucket, s3Connection, s3Env } from '../helpers/s3.ts';
+import { waitUntil } from '@sluice/testkit';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -126,7 +127,7 @@ sinks:
       expect(await hecPost(hec, 'not-the-token', JSON.stringify({ event: 'x' }))).toBe(403);
 
       // The tcp lines processed and a first object written; udp datagrams may be lost, so only some.
-      await waitFor(
+      await waitUntil(
         'tcp lines validated, objects written',
         async () => {
           const m = await scrape(daemon.apiPort);
@@ -170,7 +171,7 @@ sinks:
       const rand = prng(43);
       const good = Array.from({ length: GOOD_LINES }, (_, id) => serviceLine({ id, rand }));
       await sendTcp(daemon.sources['lint_tcp']![0]!, `${[...good, ...BAD_LINES].join('\n')}\n`);
-      await waitFor(
+      await waitUntil(
         'an object completed in S3',
         async () => metricSum(await scrape(daemon.apiPort), 'sluice_sink_sent_events_total', { component_id: 's3' }) >= GOOD_LINES,
         60_000,

@@ -16,7 +16,8 @@ import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
 import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { countIds, freshBucket, getObjectLines, linesOfAtLeast, listKeys, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, tcpBufferMaxBytes, waitFor, within } from '../helpers/s3.ts';
+import { countIds, freshBucket, getObjectLines, linesOfAtLeast, listKeys, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, tcpBufferMaxBytes, within } from '../helpers/s3.ts';
+import { waitUntil } from '@sluice/testkit';
 
 const MiB = 1024 * 1024;
 /** A gateway of this file's own: its tests stop and start it. */
@@ -84,7 +85,7 @@ sinks:
 
     // 50,000 lines a second: the buffers are full within a few seconds of the gateway stopping.
     const blockedSender = sendTcpPaced(daemon.sources['blocked_tcp']![0]!, blocked, 5_000, 100);
-    await waitFor('the stream to be flowing', async () => (await received('blocked_tcp')) >= 20_000, 10_000);
+    await waitUntil('the stream to be flowing', async () => (await received('blocked_tcp')) >= 20_000, 10_000);
     await gw.rgw.stopGateway();
     const downAt = Date.now();
     // 4,000 lines a second for 10 s into a sink that drops while blocked.
@@ -94,7 +95,7 @@ sinks:
     await sleep(10_000);
     await sendUdp(daemon.sources['blocked_udp']![0]!, kernel, 100, 10);
     // The TCP sender is held back: its write refused, 'drain' not coming (the ring and the socket buffers full).
-    await waitFor('the TCP sender to be held back', () => blockedSender.waitingMs() >= 3_000, 30_000);
+    await waitUntil('the TCP sender to be held back', () => blockedSender.waitingMs() >= 3_000, 30_000);
     const pausedAt = { sent: blockedSender.sent(), received: await received('blocked_tcp'), ms: Date.now() - downAt };
     // At least 3 s more (the 19th second of the outage, usually 9 s): nothing may move meanwhile.
     await sleep(Math.max(0, Math.max(19_000, pausedAt.ms + 3_000) - (Date.now() - downAt)));
@@ -111,7 +112,7 @@ sinks:
     // drop_newest never held its sender back: all of its stream taken in with the gateway still
     // down (block would hold it until the gateway returns), and hardly ever waiting for 'drain'.
     await within('the drop_newest stream to be taken in while the gateway is down', droppingSender.done, 30_000);
-    await waitFor('every drop_newest line received while the gateway is down', async () => (await received('dropping_tcp')) === DROPPING, 10_000);
+    await waitUntil('every drop_newest line received while the gateway is down', async () => (await received('dropping_tcp')) === DROPPING, 10_000);
     const droppingHeldBackMs = droppingSender.heldBackMs();
     expect(droppingHeldBackMs).toBeLessThan(3_000);
     expect(metricSum(m, 'sluice_sink_retries_total', { component_id: 's3_block' })).toBeGreaterThan(0);
@@ -120,7 +121,7 @@ sinks:
     const downMs = Date.now() - downAt;
     await gw.rgw.startGateway();
     await blockedSender.done;
-    await waitFor('every TCP line received', async () => (await received('blocked_tcp')) === BLOCKED, 60_000);
+    await waitUntil('every TCP line received', async () => (await received('blocked_tcp')) === BLOCKED, 60_000);
     const end = await metrics();
     const udpReceived = metricSum(end, 'sluice_source_received_events_total', { component_id: 'blocked_udp' });
     const bufferFull = metricSum(end, 'sluice_sink_discarded_events_total', { component_id: 's3_drop', reason: 'buffer_full' });
@@ -177,7 +178,7 @@ sinks:
     const daemon = await startDaemon(yaml, { dir, env: s3Env(gw.rgw) });
     const rand = prng(5);
     await sendTcpPaced(daemon.sources['talos']![0]!, Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand })), LINES, 0).done;
-    await waitFor('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 10_000);
+    await waitUntil('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 10_000);
     await gw.rgw.stopGateway();
     const t0 = Date.now();
     expect(await daemon.stop('SIGTERM')).toBe(1);

@@ -27,7 +27,8 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { metricSum, scrape, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { countIds, freshBucket, linesOfAtLeast, openUploads, privateRgw, s3Env, sendTcpPaced, tcpToS3Config, serviceId, sleep, tcpBufferMaxBytes, waitFor, within } from '../helpers/s3.ts';
+import { countIds, freshBucket, linesOfAtLeast, openUploads, privateRgw, s3Env, sendTcpPaced, tcpToS3Config, serviceId, sleep, tcpBufferMaxBytes, within } from '../helpers/s3.ts';
+import { waitUntil } from '@sluice/testkit';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -55,8 +56,8 @@ async function fullSpoolGatewayDown(bucketName: string, lines: number, seed: num
   const rand = prng(seed);
   const sent = Array.from({ length: lines }, (_, id) => serviceLine({ id, rand }));
   await sendTcpPaced(daemon.sources['talos']![0]!, sent, lines, 0).done;
-  await waitFor('every line received', async () => (await counters(daemon)).received === lines, 10_000);
-  await waitFor('the spool to fill', async () => segmentsIn(spoolDir) > 0, 10_000);
+  await waitUntil('every line received', async () => (await counters(daemon)).received === lines, 10_000);
+  await waitUntil('the spool to fill', async () => segmentsIn(spoolDir) > 0, 10_000);
   await sleep(500);
   return { daemon, bucket, spoolDir };
 }
@@ -84,8 +85,8 @@ const dropsOf = (c: { sinkDiscarded: number; sourceDiscarded: number }): number 
  * The end of a phase: all `n` lines received, each stored or counted as dropped, so none is left
  * in the ring, a batch, an open object or a PUT (the counters only ever rise).
  */
-const settled = (d: RunningDaemon, n: number): Promise<void> =>
-  waitFor(`${n} lines received, each stored or counted as dropped`, async () => {
+const settled = (d: RunningDaemon, n: number): Promise<number> =>
+  waitUntil(`${n} lines received, each stored or counted as dropped`, async () => {
     const c = await counters(d);
     return c.received === n && c.stored + dropsOf(c) === n;
   }, 60_000, 200);
@@ -122,7 +123,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const address = daemon.sources['talos']![0]!;
     const rand = prng(31);
     const lines = Array.from({ length: C }, (_, id) => serviceLine({ id, rand }));
-    const receivedAll = (n: number) => waitFor(`${n} lines received`, async () => (await counters(daemon)).received === n, 20_000);
+    const receivedAll = (n: number) => waitUntil(`${n} lines received`, async () => (await counters(daemon)).received === n, 20_000);
 
     // Before: the gateway is up, the spool has room, nothing is dropped.
     await sendTcpPaced(address, lines.slice(0, A), 125, 50).done;
@@ -210,14 +211,14 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const LINES = lines.length;
     // 40,000 lines a second: the buffers are full within a few seconds of the gateway stopping.
     const sender = sendTcpPaced(daemon.sources['talos']![0]!, lines, 2_000, 50);
-    await waitFor('the stream to be flowing', async () => (await counters(daemon)).received >= 20_000, 20_000, 50);
+    await waitUntil('the stream to be flowing', async () => (await counters(daemon)).received >= 20_000, 20_000, 50);
     await gw.rgw.stopGateway();
     const downAt = Date.now();
 
     // Wait until the sender has been held back for 3 s (the ring and the socket buffers full):
     // its write is refused and 'drain' does not come.
     const STILL_MS = 3_000;
-    await waitFor('the sender to stall', () => sender.waitingMs() >= STILL_MS, 60_000, 100);
+    await waitUntil('the sender to stall', () => sender.waitingMs() >= STILL_MS, 60_000, 100);
     const stalledAfterMs = Date.now() - sender.waitingMs() - downAt;
     const sentAtStall = sender.sent();
     const stalled = await counters(daemon);

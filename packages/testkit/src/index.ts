@@ -13,3 +13,4 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+export { waitUntil } from './wait.ts';
