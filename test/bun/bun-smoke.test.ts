@@ -13,12 +13,14 @@ import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { isIndexKey } from '@sluice/sinks/registry';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { rgwClient } from '../s3/rgw.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
+/** How long a test waits for the daemon: generous, the machine may be loaded. */
+const WAIT = { timeout: 60_000, interval: 100 };
 const BUN = join(ROOT, 'node_modules/.bin/bun');
 const CLI = join(ROOT, 'apps/sluice/src/cli.ts');
 const HAVE_BUN = existsSync(BUN) && spawnSync(BUN, ['--version']).status === 0;
@@ -79,7 +81,7 @@ async function sendUdp(address: string, lines: string[]): Promise<void> {
   const socket = createSocket('udp4');
   for (let i = 0; i < lines.length; i += 50) {
     await Promise.all(lines.slice(i, i + 50).map((l) => new Promise<void>((resolve, reject) => socket.send(l, port, host, (e) => (e ? reject(e) : resolve())))));
-    await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, 2)); // a pause on purpose: paced, UDP has no backpressure
   }
   socket.close();
 }
@@ -121,13 +123,12 @@ sinks:
     await Promise.all([sendTcp(tcp, service.slice(0, SERVICE / 2)), sendTcp(tcp, service.slice(SERVICE / 2))]);
     await sendUdp(daemon.sources['talos_kernel']![0]!, kernel);
     // UDP has no handshake: wait until the daemon counted every datagram.
-    const until = Date.now() + 20_000;
-    for (;;) {
-      const m = await scrape(daemon.apiPort);
-      if ((m.get('sluice_source_received_events_total{component_id="talos_kernel",component_type="udp"}') ?? 0) >= KERNEL) break;
-      if (Date.now() > until) throw new Error('the kernel lines did not all arrive');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const kernelReceived = async (): Promise<number> =>
+      metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total', { component_id: 'talos_kernel' });
+    await vi.waitFor(
+      async () => expect(await kernelReceived(), 'every kernel line received').toBeGreaterThanOrEqual(KERNEL),
+      WAIT,
+    );
     expect(await daemon.stop()).toBe(0);
     expect(daemon.stdout()).toMatch(/"msg":"shutdown complete"/);
 
@@ -227,13 +228,13 @@ sinks:
       const lines = Array.from({ length: 50_000 }, (_, id) => serviceLine({ id, rand: prng(11) }));
       const loaded = async (apiPort: number, address: string, wantGc: boolean): Promise<Map<string, number>> => {
         await sendTcp(address, lines);
-        for (let tries = 0; ; tries++) {
+        return vi.waitFor(async () => {
           const m = await scrape(apiPort);
-          const received = [...m].filter(([k]) => k.startsWith('sluice_source_received_events_total{')).reduce((a, [, v]) => a + v, 0);
-          const gcSeen = names(m).has(`${GC}_count`);
-          if ((received >= lines.length && (!wantGc || gcSeen)) || tries === 200) return m;
-          await new Promise((r) => setTimeout(r, 50));
-        }
+          const received = metricSum(m, 'sluice_source_received_events_total');
+          expect(received, 'every line received').toBeGreaterThanOrEqual(lines.length);
+          if (wantGc) expect(names(m).has(`${GC}_count`), `${GC} under Node after ${lines.length} lines`).toBe(true);
+          return m;
+        }, WAIT);
       };
       const underNode = await startDaemon(config);
       const nodeMetrics = await loaded(underNode.apiPort, underNode.sources['t']![0]!, true);

@@ -225,7 +225,7 @@ sinks:
         m = await midRun('first objects');
         return SINKS.every((sink) => sent(m, sink) > 0);
       },
-      10_000,
+      30_000,
       100,
     );
 
@@ -239,7 +239,12 @@ sinks:
       udpBytes += bad.length;
     }
     const udpMalformed = MALFORMED.length + 1; // the empty datagram is malformed (reason empty)
-    await waitUntil('udp malformed datagrams processed', async () => discarded(await scrape(daemon.apiPort), 'acct_udp', 'malformed') === udpMalformed, 10_000, 50);
+    await waitUntil(
+      'udp malformed datagrams processed',
+      async () => discarded(await scrape(daemon.apiPort), 'acct_udp', 'malformed') === udpMalformed,
+      30_000,
+      50,
+    );
     let nextUdp = 0;
     for (let burst = 0; burst < 20; burst++) {
       const lines = Array.from({ length: 600 }, () => udpLine(nextUdp++));
@@ -266,7 +271,12 @@ sinks:
       SOURCES.every((id) => metricSum(s, 'sluice_ring_used_bytes', { component_id: id }) === 0 && metricSum(s, 'sluice_source_open_connections', { component_id: id }) === 0) &&
       SINKS.every((sink) => metricSum(s, 'sluice_sink_buffered_bytes', { component_id: sink }) === 0);
     let final: Scrape = new Map();
-    await waitUntil('every record stored or counted', async () => settled((final = await midRun('draining'))), 20_000, 250);
+    await waitUntil(
+      'every record stored or counted',
+      async () => settled((final = await midRun('draining'))),
+      60_000,
+      250,
+    );
 
     expect(await daemon.stop()).toBe(0);
 

@@ -77,7 +77,7 @@ async function intakeStopped(d: RunningDaemon): Promise<number> {
     received = (await counters(d)).received;
     const same = received === last;
     last = received;
-    if (!same) await sleep(2_000);
+    if (!same) await sleep(2_000); // a pause on purpose: standing still is the same count 2 s apart
     expect(same, 'records received stop growing').toBe(true);
   }, WAIT);
   return received;
@@ -301,11 +301,12 @@ sinks:
     try {
       await vi.waitFor(async () => {
         for (let i = 0; i < 200; i++, sent++) socket.send(JSON.stringify({ facility: 'kern', priority: 'info', seq: sent, msg: `udp ${sent}`, pad }), port, host);
-        await sleep(20);
+        await sleep(20); // a pause on purpose: bursts of 200, 20 ms apart
         expect(metricSum(await scrape(d.apiPort), 'sluice_source_discarded_events_total', { component_id: 'udp', reason: 'ring_full' })).toBeGreaterThan(0);
       }, WAIT);
     } finally {
-      await sleep(200);
+      // Every datagram handed to the kernel before the socket closes.
+      await vi.waitFor(() => expect(socket.getSendQueueCount(), 'datagrams still queued').toBe(0), WAIT);
       socket.close();
     }
     const blocked = await counters(d);

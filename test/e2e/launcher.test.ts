@@ -148,7 +148,7 @@ async function sendUdp(port: number, lines: string[]): Promise<void> {
   const s = createSocket('udp4');
   for (let i = 0; i < lines.length; i += 50) {
     await Promise.all(lines.slice(i, i + 50).map((l) => new Promise<void>((resolve, reject) => s.send(l, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())))));
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 10)); // a pause on purpose: paced, UDP has no backpressure
   }
   await new Promise<void>((resolve) => s.close(() => resolve()));
 }

@@ -1,7 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 
@@ -74,11 +74,12 @@ sinks:
     const malformedTotal = BAD.length * 2 + 1; // every bad line over both sources, and the empty datagram
     const received = malformedTotal + valid.length + 2; // plus the oversize and the empty TCP line
     // Wait until every record has been through the workers, then take the books.
-    let m = await scrape(daemon.apiPort);
-    for (let i = 0; i < 100 && metricSum(m, 'sluice_source_discarded_events_total') < malformedTotal + 2; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      m = await scrape(daemon.apiPort);
-    }
+    const m = await vi.waitFor(async () => {
+      const now = await scrape(daemon.apiPort);
+      const discarded = metricSum(now, 'sluice_source_discarded_events_total');
+      expect(discarded, 'every bad record through the workers').toBeGreaterThanOrEqual(malformedTotal + 2);
+      return now;
+    }, { timeout: 60_000, interval: 100 });
     expect(metricSum(m, 'sluice_source_received_events_total')).toBe(received);
     expect(metricSum(m, 'sluice_source_discarded_events_total', { reason: 'oversize' })).toBe(1);
     expect(metricSum(m, 'sluice_source_discarded_events_total', { reason: 'empty_line' })).toBe(1);

@@ -122,7 +122,7 @@ async function sendUdpFrom(localAddress: string, targets: readonly string[], lin
   try {
     for (let i = 0, tick = 0; i < lines.length; i += UDP_PER_TICK, tick++) {
       const wait = start + tick * UDP_TICK_MS - performance.now();
-      if (wait > 0) await sleep(wait);
+      if (wait > 0) await sleep(wait); // a pause on purpose: a paced sender
       const sends: Promise<void>[] = [];
       for (let k = i; k < Math.min(i + UDP_PER_TICK, lines.length); k++) {
         const { host, port } = to[k % to.length]!;

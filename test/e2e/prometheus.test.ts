@@ -179,7 +179,15 @@ scrape_configs:
         dir,
       );
       const p = prom;
-      await waitUntil('a first scrape of the daemon', async () => (await p.api<{ result: Sample[] }>('/api/v1/query', { query: 'up{job="sluice"} == 1' })).result.length === 1, 60_000, 200);
+      await waitUntil(
+        'a first scrape of the daemon',
+        async () => {
+          const up = await p.api<{ result: Sample[] }>('/api/v1/query', { query: 'up{job="sluice"} == 1' });
+          return up.result.length === 1;
+        },
+        60_000,
+        200,
+      );
 
       // Prometheus has scraped the daemon after `at` (ms): a counter that grows after this has two
       // samples apart, which rate() needs (a series that appears at its first event starts there).
@@ -224,7 +232,8 @@ scrape_configs:
       // A wait on the daemon's own /metrics that, on timeout, shows the sinks' counts and the last log lines.
       const untilMetrics = async (what: string, check: (m: Map<string, number>) => boolean | Promise<boolean>, timeoutMs: number, everyMs: number): Promise<void> => {
         let last = new Map<string, number>();
-        await waitUntil(what, async () => check((last = await scrape(d.apiPort))), timeoutMs, everyMs).catch((err: Error) => {
+        const looked = async (): Promise<boolean> => check((last = await scrape(d.apiPort)));
+        await waitUntil(what, looked, timeoutMs, everyMs).catch((err: Error) => {
           const counts = [...last].filter(([k]) => /^sluice_(sink|spool)_[a-z_]+_total|sluice_spool_bytes|sluice_ring_used/.test(k)).map(([k, v]) => `${k} ${v}`);
           throw new Error(`${err.message}\n${counts.join('\n')}\n${JSON.stringify(d.logs.slice(-10))}`);
         });
@@ -369,7 +378,12 @@ scrape_configs:
       const accounted = Object.keys(INPUTS).reduce((n, s) => n + metricSum(direct, 'sluice_sink_sent_events_total', { component_id: s }) + metricSum(direct, 'sluice_sink_discarded_events_total', { component_id: s }), 0);
       const expectedInFlight = kept - accounted;
       expect(expectedInFlight).toBeLessThan(0);
-      await waitUntil('the recording rule caught up', async () => (await scalar('instance:sluice_records_in_flight:sum{job="sluice"}')) === expectedInFlight, 30_000, 200);
+      await waitUntil(
+        'the recording rule caught up',
+        async () => (await scalar('instance:sluice_records_in_flight:sum{job="sluice"}')) === expectedInFlight,
+        30_000,
+        200,
+      );
 
       // Every dashboard expression over the run, with the variables set as Grafana sets them.
       const dash = JSON.parse(readFileSync(join(ROOT, 'deploy/grafana/sluice.json'), 'utf8')) as {

@@ -281,7 +281,11 @@ describe('the object index through kill -9 (spool)', () => {
     const lines = roundLines(6, prng(3)).concat(roundLines(7, prng(4)));
     await sendTcpLines(daemon.sources['nodes']![0]!, lines);
     // Spooled (the object stays open: the period is an hour), then killed.
-    await waitUntil('every line spooled', async () => metricSum(await scrape(daemon.apiPort), 'sluice_spool_appended_events_total') >= lines.length, 30_000);
+    await waitUntil(
+      'every line spooled',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_spool_appended_events_total') >= lines.length,
+      30_000,
+    );
     expect(await daemon.stop('SIGKILL')).toBeNull();
     // The file store's partial object (a hidden temp file) is all there is.
     const visible = (): string[] => listObjects(o).filter((k) => !basename(k).startsWith('.'));

@@ -124,8 +124,16 @@ sinks:
       const res = await fetch(`http://${daemon.sources['audit']![0]}/services/collector/event`, { method: 'POST', headers: { authorization: `Splunk ${TOKEN}` }, body: hecBody });
       expect(res.status).toBe(200);
     }
-    await vi.waitFor(async () => expect(metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total')).toBeGreaterThanOrEqual(((round + 1) * TALOS) / 3 + (round >= 1 ? HEC : 0)), { timeout: 30_000, interval: 100 });
-    await new Promise((r) => setTimeout(r, 1200));
+    const sent = ((round + 1) * TALOS) / 3 + (round >= 1 ? HEC : 0);
+    // Every line of the round stored by both sinks: their objects closed (the period ended), so the
+    // next round starts new ones.
+    await vi.waitFor(async () => {
+      const m = await scrape(daemon.apiPort);
+      for (const sink of ['local', 'remote']) {
+        const sinkSent = metricSum(m, 'sluice_sink_sent_events_total', { component_id: sink });
+        expect(sinkSent, `round ${round} stored by ${sink}`).toBe(sent);
+      }
+    }, { timeout: 30_000, interval: 100 });
   }
   expect(await daemon.stop()).toBe(0);
   objectKeys = listObjects(out);

@@ -8,7 +8,16 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { countIds, freshBucket, listKeys, openUploads, s3Connection, s3Env, sendTcpPaced, serviceId } from '../helpers/s3.ts';
+import {
+  countIds,
+  freshBucket,
+  listKeys,
+  openUploads,
+  s3Connection,
+  s3Env,
+  sendTcpPaced,
+  serviceId,
+} from '../helpers/s3.ts';
 import { waitUntil } from '@sluice/testkit';
 
 const env = inject('s3');
@@ -47,7 +56,11 @@ sinks:
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     // 40,000 lines a second for 5 s: the 2 s period cuts it into at least 3 objects.
     await sendTcpPaced(daemon.sources['talos_service']![0]!, lines, 4_000, 100).done;
-    await waitUntil('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 20_000);
+    await waitUntil(
+      'every line received',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES,
+      30_000,
+    );
     expect(await daemon.stop()).toBe(0);
 
     const keys = await listKeys(client, bucket);
@@ -99,9 +112,17 @@ sinks:
     const rand = prng(11);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     await sendTcpPaced(daemon.sources['talos_service']![0]!, lines, 10_000, 0).done;
-    await waitUntil('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 20_000);
+    await waitUntil(
+      'every line received',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES,
+      30_000,
+    );
     // The object is a multipart upload in progress: parts stored, the rest in memory.
-    await waitUntil('the multipart upload to be open', async () => (await openUploads(client, bucket)).length === 1, 10_000);
+    await waitUntil(
+      'the multipart upload to be open',
+      async () => (await openUploads(client, bucket)).length === 1,
+      30_000,
+    );
     expect(await listKeys(client, bucket)).toEqual([]);
 
     expect(await daemon.stop('SIGTERM')).toBe(0);

@@ -68,7 +68,12 @@ sinks:
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     const sender = sendTcpPaced(daemon.sources['talos_service']![0]!, lines, 5_000, 20);
     sender.done.catch(() => {}); // the connection dies with the daemon
-    await waitUntil('half the stream received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') >= LINES / 2, 60_000, 50);
+    await waitUntil(
+      'half the stream received',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') >= LINES / 2,
+      60_000,
+      50,
+    );
     const before = await scrape(daemon.apiPort);
     expect(await daemon.stop('SIGKILL')).toBeNull();
     const sentAtKill = sender.sent();

@@ -27,7 +27,20 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { prng, serviceLine } from '@sluice/loadgen';
 import { metricSum, scrape, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { countIds, freshBucket, linesOfAtLeast, openUploads, privateRgw, s3Env, sendTcpPaced, tcpToS3Config, serviceId, sleep, tcpBufferMaxBytes, within } from '../helpers/s3.ts';
+import {
+  countIds,
+  freshBucket,
+  linesOfAtLeast,
+  openUploads,
+  privateRgw,
+  s3Env,
+  sendTcpPaced,
+  tcpToS3Config,
+  serviceId,
+  sleep,
+  tcpBufferMaxBytes,
+  within,
+} from '../helpers/s3.ts';
 import { waitUntil } from '@sluice/testkit';
 
 const KiB = 1024;
@@ -56,9 +69,17 @@ async function fullSpoolGatewayDown(bucketName: string, lines: number, seed: num
   const rand = prng(seed);
   const sent = Array.from({ length: lines }, (_, id) => serviceLine({ id, rand }));
   await sendTcpPaced(daemon.sources['talos']![0]!, sent, lines, 0).done;
-  await waitUntil('every line received', async () => (await counters(daemon)).received === lines, 10_000);
-  await waitUntil('the spool to fill', async () => segmentsIn(spoolDir) > 0, 10_000);
-  await sleep(500);
+  await waitUntil('every line received', async () => (await counters(daemon)).received === lines, 30_000);
+  await waitUntil('the spool to fill', async () => segmentsIn(spoolDir) > 0, 30_000);
+  // Settled: nothing more read out of the ring or spooled between two looks 200 ms apart (the rest is
+  // held for spool space).
+  let last = '';
+  await waitUntil('the rest to be held for spool space', async () => {
+    const c = await counters(daemon);
+    const before = last;
+    last = `${c.ringUsed} ${c.appended}`;
+    return last === before;
+  }, 30_000, 200);
   return { daemon, bucket, spoolDir };
 }
 
@@ -123,7 +144,11 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const address = daemon.sources['talos']![0]!;
     const rand = prng(31);
     const lines = Array.from({ length: C }, (_, id) => serviceLine({ id, rand }));
-    const receivedAll = (n: number) => waitUntil(`${n} lines received`, async () => (await counters(daemon)).received === n, 20_000);
+    const receivedAll = (n: number) => waitUntil(
+      `${n} lines received`,
+      async () => (await counters(daemon)).received === n,
+      30_000,
+    );
 
     // Before: the gateway is up, the spool has room, nothing is dropped.
     await sendTcpPaced(address, lines.slice(0, A), 125, 50).done;
@@ -149,7 +174,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(during.spoolBytes).toBeLessThanOrEqual(MAX_SPOOL);
     expect(segmentsDuring).toBeGreaterThan(0);
     expect(during.stored).toBe(A); // no object completed while the gateway was down
-    await sleep(Math.max(0, 6_000 - (Date.now() - downAt)));
+    await sleep(Math.max(0, 6_000 - (Date.now() - downAt))); // a pause on purpose: the outage lasts 6 s
     await gw.rgw.startGateway();
     const upAt = Date.now();
 
@@ -211,7 +236,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const LINES = lines.length;
     // 40,000 lines a second: the buffers are full within a few seconds of the gateway stopping.
     const sender = sendTcpPaced(daemon.sources['talos']![0]!, lines, 2_000, 50);
-    await waitUntil('the stream to be flowing', async () => (await counters(daemon)).received >= 20_000, 20_000, 50);
+    await waitUntil('the stream to be flowing', async () => (await counters(daemon)).received >= 20_000, 30_000, 50);
     await gw.rgw.stopGateway();
     const downAt = Date.now();
 
@@ -222,7 +247,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const stalledAfterMs = Date.now() - sender.waitingMs() - downAt;
     const sentAtStall = sender.sent();
     const stalled = await counters(daemon);
-    await sleep(1_000);
+    await sleep(1_000); // a pause on purpose: nothing may move for a second
     const stillStalled = await counters(daemon);
     expect(sender.waitingMs()).toBeGreaterThanOrEqual(STILL_MS + 1_000);
     expect(sender.sent()).toBe(sentAtStall);
@@ -261,7 +286,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const LINES = 5_600;
     const { daemon, bucket, spoolDir } = await fullSpoolGatewayDown('e2e-spool-full-sigterm', LINES, 41, (yaml) => yaml);
     const exit = daemon.stop('SIGTERM');
-    await sleep(2_000);
+    await sleep(2_000); // a pause on purpose: S3 comes back 2 s into the shutdown, within its deadline
     await gw.rgw.startGateway();
     expect(await exit).toBe(0);
     expect(readdirSync(spoolDir)).toEqual([]);

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
+import { waitUntil } from '@sluice/testkit';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 
 const SERVICE_LINES = 100_000;
@@ -38,18 +39,9 @@ async function sendUdpPaced(address: string, lines: string[], perTick: number, t
       lines.slice(i, i + perTick).map((l) => new Promise<void>((resolve, reject) => socket.send(l, port, host, (err) => (err ? reject(err) : resolve())))),
     );
     const left = tickMs - (performance.now() - started);
-    if (left > 0) await new Promise((r) => setTimeout(r, left));
+    if (left > 0) await new Promise((r) => setTimeout(r, left)); // a pause on purpose: a paced sender
   }
   socket.close();
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('condition not met in time');
 }
 
 describe('end to end: Talos TCP and UDP into the file sink', () => {
@@ -94,7 +86,7 @@ sinks:
     // loaded machine overflows the receive buffer at this rate) is dropped by the kernel and
     // counted. The books must balance either way: received + kernel drops = sent.
     const kernelDrops = (m: Map<string, number>): number => metricSum(m, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'talos_kernel' });
-    await waitFor(async () => {
+    await waitUntil('every line received (UDP: or dropped by the kernel)', async () => {
       const m = await scrape(daemon.apiPort);
       return (
         metricSum(m, 'sluice_source_received_events_total', { component_id: 'talos_service' }) === SERVICE_LINES &&

@@ -259,7 +259,9 @@ describe('S3Store uploads', () => {
       await writeAll(up, randomBytes(7 * MiB));
       const closing = up.close();
       closing.catch(() => {});
-      if (when === 'completion') await vi.waitFor(() => expect(completionSent, 'the completion answered').toBe(true), WAIT);
+      if (when === 'completion') {
+        await vi.waitFor(() => expect(completionSent, 'the completion answered').toBe(true), WAIT);
+      }
       const aborting = up.abort();
       release();
       await aborting;

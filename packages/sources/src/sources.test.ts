@@ -166,7 +166,9 @@ describe('tcp source', () => {
     const src = await startTcpSource(context(ring, new Metrics('test')), base);
     const socket = await open(src.addresses[0]!);
     // Handed to the kernel, not necessarily read yet: drain() must still read it.
-    await new Promise<void>((resolve, reject) => socket.write('{"before":"shutdown"}\n', (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      socket.write('{"before":"shutdown"}\n', (err) => (err ? reject(err) : resolve())),
+    );
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     socket.on('end', () => socket.end());
     await src.drain(200);

@@ -232,7 +232,10 @@ describe('Spool segments', () => {
     const seg = spool.open({ key: 'k', codec: 'zstd', createdAtMs: 0 });
     spool.append(seg, randomBytes(100), 1, 100);
     expect(spool.stats.syncs).toBe(0);
-    await vi.waitFor(() => expect(spool.stats.syncs, 'the timer to sync the segment').toBe(1), { timeout: 30_000, interval: 10 });
+    await vi.waitFor(
+      () => expect(spool.stats.syncs, 'the timer to sync the segment').toBe(1),
+      { timeout: 30_000, interval: 10 },
+    );
     // A sleep on purpose: three more periods (60 ms) sync nothing, only segments written since their last sync.
     await new Promise((r) => setTimeout(r, 60));
     expect(spool.stats.syncs).toBe(1);

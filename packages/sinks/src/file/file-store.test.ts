@@ -50,7 +50,10 @@ describe('FileStore', () => {
     const up = store.open(key, META);
     expect(up.write(Buffer.from('{"a":1}\n'))).toBe(true);
     expect(up.write(new Uint8Array(Buffer.from('{"a":2}\n')))).toBe(true);
-    await vi.waitFor(() => expect(entriesIn(path.join(root, 'logs/2024/04/22')), 'the temp file').toBeGreaterThan(0), WAIT);
+    await vi.waitFor(
+      () => expect(entriesIn(path.join(root, 'logs/2024/04/22')), 'the temp file').toBeGreaterThan(0),
+      WAIT,
+    );
     const during = readdirSync(path.join(root, 'logs/2024/04/22'));
     expect(during).toHaveLength(1);
     expect(during[0]).toMatch(TEMP);

@@ -414,7 +414,10 @@ describe('splunk_hec source: drain', () => {
     });
     // The server is reading the body: its first bytes are counted.
     const receivedBytes = (): Promise<number> => counter(metrics, 'sluice_source_received_bytes_total', {});
-    await vi.waitFor(async () => expect(await receivedBytes(), 'the body\'s first bytes').toBeGreaterThanOrEqual(10), WAIT);
+    await vi.waitFor(
+      async () => expect(await receivedBytes(), 'the body\'s first bytes').toBeGreaterThanOrEqual(10),
+      WAIT,
+    );
     const idle = connect(Number(u.port), '127.0.0.1');
     await new Promise((r) => idle.once('connect', r));
     const idleClosed = new Promise((r) => idle.once('close', r));
@@ -527,7 +530,10 @@ describe('splunk_hec source: slow clients', () => {
     for (const c of busy) c.socket.write(`POST /services/collector/event HTTP/1.1\r\nHost: x\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 100\r\n\r\n{`);
     const received = (): Promise<number> => counter(metrics, 'sluice_source_received_bytes_total', {});
     const headsRead = Buffer.byteLength(envelope(0)) + 2;
-    await vi.waitFor(async () => expect(await received(), 'both half bodies read').toBeGreaterThanOrEqual(headsRead), WAIT);
+    await vi.waitFor(
+      async () => expect(await received(), 'both half bodies read').toBeGreaterThanOrEqual(headsRead),
+      WAIT,
+    );
     // A sleep on purpose: both would be idle for over a second (1.2 s) were they not mid-request.
     await new Promise((r) => setTimeout(r, 1200));
     await expect(send(`${url}/services/collector/event`, { headers: auth, body: envelope(1), agent: false })).rejects.toBeDefined();

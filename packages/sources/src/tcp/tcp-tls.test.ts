@@ -129,7 +129,10 @@ describe('tcp source with tls', () => {
     await sendTls(port, { ca: pki.ca, cert: readFileSync(pki.otherCertFile), key: readFileSync(pki.otherKeyFile) }, '{"stranger":1}\n').catch(() => null);
     await sendTls(port, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, '{"node":1}\n');
     const seen = collector(ring);
-    await vi.waitFor(() => expect(seen(), 'the line of the client with a certificate, alone').toEqual(['{"node":1}']), WAIT);
+    await vi.waitFor(
+      () => expect(seen(), 'the line of the client with a certificate, alone').toEqual(['{"node":1}']),
+      WAIT,
+    );
     const refused = await metrics.connectionsRefused.get();
     expect(refused.values.find((v) => v.labels.reason === 'tls_handshake')?.value).toBe(2);
   });
@@ -140,7 +143,10 @@ describe('tcp source with tls', () => {
     await sendTls(port, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, '{"node":1}\n');
     await sendTls(port, { ca: pki.ca, cert: readFileSync(pki.otherCertFile), key: readFileSync(pki.otherKeyFile) }, '{"stranger":1}\n').catch(() => null);
     const seen = collector(ring);
-    await vi.waitFor(() => expect([...seen()].sort(), 'the lines of the good clients').toEqual(['{"anon":1}', '{"node":1}']), WAIT);
+    await vi.waitFor(
+      () => expect([...seen()].sort(), 'the lines of the good clients').toEqual(['{"anon":1}', '{"node":1}']),
+      WAIT,
+    );
   });
 
   it('reloadTls(): new connections get the new certificate; a bad file keeps the old one', async () => {

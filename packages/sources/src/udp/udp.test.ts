@@ -154,7 +154,10 @@ for (const reader of READERS) {
       const got: RingRecord[] = [];
       for (const [i, n] of sizes.entries()) {
         await send(c, Buffer.alloc(n, 0x61), portOf(src), '127.0.0.1');
-        await vi.waitFor(async () => expect((await counts(metrics)).received, `datagram ${i} received`).toBe(i + 1), WAIT);
+        await vi.waitFor(
+          async () => expect((await counts(metrics)).received, `datagram ${i} received`).toBe(i + 1),
+          WAIT,
+        );
         drainRing(ring, got); // the 1010-byte record fills the whole ring
       }
       expect(got.map((g) => g.record.length)).toEqual([1010, 3]);
@@ -192,7 +195,8 @@ for (const reader of READERS) {
       expect(got.length).toBe(50);
       const write = ring.writeIndex();
       for (let i = 0; i < 20; i++) await send(c, `{"after":${i}}`, port, '127.0.0.1');
-      // A sleep on purpose: the test is that nothing arrives after the drain (100 ms of datagrams sent to a closed port).
+      // A sleep on purpose: the test is that nothing arrives after the drain (100 ms for datagrams
+      // sent to a closed port).
       await new Promise((r) => setTimeout(r, 100));
       expect(ring.writeIndex()).toBe(write);
       expect((await counts(metrics)).received).toBe(50);
@@ -241,7 +245,10 @@ for (const reader of READERS) {
       expect(result.sent + result.errors).toBe(N);
       // Kernel drops are those of our sockets' receive buffers (/proc/net/udp): never received.
       const accounted = async (): Promise<number> => (await counts(metrics)).received + udpKernelDrops(port);
-      await vi.waitFor(async () => expect(await accounted(), 'every datagram received or dropped').toBe(result.sent), WAIT);
+      await vi.waitFor(
+        async () => expect(await accounted(), 'every datagram received or dropped').toBe(result.sent),
+        WAIT,
+      );
       const c = await counts(metrics);
       const got: RingRecord[] = [];
       while (drainRing(ring, got, 1 << 24) !== 0);
