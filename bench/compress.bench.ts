@@ -16,7 +16,8 @@ import { Bench } from 'tinybench';
 import { compressFrame, selectZstd } from '@sluice/worker/codecs';
 import { loadNativeZstd } from '@sluice/worker/zstd-native';
 import { BatchProcessor, compileTagPlan } from '@sluice/worker/process';
-import { TalosLineGenerator, buildBatch } from '@sluice/worker/fixture';
+import { TalosLineGenerator } from '@sluice/testkit';
+import { buildBatch, talosBatch } from '@sluice/worker/fixture';
 
 interface ZstdNative {
   compress(data: Buffer, level?: number | null): Promise<Buffer>;
@@ -27,7 +28,7 @@ const native = createRequire(import.meta.url)('@mongodb-js/zstd/bindings.js') as
 const BATCH_BYTES = 256 * 1024;
 
 // A worker's NDJSON for one span: generated Talos records (seeded), tagged like a real source.
-const { payloads } = new TalosLineGenerator(20240422).batch('10.0.0.7', BATCH_BYTES);
+const { payloads } = talosBatch(new TalosLineGenerator(20240422), '10.0.0.7', BATCH_BYTES);
 const span = buildBatch(payloads);
 const processed = new BatchProcessor().process(span, span.length, compileTagPlan({ cluster: 'prod-eu-1' }, 'host'), 'bench', false);
 const ndjson = Buffer.from(processed.ndjson); // own copy: the processor's buffer is reused

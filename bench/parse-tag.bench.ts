@@ -21,7 +21,8 @@ import { Bench } from 'tinybench';
 import { BatchProcessor, compileTagPlan } from '@sluice/worker/process';
 import { loadNativeBatch } from '@sluice/worker/batch-native';
 import { SCAN_REJECT, scanRecord } from '@sluice/worker/json-scan';
-import { buildBatch, encodeBlock, encodePayload, mulberry32 } from '@sluice/worker/fixture';
+import { mulberry32 } from '@sluice/testkit';
+import { buildBatch, encodeBlock, encodePayload } from '@sluice/worker/fixture';
 import { FactsScanner, indexFieldsFor, parsedRecordTime } from '@sluice/worker/facts';
 import { compressFrame, DEFAULT_LEVELS } from '@sluice/worker/codecs';
 

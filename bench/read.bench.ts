@@ -24,7 +24,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { prng, serviceLine } from '@sluice/loadgen/talos-lines';
+import { mulberry32, serviceLine } from '@sluice/testkit';
 import { compressFrame } from '@sluice/worker/codecs';
 import { objectKey } from '@sluice/sinks/keys';
 import { median } from './lib/stats.ts';
@@ -58,7 +58,7 @@ function archive(): { dir: string; ndjsonBytes: number; files: string[] } {
   const stamp = join(dir, '.complete');
   if (!existsSync(stamp)) {
     rmSync(dir, { recursive: true, force: true });
-    const rand = prng(20251122);
+    const rand = mulberry32(20251122);
     let total = 0;
     let id = 0;
     let seq = 0;
@@ -110,7 +110,7 @@ function scanOnly(mode: string): void {
   const bytes = Math.round(Number(values.mb) * 1e6);
   const file = join(tmpdir(), `sluice-read-scan-${bytes}.ndjson`);
   if (!existsSync(file)) {
-    const rand = prng(20251122);
+    const rand = mulberry32(20251122);
     const parts: string[] = [];
     let total = 0;
     for (let id = 0; total < bytes; ) {

@@ -14,7 +14,7 @@ import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command } from '@aw
 import { isIndexKey } from '@sluice/sinks/registry';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
 import { afterAll, describe, expect, inject, it, vi } from 'vitest';
-import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
+import { kernelLine, mulberry32, serviceLine } from '@sluice/testkit';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { rgwClient } from '../s3/rgw.ts';
 
@@ -116,7 +116,7 @@ sinks:
 `,
       dir,
     );
-    const rand = prng(7);
+    const rand = mulberry32(7);
     const service = Array.from({ length: SERVICE }, (_, id) => serviceLine({ id, rand }));
     const kernel = Array.from({ length: KERNEL }, (_, id) => kernelLine({ id, rand }));
     const tcp = daemon.sources['talos_service']![0]!;
@@ -192,7 +192,7 @@ sinks:
       dir,
       { K: s3.accessKeyId, S: s3.secretAccessKey },
     );
-    const lines = Array.from({ length: 20_000 }, (_, id) => serviceLine({ id, rand: prng(3) }));
+    const lines = Array.from({ length: 20_000 }, (_, id) => serviceLine({ id, rand: mulberry32(3) }));
     await sendTcp(daemon.sources['talos_service']![0]!, lines);
     expect(await daemon.stop()).toBe(0);
     // Objects only: the `_<object>.index.json` sidecars beside them are their indexes.
@@ -225,7 +225,7 @@ sinks:
         [...(await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text()).matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!).sort();
       // The same load for both runtimes: enough allocation on the main thread that Node has
       // collected garbage (the GC histogram has series only once a collection was observed).
-      const lines = Array.from({ length: 50_000 }, (_, id) => serviceLine({ id, rand: prng(11) }));
+      const lines = Array.from({ length: 50_000 }, (_, id) => serviceLine({ id, rand: mulberry32(11) }));
       const loaded = async (apiPort: number, address: string, wantGc: boolean): Promise<Map<string, number>> => {
         await sendTcp(address, lines);
         return vi.waitFor(async () => {

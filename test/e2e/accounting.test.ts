@@ -17,11 +17,10 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { rgwClient } from '../s3/rgw.ts';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { freshBucket, getObjectLines, listKeys, s3Connection, s3Env } from '../helpers/s3.ts';
-import { waitUntil } from '@sluice/testkit';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 
 const env = inject('s3');
@@ -160,7 +159,7 @@ sinks:
     await midRun('at start');
 
     // ---- tcp: valid, malformed, oversize and empty lines over one connection, kept open a while.
-    const rand = prng(5);
+    const rand = mulberry32(5);
     const tcpValid = Array.from({ length: 2_000 }, (_, id) => serviceLine({ id, rand }));
     const OVERSIZE = 3;
     const tcpParts: Buffer[] = [];

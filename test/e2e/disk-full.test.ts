@@ -25,7 +25,7 @@ import { closeSync, openSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine } from '@sluice/testkit';
 import { mountTmpfs, type Tmpfs } from '@sluice/testkit/tmpfs';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
 import { sendTcpPaced, serviceId, sleep } from '../helpers/s3.ts';
@@ -96,7 +96,7 @@ async function storedIds(dir: string, n: number): Promise<Uint8Array> {
 }
 
 function lines(n: number, seed: number): string[] {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   return Array.from({ length: n }, (_, id) => serviceLine({ id, rand }));
 }
 

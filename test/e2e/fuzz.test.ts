@@ -2,7 +2,7 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine } from '@sluice/testkit';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 
 const DATAGRAMS = 10_000;
@@ -51,7 +51,7 @@ sinks:
 `,
       { dir },
     );
-    const rand = prng(20261122);
+    const rand = mulberry32(20261122);
 
     // UDP: 10,000 datagrams, paced so the kernel keeps them (kernel drops are counted anyway).
     const u = splitAddress(daemon.sources['u']![0]!);

@@ -2,7 +2,7 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine } from '@sluice/testkit';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 
 /** Bad input as it arrives on the wire, with the reason Sluice must count it under. */
@@ -47,7 +47,7 @@ sinks:
 `,
       { dir },
     );
-    const rand = prng(7);
+    const rand = mulberry32(7);
     const valid = Array.from({ length: BAD.length + 1 }, (_, id) => serviceLine({ id, rand }));
 
     // TCP: valid, bad, valid, bad, ... then one oversize line and an empty line; the connection stays usable.

@@ -21,11 +21,10 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
+import { kernelLine, mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
 import { freshBucket, getObjectLines, listKeys, openUploads, runCli, sleep } from '../helpers/s3.ts';
-import { waitUntil } from '@sluice/testkit';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -161,7 +160,7 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
       const replicaOfLine = new Map<string, number>();
       const sends: Promise<void>[] = [];
       NODES.forEach((address, node) => {
-        const rand = prng(100 + node);
+        const rand = mulberry32(100 + node);
         const service = Array.from({ length: SERVICE_LINES }, (_, id) => onNode(serviceLine({ id, rand }), node));
         const kernel = Array.from({ length: KERNEL_LINES }, (_, id) => onNode(kernelLine({ id, rand }), node));
         // TCP: half the stream to one replica, then a new connection lands on the other.
@@ -309,7 +308,7 @@ sinks:${sink('s3_a')}${sink('s3_b')}
       { dir, env: replicaEnv(bucket) },
     );
     try {
-      const rand = prng(7);
+      const rand = mulberry32(7);
       const lines = Array.from({ length: LINES }, (_, id) => onNode(serviceLine({ id, rand }), 0));
       await sendTcpFrom(NODES[0], daemon.sources['talos_service']![0]!, lines);
       let m: Scrape = new Map();

@@ -25,12 +25,11 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { DeleteBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { rgwClient } from '../s3/rgw.ts';
 import { hecPost, metricSum, type RunningDaemon, scrape, sendTcpLines, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { needPrometheus, startPrometheus, type PrometheusServer } from '../helpers/prometheus.ts';
 import { freshBucket, s3Connection, s3Env } from '../helpers/s3.ts';
-import { waitUntil } from '@sluice/testkit';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -201,7 +200,7 @@ scrape_configs:
           60_000,
           200,
         );
-      const rand = prng(7);
+      const rand = mulberry32(7);
       let nextId = 0;
       const lines = (n: number): string[] => Array.from({ length: n }, () => serviceLine({ id: nextId++, rand }));
       const tcp = d.sources['prom_tcp']![0]!;

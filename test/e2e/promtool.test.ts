@@ -13,13 +13,12 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { Metrics, SpoolMetrics } from '@sluice/telemetry';
 import { rgwClient } from '../s3/rgw.ts';
 import { hecPost, metricSum, type RunningDaemon, scrape, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { needPrometheus, promtoolCheckMetrics } from '../helpers/prometheus.ts';
 import { freshBucket, s3Connection, s3Env } from '../helpers/s3.ts';
-import { waitUntil } from '@sluice/testkit';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -117,7 +116,7 @@ sinks:
       { dir, env: { HEC_TOKEN: TOKEN } },
     );
     try {
-      const rand = prng(41);
+      const rand = mulberry32(41);
       const good = Array.from({ length: GOOD_LINES }, (_, id) => serviceLine({ id, rand }));
       await sendTcp(daemon.sources['lint_tcp']![0]!, `${[...good, ...BAD_LINES].join('\n')}\n`);
       await sendUdp(daemon.sources['lint_udp']![0]!, [...good.slice(0, 20), ...BAD_LINES.slice(0, 3)]);
@@ -168,7 +167,7 @@ sinks:
       { dir, env: s3Env(env) },
     );
     try {
-      const rand = prng(43);
+      const rand = mulberry32(43);
       const good = Array.from({ length: GOOD_LINES }, (_, id) => serviceLine({ id, rand }));
       await sendTcp(daemon.sources['lint_tcp']![0]!, `${[...good, ...BAD_LINES].join('\n')}\n`);
       await waitUntil(

@@ -14,7 +14,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
-import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
+import { kernelLine, mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
 import {
   countIds,
@@ -32,7 +32,6 @@ import {
   tcpBufferMaxBytes,
   within,
 } from '../helpers/s3.ts';
-import { waitUntil } from '@sluice/testkit';
 
 const MiB = 1024 * 1024;
 /** A gateway of this file's own: its tests stop and start it. */
@@ -86,7 +85,7 @@ sinks:
 `,
       { dir, env: s3Env(gw.rgw) },
     );
-    const rand = prng(3);
+    const rand = mulberry32(3);
     // Twice what can hold the blocked stream before its sender is stopped: the socket buffers
     // (up to the kernel's autotuning maxima), the ring, and s3_block's buffer (max_buffered_bytes,
     // plus up to one part). So the sender is held back with lines unsent.
@@ -198,7 +197,7 @@ sinks:
     shutdown_timeout_secs: 1
 `;
     const daemon = await startDaemon(yaml, { dir, env: s3Env(gw.rgw) });
-    const rand = prng(5);
+    const rand = mulberry32(5);
     await sendTcpPaced(daemon.sources['talos']![0]!, Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand })), LINES, 0).done;
     await waitUntil(
       'every line received',

@@ -5,7 +5,7 @@
  */
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
 import {
@@ -18,7 +18,6 @@ import {
   sendTcpPaced,
   serviceId,
 } from '../helpers/s3.ts';
-import { waitUntil } from '@sluice/testkit';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -52,7 +51,7 @@ sinks:
 `,
       { dir, env: s3Env(env) },
     );
-    const rand = prng(7);
+    const rand = mulberry32(7);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     // 40,000 lines a second for 5 s: the 2 s period cuts it into at least 3 objects.
     await sendTcpPaced(daemon.sources['talos_service']![0]!, lines, 4_000, 100).done;
@@ -109,7 +108,7 @@ sinks:
 `,
       { dir, env: s3Env(env) },
     );
-    const rand = prng(11);
+    const rand = mulberry32(11);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     await sendTcpPaced(daemon.sources['talos_service']![0]!, lines, 10_000, 0).done;
     await waitUntil(

@@ -14,12 +14,11 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { SegmentReader } from '@sluice/spool';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { countIds, freshBucket, openUploads, s3Connection, s3Env, sendTcpPaced, serviceId } from '../helpers/s3.ts';
-import { waitUntil } from '@sluice/testkit';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -64,7 +63,7 @@ sinks:
     spool: true
 `;
     const daemon = await startDaemon(config, { dir, env: s3Env(env) });
-    const rand = prng(11);
+    const rand = mulberry32(11);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     const sender = sendTcpPaced(daemon.sources['talos_service']![0]!, lines, 5_000, 20);
     sender.done.catch(() => {}); // the connection dies with the daemon

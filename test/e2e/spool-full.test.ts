@@ -25,7 +25,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { metricSum, scrape, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
 import {
   countIds,
@@ -41,7 +41,6 @@ import {
   tcpBufferMaxBytes,
   within,
 } from '../helpers/s3.ts';
-import { waitUntil } from '@sluice/testkit';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -66,7 +65,7 @@ async function fullSpoolGatewayDown(bucketName: string, lines: number, seed: num
   const spoolDir = join(dir, 'data/spool/s3');
   const daemon = await startDaemon(edit(config(dir, bucket, 'block', 65_536)), { dir, env: s3Env(gw.rgw) });
   await gw.rgw.stopGateway();
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const sent = Array.from({ length: lines }, (_, id) => serviceLine({ id, rand }));
   await sendTcpPaced(daemon.sources['talos']![0]!, sent, lines, 0).done;
   await waitUntil('every line received', async () => (await counters(daemon)).received === lines, 30_000);
@@ -142,7 +141,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const spoolDir = join(dir, 'data/spool/s3');
     const daemon = await startDaemon(config(dir, bucket, 'drop_newest', MAX_SPOOL), { dir, env: s3Env(gw.rgw) });
     const address = daemon.sources['talos']![0]!;
-    const rand = prng(31);
+    const rand = mulberry32(31);
     const lines = Array.from({ length: C }, (_, id) => serviceLine({ id, rand }));
     const receivedAll = (n: number) => waitUntil(
       `${n} lines received`,
@@ -227,7 +226,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const dir = tempDir();
     const spoolDir = join(dir, 'data/spool/s3');
     const daemon = await startDaemon(config(dir, bucket, 'block', MAX_SPOOL), { dir, env: s3Env(gw.rgw) });
-    const rand = prng(37);
+    const rand = mulberry32(37);
     // Twice what can hold the stream before the sender is stopped: the socket buffers (up to the
     // kernel's autotuning maxima) plus the daemon's bounds (the ring, and the sink's buffer, which
     // the spool keeps below max_spool_bytes). So the sender is held back with lines unsent.

@@ -17,7 +17,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { metricSum, scrape, startDaemon, tempDir } from '../helpers/daemon.ts';
 import {
   countIds,
@@ -32,7 +32,6 @@ import {
   sleep,
   tcpBufferMaxBytes,
 } from '../helpers/s3.ts';
-import { waitUntil } from '@sluice/testkit';
 
 const MiB = 1024 * 1024;
 const OUTAGE_MS = 60_000;
@@ -60,7 +59,7 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
     // the stream (5 s of it at the paced rate, the ring, the socket buffers at the kernel's
     // tcp_rmem/tcp_wmem maxima) where that is more: the sender is held back with lines unsent.
     const PACED_BYTES_PER_SEC = 100_000 * 220;
-    const rand = prng(21);
+    const rand = mulberry32(21);
     const lines = linesOfAtLeast(1.25 * (5 * PACED_BYTES_PER_SEC + MiB + tcpBufferMaxBytes()), 800_000, (id) => serviceLine({ id, rand }));
     const LINES = lines.length;
     const bucket = await freshBucket(gw.client, 'e2e-spool-outage');

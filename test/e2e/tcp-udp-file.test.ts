@@ -2,8 +2,7 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
-import { waitUntil } from '@sluice/testkit';
+import { kernelLine, mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 
 const SERVICE_LINES = 100_000;
@@ -73,7 +72,7 @@ sinks:
 `,
       { dir },
     );
-    const rand = prng(42);
+    const rand = mulberry32(42);
     const service = Array.from({ length: SERVICE_LINES }, (_, id) => serviceLine({ id, rand }));
     const kernel = Array.from({ length: KERNEL_LINES }, (_, id) => kernelLine({ id, rand }));
 

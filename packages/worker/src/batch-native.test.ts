@@ -33,7 +33,8 @@ import {
   type NativeBatchAddon,
 } from './batch-native.ts';
 import { type BatchFacts, FactsScanner, indexFieldsFor, parsedRecordTime } from './facts.ts';
-import { TalosLineGenerator, buildBatch, encodeBlock, mulberry32, recordSpan } from './fixture.ts';
+import { mulberry32, TalosLineGenerator } from '@sluice/testkit';
+import { buildBatch, encodeBlock, recordSpan, talosBatch } from './fixture.ts';
 import { BATCH_BUILDS, useBatchBuild, type BatchBuild } from './test-batch-builds.ts';
 import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, type BatchOutput, type MalformedReason, type TagPlan } from './process.ts';
 
@@ -620,7 +621,7 @@ for (const build of BATCH_BUILDS) describe.skipIf(skipped(build))(titleOf(build)
 
   it('one native call per batch in the common case (realistic Talos batch, blocks included)', () => {
     const gen = new TalosLineGenerator(5);
-    const { payloads, lines } = gen.batch('10.0.0.7', 200 * 1024);
+    const { payloads, lines } = talosBatch(gen, '10.0.0.7', 200 * 1024);
     const half = lines.length >> 1;
     const batch = buildBatch([...payloads.slice(0, half), encodeBlock('10.0.0.7', lines.slice(half), '\r\n')]);
     const plan = compileTagPlan({ cluster: 'prod' }, 'host');
@@ -636,7 +637,7 @@ for (const build of BATCH_BUILDS) describe.skipIf(skipped(build))(titleOf(build)
     const plan = compileTagPlan({ cluster: 'prod', region: 'eu' }, 'host');
     // 1.2 MiB of output from a fresh processor (256 KiB buffer): grows mid-batch, mid-block too,
     // and one line bigger than the doubled buffer.
-    const { payloads, lines } = gen.batch('10.0.0.7', 600 * 1024);
+    const { payloads, lines } = talosBatch(gen, '10.0.0.7', 600 * 1024);
     const huge = `{"msg":"${'z'.repeat(1_200_000)}"}`;
     const batch = buildBatch([
       ...payloads.slice(0, 1000),
@@ -678,7 +679,7 @@ for (const build of BATCH_BUILDS) describe.skipIf(skipped(build))(titleOf(build)
   it('reads only [0, length) of any Uint8Array view: offset views, SharedArrayBuffer, padding bytes', () => {
     const gen = new TalosLineGenerator(3);
     const plan = compileTagPlan({ t: 'v' }, 'host');
-    const { payloads } = gen.batch('10.0.0.1', 16 * 1024);
+    const { payloads } = talosBatch(gen, '10.0.0.1', 16 * 1024);
     const batch = buildBatch([...payloads, encodePayload('', '{"last":"x"}')], 0xff);
     const shared = new Uint8Array(new SharedArrayBuffer(batch.length + 64));
     shared.fill(0x7b);

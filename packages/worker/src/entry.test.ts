@@ -6,7 +6,7 @@ import { Ring, blockHead, peerHead } from '@sluice/ring';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildWorker } from '../../../scripts/build-worker.ts';
 import { MANIFEST, workerEntry } from './entry.ts';
-import { TalosLineGenerator } from './fixture.ts';
+import { TalosLineGenerator } from '@sluice/testkit';
 import type { BatchResult, BatchTask, WorkerSettings } from './types.ts';
 
 // Inside the package, so the built files resolve `piscina` as the real build does.

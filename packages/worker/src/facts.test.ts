@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BatchFacts, FactsScanner, indexFieldsFor, MAX_FIELD_VALUES, parsedRecordTime } from './facts.ts';
-import { buildBatch, encodeBlock, encodePayload, mulberry32 } from './fixture.ts';
+import { mulberry32 } from '@sluice/testkit';
+import { buildBatch, encodeBlock, encodePayload } from './fixture.ts';
 import { BatchProcessor, compileTagPlan, type TagPlan } from './process.ts';
 import { BATCH_BUILDS, useBatchBuild, type BatchBuild } from './test-batch-builds.ts';
 

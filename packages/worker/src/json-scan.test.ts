@@ -12,7 +12,7 @@ import {
   SCAN_TALOS_SERVICE,
   scanRecord,
 } from './json-scan.ts';
-import { TalosLineGenerator, mulberry32 } from './fixture.ts';
+import { mulberry32, TalosLineGenerator } from '@sluice/testkit';
 
 const KEYS = [Buffer.from('"cluster"'), Buffer.from('"__host"')];
 

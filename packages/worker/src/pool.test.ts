@@ -2,7 +2,7 @@ import { gunzipSync } from 'node:zlib';
 import { Ring, peerHead } from '@sluice/ring';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decompressObject } from './codecs.ts';
-import { TalosLineGenerator } from './fixture.ts';
+import { TalosLineGenerator } from '@sluice/testkit';
 import { createWorkerPool } from './pool.ts';
 import type { BatchResult, WorkerSettings } from './types.ts';
 
