@@ -3,7 +3,7 @@ import { createSocket } from 'node:dgram';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
-import { udpKernelDrops } from '../../../packages/sources/src/udp/kernel-drops.ts';
+import { udpKernelDrops } from '@sluice/sources/kernel-drops';
 import { generateLineSet, lineId, lineLength } from './line-set.ts';
 import { sendHec, sendTcp, sendUdp } from './send.ts';
 

@@ -173,7 +173,7 @@ export class TalosLineGenerator {
       else if (k === 'S') out += this.#hex(5);
       else if (k === 'N') out += String(Math.floor(this.#rand() ** 3 * 5000));
       else if (k === 'D') out += (this.#rand() * 3000).toFixed(3);
-      else out += '%' + k;
+      else out += `%${k}`;
     }
     return out;
   }
