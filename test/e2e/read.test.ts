@@ -220,23 +220,26 @@ describe('sluice read on a file sink', () => {
     expect(r.stdout).toBe(stored.map((l) => `${l}\n`).join(''));
   });
 
-  it('bad arguments: exit 1 with one line naming the problem', async () => {
-    const cases: [string[], RegExp][] = [
-      [['--path', out, '--since', 'yesterday'], /^sluice read: --since: "yesterday" is neither an RFC 3339 time/],
-      [['--since', '1h'], /^sluice read: say where to read/],
-      [['--path', out, '--limit', '0'], /^sluice read: --limit must be a whole number/],
-      [['--path', out, '--where', 'novalue'], /^sluice read: --where: "novalue" is not KEY=VALUE/],
-      [['--path', out, '--format', 'xml'], /^sluice read: --format must be ndjson or pretty/],
-      [['--path', out, '--grep', '('], /^sluice read: --grep: /],
-      [['--path', out, '--colour'], /^sluice read: Unknown option '--colour'/],
-      [['--path', 's3://Not_A_Bucket/x'], /^sluice read: --path: bucket: "Not_A_Bucket" is not a valid S3 bucket name/],
-      [['--path', `${join(dir, 'missing')}/`], /^sluice read: cannot read .*missing: ENOENT/],
+  it('bad arguments: exit 1 with one line naming the problem, then the synopsis for a usage mistake', async () => {
+    // [arguments, the first line, whether it is a usage mistake (the synopsis follows)]
+    const cases: [string[], RegExp, boolean][] = [
+      [['--path', out, '--since', 'yesterday'], /^sluice read: --since: "yesterday" is neither an RFC 3339 time/, true],
+      [['--since', '1h'], /^sluice read: say where to read/, true],
+      [['--path', out, '--limit', '0'], /^sluice read: --limit must be a whole number/, true],
+      [['--path', out, '--where', 'novalue'], /^sluice read: --where: "novalue" is not KEY=VALUE/, true],
+      [['--path', out, '--format', 'xml'], /^sluice read: --format must be ndjson or pretty/, true],
+      [['--path', out, '--grep', '('], /^sluice read: --grep: /, true],
+      [['--path', out, '--colour'], /^sluice read: Unknown option '--colour'/, true],
+      [['--path', 's3://Not_A_Bucket/x'], /^sluice read: --path: bucket: "Not_A_Bucket" is not a valid S3 bucket name/, false],
+      [['--path', `${join(dir, 'missing')}/`], /^sluice read: cannot read .*missing: ENOENT/, false],
     ];
-    for (const [args, message] of cases) {
+    for (const [args, message, isUsage] of cases) {
       const r = await read(args);
       expect(r.status, args.join(' ')).toBe(1);
-      expect(r.stderr, args.join(' ')).toMatch(message);
-      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      const [first, ...rest] = r.stderr.trim().split('\n');
+      expect(first, args.join(' ')).toMatch(message);
+      if (isUsage) expect(rest.join('\n'), args.join(' ')).toMatch(/^usage: sluice read --path DIR \| s3:\/\/BUCKET\/PREFIX/);
+      else expect(rest, args.join(' ')).toEqual([]);
       expect(r.stdout).toBe('');
     }
   });
