@@ -73,7 +73,8 @@ long ScanString(const uint8_t* s, long i, long n, bool* escaped) {
       // Signed compare: bytes below 0x20 and bytes 0x80..0xff (negative) are both "less than 0x20".
       while (i + 16 <= n) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
-        const __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)), _mm_cmplt_epi8(v, space));
+        const __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash));
+        const __m128i m = _mm_or_si128(stop, _mm_cmplt_epi8(v, space));
         const int mask = _mm_movemask_epi8(m);
         if (mask != 0) {
           i += __builtin_ctz(static_cast<unsigned>(mask));

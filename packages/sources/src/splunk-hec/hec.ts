@@ -427,11 +427,12 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     if (authorization === undefined || conn === undefined || authorization !== conn.authorized) {
       const auth = parseAuthorization(authorization);
       if (auth.kind !== 'token' || !tokens.has(auth.token)) {
-        const answer = auth.kind === 'missing' ? HEC.tokenRequired : auth.kind === 'malformed' ? HEC.invalidAuthorization : HEC.invalidToken;
+        const answer =
+          auth.kind === 'missing' ? HEC.tokenRequired : auth.kind === 'malformed' ? HEC.invalidAuthorization : HEC.invalidToken;
         received.inc();
         discard('unauthorized', 1);
-        const peer = normalizePeer(req.socket.remoteAddress);
-        warnings.warn(`auth:${answer[1]}`, { peer, status: answer[0], code: answer[1] }, `request refused: ${answer[2]}`);
+        const [status, code, text] = answer;
+        warnings.warn(`auth:${code}`, { peer: normalizePeer(req.socket.remoteAddress), status, code }, `request refused: ${text}`);
         send(res, answer, { close: true });
         return;
       }
@@ -588,7 +589,18 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       // Not expected (the room was there, and only this thread writes): the rest streams in
       // through the queue like a request larger than the ring, never written twice.
     }
-    const pending: Pending = { data, spans, records, head, next, need, started: next > 0, timer: null, done: () => {} };
+    // decodeNow's spans may be the decoder's scratch, overwritten by the next body: a copy to wait with.
+    const pending: Pending = {
+      data,
+      spans: spans.slice(),
+      records,
+      head,
+      next,
+      need,
+      started: next > 0,
+      timer: null,
+      done: () => {},
+    };
     void admit(pending, res).then((outcome) => {
       if (outcome === 'ok') send(res, HEC.success);
       else {
