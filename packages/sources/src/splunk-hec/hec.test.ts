@@ -19,14 +19,17 @@ const TOKEN = '11111111-2222-3333-4444-555555555555';
 const OTHER_TOKEN = 'second-token';
 
 let decoder: HecDecoder;
+/** The daemon's decoder: small plain bodies decoded inline, in the turn they arrive. */
+let inlineDecoder: HecDecoder;
 let pki: TestPki;
 beforeAll(() => {
   // Every body goes to the worker threads except where a test says otherwise.
   decoder = createHecDecoder({ threads: 2, inlineBelowBytes: 0 });
+  inlineDecoder = createHecDecoder({ threads: 1 });
   pki = makeTestPki();
 });
 afterAll(async () => {
-  await decoder.destroy();
+  await Promise.all([decoder.destroy(), inlineDecoder.destroy()]);
 });
 
 type Got = RingRecord;
@@ -45,14 +48,18 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((s) => s.drain(10)));
 });
 
-async function start(opts: Partial<SplunkHecSourceOptions> = {}, ringBytes = 1 << 20): Promise<{ src: Source; ring: Ring; metrics: Metrics; url: string }> {
+async function start(
+  opts: Partial<SplunkHecSourceOptions> = {},
+  ringBytes = 1 << 20,
+  dec: HecDecoder = decoder,
+): Promise<{ src: Source; ring: Ring; metrics: Metrics; url: string }> {
   const ring = Ring.create(ringBytes);
   const metrics = new Metrics('test');
   const ctx: SourceContext = { id: 'hec', ring, metrics, logger, wrote: () => {} };
   const src = await startSplunkHecSource(
     ctx,
     { host: '127.0.0.1', port: 0, validTokens: [TOKEN, OTHER_TOKEN], maxBodyBytes: 1 << 20, maxConnections: 256, hostKey: '__host', ...opts },
-    decoder,
+    dec,
   );
   running.push(src);
   const scheme = opts.tls ? 'https' : 'http';
@@ -347,41 +354,48 @@ describe('splunk_hec source: sizes and load', () => {
     expect(await send(`${url}/services/collector/event`, { headers: auth, body: body(99) })).toMatchObject({ status: 200 });
   });
 
-  it('a request waiting for ring space is written, in order, as soon as the consumer frees some', async () => {
-    // A busy timeout far longer than the test: no reply below depends on how fast this machine is.
-    const { src, ring, url } = await start({ busyTimeoutMs: 60_000 }, 4096);
-    const body = (i: number) => Array.from({ length: 5 }, (_, k) => `{"event":"w${i}-${k}","pad":"${'p'.repeat(60)}"}`).join('\n');
-    let answered = 0;
-    // 12 requests of ~420 bytes each into a 4 KiB ring with no consumer: about 9 fit, the rest
-    // wait (their line holds well under a ring's worth, so none is refused at once).
-    const N = 12;
-    const replies = Promise.all(
-      Array.from({ length: N }, (_, i) =>
-        send(`${url}/services/collector/event`, { headers: auth, body: body(i) }).then((r) => {
-          answered++;
-          return r;
-        }),
-      ),
-    );
-    // Some fit and are answered; with no consumer the rest cannot be, however long this waits.
-    await vi.waitFor(() => expect(answered, 'the requests that fit to be answered').toBeGreaterThanOrEqual(3), WAIT);
-    expect(answered).toBeLessThan(N);
-    const c = consumer(ring, src, 512);
-    try {
-      expect((await replies).map((r) => r.status)).toEqual(Array.from({ length: N }, () => 200));
-      await vi.waitFor(() => expect(c.got.length, 'every event in the ring').toBe(5 * N), WAIT);
-      // Each request's records stay together and in the order sent.
-      const byRequest = new Map<string, string[]>();
-      for (const g of c.got) {
-        const m = /"event":"w(\d+)-\d"/.exec(g.record)!;
-        byRequest.set(m[1]!, [...(byRequest.get(m[1]!) ?? []), g.record]);
+  it.each(['on the worker threads', 'inline'])(
+    'a request waiting for ring space is written, in order, as soon as the consumer frees some (decoded %s)',
+    async (where) => {
+      // A busy timeout far longer than the test: no reply below depends on how fast this machine is.
+      const dec = where === 'inline' ? inlineDecoder : decoder;
+      const { src, ring, url } = await start({ busyTimeoutMs: 60_000 }, 4096, dec);
+      // Envelopes of a different length in each request: a waiting request's record boundaries must
+      // be its own, not those of a body decoded after it (the inline decoder reuses its scratch).
+      const envelope = (i: number, k: number): string => `{"event":"w${i}-${k}","pad":"${'p'.repeat(30 + 5 * i)}"}`;
+      const body = (i: number) => Array.from({ length: 5 }, (_, k) => envelope(i, k)).join('\n');
+      let answered = 0;
+      // 12 requests of 280-560 bytes into a 4 KiB ring with no consumer: most fit, the rest wait
+      // (their line holds well under a ring's worth, so none is refused at once).
+      const N = 12;
+      const replies = Promise.all(
+        Array.from({ length: N }, (_, i) =>
+          send(`${url}/services/collector/event`, { headers: auth, body: body(i) }).then((r) => {
+            answered++;
+            return r;
+          }),
+        ),
+      );
+      // Some fit and are answered; with no consumer the rest cannot be, however long this waits.
+      await vi.waitFor(() => expect(answered, 'the requests that fit to be answered').toBeGreaterThanOrEqual(3), WAIT);
+      expect(answered).toBeLessThan(N);
+      const c = consumer(ring, src, 512);
+      try {
+        expect((await replies).map((r) => r.status)).toEqual(Array.from({ length: N }, () => 200));
+        await vi.waitFor(() => expect(c.got.length, 'every event in the ring').toBe(5 * N), WAIT);
+        // Each request's records stay together and in the order sent.
+        const byRequest = new Map<string, string[]>();
+        for (const g of c.got) {
+          const m = /"event":"w(\d+)-\d"/.exec(g.record)!;
+          byRequest.set(m[1]!, [...(byRequest.get(m[1]!) ?? []), g.record]);
+        }
+        expect([...byRequest.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: N }, (_, i) => String(i)));
+        for (const [i, records] of byRequest) expect(records).toEqual(body(Number(i)).split('\n'));
+      } finally {
+        c.stop();
       }
-      expect([...byRequest.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: N }, (_, i) => String(i)));
-      for (const [i, records] of byRequest) expect(records).toEqual(body(Number(i)).split('\n'));
-    } finally {
-      c.stop();
-    }
-  });
+    },
+  );
 });
 
 describe('splunk_hec source: HTTPS', () => {
