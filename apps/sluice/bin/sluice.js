@@ -33,7 +33,8 @@ const isRun = args[0] === 'run';
 const nodeOptions = process.env.NODE_OPTIONS ?? '';
 const hasSemiSpace = (list) => list.some((a) => a.startsWith('--max-semi-space-size'));
 const needsFlag = isRun && !hasSemiSpace(process.execArgv) && !nodeOptions.includes('--max-semi-space-size');
-const env = isRun && process.env.MALLOC_ARENA_MAX === undefined ? { ...process.env, MALLOC_ARENA_MAX: '2' } : process.env;
+const env =
+  isRun && process.env.MALLOC_ARENA_MAX === undefined ? { ...process.env, MALLOC_ARENA_MAX: '2' } : process.env;
 const tuned = !needsFlag && env === process.env;
 
 const major = Number(process.versions.node.split('.')[0]);
@@ -43,7 +44,9 @@ if (major < 24) {
   try {
     nodeBin = require.resolve('node/bin/node');
   } catch {
-    console.error(`sluice needs Node.js 24; this is ${process.version} and no node@24 was found in node_modules (run npm ci, or start bin/sluice with SLUICE_NODE set to a Node 24)`);
+    console.error(
+      `sluice needs Node.js 24; this is ${process.version} and no node@24 was found in node_modules (run npm ci, or start bin/sluice with SLUICE_NODE set to a Node 24)`,
+    );
     process.exit(1);
   }
   const flags = needsFlag ? [...process.execArgv, SEMI_SPACE_FLAG] : process.execArgv;
