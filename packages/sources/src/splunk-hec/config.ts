@@ -1,6 +1,6 @@
 /** The `splunk_hec` source: Splunk HTTP Event Collector (Tailscale log streaming and many agents). */
 import { INVALID, childPath, componentType, def, integer, report, req, secret, stringList, type Invalid } from '@sluice/schema';
-import { commonSource, sourceOptions, tls, type SourceBase, type SourceDefinition, type TlsConfig } from '../config.ts';
+import { commonSource, streamSourceOptions, tls, type SourceBase, type SourceDefinition, type TlsConfig } from '../config.ts';
 import { tlsSettings } from '../tls.ts';
 
 const MIB = 1024 * 1024;
@@ -41,7 +41,7 @@ const slowClientOptions = {
  * request can make it hold. Splunk's own default (800 MB) is for an indexer, not a DaemonSet.
  */
 export const splunkHecOptions = {
-  ...sourceOptions,
+  ...streamSourceOptions,
   valid_tokens: secret(req(stringList())),
   max_body_bytes: def(integer(1024, 268_435_456), 16 * MIB),
   max_connections: def(integer(1, 65_535), 1024),
