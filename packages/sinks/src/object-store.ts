@@ -30,6 +30,12 @@ export interface ObjectStore {
    */
   check(): Promise<ObjectStoreCheck | void>;
   /**
+   * true when an upload's write() copies the chunk before it returns (S3's part buffers), so
+   * the caller may free it at once. Absent or false: the upload keeps a reference until the
+   * bytes are written (the file store's write streams).
+   */
+  readonly copiesChunks?: boolean;
+  /**
    * Bytes written to this store's uploads and not yet stored (sluice_sink_buffered_bytes).
    * Optional: a store without a buffer of its own leaves it out.
    */

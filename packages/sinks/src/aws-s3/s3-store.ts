@@ -92,6 +92,8 @@ export class S3Store implements ObjectStore {
   readonly maxBufferedBytes: number;
   readonly client: S3Client;
   readonly logger: S3StoreLogger | undefined;
+  /** write() copies into a part buffer (multipart.ts): the caller may free the chunk at once. */
+  readonly copiesChunks = true;
   readonly #checkTimeoutMs: number;
   /** Bytes written to open uploads that S3 has not stored yet. */
   #buffered = 0;
