@@ -138,7 +138,9 @@ describe('Dockerfile, replayed without Docker (the deps stage runs npm ci for re
 
   it('node_modules holds the runtime dependencies and no dev dependency (no `node` package: the image has its own)', () => {
     const nm = join(app, 'node_modules');
-    for (const dep of ['pino', 'piscina', 'prom-client', 'yaml', '@aws-sdk/client-s3']) expect(existsSync(join(nm, dep)), dep).toBe(true);
+    for (const dep of ['pino', 'piscina', 'prom-client', 'yaml', '@aws-sdk/client-s3']) {
+      expect(existsSync(join(nm, dep)), dep).toBe(true);
+    }
     for (const dev of ['node', 'vitest', 'typescript', 'turbo', 'tinybench', 'bun', 'kubernetes-models', 'dockerfile-utils', '@types/node', '@sluice/loadgen', '@sluice/tests']) {
       expect(existsSync(join(nm, dev)), dev).toBe(false);
     }

@@ -48,7 +48,8 @@ describe.runIf(process.platform === 'linux')('the sluice launcher (bin/sluice.js
   });
 
   it('leaves settings the operator chose alone', async () => {
-    const d = await startDaemon(CONFIG, { launcher: true, env: { MALLOC_ARENA_MAX: '8', MALLOC_MMAP_THRESHOLD_: '131072', NODE_OPTIONS: '--max-semi-space-size=8' } });
+    const env = { MALLOC_ARENA_MAX: '8', MALLOC_MMAP_THRESHOLD_: '131072', NODE_OPTIONS: '--max-semi-space-size=8' };
+    const d = await startDaemon(CONFIG, { launcher: true, env });
     try {
       const { argv, env: seen } = procInfo(d.proc.pid!);
       expect(argv.some((a) => a.startsWith('--max-semi-space-size'))).toBe(false);

@@ -168,7 +168,10 @@ export class SpoolingWriter extends ObjectWriter {
     return took === 'ok';
   }
 
-  /** A frame held for spool space is still referenced; one appended (writevSync) and passed on is as the store left it. */
+  /**
+   * A frame held for spool space is still referenced; one appended (writevSync) and passed on
+   * is as the store left it.
+   */
   override released(frame: Frame): boolean {
     return !this.#pending.includes(frame) && super.released(frame);
   }

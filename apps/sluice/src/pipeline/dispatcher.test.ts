@@ -120,7 +120,7 @@ describe('Dispatcher and a sink that says wait', () => {
 });
 
 describe('Dispatcher and the frames of delivered batches', () => {
-  it('frees (detaches) each frame once the sink copied it; leaves them alone for a sink that keeps references', async () => {
+  it('frees (detaches) each frame once the sink copied it, not for a sink that keeps references', async () => {
     for (const copies of [true, false]) {
       const t = setup('block');
       t.store.copiesChunks = copies;
@@ -139,7 +139,10 @@ describe('Dispatcher and the frames of delivered batches', () => {
     t.runner.run = async (task) => {
       const frame = shared.subarray(0, 1);
       frame[0] = 7;
-      return { ok: true, frames: [frame], deadLetter: null, rawBytes: task.end - task.start, ndjsonBytes: 1, busyMs: 0, counts: { records: 1, accepted: 1, inputBytes: 0, outputBytes: 0, malformed: {}, kinds: { service: 0, kernel: 0, other: 1 } } };
+      const kinds = { service: 0, kernel: 0, other: 1 };
+      const counts = { records: 1, accepted: 1, inputBytes: 0, outputBytes: 0, malformed: {}, kinds };
+      const rawBytes = task.end - task.start;
+      return { ok: true, frames: [frame], deadLetter: null, rawBytes, ndjsonBytes: 1, busyMs: 0, counts };
     };
     t.send(1);
     await t.dispatcher.flush();

@@ -78,7 +78,8 @@ export interface DispatcherOptions {
 function freeFrames(frames: readonly Uint8Array[]): void {
   for (const f of frames) {
     const buf = f.buffer;
-    if (buf instanceof ArrayBuffer && f.byteOffset === 0 && f.byteLength === buf.byteLength && !buf.detached) buf.transfer(0);
+    const whole = f.byteOffset === 0 && f.byteLength === buf.byteLength;
+    if (buf instanceof ArrayBuffer && whole && !buf.detached) buf.transfer(0);
   }
 }
 
@@ -239,7 +240,8 @@ export class Dispatcher {
           for (const out of route.outputs) {
             const bytes = result.frames[out.codecIndex];
             if (bytes === undefined) continue;
-            const frame = { bytes, records: c.accepted, rawBytes: result.ndjsonBytes, ...(result.facts === undefined ? {} : { facts: result.facts }) };
+            const facts = result.facts === undefined ? {} : { facts: result.facts };
+            const frame = { bytes, records: c.accepted, rawBytes: result.ndjsonBytes, ...facts };
             if (!this.write(st, out, frame)) released = false;
           }
           if (released) freeFrames(result.frames);

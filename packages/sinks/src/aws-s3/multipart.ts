@@ -1,7 +1,7 @@
 /**
  * MultipartUpload: one object streamed to S3 as it is written, with part buffers of our own.
  *
- *   write(chunk) ──copy──► part buffer (partSizeBytes) ──full──► UploadPart, at most queueSize at once
+ *   write(chunk) ──copy──► part buffer (partSizeBytes) ──full──► UploadPart (queueSize at once)
  *   end() ──► the rest as the last part + CompleteMultipartUpload
  *            (nothing cut yet: one PutObject of what was written instead)
  *
@@ -136,7 +136,8 @@ export class MultipartUpload {
 
   #cut(): void {
     if (this.#nextNumber > MAX_PARTS) {
-      this.#fail(new Error(`more than ${MAX_PARTS} parts in one multipart upload (part_size_bytes ${this.#o.partSizeBytes})`));
+      const why = `more than ${MAX_PARTS} parts in one multipart upload (part_size_bytes ${this.#o.partSizeBytes})`;
+      this.#fail(new Error(why));
       return;
     }
     this.#queued.push({ number: this.#nextNumber++, buf: this.#part!, length: this.#fill });
@@ -213,7 +214,9 @@ export class MultipartUpload {
 
   #send(part: Part): void {
     this.#inflight++;
-    const cmd = new UploadPartCommand({ ...this.#meta(), UploadId: this.#uploadId, PartNumber: part.number, Body: part.buf.subarray(0, part.length) });
+    const body = part.buf.subarray(0, part.length);
+    const input = { ...this.#meta(), UploadId: this.#uploadId, PartNumber: part.number, Body: body };
+    const cmd = new UploadPartCommand(input);
     this.#o.client.send(cmd).then(
       (out) => {
         this.#inflight--;
@@ -238,7 +241,8 @@ export class MultipartUpload {
   #complete(): void {
     this.#finishing = true;
     const parts = this.#done.sort((a, b) => a.PartNumber! - b.PartNumber!);
-    const cmd = new CompleteMultipartUploadCommand({ ...this.#meta(), UploadId: this.#uploadId, MultipartUpload: { Parts: parts } });
+    const upload = { ...this.#meta(), UploadId: this.#uploadId, MultipartUpload: { Parts: parts } };
+    const cmd = new CompleteMultipartUploadCommand(upload);
     this.#o.client.send(cmd).then(
       () => this.#settle(),
       (err: unknown) => {

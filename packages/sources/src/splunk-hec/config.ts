@@ -1,6 +1,7 @@
 /** The `splunk_hec` source: Splunk HTTP Event Collector (Tailscale log streaming and many agents). */
 import { INVALID, childPath, componentType, def, integer, report, req, secret, stringList, type Invalid } from '@sluice/schema';
-import { commonSource, streamSourceOptions, tls, type SourceBase, type SourceDefinition, type TlsConfig } from '../config.ts';
+import { commonSource, streamSourceOptions, tls } from '../config.ts';
+import type { SourceBase, SourceDefinition, TlsConfig } from '../config.ts';
 import { tlsSettings } from '../tls.ts';
 
 const MIB = 1024 * 1024;

@@ -1,6 +1,7 @@
 /** The `tcp` source: json_lines over TCP (Talos service logs), optionally TLS. */
 import { def, integer } from '@sluice/schema';
-import { sourceBuild, streamSourceOptions, tls, type SourceBase, type SourceDefinition, type TlsConfig } from '../config.ts';
+import { sourceBuild, streamSourceOptions, tls } from '../config.ts';
+import type { SourceBase, SourceDefinition, TlsConfig } from '../config.ts';
 import { tlsSettings } from '../tls.ts';
 
 export interface TcpSourceConfig extends SourceBase {
