@@ -13,10 +13,11 @@
 import { createRequire } from 'node:module';
 import { constants, gunzipSync, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { Bench } from 'tinybench';
-import { compressFrame, selectZstd } from '../packages/worker/src/codecs.ts';
-import { loadNativeZstd } from '../packages/worker/src/zstd-native.ts';
-import { BatchProcessor, compileTagPlan } from '../packages/worker/src/process.ts';
-import { TalosLineGenerator, buildBatch } from '../packages/worker/src/fixture.ts';
+import { compressFrame, selectZstd } from '@sluice/worker/codecs';
+import { loadNativeZstd } from '@sluice/worker/zstd-native';
+import { BatchProcessor, compileTagPlan } from '@sluice/worker/process';
+import { TalosLineGenerator } from '@sluice/testkit';
+import { buildBatch, talosBatch } from '@sluice/worker/fixture';
 
 interface ZstdNative {
   compress(data: Buffer, level?: number | null): Promise<Buffer>;
@@ -27,7 +28,7 @@ const native = createRequire(import.meta.url)('@mongodb-js/zstd/bindings.js') as
 const BATCH_BYTES = 256 * 1024;
 
 // A worker's NDJSON for one span: generated Talos records (seeded), tagged like a real source.
-const { payloads } = new TalosLineGenerator(20240422).batch('10.0.0.7', BATCH_BYTES);
+const { payloads } = talosBatch(new TalosLineGenerator(20240422), '10.0.0.7', BATCH_BYTES);
 const span = buildBatch(payloads);
 const processed = new BatchProcessor().process(span, span.length, compileTagPlan({ cluster: 'prod-eu-1' }, 'host'), 'bench', false);
 const ndjson = Buffer.from(processed.ndjson); // own copy: the processor's buffer is reused

@@ -24,9 +24,8 @@
  * The targets (issue 4) are checked at the end; a miss is printed, not thrown.
  */
 import { writeFileSync } from 'node:fs';
-import type { S3Client } from '@aws-sdk/client-s3';
 import { parseArgs } from 'node:util';
-import { generateLineSet, type LineSet } from '../apps/loadgen/src/line-set.ts';
+import { generateLineSet, type LineSet } from '@sluice/loadgen/line-set';
 import { machineReference, pipelineCeiling, ringBatches, type Ceiling } from './lib/ceiling.ts';
 import { median } from './lib/daemon.ts';
 import { runScenario, startBenchRgw, type S3Target, type ScenarioResult, type ScenarioSpec } from './lib/scenario.ts';
@@ -213,10 +212,10 @@ if (udpFull) {
 }
 const rssMax = Math.max(...rows.map((r) => r.median.mem.rssMaxMiB));
 if (rows.length > 0) check(rssMax <= 200, `RSS ≤ 200 MiB in steady state: max ${rssMax} MiB while loaded (peak HWM ${Math.max(...rows.map((r) => r.median.mem.hwmMiB))} MiB)`);
-console.log('\nTargets (issue 4):\n' + verdicts.join('\n'));
+console.log(`\nTargets (issue 4):\n${verdicts.join('\n')}`);
 
 if (values.out !== undefined) {
-  writeFileSync(values.out, JSON.stringify({ date: started.toISOString(), node: process.version, lines: LINES, repeat: REPEAT, ceilings, rows, verdicts }, null, 2) + '\n');
+  writeFileSync(values.out, `${JSON.stringify({ date: started.toISOString(), node: process.version, lines: LINES, repeat: REPEAT, ceilings, rows, verdicts }, null, 2)}\n`);
   log(`wrote ${values.out}`);
 }
 process.exit(0);

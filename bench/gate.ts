@@ -73,8 +73,8 @@ if (values.list) {
 }
 const wanted = new Set<string>();
 for (const part of (values.only ?? 'micro,e2e').split(',').map((s) => s.trim())) {
-  if (part === 'micro') MICRO_STAGES.forEach((s) => wanted.add(s.name));
-  else if (part === 'e2e') E2E_STAGES.forEach((s) => wanted.add(s.name));
+  if (part === 'micro') for (const s of MICRO_STAGES) wanted.add(s.name);
+  else if (part === 'e2e') for (const s of E2E_STAGES) wanted.add(s.name);
   else if (ALL.includes(part)) wanted.add(part);
   else {
     console.error(`gate: --only: unknown stage ${JSON.stringify(part)}; stages: micro, e2e, ${ALL.join(', ')}`);
@@ -189,7 +189,7 @@ const rows = results.map((r) => {
 });
 console.log(`bench gate: head ${head.label} against reference ${reference.label}, node ${process.version}, ${seconds} s\n${rows.join('\n')}`);
 if (values.out !== undefined) {
-  writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), head: head.label, reference: reference.label, node: process.version, seconds: Number(seconds), results }, null, 2) + '\n');
+  writeFileSync(values.out, `${JSON.stringify({ date: new Date().toISOString(), head: head.label, reference: reference.label, node: process.version, seconds: Number(seconds), results }, null, 2)}\n`);
 }
 const slower = results.filter((r) => r.verdict === 'slower');
 const broken = results.filter((r) => r.problem !== null);

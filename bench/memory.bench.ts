@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_CONFIG_YAML } from '@sluice/config';
-import { generateLineSet, type LineSet } from '../apps/loadgen/src/line-set.ts';
+import { generateLineSet, type LineSet } from '@sluice/loadgen/line-set';
 import { splitAddress, startDaemon } from './lib/daemon.ts';
 import { runScenario, startBenchRgw, type RgwHandle } from './lib/scenario.ts';
 import { median } from './lib/stats.ts';
@@ -118,6 +118,8 @@ async function idle(tree: string, withS3: boolean, trickle = false): Promise<Mem
   try {
     const yaml = defaultYaml(withS3 ? { s3: await s3Of() } : {});
     const d = await startDaemon(dir, yaml, launcherOf(tree));
+    let mem: ReturnType<typeof memNow>;
+    let code: Awaited<ReturnType<typeof d.stop>>;
     try {
       if (trickle) {
         const { host, port } = splitAddress(d.sources['talos_service']![0]!);
@@ -131,11 +133,12 @@ async function idle(tree: string, withS3: boolean, trickle = false): Promise<Mem
       } else {
         await sleep(IDLE_MS);
       }
-      return memNow(d.pid);
+      mem = memNow(d.pid);
     } finally {
-      const code = await d.stop();
-      if (code !== 0) throw new Error(`sluice exited with ${code}\n${d.stderr()}`);
+      code = await d.stop();
     }
+    if (code !== 0) throw new Error(`sluice exited with ${code}\n${d.stderr()}`);
+    return mem;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

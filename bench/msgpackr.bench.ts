@@ -14,7 +14,7 @@
 import { deepStrictEqual } from 'node:assert';
 import { Bench } from 'tinybench';
 import { Packr } from 'msgpackr';
-import { prng, serviceLine } from '../apps/loadgen/src/talos-lines.ts';
+import { mulberry32, serviceLine } from '@sluice/testkit';
 
 const packr = new Packr({ useRecords: false });
 const counts = {
@@ -37,7 +37,7 @@ const writeHeader = (len: number, records: number, raw: number, crc: number): Bu
 deepStrictEqual(writeHeader(65_536, 220, 72_000, 0xdeadbeef).readUInt32LE(16), 0xdeadbeef);
 deepStrictEqual(packr.unpack(packr.pack([65_536, 220, 72_000, 0xdeadbeef])), [65_536, 220, 72_000, 0xdeadbeef]);
 
-const line = serviceLine({ id: 1, rand: prng(1) });
+const line = serviceLine({ id: 1, rand: mulberry32(1) });
 const lineBytes = Buffer.from(line);
 deepStrictEqual(JSON.stringify(packr.unpack(packr.pack(JSON.parse(line)))), line);
 

@@ -14,9 +14,9 @@ import { rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Bench } from 'tinybench';
-import { FileStore } from '../packages/sinks/src/file/file-store.ts';
-import { newUniqueId } from '../packages/sinks/src/object-writer/keys.ts';
-import { type Frame, ObjectWriter } from '../packages/sinks/src/object-writer/object-writer.ts';
+import { FileStore } from '@sluice/sinks/file-store';
+import { newUniqueId } from '@sluice/sinks/keys';
+import { type Frame, ObjectWriter } from '@sluice/sinks/object-writer';
 
 const FRAME_BYTES = 64 * 1024;
 const FRAMES_PER_ITERATION = 256; // 16 MiB per iteration

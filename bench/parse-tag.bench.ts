@@ -18,12 +18,13 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { Bench } from 'tinybench';
-import { BatchProcessor, compileTagPlan } from '../packages/worker/src/process.ts';
-import { loadNativeBatch } from '../packages/worker/src/batch-native.ts';
-import { SCAN_REJECT, scanRecord } from '../packages/worker/src/json-scan.ts';
-import { buildBatch, encodeBlock, encodePayload, mulberry32 } from '../packages/worker/src/fixture.ts';
-import { FactsScanner, indexFieldsFor, parsedRecordTime } from '../packages/worker/src/facts.ts';
-import { compressFrame, DEFAULT_LEVELS } from '../packages/worker/src/codecs.ts';
+import { BatchProcessor, compileTagPlan } from '@sluice/worker/process';
+import { loadNativeBatch } from '@sluice/worker/batch-native';
+import { SCAN_REJECT, scanRecord } from '@sluice/worker/json-scan';
+import { mulberry32 } from '@sluice/testkit';
+import { buildBatch, encodeBlock, encodePayload } from '@sluice/worker/fixture';
+import { FactsScanner, indexFieldsFor, parsedRecordTime } from '@sluice/worker/facts';
+import { compressFrame, DEFAULT_LEVELS } from '@sluice/worker/codecs';
 
 const LINE_BYTES = 245;
 const LINES = 1024;

@@ -24,13 +24,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { prng, serviceLine } from '../apps/loadgen/src/talos-lines.ts';
-import { compressFrame } from '../packages/worker/src/codecs.ts';
-import { objectKey } from '../packages/sinks/src/object-writer/keys.ts';
+import { mulberry32, serviceLine } from '@sluice/testkit';
+import { compressFrame } from '@sluice/worker/codecs';
+import { objectKey } from '@sluice/sinks/keys';
 import { median } from './lib/stats.ts';
-import type { RunSink } from '../apps/sluice/src/read/output.ts';
-import { Filter, ObjectScanner } from '../apps/sluice/src/read/scan.ts';
-import { parseRfc3339 } from '../apps/sluice/src/read/time.ts';
+import type { RunSink } from 'sluice/read/output';
+import { Filter, ObjectScanner } from 'sluice/read/scan';
+import { parseRfc3339 } from 'sluice/read/time';
 
 const { values } = parseArgs({
   options: {
@@ -58,7 +58,7 @@ function archive(): { dir: string; ndjsonBytes: number; files: string[] } {
   const stamp = join(dir, '.complete');
   if (!existsSync(stamp)) {
     rmSync(dir, { recursive: true, force: true });
-    const rand = prng(20251122);
+    const rand = mulberry32(20251122);
     let total = 0;
     let id = 0;
     let seq = 0;
@@ -110,7 +110,7 @@ function scanOnly(mode: string): void {
   const bytes = Math.round(Number(values.mb) * 1e6);
   const file = join(tmpdir(), `sluice-read-scan-${bytes}.ndjson`);
   if (!existsSync(file)) {
-    const rand = prng(20251122);
+    const rand = mulberry32(20251122);
     const parts: string[] = [];
     let total = 0;
     for (let id = 0; total < bytes; ) {
@@ -180,7 +180,7 @@ function digest(lines: string): { n: number; sha: string } {
   let n = 0;
   for (const line of lines.split('\n')) {
     if (line === '') continue;
-    h.update(JSON.stringify(JSON.parse(line)) + '\n');
+    h.update(`${JSON.stringify(JSON.parse(line))}\n`);
     n++;
   }
   return { n, sha: h.digest('hex') };

@@ -23,7 +23,7 @@ const starts = new Uint32Array(RECORDS_PER_BATCH);
   const enc = new TextEncoder();
   for (let i = 0; i < RECORDS_PER_BATCH; i++) {
     const head = `{"ts":"2025-01-01T00:00:${String(i % 60).padStart(2, '0')}Z","node":"talos-${i % 7}","seq":${i},"msg":"`;
-    const line = enc.encode((head + 'x'.repeat(RECORD_BYTES)).slice(0, RECORD_BYTES - 2) + '"}');
+    const line = enc.encode(`${(head + 'x'.repeat(RECORD_BYTES)).slice(0, RECORD_BYTES - 2)}"}`);
     if (line.length !== RECORD_BYTES) throw new Error('bad fixture');
     starts[i] = i * RECORD_BYTES;
     source.set(line, starts[i]);

@@ -12,8 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bench } from 'tinybench';
-import { SegmentReader } from '../packages/spool/src/segment.ts';
-import { Spool, type SpoolSync } from '../packages/spool/src/spool.ts';
+import { SegmentReader } from '@sluice/spool';
+import { Spool, type SpoolSync } from '@sluice/spool';
 
 const FRAME_BYTES = 64 * 1024;
 const FRAMES = 256; // 16 MiB per iteration

@@ -7,6 +7,9 @@
  *   packages/worker/native/batch.cc     → packages/worker/build-native/batch.node
  *     the worker's validate + tag fast path, and the object index's facts (facts.h) as it
  *     goes; without it: the TypeScript path (process.ts, facts.ts)
+ *                                       → packages/worker/build-native/batch-scalar.node
+ *     the same with -DBATCH_SCALAR (the portable loop aarch64 runs), for the tests only: not
+ *     built where dev dependencies are not installed (the image)
  *   packages/worker/native/zstd.cc      → packages/worker/build-native/zstd.node
  *     one zstd context per worker thread, reused for every frame, on the libzstd that Node
  *     itself exports; without it: node:zlib's zstdCompressSync (codecs.ts)
@@ -21,6 +24,9 @@
  * node binary (the official node images have it). An addon resolves napi_*, uv_* and ZSTD_*
  * against the node binary at load time, so there is nothing to link; `-z now` makes a
  * missing symbol fail the load (checked here) instead of the first call.
+ *
+ * The addons include C++ headers generated from TypeScript constants (generated-constants.h,
+ * scripts/gen-native-constants.ts); they are checked in, so this script only reads them.
  *
  * Up to date (same source and local headers, compiler command and Node headers as the last build, and the output
  * exists): skipped. A failed build exits 1 under CI=true (CI must not pass without the native
@@ -43,6 +49,13 @@ interface Addon {
   source: string;
   /** Local headers the source includes: part of the up-to-date check. */
   headers?: string[];
+  /** Preprocessor symbols (-D) of this build. */
+  defines?: string[];
+  /**
+   * Built only for the tests: skipped where vitest is not installed (the image's
+   * `npm ci --omit=dev`), and its failure fails the install only under CI=true.
+   */
+  testOnly?: boolean;
   outDir: string;
   name: string;
   /** An export the loaded addon must have. */
@@ -55,6 +68,7 @@ const ADDONS: Addon[] = [
   {
     what: 'the native UDP reader',
     source: 'packages/sources/native/udp_recv.cc',
+    headers: ['packages/sources/native/generated-constants.h'],
     outDir: 'packages/sources/build',
     name: 'udp_recv',
     exportName: 'UdpReceiver',
@@ -63,11 +77,24 @@ const ADDONS: Addon[] = [
   {
     what: 'the native batch processor',
     source: 'packages/worker/native/batch.cc',
-    headers: ['packages/worker/native/facts.h'],
+    headers: ['packages/worker/native/facts.h', 'packages/worker/native/generated-constants.h'],
     outDir: 'packages/worker/build-native',
     name: 'batch',
     exportName: 'processRecords',
     fallback: 'the worker threads will validate and tag in TypeScript',
+  },
+  {
+    what: 'the native batch processor, portable build (what aarch64 runs)',
+    source: 'packages/worker/native/batch.cc',
+    headers: ['packages/worker/native/facts.h', 'packages/worker/native/generated-constants.h'],
+    // The 8-byte SWAR string scan instead of SSE2: x86-64 machines test the loop that
+    // aarch64 runs (batch-native.test.ts and facts.test.ts run their cases on both builds).
+    defines: ['BATCH_SCALAR'],
+    testOnly: true,
+    outDir: 'packages/worker/build-native',
+    name: 'batch-scalar',
+    exportName: 'processRecords',
+    fallback: 'the tests of the portable build fail under CI=true and are skipped otherwise',
   },
   {
     what: 'the native zstd compressor',
@@ -80,6 +107,7 @@ const ADDONS: Addon[] = [
   {
     what: 'the native HEC envelope scanner',
     source: 'packages/worker/native/hec_scan.cc',
+    headers: ['packages/worker/native/generated-constants.h'],
     outDir: 'packages/worker/build-native',
     name: 'hec_scan',
     exportName: 'scanEnvelopes',
@@ -134,11 +162,17 @@ function build(addon: Addon, include: string): void {
   const outDir = join(ROOT, addon.outDir);
   const out = join(outDir, `${addon.name}.node`);
   const stampFile = join(outDir, `${addon.name}.stamp`);
-  if (!existsSync(source)) return fail(addon, `${addon.source} is missing`);
+  if (!existsSync(source)) {
+    fail(addon, `${addon.source} is missing`);
+    return;
+  }
   const cxx = process.env['CXX'] ?? 'g++';
   // -fvisibility=hidden: only napi_register_module_v1 is exported. No -Werror: a newer
   // compiler's new warning must not break an install. No -march: the image runs on other CPUs.
-  const args = ['-O2', '-std=c++17', '-shared', '-fPIC', '-fvisibility=hidden', '-Wall', '-Wextra', '-Wl,-z,now', '-I', include, source, '-o'];
+  const args = ['-O2', '-std=c++17', '-shared', '-fPIC', '-fvisibility=hidden', '-Wall', '-Wextra', '-Wl,-z,now'];
+  args.push('-I', include);
+  for (const d of addon.defines ?? []) args.push(`-D${d}`);
+  args.push(source, '-o');
   const hash = createHash('sha256').update(readFileSync(source));
   for (const h of addon.headers ?? []) hash.update(readFileSync(join(ROOT, h)));
   const stamp = hash
@@ -155,7 +189,8 @@ function build(addon: Addon, include: string): void {
   if (r.error !== undefined || r.status !== 0) {
     rmSync(tmp, { force: true });
     const why = r.error !== undefined ? `${cxx} did not run (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}: apt-get install g++)` : `${cxx} exited ${r.status}\n${r.stderr}`;
-    return fail(addon, `could not compile ${addon.what}: ${why}`);
+    fail(addon, `could not compile ${addon.what}: ${why}`);
+    return;
   }
   if (r.stderr.trim() !== '') process.stderr.write(r.stderr);
   // An unresolved symbol shows only at load time: load it before it replaces a working build.
@@ -164,7 +199,8 @@ function build(addon: Addon, include: string): void {
     if (typeof loaded[addon.exportName] !== 'function') throw new Error(`it does not export ${addon.exportName}`);
   } catch (err) {
     rmSync(tmp, { force: true });
-    return fail(addon, `the compiled ${addon.what} does not load: ${(err as Error).message}`);
+    fail(addon, `the compiled ${addon.what} does not load: ${(err as Error).message}`);
+    return;
   }
   // rename: a running daemon keeps the file it mapped.
   renameSync(tmp, out);
@@ -180,6 +216,8 @@ const include = headerCandidates().find((d) => existsSync(join(d, 'node_api.h'))
 if (include === undefined) {
   for (const addon of ADDONS) fail(addon, `no Node headers (node_api.h, uv.h) in ${headerCandidates().join(' or ')}`);
 } else {
-  for (const addon of ADDONS) build(addon, include);
+  // Test-only builds where the tests can run: not in the image (npm ci --omit=dev).
+  const tests = existsSync(join(ROOT, 'node_modules/vitest/package.json'));
+  for (const addon of ADDONS) if (tests || addon.testOnly !== true) build(addon, include);
 }
 process.exit(failed && CI ? 1 : 0);

@@ -4,13 +4,13 @@
  *
  *   node scripts/build-worker.ts [outDir]
  *
- * Relative `.ts` imports become `.js`, `@sluice/ring` becomes `./ring.js`; everything else
+ * Relative `.ts` imports become `.js`, `@sluice/ring` becomes `./ring-index.js`; everything else
  * (node: modules, piscina) resolves as before from inside the repository.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { MANIFEST, WORKER_SOURCES, sourceHash, type BuildManifest } from '../packages/worker/src/entry.ts';
+import { MANIFEST, WORKER_SOURCES, sourceHash, type BuildManifest } from '@sluice/worker/entry';
 
 export function buildWorker(outDir: URL): BuildManifest {
   mkdirSync(outDir, { recursive: true });
@@ -20,7 +20,7 @@ export function buildWorker(outDir: URL): BuildManifest {
     const text = readFileSync(from, 'utf8');
     const js = stripTypeScriptTypes(text, { mode: 'strip' })
       .replace(/(from\s+['"])\.\/([\w.-]+)\.ts(['"])/g, '$1./$2.js$3')
-      .replace(/(from\s+['"])@sluice\/ring(['"])/g, '$1./ring.js$2');
+      .replace(/(from\s+['"])@sluice\/ring(['"])/g, '$1./ring-index.js$2');
     if (/from\s+['"][^'"]+\.ts['"]/.test(js)) throw new Error(`${to}: a .ts import is left after rewriting`);
     // A relative import of a file outside the build would fail only when a thread loads it.
     for (const m of js.matchAll(/from\s+['"]\.\/([\w.-]+)['"]/g)) {
@@ -33,7 +33,7 @@ export function buildWorker(outDir: URL): BuildManifest {
     manifest.sources[to] = sourceHash(text);
   }
   // The manifest last: until it is written, workerEntry() uses the .ts sources.
-  writeFileSync(new URL(`${MANIFEST}.tmp`, outDir), JSON.stringify(manifest, null, 2) + '\n');
+  writeFileSync(new URL(`${MANIFEST}.tmp`, outDir), `${JSON.stringify(manifest, null, 2)}\n`);
   renameSync(new URL(`${MANIFEST}.tmp`, outDir), new URL(MANIFEST, outDir));
   return manifest;
 }
@@ -52,7 +52,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   // The main thread's sources as well (apps/sluice/bin/stripped.js), unless only a worker build
   // was asked for (an outDir given).
   if (process.argv[2] === undefined) {
-    const { buildStripped, STRIPPED_DIR } = await import('../apps/sluice/bin/stripped.js');
+    const { buildStripped, STRIPPED_DIR } = await import('sluice/stripped');
     const n = await buildStripped();
     console.log(`sluice: the main thread's modules stripped into ${STRIPPED_DIR} (${n} files)`);
   }

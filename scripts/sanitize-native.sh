@@ -3,7 +3,8 @@
 # from the network, zstd.cc compresses them) built with AddressSanitizer and UndefinedBehaviorSanitizer, then
 # the tests that drive them hardest run against those builds: every process.test.ts case on
 # the native path, batch-native.test.ts's differential fuzz (600 batches, ~150,000 random and
-# garbled lines, half of them gathering the index facts), facts.test.ts, the codecs tests,
+# garbled lines, half of them gathering the index facts; on the SSE2 and the portable build of
+# batch.cc), facts.test.ts, the codecs tests,
 # hec-decode.test.ts (its differential fuzz of HEC bodies against the exact path), and
 # the daemon fuzz test (test/e2e/fuzz.test.ts, whose daemon's worker threads load the same builds). Any out-of-bounds access or undefined
 # behaviour aborts the run. `npm test` runs it after the test suite; by hand:
@@ -33,12 +34,16 @@ INCLUDE="$(node -e "const {createRequire}=require('node:module');const p=require
 
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
-for addon in batch zstd hec_scan; do
+# batch-scalar: batch.cc's portable loop (-DBATCH_SCALAR, what aarch64 runs); the batch tests
+# run their cases on it too.
+for build in batch zstd hec_scan batch-scalar; do
+  addon="$build" defines=()
+  if [[ "$build" == batch-scalar ]]; then addon=batch defines=(-DBATCH_SCALAR); fi
   "$CXX" -O1 -g -std=c++17 -shared -fPIC -fvisibility=hidden -fno-omit-frame-pointer \
-    -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-    -I "$INCLUDE" "packages/worker/native/$addon.cc" -o "$OUT/$addon.node"
+    -fsanitize=address,undefined -fno-sanitize-recover=undefined "${defines[@]}" \
+    -I "$INCLUDE" "packages/worker/native/$addon.cc" -o "$OUT/$build.node"
 done
-echo "sanitize-native: ASan + UBSan builds of batch.cc, zstd.cc and hec_scan.cc in $OUT" >&2
+echo "sanitize-native: ASan + UBSan builds of batch.cc (SSE2 and portable), zstd.cc and hec_scan.cc in $OUT" >&2
 # detect_leaks=0: Node itself does not free everything at exit. CI=true: a test that cannot
 # load the addon fails instead of skipping.
 LD_PRELOAD="$ASAN:$UBSAN" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

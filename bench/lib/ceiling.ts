@@ -15,9 +15,9 @@
  * Times are this thread's CPU (process.threadCpuUsage), median of several passes after a warm-up.
  */
 import { constants, zstdCompressSync } from 'node:zlib';
-import type { LineSet } from '../../apps/loadgen/src/line-set.ts';
-import { DEFAULT_LEVELS, compressFrame } from '../../packages/worker/src/codecs.ts';
-import { BatchProcessor, compileTagPlan } from '../../packages/worker/src/process.ts';
+import type { LineSet } from '@sluice/loadgen/line-set';
+import { DEFAULT_LEVELS, compressFrame } from '@sluice/worker/codecs';
+import { BatchProcessor, compileTagPlan } from '@sluice/worker/process';
 import { median } from './daemon.ts';
 
 export interface RingBatch {

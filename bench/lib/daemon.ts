@@ -16,7 +16,7 @@ const ROOT = new URL('../../', import.meta.url).pathname;
  * The launcher users run (`sluice`, the image's entrypoint): `sluice run` restarts itself in
  * place with the runtime settings the daemon is measured with (apps/sluice/bin/sluice.js).
  */
-export const SLUICE_CLI = join(ROOT, 'apps/sluice/bin/sluice.js');
+const SLUICE_CLI = join(ROOT, 'apps/sluice/bin/sluice.js');
 
 /** USER_HZ: /proc times are in these ticks. 100 on every Linux this runs on (getconf CLK_TCK). */
 const TICKS_PER_SEC = 100;
@@ -183,6 +183,6 @@ export async function startDaemon(dir: string, yaml: string, opts: StartOptions 
 }
 
 // One reader of /metrics and of `host:port` for tests and benchmarks.
-export { metricSum, scrape, splitAddress } from '../../test/helpers/daemon.ts';
+export { metricSum, scrape, splitAddress } from '@sluice/tests/helpers/daemon';
 
 export { median } from './stats.ts';

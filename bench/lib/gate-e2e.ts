@@ -13,9 +13,9 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateLineSet, type LineKind, type LineSet } from '../../apps/loadgen/src/line-set.ts';
-import { sendHec, sendTcp, sendUdp, type SendReport } from '../../apps/loadgen/src/send.ts';
-import { udpKernelDrops } from '../../packages/sources/src/udp/kernel-drops.ts';
+import { generateLineSet, type LineKind, type LineSet } from '@sluice/loadgen/line-set';
+import { sendHec, sendTcp, sendUdp, type SendReport } from '@sluice/loadgen/send';
+import { udpKernelDrops } from '@sluice/sources/kernel-drops';
 import { cpuPreciseUs, metricSum, scrape, splitAddress, startDaemon, type Daemon } from './daemon.ts';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { freshAddonCopies } from './gate-tasks.ts';
@@ -89,7 +89,7 @@ export const E2E_STAGES: readonly E2eStage[] = [
 ];
 
 /** UDP samples are paced at this rate; the warm-up (both daemons at once) at half of it. */
-export const UDP_RATE = 100_000;
+const UDP_RATE = 100_000;
 const UDP_WARM_RATE = 50_000;
 
 /** Line sets by kind, size and round, generated once (~5 µs a line) and shared by the stages. */

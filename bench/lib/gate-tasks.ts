@@ -13,12 +13,12 @@
 import { copyFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { generateLineSet, type LineSet } from '../../apps/loadgen/src/line-set.ts';
+import { generateLineSet, type LineSet } from '@sluice/loadgen/line-set';
 
-type ProcessModule = typeof import('../../packages/worker/src/process.ts');
-type CodecsModule = typeof import('../../packages/worker/src/codecs.ts');
-type RingModule = typeof import('../../packages/ring/src/index.ts');
-type WireModule = typeof import('../../packages/wire/src/index.ts');
+type ProcessModule = typeof import('@sluice/worker/process');
+type CodecsModule = typeof import('@sluice/worker/codecs');
+type RingModule = typeof import('@sluice/ring');
+type WireModule = typeof import('@sluice/wire');
 
 export interface TreeModules {
   process: ProcessModule;

@@ -11,7 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { isIndexKey } from '@sluice/sinks/registry';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
-import { lineId } from '../../apps/loadgen/src/line-set.ts';
+import { lineId } from '@sluice/loadgen/line-set';
 
 export interface OutputCount {
   objects: number;

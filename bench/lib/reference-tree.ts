@@ -12,8 +12,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
-export const REFERENCE_FILE = join(ROOT, 'bench/reference');
+const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
+const REFERENCE_FILE = join(ROOT, 'bench/reference');
 const STAMP = '.sluice-gate-ready';
 
 export interface Tree {

@@ -12,12 +12,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { generateLineSet, type LineSet } from '../../apps/loadgen/src/line-set.ts';
-import { sendTcp, sendUdp, type SendReport } from '../../apps/loadgen/src/send.ts';
+import { waitUntil } from '@sluice/testkit';
+import { generateLineSet, type LineSet } from '@sluice/loadgen/line-set';
+import { sendTcp, sendUdp, type SendReport } from '@sluice/loadgen/send';
 import { topEntries } from './profile-top.ts';
-import { udpKernelDrops } from '../../packages/sources/src/udp/kernel-drops.ts';
+import { udpKernelDrops } from '@sluice/sources/kernel-drops';
 import { cpuDelta, cpuOf, memOf, metricSum, scrape, splitAddress, startDaemon, type Daemon, type StartOptions } from './daemon.ts';
 import { countFileOutput, countS3Output, type OutputCount } from './output.ts';
 
@@ -25,7 +25,7 @@ export const TAG_TEXT = '"cluster":"bench"';
 /** The HEC token a benchmark's splunk_hec source accepts. */
 export const BENCH_HEC_TOKEN = 'bench-hec-token';
 
-/** The part of test/s3/rgw.ts's Rgw the benchmarks use. */
+/** The part of @sluice/tests' Rgw (test/s3/rgw.ts) the benchmarks use. */
 export interface RgwHandle {
   endpoint: string;
   accessKeyId: string;
@@ -44,9 +44,7 @@ export async function startBenchRgw(): Promise<RgwHandle> {
   if (process.env['SLUICE_SKIP_CEPH_INSTALL'] !== '1') {
     execFileSync('bash', [new URL('../../scripts/ensure-ceph.sh', import.meta.url).pathname], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
-  // A non-literal specifier keeps test/s3/rgw.ts (which augments vitest's types) out of bench's typecheck.
-  const rgwModule: string = new URL('../../test/s3/rgw.ts', import.meta.url).href;
-  const { startRgw } = (await import(rgwModule)) as { startRgw: () => Promise<RgwHandle> };
+  const { startRgw } = await import('@sluice/tests/rgw');
   const rgw = await startRgw();
   process.on('exit', () => void rgw.stop());
   return rgw;
@@ -157,15 +155,6 @@ export function benchConfig(dir: string, protocol: 'tcp' | 'udp' | 'splunk_hec',
   ].join('\n');
 }
 
-async function until(what: string, timeoutMs: number, check: () => Promise<boolean>, everyMs = 50): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return performance.now();
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
 interface Tally {
   received: number;
   /** Lines through the workers: accepted + malformed. */
@@ -218,7 +207,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     if (warmupLines > 0) {
       const warm = generateLineSet({ count: warmupLines, kind: set.kind, seed: 99, firstId: 1_000_000_000 });
       await send({ ...spec, rate: spec.protocol === 'udp' ? 50_000 : 0 }, d, warm);
-      await until('the warm-up to be processed', 60_000, async () => {
+      await waitUntil('the warm-up to be processed', async () => {
         const t = await tally(d);
         return t.accepted + t.discarded >= t.received && t.received > 0 && t.stored >= t.accepted;
       }, 200);
@@ -242,7 +231,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     // Follow the daemon while it works: RSS, and the moment every line sent went through the workers.
     let last: Tally = before;
     let stableSince = performance.now();
-    const tProcessed = await until('every line to be processed', 300_000, async () => {
+    const tProcessed = await waitUntil('every line to be processed', async () => {
       rssMax = Math.max(rssMax, memOf(d.pid).rssKiB);
       const t = await tally(d);
       if (t.received !== last.received || t.processed !== last.processed) stableSince = performance.now();
@@ -254,15 +243,15 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
       // UDP: nothing tells us about datagrams the kernel dropped; done once the sender is done,
       // every received datagram is accounted for, and nothing moved for 300 ms.
       return senderDone && settled && performance.now() - stableSince > 300;
-    }, spec.pollMs ?? 100);
+    }, 300_000, spec.pollMs ?? 100);
     const sent = await sending;
     const kernelDrops = spec.protocol === 'udp' ? udpKernelDrops(port, d.pid) - drops0 : 0;
     const atProcessed = await tally(d);
-    const tStored = await until('every accepted line to be stored', 120_000, async () => {
+    const tStored = await waitUntil('every accepted line to be stored', async () => {
       rssMax = Math.max(rssMax, memOf(d.pid).rssKiB);
       const t = await tally(d);
       return t.stored - before.stored >= atProcessed.accepted - before.accepted;
-    }, 100);
+    }, 120_000, 100);
     const cpuRaw = cpuDelta(cpu0, cpuOf(d.pid));
     // The benchmark's scrapes ran on the daemon's main thread: take them out of main and total.
     const scrapeCost = (scrapes - scrapes0) * scrapeUs;

@@ -9,7 +9,7 @@
  * resample, and read the interval off the resampled medians. The resampling uses a fixed seed,
  * so the same samples always give the same verdict.
  */
-import { prng } from '../../apps/loadgen/src/talos-lines.ts';
+import { mulberry32 } from '@sluice/testkit';
 
 /** Median of a non-empty list. */
 export function median(xs: readonly number[]): number {
@@ -38,7 +38,7 @@ export function bootstrapMedian(xs: readonly number[], confidence = 0.95, resamp
   if (n === 0) throw new RangeError('bootstrap of nothing');
   if (xs.some((x) => !(x > 0) || !Number.isFinite(x))) throw new RangeError(`ratios must be positive and finite: ${xs.join(' ')}`);
   const logs = xs.map(Math.log);
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const medians = new Float64Array(resamples);
   const pick = new Float64Array(n);
   for (let r = 0; r < resamples; r++) {

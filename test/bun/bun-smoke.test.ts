@@ -13,12 +13,14 @@ import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { isIndexKey } from '@sluice/sinks/registry';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
-import { afterAll, describe, expect, inject, it } from 'vitest';
-import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
+import { afterAll, describe, expect, inject, it, vi } from 'vitest';
+import { kernelLine, mulberry32, serviceLine } from '@sluice/testkit';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { rgwClient } from '../s3/rgw.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
+/** How long a test waits for the daemon: generous, the machine may be loaded. */
+const WAIT = { timeout: 60_000, interval: 100 };
 const BUN = join(ROOT, 'node_modules/.bin/bun');
 const CLI = join(ROOT, 'apps/sluice/src/cli.ts');
 const HAVE_BUN = existsSync(BUN) && spawnSync(BUN, ['--version']).status === 0;
@@ -66,7 +68,7 @@ async function sendTcp(address: string, lines: string[]): Promise<void> {
   const socket = connect({ host, port });
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   for (let i = 0; i < lines.length; i += 500) {
-    if (!socket.write(lines.slice(i, i + 500).join('\n') + '\n')) await new Promise((r) => socket.once('drain', r));
+    if (!socket.write(`${lines.slice(i, i + 500).join('\n')}\n`)) await new Promise((r) => socket.once('drain', r));
   }
   await new Promise<void>((resolve) => {
     socket.once('close', () => resolve());
@@ -79,7 +81,7 @@ async function sendUdp(address: string, lines: string[]): Promise<void> {
   const socket = createSocket('udp4');
   for (let i = 0; i < lines.length; i += 50) {
     await Promise.all(lines.slice(i, i + 50).map((l) => new Promise<void>((resolve, reject) => socket.send(l, port, host, (e) => (e ? reject(e) : resolve())))));
-    await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, 2)); // a pause on purpose: paced, UDP has no backpressure
   }
   socket.close();
 }
@@ -114,20 +116,19 @@ sinks:
 `,
       dir,
     );
-    const rand = prng(7);
+    const rand = mulberry32(7);
     const service = Array.from({ length: SERVICE }, (_, id) => serviceLine({ id, rand }));
     const kernel = Array.from({ length: KERNEL }, (_, id) => kernelLine({ id, rand }));
     const tcp = daemon.sources['talos_service']![0]!;
     await Promise.all([sendTcp(tcp, service.slice(0, SERVICE / 2)), sendTcp(tcp, service.slice(SERVICE / 2))]);
     await sendUdp(daemon.sources['talos_kernel']![0]!, kernel);
     // UDP has no handshake: wait until the daemon counted every datagram.
-    const until = Date.now() + 20_000;
-    for (;;) {
-      const m = await scrape(daemon.apiPort);
-      if ((m.get('sluice_source_received_events_total{component_id="talos_kernel",component_type="udp"}') ?? 0) >= KERNEL) break;
-      if (Date.now() > until) throw new Error('the kernel lines did not all arrive');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const kernelReceived = async (): Promise<number> =>
+      metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total', { component_id: 'talos_kernel' });
+    await vi.waitFor(
+      async () => expect(await kernelReceived(), 'every kernel line received').toBeGreaterThanOrEqual(KERNEL),
+      WAIT,
+    );
     expect(await daemon.stop()).toBe(0);
     expect(daemon.stdout()).toMatch(/"msg":"shutdown complete"/);
 
@@ -191,7 +192,7 @@ sinks:
       dir,
       { K: s3.accessKeyId, S: s3.secretAccessKey },
     );
-    const lines = Array.from({ length: 20_000 }, (_, id) => serviceLine({ id, rand: prng(3) }));
+    const lines = Array.from({ length: 20_000 }, (_, id) => serviceLine({ id, rand: mulberry32(3) }));
     await sendTcp(daemon.sources['talos_service']![0]!, lines);
     expect(await daemon.stop()).toBe(0);
     // Objects only: the `_<object>.index.json` sidecars beside them are their indexes.
@@ -224,16 +225,16 @@ sinks:
         [...(await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text()).matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!).sort();
       // The same load for both runtimes: enough allocation on the main thread that Node has
       // collected garbage (the GC histogram has series only once a collection was observed).
-      const lines = Array.from({ length: 50_000 }, (_, id) => serviceLine({ id, rand: prng(11) }));
+      const lines = Array.from({ length: 50_000 }, (_, id) => serviceLine({ id, rand: mulberry32(11) }));
       const loaded = async (apiPort: number, address: string, wantGc: boolean): Promise<Map<string, number>> => {
         await sendTcp(address, lines);
-        for (let tries = 0; ; tries++) {
+        return vi.waitFor(async () => {
           const m = await scrape(apiPort);
-          const received = [...m].filter(([k]) => k.startsWith('sluice_source_received_events_total{')).reduce((a, [, v]) => a + v, 0);
-          const gcSeen = names(m).has(`${GC}_count`);
-          if ((received >= lines.length && (!wantGc || gcSeen)) || tries === 200) return m;
-          await new Promise((r) => setTimeout(r, 50));
-        }
+          const received = metricSum(m, 'sluice_source_received_events_total');
+          expect(received, 'every line received').toBeGreaterThanOrEqual(lines.length);
+          if (wantGc) expect(names(m).has(`${GC}_count`), `${GC} under Node after ${lines.length} lines`).toBe(true);
+          return m;
+        }, WAIT);
       };
       const underNode = await startDaemon(config);
       const nodeMetrics = await loaded(underNode.apiPort, underNode.sources['t']![0]!, true);

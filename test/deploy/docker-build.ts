@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, posix } from 'node:path';
 
-export interface Instruction {
+interface Instruction {
   keyword: string;
   args: string;
   line: number;
@@ -44,7 +44,7 @@ export function parseDockerfile(text: string): Dockerfile {
       joined = joined.trimEnd().slice(0, -1);
       i++;
       if (lines[i]!.trim().startsWith('#')) continue; // comment lines inside a continuation are dropped
-      joined += ' ' + lines[i]!.trim();
+      joined += ` ${lines[i]!.trim()}`;
     }
     const m = /^\s*(\S+)\s*(.*)$/.exec(joined)!;
     instructions.push({ keyword: m[1]!.toUpperCase(), args: m[2]!.replace(/\s+/g, ' ').trim(), line: start + 1 });
@@ -209,7 +209,7 @@ function copy(ins: Instruction, stages: Map<string, string>, context: string, de
     }
     // From the context: only files that .dockerignore lets through.
     const prefix = posix.normalize(src).replace(/\/$/, '').replace(/^\.$/, '');
-    const chosen = contextFiles(context).filter((f) => prefix === '' || f === prefix || f.startsWith(prefix + '/'));
+    const chosen = contextFiles(context).filter((f) => prefix === '' || f === prefix || f.startsWith(`${prefix}/`));
     if (chosen.length === 0) throw new Error(`Dockerfile:${ins.line}: COPY ${src}: nothing in the build context`);
     for (const f of chosen) {
       // `COPY a/file dir/` puts it at dir/file, `COPY a/file path` at path.

@@ -161,6 +161,8 @@ describe('Dockerfile, replayed without Docker (the deps stage runs npm ci for re
   it('the image tree holds the native addons compiled by npm ci, and they load', () => {
     expect(existsSync(join(app, 'packages/sources/build/udp_recv.node'))).toBe(true);
     for (const addon of ['batch', 'zstd']) expect(existsSync(join(app, `packages/worker/build-native/${addon}.node`)), addon).toBe(true);
+    // The portable batch build is for the tests (scripts/build-native.ts testOnly): not in the image.
+    expect(existsSync(join(app, 'packages/worker/build-native/batch-scalar.node'))).toBe(false);
     for (const [file, loader] of [['zstd-native.ts', 'loadNativeZstd'], ['batch-native.ts', 'loadNativeBatch']] as const) {
       const probe = `import { ${loader} } from ${JSON.stringify(join(app, 'packages/worker/src', file))}; const r = ${loader}(); console.log(JSON.stringify({ ok: r.ok, reason: r.ok ? '' : r.reason }));`;
       const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
@@ -234,7 +236,7 @@ describe('Dockerfile, replayed without Docker (the deps stage runs npm ci for re
         await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
         await new Promise<void>((resolve) => {
           sock.once('close', () => resolve());
-          sock.end(lines.join('\n') + '\n');
+          sock.end(`${lines.join('\n')}\n`);
         });
         process.kill(pid1, 'SIGTERM'); // what the kubelet / docker stop do: from the parent namespace
         expect(await exited).toBe(0);

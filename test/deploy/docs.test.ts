@@ -12,7 +12,7 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 const DOC = readFileSync(join(ROOT, 'docs/deploy.md'), 'utf8');
 /** Fenced blocks of a language, with the indentation of their fence (inside list items) removed. */
 const blocks = (lang: string): string[] =>
-  [...DOC.matchAll(new RegExp('^( *)```' + lang + '\\n([\\s\\S]*?)^\\1```', 'gm'))].map((m) => m[2]!.replace(new RegExp(`^${m[1]}`, 'gm'), ''));
+  [...DOC.matchAll(new RegExp(`^( *)\`\`\`${lang}\\n([\\s\\S]*?)^\\1\`\`\``, 'gm'))].map((m) => m[2]!.replace(new RegExp(`^${m[1]}`, 'gm'), ''));
 
 describe('docs/deploy.md', () => {
   it('every yaml block parses', () => {

@@ -102,7 +102,9 @@ export function unknownFields(obj: K8sObject): string[] {
       const arrayType = members.find((m) => tc.isArrayType(m));
       if (arrayType === undefined) return;
       const element = tc.getTypeArguments(arrayType as ts.TypeReference)[0]!;
-      value.forEach((v, i) => walk(v, element, `${path}[${i}]`));
+      value.forEach((v, i) => {
+        walk(v, element, `${path}[${i}]`);
+      });
       return;
     }
     const objects = members.filter((m) => (m.flags & ts.TypeFlags.Object) !== 0 && !tc.isArrayType(m));

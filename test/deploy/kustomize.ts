@@ -145,7 +145,7 @@ function applyPatch(patch: Record<string, unknown>, resources: Resource[], dir: 
 }
 
 /** One RFC 6902 operation (add, remove, replace, test) on obj, in place. */
-export function applyJsonPatchOp(obj: unknown, op: Record<string, unknown>): void {
+function applyJsonPatchOp(obj: unknown, op: Record<string, unknown>): void {
   const path = (op['path'] as string).split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const last = path.pop();
   if (last === undefined) throw new Error('a patch of the whole document is not supported');
@@ -185,7 +185,7 @@ export function applyJsonPatchOp(obj: unknown, op: Record<string, unknown>): voi
  * replaced by g h k m t. The name hashed is empty: that is what kustomize 5.5 (kubectl 1.32)
  * produces, checked against `kubectl kustomize` in manifests.test.ts.
  */
-export function configMapHash(data: Record<string, string>): string {
+function configMapHash(data: Record<string, string>): string {
   const sorted = Object.fromEntries(Object.keys(data).sort().map((k) => [k, data[k]]));
   const json = JSON.stringify({ data: sorted, kind: 'ConfigMap', name: '' })
     .replace(/</g, '\\u003c')

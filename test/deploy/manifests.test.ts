@@ -14,9 +14,9 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
-import { startDaemon, splitAddress, tempDir } from '../helpers/daemon.ts';
+import { metricSum, scrape, startDaemon, splitAddress, tempDir } from '../helpers/daemon.ts';
 import { listIndexKeys, listKeys } from '../helpers/s3.ts';
 import { rgwClient } from '../s3/rgw.ts';
 import { schemaProblems, unknownFields } from './k8s-schema.ts';
@@ -368,13 +368,19 @@ describe('the DaemonSet config runs: Talos lines into S3 (Ceph RGW) with the nod
     await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
     await new Promise<void>((resolve) => {
       sock.once('close', () => resolve());
-      sock.end(service.join('\n') + '\n');
+      sock.end(`${service.join('\n')}\n`);
     });
     const udp = splitAddress(daemon.sources['talos_kernel']![0]!);
     const u = createSocket('udp4');
     for (const line of kernel) await new Promise<void>((resolve, reject) => u.send(line, udp.port, udp.host, (err) => (err ? reject(err) : resolve())));
     u.close();
-    await new Promise((r) => setTimeout(r, 500)); // UDP has no close handshake: let the last datagrams land
+    // UDP has no close handshake: stop once the daemon has the last datagrams.
+    const kernelReceived = async (): Promise<number> =>
+      metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total', { component_id: 'talos_kernel' });
+    await vi.waitFor(
+      async () => expect(await kernelReceived(), 'every datagram received').toBe(kernel.length),
+      { timeout: 30_000, interval: 100 },
+    );
     expect(await daemon.stop('SIGTERM')).toBe(0);
 
     const keys = await listKeys(client, bucket);

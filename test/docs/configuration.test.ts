@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Schema } from '@sluice/schema';
 import { sinkTypes } from '@sluice/sinks/registry';
 import { sourceTypes, tlsOptions } from '@sluice/sources/registry';
-import { apiOptions, deadLetterOptions, logOptions, topOptions, workersOptions } from '../../packages/config/src/validate.ts';
+import { apiOptions, deadLetterOptions, logOptions, topOptions, workersOptions } from '@sluice/config/validate';
 
 // Keeps docs/configuration.md in step with the option tables: one row per option.
 const reference = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');

@@ -1,11 +1,12 @@
 /**
  * docs/metrics.md against the registry: every metric Sluice registers is in its tables with
- * its type and labels, every table row is a registered metric, and every sluice_* name the
- * page mentions (PromQL included) exists.
+ * its type and labels, every table row is a registered metric, every sluice_* name the
+ * page mentions (PromQL included) exists, and the spool's drop reasons are the code's.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { registeredMetrics, seriesIndex } from '../helpers/metric-names.ts';
+import { Metrics, SPOOL_DROP_REASONS, SpoolMetrics } from '@sluice/telemetry';
 
 const DOC = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
 
@@ -36,5 +37,15 @@ describe('docs/metrics.md', () => {
     // Prefixes (`sluice_process_*`) end with an underscore; the rest must be real names.
     const names = new Set([...DOC.matchAll(/\bsluice_[a-z0-9_]*[a-z0-9]\b/g)].map((m) => m[0]));
     expect([...names].filter((n) => !series.has(n) && !registered.has(n))).toEqual([]);
+  });
+
+  it('names every reason the spool counts records by, and its help text names those and no other', async () => {
+    const metrics = new Metrics('test');
+    new SpoolMetrics(metrics.registry);
+    const name = 'sluice_spool_dropped_events_total';
+    const help = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name)?.help ?? '';
+    expect(/by reason \(([^)]*)\)/.exec(help)?.[1]?.split(', ')).toEqual([...SPOOL_DROP_REASONS]);
+    const row = DOC.split('\n').find((l) => l.startsWith(`| \`${name}\` |`)) ?? '';
+    for (const reason of SPOOL_DROP_REASONS) expect(row, reason).toContain(`\`${reason}\``);
   });
 });

@@ -17,10 +17,10 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { rgwClient } from '../s3/rgw.ts';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { freshBucket, getObjectLines, listKeys, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
+import { freshBucket, getObjectLines, listKeys, s3Connection, s3Env } from '../helpers/s3.ts';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 
 const env = inject('s3');
@@ -159,12 +159,12 @@ sinks:
     await midRun('at start');
 
     // ---- tcp: valid, malformed, oversize and empty lines over one connection, kept open a while.
-    const rand = prng(5);
+    const rand = mulberry32(5);
     const tcpValid = Array.from({ length: 2_000 }, (_, id) => serviceLine({ id, rand }));
     const OVERSIZE = 3;
     const tcpParts: Buffer[] = [];
     tcpValid.forEach((line, i) => {
-      tcpParts.push(Buffer.from(line + '\n'));
+      tcpParts.push(Buffer.from(`${line}\n`));
       if (i % 400 === 0) for (const bad of MALFORMED) tcpParts.push(bad.bytes, Buffer.from('\n'));
       if (i % 700 === 0) tcpParts.push(Buffer.from(`{"big":"${'y'.repeat(3000)}"}\n`), Buffer.from('\n'));
     });
@@ -218,13 +218,13 @@ sinks:
     // The keep-alive connection (refused requests' connections may still be closing).
     expect(metricSum(m, 'sluice_source_open_connections', { component_id: 'acct_hec' })).toBeGreaterThanOrEqual(1);
     // Mid-run, with objects completed and more records still open in the writers.
-    await waitFor(
+    await waitUntil(
       'a first object in each sink',
       async () => {
         m = await midRun('first objects');
         return SINKS.every((sink) => sent(m, sink) > 0);
       },
-      10_000,
+      30_000,
       100,
     );
 
@@ -238,7 +238,12 @@ sinks:
       udpBytes += bad.length;
     }
     const udpMalformed = MALFORMED.length + 1; // the empty datagram is malformed (reason empty)
-    await waitFor('udp malformed datagrams processed', async () => discarded(await scrape(daemon.apiPort), 'acct_udp', 'malformed') === udpMalformed, 10_000, 50);
+    await waitUntil(
+      'udp malformed datagrams processed',
+      async () => discarded(await scrape(daemon.apiPort), 'acct_udp', 'malformed') === udpMalformed,
+      30_000,
+      50,
+    );
     let nextUdp = 0;
     for (let burst = 0; burst < 20; burst++) {
       const lines = Array.from({ length: 600 }, () => udpLine(nextUdp++));
@@ -265,7 +270,12 @@ sinks:
       SOURCES.every((id) => metricSum(s, 'sluice_ring_used_bytes', { component_id: id }) === 0 && metricSum(s, 'sluice_source_open_connections', { component_id: id }) === 0) &&
       SINKS.every((sink) => metricSum(s, 'sluice_sink_buffered_bytes', { component_id: sink }) === 0);
     let final: Scrape = new Map();
-    await waitFor('every record stored or counted', async () => settled((final = await midRun('draining'))), 20_000, 250);
+    await waitUntil(
+      'every record stored or counted',
+      async () => settled((final = await midRun('draining'))),
+      60_000,
+      250,
+    );
 
     expect(await daemon.stop()).toBe(0);
 

@@ -25,8 +25,8 @@ import { closeSync, openSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { prng, serviceLine } from '@sluice/loadgen';
-import { mountTmpfs, type Tmpfs } from '../../packages/testkit/src/tmpfs.ts';
+import { mulberry32, serviceLine } from '@sluice/testkit';
+import { mountTmpfs, type Tmpfs } from '@sluice/testkit/tmpfs';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
 import { sendTcpPaced, serviceId, sleep } from '../helpers/s3.ts';
 
@@ -77,7 +77,7 @@ async function intakeStopped(d: RunningDaemon): Promise<number> {
     received = (await counters(d)).received;
     const same = received === last;
     last = received;
-    if (!same) await sleep(2_000);
+    if (!same) await sleep(2_000); // a pause on purpose: standing still is the same count 2 s apart
     expect(same, 'records received stop growing').toBe(true);
   }, WAIT);
   return received;
@@ -96,7 +96,7 @@ async function storedIds(dir: string, n: number): Promise<Uint8Array> {
 }
 
 function lines(n: number, seed: number): string[] {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   return Array.from({ length: n }, (_, id) => serviceLine({ id, rand }));
 }
 
@@ -301,11 +301,12 @@ sinks:
     try {
       await vi.waitFor(async () => {
         for (let i = 0; i < 200; i++, sent++) socket.send(JSON.stringify({ facility: 'kern', priority: 'info', seq: sent, msg: `udp ${sent}`, pad }), port, host);
-        await sleep(20);
+        await sleep(20); // a pause on purpose: bursts of 200, 20 ms apart
         expect(metricSum(await scrape(d.apiPort), 'sluice_source_discarded_events_total', { component_id: 'udp', reason: 'ring_full' })).toBeGreaterThan(0);
       }, WAIT);
     } finally {
-      await sleep(200);
+      // Every datagram handed to the kernel before the socket closes.
+      await vi.waitFor(() => expect(socket.getSendQueueCount(), 'datagrams still queued').toBe(0), WAIT);
       socket.close();
     }
     const blocked = await counters(d);

@@ -1,8 +1,8 @@
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { describe, expect, it, vi } from 'vitest';
+import { mulberry32, serviceLine } from '@sluice/testkit';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 
 const DATAGRAMS = 10_000;
@@ -51,7 +51,7 @@ sinks:
 `,
       { dir },
     );
-    const rand = prng(20261122);
+    const rand = mulberry32(20261122);
 
     // UDP: 10,000 datagrams, paced so the kernel keeps them (kernel drops are counted anyway).
     const u = splitAddress(daemon.sources['u']![0]!);
@@ -63,7 +63,7 @@ sinks:
         batch.push(new Promise<void>((r) => client.send(d, u.port, u.host, () => r())));
       }
       await Promise.all(batch);
-      await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, 2)); // a pause on purpose: paced, UDP has no backpressure
     }
     client.close();
 
@@ -92,21 +92,23 @@ sinks:
         await new Promise<void>((resolve) => {
           socket.once('close', () => resolve());
           socket.on('error', () => undefined);
-          if (reset) setTimeout(() => socket.resetAndDestroy(), 20);
+          if (reset) setTimeout(() => socket.resetAndDestroy(), 20); // on purpose: reset while the server reads
           else socket.end();
         });
       }),
     );
 
-    // Wait until every received record has gone through the workers (ring empty, nothing in flight).
-    let m = await scrape(daemon.apiPort);
-    for (let i = 0; i < 100; i++) {
-      await new Promise((r) => setTimeout(r, 200));
+    // Wait until every received record has gone through the workers: the ring empty, and no new
+    // worker batch between two looks 200 ms apart (nothing in flight).
+    let batches = Number.NaN;
+    const m = await vi.waitFor(async () => {
       const next = await scrape(daemon.apiPort);
-      const settled = metricSum(next, 'sluice_ring_used_bytes') === 0 && metricSum(next, 'sluice_worker_batches_total') === metricSum(m, 'sluice_worker_batches_total');
-      m = next;
-      if (settled) break;
-    }
+      const before = batches;
+      batches = metricSum(next, 'sluice_worker_batches_total');
+      expect(metricSum(next, 'sluice_ring_used_bytes'), 'an empty ring').toBe(0);
+      expect(batches, 'no worker batch since the last look').toBe(before);
+      return next;
+    }, { timeout: 60_000, interval: 200 });
     expect(daemon.proc.exitCode).toBe(null); // still alive
     expect(await daemon.stop()).toBe(0);
 

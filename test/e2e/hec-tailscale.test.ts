@@ -11,8 +11,9 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { countIds, freshBucket, openUploads, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
-import { makeTestPki } from '../../packages/sources/src/test-certs.ts';
+import { countIds, freshBucket, openUploads, s3Connection, s3Env } from '../helpers/s3.ts';
+import { waitUntil } from '@sluice/testkit';
+import { makeTestPki } from '@sluice/sources/test-certs';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -142,12 +143,17 @@ sinks:
     copyFileSync(pki.otherCertFile, cert);
     copyFileSync(pki.otherKeyFile, key);
     daemon.proc.kill('SIGHUP');
-    await waitFor('the reload', () => daemon.logs.some((l) => l['msg'] === 'tls certificate reloaded'), 5_000, 20);
+    await waitUntil('the reload', () => daemon.logs.some((l) => l['msg'] === 'tls certificate reloaded'), 30_000, 20);
     expect((await post(address, pki.otherCa, auth, auditEnvelope(2))).status).toBe(200);
     await expect(post(address, pki.ca, auth, auditEnvelope(3))).rejects.toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
     writeFileSync(key, 'not a key\n');
     daemon.proc.kill('SIGHUP');
-    await waitFor('the failed reload', () => daemon.logs.some((l) => String(l['msg']).startsWith('tls reload failed')), 5_000, 20);
+    await waitUntil(
+      'the failed reload',
+      () => daemon.logs.some((l) => String(l['msg']).startsWith('tls reload failed')),
+      30_000,
+      20,
+    );
     expect((await post(address, pki.otherCa, auth, auditEnvelope(4))).status).toBe(200);
     expect(await daemon.stop()).toBe(0);
   });

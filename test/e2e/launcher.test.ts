@@ -138,7 +138,7 @@ async function sendTcp(port: number, lines: string[]): Promise<void> {
   const sock = connect({ host: '127.0.0.1', port });
   await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
   for (let i = 0; i < lines.length; i += 1000) {
-    if (!sock.write(lines.slice(i, i + 1000).join('\n') + '\n')) await new Promise((r) => sock.once('drain', r));
+    if (!sock.write(`${lines.slice(i, i + 1000).join('\n')}\n`)) await new Promise((r) => sock.once('drain', r));
   }
   // Half-close and wait for the server's close: it has read every byte.
   await new Promise<void>((resolve, reject) => {
@@ -152,7 +152,7 @@ async function sendUdp(port: number, lines: string[]): Promise<void> {
   const s = createSocket('udp4');
   for (let i = 0; i < lines.length; i += 50) {
     await Promise.all(lines.slice(i, i + 50).map((l) => new Promise<void>((resolve, reject) => s.send(l, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())))));
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 10)); // a pause on purpose: paced, UDP has no backpressure
   }
   await new Promise<void>((resolve) => s.close(() => resolve()));
 }

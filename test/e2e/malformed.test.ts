@@ -1,8 +1,8 @@
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { describe, expect, it, vi } from 'vitest';
+import { mulberry32, serviceLine } from '@sluice/testkit';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 
 /** Bad input as it arrives on the wire, with the reason Sluice must count it under. */
@@ -47,13 +47,15 @@ sinks:
 `,
       { dir },
     );
-    const rand = prng(7);
+    const rand = mulberry32(7);
     const valid = Array.from({ length: BAD.length + 1 }, (_, id) => serviceLine({ id, rand }));
 
     // TCP: valid, bad, valid, bad, ... then one oversize line and an empty line; the connection stays usable.
     const parts: Buffer[] = [];
-    BAD.forEach((bad, i) => parts.push(Buffer.from(valid[i]! + '\n'), bad.bytes, Buffer.from('\n')));
-    parts.push(Buffer.from('{"big":"' + 'x'.repeat(5000) + '"}\n'), Buffer.from('\n'), Buffer.from(valid[BAD.length]! + '\n'));
+    BAD.forEach((bad, i) => {
+      parts.push(Buffer.from(`${valid[i]!}\n`), bad.bytes, Buffer.from('\n'));
+    });
+    parts.push(Buffer.from(`{"big":"${'x'.repeat(5000)}"}\n`), Buffer.from('\n'), Buffer.from(`${valid[BAD.length]!}\n`));
     const { host, port } = splitAddress(daemon.sources['t']![0]!);
     const socket = connect({ host, port });
     await new Promise<void>((resolve) => socket.once('connect', resolve));
@@ -72,11 +74,12 @@ sinks:
     const malformedTotal = BAD.length * 2 + 1; // every bad line over both sources, and the empty datagram
     const received = malformedTotal + valid.length + 2; // plus the oversize and the empty TCP line
     // Wait until every record has been through the workers, then take the books.
-    let m = await scrape(daemon.apiPort);
-    for (let i = 0; i < 100 && metricSum(m, 'sluice_source_discarded_events_total') < malformedTotal + 2; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      m = await scrape(daemon.apiPort);
-    }
+    const m = await vi.waitFor(async () => {
+      const now = await scrape(daemon.apiPort);
+      const discarded = metricSum(now, 'sluice_source_discarded_events_total');
+      expect(discarded, 'every bad record through the workers').toBeGreaterThanOrEqual(malformedTotal + 2);
+      return now;
+    }, { timeout: 60_000, interval: 100 });
     expect(metricSum(m, 'sluice_source_received_events_total')).toBe(received);
     expect(metricSum(m, 'sluice_source_discarded_events_total', { reason: 'oversize' })).toBe(1);
     expect(metricSum(m, 'sluice_source_discarded_events_total', { reason: 'empty_line' })).toBe(1);
@@ -91,7 +94,10 @@ sinks:
     // Everything valid stored exactly once.
     const stored: string[] = [];
     for (const key of listObjects(out)) stored.push(...(await readObjectLines(join(out, key))));
-    expect(stored.map((l) => JSON.parse(l) as Record<string, unknown>).map(({ cluster, ...rest }) => (expect(cluster).toBe('m'), JSON.stringify(rest))).sort()).toEqual([...valid].sort());
+    expect(stored.map((l) => JSON.parse(l) as Record<string, unknown>).map(({ cluster, ...rest }) => {
+      expect(cluster).toBe('m');
+      return JSON.stringify(rest);
+    }).sort()).toEqual([...valid].sort());
 
     // Dead letter holds each malformed record with its reason and source.
     const deadLines: Record<string, unknown>[] = [];

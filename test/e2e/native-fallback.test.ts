@@ -8,7 +8,7 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine } from '@sluice/testkit';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 
 const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
@@ -23,7 +23,7 @@ sinks:
 
 // Valid Talos lines with a few that leave the fast scan's common case (each path decides them
 // on its own): malformed, colliding with a tag, a key spelled with an escape.
-const rand = prng(11);
+const rand = mulberry32(11);
 const LINES = Array.from({ length: 3000 }, (_, id) =>
   id % 500 === 7 ? '{"truncated":' : id % 500 === 9 ? `{"cluster":"theirs","id":${id}}` : id % 500 === 11 ? `{"\\u0063luster":"x","id":${id}}` : serviceLine({ id, rand }),
 );

@@ -21,10 +21,10 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
+import { kernelLine, mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { freshBucket, getObjectLines, listKeys, openUploads, runCli, sleep, waitFor } from '../helpers/s3.ts';
+import { freshBucket, getObjectLines, listKeys, openUploads, runCli, sleep } from '../helpers/s3.ts';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -92,7 +92,7 @@ async function sendTcpFrom(localAddress: string, address: string, lines: readonl
   const socket = connect({ host, port, localAddress });
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   for (let i = 0; i < lines.length; i += 200) {
-    const chunk = lines.slice(i, i + 200).join('\n') + '\n';
+    const chunk = `${lines.slice(i, i + 200).join('\n')}\n`;
     if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
   }
   await new Promise<void>((resolve, reject) => {
@@ -121,7 +121,7 @@ async function sendUdpFrom(localAddress: string, targets: readonly string[], lin
   try {
     for (let i = 0, tick = 0; i < lines.length; i += UDP_PER_TICK, tick++) {
       const wait = start + tick * UDP_TICK_MS - performance.now();
-      if (wait > 0) await sleep(wait);
+      if (wait > 0) await sleep(wait); // a pause on purpose: a paced sender
       const sends: Promise<void>[] = [];
       for (let k = i; k < Math.min(i + UDP_PER_TICK, lines.length); k++) {
         const { host, port } = to[k % to.length]!;
@@ -160,14 +160,16 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
       const replicaOfLine = new Map<string, number>();
       const sends: Promise<void>[] = [];
       NODES.forEach((address, node) => {
-        const rand = prng(100 + node);
+        const rand = mulberry32(100 + node);
         const service = Array.from({ length: SERVICE_LINES }, (_, id) => onNode(serviceLine({ id, rand }), node));
         const kernel = Array.from({ length: KERNEL_LINES }, (_, id) => onNode(kernelLine({ id, rand }), node));
         // TCP: half the stream to one replica, then a new connection lands on the other.
         const half = SERVICE_LINES / 2;
         const first = node % REPLICAS;
         const second = (node + 1) % REPLICAS;
-        service.forEach((line, i) => replicaOfLine.set(line, i < half ? first : second));
+        service.forEach((line, i) => {
+          replicaOfLine.set(line, i < half ? first : second);
+        });
         sentTo[first]!.talos_service += half;
         sentTo[second]!.talos_service += SERVICE_LINES - half;
         sends.push(
@@ -192,7 +194,7 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
       const finals: Scrape[] = [];
       for (let r = 0; r < REPLICAS; r++) {
         let m: Scrape = new Map();
-        await waitFor(
+        await waitUntil(
           `replica ${r}: every line received and stored`,
           async () => {
             m = await scrape(replicas[r]!.apiPort);
@@ -306,11 +308,11 @@ sinks:${sink('s3_a')}${sink('s3_b')}
       { dir, env: replicaEnv(bucket) },
     );
     try {
-      const rand = prng(7);
+      const rand = mulberry32(7);
       const lines = Array.from({ length: LINES }, (_, id) => onNode(serviceLine({ id, rand }), 0));
       await sendTcpFrom(NODES[0], daemon.sources['talos_service']![0]!, lines);
       let m: Scrape = new Map();
-      await waitFor(
+      await waitUntil(
         'both sinks stored every line',
         async () => {
           m = await scrape(daemon.apiPort);

@@ -25,11 +25,11 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { DeleteBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { rgwClient } from '../s3/rgw.ts';
 import { hecPost, metricSum, type RunningDaemon, scrape, sendTcpLines, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { needPrometheus, startPrometheus, type PrometheusServer } from '../helpers/prometheus.ts';
-import { freshBucket, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
+import { freshBucket, s3Connection, s3Env } from '../helpers/s3.ts';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -178,12 +178,20 @@ scrape_configs:
         dir,
       );
       const p = prom;
-      await waitFor('a first scrape of the daemon', async () => (await p.api<{ result: Sample[] }>('/api/v1/query', { query: 'up{job="sluice"} == 1' })).result.length === 1, 60_000, 200);
+      await waitUntil(
+        'a first scrape of the daemon',
+        async () => {
+          const up = await p.api<{ result: Sample[] }>('/api/v1/query', { query: 'up{job="sluice"} == 1' });
+          return up.result.length === 1;
+        },
+        60_000,
+        200,
+      );
 
       // Prometheus has scraped the daemon after `at` (ms): a counter that grows after this has two
       // samples apart, which rate() needs (a series that appears at its first event starts there).
-      const scrapedAfter = (at: number): Promise<void> =>
-        waitFor(
+      const scrapedAfter = (at: number): Promise<number> =>
+        waitUntil(
           'a scrape after the last step',
           async () => {
             const r = await p.api<{ result: Sample[] }>('/api/v1/query', { query: 'timestamp(sluice_build_info{job="sluice"})' });
@@ -192,7 +200,7 @@ scrape_configs:
           60_000,
           200,
         );
-      const rand = prng(7);
+      const rand = mulberry32(7);
       let nextId = 0;
       const lines = (n: number): string[] => Array.from({ length: n }, () => serviceLine({ id: nextId++, rand }));
       const tcp = d.sources['prom_tcp']![0]!;
@@ -208,8 +216,8 @@ scrape_configs:
       expect(await hecPost(hec, 'not-the-token', JSON.stringify({ event: 'x' }))).toBe(403);
       const limited = d.sources['prom_limited']![0]!;
       const held = await holdConnection(limited);
-      held.write(lines(10).join('\n') + '\n');
-      await waitFor(
+      held.write(`${lines(10).join('\n')}\n`);
+      await waitUntil(
         'a connection refused at max_connections',
         async () => {
           const extra = await holdConnection(limited).catch(() => null);
@@ -223,7 +231,8 @@ scrape_configs:
       // A wait on the daemon's own /metrics that, on timeout, shows the sinks' counts and the last log lines.
       const untilMetrics = async (what: string, check: (m: Map<string, number>) => boolean | Promise<boolean>, timeoutMs: number, everyMs: number): Promise<void> => {
         let last = new Map<string, number>();
-        await waitFor(what, async () => check((last = await scrape(d.apiPort))), timeoutMs, everyMs).catch((err: Error) => {
+        const looked = async (): Promise<boolean> => check((last = await scrape(d.apiPort)));
+        await waitUntil(what, looked, timeoutMs, everyMs).catch((err: Error) => {
           const counts = [...last].filter(([k]) => /^sluice_(sink|spool)_[a-z_]+_total|sluice_spool_bytes|sluice_ring_used/.test(k)).map(([k, v]) => `${k} ${v}`);
           throw new Error(`${err.message}\n${counts.join('\n')}\n${JSON.stringify(d.logs.slice(-10))}`);
         });
@@ -299,7 +308,7 @@ scrape_configs:
       // in a row a second apart (so no record was still on its way between two scrapes).
       let idleSince = 0;
       let balanced: Map<string, number> | undefined;
-      await waitFor(
+      await waitUntil(
         'the daemon idle with the books balanced',
         async () => {
           const m = await scrape(d.apiPort);
@@ -322,7 +331,7 @@ scrape_configs:
         1_000,
       );
       const direct = balanced!;
-      await waitFor(
+      await waitUntil(
         'a scrape after the daemon went idle',
         async () => {
           const r = await p.api<{ result: Sample[] }>('/api/v1/query', { query: 'min(timestamp(sluice_sink_sent_events_total{job="sluice"}))' });
@@ -368,7 +377,12 @@ scrape_configs:
       const accounted = Object.keys(INPUTS).reduce((n, s) => n + metricSum(direct, 'sluice_sink_sent_events_total', { component_id: s }) + metricSum(direct, 'sluice_sink_discarded_events_total', { component_id: s }), 0);
       const expectedInFlight = kept - accounted;
       expect(expectedInFlight).toBeLessThan(0);
-      await waitFor('the recording rule caught up', async () => (await scalar('instance:sluice_records_in_flight:sum{job="sluice"}')) === expectedInFlight, 30_000, 200);
+      await waitUntil(
+        'the recording rule caught up',
+        async () => (await scalar('instance:sluice_records_in_flight:sum{job="sluice"}')) === expectedInFlight,
+        30_000,
+        200,
+      );
 
       // Every dashboard expression over the run, with the variables set as Grafana sets them.
       const dash = JSON.parse(readFileSync(join(ROOT, 'deploy/grafana/sluice.json'), 'utf8')) as {
@@ -421,7 +435,7 @@ scrape_configs:
         lastError?: string;
         lastEvaluation: string;
       }
-      await waitFor(
+      await waitUntil(
         'every rule evaluated',
         async () => {
           const r = await p.api<{ groups: { rules: RuleState[] }[] }>('/api/v1/rules');
@@ -435,7 +449,7 @@ scrape_configs:
       const inFile = [...readFileSync(RULES, 'utf8').matchAll(/^\s+- (?:alert|record): (\S+)$/gm)].map((m) => m[1]!);
       expect(rules.map((r) => r.name).sort()).toEqual([...inFile].sort());
       expect(rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`)).toEqual([]);
-      await waitFor(
+      await waitUntil(
         'SluiceRecordsLost (s3, spool_full) and SluiceObjectsFailing (s3_gone) firing',
         async () => {
           const { alerts } = await p.api<{ alerts: { labels: Record<string, string>; state: string }[] }>('/api/v1/alerts');

@@ -13,12 +13,12 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
-import { Metrics, SpoolMetrics } from '../../packages/telemetry/src/index.ts';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
+import { Metrics, SpoolMetrics } from '@sluice/telemetry';
 import { rgwClient } from '../s3/rgw.ts';
 import { hecPost, metricSum, type RunningDaemon, scrape, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { needPrometheus, promtoolCheckMetrics } from '../helpers/prometheus.ts';
-import { freshBucket, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
+import { freshBucket, s3Connection, s3Env } from '../helpers/s3.ts';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -116,9 +116,9 @@ sinks:
       { dir, env: { HEC_TOKEN: TOKEN } },
     );
     try {
-      const rand = prng(41);
+      const rand = mulberry32(41);
       const good = Array.from({ length: GOOD_LINES }, (_, id) => serviceLine({ id, rand }));
-      await sendTcp(daemon.sources['lint_tcp']![0]!, [...good, ...BAD_LINES].join('\n') + '\n');
+      await sendTcp(daemon.sources['lint_tcp']![0]!, `${[...good, ...BAD_LINES].join('\n')}\n`);
       await sendUdp(daemon.sources['lint_udp']![0]!, [...good.slice(0, 20), ...BAD_LINES.slice(0, 3)]);
       const hec = daemon.sources['lint_hec']![0]!;
       expect(await hecPost(hec, TOKEN, JSON.stringify({ event: { msg: 'hello from hec' } }))).toBe(200);
@@ -126,7 +126,7 @@ sinks:
       expect(await hecPost(hec, 'not-the-token', JSON.stringify({ event: 'x' }))).toBe(403);
 
       // The tcp lines processed and a first object written; udp datagrams may be lost, so only some.
-      await waitFor(
+      await waitUntil(
         'tcp lines validated, objects written',
         async () => {
           const m = await scrape(daemon.apiPort);
@@ -167,10 +167,10 @@ sinks:
       { dir, env: s3Env(env) },
     );
     try {
-      const rand = prng(43);
+      const rand = mulberry32(43);
       const good = Array.from({ length: GOOD_LINES }, (_, id) => serviceLine({ id, rand }));
-      await sendTcp(daemon.sources['lint_tcp']![0]!, [...good, ...BAD_LINES].join('\n') + '\n');
-      await waitFor(
+      await sendTcp(daemon.sources['lint_tcp']![0]!, `${[...good, ...BAD_LINES].join('\n')}\n`);
+      await waitUntil(
         'an object completed in S3',
         async () => metricSum(await scrape(daemon.apiPort), 'sluice_sink_sent_events_total', { component_id: 's3' }) >= GOOD_LINES,
         60_000,

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { zstdFrameEnd } from '../../packages/worker/src/zstd-frame.ts';
+import { zstdFrameEnd } from '@sluice/worker/zstd-frame';
 import { listObjects, metricSum, scrape, sendTcpLines, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { runCli } from '../helpers/s3.ts';
 

@@ -13,9 +13,10 @@ import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { rgwClient } from '../s3/rgw.ts';
-import { mulberry32 } from '../../packages/testkit/src/index.ts';
+import { mulberry32 } from '@sluice/testkit';
 import { listIndexes, listObjects, metricSum, readObjectLines, scrape, sendTcpLines, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { freshBucket, getObjectLines, listIndexKeys, listKeys, runCli, s3Connection, s3Env, waitFor } from '../helpers/s3.ts';
+import { freshBucket, getObjectLines, listIndexKeys, listKeys, runCli, s3Connection, s3Env } from '../helpers/s3.ts';
+import { waitUntil } from '@sluice/testkit';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -280,7 +281,11 @@ describe('the object index through kill -9 (spool)', () => {
     const lines = roundLines(6, prng(3)).concat(roundLines(7, prng(4)));
     await sendTcpLines(daemon.sources['nodes']![0]!, lines);
     // Spooled (the object stays open: the period is an hour), then killed.
-    await waitFor('every line spooled', async () => metricSum(await scrape(daemon.apiPort), 'sluice_spool_appended_events_total') >= lines.length, 30_000);
+    await waitUntil(
+      'every line spooled',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_spool_appended_events_total') >= lines.length,
+      30_000,
+    );
     expect(await daemon.stop('SIGKILL')).toBeNull();
     // The file store's partial object (a hidden temp file) is all there is.
     const visible = (): string[] => listObjects(o).filter((k) => !basename(k).startsWith('.'));

@@ -124,8 +124,16 @@ sinks:
       const res = await fetch(`http://${daemon.sources['audit']![0]}/services/collector/event`, { method: 'POST', headers: { authorization: `Splunk ${TOKEN}` }, body: hecBody });
       expect(res.status).toBe(200);
     }
-    await vi.waitFor(async () => expect(metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total')).toBeGreaterThanOrEqual(((round + 1) * TALOS) / 3 + (round >= 1 ? HEC : 0)), { timeout: 30_000, interval: 100 });
-    await new Promise((r) => setTimeout(r, 1200));
+    const sent = ((round + 1) * TALOS) / 3 + (round >= 1 ? HEC : 0);
+    // Every line of the round stored by both sinks: their objects closed (the period ended), so the
+    // next round starts new ones.
+    await vi.waitFor(async () => {
+      const m = await scrape(daemon.apiPort);
+      for (const sink of ['local', 'remote']) {
+        const sinkSent = metricSum(m, 'sluice_sink_sent_events_total', { component_id: sink });
+        expect(sinkSent, `round ${round} stored by ${sink}`).toBe(sent);
+      }
+    }, { timeout: 30_000, interval: 100 });
   }
   expect(await daemon.stop()).toBe(0);
   objectKeys = listObjects(out);
@@ -139,7 +147,7 @@ describe('sluice read on a file sink', () => {
     const r = await read(['--path', join(out, 'talos/'), '--stats']);
     expect(r.stderr).toMatch(/^sluice read: objects_listed=\d+ /);
     expect(r.status).toBe(0);
-    expect(r.stdout).toBe(stored.map((l) => l + '\n').join(''));
+    expect(r.stdout).toBe(stored.map((l) => `${l}\n`).join(''));
     const stats = Object.fromEntries(r.stderr.trim().replace('sluice read: ', '').split(' ').map((kv) => kv.split('=')));
     expect(stats).toMatchObject({ objects_listed: String(objectKeys.length), objects_skipped: '0', objects_read: String(objectKeys.length), objects_failed: '0', records_scanned: String(TALOS + HEC), records_matched: String(TALOS + HEC) });
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -186,7 +194,7 @@ describe('sluice read on a file sink', () => {
   it('--limit N: the first N records', async () => {
     const r = await read(['--path', out, '--limit', '5']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toBe(stored.slice(0, 5).map((l) => l + '\n').join(''));
+    expect(r.stdout).toBe(stored.slice(0, 5).map((l) => `${l}\n`).join(''));
   });
 
   it('--format pretty: one line per record with time, host, service, level and message; no colour off a TTY', async () => {
@@ -209,26 +217,29 @@ describe('sluice read on a file sink', () => {
     const r = await read(['--path', copy]);
     expect(r.status).toBe(2);
     expect(r.stderr).toBe(`sluice read: ${bad}: no zstd frame at byte 0 (not zstd, or corrupt)\n`);
-    expect(r.stdout).toBe(stored.map((l) => l + '\n').join(''));
+    expect(r.stdout).toBe(stored.map((l) => `${l}\n`).join(''));
   });
 
-  it('bad arguments: exit 1 with one line naming the problem', async () => {
-    const cases: [string[], RegExp][] = [
-      [['--path', out, '--since', 'yesterday'], /^sluice read: --since: "yesterday" is neither an RFC 3339 time/],
-      [['--since', '1h'], /^sluice read: say where to read/],
-      [['--path', out, '--limit', '0'], /^sluice read: --limit must be a whole number/],
-      [['--path', out, '--where', 'novalue'], /^sluice read: --where: "novalue" is not KEY=VALUE/],
-      [['--path', out, '--format', 'xml'], /^sluice read: --format must be ndjson or pretty/],
-      [['--path', out, '--grep', '('], /^sluice read: --grep: /],
-      [['--path', out, '--colour'], /^sluice read: Unknown option '--colour'/],
-      [['--path', 's3://Not_A_Bucket/x'], /^sluice read: --path: bucket: "Not_A_Bucket" is not a valid S3 bucket name/],
-      [['--path', join(dir, 'missing') + '/'], /^sluice read: cannot read .*missing: ENOENT/],
+  it('bad arguments: exit 1 with one line naming the problem, then the synopsis for a usage mistake', async () => {
+    // [arguments, the first line, whether it is a usage mistake (the synopsis follows)]
+    const cases: [string[], RegExp, boolean][] = [
+      [['--path', out, '--since', 'yesterday'], /^sluice read: --since: "yesterday" is neither an RFC 3339 time/, true],
+      [['--since', '1h'], /^sluice read: say where to read/, true],
+      [['--path', out, '--limit', '0'], /^sluice read: --limit must be a whole number/, true],
+      [['--path', out, '--where', 'novalue'], /^sluice read: --where: "novalue" is not KEY=VALUE/, true],
+      [['--path', out, '--format', 'xml'], /^sluice read: --format must be ndjson or pretty/, true],
+      [['--path', out, '--grep', '('], /^sluice read: --grep: /, true],
+      [['--path', out, '--colour'], /^sluice read: Unknown option '--colour'/, true],
+      [['--path', 's3://Not_A_Bucket/x'], /^sluice read: --path: bucket: "Not_A_Bucket" is not a valid S3 bucket name/, false],
+      [['--path', `${join(dir, 'missing')}/`], /^sluice read: cannot read .*missing: ENOENT/, false],
     ];
-    for (const [args, message] of cases) {
+    for (const [args, message, isUsage] of cases) {
       const r = await read(args);
       expect(r.status, args.join(' ')).toBe(1);
-      expect(r.stderr, args.join(' ')).toMatch(message);
-      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      const [first, ...rest] = r.stderr.trim().split('\n');
+      expect(first, args.join(' ')).toMatch(message);
+      if (isUsage) expect(rest.join('\n'), args.join(' ')).toMatch(/^usage: sluice read --path DIR \| s3:\/\/BUCKET\/PREFIX/);
+      else expect(rest, args.join(' ')).toEqual([]);
       expect(r.stdout).toBe('');
     }
   });
@@ -251,7 +262,7 @@ describe('sluice read on a file sink', () => {
       copyFileSync(join(out, objectKeys[0]!), join(copy, dirname(key), '.tmp-new'));
       renameSync(join(copy, dirname(key), '.tmp-new'), join(copy, key));
       const first = await readObjectLines(join(out, objectKeys[0]!));
-      await vi.waitFor(() => expect(stdout).toBe([...stored, ...first].map((l) => l + '\n').join('')), { timeout: 60_000, interval: 200 });
+      await vi.waitFor(() => expect(stdout).toBe([...stored, ...first].map((l) => `${l}\n`).join('')), { timeout: 60_000, interval: 200 });
     } finally {
       proc.kill('SIGTERM');
     }

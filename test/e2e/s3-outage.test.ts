@@ -14,9 +14,24 @@
  */
 import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
-import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
+import { kernelLine, mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { metricSum, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { countIds, freshBucket, getObjectLines, linesOfAtLeast, listKeys, openUploads, privateRgw, s3Connection, s3Env, sendTcpPaced, serviceId, sleep, tcpBufferMaxBytes, waitFor, within } from '../helpers/s3.ts';
+import {
+  countIds,
+  freshBucket,
+  getObjectLines,
+  linesOfAtLeast,
+  listKeys,
+  openUploads,
+  privateRgw,
+  s3Connection,
+  s3Env,
+  sendTcpPaced,
+  serviceId,
+  sleep,
+  tcpBufferMaxBytes,
+  within,
+} from '../helpers/s3.ts';
 
 const MiB = 1024 * 1024;
 /** A gateway of this file's own: its tests stop and start it. */
@@ -27,7 +42,7 @@ async function sendUdp(address: string, lines: readonly string[], perTick: numbe
   const socket = createSocket('udp4');
   for (let i = 0; i < lines.length; i += perTick) {
     await Promise.all(lines.slice(i, i + perTick).map((l) => new Promise<void>((resolve, reject) => socket.send(l, port, host, (err) => (err ? reject(err) : resolve())))));
-    await sleep(tickMs);
+    await sleep(tickMs); // a pause on purpose: paced, UDP has no backpressure
   }
   socket.close();
 }
@@ -70,7 +85,7 @@ sinks:
 `,
       { dir, env: s3Env(gw.rgw) },
     );
-    const rand = prng(3);
+    const rand = mulberry32(3);
     // Twice what can hold the blocked stream before its sender is stopped: the socket buffers
     // (up to the kernel's autotuning maxima), the ring, and s3_block's buffer (max_buffered_bytes,
     // plus up to one part). So the sender is held back with lines unsent.
@@ -84,19 +99,22 @@ sinks:
 
     // 50,000 lines a second: the buffers are full within a few seconds of the gateway stopping.
     const blockedSender = sendTcpPaced(daemon.sources['blocked_tcp']![0]!, blocked, 5_000, 100);
-    await waitFor('the stream to be flowing', async () => (await received('blocked_tcp')) >= 20_000, 10_000);
+    await waitUntil('the stream to be flowing', async () => (await received('blocked_tcp')) >= 20_000, 30_000);
     await gw.rgw.stopGateway();
     const downAt = Date.now();
     // 4,000 lines a second for 10 s into a sink that drops while blocked.
     const droppingSender = sendTcpPaced(daemon.sources['dropping_tcp']![0]!, dropping, 1_000, 250);
     droppingSender.done.catch(() => {}); // awaited below
 
+    // A pause on purpose: the outage is the test. 10 s in, the blocked sink's buffers are long full, and
+    // the drop_newest stream has run its course meanwhile.
     await sleep(10_000);
     await sendUdp(daemon.sources['blocked_udp']![0]!, kernel, 100, 10);
     // The TCP sender is held back: its write refused, 'drain' not coming (the ring and the socket buffers full).
-    await waitFor('the TCP sender to be held back', () => blockedSender.waitingMs() >= 3_000, 30_000);
+    await waitUntil('the TCP sender to be held back', () => blockedSender.waitingMs() >= 3_000, 30_000);
     const pausedAt = { sent: blockedSender.sent(), received: await received('blocked_tcp'), ms: Date.now() - downAt };
-    // At least 3 s more (the 19th second of the outage, usually 9 s): nothing may move meanwhile.
+    // A pause on purpose, at least 3 s more (to the 19th second of the outage, usually 9 s): nothing may
+    // move meanwhile.
     await sleep(Math.max(0, Math.max(19_000, pausedAt.ms + 3_000) - (Date.now() - downAt)));
     const m = await metrics();
     // The TCP sender is paused: nothing more went out or came in for seconds, and its ring is full.
@@ -111,16 +129,20 @@ sinks:
     // drop_newest never held its sender back: all of its stream taken in with the gateway still
     // down (block would hold it until the gateway returns), and hardly ever waiting for 'drain'.
     await within('the drop_newest stream to be taken in while the gateway is down', droppingSender.done, 30_000);
-    await waitFor('every drop_newest line received while the gateway is down', async () => (await received('dropping_tcp')) === DROPPING, 10_000);
+    await waitUntil(
+      'every drop_newest line received while the gateway is down',
+      async () => (await received('dropping_tcp')) === DROPPING,
+      30_000,
+    );
     const droppingHeldBackMs = droppingSender.heldBackMs();
     expect(droppingHeldBackMs).toBeLessThan(3_000);
     expect(metricSum(m, 'sluice_sink_retries_total', { component_id: 's3_block' })).toBeGreaterThan(0);
 
-    await sleep(Math.max(0, 20_000 - (Date.now() - downAt)));
+    await sleep(Math.max(0, 20_000 - (Date.now() - downAt))); // a pause on purpose: the outage lasts 20 s
     const downMs = Date.now() - downAt;
     await gw.rgw.startGateway();
     await blockedSender.done;
-    await waitFor('every TCP line received', async () => (await received('blocked_tcp')) === BLOCKED, 60_000);
+    await waitUntil('every TCP line received', async () => (await received('blocked_tcp')) === BLOCKED, 60_000);
     const end = await metrics();
     const udpReceived = metricSum(end, 'sluice_source_received_events_total', { component_id: 'blocked_udp' });
     const bufferFull = metricSum(end, 'sluice_sink_discarded_events_total', { component_id: 's3_drop', reason: 'buffer_full' });
@@ -175,9 +197,13 @@ sinks:
     shutdown_timeout_secs: 1
 `;
     const daemon = await startDaemon(yaml, { dir, env: s3Env(gw.rgw) });
-    const rand = prng(5);
+    const rand = mulberry32(5);
     await sendTcpPaced(daemon.sources['talos']![0]!, Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand })), LINES, 0).done;
-    await waitFor('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 10_000);
+    await waitUntil(
+      'every line received',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES,
+      30_000,
+    );
     await gw.rgw.stopGateway();
     const t0 = Date.now();
     expect(await daemon.stop('SIGTERM')).toBe(1);

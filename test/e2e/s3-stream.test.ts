@@ -5,10 +5,19 @@
  */
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { countIds, freshBucket, listKeys, openUploads, s3Connection, s3Env, sendTcpPaced, serviceId, waitFor } from '../helpers/s3.ts';
+import {
+  countIds,
+  freshBucket,
+  listKeys,
+  openUploads,
+  s3Connection,
+  s3Env,
+  sendTcpPaced,
+  serviceId,
+} from '../helpers/s3.ts';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -42,11 +51,15 @@ sinks:
 `,
       { dir, env: s3Env(env) },
     );
-    const rand = prng(7);
+    const rand = mulberry32(7);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     // 40,000 lines a second for 5 s: the 2 s period cuts it into at least 3 objects.
     await sendTcpPaced(daemon.sources['talos_service']![0]!, lines, 4_000, 100).done;
-    await waitFor('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 20_000);
+    await waitUntil(
+      'every line received',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES,
+      30_000,
+    );
     expect(await daemon.stop()).toBe(0);
 
     const keys = await listKeys(client, bucket);
@@ -95,12 +108,20 @@ sinks:
 `,
       { dir, env: s3Env(env) },
     );
-    const rand = prng(11);
+    const rand = mulberry32(11);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     await sendTcpPaced(daemon.sources['talos_service']![0]!, lines, 10_000, 0).done;
-    await waitFor('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 20_000);
+    await waitUntil(
+      'every line received',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES,
+      30_000,
+    );
     // The object is a multipart upload in progress: parts stored, the rest in memory.
-    await waitFor('the multipart upload to be open', async () => (await openUploads(client, bucket)).length === 1, 10_000);
+    await waitUntil(
+      'the multipart upload to be open',
+      async () => (await openUploads(client, bucket)).length === 1,
+      30_000,
+    );
     expect(await listKeys(client, bucket)).toEqual([]);
 
     expect(await daemon.stop('SIGTERM')).toBe(0);

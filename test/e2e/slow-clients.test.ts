@@ -12,9 +12,9 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { writeInPieces } from '../../packages/testkit/src/pieces.ts';
+import { writeInPieces } from '@sluice/testkit/pieces';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { makeTestPki } from '../../packages/sources/src/test-certs.ts';
+import { makeTestPki } from '@sluice/sources/test-certs';
 
 const TOKEN = 'slow-clients-token';
 const EVENT_PATH = '/services/collector/event';
@@ -74,7 +74,7 @@ function headTricklers(address: string, count: number): { cuts: () => number; st
       clearInterval(timer);
       sockets.delete(socket);
       cuts++;
-      if (!stopped) setTimeout(one, 50);
+      if (!stopped) setTimeout(one, 50); // a trickler comes back 50 ms after a cut, as a retrying sender
     });
   };
   for (let i = 0; i < count; i++) one();
@@ -110,9 +110,11 @@ describe('end to end: slow clients never lock anyone out', () => {
         },
         { timeout: 30_000, interval: 100 },
       );
+      // A pause on purpose: every trickler has held its slot for over a second (1.5 s), the age from which
+      // the server may take a slot back.
       await new Promise((r) => setTimeout(r, 1500));
 
-      // A sender that retries a failed connection, as HEC senders do.
+      // A sender that retries a failed connection, as HEC senders do (its 200 ms back-off is on purpose).
       const event = JSON.stringify({ event: { msg: 'well-behaved', n: 1 } });
       const started = Date.now();
       let reply: { status: number; text: string } | null = null;

@@ -14,11 +14,11 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { SegmentReader } from '@sluice/spool';
 import { rgwClient } from '../s3/rgw.ts';
 import { metricSum, scrape, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { countIds, freshBucket, openUploads, s3Connection, s3Env, sendTcpPaced, serviceId, waitFor } from '../helpers/s3.ts';
+import { countIds, freshBucket, openUploads, s3Connection, s3Env, sendTcpPaced, serviceId } from '../helpers/s3.ts';
 
 const env = inject('s3');
 const client = rgwClient(env);
@@ -63,11 +63,16 @@ sinks:
     spool: true
 `;
     const daemon = await startDaemon(config, { dir, env: s3Env(env) });
-    const rand = prng(11);
+    const rand = mulberry32(11);
     const lines = Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand }));
     const sender = sendTcpPaced(daemon.sources['talos_service']![0]!, lines, 5_000, 20);
     sender.done.catch(() => {}); // the connection dies with the daemon
-    await waitFor('half the stream received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') >= LINES / 2, 60_000, 50);
+    await waitUntil(
+      'half the stream received',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') >= LINES / 2,
+      60_000,
+      50,
+    );
     const before = await scrape(daemon.apiPort);
     expect(await daemon.stop('SIGKILL')).toBeNull();
     const sentAtKill = sender.sent();

@@ -25,9 +25,22 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { metricSum, scrape, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
-import { countIds, freshBucket, linesOfAtLeast, openUploads, privateRgw, s3Env, sendTcpPaced, tcpToS3Config, serviceId, sleep, tcpBufferMaxBytes, waitFor, within } from '../helpers/s3.ts';
+import {
+  countIds,
+  freshBucket,
+  linesOfAtLeast,
+  openUploads,
+  privateRgw,
+  s3Env,
+  sendTcpPaced,
+  tcpToS3Config,
+  serviceId,
+  sleep,
+  tcpBufferMaxBytes,
+  within,
+} from '../helpers/s3.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -52,12 +65,20 @@ async function fullSpoolGatewayDown(bucketName: string, lines: number, seed: num
   const spoolDir = join(dir, 'data/spool/s3');
   const daemon = await startDaemon(edit(config(dir, bucket, 'block', 65_536)), { dir, env: s3Env(gw.rgw) });
   await gw.rgw.stopGateway();
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const sent = Array.from({ length: lines }, (_, id) => serviceLine({ id, rand }));
   await sendTcpPaced(daemon.sources['talos']![0]!, sent, lines, 0).done;
-  await waitFor('every line received', async () => (await counters(daemon)).received === lines, 10_000);
-  await waitFor('the spool to fill', async () => segmentsIn(spoolDir) > 0, 10_000);
-  await sleep(500);
+  await waitUntil('every line received', async () => (await counters(daemon)).received === lines, 30_000);
+  await waitUntil('the spool to fill', async () => segmentsIn(spoolDir) > 0, 30_000);
+  // Settled: nothing more read out of the ring or spooled between two looks 200 ms apart (the rest is
+  // held for spool space).
+  let last = '';
+  await waitUntil('the rest to be held for spool space', async () => {
+    const c = await counters(daemon);
+    const before = last;
+    last = `${c.ringUsed} ${c.appended}`;
+    return last === before;
+  }, 30_000, 200);
   return { daemon, bucket, spoolDir };
 }
 
@@ -84,8 +105,8 @@ const dropsOf = (c: { sinkDiscarded: number; sourceDiscarded: number }): number 
  * The end of a phase: all `n` lines received, each stored or counted as dropped, so none is left
  * in the ring, a batch, an open object or a PUT (the counters only ever rise).
  */
-const settled = (d: RunningDaemon, n: number): Promise<void> =>
-  waitFor(`${n} lines received, each stored or counted as dropped`, async () => {
+const settled = (d: RunningDaemon, n: number): Promise<number> =>
+  waitUntil(`${n} lines received, each stored or counted as dropped`, async () => {
     const c = await counters(d);
     return c.received === n && c.stored + dropsOf(c) === n;
   }, 60_000, 200);
@@ -120,9 +141,13 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const spoolDir = join(dir, 'data/spool/s3');
     const daemon = await startDaemon(config(dir, bucket, 'drop_newest', MAX_SPOOL), { dir, env: s3Env(gw.rgw) });
     const address = daemon.sources['talos']![0]!;
-    const rand = prng(31);
+    const rand = mulberry32(31);
     const lines = Array.from({ length: C }, (_, id) => serviceLine({ id, rand }));
-    const receivedAll = (n: number) => waitFor(`${n} lines received`, async () => (await counters(daemon)).received === n, 20_000);
+    const receivedAll = (n: number) => waitUntil(
+      `${n} lines received`,
+      async () => (await counters(daemon)).received === n,
+      30_000,
+    );
 
     // Before: the gateway is up, the spool has room, nothing is dropped.
     await sendTcpPaced(address, lines.slice(0, A), 125, 50).done;
@@ -148,7 +173,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(during.spoolBytes).toBeLessThanOrEqual(MAX_SPOOL);
     expect(segmentsDuring).toBeGreaterThan(0);
     expect(during.stored).toBe(A); // no object completed while the gateway was down
-    await sleep(Math.max(0, 6_000 - (Date.now() - downAt)));
+    await sleep(Math.max(0, 6_000 - (Date.now() - downAt))); // a pause on purpose: the outage lasts 6 s
     await gw.rgw.startGateway();
     const upAt = Date.now();
 
@@ -188,7 +213,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(end.received).toBe(C);
     expect(stored).toBe(end.stored);
     expect(stored + drops).toBe(end.received);
-    expect(end.spoolDropped).toBe(end.spoolFull); // no other reason (io_error, not_spooled)
+    expect(end.spoolDropped).toBe(end.spoolFull); // no other reason (disk_blocked, not_spooled)
     expect(inRange(0, A)).toBe(A); // before: all stored
     expect(inRange(B, C)).toBe(C - B); // after: all stored
     expect(inRange(A, B)).toBe(B - A - drops); // during: what was not dropped
@@ -201,7 +226,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const dir = tempDir();
     const spoolDir = join(dir, 'data/spool/s3');
     const daemon = await startDaemon(config(dir, bucket, 'block', MAX_SPOOL), { dir, env: s3Env(gw.rgw) });
-    const rand = prng(37);
+    const rand = mulberry32(37);
     // Twice what can hold the stream before the sender is stopped: the socket buffers (up to the
     // kernel's autotuning maxima) plus the daemon's bounds (the ring, and the sink's buffer, which
     // the spool keeps below max_spool_bytes). So the sender is held back with lines unsent.
@@ -210,18 +235,18 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const LINES = lines.length;
     // 40,000 lines a second: the buffers are full within a few seconds of the gateway stopping.
     const sender = sendTcpPaced(daemon.sources['talos']![0]!, lines, 2_000, 50);
-    await waitFor('the stream to be flowing', async () => (await counters(daemon)).received >= 20_000, 20_000, 50);
+    await waitUntil('the stream to be flowing', async () => (await counters(daemon)).received >= 20_000, 30_000, 50);
     await gw.rgw.stopGateway();
     const downAt = Date.now();
 
     // Wait until the sender has been held back for 3 s (the ring and the socket buffers full):
     // its write is refused and 'drain' does not come.
     const STILL_MS = 3_000;
-    await waitFor('the sender to stall', () => sender.waitingMs() >= STILL_MS, 60_000, 100);
+    await waitUntil('the sender to stall', () => sender.waitingMs() >= STILL_MS, 60_000, 100);
     const stalledAfterMs = Date.now() - sender.waitingMs() - downAt;
     const sentAtStall = sender.sent();
     const stalled = await counters(daemon);
-    await sleep(1_000);
+    await sleep(1_000); // a pause on purpose: nothing may move for a second
     const stillStalled = await counters(daemon);
     expect(sender.waitingMs()).toBeGreaterThanOrEqual(STILL_MS + 1_000);
     expect(sender.sent()).toBe(sentAtStall);
@@ -260,7 +285,7 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const LINES = 5_600;
     const { daemon, bucket, spoolDir } = await fullSpoolGatewayDown('e2e-spool-full-sigterm', LINES, 41, (yaml) => yaml);
     const exit = daemon.stop('SIGTERM');
-    await sleep(2_000);
+    await sleep(2_000); // a pause on purpose: S3 comes back 2 s into the shutdown, within its deadline
     await gw.rgw.startGateway();
     expect(await exit).toBe(0);
     expect(readdirSync(spoolDir)).toEqual([]);

@@ -17,9 +17,21 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { prng, serviceLine } from '@sluice/loadgen';
+import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { metricSum, scrape, startDaemon, tempDir } from '../helpers/daemon.ts';
-import { countIds, freshBucket, linesOfAtLeast, openUploads, privateRgw, s3Env, sendTcpPaced, tcpToS3Config, serviceId, sleep, tcpBufferMaxBytes, waitFor } from '../helpers/s3.ts';
+import {
+  countIds,
+  freshBucket,
+  linesOfAtLeast,
+  openUploads,
+  privateRgw,
+  s3Env,
+  sendTcpPaced,
+  tcpToS3Config,
+  serviceId,
+  sleep,
+  tcpBufferMaxBytes,
+} from '../helpers/s3.ts';
 
 const MiB = 1024 * 1024;
 const OUTAGE_MS = 60_000;
@@ -47,7 +59,7 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
     // the stream (5 s of it at the paced rate, the ring, the socket buffers at the kernel's
     // tcp_rmem/tcp_wmem maxima) where that is more: the sender is held back with lines unsent.
     const PACED_BYTES_PER_SEC = 100_000 * 220;
-    const rand = prng(21);
+    const rand = mulberry32(21);
     const lines = linesOfAtLeast(1.25 * (5 * PACED_BYTES_PER_SEC + MiB + tcpBufferMaxBytes()), 800_000, (id) => serviceLine({ id, rand }));
     const LINES = lines.length;
     const bucket = await freshBucket(gw.client, 'e2e-spool-outage');
@@ -74,17 +86,22 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
 
     // Up to 100,000 lines a second, as fast as Sluice takes them.
     const sender = sendTcpPaced(daemon.sources['talos']![0]!, lines, 5_000, 50);
-    await waitFor('the stream to be flowing', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') >= 40_000, 20_000, 50);
+    await waitUntil(
+      'the stream to be flowing',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') >= 40_000,
+      30_000,
+      50,
+    );
     await gw.rgw.stopGateway();
     const downAt = Date.now();
     const timeline: Sample[] = [];
     while (Date.now() - downAt < OUTAGE_MS - 2_000) {
       timeline.push(await sample(downAt));
-      await sleep(2_000);
+      await sleep(2_000); // a pause on purpose: the outage is the test, sampled every 2 s
     }
     const last = await sample(downAt);
     timeline.push(last);
-    await sleep(Math.max(0, OUTAGE_MS - (Date.now() - downAt)));
+    await sleep(Math.max(0, OUTAGE_MS - (Date.now() - downAt))); // a pause on purpose: the outage lasts OUTAGE_MS
     await gw.rgw.startGateway();
     const upAt = Date.now();
 
@@ -106,10 +123,14 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
 
     await sender.done;
     const sentAt = Date.now();
-    await waitFor('every line received', async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES, 30_000);
+    await waitUntil(
+      'every line received',
+      async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES,
+      30_000,
+    );
     // Every line stored or counted as dropped (the counters only rise): nothing is left in the
     // ring, a batch, an open object or a PUT.
-    await waitFor(
+    await waitUntil(
       'every line stored or counted as dropped',
       async () => {
         const m = await scrape(daemon.apiPort);

@@ -2,7 +2,7 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kernelLine, prng, serviceLine } from '@sluice/loadgen';
+import { kernelLine, mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
 
 const SERVICE_LINES = 100_000;
@@ -17,7 +17,7 @@ async function sendTcp(address: string, lines: string[]): Promise<void> {
   });
   // Write in chunks the way a long-lived sender does, honouring backpressure.
   for (let i = 0; i < lines.length; i += 500) {
-    const chunk = lines.slice(i, i + 500).join('\n') + '\n';
+    const chunk = `${lines.slice(i, i + 500).join('\n')}\n`;
     if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
   }
   // Half-close and wait for the server to close: then it has read every byte we sent.
@@ -38,18 +38,9 @@ async function sendUdpPaced(address: string, lines: string[], perTick: number, t
       lines.slice(i, i + perTick).map((l) => new Promise<void>((resolve, reject) => socket.send(l, port, host, (err) => (err ? reject(err) : resolve())))),
     );
     const left = tickMs - (performance.now() - started);
-    if (left > 0) await new Promise((r) => setTimeout(r, left));
+    if (left > 0) await new Promise((r) => setTimeout(r, left)); // a pause on purpose: a paced sender
   }
   socket.close();
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('condition not met in time');
 }
 
 describe('end to end: Talos TCP and UDP into the file sink', () => {
@@ -81,7 +72,7 @@ sinks:
 `,
       { dir },
     );
-    const rand = prng(42);
+    const rand = mulberry32(42);
     const service = Array.from({ length: SERVICE_LINES }, (_, id) => serviceLine({ id, rand }));
     const kernel = Array.from({ length: KERNEL_LINES }, (_, id) => kernelLine({ id, rand }));
 
@@ -94,7 +85,7 @@ sinks:
     // loaded machine overflows the receive buffer at this rate) is dropped by the kernel and
     // counted. The books must balance either way: received + kernel drops = sent.
     const kernelDrops = (m: Map<string, number>): number => metricSum(m, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'talos_kernel' });
-    await waitFor(async () => {
+    await waitUntil('every line received (UDP: or dropped by the kernel)', async () => {
       const m = await scrape(daemon.apiPort);
       return (
         metricSum(m, 'sluice_source_received_events_total', { component_id: 'talos_service' }) === SERVICE_LINES &&

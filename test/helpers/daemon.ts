@@ -102,7 +102,7 @@ export function splitAddress(address: string): { host: string; port: number } {
 export function sendTcpLines(address: string, lines: readonly string[]): Promise<void> {
   const { host, port } = splitAddress(address);
   return new Promise((resolve, reject) => {
-    const s = connect({ host, port }, () => s.end(lines.map((l) => l + '\n').join('')));
+    const s = connect({ host, port }, () => s.end(lines.map((l) => `${l}\n`).join('')));
     s.on('error', reject);
     s.on('close', () => resolve());
   });

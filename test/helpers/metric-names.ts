@@ -2,7 +2,7 @@
  * Every metric Sluice registers, read from the code (a fresh Metrics, plus the spool's and the disk's), for
  * tests that keep docs and dashboards in step with it.
  */
-import { DiskMetrics, Metrics, SpoolMetrics } from '../../packages/telemetry/src/index.ts';
+import { DiskMetrics, Metrics, SpoolMetrics } from '@sluice/telemetry';
 
 export interface MetricDef {
   name: string;
@@ -23,7 +23,7 @@ export async function registeredMetrics(): Promise<Map<string, MetricDef>> {
 }
 
 /** The series names a metric exposes: a histogram's _bucket, _sum and _count. */
-export function seriesOf(def: MetricDef): string[] {
+function seriesOf(def: MetricDef): string[] {
   return def.type === 'histogram' ? [`${def.name}_bucket`, `${def.name}_sum`, `${def.name}_count`] : [def.name];
 }
 

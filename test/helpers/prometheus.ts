@@ -11,6 +11,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll } from 'vitest';
+import { waitUntil } from '@sluice/testkit';
 
 const ENSURE = fileURLToPath(new URL('../../scripts/ensure-prometheus.sh', import.meta.url));
 /** Where Debian's package puts them, for a PATH without /usr/bin (a test's env rarely lacks it). */
@@ -22,7 +23,7 @@ export interface PrometheusBinaries {
 }
 
 /** The absolute path of an executable named `name` on PATH (or in FALLBACK_DIRS), or undefined. */
-export function findExecutable(name: string): string | undefined {
+function findExecutable(name: string): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter).filter((d) => d !== ''), ...FALLBACK_DIRS];
   for (const dir of dirs) {
     const path = join(dir, name);
@@ -108,13 +109,12 @@ export async function startPrometheus(configYaml: string, dir: string): Promise<
     let gone = false;
     void exited.then(() => (gone = true));
     const url = `http://127.0.0.1:${port}`;
-    const until = Date.now() + 60_000;
-    let ready = false;
-    while (!gone && Date.now() < until) {
-      ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
-      if (ready) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // Ready, or gone (a port taken meanwhile): a dead prometheus is not worth waiting 60 s for.
+    const answers = async (): Promise<boolean> => fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    const ready = await waitUntil('prometheus to be ready', async () => gone || (await answers()), 60_000).then(
+      () => !gone,
+      () => false,
+    );
     if (!ready) {
       proc.kill('SIGKILL');
       await exited;

@@ -171,9 +171,9 @@ export function sendTcpPaced(address: string, lines: readonly string[], perTick:
     const start = performance.now();
     for (let i = 0, tick = 0; i < lines.length; i += perTick, tick++) {
       const wait = start + tick * tickMs - performance.now();
-      if (wait > 0) await sleep(wait);
+      if (wait > 0) await sleep(wait); // a pause on purpose: a paced sender
       const chunk = lines.slice(i, i + perTick);
-      if (!socket.write(chunk.join('\n') + '\n')) {
+      if (!socket.write(`${chunk.join('\n')}\n`)) {
         drainWaits++;
         const since = performance.now();
         waitingSince = since;
@@ -276,15 +276,6 @@ export function runCli(args: string[], env: Record<string, string>, cwd?: string
   return new Promise((resolve) => proc.on('close', (status) => resolve({ status, stdout, stderr, ms: Date.now() - started })));
 }
 
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 100): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
 /** `work`, or a rejection naming `what` once `timeoutMs` passed without it settling (instead of a hung test). */
 export async function within<T>(what: string, work: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -298,4 +289,8 @@ export async function within<T>(what: string, work: Promise<T>, timeoutMs: numbe
   }
 }
 
+/**
+ * A fixed pause: only where time itself is the test (an outage that lasts, a sender held back
+ * for a while, nothing happening for a while). To wait for something, use waitUntil or vi.waitFor.
+ */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -25,6 +25,7 @@ import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { waitUntil } from '@sluice/testkit';
 
 /** What the global setup hands to test files: `inject('s3')`. */
 export interface S3TestEnv {
@@ -148,7 +149,7 @@ class Cluster {
     this.region = opts.region ?? 'us-east-1';
     // Random per cluster: a leaked credential would open nothing, and tests can check that
     // error messages never contain it. 40 base64 chars, with '+' and '/', like AWS secrets.
-    this.accessKeyId = 'SLUICE' + randomBytes(7).toString('hex').toUpperCase();
+    this.accessKeyId = `SLUICE${randomBytes(7).toString('hex').toUpperCase()}`;
     this.secretAccessKey = randomBytes(30).toString('base64');
   }
 
@@ -246,7 +247,7 @@ rgw cache enabled = false
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         if (!/couldn't init storage provider/.test(msg) || Date.now() > deadline - 5000) throw err;
-        await sleep(1000);
+        await sleep(1000); // a back-off on purpose before trying again
       }
     }
     await this.startGateway(deadline);
@@ -445,17 +446,20 @@ function runTool(cmd: string, args: string[], deadline: number, redact: string[]
 /** Resolves when GET / on the port answers like RGW does (a ListAllMyBucketsResult). */
 async function waitForGateway(port: number, deadline: number): Promise<void> {
   let last = 'no answer yet';
-  while (Date.now() < deadline) {
+  const answers = async (): Promise<boolean> => {
     try {
       const body = await httpGet(port, 1000);
-      if (body.includes('ListAllMyBucketsResult')) return;
+      if (body.includes('ListAllMyBucketsResult')) return true;
       last = `unexpected answer: ${body.slice(0, 200)}`;
     } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
+      last = err instanceof Error ? err.message : String(err); // not up yet: look again
     }
-    await sleep(50);
-  }
-  throw new Error(`radosgw did not answer on 127.0.0.1:${port} (${last})`);
+    return false;
+  };
+  const timeoutMs = Math.max(0, deadline - Date.now());
+  await waitUntil(`radosgw on 127.0.0.1:${port}`, answers, timeoutMs, 50).catch((err: Error) => {
+    throw new Error(`radosgw did not answer on 127.0.0.1:${port} (${last})`, { cause: err });
+  });
 }
 
 function httpGet(port: number, timeoutMs: number): Promise<string> {

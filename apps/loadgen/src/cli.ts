@@ -73,7 +73,7 @@ async function main(argv: string[]): Promise<Report | null> {
   });
   const protocol = positionals[0];
   if (values.help === true || protocol === undefined) {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return null;
   }
   if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'hec') fail(`unknown protocol ${JSON.stringify(protocol)}: tcp, udp or hec\n\n${HELP}`);
@@ -109,7 +109,7 @@ async function main(argv: string[]): Promise<Report | null> {
 
 main(process.argv.slice(2)).then(
   (r) => {
-    if (r !== null) process.stdout.write(JSON.stringify(r) + '\n');
+    if (r !== null) process.stdout.write(`${JSON.stringify(r)}\n`);
   },
   (err: unknown) => {
     if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true) fail(`${err.message}\n\n${HELP}`);

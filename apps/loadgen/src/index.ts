@@ -1,5 +1,3 @@
-export { prng, serviceLine, kernelLine } from './talos-lines.ts';
-export type { LineOptions } from './talos-lines.ts';
 export { LINE_KINDS, generateLineSet, lineId, lineLength } from './line-set.ts';
 export type { LineKind, LineSet, LineSetOptions } from './line-set.ts';
 export { sendHec, sendTcp, sendUdp } from './send.ts';

@@ -10,7 +10,7 @@
  * `kseq=<id>` in a kernel line's msg (and `"seq":<id>`), so a reader of the output can find
  * every line exactly once ({@link lineId}).
  */
-import { kernelLine, prng, serviceLine } from './talos-lines.ts';
+import { kernelLine, mulberry32, serviceLine } from '@sluice/testkit';
 
 /** service: Talos service logs (what Talos sends over TCP); kernel: kernel logs (UDP); mixed: 4 service to 1 kernel. */
 export type LineKind = 'service' | 'kernel' | 'mixed';
@@ -49,7 +49,7 @@ export function generateLineSet(opts: LineSetOptions): LineSet {
   const firstId = opts.firstId ?? 0;
   if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
   if (!LINE_KINDS.includes(kind)) throw new RangeError(`kind must be one of ${LINE_KINDS.join(', ')}, got ${String(kind)}`);
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const offsets = new Uint32Array(count + 1);
   // Lines are at most ~320 bytes (with multi-byte UTF-8): grow by doubling if ever exceeded.
   let data = Buffer.allocUnsafe(Math.max(1024, count * 256));

@@ -65,7 +65,7 @@ export async function buildStripped(outDir = STRIPPED_DIR) {
     renameSync(`${dest}.tmp`, dest);
     manifest.sources[rel] = hashOf(text);
   }
-  writeFileSync(join(outDir, `${MANIFEST}.tmp`), JSON.stringify(manifest, null, 2) + '\n');
+  writeFileSync(join(outDir, `${MANIFEST}.tmp`), `${JSON.stringify(manifest, null, 2)}\n`);
   renameSync(join(outDir, `${MANIFEST}.tmp`), join(outDir, MANIFEST));
   return Object.keys(manifest.sources).length;
 }

@@ -30,7 +30,7 @@ within shutdown_timeout_secs are counted as discarded and the exit code is 1.
 Configuration reference: the README, section "Configuration reference"`;
 
 function fail(message: string, code = 1): never {
-  process.stderr.write(message.endsWith('\n') ? message : message + '\n');
+  process.stderr.write(message.endsWith('\n') ? message : `${message}\n`);
   process.exit(code);
 }
 
@@ -154,7 +154,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const command = positionals[0];
   if (values.help === true || command === undefined || command === 'help') {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return;
   }
   switch (command) {

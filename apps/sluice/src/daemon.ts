@@ -1,5 +1,6 @@
 import { SluiceError, type SluiceConfig, type SourceConfig } from '@sluice/config';
 import { Ring } from '@sluice/ring';
+import { ERR_BIND, ERR_SHUTDOWN_TIMEOUT } from '@sluice/schema';
 import { DiskStall, ObjectWriter, type ObjectStore, type ObjectWriterOptions } from '@sluice/sinks';
 import { deadLetterSink, sinkDefinition } from '@sluice/sinks/registry';
 import type { Source, SourceContext } from '@sluice/sources';
@@ -288,7 +289,11 @@ export class Daemon {
       return await sourceDefinition(src).start(ctx, src, runtime);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new SluiceError('SLUICE_ERR_BIND', `sources.${ctx.id}: cannot listen on ${src.address} (${src.type}): ${e.code ?? e.message}`, { cause: err });
+      throw new SluiceError(
+        ERR_BIND,
+        `sources.${ctx.id}: cannot listen on ${src.address} (${src.type}): ${e.code ?? e.message}`,
+        { cause: err },
+      );
     }
   }
 
@@ -344,7 +349,7 @@ export class Daemon {
         if (this.deadLetter !== null) add(this.abandon({ id: 'dead_letter', type: deadLetterSink.type, writer: this.deadLetter, log: this.log.child({ component_id: 'dead_letter' }), abandonedNote: '' }, `shutdown_timeout_secs (${secs}) passed`));
         reject(
           new SluiceError(
-            'SLUICE_ERR_SHUTDOWN_TIMEOUT',
+            ERR_SHUTDOWN_TIMEOUT,
             `shutdown_timeout_secs (${secs}) passed while ${phase}; ${inRings} records not in an object yet and ${gaveUp.lost} records in unfinished objects counted as discarded (reason shutdown_timeout)${spooledNote(gaveUp.spooled)}`,
           ),
         );
@@ -416,7 +421,11 @@ export class Daemon {
     if (late.length > 0) {
       const lost = gaveUp.reduce((a, b) => a + b.lost, 0);
       const spooled = gaveUp.reduce((a, b) => a + b.spooled, 0);
-      throw new SluiceError('SLUICE_ERR_SHUTDOWN_TIMEOUT', `sink ${late.map((s) => s.id).join(', ')}: objects not completed within the sink's shutdown_timeout_secs; ${lost} records counted as discarded (reason shutdown_timeout)${spooledNote(spooled)}`);
+      throw new SluiceError(
+        ERR_SHUTDOWN_TIMEOUT,
+        `sink ${late.map((s) => s.id).join(', ')}: objects not completed within the sink's shutdown_timeout_secs; ` +
+          `${lost} records counted as discarded (reason shutdown_timeout)${spooledNote(spooled)}`,
+      );
     }
     this.log[level]('shutdown complete');
   }

@@ -59,7 +59,7 @@ export function storeHooks(metrics: Metrics, id: string, type: string, log: Logg
  * A blocked disk is logged at most once per 30 s per sink and target: the retries come every
  * 100 ms to 5 s per open object, and sluice_sink_disk_retries_total counts each one.
  */
-export const DISK_LOG_INTERVAL_MS = 30_000;
+const DISK_LOG_INTERVAL_MS = 30_000;
 
 /**
  * What a sink's disk stalls report (file store: target object; spool: target spool): the

@@ -1,4 +1,5 @@
 import { SluiceError, type SluiceConfig } from '@sluice/config';
+import { ERR_SINK_CHECK } from '@sluice/schema';
 import type { ObjectStore, ObjectStoreCheck } from '@sluice/sinks';
 import { deadLetterSink, sinkDefinition } from '@sluice/sinks/registry';
 
@@ -34,7 +35,8 @@ function namingSink(id: string, err: unknown): SluiceError {
   if (err instanceof SluiceError) {
     return err.message.startsWith(prefix) ? err : new SluiceError(err.code, prefix + err.message, { cause: err });
   }
-  return new SluiceError('SLUICE_ERR_SINK_CHECK', `${prefix}${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  const message = err instanceof Error ? err.message : String(err);
+  return new SluiceError(ERR_SINK_CHECK, `${prefix}${message}`, { cause: err });
 }
 
 /** Every sink that failed its check, one line each (`sink <id>: ... (CODE)`). */
@@ -42,7 +44,7 @@ export class SinkCheckError extends SluiceError {
   readonly failures: readonly SluiceError[];
 
   constructor(failures: readonly SluiceError[]) {
-    super(failures[0]?.code ?? 'SLUICE_ERR_SINK_CHECK', failures.map((f) => `${f.message} (${f.code})`).join('\n'));
+    super(failures[0]?.code ?? ERR_SINK_CHECK, failures.map((f) => `${f.message} (${f.code})`).join('\n'));
     this.name = 'SinkCheckError';
     this.failures = failures;
   }

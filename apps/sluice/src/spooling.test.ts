@@ -1,9 +1,9 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writevSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DiskStall, FileStore, type DiskHooks, type ObjectStore, type ObjectUpload } from '@sluice/sinks';
-import { mountTmpfs, type Tmpfs } from '../../../packages/testkit/src/tmpfs.ts';
+import { mountTmpfs, type Tmpfs } from '@sluice/testkit/tmpfs';
 import { createLogger, Metrics, SpoolMetrics } from '@sluice/telemetry';
 import { Spool } from '@sluice/spool';
 import { recoverSpool, SpoolingWriter } from './spooling.ts';
@@ -157,6 +157,41 @@ describe('SpoolingWriter', () => {
     spool.close();
   });
 
+  for (const whenFull of ['block', 'drop_newest'] as const) {
+    const title = `${whenFull}: an append the disk refuses for good (EFBIG) sends the batch unspooled to its object`;
+    it(`${title}, counted not_spooled, never dropped`, async () => {
+      const dir = temp();
+      const out = temp();
+      // Every third append fails as one past the process's file size limit does (RLIMIT_FSIZE):
+      // an error no wait cures, so the batch is neither held nor dropped.
+      let appends = 0;
+      const writev = (fd: number, buffers: readonly NodeJS.ArrayBufferView[]): number => {
+        const efbig = { code: 'EFBIG', syscall: 'write' };
+        if (appends++ % 3 === 1) throw Object.assign(new Error('EFBIG: file too large, write'), efbig);
+        return writevSync(fd, buffers);
+      };
+      const spool = new Spool({ dir, maxBytes: 1 << 20, sync: 'interval', syncIntervalMs: 1000, writev });
+      const { w, metrics, discarded } = writer(new FileStore({ path: out }), spool, whenFull);
+      const N = 12;
+      for (let i = 0; i < N; i++) expect(w.write(frame(i))).toBe(true);
+      await w.close();
+      const counted = new Map((await metrics.droppedEvents.get()).values.map((v) => [v.labels.reason, v.value]));
+      expect(spool.stats.failedAppends).toBe(N / 3);
+      expect(counted).toEqual(new Map([['not_spooled', N / 3]]));
+      expect(spool.stats.appendedRecords).toBe(N - N / 3);
+      expect(discarded.size).toBe(0);
+      // received = stored + counted drops, exactly: every record is stored once, none dropped.
+      const stored = readdirSync(out, { recursive: true })
+        .filter((f) => String(f).endsWith('.ndjson'))
+        .flatMap((f) => readFileSync(join(out, String(f)), 'utf8').trim().split('\n'))
+        .map((l) => (JSON.parse(l) as { n: number }).n)
+        .sort((a, b) => a - b);
+      expect(stored).toEqual(Array.from({ length: N }, (_, n) => n));
+      expect(readdirSync(dir)).toEqual([]); // the object is complete: its segment is gone
+      spool.close();
+    });
+  }
+
   it('an object that fails for good goes out again from its segment as a new upload, counted as stored, not lost', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
@@ -230,7 +265,10 @@ describe('SpoolingWriter', () => {
           check: () => files.check(),
           open: (key, meta) => {
             const upload = files.open(key, meta);
-            return { write: (c) => upload.write(c), once: (e, fn) => upload.once(e, fn), close: async () => (await gate.promise, upload.close()), abort: () => upload.abort() };
+            return { write: (c) => upload.write(c), once: (e, fn) => upload.once(e, fn), close: async () => {
+              await gate.promise;
+              return upload.close();
+            }, abort: () => upload.abort() };
           },
         },
       };

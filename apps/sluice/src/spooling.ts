@@ -24,6 +24,9 @@
  *   nothing appended is lost and nothing held is stored unspooled. Before the first frame of
  *   an object the segment is created under the object's reserved key (reserveNextKey), so a
  *   refused create holds the frame too.
+ * - Any other refusal (EFBIG, ENOTDIR: no wait cures it): the frame goes to its object without
+ *   the spool, counted `not_spooled` (stored, not durable before its object completes). So a
+ *   refused write is never a loss of its own: SPOOL_DROP_REASONS has every reason counted.
  *
  * Backpressure is kept: the spool makes data durable, it does not let the rings drain
  * faster than the store takes objects.
@@ -31,7 +34,7 @@
 import { join, resolve as resolvePath } from 'node:path';
 import type { SinkConfig } from '@sluice/config';
 import { cloneFacts, mergeFacts, writeIndex, type IndexFacts, contentEncodingFor, diskRetryDelayMs, NDJSON_CONTENT_TYPE, ObjectWriter, retryableDiskError, type DiskStall, type Frame, type ObjectMeta, type ObjectStore, type ObjectWriterOptions, type UnfinishedObject } from '@sluice/sinks';
-import type { Logger, SpoolMetrics } from '@sluice/telemetry';
+import type { Logger, SpoolDropReason, SpoolMetrics } from '@sluice/telemetry';
 import { SegmentReader, Spool, type Segment } from '@sluice/spool';
 import { decompressObject, FactsScanner, type Codec } from '@sluice/worker';
 
@@ -73,7 +76,7 @@ function factsOfFrame(scanner: FactsScanner, codec: string, bytes: Uint8Array): 
  * Upload a segment's good frames as the object it was written for; rejects if the store does.
  * With a scanner, the result carries the object's index facts (null: none could be made).
  */
-export async function uploadSegment(store: ObjectStore, reader: SegmentReader, first = reader.next(), scanner?: FactsScanner): Promise<{ records: number; bytes: number; rawBytes: number; frames: number; facts: IndexFacts | null }> {
+async function uploadSegment(store: ObjectStore, reader: SegmentReader, first = reader.next(), scanner?: FactsScanner): Promise<{ records: number; bytes: number; rawBytes: number; frames: number; facts: IndexFacts | null }> {
   const meta = reader.meta;
   if (meta === null) {
     reader.close();
@@ -421,7 +424,7 @@ export class SpoolingWriter extends ObjectWriter {
     if (ok) this.emit('drain');
   }
 
-  #dropped(records: number, reason: 'spool_full' | 'disk_blocked' | 'not_spooled'): void {
+  #dropped(records: number, reason: SpoolDropReason): void {
     this.#metrics.droppedEvents.inc({ ...this.#labels, reason }, records);
     // not_spooled records still go into their object; spool_full and disk_blocked ones are gone.
     if (reason === 'not_spooled') return;
@@ -443,7 +446,7 @@ export class SpoolingWriter extends ObjectWriter {
 }
 
 /** The spool directory of a sink. */
-export function spoolDir(dataDir: string, sinkId: string): string {
+function spoolDir(dataDir: string, sinkId: string): string {
   return join(resolvePath(dataDir), 'spool', sinkId);
 }
 
@@ -479,7 +482,7 @@ export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: str
   const report: RecoveryReport = { objects: 0, records: 0, abortedUploads: 0, corruptSegments: 0, failed: 0 };
   for (const reader of spool.scan()) {
     const meta = reader.meta;
-    let first = reader.next();
+    const first = reader.next();
     const problemOf = (): void => {
       const tail = reader.tail();
       if (tail.problem === null) return;

@@ -26,7 +26,7 @@ describe('defaultConfig', () => {
 
   it('has a commented-out aws_s3 example that is valid once uncommented', () => {
     const uncommented = DEFAULT_CONFIG_YAML.split('\n')
-      .map((line) => line.replace(/^  # (s3:|  )/, '  $1'))
+      .map((line) => line.replace(/^ {2}# (s3:| {2})/, '  $1'))
       .join('\n');
     const config = parseConfig(uncommented, 'example.yaml', { S3_ACCESS_KEY_ID: 'AKID', S3_SECRET_ACCESS_KEY: 'x' });
     expect(config.sinks.s3).toMatchObject({ type: 'aws_s3', bucket: 'logs', endpoint: 'http://127.0.0.1:7480' });
@@ -34,7 +34,7 @@ describe('defaultConfig', () => {
 
   it('has a commented-out splunk_hec example, at its defaults, that is valid once uncommented', () => {
     const uncommented = DEFAULT_CONFIG_YAML.split('\n')
-      .map((line) => line.replace(/^#(  tailscale:|    )/, '$1'))
+      .map((line) => line.replace(/^#( {2}tailscale:| {4})/, '$1'))
       .join('\n')
       .replace('inputs: [talos_service, talos_kernel]', 'inputs: [talos_service, talos_kernel, tailscale]');
     const config = parseConfig(uncommented, 'example.yaml', { HEC_TOKEN: 'token' });

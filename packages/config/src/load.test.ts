@@ -104,7 +104,7 @@ sinks:
   });
 
   it('reports duplicate keys together with other issues', () => {
-    const text = minimal + 'log: { level: loud }\nlog: { level: info }\nworkers: { threads: 0 }\n';
+    const text = `${minimal}log: { level: loud }\nlog: { level: info }\nworkers: { threads: 0 }\n`;
     expect(issueLines(() => parseConfig(text, 'c.yaml', {}))).toEqual([
       'log: duplicate key (line 4; first given on line 3)',
       'workers.threads: must be between 1 and 64, got 0',
@@ -146,7 +146,7 @@ sinks: { f: { type: file, inputs: [t], path: x } }
       const prev = String.fromCharCode(96 + i);
       rows.push(`${name}: &${name} [${Array(10).fill(`*${prev}`).join(', ')}]`);
     }
-    const lines = issueLines(() => parseConfig(rows.join('\n') + '\n', 'bomb.yaml', {}));
+    const lines = issueLines(() => parseConfig(`${rows.join('\n')}\n`, 'bomb.yaml', {}));
     expect(lines[0]).toMatch(/^bomb\.yaml: /);
   });
 

@@ -64,6 +64,8 @@ function findDuplicateKeys(node: unknown, path: string, lineOf: (offset: number)
       findDuplicateKeys(pair.value, keyPath, lineOf, issues);
     }
   } else if (isSeq(node)) {
-    node.items.forEach((item, index) => findDuplicateKeys(item, childPath(path, index), lineOf, issues));
+    node.items.forEach((item, index) => {
+      findDuplicateKeys(item, childPath(path, index), lineOf, issues);
+    });
   }
 }

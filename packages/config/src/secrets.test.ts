@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig, validateConfig } from './index.ts';
+import { type ConfigError, parseConfig, validateConfig } from './index.ts';
 import { failure, fullRaw } from './test-helpers.ts';
 
 const SECRET = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY';

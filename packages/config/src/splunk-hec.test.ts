@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, validateConfig } from './index.ts';
+import { validateConfig } from './index.ts';
 import { failure, fullRaw, issueLines } from './test-helpers.ts';
 
 const MIB = 1024 * 1024;

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, SluiceError, validateConfig } from './index.ts';
+import { type ConfigError, SluiceError, validateConfig } from './index.ts';
 import { fullRaw, issueLines, setPath } from './test-helpers.ts';
 
 const MIB = 1024 * 1024;

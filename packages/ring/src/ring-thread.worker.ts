@@ -4,17 +4,18 @@
  * every record. Answers `{ ok, ... }` values; nothing is thrown across the thread boundary.
  *
  * Modes (workerData.mode):
- *  - 'read':   SPSC consumer, read() + waitForData until `count` records; posts the checksum.
+ *  - 'consume': this thread owns the read index: claim + copyOut + release until `count`
+ *               records, polling WRITE_INDEX when the ring is empty; posts the checksum.
  *  - 'spans':  dispatcher-style: receives claimed spans { start, end, records } by message,
  *              copyOut + forEachRecord, posts { ok, records } per span; the main thread releases.
- *  - 'wait-timeout': waitForData on an empty ring must time out, bounded.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { HEADER_BYTES, WRITE_INDEX } from './record-format.ts';
 import { Ring, forEachRecord } from './ring.ts';
 import { FNV_SEED, checkRecord, fnv1a, lengthStream } from './testing.ts';
 
 interface Data {
-  mode: 'read' | 'spans' | 'wait-timeout';
+  mode: 'consume' | 'spans';
   sab: SharedArrayBuffer;
   seed: number;
   count: number;
@@ -27,26 +28,34 @@ const { mode, sab, seed, count, maxLen, typical } = workerData as Data;
 const ring = new Ring(sab);
 const nextLen = lengthStream(seed, maxLen, typical);
 
-if (mode === 'read') {
+if (mode === 'consume') {
   let seq = 0;
   let hash = FNV_SEED;
   let waits = 0;
   let error: string | null = null;
+  const header = new Int32Array(sab, 0, HEADER_BYTES / 4);
+  const dst = new Uint8Array(ring.capacity);
+  let idleSince = -1;
+  const onRecord = (buf: Uint8Array, s: number, e: number): void => {
+    if (error === null) error = checkRecord(buf, s, e, seq, nextLen());
+    hash = fnv1a(hash, buf, s, e);
+    seq++;
+  };
   while (seq < count && error === null) {
-    const rec = ring.read();
-    if (rec === null) {
+    const span = ring.claim(4096);
+    if (span === null) {
       waits++;
-      // The producer never pauses for long, so a wait that ends by timeout (or close to it)
-      // means a lost wake-up: the producer published without notifying us.
-      const t0 = performance.now();
-      const result = ring.waitForData(2000);
-      if (result === 'timed-out') error = `stalled after ${seq} records`;
-      else if (performance.now() - t0 > 1000) error = `lost wake-up after ${seq} records`;
+      // Nothing notifies (the producer only publishes): sleep until WRITE_INDEX moves, 1 ms at
+      // a time. The producer never pauses for long, so 5 s without a record is a stall.
+      if (idleSince < 0) idleSince = performance.now();
+      else if (performance.now() - idleSince > 5000) error = `stalled after ${seq} records`;
+      Atomics.wait(header, WRITE_INDEX, Atomics.load(header, WRITE_INDEX), 1);
       continue;
     }
-    error = checkRecord(rec, 0, rec.length, seq, nextLen());
-    hash = fnv1a(hash, rec, 0, rec.length);
-    seq++;
+    idleSince = -1;
+    const records = forEachRecord(dst, ring.copyOut(span.start, span.end, dst), onRecord);
+    if (records !== span.records && error === null) error = `span had ${records} records, claim said ${span.records}`;
+    ring.release(span.end);
   }
   port.postMessage({ ok: error === null, error, records: seq, checksum: hash, waits });
 } else if (mode === 'spans') {
@@ -75,8 +84,4 @@ if (mode === 'read') {
     }
     port.postMessage({ ok: error === null, error, records });
   });
-} else {
-  const t0 = performance.now();
-  const result = ring.waitForData(30);
-  port.postMessage({ ok: result === 'timed-out', result, elapsedMs: performance.now() - t0 });
 }

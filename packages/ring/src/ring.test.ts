@@ -1,15 +1,7 @@
-import { isMainThread } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import {
-  HEADER_BYTES,
-  READ_INDEX,
-  RECORD_HEADER_BYTES,
-  Ring,
-  WRITE_INDEX,
-  forEachRecord,
-  recordSpan,
-} from './ring.ts';
-import { checkRecord, lengthStream, makeRecord, mulberry32, randInt } from './testing.ts';
+import { HEADER_BYTES, READ_INDEX, RECORD_HEADER_BYTES, WRITE_INDEX, recordSpan } from './record-format.ts';
+import { Ring, forEachRecord } from './ring.ts';
+import { checkRecord, lengthStream, makeRecord, mulberry32, randInt, readRecord } from './testing.ts';
 
 const CAPACITIES = [16, 32, 64];
 
@@ -65,7 +57,7 @@ describe('Ring.create / attach', () => {
     expect(b.capacity).toBe(64);
     expect(a.tryWrite(payloadOf(7, 10))).toBe(true);
     expect(b.usedBytes()).toBe(recordSpan(10));
-    const got = b.read();
+    const got = readRecord(b);
     expect(got && checkRecord(got, 0, got.length, 7, 10)).toBeNull();
     expect(a.usedBytes()).toBe(0);
   });
@@ -117,14 +109,14 @@ describe('every wrap case at tiny capacities', () => {
             ring.release(span!.end);
             check(ring.usedBytes() === 0 && ring.claim(1) === null, `${at}: released`);
 
-            // SPSC path from a second attachment, body given as a range.
+            // One record at a time from a second attachment, body given as a range.
             const ring2 = ringAt(capacity, base);
             check(ring2.tryWriteRange(payload, headLen, len, head), `${at}: tryWriteRange refused`);
             const reader = new Ring(ring2.sab);
-            const got = reader.read();
+            const got = readRecord(reader);
             const bad = got === null ? 'null' : checkRecord(got, 0, got.length, seq, len);
             if (bad !== null) errors.push(`${at}: read path: ${bad}`);
-            check(ring2.usedBytes() === 0 && reader.read() === null, `${at}: read released`);
+            check(ring2.usedBytes() === 0 && readRecord(reader) === null, `${at}: read released`);
           }
         }
       }
@@ -140,7 +132,7 @@ describe('every wrap case at tiny capacities', () => {
         expect(ring.tryWrite(payloadOf(1, ring.maxPayloadBytes))).toBe(true);
         expect(ring.freeBytes()).toBe(0);
         expect(ring.tryWrite(new Uint8Array(0))).toBe(false);
-        const got = ring.read()!;
+        const got = readRecord(ring)!;
         expect(checkRecord(got, 0, got.length, 1, capacity - 4)).toBeNull();
         expect(ring.freeBytes()).toBe(capacity);
       }
@@ -155,8 +147,8 @@ describe('every wrap case at tiny capacities', () => {
     expect(ring.claim(100)).toEqual({ start: 4, end: 16, records: 3 });
     ring.release(16);
     for (let i = 0; i < 4; i++) expect(ring.tryWrite(new Uint8Array(0))).toBe(true);
-    for (let i = 0; i < 4; i++) expect(ring.read()).toEqual(new Uint8Array(0));
-    expect(ring.read()).toBeNull();
+    for (let i = 0; i < 4; i++) expect(readRecord(ring)).toEqual(new Uint8Array(0));
+    expect(readRecord(ring)).toBeNull();
   });
 });
 
@@ -173,7 +165,7 @@ describe('full-ring refusal', () => {
     expect(ring.tryWrite(new Uint8Array(0))).toBe(true); // exactly the 4 left
     expect(ring.freeBytes()).toBe(0);
     expect(ring.tryWrite(new Uint8Array(0))).toBe(false);
-    ring.read();
+    readRecord(ring);
     expect(ring.tryWrite(payloadOf(4, 32))).toBe(true); // span 36 into the 36 freed
     expect(ring.freeBytes()).toBe(0);
   });
@@ -216,7 +208,7 @@ describe('multi-byte UTF-8 straddling the wrap point', () => {
             const viaClaim = drainByClaim(ring);
             expect(dec.decode(viaClaim[0])).toBe(text);
             expect(ring.tryWrite(bytes.subarray(1), bytes.subarray(0, 1))).toBe(true);
-            expect(dec.decode(ring.read()!)).toBe(text);
+            expect(dec.decode(readRecord(ring)!)).toBe(text);
           }
         }
       }
@@ -230,7 +222,9 @@ describe('claim / release / copyOut', () => {
   it('claims record-aligned spans of at most maxBytes, or one oversized record', () => {
     const ring = Ring.create(128);
     const lens = [10, 3, 0, 40, 7]; // spans 16, 8, 4, 44, 12 = 84
-    lens.forEach((len, seq) => expect(ring.tryWrite(payloadOf(seq, len))).toBe(true));
+    lens.forEach((len, seq) => {
+      expect(ring.tryWrite(payloadOf(seq, len))).toBe(true);
+    });
     expect(ring.unclaimedBytes()).toBe(84);
     expect(ring.claim(27)).toEqual({ start: 0, end: 24, records: 2 }); // 16 + 8 (+ 4 would be 28)
     expect(ring.claim(4)).toEqual({ start: 24, end: 28, records: 1 });
@@ -302,7 +296,7 @@ describe('u32 index wrap-around', () => {
     ring.release(span.end);
     expect(ring.readIndex()).toBe(8);
     expect(ring.usedBytes()).toBe(16);
-    const last = ring.read()!;
+    const last = readRecord(ring)!;
     expect(checkRecord(last, 0, last.length, 2, 10)).toBeNull();
     expect(ring.usedBytes()).toBe(0);
   });
@@ -311,7 +305,7 @@ describe('u32 index wrap-around', () => {
 describe('seeded sequence through tiny rings', () => {
   for (const capacity of CAPACITIES) {
     for (const base of [0, 2 ** 32 - 3 * capacity]) {
-      it(`capacity ${capacity}, indices from ${base}: SPSC read() and claim spans agree with the generator`, () => {
+      it(`capacity ${capacity}, indices from ${base}: one- and many-record claims agree with the generator`, () => {
         const rng = mulberry32(capacity * 7919 + base);
         const writeLen = lengthStream(capacity + base, capacity - 4);
         const pending: number[] = []; // lengths written, not yet consumed
@@ -344,7 +338,7 @@ describe('seeded sequence through tiny rings', () => {
           // Consume with either consumer, at random.
           if (rng() < 0.5) {
             for (let n = randInt(rng, 0, 3); n > 0; n--) {
-              const got = ring.read();
+              const got = readRecord(ring);
               if (got === null) {
                 if (pending.length !== 0) errors.push(`read() null with ${pending.length} pending`);
                 break;
@@ -370,12 +364,6 @@ describe('seeded sequence through tiny rings', () => {
       });
     }
   }
-});
-
-describe('waitForData', () => {
-  it.runIf(isMainThread)('throws on the main thread instead of blocking it', () => {
-    expect(() => Ring.create(16).waitForData(1)).toThrow(/main thread/);
-  });
 });
 
 describe('tryWriteRanges', () => {
@@ -404,8 +392,8 @@ describe('tryWriteRanges', () => {
         expect(new Uint8Array(a.sab)).toEqual(new Uint8Array(b.sab));
         expect(a.writeIndex()).toBe(b.writeIndex());
         // The rest goes in once there is room, from where it stopped.
-        a.read();
-        b.read();
+        readRecord(a);
+        readRecord(b);
         let more = 0;
         while (expected + more < n && b.tryWriteRange(body, spans[2 * (expected + more)]!, spans[2 * (expected + more) + 1]!, head)) more++;
         expect(a.tryWriteRanges(body, spans, expected, n, head)).toBe(more);

@@ -4,18 +4,19 @@
  * Memory layout (byte offsets into the SharedArrayBuffer):
  *
  * ```
- *  0              4              8              12             16                          64
- *  +--------------+--------------+--------------+--------------+---- ... ----------------+
- *  | WRITE_INDEX  | READ_INDEX   | CAPACITY     | WAITERS      | reserved, zero          |  header:
- *  | u32 in i32   | u32 in i32   | bytes, 2^k   | 1 = consumer | (slots 4..15)           |  Int32Array(16)
- *  | producer     | consumer     | set once     | may sleep    |                         |
- *  +--------------+--------------+--------------+--------------+---- ... ----------------+
+ *  0              4              8              12                                         64
+ *  +--------------+--------------+--------------+---- ... ----------------------------------+
+ *  | WRITE_INDEX  | READ_INDEX   | CAPACITY     | reserved, zero                            |  header:
+ *  | u32 in i32   | u32 in i32   | bytes, 2^k   | (slots 3..15)                             |  Int32Array(16)
+ *  | producer     | consumer     | set once     |                                           |
+ *  +--------------+--------------+--------------+---- ... ----------------------------------+
  *  64                                                                           64 + CAPACITY
  *  +----------------------------------------------------------------------------------------+
  *  | data region, CAPACITY bytes (power of two, 16 .. 2^30), position = index & (CAPACITY-1) |
  *  +----------------------------------------------------------------------------------------+
  *
- *  One record (positions are multiples of 4, so a length header never straddles the end):
+ *  One record (positions are multiples of 4, so a length header never straddles the end;
+ *  the payload's own format, head byte and peer, is record-format.ts's):
  *
  *  +--------------------+----------------------------+---------------+
  *  | u32 LE payload len | payload (head ++ body)     | 0..3 zero pad |   span = recordSpan(len)
@@ -29,26 +30,13 @@
  * place; consumers Atomics.load it before touching the bytes (seq-cst gives happens-before).
  *
  * Roles: one producer Ring instance on one thread (tryWrite*; it keeps a private copy of
- * WRITE_INDEX and of the last READ_INDEX it saw). The consumer index is owned by one thread: either
- * the dispatcher (claim/release, spans handed to workers that copyOut) or a plain SPSC
- * consumer in another thread (read/waitForData). read() must not run while claimed spans are
- * outstanding (it would hand out claimed records again).
+ * WRITE_INDEX and of the last READ_INDEX it saw). The consumer index is owned by one thread, the
+ * dispatcher (claim/release), which hands spans to workers that copyOut. Nobody blocks on the
+ * ring: the dispatcher learns of new records from the sources (SourceContext.wrote), so the
+ * producer publishes with one atomic store and never notifies.
  */
 import { Buffer } from 'node:buffer';
-import { isMainThread } from 'node:worker_threads';
-
-/** Bytes of the u32 length that precedes every payload. */
-export const RECORD_HEADER_BYTES = 4;
-/** Byte size of the header before the data region. */
-export const HEADER_BYTES = 64;
-/** Int32 slot: producer's free-running u32 write index (bytes). */
-export const WRITE_INDEX = 0;
-/** Int32 slot: consumer's free-running u32 read index (bytes). */
-export const READ_INDEX = 1;
-/** Int32 slot: data-region capacity in bytes, written once by Ring.create. */
-export const CAPACITY = 2;
-/** Int32 slot: 1 while a consumer may be blocked in waitForData (lets the producer skip notify). */
-export const WAITERS = 3;
+import { CAPACITY, HEADER_BYTES, READ_INDEX, RECORD_HEADER_BYTES, WRITE_INDEX, recordSpan } from './record-format.ts';
 
 const HEADER_SLOTS = HEADER_BYTES / 4;
 // Buffer#copy (called on any Uint8Array) is a native memmove with no subarray view to allocate.
@@ -61,11 +49,6 @@ const copyBytes = Buffer.prototype.copy;
 const SMALL_COPY_BYTES = 32;
 const MIN_CAPACITY = 16;
 const MAX_CAPACITY = 2 ** 30;
-
-/** Bytes a record with `payloadBytes` of payload occupies in the ring: 4 + payload rounded up to 4. */
-export function recordSpan(payloadBytes: number): number {
-  return RECORD_HEADER_BYTES + ((payloadBytes + 3) & ~3);
-}
 
 function isValidCapacity(capacityBytes: number): boolean {
   return (
@@ -188,18 +171,14 @@ export class Ring {
 
     this.#write = (write + span) >>> 0;
     Atomics.store(header, WRITE_INDEX, this.#write | 0);
-    // Skip the notify syscall path unless a consumer announced it may sleep. Safe under seq-cst:
-    // the waiter stores WAITERS before re-reading WRITE_INDEX; we store WRITE_INDEX before
-    // reading WAITERS, so at least one side sees the other.
-    if (Atomics.load(header, WAITERS) !== 0) Atomics.notify(header, WRITE_INDEX);
     return true;
   }
 
   /**
    * Append records `body[spans[2i], spans[2i + 1])` for i in [from, to), each with `head`, in
-   * order, as many as fit; the write index is published once at the end (one atomic store and
-   * one look at the waiters for the lot, where tryWriteRange does both per record: the
-   * splunk_hec source writes a request's 100 envelopes with one call).
+   * order, as many as fit; the write index is published once at the end (one atomic store for
+   * the lot, where tryWriteRange does one per record: the splunk_hec source writes a request's
+   * 100 envelopes with one call).
    * @returns how many were written: to - from, or fewer when the next one does not fit now.
    * @throws RangeError like {@link tryWriteRange}, for a bad span or a payload larger than
    * {@link maxPayloadBytes}; the records before it are written and published.
@@ -239,7 +218,6 @@ export class Ring {
       if (write !== this.#write) {
         this.#write = write;
         Atomics.store(header, WRITE_INDEX, write | 0);
-        if (Atomics.load(header, WAITERS) !== 0) Atomics.notify(header, WRITE_INDEX);
       }
     }
     return i - from;
@@ -315,7 +293,7 @@ export class Ring {
     return (write - this.#syncClaimCursor(write)) >>> 0;
   }
 
-  /** The claim cursor, pulled forward to the read index if a release or read() passed it. */
+  /** The claim cursor, pulled forward to the read index if a release passed it. */
   #syncClaimCursor(write: number): number {
     const read = Atomics.load(this.#header, READ_INDEX) >>> 0;
     if (((this.#claimCursor - read) >>> 0) > ((write - read) >>> 0)) this.#claimCursor = read;
@@ -359,65 +337,6 @@ export class Ring {
       copyBytes.call(data, dst, first, 0, n - first);
     }
     return n;
-  }
-
-  // ---------------------------------------------------------------- SPSC consumer
-
-  /**
-   * Plain SPSC consumer (one thread, e.g. a worker): copy out the next payload and release it.
-   * Allocates the returned array. null when the ring is empty.
-   */
-  read(): Uint8Array | null {
-    const header = this.#header;
-    const read = Atomics.load(header, READ_INDEX) >>> 0;
-    const write = Atomics.load(header, WRITE_INDEX) >>> 0;
-    if (read === write) return null;
-    const mask = this.#mask;
-    const pos = read & mask;
-    const len = this.#view.getUint32(pos, true);
-    const out = new Uint8Array(len);
-    if (len !== 0) {
-      const p = (pos + RECORD_HEADER_BYTES) & mask;
-      const data = this.#data;
-      const first = this.capacity - p;
-      if (len <= first) {
-        copyBytes.call(data, out, 0, p, p + len);
-      } else {
-        copyBytes.call(data, out, 0, p, this.capacity);
-        copyBytes.call(data, out, first, 0, len - first);
-      }
-    }
-    Atomics.store(header, READ_INDEX, (read + recordSpan(len)) | 0);
-    return out;
-  }
-
-  /**
-   * Block (bounded) until the ring holds unread data. For a consumer in a worker thread only.
-   * @returns 'ok' when data is available, 'timed-out' after `timeoutMs` without data.
-   * @throws Error on the main thread: blocking it would stall the event loop (and the producer).
-   */
-  waitForData(timeoutMs: number): 'ok' | 'timed-out' {
-    if (isMainThread) throw new Error('Ring.waitForData must not be called on the main thread');
-    if (!(timeoutMs >= 0 && Number.isFinite(timeoutMs))) {
-      throw new RangeError(`waitForData: timeoutMs must be a finite number >= 0, got ${timeoutMs}`);
-    }
-    const header = this.#header;
-    if (Atomics.load(header, WRITE_INDEX) !== Atomics.load(header, READ_INDEX)) return 'ok';
-    const deadline = performance.now() + timeoutMs;
-    Atomics.store(header, WAITERS, 1);
-    try {
-      for (;;) {
-        // Re-check after announcing ourselves: a write published before WAITERS was visible
-        // would not notify, but is seen here.
-        const write = Atomics.load(header, WRITE_INDEX);
-        if (write !== Atomics.load(header, READ_INDEX)) return 'ok';
-        const left = deadline - performance.now();
-        if (left <= 0) return 'timed-out';
-        Atomics.wait(header, WRITE_INDEX, write, left);
-      }
-    } finally {
-      Atomics.store(header, WAITERS, 0);
-    }
   }
 }
 

@@ -4,6 +4,7 @@
  * threads derive the same record stream from one seed. Not exported from the package index.
  */
 import { mulberry32 } from '@sluice/testkit';
+import { forEachRecord, type Ring } from './ring.ts';
 
 export { mulberry32 };
 
@@ -13,7 +14,7 @@ export function randInt(rng: () => number, lo: number, hi: number): number {
 }
 
 /** Byte i of record `seq`: bytes 0..3 carry seq (u32 LE), the rest a pattern of seq and i. */
-export function recordByte(seq: number, i: number): number {
+function recordByte(seq: number, i: number): number {
   if (i < 4) return (seq >>> (8 * i)) & 255;
   return (Math.imul(seq, 31) + Math.imul(i, 7) + (seq >>> 11)) & 255;
 }
@@ -76,4 +77,19 @@ export function lengthStream(seed: number, max: number, typical = 300): () => nu
     if (r < 0.9) return randInt(rng, 1, Math.min(typical, max));
     return randInt(rng, 0, max);
   };
+}
+
+/**
+ * The next record's payload, copied out, and released: a one-record claim + copyOut +
+ * release, as a test consumer (the ring itself has no single-record read). null when every
+ * written record is consumed. Call only while no claimed span is outstanding.
+ */
+export function readRecord(ring: Ring): Uint8Array | null {
+  const span = ring.claim(0);
+  if (span === null) return null;
+  const buf = new Uint8Array((span.end - span.start) >>> 0);
+  let out: Uint8Array | null = null;
+  forEachRecord(buf, ring.copyOut(span.start, span.end, buf), (b, s, e) => (out = b.slice(s, e)));
+  ring.release(span.end);
+  return out;
 }

@@ -1,18 +1,18 @@
+import { ERR_CONFIG, type SluiceErrorCode } from './error-codes.ts';
+
 /**
  * Errors with a stable `code` users can search for, and a message that says what to change.
+ * The code is one of the catalogue's (error-codes.ts, docs/errors.md).
  */
 export class SluiceError extends Error {
-  readonly code: string;
+  readonly code: SluiceErrorCode;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: SluiceErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'SluiceError';
     this.code = code;
   }
 }
-
-/** Code of every configuration error: a bad file, option, reference or value. */
-export const ERR_CONFIG = 'SLUICE_ERR_CONFIG';
 
 /** One problem found in a configuration. `path` names the option (`sinks.s3.bucket`). */
 export interface ConfigIssue {

@@ -4,7 +4,6 @@
  * objects go to. docs/internals.md, "Adding a component", walks through a new one.
  */
 import {
-  INVALID,
   boolean,
   childPath,
   def,

@@ -28,6 +28,7 @@ export interface ObjectStore {
    * Checks the destination is writable (mkdir -p / HeadBucket). Throws SluiceError.
    * May resolve a report for the daemon to log (the file store does); `void` is fine.
    */
+  // biome-ignore lint/suspicious/noConfusingVoidType: stores without a report are `async check(): Promise<void>`.
   check(): Promise<ObjectStoreCheck | void>;
   /**
    * true when an upload's write() copies the chunk before it returns (S3's part buffers), so

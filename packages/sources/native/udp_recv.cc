@@ -1,9 +1,9 @@
 // udp_recv: the udp source's native receiver (Linux). It owns the source's UDP sockets,
 // reads them with recvmmsg from a uv_poll readable callback on the main thread's loop, and
 // writes each datagram as one record into the source's SharedArrayBuffer ring, in exactly the
-// byte format of Ring.tryWrite(datagram, peerHead) (packages/ring/src/ring.ts):
+// byte format of Ring.tryWrite(datagram, peerHead) (packages/ring/src/ring.ts, record-format.ts):
 //
-//   64-byte header (Int32 slots WRITE_INDEX=0, READ_INDEX=1, CAPACITY=2), then the data region
+//   64-byte header (Int32 slots WRITE_INDEX, READ_INDEX, CAPACITY), then the data region
 //   +--------------------+--------------------------------+---------------+
 //   | u32 LE payload len | u8 peerLen | peer | datagram    | 0..3 zero pad |
 //   +--------------------+--------------------------------+---------------+
@@ -36,13 +36,15 @@
 #include <string>
 #include <vector>
 
+#include "generated-constants.h"
+
 namespace {
 
-constexpr uint32_t HEADER_BYTES = 64;
-constexpr int WRITE_INDEX = 0;
-constexpr int READ_INDEX = 1;
-constexpr int CAPACITY = 2;
-constexpr uint32_t RECORD_HEADER_BYTES = 4;
+// The ring's layout and record format (HEADER_BYTES, WRITE_INDEX, READ_INDEX, CAPACITY,
+// RECORD_HEADER_BYTES, MAX_PEER_BYTES, ...): packages/ring/src/record-format.ts, through
+// generated-constants.h (scripts/gen-native-constants.ts).
+using namespace sluice::ring;
+
 // Datagrams per recvmmsg call and per wake-up of one socket. 1024 bounds a wake-up at a few
 // hundred microseconds, so timers, the dispatcher and the other sockets still get their turn.
 constexpr unsigned BATCH = 64;
@@ -55,8 +57,6 @@ constexpr unsigned WAKEUP_BUDGET = 1024;
 constexpr uint64_t COALESCE_MS = 1;
 // Receive slots never need more than 64 KiB: a UDP payload is at most 65,527 bytes.
 constexpr uint32_t MAX_SLOT_BYTES = 65536;
-// MAX_PEER_BYTES of packages/sources/src/source.ts.
-constexpr size_t MAX_PEER_BYTES = 127;
 
 // ------------------------------------------------------------------ the ring (producer side)
 
@@ -176,7 +176,8 @@ bool same_peer(const sockaddr_storage& a, const sockaddr_storage& b) {
 }
 
 // The peer address as Node's dgram reports it (uv_inet_ntop, `%scope` on a link-local IPv6
-// address), then normalizePeer (`::ffff:1.2.3.4` -> `1.2.3.4`), then peerHead: u8 length
+// address), then normalizePeer (`::ffff:1.2.3.4` -> `1.2.3.4`), then peerHead (the ring's
+// record-format.ts): u8 length
 // (at most MAX_PEER_BYTES, so the length byte stays below 0x80, the worker's block flag)
 // and the ASCII bytes (& 0x7f).
 void format_head(Receiver* r, const sockaddr_storage& peer, socklen_t len) {

@@ -2,7 +2,7 @@ export { startTcpSource } from './tcp/tcp.ts';
 export type { TcpSourceOptions } from './tcp/tcp.ts';
 export { startUdpSource } from './udp/udp.ts';
 export type { UdpSourceOptions } from './udp/udp.ts';
-export { peerHead, normalizePeer, formatAddress } from './source.ts';
+export { normalizePeer, formatAddress } from './source.ts';
 export type { Source, SourceContext } from './source.ts';
 export { BUSY_TIMEOUT_MS, GZIP_INFLATE_LIMIT, HEALTH_HIGH_WATER, startSplunkHecSource } from './splunk-hec/hec.ts';
 export type { SplunkHecSourceOptions } from './splunk-hec/hec.ts';

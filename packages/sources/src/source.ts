@@ -1,6 +1,5 @@
 import type { Server } from 'node:net';
 import type { Ring } from '@sluice/ring';
-import { BLOCK_FLAG, PEER_LEN_MASK } from '@sluice/worker';
 import type { Logger, Metrics } from '@sluice/telemetry';
 
 /** What every source gets from the daemon when it is built. */
@@ -34,31 +33,6 @@ export interface Source {
    * SIGHUP). Rejects with a SluiceError (SLUICE_ERR_TLS) and keeps the old ones on any problem.
    */
   reloadTls?(): Promise<void>;
-}
-
-/** Longest peer address in a record head (an IPv6 address with a zone fits): the head byte's low 7 bits; its top bit is BLOCK_FLAG. */
-export const MAX_PEER_BYTES = PEER_LEN_MASK;
-
-/**
- * The peer prefix of a ring record: `u8 length | ASCII address`. Empty (a single 0 byte)
- * when the source has no host_key. See docs/internals.md.
- */
-export function peerHead(address: string | null): Uint8Array {
-  if (address === null) return EMPTY_HEAD;
-  const len = Math.min(address.length, MAX_PEER_BYTES);
-  const head = new Uint8Array(1 + len);
-  head[0] = len;
-  for (let i = 0; i < len; i++) head[1 + i] = address.charCodeAt(i) & 0x7f;
-  return head;
-}
-
-const EMPTY_HEAD = new Uint8Array([0]);
-
-/** The head of a block record: `head` with {@link BLOCK_FLAG} set in its length byte. */
-export function blockHead(head: Uint8Array): Uint8Array {
-  const flagged = Uint8Array.from(head);
-  flagged[0] = head[0]! | BLOCK_FLAG;
-  return flagged;
 }
 
 /** `::ffff:10.0.0.7` (a v4 peer on a dual-stack socket) reads better as `10.0.0.7`. */

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Ring } from '@sluice/ring';
 import { Metrics } from '@sluice/telemetry';
 import type { Source, SourceContext } from './source.ts';
@@ -38,13 +38,8 @@ async function closeFromClient(socket: Socket, data?: string): Promise<void> {
   });
 }
 
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** How long a test waits for lines or connections: generous, the machine may be loaded. */
+const WAIT = { timeout: 30_000, interval: 5 };
 
 const running: Source[] = [];
 afterEach(async () => {
@@ -63,10 +58,10 @@ describe('tcp source', () => {
     const long = 'x'.repeat(65);
     await closeFromClient(socket, `{"a":1}\r\n\n{"b":2}\n${long}\n{"c":3}\n{"tail":true}`);
     const got: Got[] = [];
-    await until(() => {
+    await vi.waitFor(() => {
       drainRing(ring, got);
-      return got.length === 4;
-    });
+      expect(got.length, 'every good line in the ring').toBe(4);
+    }, WAIT);
     expect(got.map((g) => g.record)).toEqual(['{"a":1}', '{"b":2}', '{"c":3}', '{"tail":true}']);
     expect(got.every((g) => g.peer === '127.0.0.1')).toBe(true);
     expect(await counter(metrics, 'sluice_source_received_events_total', {})).toBe(6);
@@ -82,9 +77,10 @@ describe('tcp source', () => {
     running.push(src);
     const socket = await open(src.addresses[0]!);
     const lines = Array.from({ length: 20_000 }, (_, i) => `{"n":${i},"pad":"${'p'.repeat(i % 50)}"}`);
-    const sent = closeFromClient(socket, lines.join('\n') + '\n');
+    const sent = closeFromClient(socket, `${lines.join('\n')}\n`);
     const got: Got[] = [];
-    // Drain slowly, in small spans, telling the source about the space each time.
+    // Drain slowly, in small spans, telling the source about the space each time: a slow consumer on
+    // purpose, that backs off 1 ms on an empty ring (the test's timeout bounds the loop).
     while (got.length < lines.length) {
       if (drainRing(ring, got, 512) === 0) await new Promise((r) => setTimeout(r, 1));
       src.ringSpace();
@@ -103,10 +99,11 @@ describe('tcp source', () => {
     running.push(src);
     const streams = [0, 1, 2].map((c) => Array.from({ length: 15_000 }, (_, i) => `{"c":${c},"n":${i},"pad":"${'q'.repeat((i * 7) % 120)}"}`));
     const sockets = await Promise.all(streams.map(() => open(src.addresses[0]!)));
-    const sent = sockets.map((socket, c) => closeFromClient(socket, streams[c]!.join('\n') + '\n'));
+    const sent = sockets.map((socket, c) => closeFromClient(socket, `${streams[c]!.join('\n')}\n`));
     const got: Got[] = [];
     const total = streams.reduce((n, l) => n + l.length, 0);
     while (got.length < total) {
+      // A slow consumer on purpose, as above: 1 ms back-off on an empty ring.
       if (drainRing(ring, got, 512) === 0) await new Promise((r) => setTimeout(r, 1));
       src.ringSpace();
     }
@@ -125,7 +122,8 @@ describe('tcp source', () => {
     running.push(src);
     const a = await open(src.addresses[0]!);
     const b = await open(src.addresses[0]!);
-    await until(() => true);
+    const openConnections = async (): Promise<number> => counter(metrics, 'sluice_source_open_connections', {});
+    await vi.waitFor(async () => expect(await openConnections(), 'the source to hold both connections').toBe(2), WAIT);
     const c = connect(splitAddress(src.addresses[0]!));
     await new Promise<void>((resolve) => c.once('close', () => resolve()));
     expect(await counter(metrics, 'sluice_source_connections_refused_total', { reason: 'max_connections' })).toBe(1);
@@ -156,10 +154,10 @@ describe('tcp source', () => {
     const socket = await open(src.addresses[0]!);
     await closeFromClient(socket, '{"v6":true}\n');
     const got: Got[] = [];
-    await until(() => {
+    await vi.waitFor(() => {
       drainRing(ring, got);
-      return got.length === 1;
-    });
+      expect(got.length, 'the line in the ring').toBe(1);
+    }, WAIT);
     expect(got[0]).toEqual({ peer: '::1', record: '{"v6":true}' });
   });
 
@@ -167,8 +165,10 @@ describe('tcp source', () => {
     const ring = Ring.create(1 << 16);
     const src = await startTcpSource(context(ring, new Metrics('test')), base);
     const socket = await open(src.addresses[0]!);
-    socket.write('{"before":"shutdown"}\n');
-    await new Promise((r) => setTimeout(r, 50));
+    // Handed to the kernel, not necessarily read yet: drain() must still read it.
+    await new Promise<void>((resolve, reject) =>
+      socket.write('{"before":"shutdown"}\n', (err) => (err ? reject(err) : resolve())),
+    );
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     socket.on('end', () => socket.end());
     await src.drain(200);

@@ -1,5 +1,4 @@
-import { forEachRecord, type Ring } from '@sluice/ring';
-import { BLOCK_FLAG, PEER_LEN_MASK } from '@sluice/worker';
+import { forEachRecord, headPeerLength, isBlockHead, type Ring } from '@sluice/ring';
 
 /** One line of a ring record, decoded: the peer prefix and the line as text (a block record gives one per line). */
 export interface RingRecord {
@@ -19,10 +18,10 @@ export function drainRing(ring: Ring, into: RingRecord[], maxBytes = 1 << 20): n
   const buf = new Uint8Array(span.end - span.start);
   const n = ring.copyOut(span.start, span.end, buf);
   forEachRecord(buf, n, (b, s, e) => {
-    const peerLen = b[s]! & PEER_LEN_MASK;
+    const peerLen = headPeerLength(b[s]!);
     const peer = text.decode(b.subarray(s + 1, s + 1 + peerLen));
     const body = text.decode(b.subarray(s + 1 + peerLen, e));
-    if ((b[s]! & BLOCK_FLAG) === 0) {
+    if (!isBlockHead(b[s]!)) {
       into.push({ peer, record: body });
       return;
     }

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import type { Server as TlsServer, SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
-import { SluiceError } from '@sluice/schema';
+import { ERR_TLS, SluiceError } from '@sluice/schema';
 import type { TlsConfig } from './config.ts';
 
 /** A source's `tls` block, as the daemon passes it (paths as configured). */
@@ -32,7 +32,7 @@ export interface TlsSettings {
  * second even across continents; a connection that has not finished one in 10 s holds a
  * max_connections slot for nothing.
  */
-export const HANDSHAKE_TIMEOUT_SECS = 10;
+const HANDSHAKE_TIMEOUT_SECS = 10;
 
 /** The error tls.Server reports (tlsClientError) for a handshake not done within handshakeTimeout. */
 export function isHandshakeTimeout(err: NodeJS.ErrnoException): boolean {
@@ -87,11 +87,19 @@ export async function reloadServerTls(server: TlsServer, s: TlsSettings, sourceI
     files = { cert, key, ca };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new SluiceError('SLUICE_ERR_TLS', `sources.${sourceId}.tls: cannot read ${e.path ?? 'a file'} (${e.code ?? e.message}); keeping the current certificate`, { cause: err });
+    const what = `${e.path ?? 'a file'} (${e.code ?? e.message})`;
+    throw new SluiceError(ERR_TLS, `sources.${sourceId}.tls: cannot read ${what}; keeping the current certificate`, {
+      cause: err,
+    });
   }
   try {
     server.setSecureContext(contextOptions(files));
   } catch (err) {
-    throw new SluiceError('SLUICE_ERR_TLS', `sources.${sourceId}.tls: the new files are not a usable TLS setup (${(err as Error).message}); keeping the current certificate`, { cause: err });
+    const why = (err as Error).message;
+    throw new SluiceError(
+      ERR_TLS,
+      `sources.${sourceId}.tls: the new files are not a usable TLS setup (${why}); keeping the current certificate`,
+      { cause: err },
+    );
   }
 }

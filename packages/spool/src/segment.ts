@@ -26,13 +26,13 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 
-export const SEGMENT_MAGIC = 0x47534c53; // 'SLSG' little-endian
-export const RECORD_MAGIC = 0x43524c53; // 'SLRC' little-endian
-export const SEGMENT_VERSION = 1;
+const SEGMENT_MAGIC = 0x47534c53; // 'SLSG' little-endian
+const RECORD_MAGIC = 0x43524c53; // 'SLRC' little-endian
+const SEGMENT_VERSION = 1;
 export const SEGMENT_HEADER_BYTES = 12;
 export const RECORD_HEADER_BYTES = 20;
 /** A meta longer than this is corrupt (keys are at most 1024 bytes in S3). */
-export const MAX_META_BYTES = 4096;
+const MAX_META_BYTES = 4096;
 
 /** What a segment says about its object. */
 export interface SegmentMeta {

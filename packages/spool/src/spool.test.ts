@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, writevSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RECORD_HEADER_BYTES, SegmentReader, type SpooledFrame } from './segment.ts';
 import { Spool, type SpoolOptions } from './spool.ts';
 
@@ -232,8 +232,13 @@ describe('Spool segments', () => {
     const seg = spool.open({ key: 'k', codec: 'zstd', createdAtMs: 0 });
     spool.append(seg, randomBytes(100), 1, 100);
     expect(spool.stats.syncs).toBe(0);
-    await new Promise((r) => setTimeout(r, 80));
-    expect(spool.stats.syncs).toBe(1); // only segments written since their last sync
+    await vi.waitFor(
+      () => expect(spool.stats.syncs, 'the timer to sync the segment').toBe(1),
+      { timeout: 30_000, interval: 10 },
+    );
+    // A sleep on purpose: three more periods (60 ms) sync nothing, only segments written since their last sync.
+    await new Promise((r) => setTimeout(r, 60));
+    expect(spool.stats.syncs).toBe(1);
     spool.append(seg, randomBytes(100), 1, 100);
     spool.seal(seg);
     expect(spool.stats.syncs).toBe(2);

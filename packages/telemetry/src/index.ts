@@ -4,5 +4,5 @@ export { Metrics } from './metrics.ts';
 export type { ProbedMetric, UploadStage } from './metrics.ts';
 export { startApiServer } from './api-server.ts';
 export type { Readiness, ApiServerOptions } from './api-server.ts';
-export { SpoolMetrics } from './spool-metrics.ts';
+export { SPOOL_DROP_REASONS, SpoolMetrics, type SpoolDropReason } from './spool-metrics.ts';
 export { DiskMetrics } from './disk-metrics.ts';

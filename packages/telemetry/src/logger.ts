@@ -47,42 +47,42 @@ export interface LevelLogger {
  * bounds it anyway.
  */
 export class RateLimitedLog {
-  private readonly seen = new Map<string, { last: number; suppressed: number }>();
-  private readonly logger: LevelLogger;
-  private readonly intervalMs: number;
-  private readonly maxKeys: number;
-  private readonly now: () => number;
+  readonly #seen = new Map<string, { last: number; suppressed: number }>();
+  readonly #logger: LevelLogger;
+  readonly #intervalMs: number;
+  readonly #maxKeys: number;
+  readonly #now: () => number;
 
   constructor(logger: LevelLogger, intervalMs = 60_000, maxKeys = 1024, now: () => number = Date.now) {
-    this.logger = logger;
-    this.intervalMs = intervalMs;
-    this.maxKeys = maxKeys;
-    this.now = now;
+    this.#logger = logger;
+    this.#intervalMs = intervalMs;
+    this.#maxKeys = maxKeys;
+    this.#now = now;
   }
 
   warn(key: string, fields: Record<string, unknown>, msg: string): void {
-    this.write('warn', key, fields, msg);
+    this.#write('warn', key, fields, msg);
   }
 
   error(key: string, fields: Record<string, unknown>, msg: string): void {
-    this.write('error', key, fields, msg);
+    this.#write('error', key, fields, msg);
   }
 
-  private write(level: 'warn' | 'error', key: string, fields: Record<string, unknown>, msg: string): void {
-    const now = this.now();
-    let entry = this.seen.get(key);
+  #write(level: 'warn' | 'error', key: string, fields: Record<string, unknown>, msg: string): void {
+    const now = this.#now();
+    let entry = this.#seen.get(key);
     if (entry === undefined) {
-      if (this.seen.size >= this.maxKeys) this.seen.clear();
+      if (this.#seen.size >= this.#maxKeys) this.#seen.clear();
       entry = { last: -Infinity, suppressed: 0 };
-      this.seen.set(key, entry);
+      this.#seen.set(key, entry);
     }
-    if (now - entry.last < this.intervalMs) {
+    if (now - entry.last < this.#intervalMs) {
       entry.suppressed++;
       return;
     }
     const suppressed = entry.suppressed;
     entry.last = now;
     entry.suppressed = 0;
-    this.logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+    this.#logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
   }
 }

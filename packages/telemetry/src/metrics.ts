@@ -84,11 +84,11 @@ export class Metrics {
   readonly buildInfo: Gauge<'version' | 'node_version'>;
 
   /** Gauges read at scrape time: metric name → function that sets its current values. */
-  private readonly probes = new Map<string, (() => void)[]>();
+  readonly #probes = new Map<string, (() => void)[]>();
 
   constructor(version: string) {
     const registers = [this.registry];
-    const probes = this.probes;
+    const probes = this.#probes;
     const probe = function probe(this: unknown): void {
       for (const fn of probes.get((this as { name: string }).name) ?? []) fn();
     };
@@ -152,8 +152,8 @@ export class Metrics {
 
   /** Set how a scrape-time gauge reads its value (ring fill, worker queue, utilisation). */
   probe(metricName: ProbedMetric, fn: () => void): void {
-    const list = this.probes.get(metricName) ?? [];
+    const list = this.#probes.get(metricName) ?? [];
     list.push(fn);
-    this.probes.set(metricName, list);
+    this.#probes.set(metricName, list);
   }
 }

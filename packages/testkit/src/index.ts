@@ -1,15 +1,7 @@
 /**
- * mulberry32: a tiny seeded PRNG returning floats in [0, 1). The same seed gives the same
- * sequence on every machine and thread, which is what seeded tests, benchmarks and the load
- * generator need (not cryptography).
+ * Seeded data and condition waits for Sluice's tests, benchmarks and load generator. The tmpfs
+ * (it spawns mount(8)) and the slow writer are subpath exports: @sluice/testkit/tmpfs, /pieces.
  */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from './prng.ts';
+export { kernelLine, serviceLine, TalosLineGenerator, type LineOptions } from './talos-lines.ts';
+export { waitUntil } from './wait.ts';

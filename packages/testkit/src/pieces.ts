@@ -5,6 +5,7 @@
 export async function writeInPieces(out: { write(chunk: Uint8Array | string): unknown; end(): unknown }, data: Uint8Array | string, pieceBytes: number, everyMs: number): Promise<void> {
   for (let off = 0; off < data.length; off += pieceBytes) {
     out.write(data.slice(off, off + pieceBytes));
+    // A pause on purpose: the pace is what the test is about.
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
   out.end();

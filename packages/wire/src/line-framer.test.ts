@@ -74,7 +74,7 @@ function frame(chunks: Uint8Array[], max: number, refuse: () => boolean = () => 
       // over the chunks, as the next read would.
       framer.drain(emit);
       framer.retain();
-      for (let k = i + 1 - batch < 0 ? 0 : i + 1 - batch; k <= i; k++) chunks[k]!.fill(0x5a);
+      for (let k = Math.max(i + 1 - batch , 0); k <= i; k++) chunks[k]!.fill(0x5a);
     }
     while (!framer.drain(emit)) if (++spins > 1e6) fail('drain never completes');
     if (framer.bufferedBytes() > max + 1) fail(`holds ${framer.bufferedBytes()} bytes after drain`);
@@ -104,10 +104,10 @@ const BODY = [
   'héllo wörld ✓ 🚀', // 2-, 3- and 4-byte UTF-8
   '€€€€€€€€€€', // 30 bytes of 3-byte chars
   'x'.repeat(MAX), // exactly max: accepted
-  'y'.repeat(MAX) + '\r', // exactly max after CRLF: accepted
+  `${'y'.repeat(MAX)}\r`, // exactly max after CRLF: accepted
   'z'.repeat(MAX + 1), // max + 1: oversize
-  'w'.repeat(MAX + 1) + '\r', // max + 1 after CRLF: oversize
-  'v'.repeat(MAX - 1) + '\r\r', // one '\r' removed, the other is data: max, accepted
+  `${'w'.repeat(MAX + 1)}\r`, // max + 1 after CRLF: oversize
+  `${'v'.repeat(MAX - 1)}\r\r`, // one '\r' removed, the other is data: max, accepted
   '\r\r',
   'L'.repeat(100),
   'M'.repeat(1000),
@@ -119,12 +119,12 @@ const BODY = [
 ].join('\n');
 
 const CORPORA: Record<string, Uint8Array> = {
-  'ends with a newline': enc.encode(BODY + '\n'),
-  'unterminated final line': enc.encode(BODY + '\ntail-line-€'),
-  'final line with a trailing CR': enc.encode(BODY + '\nabc\r'),
-  'final line exactly max + CR': enc.encode(BODY + '\n' + 'P'.repeat(MAX) + '\r'),
-  'oversize final line': enc.encode(BODY + '\n' + 'Q'.repeat(MAX + 9)),
-  'oversize final line of max + 1': enc.encode(BODY + '\n' + 'R'.repeat(MAX + 1)),
+  'ends with a newline': enc.encode(`${BODY}\n`),
+  'unterminated final line': enc.encode(`${BODY}\ntail-line-€`),
+  'final line with a trailing CR': enc.encode(`${BODY}\nabc\r`),
+  'final line exactly max + CR': enc.encode(`${BODY}\n${'P'.repeat(MAX)}\r`),
+  'oversize final line': enc.encode(`${BODY}\n${'Q'.repeat(MAX + 9)}`),
+  'oversize final line of max + 1': enc.encode(`${BODY}\n${'R'.repeat(MAX + 1)}`),
   'only newlines': enc.encode('\n\n\r\n\n'),
 };
 
@@ -175,7 +175,7 @@ describe('LineFramer against the reference, any chunking', () => {
     expect(r.empty).toBe(4); // '', '\r', '', ''
     expect(r.lines).toContain('x'.repeat(MAX));
     expect(r.lines).toContain('y'.repeat(MAX));
-    expect(r.lines).toContain('v'.repeat(MAX - 1) + '\r');
+    expect(r.lines).toContain(`${'v'.repeat(MAX - 1)}\r`);
     expect(r.lines).toContain('\r');
     expect(r.lines.at(-1)).toBe(bytesKey(enc.encode('tail-line-€')));
     const dec = new TextDecoder('utf-8', { fatal: true });
@@ -194,7 +194,10 @@ describe('LineFramer behaviour', () => {
     const seen: [Uint8Array, number, number][] = [];
     expect(framer.drain(() => true)).toBe(true);
     framer.push(chunk);
-    expect(framer.drain((buf, s, e) => (seen.push([buf, s, e]), true))).toBe(true);
+    expect(framer.drain((buf, s, e) => {
+        seen.push([buf, s, e]);
+        return true;
+      })).toBe(true);
     expect(seen).toEqual([
       [chunk, 0, 3],
       [chunk, 4, 7],
@@ -205,7 +208,11 @@ describe('LineFramer behaviour', () => {
     const next = enc.encode('ial\n');
     framer.push(next);
     let assembled: Uint8Array | null = null;
-    framer.drain((buf, s, e) => ((assembled = buf), expect(bytesKey(buf, s, e)).toBe('partial'), true));
+    framer.drain((buf, s, e) => {
+      assembled = buf;
+      expect(bytesKey(buf, s, e)).toBe('partial');
+      return true;
+    });
     expect(assembled).not.toBe(next);
     expect(assembled).not.toBe(chunk);
   });
@@ -247,7 +254,7 @@ describe('LineFramer behaviour', () => {
     const framer = new LineFramer(8);
     const got: string[] = [];
     const emit = (buf: Uint8Array, s: number, e: number) => got.push(bytesKey(buf, s, e)) > 0;
-    framer.push(enc.encode('ok\n' + 'A'.repeat(12)));
+    framer.push(enc.encode(`ok\n${'A'.repeat(12)}`));
     expect(framer.drain(emit)).toBe(true);
     expect(framer.oversizeLines).toBe(1); // before its '\n' arrived
     expect(framer.bufferedBytes()).toBe(0);
@@ -256,7 +263,7 @@ describe('LineFramer behaviour', () => {
       expect(framer.drain(emit)).toBe(true);
       expect(framer.bufferedBytes()).toBe(0);
     }
-    framer.push(enc.encode('AAA\nfine\n' + 'B'.repeat(20) + '\nalso ok\n'));
+    framer.push(enc.encode(`AAA\nfine\n${'B'.repeat(20)}\nalso ok\n`));
     expect(framer.drain(emit)).toBe(true);
     expect(got).toEqual(['ok', 'fine', 'also ok']);
     expect(framer.oversizeLines).toBe(2);
@@ -267,7 +274,7 @@ describe('LineFramer behaviour', () => {
     const got: string[] = [];
     const emit = (buf: Uint8Array, s: number, e: number) => got.push(bytesKey(buf, s, e)) > 0;
     let peak = 0;
-    for (const byte of enc.encode('12345678\r\n' + 'C'.repeat(500) + '\nabc')) {
+    for (const byte of enc.encode(`12345678\r\n${'C'.repeat(500)}\nabc`)) {
       framer.push(Uint8Array.of(byte));
       framer.drain(emit);
       peak = Math.max(peak, framer.bufferedBytes());

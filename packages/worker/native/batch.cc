@@ -76,6 +76,7 @@
 #include <vector>
 
 #include "facts.h"
+#include "generated-constants.h"
 
 // -DBATCH_SCALAR builds the portable loop on x86-64 too (to test what aarch64 runs).
 #if defined(__SSE2__) && !defined(BATCH_SCALAR)
@@ -88,56 +89,17 @@ namespace {
 // Rare work kept out of the line loop, so the common path stays compact in the instruction cache.
 #define BATCH_COLD __attribute__((noinline, cold))
 
-// ------------------------------------------------------------------ state slots (batch-native.ts)
+// ------------------------------------------------------------------ shared with the TypeScript
 
-enum Slot : int {
-  S_LENGTH = 0,
-  S_MAX_DEPTH = 1,
-  S_DEAD_LETTER = 2,
-  S_OFF = 3,
-  S_LINE = 4,
-  S_POS = 5,
-  S_DL_POS = 6,
-  S_NEED = 7,
-  S_DL_NEED = 8,
-  S_RECORDS = 9,
-  S_ACCEPTED = 10,
-  S_INPUT_BYTES = 11,
-  S_SERVICE = 12,
-  S_KERNEL = 13,
-  S_OTHER = 14,
-  S_MALFORMED = 15,  // + reason
-  S_F_RECORDS = 21,  // the index facts (facts.h): records decided here, of them untimed,
-  S_F_UNTIMED = 22,  // uncertain lines sent back, 1 when more than the buffer holds,
-  S_F_UNCERTAIN = 23,  // 1 when `times` holds a range
-  S_F_OVERFLOW = 24,
-  S_F_HAS_TIME = 25,
-  S_COUNT = 26,
-};
+// The state slots (S_*, STATE_SLOTS), statuses (ST_*), malformed reasons (R_*, REASON_NAMES),
+// scanner results (SCAN_*, the json-scan.ts bits), MAX_SCAN_DEPTH and KEY_INHERITED come from
+// packages/worker/src/native-constants.ts; PEER_LEN_MASK and BLOCK_FLAG from the ring's
+// record-format.ts: generated-constants.h (scripts/gen-native-constants.ts).
+using namespace sluice::ring;
+using namespace sluice::worker;
 
-enum Status : int {
-  ST_DONE = 0,  // the batch is done
-  ST_GROW = 1,  // out or dl is too small for the next line (NEED, DL_NEED): grow it, call again
-};
-
-// Malformed reasons: indices into process.ts MALFORMED_REASONS (the envelopes' "reason").
-enum Reason : int { R_INVALID_FRAME = 0, R_EMPTY, R_INVALID_UTF8, R_INVALID_JSON, R_NOT_OBJECT, R_TOO_DEEP, R_COUNT };
-constexpr const char* REASON_NAMES[R_COUNT] = {"invalid_frame", "empty", "invalid_utf8", "invalid_json", "not_object", "too_deep"};
-
-// Scanner results: the SCAN_* of json-scan.ts.
-constexpr int SCAN_REJECT = -1;
-constexpr int SCAN_OK = 1;
-constexpr int SCAN_COLLIDES = 2;
-constexpr int SCAN_TALOS_SERVICE = 4;
-constexpr int SCAN_FACILITY = 8;
-constexpr int SCAN_PRIORITY = 16;
-constexpr int SCAN_CLOCK = 32;
-constexpr int SCAN_SEQ = 64;
-constexpr int SCAN_KERNEL = SCAN_FACILITY | SCAN_PRIORITY | SCAN_CLOCK | SCAN_SEQ;
-
-constexpr int MAX_SCAN_DEPTH = 1024;
-constexpr uint8_t PEER_LEN_MASK = 0x7f;
-constexpr uint8_t BLOCK_FLAG = 0x80;
+// The malformed counts fit between S_MALFORMED and the index facts' slots.
+static_assert(S_MALFORMED + R_COUNT <= S_F_RECORDS && S_F_HAS_TIME < STATE_SLOTS, "state slots overlap");
 
 // Byte classes.
 constexpr uint8_t C_PLAIN = 1;   // may appear as is inside a JSON string: 0x20..0x7f but '"' and '\'
@@ -166,9 +128,9 @@ inline bool isWs(uint8_t c) { return (CLS.c[c] & C_WS) != 0; }
 // ------------------------------------------------------------------ the packed tag plan
 
 // u32 LE words: tagLen, tagHostLen, hasHostKey, nKeys (extra tags), nInject (nKeys + hasHostKey),
-// then per injected key its length and its flags (KEY_INHERITED); then the bytes: tagBytes,
-// tagHostBytes, every injectKeyBytes in order.
-constexpr uint32_t KEY_INHERITED = 1;  // `({})[key] !== undefined` in JS: "constructor", "__proto__", ...
+// then per injected key its length and its flags (KEY_INHERITED: `({})[key] !== undefined` in
+// JS, "constructor", "__proto__", ...); then the bytes: tagBytes, tagHostBytes, every
+// injectKeyBytes in order.
 
 struct Plan {
   const uint8_t* tag;
@@ -1289,7 +1251,7 @@ int process(const uint8_t* src, size_t srcLen, uint8_t* out, size_t outLen, uint
   st[S_KERNEL] += r.kernel;
   st[S_OTHER] += r.other;
   for (int k = 0; k < R_COUNT; k++) st[S_MALFORMED + k] += r.malformed[k];
-  if (fb != nullptr) fb->save(st, S_F_RECORDS);
+  if (fb != nullptr) fb->save(st);
   return status;
 }
 
@@ -1330,7 +1292,7 @@ napi_value ProcessRecords(napi_env env, napi_callback_info info) {
   }
   void* state = nullptr;
   size_t stateLen = 0;
-  if (!typedArray(env, argv[5], napi_float64_array, &state, &stateLen) || stateLen < S_COUNT) {
+  if (!typedArray(env, argv[5], napi_float64_array, &state, &stateLen) || stateLen < STATE_SLOTS) {
     napi_throw_type_error(env, nullptr, "processRecords: state must be a Float64Array of the batch-native.ts slots");
     return nullptr;
   }
@@ -1348,7 +1310,7 @@ napi_value ProcessRecords(napi_env env, napi_callback_info info) {
   facts::Batch fb;
   if (withFacts && !fb.load(static_cast<const uint8_t*>(data[6]), lens[6], static_cast<uint32_t*>(factsData), factsLen,
                             static_cast<uint8_t*>(data[7]), lens[7], static_cast<const uint8_t*>(data[1]),
-                            static_cast<const double*>(state), S_F_RECORDS)) {
+                            static_cast<const double*>(state))) {
     napi_throw_range_error(env, nullptr, "processRecords: fields, facts or times do not hold the index facts (batch-native.ts packFields)");
     return nullptr;
   }

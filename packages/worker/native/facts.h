@@ -22,7 +22,7 @@
 // ST_GROW resumes with them): `facts` (Uint32Array: per field 1 + 2 * 64 words, the count of
 // distinct values or MANY, then (offset, length) of each value's text in the NDJSON output; then
 // (start, end) of each uncertain line), `times` (the earliest and latest canonical time, 29 bytes
-// each) and the S_F_* slots of the state.
+// each) and the S_F_* slots of the state (packages/worker/src/native-constants.ts).
 
 #ifndef SLUICE_FACTS_H
 #define SLUICE_FACTS_H
@@ -33,13 +33,18 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "generated-constants.h"
+
 namespace facts {
 
-constexpr uint32_t MAX_VALUES = 64;  // facts.ts MAX_FIELD_VALUES
-constexpr uint32_t MANY = 0xffffffffu;
-constexpr uint32_t MAX_FIELDS = 32;
-constexpr size_t STRIDE = 1 + 2 * MAX_VALUES;
-constexpr size_t TIME_LEN = 29;  // YYYY-MM-DDTHH:MM:SS.nnnnnnnnn
+// The buffers' layout, shared with facts.ts: packages/worker/src/native-constants.ts, through
+// generated-constants.h.
+constexpr uint32_t MAX_VALUES = sluice::worker::MAX_FIELD_VALUES;
+constexpr uint32_t MANY = sluice::worker::F_MANY;
+constexpr uint32_t MAX_FIELDS = sluice::worker::F_MAX_FIELDS;
+constexpr size_t STRIDE = sluice::worker::F_STRIDE;
+constexpr size_t TIME_LEN = sluice::worker::F_TIME_LEN;  // YYYY-MM-DDTHH:MM:SS.nnnnnnnnn
+static_assert(STRIDE == 1 + 2 * MAX_VALUES, "a field's words: its count, then (offset, length) per value");
 
 
 inline uint64_t load64(const uint8_t* p) {
@@ -327,7 +332,7 @@ class Batch {
   // Reads the packed fields (u32 LE count, then per field u32 LE length and its name as JSON
   // writes it, quotes included) and the state kept in JS's buffers. False: malformed arguments.
   bool load(const uint8_t* fp, size_t fLen, uint32_t* facts, size_t factsLen, uint8_t* times, size_t timesLen,
-            const uint8_t* out, const double* st, int slotRecords) {
+            const uint8_t* out, const double* st) {
     if (fLen < 4) return false;
     nFields = u32le(fp);
     if (nFields > MAX_FIELDS) return false;
@@ -359,11 +364,12 @@ class Batch {
     lineCap = (factsLen - nFields * STRIDE) / 2;
     this->times = times;
     // Resume: the sets from their spans (the output may have moved: hashes again from its bytes).
-    records = st[slotRecords];
-    untimed = st[slotRecords + 1];
-    uncertain = static_cast<size_t>(st[slotRecords + 2]);
-    overflow = st[slotRecords + 3] == 1;
-    hasTime = st[slotRecords + 4] == 1;
+    using namespace sluice::worker;
+    records = st[S_F_RECORDS];
+    untimed = st[S_F_UNTIMED];
+    uncertain = static_cast<size_t>(st[S_F_UNCERTAIN]);
+    overflow = st[S_F_OVERFLOW] == 1;
+    hasTime = st[S_F_HAS_TIME] == 1;
     if (uncertain > lineCap) return false;
     for (uint32_t i = 0; i < nFields; i++) {
       const uint32_t* w = spans + i * STRIDE;
@@ -388,12 +394,13 @@ class Batch {
   }
 
   // Back into JS's buffers.
-  void save(double* st, int slotRecords) const {
-    st[slotRecords] = records;
-    st[slotRecords + 1] = untimed;
-    st[slotRecords + 2] = static_cast<double>(uncertain);
-    st[slotRecords + 3] = overflow ? 1 : 0;
-    st[slotRecords + 4] = hasTime ? 1 : 0;
+  void save(double* st) const {
+    using namespace sluice::worker;
+    st[S_F_RECORDS] = records;
+    st[S_F_UNTIMED] = untimed;
+    st[S_F_UNCERTAIN] = static_cast<double>(uncertain);
+    st[S_F_OVERFLOW] = overflow ? 1 : 0;
+    st[S_F_HAS_TIME] = hasTime ? 1 : 0;
     for (uint32_t i = 0; i < nFields; i++) {
       uint32_t* w = spans + i * STRIDE;
       const ValueSet& v = sets[i];

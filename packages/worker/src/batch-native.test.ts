@@ -6,16 +6,18 @@
  * nesting, invalid frames), each now decided in C++ within one call per batch. The one thing
  * the addon still returns for, an output buffer to grow, is checked directly.
  *
- * Under CI=true the addon must be there: these tests fail without it. Elsewhere they are
- * skipped, with the reason in the suite's title, when it is not built.
+ * Every case runs on each build of batch.cc (test-batch-builds.ts): the default one (SSE2 on
+ * x86-64) and the portable one (-DBATCH_SCALAR, what aarch64 runs). Under CI=true both must be
+ * there: these tests fail without them. Elsewhere a build that is not there is skipped, with the
+ * reason in the suite's title.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BLOCK_FLAG, encodePayload } from '@sluice/ring';
 import {
   NATIVE_BATCH_ADDON,
   STATE_SLOTS,
   ST_DONE,
   ST_GROW,
-  S_DEAD_LETTER,
   S_DL_POS,
   S_LENGTH,
   S_LINE,
@@ -31,26 +33,27 @@ import {
   type NativeBatchAddon,
 } from './batch-native.ts';
 import { type BatchFacts, FactsScanner, indexFieldsFor, parsedRecordTime } from './facts.ts';
-import { TalosLineGenerator, buildBatch, encodeBlock, encodePayload, mulberry32, recordSpan } from './fixture.ts';
+import { mulberry32, TalosLineGenerator } from '@sluice/testkit';
+import { buildBatch, encodeBlock, recordSpan, talosBatch } from './fixture.ts';
+import { BATCH_BUILDS, useBatchBuild, type BatchBuild } from './test-batch-builds.ts';
 import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, type BatchOutput, type MalformedReason, type TagPlan } from './process.ts';
 
 const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
+/** What BatchProcessor loads; useBatchBuild points its processRecords at each build in turn. */
 const load = loadNativeBatch();
-const SKIP = !load.ok && !CI;
-const TITLE = SKIP ? `native batch addon SKIPPED, not built: ${(load as { reason: string }).reason}` : 'native batch addon';
-if (SKIP) console.warn(`batch-native.test.ts: skipped: ${(load as { reason: string }).reason}`);
+/** Each build's cases run when it loads, and under CI always (a build that does not load then fails them). */
+const skipped = (b: BatchBuild): boolean => !b.load.ok && !CI;
+const whyNot = (b: BatchBuild): string => (b.load.ok ? '' : b.load.reason);
+const titleOf = (b: BatchBuild): string =>
+  skipped(b) ? `native batch addon, ${b.name}, SKIPPED, not built: ${whyNot(b)}` : `native batch addon, ${b.name}`;
+for (const b of BATCH_BUILDS) if (skipped(b)) console.warn(`batch-native.test.ts: ${b.name} skipped: ${whyNot(b)}`);
 
 const enc = new TextEncoder();
 const bytes = (x: Uint8Array | string): Uint8Array => (typeof x === 'string' ? enc.encode(x) : x);
 
-/** A single-line payload whose peer is any bytes (encodePayload takes a string peer). */
+/** A single-line payload whose peer is any bytes. */
 function rawPeerPayload(peer: readonly number[], line: Uint8Array | string): Uint8Array {
-  const l = bytes(line);
-  const out = new Uint8Array(1 + peer.length + l.length);
-  out[0] = peer.length;
-  out.set(peer, 1);
-  out.set(l, 1 + peer.length);
-  return out;
+  return encodePayload(Uint8Array.from(peer), line);
 }
 
 interface Outcome {
@@ -254,7 +257,7 @@ class Corpus {
       return `{"msg":"${'x'.repeat(n)}${this.pick(['', '\\"', 'é', '\\u0041'])}","n":${n}}`;
     }
     if (r < 0.82) return `\ufeff${this.ws()}${this.gen.next()}${this.ws()}`; // BOM
-    if (r < 0.86) return this.pick(['', ' ', '\t \t', '\r', '\ufeff', '\ufeff ', '[]', '"s"', '1', 'null', '[{"a":1}]', '{"a":1}{"b":2}', '{"a":1} x', '\ufeff\ufeff{}', ' \ufeff{}', '[' + arrays(2000) + ']']);
+    if (r < 0.86) return this.pick(['', ' ', '\t \t', '\r', '\ufeff', '\ufeff ', '[]', '"s"', '1', 'null', '[{"a":1}]', '{"a":1}{"b":2}', '{"a":1} x', '\ufeff\ufeff{}', ' \ufeff{}', `[${arrays(2000)}]`]);
     if (r < 0.9) {
       // Numbers and literals at their edges.
       const v = this.pick(['0', '-0', '1.5e+10', '1E-2', '-12.50', '123456789012345678901234567890', 'true', 'false', 'null', '01', '1.', '-', '.5', '1e', 'tru', 'nul', '+1', '-01', '1e+', '0x1']);
@@ -327,13 +330,19 @@ class Corpus {
       } else if (r < 0.95) {
         const lines = Array.from({ length: this.int(12) }, () => this.line());
         const peer = this.peer();
-        let block = encodeBlock('', lines, this.pick(['\n', '\r\n']));
-        block = Buffer.concat([Uint8Array.of(0x80 | peer.length), Uint8Array.from(peer), block.subarray(1)]);
+        const body = encodeBlock('', lines, this.pick(['\n', '\r\n'])).subarray(1);
+        let block = encodePayload(Uint8Array.from(peer), body, true);
         if (this.rand() < 0.25 && block.length > 1 + peer.length) block = block.subarray(0, block.length - 1); // no final '\n'
         out.push(block);
       } else {
         // Invalid frames: zero-length payload, peerLen beyond the payload (single and block).
-        out.push(this.pick([new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), Uint8Array.of(0x80 | 9, 0x31), Uint8Array.of(5), Uint8Array.of(3, 0xff, 0x0a)]));
+        out.push(this.pick([
+          new Uint8Array(0),
+          Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d),
+          Uint8Array.of(BLOCK_FLAG | 9, 0x31),
+          Uint8Array.of(5),
+          Uint8Array.of(3, 0xff, 0x0a),
+        ]));
       }
     }
     return out;
@@ -354,11 +363,22 @@ const BATCHES = Number(process.env['BATCH_NATIVE_FUZZ_BATCHES'] ?? 120);
 const SEED = Number(process.env['BATCH_NATIVE_FUZZ_SEED'] ?? 20261123);
 const DEPTHS = [3, DEFAULT_MAX_DEPTH, Infinity, 1500, 2.5, 1024, 1];
 
-describe.skipIf(SKIP)(TITLE, () => {
-  it('loads from build-native/batch.node, exports processRecords, and BatchProcessor reports which path runs', () => {
-    const dir = process.env['SLUICE_WORKER_ADDON_DIR'] ?? 'packages/worker/build-native';
-    expect(NATIVE_BATCH_ADDON.endsWith(`${dir.replace(/\/$/, '')}/batch.node`)).toBe(true);
+for (const build of BATCH_BUILDS) describe.skipIf(skipped(build))(titleOf(build), () => {
+  let undo = (): void => {};
+  beforeAll(() => {
+    undo = useBatchBuild(build);
+  });
+  afterAll(() => undo());
+
+  it('loads from build-native/, exports processRecords, and BatchProcessor reports which path runs', () => {
+    const dir = (process.env['SLUICE_WORKER_ADDON_DIR'] ?? 'packages/worker/build-native').replace(/\/$/, '');
+    expect(NATIVE_BATCH_ADDON.endsWith(`${dir}/batch.node`)).toBe(true);
+    expect(build.path.endsWith(`${dir}/${build === BATCH_BUILDS[0] ? 'batch' : 'batch-scalar'}.node`)).toBe(true);
     expect(load.ok, load.ok ? '' : load.reason).toBe(true);
+    expect(build.load.ok, whyNot(build)).toBe(true);
+    // What every BatchProcessor of this thread calls now.
+    const addonOf = (l: typeof load): NativeBatchAddon => (l as { addon: NativeBatchAddon }).addon;
+    expect(addonOf(load).processRecords).toBe(addonOf(build.load).processRecords);
     expect(loadNativeBatch()).toBe(load); // once per thread
     expect(new BatchProcessor({ native: 'on' }).implementation).toBe('native');
     expect(new BatchProcessor().implementation).toBe('native'); // auto
@@ -512,7 +532,9 @@ describe.skipIf(SKIP)(TITLE, () => {
     const malformed = cases.filter(([, v]) => v !== 'accepted');
     expect(reasonsOf(r)).toEqual(malformed.map(([, v]) => v));
     const env = r.deadLetter!.toString().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    env.forEach((e, i) => expect(e).toEqual({ reason: malformed[i]![1], component_id: 'src', peer: '10.0.0.7', raw: malformed[i]![0] }));
+    for (const [i, e] of env.entries()) {
+      expect(e).toEqual({ reason: malformed[i]![1], component_id: 'src', peer: '10.0.0.7', raw: malformed[i]![0] });
+    }
     const out = r.ndjson.toString().trimEnd().split('\n');
     expect(out).toEqual([
       '{"a":[[[[]]]],"a":1,"cluster":"prod","host":"10.0.0.7"}',
@@ -547,7 +569,7 @@ describe.skipIf(SKIP)(TITLE, () => {
     const plan = compileTagPlan({ t: 'v' }, 'host');
     const peers = [[0x22], [0x5c], [0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f], [0x7f], [0x80, 0xc3, 0xa9, 0xff], Array.from({ length: 127 }, (_, i) => 127 - i)];
     const payloads = peers.flatMap((p) => [rawPeerPayload(p, '{"m":1}'), rawPeerPayload(p, '{"cluster":1,"host":"x"}'), rawPeerPayload(p, '{bad')]);
-    payloads.push(Buffer.concat([Uint8Array.of(0x80 | 3), Uint8Array.of(0x22, 0x0a, 0xe9), Buffer.from('{"a":1}\n{"b":\n')]));
+    payloads.push(encodePayload(Uint8Array.of(0x22, 0x0a, 0xe9), '{"a":1}\n{"b":\n', true));
     const r = both(buildBatch(payloads), plan);
     const hosts = r.ndjson.toString().trimEnd().split('\n').map((l) => (JSON.parse(l) as { host: string }).host);
     const latin1 = (p: number[]): string => Buffer.from(p).toString('latin1');
@@ -585,7 +607,8 @@ describe.skipIf(SKIP)(TITLE, () => {
   it('invalid frames: counted, dead-lettered with their raw payload, the batch goes on or ends as the TypeScript path does', () => {
     const plan = compileTagPlan({}, 'host');
     const ok = encodePayload('h', '{"i":1}');
-    const payloads = [ok, new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), ok, Uint8Array.of(0x80 | 9, 0x31), ok];
+    const badBlock = Uint8Array.of(BLOCK_FLAG | 9, 0x31);
+    const payloads = [ok, new Uint8Array(0), Uint8Array.of(20, 0x31, 0x32, 0x7b, 0x7d), ok, badBlock, ok];
     const batch = buildBatch(payloads);
     const r = both(batch, plan);
     expect(reasonsOf(r)).toEqual(['invalid_frame', 'invalid_frame', 'invalid_frame']);
@@ -598,7 +621,7 @@ describe.skipIf(SKIP)(TITLE, () => {
 
   it('one native call per batch in the common case (realistic Talos batch, blocks included)', () => {
     const gen = new TalosLineGenerator(5);
-    const { payloads, lines } = gen.batch('10.0.0.7', 200 * 1024);
+    const { payloads, lines } = talosBatch(gen, '10.0.0.7', 200 * 1024);
     const half = lines.length >> 1;
     const batch = buildBatch([...payloads.slice(0, half), encodeBlock('10.0.0.7', lines.slice(half), '\r\n')]);
     const plan = compileTagPlan({ cluster: 'prod' }, 'host');
@@ -614,7 +637,7 @@ describe.skipIf(SKIP)(TITLE, () => {
     const plan = compileTagPlan({ cluster: 'prod', region: 'eu' }, 'host');
     // 1.2 MiB of output from a fresh processor (256 KiB buffer): grows mid-batch, mid-block too,
     // and one line bigger than the doubled buffer.
-    const { payloads, lines } = gen.batch('10.0.0.7', 600 * 1024);
+    const { payloads, lines } = talosBatch(gen, '10.0.0.7', 600 * 1024);
     const huge = `{"msg":"${'z'.repeat(1_200_000)}"}`;
     const batch = buildBatch([
       ...payloads.slice(0, 1000),
@@ -656,7 +679,7 @@ describe.skipIf(SKIP)(TITLE, () => {
   it('reads only [0, length) of any Uint8Array view: offset views, SharedArrayBuffer, padding bytes', () => {
     const gen = new TalosLineGenerator(3);
     const plan = compileTagPlan({ t: 'v' }, 'host');
-    const { payloads } = gen.batch('10.0.0.1', 16 * 1024);
+    const { payloads } = talosBatch(gen, '10.0.0.1', 16 * 1024);
     const batch = buildBatch([...payloads, encodePayload('', '{"last":"x"}')], 0xff);
     const shared = new Uint8Array(new SharedArrayBuffer(batch.length + 64));
     shared.fill(0x7b);

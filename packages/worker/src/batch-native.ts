@@ -35,45 +35,44 @@
  * key instead of a second pass over the output.
  */
 import { loadAddon, workerAddonPath, type AddonLoad } from './native-addon.ts';
+import { KEY_INHERITED } from './native-constants.ts';
 
 /** Path of the built addon (native-addon.ts: build-native/, or SLUICE_WORKER_ADDON_DIR for sanitizer builds). */
 export const NATIVE_BATCH_ADDON = workerAddonPath('batch');
 
-/** Slots of the state Float64Array (batch.cc `enum Slot`; the diagram above). */
-export const S_LENGTH = 0;
-export const S_MAX_DEPTH = 1;
-export const S_DEAD_LETTER = 2;
-export const S_OFF = 3;
-export const S_LINE = 4;
-export const S_POS = 5;
-export const S_DL_POS = 6;
-export const S_NEED = 7;
-export const S_DL_NEED = 8;
-export const S_RECORDS = 9;
-export const S_ACCEPTED = 10;
-export const S_INPUT_BYTES = 11;
-export const S_SERVICE = 12;
-export const S_KERNEL = 13;
-export const S_OTHER = 14;
-/** First of 6 slots: malformed lines by reason, in MALFORMED_REASONS order. */
-export const S_MALFORMED = 15;
-/** The index facts (native/facts.h): records decided, untimed, uncertain lines, overflow, has a time range. */
-export const S_F_RECORDS = 21;
-export const S_F_UNTIMED = 22;
-export const S_F_UNCERTAIN = 23;
-export const S_F_OVERFLOW = 24;
-export const S_F_HAS_TIME = 25;
-/** Length of the state array. */
-export const STATE_SLOTS = 26;
-
-/** Words per indexed field in the facts buffer: the count (or {@link F_MANY}), then 64 (offset, length) pairs. */
-export const F_STRIDE = 129;
-/** A field's count when it has more than 64 distinct values. */
-export const F_MANY = 0xffffffff;
-/** At most this many indexed fields. */
-export const F_MAX_FIELDS = 32;
-/** Bytes of one canonical time in `times` (the earliest, then the latest). */
-export const F_TIME_LEN = 29;
+// The state slots (the diagram above), statuses and facts layout: native-constants.ts, which
+// the C++ shares through native/generated-constants.h.
+export {
+  F_MANY,
+  F_MAX_FIELDS,
+  F_STRIDE,
+  F_TIME_LEN,
+  KEY_INHERITED,
+  STATE_SLOTS,
+  ST_DONE,
+  ST_GROW,
+  S_ACCEPTED,
+  S_DEAD_LETTER,
+  S_DL_NEED,
+  S_DL_POS,
+  S_F_HAS_TIME,
+  S_F_OVERFLOW,
+  S_F_RECORDS,
+  S_F_UNCERTAIN,
+  S_F_UNTIMED,
+  S_INPUT_BYTES,
+  S_KERNEL,
+  S_LENGTH,
+  S_LINE,
+  S_MALFORMED,
+  S_MAX_DEPTH,
+  S_NEED,
+  S_OFF,
+  S_OTHER,
+  S_POS,
+  S_RECORDS,
+  S_SERVICE,
+} from './native-constants.ts';
 
 /** Indexed field names packed for the addon: u32 LE count, then per name u32 LE length and JSON.stringify(name) as UTF-8. */
 export function packFields(names: readonly string[]): Uint8Array {
@@ -89,12 +88,6 @@ export function packFields(names: readonly string[]): Uint8Array {
   }
   return out;
 }
-
-// processRecords' statuses (batch.cc `enum Status`).
-/** The batch is done: the counts and positions in the state are final. */
-export const ST_DONE = 0;
-/** out (state[S_NEED] > 0) or dl (state[S_DL_NEED] > 0) is too small for the next line: grow it, call again. */
-export const ST_GROW = 1;
 
 export interface NativeBatchAddon {
   /**
@@ -112,9 +105,6 @@ export interface NativeBatchAddon {
    */
   processRecords(src: Uint8Array, out: Uint8Array, dl: Uint8Array, plan: Uint8Array, source: Uint8Array, state: Float64Array, fields: Uint8Array, facts: Uint32Array, times: Uint8Array): number;
 }
-
-/** Per injected key in a packed plan: `({})[key] !== undefined` ("constructor", "__proto__", ...). */
-export const KEY_INHERITED = 1;
 
 /**
  * A TagPlan packed for the addon: u32 LE tagLen, tagHostLen, hasHostKey, nKeys, nInject; per

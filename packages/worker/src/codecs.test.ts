@@ -6,7 +6,7 @@ import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CODECS, DEFAULT_LEVELS, compressFrame, decompressObject, selectZstd, zstdFrameLength, zstdImplementation, type Codec } from './codecs.ts';
 import { loadNativeZstd } from './zstd-native.ts';
-import { TalosLineGenerator } from './fixture.ts';
+import { TalosLineGenerator } from '@sluice/testkit';
 
 const gen = new TalosLineGenerator(99);
 const chunk = (records: number): Buffer => Buffer.from(Array.from({ length: records }, () => `${gen.next()}\n`).join(''));

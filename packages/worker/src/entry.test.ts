@@ -2,16 +2,16 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
-import { Ring } from '@sluice/ring';
+import { Ring, blockHead, peerHead } from '@sluice/ring';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildWorker } from '../../../scripts/build-worker.ts';
 import { MANIFEST, workerEntry } from './entry.ts';
-import { TalosLineGenerator } from './fixture.ts';
+import { TalosLineGenerator } from '@sluice/testkit';
 import type { BatchResult, BatchTask, WorkerSettings } from './types.ts';
 
 // Inside the package, so the built files resolve `piscina` as the real build does.
 const dir = mkdtempSync(join(new URL('..', import.meta.url).pathname, 'build-test-'));
-const out = pathToFileURL(dir + '/');
+const out = pathToFileURL(`${dir}/`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const SETTINGS: WorkerSettings = { sources: { t: { extraTags: { cluster: 'c' }, hostKey: 'host', deadLetter: true } }, levels: { zstd: 1, gzip: 6 } };
@@ -22,10 +22,10 @@ async function runOnce(filename: string): Promise<BatchResult> {
   try {
     const ring = Ring.create(1 << 16);
     const gen = new TalosLineGenerator(11);
-    const head = Uint8Array.from([8, ...Buffer.from('10.0.0.9')]);
+    const head = peerHead('10.0.0.9');
     for (let i = 0; i < 40; i++) ring.tryWrite(Buffer.from(gen.next(), 'latin1'), head);
     ring.tryWrite(Buffer.from('{"bad":'), head);
-    ring.tryWrite(Buffer.from(`${gen.next()}\n${gen.next()}\r\n`, 'latin1'), Uint8Array.from([0x80 | 8, ...Buffer.from('10.0.0.9')]));
+    ring.tryWrite(Buffer.from(`${gen.next()}\n${gen.next()}\r\n`, 'latin1'), blockHead(head));
     const span = ring.claim(1 << 16)!;
     const task: BatchTask = { sab: ring.sab, start: span.start, end: span.end, sourceId: 't', codecs: ['none', 'zstd'] };
     return (await pool.run(task)) as BatchResult;
@@ -38,10 +38,14 @@ describe('the worker build (type-stripped modules for the threads)', () => {
   const manifest = buildWorker(out);
 
   it('is used when it matches every source, and the threads answer exactly as from the .ts sources', async () => {
-    expect(Object.keys(manifest.sources).sort()).toEqual(['batch-native.js', 'codecs.js', 'facts.js', 'hec-decode.js', 'hec-task.js', 'json-scan.js', 'native-addon.js', 'process.js', 'record-time.js', 'ring.js', 'task.js', 'types.js', 'zstd-frame.js', 'zstd-native.js']);
+    expect(Object.keys(manifest.sources).sort()).toEqual([
+      'batch-native.js', 'codecs.js', 'facts.js', 'hec-decode.js', 'hec-task.js', 'json-scan.js', 'native-addon.js',
+      'native-constants.js', 'process.js', 'record-format.js', 'record-time.js', 'ring-index.js', 'ring.js', 'task.js',
+      'types.js', 'zstd-frame.js', 'zstd-native.js',
+    ]);
     const entry = workerEntry('task', out);
     expect(entry).toEqual({ href: new URL('task.js', out).href, built: true });
-    const source = workerEntry('task', pathToFileURL(join(dir, 'missing') + '/'));
+    const source = workerEntry('task', pathToFileURL(`${join(dir, 'missing')}/`));
     expect(source.built).toBe(false);
     expect(source.href.endsWith('/src/task.ts')).toBe(true);
     const [fromBuild, fromSource] = await Promise.all([runOnce(entry.href), runOnce(source.href)]);

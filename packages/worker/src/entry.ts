@@ -14,10 +14,18 @@ const SRC = new URL('./', import.meta.url);
 const BUILD = new URL('../build/', import.meta.url);
 const RING_SRC = new URL('../../ring/src/', import.meta.url);
 
-/** Sources of the worker threads' module graph: worker/src files and the ring they import. */
+/**
+ * Sources of the worker threads' module graph: worker/src files and the ring they import
+ * (`@sluice/ring` is its index.ts, built as ring-index.js).
+ */
 export const WORKER_SOURCES: readonly { from: URL; to: string }[] = [
-  ...['task', 'hec-task', 'codecs', 'zstd-native', 'process', 'batch-native', 'native-addon', 'json-scan', 'hec-decode', 'types', 'facts', 'record-time', 'zstd-frame'].map((name) => ({ from: new URL(`${name}.ts`, SRC), to: `${name}.js` })),
+  ...[
+    'task', 'hec-task', 'codecs', 'zstd-native', 'process', 'batch-native', 'native-addon', 'native-constants',
+    'json-scan', 'hec-decode', 'types', 'facts', 'record-time', 'zstd-frame',
+  ].map((name) => ({ from: new URL(`${name}.ts`, SRC), to: `${name}.js` })),
+  { from: new URL('index.ts', RING_SRC), to: 'ring-index.js' },
   { from: new URL('ring.ts', RING_SRC), to: 'ring.js' },
+  { from: new URL('record-format.ts', RING_SRC), to: 'record-format.js' },
 ];
 
 /** What the build writes next to the .js files. */

@@ -1,8 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BatchFacts, FactsScanner, indexFieldsFor, MAX_FIELD_VALUES, parsedRecordTime } from './facts.ts';
-import { buildBatch, encodeBlock, encodePayload, mulberry32 } from './fixture.ts';
+import { mulberry32 } from '@sluice/testkit';
+import { buildBatch, encodeBlock, encodePayload } from './fixture.ts';
 import { BatchProcessor, compileTagPlan, type TagPlan } from './process.ts';
+import { BATCH_BUILDS, useBatchBuild, type BatchBuild } from './test-batch-builds.ts';
 
+const CI = process.env['CI'] === 'true';
 const FIELDS = indexFieldsFor(['__host', 'region']);
 
 /** The oracle: every record parsed, the facts computed from the objects (what the reader sees). */
@@ -57,7 +60,7 @@ const PLANS = {
  */
 function run(lines: readonly string[], way: Way, plan: TagPlan = PLANS.host, fields: readonly string[] = FIELDS): { facts: BatchFacts; out: string[] } {
   // Under CI the addon is built (npm ci fails otherwise): the native scan must be what runs.
-  const processor = new BatchProcessor({ native: way === 'js' ? 'off' : process.env['CI'] === 'true' ? 'on' : 'auto' });
+  const processor = new BatchProcessor({ native: way === 'js' ? 'off' : CI ? 'on' : 'auto' });
   const half = Math.ceil(lines.length / 2);
   const payloads = [...lines.slice(0, half).map((l, i) => encodePayload(i % 2 === 0 ? '127.0.0.2' : '127.0.0.3', l))];
   if (lines.length > half) payloads.push(encodeBlock('127.0.0.3', lines.slice(half)));
@@ -113,16 +116,36 @@ const TRICKY = [
   '{"host":"caf\u00e9 \u2603","msg":"\u00fc"}',
   '{"host":"a\\"b","source":"c\\\\"}',
   '{"__host":"10.9.9.9","talos-time":"2024-04-22T12:34:56.1Z"}',
-  '{"msg":"' + 'x'.repeat(500) + '","talos-time":"2024-04-22T06:00:00Z"}',
+  `{"msg":"${'x'.repeat(500)}","talos-time":"2024-04-22T06:00:00Z"}`,
   '{"a\\"talos-time":"2035-01-01T00:00:00Z"}',
   '{"k":"\\\\","talos-time":"2024-04-22T05:00:00Z"}',
   '{}',
 ];
 
 /** HEC `time` values and what they must come to (record-time.ts canonicalFromEpochSeconds). */
-const EPOCHS = ['1714000000.123456789', '0.5', '1e9', '1E3', '-1.5', '-0', '1e20', '253402300799.9999999999', '1714000000.0000000005', '"1714000000.25"', '"01"', '"1."', '"-5"', '"12a"', 'true', 'null', '{"a":1}', '[1]', '"\\u0031"', '"' + '1'.repeat(70) + '"'];
+const EPOCHS = ['1714000000.123456789', '0.5', '1e9', '1E3', '-1.5', '-0', '1e20', '253402300799.9999999999', '1714000000.0000000005', '"1714000000.25"', '"01"', '"1."', '"-5"', '"12a"', 'true', 'null', '{"a":1}', '[1]', '"\\u0031"', `"${'1'.repeat(70)}"`];
 
-describe.each(['native', 'js'] as const)('FactsScanner (%s): the facts the reader would compute', (way) => {
+/**
+ * The native scan on each build of batch.cc (test-batch-builds.ts: the default and the portable
+ * one), then TypeScript alone. A build that is not there is left out, except under CI, where
+ * its cases fail.
+ */
+const WAYS: Array<{ title: string; way: Way; build?: BatchBuild }> = [
+  ...BATCH_BUILDS.filter((b) => b.load.ok || CI).map((build) => ({
+    title: `native, ${build.name}`,
+    way: 'native' as const,
+    build,
+  })),
+  { title: 'js', way: 'js' },
+];
+
+describe.each(WAYS)('FactsScanner ($title): the facts the reader would compute', ({ way, build }) => {
+  let undo = (): void => {};
+  beforeAll(() => {
+    if (build !== undefined) undo = useBatchBuild(build);
+  });
+  afterAll(() => undo());
+
   it('each tricky line alone, and all together, behind each kind of source', () => {
     for (const plan of Object.values(PLANS)) {
       for (const line of TRICKY) check([line], way, false, plan);

@@ -21,7 +21,19 @@
  *   is parsed (JSON.parse), so its facts agree with the reader exactly.
  * Cost of each: docs/benchmarks.md, "Object index facts" (bench/parse-tag.bench.ts).
  */
-import { F_MANY, F_MAX_FIELDS, F_STRIDE, F_TIME_LEN, packFields, S_F_HAS_TIME, S_F_OVERFLOW, S_F_RECORDS, S_F_UNCERTAIN, S_F_UNTIMED } from './batch-native.ts';
+import { packFields } from './batch-native.ts';
+import {
+  F_MANY,
+  F_MAX_FIELDS,
+  F_STRIDE,
+  F_TIME_LEN,
+  MAX_FIELD_VALUES,
+  S_F_HAS_TIME,
+  S_F_OVERFLOW,
+  S_F_RECORDS,
+  S_F_UNCERTAIN,
+  S_F_UNTIMED,
+} from './native-constants.ts';
 import { fraction9, inRange, NANO_ZEROS, parseRfc3339, parsedRecordTime } from './record-time.ts';
 
 export { parsedRecordTime };
@@ -60,8 +72,7 @@ export function toFrameFacts(f: BatchFacts): FrameFacts {
   return { records: f.records, untimed: f.untimed, minTime: f.minTime, maxTime: f.maxTime, fields: JSON.stringify(fields) };
 }
 
-/** Beyond this many distinct texts a field is "many": an index stays small (S3 user metadata is 2 KB; sidecars too). */
-export const MAX_FIELD_VALUES = 64;
+export { MAX_FIELD_VALUES };
 
 /** Fields every index carries, besides the sources' host keys. */
 export const INDEXED_FIELDS: readonly string[] = ['talos-service', 'talos-level', 'host', 'source'];
@@ -128,10 +139,8 @@ export class FactsScanner {
 
   /**
    * @param fields top-level keys to index, e.g. {@link indexFieldsFor}'s.
-   * @param opts.native 'auto' (default): the C++ pass when its addon loads; 'off': this file's alone
-   *   (the oracle of the differential tests, and what runs without a compiler).
    */
-  constructor(fields: readonly string[], opts: { native?: 'auto' | 'off' } = {}) {
+  constructor(fields: readonly string[]) {
     this.#fields = [...new Set(fields)];
     this.#last = this.#fields.map(() => '\u0000');
     [...this.#fields, 'talos-time', 'time'].forEach((name, i) => {

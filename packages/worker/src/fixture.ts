@@ -1,37 +1,20 @@
 /**
- * Test and bench fixtures: the ring's record format, built by hand so the worker's tests do
- * not depend on @sluice/ring, and a seeded generator of realistic Talos json_lines records.
- *
- * Ring record format (docs/internals.md, packages/ring):
- *
- * ```
- *  u32 LE len | payload (len bytes) | zero padding to a 4-byte boundary
- *  payload = u8 head | peer (peerLen bytes, ASCII) | raw line bytes
- *  head    = peerLen (0..127) | 0x80 for a block: raw bytes of '\n'-terminated lines (TCP)
- * ```
+ * Test and bench fixtures: ring records built as the sources write them (the format and its
+ * encoders are @sluice/ring's record-format.ts), and batches of them from @sluice/testkit's
+ * Talos line generator.
  *
  * Not on any hot path: allocation here is fine.
  */
-import { mulberry32 } from '@sluice/testkit';
-import { BLOCK_FLAG, PEER_LEN_MASK } from './process.ts';
+import { encodePayload as encodeRingPayload, encodeSpan, recordSpan } from '@sluice/ring';
+import type { TalosLineGenerator } from '@sluice/testkit';
 
 const encoder = new TextEncoder();
 
-/** Bytes one record of payload length `len` occupies in a ring span (same as @sluice/ring). */
-export function recordSpan(len: number): number {
-  return 4 + ((len + 3) & ~3);
-}
+export { recordSpan };
 
-/** `u8 peerLen | peer | line`. `line` may be any bytes (tests feed malformed input). */
-export function encodePayload(peer: string, line: Uint8Array | string): Uint8Array {
-  const peerBytes = encoder.encode(peer);
-  if (peerBytes.length > PEER_LEN_MASK) throw new RangeError(`peer longer than ${PEER_LEN_MASK} bytes: ${peer}`);
-  const lineBytes = typeof line === 'string' ? encoder.encode(line) : line;
-  const out = new Uint8Array(1 + peerBytes.length + lineBytes.length);
-  out[0] = peerBytes.length;
-  out.set(peerBytes, 1);
-  out.set(lineBytes, 1 + peerBytes.length);
-  return out;
+/** `u8 peerLen | peer | line`. `line` may be any bytes (tests feed malformed input); `peer` any bytes too. */
+export function encodePayload(peer: string | Uint8Array, line: Uint8Array | string): Uint8Array {
+  return encodeRingPayload(peer, line);
 }
 
 /** A block record's payload, as the TCP source writes it: `lines` each followed by `ending` ('\n' or '\r\n'). */
@@ -45,235 +28,29 @@ export function encodeBlock(peer: string, lines: readonly (Uint8Array | string)[
     body.set(end, o + p.length);
     o += p.length + end.length;
   }
-  const out = encodePayload(peer, body);
-  out[0] = out[0]! | BLOCK_FLAG;
-  return out;
+  return encodeRingPayload(peer, body, true);
 }
 
 /** Lay payloads out exactly as a ring span does. Padding bytes are filled with `pad` (tests use 0xff to catch over-reads). */
 export function buildBatch(payloads: readonly Uint8Array[], pad = 0): Uint8Array {
+  return encodeSpan(payloads, pad);
+}
+
+/** Records from `gen` until their payloads (with `peer`) fill about `bytes` of ring span. */
+export function talosBatch(
+  gen: TalosLineGenerator,
+  peer: string,
+  bytes: number,
+): { payloads: Uint8Array[]; lines: string[] } {
+  const payloads: Uint8Array[] = [];
+  const lines: string[] = [];
   let total = 0;
-  for (const p of payloads) total += recordSpan(p.length);
-  const out = new Uint8Array(total).fill(pad);
-  const view = new DataView(out.buffer);
-  let o = 0;
-  for (const p of payloads) {
-    view.setUint32(o, p.length, true);
-    out.set(p, o + 4);
-    o += recordSpan(p.length);
+  while (total < bytes) {
+    const line = gen.next();
+    const p = encodePayload(peer, line);
+    total += recordSpan(p.length);
+    payloads.push(p);
+    lines.push(line);
   }
-  return out;
-}
-
-/** Iterate a span in the ring record format. Test helper; BatchProcessor inlines the same loop. */
-export function forEachPayload(buf: Uint8Array, length: number, fn: (payload: Uint8Array) => void): void {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let o = 0;
-  while (o + 4 <= length) {
-    const len = view.getUint32(o, true);
-    fn(buf.subarray(o + 4, o + 4 + len));
-    o += recordSpan(len);
-  }
-}
-
-export { mulberry32 };
-
-const SERVICES = ['machined', 'kubelet', 'kubelet', 'etcd', 'containerd', 'cri', 'apid', 'trustd', 'udevd'] as const;
-const LEVELS = ['info', 'info', 'info', 'info', 'debug', 'warn', 'error'] as const;
-const CONTROLLERS = [
-  'k8s.NodeApplyController', 'network.AddressSpecController', 'runtime.KernelParamSpecController',
-  'secrets.KubeletController', 'etcd.SpecController', 'cluster.MemberController', 'network.RouteSpecController',
-  'k8s.KubeletStaticPodController', 'runtime.ExtensionStatusController', 'time.SyncController',
-];
-const POD_PREFIXES = ['kube-proxy', 'coredns', 'kube-flannel', 'cilium', 'metrics-server', 'ingress-nginx-controller', 'cert-manager', 'longhorn-manager'];
-const NAMESPACES = ['kube-system', 'kube-system', 'ingress-nginx', 'cert-manager', 'longhorn-system', 'default', 'monitoring'];
-const KUBELET_MSGS = [
-  '"SyncLoop (PLEG): event for pod" pod="%P" event={"ID":"%U","Type":"ContainerStarted","Data":"%H"}',
-  '"Probe failed" probeType="Readiness" pod="%P" podUID="%U" containerName="%C" probeResult="failure" output="Get \\"http://10.244.%N.%N:8080/ready\\": dial tcp 10.244.%N.%N:8080: connect: connection refused"',
-  '"RemoveContainer" containerID="containerd://%H"',
-  '"Volume detached for volume \\"kube-api-access-%S\\" (UniqueName: \\"kubernetes.io/projected/%U-kube-api-access-%S\\") on node \\"talos-%S\\" DevicePath \\"\\""',
-  '"SyncLoop UPDATE" source="api" pods=["%P"]',
-  '"Killing container with a grace period" pod="%P" podUID="%U" containerName="%C" containerID="containerd://%H" gracePeriod=30',
-  '"Successfully pulled image" image="registry.k8s.io/%C:v1.%N.%N" duration="%Dms"',
-];
-const MACHINED_MSGS = [
-  'reconcile failed', 'controller failed', 'updated node labels', 'assigned address', 'setting time', 'adjusting time (slew)',
-  'service[%C](Running): Health check successful', 'service[%C](Waiting): Waiting for service "cri" to be "up"',
-  'removed address', 'kubelet certificates renewed', 'node watch error',
-];
-const MACHINED_ERRORS = [
-  'error getting node: Get "https://127.0.0.1:7445/api/v1/nodes/talos-%S?timeout=30s": dial tcp 127.0.0.1:7445: connect: connection refused',
-  'error updating node: Operation cannot be fulfilled on nodes "talos-%S": the object has been modified; please apply your changes to the latest version and try again',
-  'failed to lookup NTP server "time.cloudflare.com": lookup time.cloudflare.com on 10.96.0.10:53: read udp 10.5.0.%N:%N->10.96.0.10:53: i/o timeout',
-];
-const ETCD_MSGS = [
-  'request stats', 'finished scheduled compaction', 'saved snapshot', 'compacted Raft logs', 'apply request took too long',
-  'waiting for ReadIndex response took too long, retrying', 'purged file', 'published local member to cluster through raft',
-];
-const CONTAINERD_MSGS = [
-  'shim disconnected', 'cleaning up after shim disconnected', 'StopPodSandbox for \\"%H\\" returns successfully',
-  'TearDown network for sandbox \\"%H\\" successfully', 'CreateContainer within sandbox \\"%H\\" for container &ContainerMetadata{Name:%C,Attempt:%N,}',
-  'loading plugin \\"io.containerd.event.v1.publisher\\"...', 'received exit event container_id:\\"%H\\" pid:%N exit_status:1',
-];
-const KERNEL_MSGS = [
-  'eth%N: Link is Up - 10Gbps/Full - flow control rx/tx', 'cni0: port %N(veth%S) entered forwarding state',
-  'IPv6: ADDRCONF(NETDEV_CHANGE): veth%S: link becomes ready', 'audit: type=1400 audit(%N.%N:%N): apparmor="DENIED" operation="open" profile="cri-containerd.apparmor.d" name="/proc/%N/mountinfo" pid=%N comm="%C"',
-  'Memory cgroup out of memory: Killed process %N (%C) total-vm:%NkB, anon-rss:%NkB, file-rss:%NkB', 'nf_conntrack: table full, dropping packet',
-  'EXT4-fs (sda%N): mounted filesystem with ordered data mode. Quota mode: none.', '[talos] task startAllServices (1/1): waiting for %N services',
-];
-const FACILITIES = ['kern', 'kern', 'kern', 'user', 'daemon', 'auth', 'syslog'] as const;
-const PRIORITIES = ['info', 'info', 'notice', 'warning', 'err', 'debug'] as const;
-const KERNEL_LEVEL: Record<string, string> = { info: 'info', notice: 'info', warning: 'warn', err: 'error', debug: 'debug' };
-
-/**
- * Realistic Talos json_lines records (docs/talos.md: fields and framing): keys sorted as Go
- * marshals a map, RFC 3339 nano timestamps with trailing zeros trimmed, klog-style kubelet
- * messages with escaped quotes, etcd zap fields, kernel records with a trailing "\n" in msg.
- * Messages come from per-service templates with variable parts (pods from a fixed cluster,
- * UIDs, container IDs, numbers), the way real logs repeat.
- */
-export class TalosLineGenerator {
-  readonly #rand: () => number;
-  readonly #pods: string[];
-  readonly #uids: string[];
-  readonly #containers: string[];
-  #clock = 6_252_819;
-  #seq = 700;
-  #timeMs = Date.UTC(2024, 3, 22, 12, 34, 56);
-
-  constructor(seed: number) {
-    this.#rand = mulberry32(seed);
-    this.#pods = Array.from({ length: 40 }, () => `${this.#pick(NAMESPACES)}/${this.#pick(POD_PREFIXES)}-${this.#hex(5)}`);
-    this.#uids = Array.from({ length: 40 }, () => `${this.#hex(8)}-${this.#hex(4)}-${this.#hex(4)}-${this.#hex(4)}-${this.#hex(12)}`);
-    this.#containers = Array.from({ length: 60 }, () => this.#hex(64));
-  }
-
-  #pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.#rand() * xs.length)]!;
-  }
-
-  #hex(n: number): string {
-    let s = '';
-    for (let i = 0; i < n; i++) s += Math.floor(this.#rand() * 16).toString(16);
-    return s;
-  }
-
-  /** Fill a template: %P pod, %U pod UID, %H container ID, %C container name, %S short id, %N number, %D duration. */
-  #fill(template: string): string {
-    let out = '';
-    for (let i = 0; i < template.length; i++) {
-      const c = template[i]!;
-      if (c !== '%' || i + 1 >= template.length) {
-        out += c;
-        continue;
-      }
-      const k = template[++i];
-      if (k === 'P') out += this.#pick(this.#pods);
-      else if (k === 'U') out += this.#pick(this.#uids);
-      else if (k === 'H') out += this.#pick(this.#containers);
-      else if (k === 'C') out += this.#pick(POD_PREFIXES);
-      else if (k === 'S') out += this.#hex(5);
-      else if (k === 'N') out += String(Math.floor(this.#rand() ** 3 * 5000));
-      else if (k === 'D') out += (this.#rand() * 3000).toFixed(3);
-      else out += '%' + k;
-    }
-    return out;
-  }
-
-  #time(): string {
-    this.#timeMs += Math.floor(this.#rand() * 40);
-    const iso = new Date(this.#timeMs).toISOString().slice(0, 19);
-    const frac = String(Math.floor(this.#rand() * 1e9)).padStart(9, '0').replace(/0+$/, '');
-    return frac === '' ? `${iso}Z` : `${iso}.${frac}Z`;
-  }
-
-  /** One record as a JSON string. About 1 in 8 is a kernel record. */
-  next(): string {
-    if (this.#rand() < 0.125) return this.kernel();
-    return this.service();
-  }
-
-  kernel(): string {
-    this.#clock += Math.floor(this.#rand() * 100_000);
-    this.#seq += 1;
-    const priority = this.#pick(PRIORITIES);
-    return JSON.stringify({
-      clock: this.#clock,
-      facility: this.#pick(FACILITIES),
-      msg: `${this.#fill(this.#pick(KERNEL_MSGS))}\n`,
-      priority,
-      seq: this.#seq,
-      'talos-level': KERNEL_LEVEL[priority],
-      'talos-time': this.#time(),
-    });
-  }
-
-  service(): string {
-    const service = this.#pick(SERVICES);
-    const level = this.#pick(LEVELS);
-    const time = this.#time();
-    if (service === 'kubelet') {
-      const t = new Date(this.#timeMs).toISOString();
-      const klog = `${level === 'error' ? 'E' : level === 'warn' ? 'W' : 'I'}0422 ${t.slice(11, 23)}${String(Math.floor(this.#rand() * 1000)).padStart(3, '0')}`;
-      return JSON.stringify({
-        msg: `${klog}    ${1000 + Math.floor(this.#rand() * 40)} ${this.#pick(['kubelet.go', 'prober.go', 'pod_workers.go', 'scope.go'])}:${Math.floor(this.#rand() * 3000)}] ${this.#fill(this.#pick(KUBELET_MSGS))}`,
-        'talos-level': level,
-        'talos-service': service,
-        'talos-time': time,
-      });
-    }
-    if (service === 'etcd') {
-      return JSON.stringify({
-        caller: `${this.#pick(['etcdserver/server.go', 'mvcc/kvstore_compaction.go', 'wal/wal.go', 'fileutil/purge.go'])}:${Math.floor(this.#rand() * 3000)}`,
-        level,
-        msg: this.#pick(ETCD_MSGS),
-        revision: 1_000_000 + Math.floor(this.#rand() * 50_000),
-        'talos-level': level,
-        'talos-service': service,
-        'talos-time': time,
-        took: `${(this.#rand() * 200).toFixed(6)}ms`,
-        ts: time,
-      });
-    }
-    if (service === 'machined') {
-      return JSON.stringify({
-        component: 'controller-runtime',
-        controller: this.#pick(CONTROLLERS),
-        error: level === 'error' || level === 'warn' ? this.#fill(this.#pick(MACHINED_ERRORS)) : undefined,
-        msg: this.#fill(this.#pick(MACHINED_MSGS)),
-        'talos-level': level,
-        'talos-service': service,
-        'talos-time': time,
-      });
-    }
-    if (service === 'containerd' || service === 'cri') {
-      return JSON.stringify({
-        msg: `time="${time}" level=${level} msg="${this.#fill(this.#pick(CONTAINERD_MSGS))}"`,
-        'talos-level': level,
-        'talos-service': service,
-        'talos-time': time,
-      });
-    }
-    return JSON.stringify({
-      msg: `[talos] ${this.#fill(this.#pick(['sending request %N', 'apid: connection from 10.5.0.%N:%N', 'trustd: certificate issued for talos-%S', 'udevd: processing event %N for /dev/sda%N']))}`,
-      'talos-level': level,
-      'talos-service': service,
-      'talos-time': time,
-    });
-  }
-
-  /** Records until their payloads (with `peer`) fill about `bytes` of ring span. */
-  batch(peer: string, bytes: number): { payloads: Uint8Array[]; lines: string[] } {
-    const payloads: Uint8Array[] = [];
-    const lines: string[] = [];
-    let total = 0;
-    while (total < bytes) {
-      const line = this.next();
-      const p = encodePayload(peer, line);
-      total += recordSpan(p.length);
-      payloads.push(p);
-      lines.push(line);
-    }
-    return { payloads, lines };
-  }
+  return { payloads, lines };
 }

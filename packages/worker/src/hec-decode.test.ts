@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { decodeHecBody, decodeHecBodyUsing, loadNativeHecScan, type HecDecodeOptions, type HecDecodeResult } from './hec-decode.ts';
-import { TalosLineGenerator, mulberry32 } from './fixture.ts';
+import { mulberry32, TalosLineGenerator } from '@sluice/testkit';
 import { BatchProcessor, compileTagPlan } from './process.ts';
 
 const enc = new TextEncoder();

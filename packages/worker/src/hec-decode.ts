@@ -106,10 +106,17 @@ function reject(rejection: HecRejection, index: number, seen: number, detail: st
   return { ok: false, rejection, index, seen, detail };
 }
 
-/** Never throws: every failure is a rejection. */
-export function decodeHecBody(body: Uint8Array, opts: HecDecodeOptions): HecDecodeResult {
+/**
+ * Never throws: every failure is a rejection.
+ *
+ * `borrowSpans`: the result's `spans` may be a view of this thread's scratch array, valid only
+ * until the next decode on this thread (the caller copies them to keep them). The splunk_hec
+ * source stores most bodies in the turn they are decoded, and one ArrayBuffer less per request
+ * is less for V8's collector to sweep (the body's is the other one).
+ */
+export function decodeHecBody(body: Uint8Array, opts: HecDecodeOptions, borrowSpans = false): HecDecodeResult {
   try {
-    return decode(body, opts);
+    return decode(body, opts, borrowSpans);
   } catch (err) {
     return reject('internal_error', 0, 0, err instanceof Error ? `${err.name}: ${err.message}` : String(err));
   }
@@ -132,7 +139,7 @@ export function decodeHecBodyUsing(path: 'scanner' | 'exact', body: Uint8Array, 
   }
 }
 
-function decode(body: Uint8Array, opts: HecDecodeOptions): HecDecodeResult {
+function decode(body: Uint8Array, opts: HecDecodeOptions, borrowSpans: boolean): HecDecodeResult {
   let data: Buffer;
   if (opts.gzip) {
     try {
@@ -148,7 +155,7 @@ function decode(body: Uint8Array, opts: HecDecodeOptions): HecDecodeResult {
     data = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   }
   if (data.length > opts.maxDecodedBytes) return reject('body_too_large', 0, 0, `body of ${data.length} bytes`);
-  return opts.endpoint === 'raw' ? splitRaw(data, opts) : splitEnvelopes(data, opts);
+  return opts.endpoint === 'raw' ? splitRaw(data, opts) : splitEnvelopes(data, opts, borrowSpans);
 }
 
 /** Growable [start, end) pairs. */
@@ -171,7 +178,7 @@ class Spans {
 }
 
 /** Path of the built addon (native-addon.ts: build-native/, or SLUICE_WORKER_ADDON_DIR for sanitizer builds). */
-export const NATIVE_HEC_SCAN_ADDON = workerAddonPath('hec_scan');
+const NATIVE_HEC_SCAN_ADDON = workerAddonPath('hec_scan');
 
 export interface NativeHecScanAddon {
   /**
@@ -195,22 +202,22 @@ export function loadNativeHecScan(): AddonLoad<NativeHecScanAddon> {
 let scratchSpans = new Uint32Array(2048);
 
 /** The body's envelopes by the native scanner, or null when it leaves the body to the TypeScript path. */
-function nativeEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult | null {
+function nativeEnvelopes(data: Buffer, opts: HecDecodeOptions, borrowSpans: boolean): HecDecodeResult | null {
   const addon = loadNativeHecScan();
   if (!addon.ok || data.length > 0xffffffff) return null;
   const room = 2 * (Math.floor(data.length / 11) + 1);
   if (scratchSpans.length < room) scratchSpans = new Uint32Array(room);
   const count = addon.addon.scanEnvelopes(data, data.length, opts.maxDepth, scratchSpans);
   if (count <= 0) return null;
-  const spans = scratchSpans.slice(0, 2 * count);
+  const spans = borrowSpans ? scratchSpans.subarray(0, 2 * count) : scratchSpans.slice(0, 2 * count);
   // An envelope too large for the ring: the TypeScript path names it.
   for (let k = 0; k < count; k++) if (spans[2 * k + 1]! - spans[2 * k]! > opts.maxRecordBytes) return null;
   return { ok: true, data, spans, records: count, emptyLines: 0 };
 }
 
-function splitEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
+function splitEnvelopes(data: Buffer, opts: HecDecodeOptions, borrowSpans: boolean): HecDecodeResult {
   if (fastPaths === 'both') {
-    const fast = nativeEnvelopes(data, opts);
+    const fast = nativeEnvelopes(data, opts, borrowSpans);
     if (fast !== null) return fast;
   }
   const n = data.length;
@@ -223,7 +230,7 @@ function splitEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
     const c = data[i];
     if (c === CH_LBRACE) {
       const end = envelope(data, i, n, spans, opts);
-      if (end < 0) return failed(data, i, n, end, spans.count, opts);
+      if (end < 0) return failed(i, n, end, spans.count, opts);
       i = skipWs(data, end, n);
       continue;
     }
@@ -237,7 +244,7 @@ function splitEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
     for (;;) {
       if (data[i] !== CH_LBRACE) return reject('invalid_event', spans.count, spans.count + 1, 'array element is not a JSON object');
       const end = envelope(data, i, n, spans, opts);
-      if (end < 0) return failed(data, i, n, end, spans.count, opts);
+      if (end < 0) return failed(i, n, end, spans.count, opts);
       i = skipWs(data, end, n);
       if (data[i] === CH_COMMA) {
         i = skipWs(data, i + 1, n);
@@ -255,7 +262,7 @@ function splitEnvelopes(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
 }
 
 /** Turns a negative envelope() result into the rejection for envelope number `index`. */
-function failed(data: Buffer, start: number, n: number, code: number, index: number, opts: HecDecodeOptions): HecDecodeResult {
+function failed(start: number, n: number, code: number, index: number, opts: HecDecodeOptions): HecDecodeResult {
   const seen = index + 1;
   if (code === TOO_DEEP) return reject('invalid_event', index, seen, `nested deeper than ${opts.maxDepth}`);
   if (code === UNTERMINATED) return reject('invalid_event', index, seen, `unterminated object at byte ${start} of ${n}`);
@@ -352,7 +359,7 @@ const AFTER = 4;
  * scanners; hec-decode.test.ts checks it differentially).
  */
 function scanEnvelope(src: Uint8Array, s: number, n: number, maxDepth: number): number {
-  const limit = maxDepth < MAX_SCAN_DEPTH ? maxDepth : MAX_SCAN_DEPTH;
+  const limit = Math.min(maxDepth , MAX_SCAN_DEPTH);
   if (limit < 1) return SCAN_FAIL;
   eventState = EVENT_NONE;
   let depth = 1;

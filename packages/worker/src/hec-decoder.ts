@@ -11,7 +11,8 @@ export interface HecDecoder {
   /**
    * Decode one request body on the calling thread when it is one of those decoded inline (plain,
    * below `inlineBelowBytes`); null when it is for the pool ({@link decode}). Never throws. Lets
-   * the caller answer without a promise or a turn of the event loop.
+   * the caller answer without a promise or a turn of the event loop. The result's `spans` may
+   * be a view valid only until the next decode on this thread: copy them to keep them.
    */
   decodeNow(body: Uint8Array, opts: HecDecodeOptions): HecDecodeResult | null;
   /** Decode one request body. Never rejects. `body` may be transferred (unusable afterwards). */
@@ -56,7 +57,7 @@ export function createHecDecoder(opts: HecDecoderOptions): HecDecoder {
   });
   return {
     decodeNow(body: Uint8Array, decodeOpts: HecDecodeOptions): HecDecodeResult | null {
-      return !decodeOpts.gzip && body.length < inlineBelow ? decodeHecBody(body, decodeOpts) : null;
+      return !decodeOpts.gzip && body.length < inlineBelow ? decodeHecBody(body, decodeOpts, true) : null;
     },
     async decode(body: Uint8Array, decodeOpts: HecDecodeOptions): Promise<HecDecodeResult> {
       if (!decodeOpts.gzip && body.length < inlineBelow) return decodeHecBody(body, decodeOpts);

@@ -1,4 +1,4 @@
-export { BLOCK_FLAG, BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, PEER_LEN_MASK, compileTagPlan, countLines } from './process.ts';
+export { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, countLines } from './process.ts';
 export type { BatchCounts, BatchOutput, BatchProcessorOptions, MalformedReason, NativeMode, TagPlan } from './process.ts';
 export { NATIVE_BATCH_ADDON, loadNativeBatch } from './batch-native.ts';
 export { CODECS, DEFAULT_LEVELS, LEVEL_RANGES, compressFrame, decompressObject, selectZstd, zstdFrameLength, zstdImplementation } from './codecs.ts';

@@ -12,7 +12,7 @@ import {
   SCAN_TALOS_SERVICE,
   scanRecord,
 } from './json-scan.ts';
-import { TalosLineGenerator, mulberry32 } from './fixture.ts';
+import { mulberry32, TalosLineGenerator } from '@sluice/testkit';
 
 const KEYS = [Buffer.from('"cluster"'), Buffer.from('"__host"')];
 
@@ -97,7 +97,7 @@ describe('scanRecord', () => {
     for (const line of ['[]', '"s"', '1', 'null', '{"\\u0063luster":1}', '{"a":1}x', '{"a":1,}']) expect(scan(Buffer.from(line)), line).toBe(SCAN_REJECT);
     // Escapes in nested keys are fine: only top-level keys matter for tags and kinds.
     expect(scan(Buffer.from('{"a":{"\\u0063":1}}'))).toBe(SCAN_OK);
-    const deep = (n: number) => Buffer.from('{"a":'.repeat(n - 1) + '{}' + '}'.repeat(n - 1));
+    const deep = (n: number) => Buffer.from(`${'{"a":'.repeat(n - 1)}{}${'}'.repeat(n - 1)}`);
     expect(scan(deep(8), 8)).toBe(SCAN_OK);
     expect(scan(deep(9), 8)).toBe(SCAN_REJECT);
     expect(scan(deep(MAX_SCAN_DEPTH + 1), Infinity)).toBe(SCAN_REJECT);

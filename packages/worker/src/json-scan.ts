@@ -17,22 +17,32 @@
  * Bounds: every read is below `end`; the bytes after it belong to the next record.
  */
 
-/** Nothing accepted: decide with the exact path. */
-export const SCAN_REJECT = -1;
-/** Bits of an accepted scan's result. */
-export const SCAN_OK = 1;
-/** A top-level key equals one of the first nKeys injected keys (tags overwrite: cut it). */
-export const SCAN_COLLIDES = 2;
-/** Top-level keys Talos records are told apart by. */
-export const SCAN_TALOS_SERVICE = 4;
-export const SCAN_FACILITY = 8;
-export const SCAN_PRIORITY = 16;
-export const SCAN_CLOCK = 32;
-export const SCAN_SEQ = 64;
-export const SCAN_KERNEL = SCAN_FACILITY | SCAN_PRIORITY | SCAN_CLOCK | SCAN_SEQ;
+// The result bits and the depth cap: native-constants.ts (batch.cc shares them).
+import {
+  MAX_SCAN_DEPTH,
+  SCAN_CLOCK,
+  SCAN_COLLIDES,
+  SCAN_FACILITY,
+  SCAN_KERNEL,
+  SCAN_OK,
+  SCAN_PRIORITY,
+  SCAN_REJECT,
+  SCAN_SEQ,
+  SCAN_TALOS_SERVICE,
+} from './native-constants.ts';
 
-/** Deeper lines go to the exact path (a preallocated stack, no recursion). */
-export const MAX_SCAN_DEPTH = 1024;
+export {
+  MAX_SCAN_DEPTH,
+  SCAN_CLOCK,
+  SCAN_COLLIDES,
+  SCAN_FACILITY,
+  SCAN_KERNEL,
+  SCAN_OK,
+  SCAN_PRIORITY,
+  SCAN_REJECT,
+  SCAN_SEQ,
+  SCAN_TALOS_SERVICE,
+};
 
 const CH_TAB = 0x09;
 const CH_LF = 0x0a;
@@ -208,7 +218,7 @@ const AFTER = 4; // ',' or the closing bracket of the container (after a value)
  */
 export function scanRecord(src: Uint8Array, s: number, e: number, maxDepth: number, injectKeys: readonly Uint8Array[], nKeys: number): number {
   if (src[s] !== CH_LBRACE) return SCAN_REJECT; // not an object, or not JSON: the exact path names which
-  const limit = maxDepth < MAX_SCAN_DEPTH ? maxDepth : MAX_SCAN_DEPTH;
+  const limit = Math.min(maxDepth , MAX_SCAN_DEPTH);
   let flags = SCAN_OK;
   let depth = 1;
   stack[1] = IN_OBJECT;

@@ -1,8 +1,8 @@
 import { gunzipSync } from 'node:zlib';
-import { Ring } from '@sluice/ring';
+import { Ring, peerHead } from '@sluice/ring';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decompressObject } from './codecs.ts';
-import { TalosLineGenerator } from './fixture.ts';
+import { TalosLineGenerator } from '@sluice/testkit';
 import { createWorkerPool } from './pool.ts';
 import type { BatchResult, WorkerSettings } from './types.ts';
 
@@ -14,10 +14,7 @@ const SETTINGS: WorkerSettings = {
   levels: { zstd: 3, gzip: 6 },
 };
 
-const head = (peer: string): Uint8Array => {
-  const p = Buffer.from(peer, 'latin1');
-  return Buffer.concat([Buffer.from([p.length]), p]);
-};
+const head = (peer: string): Uint8Array => peerHead(peer === '' ? null : peer);
 
 type Ok = Extract<BatchResult, { ok: true }>;
 function ok(r: BatchResult): Ok {

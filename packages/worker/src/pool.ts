@@ -43,7 +43,7 @@ export interface WorkerPoolOptions {
  * enough that logs every few seconds do not stop and start a thread each time (a new thread
  * takes ~50 ms, which the first batch after a quiet spell waits, and warms its JIT again).
  */
-export const THREAD_IDLE_MS = 30_000;
+const THREAD_IDLE_MS = 30_000;
 
 /** @throws RangeError when threads is not a positive integer. */
 export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {

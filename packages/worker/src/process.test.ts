@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, countLines, type MalformedReason } from './process.ts';
-import { TalosLineGenerator, buildBatch, encodeBlock, encodePayload, mulberry32, recordSpan } from './fixture.ts';
+import { mulberry32, TalosLineGenerator } from '@sluice/testkit';
+import { buildBatch, encodeBlock, encodePayload, recordSpan, talosBatch } from './fixture.ts';
 import { recordSpan as ringRecordSpan } from '@sluice/ring';
 import { loadNativeBatch } from './batch-native.ts';
 
@@ -472,6 +473,7 @@ for (const { native, skip, title } of IMPLS) {
         expect(out).toHaveLength(2);
         for (const o of out) {
           expect(Object.hasOwn(o, '__proto__')).toBe(true);
+          // biome-ignore lint/suspicious/noProto: the test is that a `__proto__` key stays plain data.
           expect(o['__proto__']).toBe('p');
           expect(o.toString).toBe('t');
         }
@@ -520,7 +522,7 @@ for (const { native, skip, title } of IMPLS) {
         const plan = compileTagPlan({ cluster: 'prod', region: 'eu-west-1' }, 'host');
         const gen = new TalosLineGenerator(42);
         for (const size of [1 << 20, 4096, 300_000]) {
-          const { payloads, lines: src } = gen.batch('10.0.0.7', size);
+          const { payloads, lines: src } = talosBatch(gen, '10.0.0.7', size);
           const batch = buildBatch(payloads);
           const r = p.process(batch, batch.length, plan, 'talos', true);
           const out = lines(r.ndjson);
@@ -578,7 +580,9 @@ for (const { native, skip, title } of IMPLS) {
         const corpus = CORPUS.map((c) => c.line).filter((l) => !hasLF(l) && (ending === '\r\n' || !endsCR(l)));
         expect(corpus.length).toBeGreaterThan(60);
         const mixed: (Uint8Array | string)[] = [];
-        corpus.forEach((l, i) => mixed.push(`{"i":${i}}`, l));
+        corpus.forEach((l, i) => {
+          mixed.push(`{"i":${i}}`, l);
+        });
         const p = mk({ maxDepth: D });
         const single = outcome(p, buildBatch(mixed.map((l) => encodePayload('10.1.2.3', l))));
         const block = outcome(p, buildBatch([encodeBlock('10.1.2.3', mixed, ending)], 0xff));
@@ -591,7 +595,7 @@ for (const { native, skip, title } of IMPLS) {
       it('realistic Talos lines in blocks of random sizes among single records: same output, lines counted', () => {
         const rand = mulberry32(20261123);
         const gen = new TalosLineGenerator(99);
-        const { payloads } = gen.batch('fd00::7', 512 * 1024);
+        const { payloads } = talosBatch(gen, 'fd00::7', 512 * 1024);
         const texts = payloads.map((pl) => pl.subarray(1 + pl[0]!));
         const blocks: Uint8Array[] = [];
         for (let i = 0; i < texts.length; ) {

@@ -35,7 +35,10 @@
  * Malformed records are data, not exceptions: counted by reason, optionally dead-lettered.
  */
 import { isUtf8 } from 'node:buffer';
+import { BLOCK_FLAG, PEER_LEN_MASK } from '@sluice/ring';
+import { loadNativeBatch, packPlan, type NativeBatchAddon } from './batch-native.ts';
 import {
+  MALFORMED_REASONS as REASONS,
   STATE_SLOTS,
   ST_DONE,
   S_ACCEPTED,
@@ -53,10 +56,7 @@ import {
   S_POS,
   S_RECORDS,
   S_SERVICE,
-  loadNativeBatch,
-  packPlan,
-  type NativeBatchAddon,
-} from './batch-native.ts';
+} from './native-constants.ts';
 import type { BatchFacts, FactsScanner } from './facts.ts';
 import { SCAN_COLLIDES, SCAN_KERNEL, SCAN_REJECT, SCAN_TALOS_SERVICE, scanRecord } from './json-scan.ts';
 
@@ -78,14 +78,7 @@ import { SCAN_COLLIDES, SCAN_KERNEL, SCAN_REJECT, SCAN_TALOS_SERVICE, scanRecord
 export type MalformedReason = 'invalid_frame' | 'empty' | 'invalid_utf8' | 'invalid_json' | 'not_object' | 'too_deep';
 
 /** Every {@link MalformedReason}, in a stable order (metrics label values). */
-export const MALFORMED_REASONS: readonly MalformedReason[] = [
-  'invalid_frame',
-  'empty',
-  'invalid_utf8',
-  'invalid_json',
-  'not_object',
-  'too_deep',
-];
+export const MALFORMED_REASONS: readonly MalformedReason[] = REASONS;
 
 /** The tags of one source, serialized once. Build it with {@link compileTagPlan}. */
 export interface TagPlan {
@@ -194,9 +187,6 @@ const CH_RBRACE = 0x7d;
 
 const PARSE_FAILED: unknown = Symbol('parse failed');
 
-/** The payload's first byte: the peer's length (bits 0-6), and whether the record is a block of lines (TCP). */
-export const PEER_LEN_MASK = 0x7f;
-export const BLOCK_FLAG = 0x80;
 
 /** try/catch isolated in a tiny function so the caller stays optimizable. */
 function tryParse(text: string): unknown {
@@ -246,7 +236,7 @@ function countUpTo(text: string, ch: string, from: number, limit: number): numbe
  */
 function skipString(src: Buffer, i: number, end: number): number {
   i++;
-  const stop = i + 32 < end ? i + 32 : end;
+  const stop = Math.min(i + 32 , end);
   while (i < stop) {
     const b = src[i];
     if (b === CH_QUOTE) return i + 1;

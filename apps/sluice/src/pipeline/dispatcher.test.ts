@@ -1,6 +1,6 @@
-import { EventEmitter } from 'node:events';
-import { describe, expect, it } from 'vitest';
-import { Ring } from '@sluice/ring';
+import { EventEmitter, once } from 'node:events';
+import { describe, expect, it, vi } from 'vitest';
+import { Ring, blockHead, peerHead } from '@sluice/ring';
 import { ObjectWriter, type ObjectStore, type ObjectUpload } from '@sluice/sinks';
 import { createLogger, Metrics } from '@sluice/telemetry';
 import { createWorkerPool, type BatchResult, type BatchTask } from '@sluice/worker';
@@ -76,12 +76,25 @@ function setup(whenFull: WhenFull) {
   });
   /** One 3-byte record per call (1-byte empty peer head + 3 bytes = a 4-byte payload, 8 in the ring). */
   const send = (n: number): void => {
-    ring.tryWrite(Uint8Array.of(n, 0, 0), Uint8Array.of(0));
+    ring.tryWrite(Uint8Array.of(n, 0, 0), peerHead(null));
     dispatcher.wrote('src');
   };
+  /** A pause on purpose (20 ms of event loop turns), for the checks that nothing more happens. */
   const settle = () => new Promise((r) => setTimeout(r, 20));
+  /** Wait until the writer took the first frame (and said "wait"), the rest left in the ring. */
+  const firstTaken = () =>
+    vi.waitFor(() => {
+      expect(store.bytes, 'the first frame in the store').toEqual([1]);
+      expect(ring.usedBytes(), 'records 2 to 5 left in the ring').toBe(4 * 8);
+    }, { timeout: 30_000, interval: 5 });
+  /** Release the store and wait for the writer's 'drain' (the dispatcher, listening first, has seen it). */
+  const release = async () => {
+    const drained = once(writer, 'drain');
+    store.release();
+    await drained;
+  };
   const dropped = async () => (await metrics.sinkDiscardedEvents.get()).values.find((v) => v.labels.reason === 'buffer_full')?.value ?? 0;
-  return { ring, store, writer, dispatcher, send, settle, dropped, metrics, runner };
+  return { ring, store, writer, dispatcher, send, settle, firstTaken, release, dropped, metrics, runner };
 }
 
 describe('Dispatcher and a sink that says wait', () => {
@@ -89,10 +102,8 @@ describe('Dispatcher and a sink that says wait', () => {
     const t = setup('block');
     t.store.full = true;
     for (let i = 1; i <= 5; i++) t.send(i);
-    await t.settle();
     // The first frame was taken (and said "wait"); the rest stay claimed or unclaimed in the ring.
-    expect(t.store.bytes).toEqual([1]);
-    expect(t.ring.usedBytes()).toBe(4 * 8);
+    await t.firstTaken();
     t.store.release();
     await t.dispatcher.flush();
     expect(t.store.bytes).toEqual([1, 2, 3, 4, 5]);
@@ -108,8 +119,7 @@ describe('Dispatcher and a sink that says wait', () => {
     expect(t.store.bytes).toEqual([1]);
     expect(t.ring.usedBytes()).toBe(0);
     expect(await t.dropped()).toBe(4);
-    t.store.release();
-    await t.settle();
+    await t.release();
     for (let i = 6; i <= 7; i++) t.send(i);
     await t.dispatcher.flush();
     expect(t.store.bytes).toEqual([1, 6, 7]);
@@ -158,15 +168,13 @@ describe('Dispatcher at the shutdown deadline', () => {
       (await t.metrics.discardedEvents.get()).values.find((v) => v.labels.reason === 'shutdown_timeout' && v.labels.component_id === 'src' && v.labels.component_type === 'tcp')?.value ?? 0;
     t.store.full = true;
     for (let i = 1; i <= 5; i++) t.send(i);
-    await t.settle();
     // Record 1 is in the writer's object (the writer's own abandon() counts it); 2..5 are not.
-    expect(t.store.bytes).toEqual([1]);
-    expect(t.ring.usedBytes()).toBe(4 * 8);
+    await t.firstTaken();
     expect(t.dispatcher.abandon()).toEqual(new Map([['src', 4]]));
     expect(await discarded()).toBe(4);
     expect(t.ring.usedBytes()).toBe(0);
     // The writer drains: nothing more is delivered, and a flush ends at once.
-    t.store.release();
+    await t.release();
     await t.settle();
     expect(t.store.bytes).toEqual([1]);
     await t.dispatcher.flush();
@@ -174,8 +182,11 @@ describe('Dispatcher at the shutdown deadline', () => {
     const tasks = t.runner.tasks.length;
     t.send(6);
     t.send(7);
+    await vi.waitFor(
+      async () => expect(await discarded(), 'the late writes counted').toBe(6),
+      { timeout: 30_000, interval: 5 },
+    );
     await t.settle();
-    expect(await discarded()).toBe(6);
     expect(t.ring.usedBytes()).toBe(0);
     expect(t.runner.tasks.length).toBe(tasks);
     expect(t.store.bytes).toEqual([1]);
@@ -202,8 +213,8 @@ describe('Dispatcher and a batch a worker fails', () => {
         onRingSpace: () => {},
       });
       const enc = new TextEncoder();
-      ring.tryWrite(enc.encode('{"a":1}\n{"a":2}\r\n{"a":3}\n'), Uint8Array.of(0x80)); // a block of 3 lines
-      ring.tryWrite(enc.encode('{"a":4}'), Uint8Array.of(0)); // one line
+      ring.tryWrite(enc.encode('{"a":1}\n{"a":2}\r\n{"a":3}\n'), blockHead(peerHead(null))); // a block of 3 lines
+      ring.tryWrite(enc.encode('{"a":4}'), peerHead(null)); // one line
       dispatcher.wrote('tcp-in');
       await dispatcher.flush();
       const failed = (await metrics.discardedEvents.get()).values.find((v) => v.labels.reason === 'worker_error');

@@ -4,7 +4,7 @@ import { RateLimitedLog, type Logger, type Metrics } from '@sluice/telemetry';
 import { countLines, type BatchResult, type BatchTask, type Codec } from '@sluice/worker';
 
 /** The part of a worker pool the dispatcher uses. */
-export interface BatchRunner {
+interface BatchRunner {
   run(task: BatchTask): Promise<BatchResult>;
 }
 

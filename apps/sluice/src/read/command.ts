@@ -13,7 +13,7 @@ import { runRead } from './read.ts';
 import { Filter } from './scan.ts';
 import { parseTimeArg } from './time.ts';
 
-export const READ_USAGE = `sluice read --path DIR | s3://BUCKET/PREFIX [--endpoint URL] [--region R]
+const READ_USAGE = `sluice read --path DIR | s3://BUCKET/PREFIX [--endpoint URL] [--region R]
             [--since TIME] [--until TIME] [--where KEY=VALUE]... [--grep REGEX]
             [--limit N] [--format ndjson|pretty] [--follow] [--stats]
 sluice read --config FILE --sink ID [the same filters]`;
@@ -63,18 +63,16 @@ const READ_OPTIONS = {
   stats: FLAG,
 } as const;
 
-export function parseReadArgs(argv: string[], nowMs: number): Parsed {
-  let values;
+function readOptions(argv: string[]) {
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      strict: true,
-      options: READ_OPTIONS,
-    }));
+    return parseArgs({ args: argv, allowPositionals: false, strict: true, options: READ_OPTIONS }).values;
   } catch (err) {
-    usage((err as Error).message.split('\n')[0]!);
+    return usage((err as Error).message.split('\n')[0]!);
   }
+}
+
+function parseReadArgs(argv: string[], nowMs: number): Parsed {
+  const values = readOptions(argv);
   let location: Parsed['location'];
   if (values.path !== undefined) {
     if (values.config !== undefined || values.sink !== undefined) usage('give either --path or --config/--sink, not both');
@@ -122,7 +120,7 @@ export function parseReadArgs(argv: string[], nowMs: number): Parsed {
 /** The reader and the longest an object stays open, from --path or a configured sink. */
 async function openLocation(loc: Parsed['location']): Promise<{ reader: ObjectReader; spanMs: number }> {
   if ('path' in loc) return { reader: await readerForPath(loc.path, loc), spanMs: DEFAULT_SPAN_MS };
-  let config;
+  let config: ReturnType<typeof loadConfigFile>;
   try {
     config = loadConfigFile(loc.config);
   } catch (err) {
@@ -172,6 +170,8 @@ export async function readCommand(argv: string[]): Promise<number> {
       : err instanceof Error ? err.message
       : String(err);
     process.stderr.write(`sluice read: ${message.split('\n')[0]}\n`);
+    // A usage mistake also gets the synopsis, so the fix is on the screen.
+    if (err instanceof UsageError) process.stderr.write(`usage: ${READ_USAGE}\n`);
     return 1;
   } finally {
     process.off('SIGINT', onSignal);

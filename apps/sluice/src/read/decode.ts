@@ -37,7 +37,7 @@ const FRAMES_IN_FLIGHT = 4;
  * before it does (zstd-frame.ts); `info.contentSize` gets its declared content size (0: not given).
  * @throws ObjectDecodeError when the bytes at `pos` are not a frame.
  */
-export function frameEnd(buf: Uint8Array, pos: number, end: number, info: { contentSize: number }): number {
+function frameEnd(buf: Uint8Array, pos: number, end: number, info: { contentSize: number }): number {
   try {
     return zstdFrameEnd(buf, pos, end, info);
   } catch (err) {

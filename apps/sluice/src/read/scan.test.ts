@@ -31,7 +31,7 @@ function encString(s: string, rand: Rand): string {
     else if (code < 0x20) out += ch === '\n' ? '\\n' : u(code);
     else out += ch;
   }
-  return out + '"';
+  return `${out}"`;
 }
 
 function ws(rand: Rand): string {
@@ -52,7 +52,7 @@ function encObject(entries: [string, unknown][], rand: Rand): string {
 
 function talosTime(rand: Rand): string {
   const h = 10 + Math.floor(rand() * 4);
-  const frac = rand() < 0.3 ? '' : '.' + String(Math.floor(rand() * 1e9)).slice(0, 1 + Math.floor(rand() * 9));
+  const frac = rand() < 0.3 ? '' : `.${String(Math.floor(rand() * 1e9)).slice(0, 1 + Math.floor(rand() * 9))}`;
   const zone = rand() < 0.9 ? 'Z' : '+01:00';
   return `2024-05-01T${h}:${String(Math.floor(rand() * 60)).padStart(2, '0')}:00${frac}${zone}`;
 }
@@ -142,7 +142,7 @@ describe('ObjectScanner against a JSON.parse oracle', () => {
     let matchedTotal = 0;
     for (let round = 0; round < 800; round++) {
       const lines = Array.from({ length: 300 }, () => randomLine(rand));
-      const ndjson = Buffer.from(lines.join('\n') + '\n');
+      const ndjson = Buffer.from(`${lines.join('\n')}\n`);
       const nWhere = Math.floor(rand() * 3);
       const time = (): string | null => (rand() < 0.4 ? parseRfc3339(talosTime(rand))! : null);
       let since = time();
@@ -159,7 +159,7 @@ describe('ObjectScanner against a JSON.parse oracle', () => {
       };
       const expected = lines.filter((l) => oracle(l, opts));
       const got = scan(ndjson, new Filter(opts), rand);
-      expect(got.out, JSON.stringify({ ...opts, grep: grepSource })).toBe(expected.map((l) => l + '\n').join(''));
+      expect(got.out, JSON.stringify({ ...opts, grep: grepSource })).toBe(expected.map((l) => `${l}\n`).join(''));
       expect(got.scanned).toBe(lines.length);
       matchedTotal += expected.length;
     }
@@ -186,11 +186,11 @@ describe('ObjectScanner against a JSON.parse oracle', () => {
       '["talos-service","etcd"]',
       '"talos-time"',
     ];
-    const ndjson = Buffer.from(lines.join('\n') + '\n');
+    const ndjson = Buffer.from(`${lines.join('\n')}\n`);
     for (const where of [[], [{ path: ['talos-service'], value: 'etcd' }], [{ path: ['talos-service'], value: '' }]]) {
       for (const since of [null, '2024-05-01T12:00:00.000000000']) {
         const opts: FilterOptions = { where, grep: null, since, until: null, format: 'ndjson', color: false };
-        const expected = lines.filter((l) => oracle(l, opts)).map((l) => l + '\n').join('');
+        const expected = lines.filter((l) => oracle(l, opts)).map((l) => `${l}\n`).join('');
         expect(scan(ndjson, new Filter(opts), mulberry32(7)).out, JSON.stringify(opts)).toBe(expected);
       }
     }

@@ -259,7 +259,7 @@ export class ObjectScanner {
     for (;;) {
       if (nextA < pos) nextA = find(buf, anchor, pos, end);
       if (nextU < pos) nextU = find(buf, ESCAPE_U, pos, end);
-      const hit = nextA < nextU ? nextA : nextU;
+      const hit = Math.min(nextA , nextU);
       if (hit >= end) break;
       let s = buf.lastIndexOf(NL, hit) + 1;
       if (s < start) s = start;

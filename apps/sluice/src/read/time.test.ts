@@ -59,7 +59,7 @@ describe('compareZBytes agrees with parseRfc3339 on every stored form', () => {
     const two = (n: number): string => String(n).padStart(2, '0');
     const time = (): string => {
       const base = `${pick(['2023', '2024', '2025'])}-${two(1 + Math.floor(rand() * 13))}-${two(Math.floor(rand() * 32))}T${two(Math.floor(rand() * 25))}:${two(Math.floor(rand() * 61))}:${two(Math.floor(rand() * 61))}`;
-      const frac = rand() < 0.3 ? '' : '.' + String(Math.floor(rand() * 1e12)).slice(0, 1 + Math.floor(rand() * 12));
+      const frac = rand() < 0.3 ? '' : `.${String(Math.floor(rand() * 1e12)).slice(0, 1 + Math.floor(rand() * 12))}`;
       const zone = pick(['Z', 'Z', 'Z', 'z', '+02:00', '-00:30']);
       const sep = rand() < 0.05 ? ' ' : 'T';
       return base.replace('T', sep) + frac + zone;

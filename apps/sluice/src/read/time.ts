@@ -46,7 +46,7 @@ export function parseTimeArg(text: string, nowMs: number): string | { error: str
 
 /** Epoch milliseconds of a canonical text (for the index's arithmetic). */
 export function msOfCanonical(t: string): number {
-  return Date.parse(t.slice(0, 23) + 'Z');
+  return Date.parse(`${t.slice(0, 23)}Z`);
 }
 
 const D0 = 0x30;

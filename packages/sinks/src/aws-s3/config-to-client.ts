@@ -79,8 +79,8 @@ export interface S3ClientOptions {
   onRequest?: (notice: RequestNotice) => void;
 }
 
-export const DEFAULT_MAX_RETRY_DURATION_MS = 15 * 60_000;
-export const DEFAULT_MAX_RETRY_DELAY_MS = 20_000;
+const DEFAULT_MAX_RETRY_DURATION_MS = 15 * 60_000;
+const DEFAULT_MAX_RETRY_DELAY_MS = 20_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_SOCKET_TIMEOUT_MS = 60_000;
 /** First backoff ceiling; it doubles per retry up to maxRetryDelayMs. */

@@ -47,7 +47,7 @@ export function checkEndpoint(text: string): string | undefined {
   return undefined;
 }
 
-export const awsS3Options = {
+const awsS3Options = {
   ...sinkOptions,
   spool: def(boolean(), true),
   endpoint: opt(string({ doc: 'http(s) URL', check: checkEndpoint })),

@@ -1,21 +1,11 @@
-/** Error codes of the aws_s3 sink and how SDK errors read in our messages. */
+/** How SDK errors read in our messages, and why a store operation failed (the codes are @sluice/schema's). */
 import { createRequire } from 'node:module';
+import { ERR_SINK_KEY, ERR_SINK_WRITE } from '@sluice/schema';
 
 // node:http by require(), not import: importing it as an ES module reads every export,
 // and its lazy WebSocket/MessageEvent getters then load Node's fetch implementation (undici,
 // ~12 MiB resident) that the daemon never uses.
 const { STATUS_CODES } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
-
-/** An object could not be stored (close() rejected) or thrown away (abort() rejected). */
-export const ERR_S3_UPLOAD = 'SLUICE_ERR_S3_UPLOAD';
-/** check(): the bucket does not exist. */
-export const ERR_S3_NO_BUCKET = 'SLUICE_ERR_S3_NO_BUCKET';
-/** check(): the endpoint refused the credentials (or found none). */
-export const ERR_S3_CREDENTIALS = 'SLUICE_ERR_S3_CREDENTIALS';
-/** check(): nothing answered at the endpoint in time. */
-export const ERR_S3_UNREACHABLE = 'SLUICE_ERR_S3_UNREACHABLE';
-/** check(): any other refusal (wrong region, redirect, ...); the message has the status. */
-export const ERR_S3_CHECK = 'SLUICE_ERR_S3_CHECK';
 
 interface SdkErrorShape {
   name?: string;
@@ -87,7 +77,7 @@ export function failureReason(error: unknown): FailureReason {
     }
     const code = (e as { code?: unknown }).code;
     if (name === 'TimeoutError' || name === 'RequestTimeout' || code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT' || code === 'ERR_SOCKET_CONNECTION_TIMEOUT') return 'timeout';
-    if (code === 'SLUICE_ERR_SINK_WRITE' || code === 'SLUICE_ERR_SINK_KEY') return 'io';
+    if (code === ERR_SINK_WRITE || code === ERR_SINK_KEY) return 'io';
     if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return 'network';
   }
   return 'other';

@@ -3,12 +3,19 @@
  * UTF-8 byte order) and streaming GetObject. Retries are short: a reader at a terminal wants
  * "cannot reach" in seconds, not the sink's 15 minutes of patience.
  */
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { SluiceError } from '@sluice/schema';
+import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import {
+  ERR_S3_CHECK,
+  ERR_S3_CREDENTIALS,
+  ERR_S3_NO_BUCKET,
+  ERR_S3_UNREACHABLE,
+  SluiceError,
+  type SluiceErrorCode,
+} from '@sluice/schema';
 import type { ListedObject, ObjectReader } from '../object-reader.ts';
 import type { AwsS3SinkConfig } from './config.ts';
 import { createS3Client } from './config-to-client.ts';
-import { describeError, errorName, ERR_S3_CHECK, ERR_S3_CREDENTIALS, ERR_S3_NO_BUCKET, ERR_S3_UNREACHABLE, httpStatusOf } from './errors.ts';
+import { describeError, errorName, httpStatusOf } from './errors.ts';
 
 /** Retry a failing request this long: ECONNREFUSED answers in ~10 s instead of 15 min. */
 const READ_RETRY_MS = 10_000;
@@ -41,7 +48,7 @@ export class S3Reader implements ObjectReader {
   async *list(startAfter: string | undefined, signal: AbortSignal): AsyncIterable<ListedObject> {
     let token: string | undefined;
     do {
-      let res;
+      let res: ListObjectsV2CommandOutput;
       try {
         res = await this.#client.send(
           new ListObjectsV2Command({
@@ -87,7 +94,7 @@ export class S3Reader implements ObjectReader {
     const status = httpStatusOf(cause);
     const name = errorName(cause);
     const where = this.#where;
-    let code: string;
+    let code: SluiceErrorCode;
     let message: string;
     if (name === 'CredentialsProviderError') {
       code = ERR_S3_CREDENTIALS;

@@ -43,16 +43,21 @@ import {
 } from '@aws-sdk/client-s3';
 import { MultipartUpload } from './multipart.ts';
 import { abortIncompleteUploads } from './orphan-uploads.ts';
-import { ERR_CONFIG, SluiceError } from '@sluice/schema';
-import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import {
-  describeError,
-  errorName,
+  ERR_CONFIG,
   ERR_S3_CHECK,
   ERR_S3_CREDENTIALS,
   ERR_S3_NO_BUCKET,
   ERR_S3_UNREACHABLE,
   ERR_S3_UPLOAD,
+  ERR_SINK_STATE,
+  SluiceError,
+  type SluiceErrorCode,
+} from '@sluice/schema';
+import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
+import {
+  describeError,
+  errorName,
   httpStatusOf,
   withFailureReason,
 } from './errors.ts';
@@ -180,7 +185,7 @@ export class S3Store implements ObjectStore {
     const cause = lastTry ?? err;
     const status = httpStatusOf(cause);
     const name = errorName(cause);
-    let code: string;
+    let code: SluiceErrorCode;
     let message: string;
     if (name === 'CredentialsProviderError') {
       code = ERR_S3_CREDENTIALS;
@@ -317,7 +322,10 @@ class S3Upload extends EventEmitter implements ObjectUpload {
 
   write(chunk: Uint8Array): boolean {
     if (this.#state === 'closing' || this.#closing !== undefined) {
-      throw new SluiceError('SLUICE_ERR_SINK_STATE', `sink ${this.#store.sinkId}: write() on s3://${this.#store.bucket}/${this.key} after close()`);
+      throw new SluiceError(
+        ERR_SINK_STATE,
+        `sink ${this.#store.sinkId}: write() on s3://${this.#store.bucket}/${this.key} after close()`,
+      );
     }
     // Failed or aborted: discard; close() reports the failure.
     if (this.#state !== 'open') return true;

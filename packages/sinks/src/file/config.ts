@@ -10,7 +10,7 @@ export interface FileSinkConfig extends SinkBase {
   readonly path: string;
 }
 
-export const fileOptions = {
+const fileOptions = {
   ...sinkOptions,
   path: req(string()),
 };

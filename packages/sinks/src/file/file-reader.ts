@@ -2,10 +2,10 @@
  * Reading a file sink's tree back (`sluice read`): keys in byte order by a sorted walk, so
  * listing never holds more than one directory's names per level, and objects are streamed.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import { SluiceError } from '@sluice/schema';
+import { ERR_READ_LOCATION, SluiceError } from '@sluice/schema';
 import type { ListedObject, ObjectReader } from '../object-reader.ts';
 
 /** The file store's temporary names (`.<name>.<hex>.tmp`) and anything else hidden. */
@@ -31,11 +31,11 @@ export class FileReader implements ObjectReader {
   async *list(startAfter: string | undefined, signal: AbortSignal): AsyncIterable<ListedObject> {
     try {
       const st = await stat(this.#root);
-      if (!st.isDirectory()) throw new SluiceError('SLUICE_ERR_READ_LOCATION', `${this.#root} is not a directory`);
+      if (!st.isDirectory()) throw new SluiceError(ERR_READ_LOCATION, `${this.#root} is not a directory`);
     } catch (err) {
       if (err instanceof SluiceError) throw err;
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      throw new SluiceError('SLUICE_ERR_READ_LOCATION', `cannot read ${this.#root}: ${code}`, { cause: err });
+      throw new SluiceError(ERR_READ_LOCATION, `cannot read ${this.#root}: ${code}`, { cause: err });
     }
     yield* this.#walk('', startAfter, signal);
   }
@@ -45,18 +45,19 @@ export class FileReader implements ObjectReader {
    * as `d/`, which is the order of the full keys beneath it (`a-b` < `a/c` because `-` < `/`).
    */
   async *#walk(dir: string, startAfter: string | undefined, signal: AbortSignal): AsyncIterable<ListedObject> {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(path.join(this.#root, dir), { withFileTypes: true });
     } catch (err) {
       // A day folder removed by retention while we walk: nothing left to read there.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && dir !== '') return;
-      throw new SluiceError('SLUICE_ERR_READ_LOCATION', `cannot list ${path.join(this.#root, dir)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new SluiceError(ERR_READ_LOCATION, `cannot list ${path.join(this.#root, dir)}: ${code}`, { cause: err });
     }
     const names: string[] = [];
     for (const e of entries) {
       if (hidden(e.name)) continue;
-      if (e.isDirectory()) names.push(dir + e.name + '/');
+      if (e.isDirectory()) names.push(`${dir + e.name}/`);
       else if (e.isFile()) names.push(dir + e.name);
     }
     names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SluiceError } from '@sluice/schema';
-import { mountTmpfs, type Tmpfs } from '../../../testkit/src/tmpfs.ts';
+import { mountTmpfs, type Tmpfs } from '@sluice/testkit/tmpfs';
 import { diskRetryDelayMs, retryableDiskError, type DiskHooks } from './disk-retry.ts';
 import { FileStore } from './file-store.ts';
 
@@ -26,10 +26,13 @@ function listFiles(dir: string): string[] {
     .sort();
 }
 
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await sleep(2);
-  expect(cond()).toBe(true);
+/** Entries in `dir`, 0 while it does not exist. */
+function entriesIn(dir: string): number {
+  return existsSync(dir) ? readdirSync(dir).length : 0;
 }
+
+/** How long a test waits for the store to do something: generous, the machine may be loaded. */
+const WAIT = { timeout: 30_000, interval: 10 };
 
 async function rejection(p: Promise<unknown>): Promise<SluiceError> {
   const err = await p.then(
@@ -47,7 +50,10 @@ describe('FileStore', () => {
     const up = store.open(key, META);
     expect(up.write(Buffer.from('{"a":1}\n'))).toBe(true);
     expect(up.write(new Uint8Array(Buffer.from('{"a":2}\n')))).toBe(true);
-    await until(() => existsSync(path.join(root, 'logs/2024/04/22')) && readdirSync(path.join(root, 'logs/2024/04/22')).length > 0);
+    await vi.waitFor(
+      () => expect(entriesIn(path.join(root, 'logs/2024/04/22')), 'the temp file').toBeGreaterThan(0),
+      WAIT,
+    );
     const during = readdirSync(path.join(root, 'logs/2024/04/22'));
     expect(during).toHaveLength(1);
     expect(during[0]).toMatch(TEMP);
@@ -61,7 +67,7 @@ describe('FileStore', () => {
     const store = new FileStore({ path: root });
     const up = store.open('a/b/c.ndjson', META);
     up.write(Buffer.alloc(100_000, 0x61));
-    await until(() => existsSync(path.join(root, 'a/b')) && readdirSync(path.join(root, 'a/b')).length > 0);
+    await vi.waitFor(() => expect(entriesIn(path.join(root, 'a/b')), 'the temp file').toBeGreaterThan(0), WAIT);
     await up.abort();
     expect(listFiles(root)).toEqual([]);
   });
@@ -227,6 +233,7 @@ describe('FileStore on a full disk (a real tmpfs)', () => {
     expect(hooks.retries.length).toBeGreaterThanOrEqual(1);
     expect(hooks.retries.every((r) => r.code === 'ENOSPC')).toBe(true);
     // Held back: the writer waits for 'drain', with at most the bound (and one chunk) in memory.
+    // A sleep on purpose: the test is that nothing moves for a while (500 ms) while the disk is full.
     await sleep(500);
     expect(written).toBeLessThan(data.length);
     expect(store.bufferedBytes).toBeLessThanOrEqual(64 * KiB + 64 * KiB);

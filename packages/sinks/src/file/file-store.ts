@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir, open, opendir, rename, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { SluiceError } from '@sluice/schema';
+import { ERR_SINK_KEY, ERR_SINK_STATE, ERR_SINK_UNWRITABLE, ERR_SINK_WRITE, SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectStoreCheck, ObjectUpload } from '../object-store.ts';
 import { diskRetryDelayMs, DiskStall, retryableDiskError, type DiskHooks } from './disk-retry.ts';
 
@@ -108,7 +108,7 @@ export class FileStore implements ObjectStore {
       await unlink(probe);
     } catch (error) {
       throw new SluiceError(
-        'SLUICE_ERR_SINK_UNWRITABLE',
+        ERR_SINK_UNWRITABLE,
         `file sink path ${root} is not writable (${errorCode(error)}): point path at a directory this process can create files in`,
         { cause: error },
       );
@@ -206,7 +206,7 @@ class FileUpload extends EventEmitter implements ObjectUpload {
     this.#live = live;
     if (!finalPath.startsWith(root + path.sep) || key.includes('\0') || basename.startsWith('.')) {
       this.#error = new SluiceError(
-        'SLUICE_ERR_SINK_KEY',
+        ERR_SINK_KEY,
         `file sink: object key ${JSON.stringify(key)} does not name a visible file under ${root}: check key_prefix`,
       );
       return;
@@ -504,7 +504,7 @@ class FileUpload extends EventEmitter implements ObjectUpload {
 
   #beginSettle(what: string): void {
     if (this.#settling) {
-      throw new SluiceError('SLUICE_ERR_SINK_STATE', `file sink: ${what}() on ${this.#finalPath} after close/abort`);
+      throw new SluiceError(ERR_SINK_STATE, `file sink: ${what}() on ${this.#finalPath} after close/abort`);
     }
     this.#settling = true;
   }
@@ -512,7 +512,7 @@ class FileUpload extends EventEmitter implements ObjectUpload {
   #wrap(error: unknown, op?: string): unknown {
     if (error instanceof SluiceError) return error;
     return new SluiceError(
-      'SLUICE_ERR_SINK_WRITE',
+      ERR_SINK_WRITE,
       `file sink: could not ${op ?? 'write'} ${this.#finalPath} (${errorCode(error)})`,
       { cause: error },
     );

@@ -11,6 +11,7 @@
  * it from an object by its suffix. Not `.`: the file store refuses hidden names (its temp files).
  */
 import type { BatchFacts, FrameFacts } from '@sluice/worker';
+import { MAX_FIELD_VALUES } from '@sluice/worker/native-constants';
 import type { ObjectStore } from '../object-store.ts';
 
 /** What an index knows about its object's records: the workers' batch facts, merged. */
@@ -19,10 +20,10 @@ export type { FrameFacts };
 
 /** The format version written; a reader treats any other as no index. */
 export const INDEX_VERSION = 1;
-/** Distinct texts kept per field before it becomes "many" (null). */
-export const INDEX_MAX_FIELD_VALUES = 64;
-export const INDEX_SUFFIX = '.index.json';
-export const INDEX_CONTENT_TYPE = 'application/json';
+/** Distinct texts kept per field before it becomes "many" (null): the workers' limit for a batch. */
+const INDEX_MAX_FIELD_VALUES = MAX_FIELD_VALUES;
+const INDEX_SUFFIX = '.index.json';
+const INDEX_CONTENT_TYPE = 'application/json';
 /** An index larger than this is not one (a reader stops reading it): 64 fields of 64 texts fit. */
 export const INDEX_MAX_BYTES = 1024 * 1024;
 

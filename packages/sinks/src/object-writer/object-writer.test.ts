@@ -208,7 +208,7 @@ describe('ObjectWriter + FileStore', () => {
     expect(objects).toHaveLength(1);
     expect(objects[0]!.frames).toBe(2);
     expect(writer.stats.openObjects).toBe(0);
-    await sleep(800); // more than two periods without data
+    await sleep(800); // a sleep on purpose: nothing may happen for more than two periods without data
     expect(objects).toHaveLength(1);
     expect(listFiles(root)).toHaveLength(1);
     const c = makeFrame('gzip', 20, 10);
@@ -502,7 +502,7 @@ describe('ObjectWriter + FileStore', () => {
     const closing = writer.close();
     let closed = false;
     void closing.then(() => (closed = true));
-    await sleep(20);
+    await sleep(20); // a sleep on purpose: close() must still be pending while the store hangs
     expect(closed).toBe(false);
     const left = writer.abandon();
     expect(left.map((o) => o.records)).toEqual([5, 5, 5]);
@@ -510,7 +510,7 @@ describe('ObjectWriter + FileStore', () => {
     await closing;
     expect(writer.stats.openObjects).toBe(0);
     for (const release of closes) release(); // settling later emits nothing
-    await sleep(5);
+    await sleep(5); // a sleep on purpose: the released closes get a moment to (wrongly) emit
     expect(objects).toEqual([]);
     expect(failures).toEqual([]);
     expect(writer.abandon()).toEqual([]);

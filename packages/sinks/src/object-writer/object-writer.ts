@@ -19,7 +19,7 @@
  * (maxClosingObjects + 1) x the store's own bound.
  */
 import { EventEmitter } from 'node:events';
-import { ERR_CONFIG, SluiceError } from '@sluice/schema';
+import { ERR_CONFIG, ERR_WRITER_CLOSED, SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import { type Codec, contentEncodingFor, extensionFor, NDJSON_CONTENT_TYPE, newUniqueId, objectKey } from './keys.ts';
 import { factsOfFrame, type FrameFacts, type IndexFacts, mergeFrameFacts, writeIndex } from './object-index.ts';
@@ -244,7 +244,7 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
    */
   write(frame: Frame): boolean {
     if (this.#closed) {
-      throw new SluiceError('SLUICE_ERR_WRITER_CLOSED', `sink ${this.sinkId}: write after close`);
+      throw new SluiceError(ERR_WRITER_CLOSED, `sink ${this.sinkId}: write after close`);
     }
     const size = frame.bytes.byteLength;
     let cur = this.#current;
@@ -452,7 +452,7 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   readonly #emitDrain = (): void => {
     this.#drainScheduled = false;
     const cur = this.#current;
-    if (!this.#needDrain || (cur !== null && cur.waitingDrain) || this.#closing.size >= this.#maxClosing) return;
+    if (!this.#needDrain || (cur?.waitingDrain) || this.#closing.size >= this.#maxClosing) return;
     this.#needDrain = false;
     this.emit('drain');
   };

@@ -9,7 +9,7 @@
  * Anything else with a scheme (`Bearer x`, `Splunk` with nothing after it, Basic without a
  * colon) is malformed: 401 code 3.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 export type Authorization =
   | { kind: 'missing' }
@@ -57,6 +57,8 @@ export class TokenSet {
   }
 }
 
+// One-shot hash(): no Hash object per request (createHash + update + digest was ~10 µs of each
+// HEC request's main-thread time in the daemon's profile).
 function digest(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
+  return hash('sha256', token, 'buffer');
 }

@@ -41,7 +41,7 @@ const slowClientOptions = {
  * 1 MB, Tailscale's streamer a few hundred KiB), while one aggregator still bounds what a
  * request can make it hold. Splunk's own default (800 MB) is for an indexer, not a DaemonSet.
  */
-export const splunkHecOptions = {
+const splunkHecOptions = {
   ...streamSourceOptions,
   valid_tokens: secret(req(stringList())),
   max_body_bytes: def(integer(1024, 268_435_456), 16 * MIB),

@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Ring } from '@sluice/ring';
 import { Metrics } from '@sluice/telemetry';
 import { createHecDecoder, type HecDecoder } from '@sluice/worker';
@@ -12,21 +12,24 @@ import { makeTestPki, type TestPki } from '../test-certs.ts';
 import { drainRing, type RingRecord } from '../test-ring.ts';
 import { startSplunkHecSource, type SplunkHecSourceOptions } from './hec.ts';
 import { counter } from '../test-metrics.ts';
-import { writeInPieces } from '../../../testkit/src/pieces.ts';
+import { writeInPieces } from '@sluice/testkit/pieces';
 
 const logger = pino({ level: 'silent' });
 const TOKEN = '11111111-2222-3333-4444-555555555555';
 const OTHER_TOKEN = 'second-token';
 
 let decoder: HecDecoder;
+/** The daemon's decoder: small plain bodies decoded inline, in the turn they arrive. */
+let inlineDecoder: HecDecoder;
 let pki: TestPki;
 beforeAll(() => {
   // Every body goes to the worker threads except where a test says otherwise.
   decoder = createHecDecoder({ threads: 2, inlineBelowBytes: 0 });
+  inlineDecoder = createHecDecoder({ threads: 1 });
   pki = makeTestPki();
 });
 afterAll(async () => {
-  await decoder.destroy();
+  await Promise.all([decoder.destroy(), inlineDecoder.destroy()]);
 });
 
 type Got = RingRecord;
@@ -45,14 +48,18 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((s) => s.drain(10)));
 });
 
-async function start(opts: Partial<SplunkHecSourceOptions> = {}, ringBytes = 1 << 20): Promise<{ src: Source; ring: Ring; metrics: Metrics; url: string }> {
+async function start(
+  opts: Partial<SplunkHecSourceOptions> = {},
+  ringBytes = 1 << 20,
+  dec: HecDecoder = decoder,
+): Promise<{ src: Source; ring: Ring; metrics: Metrics; url: string }> {
   const ring = Ring.create(ringBytes);
   const metrics = new Metrics('test');
   const ctx: SourceContext = { id: 'hec', ring, metrics, logger, wrote: () => {} };
   const src = await startSplunkHecSource(
     ctx,
     { host: '127.0.0.1', port: 0, validTokens: [TOKEN, OTHER_TOKEN], maxBodyBytes: 1 << 20, maxConnections: 256, hostKey: '__host', ...opts },
-    decoder,
+    dec,
   );
   running.push(src);
   const scheme = opts.tls ? 'https' : 'http';
@@ -94,13 +101,8 @@ const auth = { authorization: `Splunk ${TOKEN}` };
 const envelope = (i: number, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ time: 1732270000 + i / 1000, host: 'tailnet', source: 'tailscale', sourcetype: 'audit', index: 'main', event: { action: 'UPDATE', n: i }, fields: { f: 'v' }, ...extra });
 
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** How long a test waits for events or counters: generous, the machine may be loaded. */
+const WAIT = { timeout: 30_000, interval: 5 };
 
 describe('splunk_hec source: event endpoints', () => {
   it('stores stacked envelopes exactly as sent, answers 200 only once they are in the ring', async () => {
@@ -260,7 +262,7 @@ describe('splunk_hec source: sizes and load', () => {
       }
       const reply = await send(`${url}/services/collector/event`, { headers: auth, body: envelopes.join('\n') });
       expect(reply.json).toEqual({ text: 'Success', code: 0 });
-      await until(() => c.got.length === envelopes.length);
+      await vi.waitFor(() => expect(c.got.length, 'every event in the ring').toBe(envelopes.length), WAIT);
       expect(c.got.map((g) => g.record)).toEqual(envelopes);
     } finally {
       c.stop();
@@ -282,6 +284,7 @@ describe('splunk_hec source: sizes and load', () => {
       });
       req.on('error', reject);
       req.write(big.slice(0, 40 << 10));
+      // A pause on purpose (20 ms): the server reads the first chunk on its own before the rest comes.
       setTimeout(() => req.end(big.slice(40 << 10)), 20);
     });
     expect(chunked).toBe(413);
@@ -312,7 +315,9 @@ describe('splunk_hec source: sizes and load', () => {
           }
         }),
       );
-      await until(() => c.got.length >= clients * requests * perRequest);
+      const total = clients * requests * perRequest;
+      await vi.waitFor(() => expect(c.got.length, 'every event in the ring').toBeGreaterThanOrEqual(total), WAIT);
+      // A sleep on purpose: a duplicate would land right behind the last event (20 ms to show up).
       await new Promise((r) => setTimeout(r, 20));
       const events = c.got.map((g) => JSON.parse(g.record).event as { client: number; request: number; k: number });
       expect(events).toHaveLength(clients * requests * perRequest);
@@ -349,41 +354,48 @@ describe('splunk_hec source: sizes and load', () => {
     expect(await send(`${url}/services/collector/event`, { headers: auth, body: body(99) })).toMatchObject({ status: 200 });
   });
 
-  it('a request waiting for ring space is written, in order, as soon as the consumer frees some', async () => {
-    // A busy timeout far longer than the test: no reply below depends on how fast this machine is.
-    const { src, ring, url } = await start({ busyTimeoutMs: 60_000 }, 4096);
-    const body = (i: number) => Array.from({ length: 5 }, (_, k) => `{"event":"w${i}-${k}","pad":"${'p'.repeat(60)}"}`).join('\n');
-    let answered = 0;
-    // 12 requests of ~420 bytes each into a 4 KiB ring with no consumer: about 9 fit, the rest
-    // wait (their line holds well under a ring's worth, so none is refused at once).
-    const N = 12;
-    const replies = Promise.all(
-      Array.from({ length: N }, (_, i) =>
-        send(`${url}/services/collector/event`, { headers: auth, body: body(i) }).then((r) => {
-          answered++;
-          return r;
-        }),
-      ),
-    );
-    // Some fit and are answered; with no consumer the rest cannot be, however long this waits.
-    await until(() => answered >= 3);
-    expect(answered).toBeLessThan(N);
-    const c = consumer(ring, src, 512);
-    try {
-      expect((await replies).map((r) => r.status)).toEqual(Array.from({ length: N }, () => 200));
-      await until(() => c.got.length === 5 * N);
-      // Each request's records stay together and in the order sent.
-      const byRequest = new Map<string, string[]>();
-      for (const g of c.got) {
-        const m = /"event":"w(\d+)-\d"/.exec(g.record)!;
-        byRequest.set(m[1]!, [...(byRequest.get(m[1]!) ?? []), g.record]);
+  it.each(['on the worker threads', 'inline'])(
+    'a request waiting for ring space is written, in order, as soon as the consumer frees some (decoded %s)',
+    async (where) => {
+      // A busy timeout far longer than the test: no reply below depends on how fast this machine is.
+      const dec = where === 'inline' ? inlineDecoder : decoder;
+      const { src, ring, url } = await start({ busyTimeoutMs: 60_000 }, 4096, dec);
+      // Envelopes of a different length in each request: a waiting request's record boundaries must
+      // be its own, not those of a body decoded after it (the inline decoder reuses its scratch).
+      const envelope = (i: number, k: number): string => `{"event":"w${i}-${k}","pad":"${'p'.repeat(30 + 5 * i)}"}`;
+      const body = (i: number) => Array.from({ length: 5 }, (_, k) => envelope(i, k)).join('\n');
+      let answered = 0;
+      // 12 requests of 280-560 bytes into a 4 KiB ring with no consumer: most fit, the rest wait
+      // (their line holds well under a ring's worth, so none is refused at once).
+      const N = 12;
+      const replies = Promise.all(
+        Array.from({ length: N }, (_, i) =>
+          send(`${url}/services/collector/event`, { headers: auth, body: body(i) }).then((r) => {
+            answered++;
+            return r;
+          }),
+        ),
+      );
+      // Some fit and are answered; with no consumer the rest cannot be, however long this waits.
+      await vi.waitFor(() => expect(answered, 'the requests that fit to be answered').toBeGreaterThanOrEqual(3), WAIT);
+      expect(answered).toBeLessThan(N);
+      const c = consumer(ring, src, 512);
+      try {
+        expect((await replies).map((r) => r.status)).toEqual(Array.from({ length: N }, () => 200));
+        await vi.waitFor(() => expect(c.got.length, 'every event in the ring').toBe(5 * N), WAIT);
+        // Each request's records stay together and in the order sent.
+        const byRequest = new Map<string, string[]>();
+        for (const g of c.got) {
+          const m = /"event":"w(\d+)-\d"/.exec(g.record)!;
+          byRequest.set(m[1]!, [...(byRequest.get(m[1]!) ?? []), g.record]);
+        }
+        expect([...byRequest.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: N }, (_, i) => String(i)));
+        for (const [i, records] of byRequest) expect(records).toEqual(body(Number(i)).split('\n'));
+      } finally {
+        c.stop();
       }
-      expect([...byRequest.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: N }, (_, i) => String(i)));
-      for (const [i, records] of byRequest) expect(records).toEqual(body(Number(i)).split('\n'));
-    } finally {
-      c.stop();
-    }
-  });
+    },
+  );
 });
 
 describe('splunk_hec source: HTTPS', () => {
@@ -415,9 +427,11 @@ describe('splunk_hec source: drain', () => {
       finishBody = () => req.end(body.slice(10));
     });
     // The server is reading the body: its first bytes are counted.
-    for (const end = Date.now() + 10_000; (await counter(metrics, 'sluice_source_received_bytes_total', {})) < 10 && Date.now() < end; ) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    const receivedBytes = (): Promise<number> => counter(metrics, 'sluice_source_received_bytes_total', {});
+    await vi.waitFor(
+      async () => expect(await receivedBytes(), 'the body\'s first bytes').toBeGreaterThanOrEqual(10),
+      WAIT,
+    );
     const idle = connect(Number(u.port), '127.0.0.1');
     await new Promise((r) => idle.once('connect', r));
     const idleClosed = new Promise((r) => idle.once('close', r));
@@ -514,6 +528,7 @@ describe('splunk_hec source: slow clients', () => {
     // Two connections that never send anything hold both slots.
     const idle = [rawClient(port), rawClient(port)];
     await Promise.all(idle.map((c) => new Promise((r) => c.socket.once('connect', r))));
+    // A sleep on purpose: the connections must have been idle for over a second (1.2 s).
     await new Promise((r) => setTimeout(r, 1200));
     expect((await send(`${url}/services/collector/event`, { headers: auth, body: envelope(0), agent: false })).status).toBe(200);
     // Exactly one of them was closed to make room, and counted as a slow client.
@@ -521,16 +536,19 @@ describe('splunk_hec source: slow clients', () => {
     expect(await slowCount(metrics)).toBe(1);
     for (const c of idle) c.socket.destroy();
     // The server has seen them go (else the next two would find one still idle to take back).
-    for (const end = Date.now() + 30_000; (await counter(metrics, 'sluice_source_open_connections', {})) > 0 && Date.now() < end; ) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const open = (): Promise<number> => counter(metrics, 'sluice_source_open_connections', {});
+    await vi.waitFor(async () => expect(await open(), 'the server to see both idle connections go').toBe(0), WAIT);
 
     // Both slots in the middle of a request (body half sent): nothing to take back.
     const busy = [rawClient(port), rawClient(port)];
     for (const c of busy) c.socket.write(`POST /services/collector/event HTTP/1.1\r\nHost: x\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 100\r\n\r\n{`);
-    for (const end = Date.now() + 30_000; (await counter(metrics, 'sluice_source_received_bytes_total', {})) < Buffer.byteLength(envelope(0)) + 2 && Date.now() < end; ) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const received = (): Promise<number> => counter(metrics, 'sluice_source_received_bytes_total', {});
+    const headsRead = Buffer.byteLength(envelope(0)) + 2;
+    await vi.waitFor(
+      async () => expect(await received(), 'both half bodies read').toBeGreaterThanOrEqual(headsRead),
+      WAIT,
+    );
+    // A sleep on purpose: both would be idle for over a second (1.2 s) were they not mid-request.
     await new Promise((r) => setTimeout(r, 1200));
     await expect(send(`${url}/services/collector/event`, { headers: auth, body: envelope(1), agent: false })).rejects.toBeDefined();
     expect(await counter(metrics, 'sluice_source_connections_refused_total', { reason: 'max_connections' })).toBe(1);

@@ -24,10 +24,10 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
-import { recordSpan } from '@sluice/ring';
+import { peerHead, recordSpan } from '@sluice/ring';
 import { RateLimitedLog } from '@sluice/telemetry';
 import { DEFAULT_MAX_DEPTH, type HecDecoder, type HecDecodeOptions, type HecDecodeResult, type HecEndpoint, type HecRejection } from '@sluice/worker';
-import { formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { formatAddress, listen, normalizePeer, type Source, type SourceContext } from '../source.ts';
 import { isHandshakeTimeout, rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 import { TokenSet, parseAuthorization } from './auth.ts';
 
@@ -59,9 +59,9 @@ export interface SplunkHecSourceOptions {
 }
 
 /** Defaults of the slow-client deadlines; the reasoning is at their options in @sluice/config. */
-export const HEADER_TIMEOUT_SECS = 10;
-export const BODY_TIMEOUT_SECS = 10;
-export const MIN_BODY_BYTES_PER_SEC = 1024;
+const HEADER_TIMEOUT_SECS = 10;
+const BODY_TIMEOUT_SECS = 10;
+const MIN_BODY_BYTES_PER_SEC = 1024;
 
 /**
  * Node looks for connections past header_timeout_secs every this often (its default is 30 s,
@@ -103,6 +103,26 @@ interface Conn {
   idleSince: number;
   /** The peer head of its records, made by its first request. */
   head: Uint8Array | null;
+  /**
+   * The Authorization header of its last accepted request: the same value again is not parsed
+   * and hashed again (a SHA-256 per request was ~10 µs of main thread). Comparing with it leaks
+   * nothing: it is what this connection itself sent.
+   */
+  authorized: string | null;
+}
+
+/** A request whose body is still arriving. */
+interface BodyRead {
+  res: ServerResponse;
+  /** When its body began (Date.now()). */
+  started: number;
+  /** Body bytes received so far. */
+  size: number;
+  /** The body's first chunk, and the others when it arrives in more than one. */
+  first: Buffer | null;
+  more: Buffer[] | null;
+  /** Refused (too large, too slow): the rest is not kept. */
+  over: boolean;
 }
 
 /**
@@ -129,6 +149,13 @@ export const HEALTH_HIGH_WATER = 0.9;
  * client never reuses a connection the server is closing at that moment (a POST lost to a race).
  */
 const KEEP_ALIVE_TIMEOUT_MS = 120_000;
+
+/**
+ * Bodies past their deadline are looked for every 250 ms, by one timer per source while any
+ * body is arriving, instead of a timer per request (setTimeout + clearTimeout per request were
+ * ~3 µs of it). A slow body is cut at most 250 ms after its deadline, never before.
+ */
+const BODY_SWEEP_MS = 250;
 
 const EVENT_PATHS = new Set(['/services/collector', '/services/collector/event', '/services/collector/event/1.0']);
 const RAW_PATHS = new Set(['/services/collector/raw', '/services/collector/raw/1.0']);
@@ -221,8 +248,22 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
   let draining = false;
   let inflight = 0;
   let drainWaiter: (() => void) | null = null;
-  /** Requests whose body is still arriving: given lingerMs of quiet at drain. */
-  const reading = new Set<IncomingMessage>();
+  /** Requests whose body is still arriving (checked by sweepBodies; given lingerMs of quiet at drain). */
+  const reading = new Map<IncomingMessage, BodyRead>();
+  let sweep: NodeJS.Timeout | null = null;
+  /** Cut the bodies past their deadline: bodyTimeoutMs, plus 1 s per minBodyBytesPerSec received. */
+  const sweepBodies = (): void => {
+    if (reading.size === 0) {
+      if (sweep !== null) clearInterval(sweep);
+      sweep = null;
+      return;
+    }
+    const now = Date.now();
+    for (const [req, b] of reading) {
+      const due = b.started + bodyTimeoutMs + (minBodyBytesPerSec > 0 ? (b.size * 1000) / minBodyBytesPerSec : 0);
+      if (now >= due) slowBody(req, b.res, b);
+    }
+  };
 
   // ---------------------------------------------------------------- answers
 
@@ -362,46 +403,69 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     const query = q === -1 ? null : new URLSearchParams(url.slice(q + 1));
 
     if (HEALTH_PATHS.has(path)) {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET');
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        methodNotAllowed(res, 'GET');
+        return;
+      }
       req.resume();
       const full = draining || ring.usedBytes() > ring.capacity * HEALTH_HIGH_WATER;
-      return send(res, full ? HEC.unhealthy : HEC.healthy);
+      send(res, full ? HEC.unhealthy : HEC.healthy);
+      return;
     }
     const endpoint: HecEndpoint | 'ack' | null = EVENT_PATHS.has(path) ? 'event' : RAW_PATHS.has(path) ? 'raw' : ACK_PATHS.has(path) ? 'ack' : null;
     if (endpoint === null) {
       // Not ours: answer, never read the body.
-      return send(res, HEC.notFound, { close: true });
+      send(res, HEC.notFound, { close: true });
+      return;
     }
-    if (req.method !== 'POST') return methodNotAllowed(res, 'POST');
+    if (req.method !== 'POST') {
+      methodNotAllowed(res, 'POST');
+      return;
+    }
 
-    const auth = parseAuthorization(req.headers.authorization);
-    if (auth.kind !== 'token' || !tokens.has(auth.token)) {
-      const answer = auth.kind === 'missing' ? HEC.tokenRequired : auth.kind === 'malformed' ? HEC.invalidAuthorization : HEC.invalidToken;
-      received.inc();
-      discard('unauthorized', 1);
-      warnings.warn(`auth:${answer[1]}`, { peer: normalizePeer(req.socket.remoteAddress), status: answer[0], code: answer[1] }, `request refused: ${answer[2]}`);
-      return send(res, answer, { close: true });
+    const authorization = req.headers.authorization;
+    if (authorization === undefined || conn === undefined || authorization !== conn.authorized) {
+      const auth = parseAuthorization(authorization);
+      if (auth.kind !== 'token' || !tokens.has(auth.token)) {
+        const answer =
+          auth.kind === 'missing' ? HEC.tokenRequired : auth.kind === 'malformed' ? HEC.invalidAuthorization : HEC.invalidToken;
+        received.inc();
+        discard('unauthorized', 1);
+        const [status, code, text] = answer;
+        warnings.warn(`auth:${code}`, { peer: normalizePeer(req.socket.remoteAddress), status, code }, `request refused: ${text}`);
+        send(res, answer, { close: true });
+        return;
+      }
+      if (conn !== undefined) conn.authorized = authorization ?? null;
     }
-    if (endpoint === 'ack') return send(res, HEC.ackDisabled, { close: true });
+    if (endpoint === 'ack') {
+      send(res, HEC.ackDisabled, { close: true });
+      return;
+    }
     if (endpoint === 'raw') {
       const channel = req.headers['x-splunk-request-channel'] ?? query?.get('channel') ?? '';
       if (channel === '' || Array.isArray(channel)) {
         received.inc();
         discard('no_channel', 1);
-        return send(res, HEC.noChannel, { close: true });
+        send(res, HEC.noChannel, { close: true });
+        return;
       }
     }
-    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    // Most senders give no Content-Encoding: no trim or lowercase then.
+    const encodingHeader = req.headers['content-encoding'];
+    const encoding = encodingHeader === undefined ? 'identity' : encodingHeader.trim().toLowerCase();
     if (encoding !== 'gzip' && encoding !== 'identity' && encoding !== '') {
       received.inc();
       discard('invalid_event', 1);
-      return send(res, HEC.invalidDataFormat, { eventNumber: 0, close: true });
+      send(res, HEC.invalidDataFormat, { eventNumber: 0, close: true });
+      return;
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > opts.maxBodyBytes) {
       received.inc();
       discard('body_too_large', 1);
-      return tooLarge(req, res);
+      tooLarge(req, res);
+      return;
     }
     readBody(req, res, endpoint, encoding === 'gzip', query);
   };
@@ -412,62 +476,48 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
   };
 
   const readBody = (req: IncomingMessage, res: ServerResponse, endpoint: HecEndpoint, gzip: boolean, query: URLSearchParams | null): void => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    reading.add(req);
-    // The body's deadline: bodyTimeoutMs, plus 1 s per minBodyBytesPerSec received. One timer per
-    // request, re-armed only when it fires, never per chunk.
-    const started = Date.now();
-    const checkRate = (): void => {
-      const due = started + bodyTimeoutMs + (minBodyBytesPerSec > 0 ? (size * 1000) / minBodyBytesPerSec : 0);
-      const left = due - Date.now();
-      if (left > 0) {
-        deadline = setTimeout(checkRate, left);
-        return;
-      }
-      over = true;
-      chunks.length = 0;
-      slowBody(req, res, size);
-    };
-    let deadline: NodeJS.Timeout | null = setTimeout(checkRate, bodyTimeoutMs);
-    const stopClock = (): void => {
-      if (deadline !== null) clearTimeout(deadline);
-      deadline = null;
-    };
-    req.once('close', stopClock);
+    const b: BodyRead = { res, started: Date.now(), size: 0, first: null, more: null, over: false };
+    reading.set(req, b);
+    // The deadline is sweepBodies', one timer for all bodies; a body ended, refused or closed
+    // leaves `reading` ('end', tooLarge, slowBody, the response's 'close' in handle).
+    sweep ??= setInterval(sweepBodies, BODY_SWEEP_MS).unref();
     req.on('data', (chunk: Buffer) => {
-      if (over) return;
+      if (b.over) return;
       receivedBytes.inc(chunk.length);
-      size += chunk.length;
-      if (size > opts.maxBodyBytes) {
-        over = true;
-        stopClock();
-        chunks.length = 0;
+      b.size += chunk.length;
+      if (b.size > opts.maxBodyBytes) {
+        b.over = true;
+        b.first = b.more = null;
         received.inc();
         discard('body_too_large', 1);
         req.pause();
         tooLarge(req, res);
         return;
       }
-      chunks.push(chunk);
+      if (b.first === null) b.first = chunk;
+      else (b.more ??= [b.first]).push(chunk);
     });
     req.on('end', () => {
-      stopClock();
       reading.delete(req);
-      if (over || res.destroyed) return;
-      if (size === 0) return send(res, HEC.noData);
+      if (b.over || res.destroyed) return;
+      if (b.first === null) {
+        send(res, HEC.noData);
+        return;
+      }
       // Most bodies arrive as one chunk (a 22 KiB batch of 100 envelopes on loopback): decoded
       // and stored straight from it. A copy per request was half of the ArrayBuffer bytes
       // allocated per request, which is what drives V8's full collections here.
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      chunks.length = 0;
+      const body = b.more === null ? b.first : Buffer.concat(b.more, b.size);
+      b.first = b.more = null;
       decodeAndStore(req, res, endpoint, gzip, query, body);
     });
   };
 
   /** A body below min_body_bytes_per_sec after body_timeout_secs: 408, close; its request counts as one event. */
-  const slowBody = (req: IncomingMessage, res: ServerResponse, size: number): void => {
+  const slowBody = (req: IncomingMessage, res: ServerResponse, b: BodyRead): void => {
+    const size = b.size;
+    b.over = true;
+    b.first = b.more = null;
     reading.delete(req);
     slow.inc();
     received.inc();
@@ -513,8 +563,9 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       discard(rejected.reason, events);
       if (result.rejection === 'internal_error') warnings.error('decoder', { detail: result.detail }, 'hec decoder failed');
       else warnings.warn(`bad:${result.rejection}`, { peer: normalizePeer(req.socket.remoteAddress), rejection: result.rejection, event_number: result.index, detail: result.detail }, 'request refused: bad data');
-      if (rejected.answer === 'too_large') return tooLarge(req, res);
-      return send(res, rejected.answer, rejected.eventNumber ? { eventNumber: result.index } : {});
+      if (rejected.answer === 'too_large') tooLarge(req, res);
+      else send(res, rejected.answer, rejected.eventNumber ? { eventNumber: result.index } : {});
+      return;
     }
     received.inc(result.records + result.emptyLines);
     discard('empty_line', result.emptyLines);
@@ -531,15 +582,31 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       next = ring.tryWriteRanges(data, spans, 0, records, head);
       for (let i = 0; i < next; i++) need -= recordSpan(head.length + spans[2 * i + 1]! - spans[2 * i]!);
       if (next > 0) ctx.wrote();
-      if (next === records) return send(res, HEC.success);
+      if (next === records) {
+        send(res, HEC.success);
+        return;
+      }
       // Not expected (the room was there, and only this thread writes): the rest streams in
       // through the queue like a request larger than the ring, never written twice.
     }
-    const pending: Pending = { data, spans, records, head, next, need, started: next > 0, timer: null, done: () => {} };
+    // decodeNow's spans may be the decoder's scratch, overwritten by the next body: a copy to wait with.
+    const pending: Pending = {
+      data,
+      spans: spans.slice(),
+      records,
+      head,
+      next,
+      need,
+      started: next > 0,
+      timer: null,
+      done: () => {},
+    };
     void admit(pending, res).then((outcome) => {
-      if (outcome === 'ok') return send(res, HEC.success);
-      discard(outcome === 'busy' ? 'busy' : 'client_closed', records);
-      if (outcome === 'busy') send(res, HEC.busy);
+      if (outcome === 'ok') send(res, HEC.success);
+      else {
+        discard(outcome === 'busy' ? 'busy' : 'client_closed', records);
+        if (outcome === 'busy') send(res, HEC.busy);
+      }
     });
   };
 
@@ -581,7 +648,7 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       conns.delete(victim.socket);
       closeHere(victim.socket);
     }
-    const conn: Conn = { socket, requests: 0, served: false, idleSince: Date.now(), head: null };
+    const conn: Conn = { socket, requests: 0, served: false, idleSince: Date.now(), head: null, authorized: null };
     conns.set(socket, conn);
     open.inc();
     socket.once('close', () => {
@@ -680,7 +747,7 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
         listening = false;
       });
       server.closeIdleConnections();
-      for (const req of reading) {
+      for (const req of reading.keys()) {
         req.socket.setTimeout(lingerMs, () => req.socket.destroy());
       }
       return new Promise<void>((resolve) => {

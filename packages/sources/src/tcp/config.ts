@@ -13,7 +13,7 @@ export interface TcpSourceConfig extends SourceBase {
   readonly tls: TlsConfig | null;
 }
 
-export const tcpOptions = {
+const tcpOptions = {
   ...streamSourceOptions,
   max_line_bytes: def(integer(1, 16_777_216), 262_144),
   max_connections: def(integer(1, 65_535), 1024),

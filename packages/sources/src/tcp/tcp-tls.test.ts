@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { pino } from 'pino';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Ring } from '@sluice/ring';
 import { Metrics } from '@sluice/telemetry';
 import type { Source } from '../source.ts';
@@ -51,13 +51,17 @@ function sendTls(port: number, opts: ConnectionOptions, data: string): Promise<T
   });
 }
 
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+/** Every line the ring has held so far: each call drains it and returns all lines seen. */
+function collector(ring: Ring): () => string[] {
+  const seen: string[] = [];
+  return () => {
+    seen.push(...lines(ring));
+    return seen;
+  };
 }
+
+/** How long a test waits for lines: generous, the machine may be loaded. */
+const WAIT = { timeout: 30_000, interval: 10 };
 
 const serverOnly = (): TlsSettings => ({ certFile: pki.certFile, keyFile: pki.keyFile, caFile: null, clientAuth: 'none' });
 
@@ -69,9 +73,8 @@ describe('tcp source with tls', () => {
     await expect(sendTls(port, { ca: pki.otherCa }, '{"evil":1}\n')).rejects.toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
     // The host name is checked too.
     await expect(sendTls(port, { ca: pki.ca, servername: 'not-localhost' }, '{"evil":2}\n')).rejects.toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
-    await until(() => ring.usedBytes() > 0);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(lines(ring)).toEqual(['{"a":1}', '{"b":2}']);
+    const seen = collector(ring);
+    await vi.waitFor(() => expect(seen(), 'the good client\'s lines, alone').toEqual(['{"a":1}', '{"b":2}']), WAIT);
   });
 
   it('refuses plain TCP on a tls port and counts the failed handshake', async () => {
@@ -110,11 +113,12 @@ describe('tcp source with tls', () => {
     const quiet = connect(Number(plainSrc.addresses[0]!.split(':').pop()), '127.0.0.1');
     let closed = false;
     quiet.on('close', () => (closed = true));
+    // A sleep on purpose: the test is that a quiet connection stays open (2 s, twice the tls handshake timeout).
     await new Promise((r) => setTimeout(r, 2000));
     expect(closed).toBe(false);
     quiet.end('{"late":1}\n');
-    await until(() => ring.usedBytes() > 0, 30_000);
-    expect(lines(ring)).toEqual(['{"late":1}']);
+    const seen = collector(ring);
+    await vi.waitFor(() => expect(seen(), 'the quiet node\'s line').toEqual(['{"late":1}']), WAIT);
   }, 60_000);
 
   it('client_auth required: only clients with a certificate from ca_file get in', async () => {
@@ -124,9 +128,11 @@ describe('tcp source with tls', () => {
     await sendTls(port, { ca: pki.ca }, '{"anon":1}\n').catch(() => null);
     await sendTls(port, { ca: pki.ca, cert: readFileSync(pki.otherCertFile), key: readFileSync(pki.otherKeyFile) }, '{"stranger":1}\n').catch(() => null);
     await sendTls(port, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, '{"node":1}\n');
-    await until(() => ring.usedBytes() > 0);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(lines(ring)).toEqual(['{"node":1}']);
+    const seen = collector(ring);
+    await vi.waitFor(
+      () => expect(seen(), 'the line of the client with a certificate, alone').toEqual(['{"node":1}']),
+      WAIT,
+    );
     const refused = await metrics.connectionsRefused.get();
     expect(refused.values.find((v) => v.labels.reason === 'tls_handshake')?.value).toBe(2);
   });
@@ -136,8 +142,11 @@ describe('tcp source with tls', () => {
     await sendTls(port, { ca: pki.ca }, '{"anon":1}\n');
     await sendTls(port, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, '{"node":1}\n');
     await sendTls(port, { ca: pki.ca, cert: readFileSync(pki.otherCertFile), key: readFileSync(pki.otherKeyFile) }, '{"stranger":1}\n').catch(() => null);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(lines(ring).sort()).toEqual(['{"anon":1}', '{"node":1}']);
+    const seen = collector(ring);
+    await vi.waitFor(
+      () => expect([...seen()].sort(), 'the lines of the good clients').toEqual(['{"anon":1}', '{"node":1}']),
+      WAIT,
+    );
   });
 
   it('reloadTls(): new connections get the new certificate; a bad file keeps the old one', async () => {
@@ -157,8 +166,9 @@ describe('tcp source with tls', () => {
     copyFileSync(pki.keyFile, key);
     await expect(src.reloadTls!()).rejects.toMatchObject({ code: 'SLUICE_ERR_TLS', message: expect.stringContaining('sources.t.tls: the new files are not a usable TLS setup') });
     await sendTls(port, { ca: pki.otherCa }, '{"still":1}\n');
-    await new Promise((r) => setTimeout(r, 50));
-    expect(lines(ring)).toEqual(['{"before":1}', '{"after":1}', '{"still":1}']);
+    const seen = collector(ring);
+    const want = ['{"before":1}', '{"after":1}', '{"still":1}'];
+    await vi.waitFor(() => expect(seen(), 'the lines sent with a good certificate').toEqual(want), WAIT);
   });
 
   it('a plain tcp source has no reloadTls', async () => {

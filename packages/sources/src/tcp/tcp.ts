@@ -3,7 +3,8 @@ import { createRequire } from 'node:module';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { LineFramer } from '@sluice/wire';
 import { RateLimitedLog } from '@sluice/telemetry';
-import { MAX_PEER_BYTES, blockHead, formatAddress, listen, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { MAX_PEER_BYTES, blockHead, peerHead } from '@sluice/ring';
+import { formatAddress, listen, normalizePeer, type Source, type SourceContext } from '../source.ts';
 import { isHandshakeTimeout, rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
 
 /** One socket read, and so the largest block record. */
@@ -112,20 +113,20 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
     isBlocked = false;
     lingerTimer: NodeJS.Timeout | null = null;
     lingerMs = 0;
-    private accepted = 0;
-    private tooBigForRing = 0;
-    private lastOversize = 0;
-    private lastEmpty = 0;
-    private readonly emit = (buf: Uint8Array, start: number, end: number, lines: number): boolean => {
+    #accepted = 0;
+    #tooBigForRing = 0;
+    #lastOversize = 0;
+    #lastEmpty = 0;
+    readonly #emit = (buf: Uint8Array, start: number, end: number, lines: number): boolean => {
       const head = lines === 0 ? this.head : this.blockHead;
       // A line that can never fit in the ring is counted as oversize, like one over max_line_bytes.
       // (Blocks always fit: maxBlockBytes leaves room for the longest head.)
       if (end - start + head.length > ctx.ring.maxPayloadBytes) {
-        this.tooBigForRing++;
+        this.#tooBigForRing++;
         return true;
       }
       if (!ctx.ring.tryWriteRange(buf, start, end, head)) return false;
-      this.accepted += lines === 0 ? 1 : lines;
+      this.#accepted += lines === 0 ? 1 : lines;
       return true;
     };
 
@@ -178,12 +179,12 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
 
     /** Move framed lines into the ring; pause the socket when the ring is full. */
     pump(): void {
-      let done = this.framer.drain(this.emit);
+      let done = this.framer.drain(this.#emit);
       if (done && this.ended && !this.finished) {
-        done = this.framer.finish(this.emit);
+        done = this.framer.finish(this.#emit);
         if (done) this.finished = true;
       }
-      this.account();
+      this.#account();
       if (!done) {
         if (!this.isBlocked) {
           this.isBlocked = true;
@@ -200,19 +201,19 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
       }
     }
 
-    private account(): void {
-      const oversize = this.framer.oversizeLines - this.lastOversize + this.tooBigForRing;
-      const empty = this.framer.emptyLines - this.lastEmpty;
-      const n = this.accepted + oversize + empty;
+    #account(): void {
+      const oversize = this.framer.oversizeLines - this.#lastOversize + this.#tooBigForRing;
+      const empty = this.framer.emptyLines - this.#lastEmpty;
+      const n = this.#accepted + oversize + empty;
       if (n === 0) return;
       m.received.inc(n);
       if (oversize > 0) m.oversize.inc(oversize);
       if (empty > 0) m.empty.inc(empty);
-      if (this.accepted > 0) ctx.wrote();
-      this.accepted = 0;
-      this.tooBigForRing = 0;
-      this.lastOversize = this.framer.oversizeLines;
-      this.lastEmpty = this.framer.emptyLines;
+      if (this.#accepted > 0) ctx.wrote();
+      this.#accepted = 0;
+      this.#tooBigForRing = 0;
+      this.#lastOversize = this.framer.oversizeLines;
+      this.#lastEmpty = this.framer.emptyLines;
     }
 
     /** Shutdown: say goodbye, read until the peer closes or is quiet for lingerMs. */

@@ -15,7 +15,7 @@ export interface UdpSourceConfig extends SourceBase {
   readonly reader: 'auto' | 'native' | 'dgram';
 }
 
-export const udpOptions = {
+const udpOptions = {
   ...sourceOptions,
   receive_buffer_bytes: def(integer(65_536, 268_435_456), 8 * MIB),
   sockets: def(integer(1, 64), 2),

@@ -6,7 +6,7 @@
 import { loadAddon, type AddonLoad } from '@sluice/worker';
 
 /** Path of the built addon. */
-export const NATIVE_UDP_ADDON = new URL('../../build/udp_recv.node', import.meta.url).pathname;
+const NATIVE_UDP_ADDON = new URL('../../build/udp_recv.node', import.meta.url).pathname;
 
 /**
  * Called once per read of one socket (a poll wake-up, or a 1 ms timer while datagrams keep

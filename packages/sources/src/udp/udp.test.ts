@@ -12,10 +12,10 @@ import { existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Ring } from '@sluice/ring';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Ring, peerHead } from '@sluice/ring';
 import { Metrics } from '@sluice/telemetry';
-import { normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { normalizePeer, type Source, type SourceContext } from '../source.ts';
 import { drainRing, type RingRecord } from '../test-ring.ts';
 import { udpKernelDrops } from './kernel-drops.ts';
 import { loadNativeUdp } from './native.ts';
@@ -42,13 +42,8 @@ async function counts(metrics: Metrics): Promise<Counts> {
   };
 }
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+/** How long a test waits for datagrams: generous, the machine may be loaded; a short interval, tests wait often. */
+const WAIT = { timeout: 30_000, interval: 2 };
 
 function portOf(src: Source): number {
   return Number(src.addresses[0]!.slice(src.addresses[0]!.lastIndexOf(':') + 1));
@@ -115,7 +110,7 @@ for (const reader of READERS) {
           const msg = datagram(i);
           const before = ring.writeIndex();
           await send(sockets[k]!, msg, port, senders[k]!.includes(':') ? target.at(-1)! : target[0]!);
-          await until(() => ring.writeIndex() !== before);
+          await vi.waitFor(() => expect(ring.writeIndex(), `datagram ${i} in the ring`).not.toBe(before), WAIT);
           const peer = peers[k]!;
           expect(reference.tryWrite(msg, peerHead(peer === null ? null : normalizePeer(peer)))).toBe(true);
           bytes += msg.length;
@@ -140,7 +135,7 @@ for (const reader of READERS) {
       const c = await client('udp4');
       const payload = (i: number): string => `{"i":${String(i).padStart(3, '0')},"pad":"${'z'.repeat(32)}"}`;
       for (let i = 0; i < 100; i++) await send(c, payload(i), portOf(src), '127.0.0.1');
-      await until(async () => (await counts(metrics)).received === 100);
+      await vi.waitFor(async () => expect((await counts(metrics)).received, 'every datagram received').toBe(100), WAIT);
       const got: RingRecord[] = [];
       drainRing(ring, got);
       expect(got).toEqual(Array.from({ length: 16 }, (_, i) => ({ peer: '127.0.0.1', record: payload(i) })));
@@ -159,7 +154,10 @@ for (const reader of READERS) {
       const got: RingRecord[] = [];
       for (const [i, n] of sizes.entries()) {
         await send(c, Buffer.alloc(n, 0x61), portOf(src), '127.0.0.1');
-        await until(async () => (await counts(metrics)).received === i + 1);
+        await vi.waitFor(
+          async () => expect((await counts(metrics)).received, `datagram ${i} received`).toBe(i + 1),
+          WAIT,
+        );
         drainRing(ring, got); // the 1010-byte record fills the whole ring
       }
       expect(got.map((g) => g.record.length)).toEqual([1010, 3]);
@@ -175,10 +173,10 @@ for (const reader of READERS) {
       const clients = await Promise.all(Array.from({ length: 8 }, () => client('udp6')));
       for (let i = 0; i < 80; i++) await send(clients[i % 8]!, `{"i":${i}}`, portOf(src), '::1');
       const got: RingRecord[] = [];
-      await until(() => {
+      await vi.waitFor(() => {
         drainRing(ring, got);
-        return got.length === 80;
-      });
+        expect(got.length, 'every datagram in the ring').toBe(80);
+      }, WAIT);
       expect(got.map((g) => g.record).sort()).toEqual(Array.from({ length: 80 }, (_, i) => `{"i":${i}}`).sort());
       expect(got.every((g) => g.peer === '::1')).toBe(true);
     });
@@ -197,6 +195,8 @@ for (const reader of READERS) {
       expect(got.length).toBe(50);
       const write = ring.writeIndex();
       for (let i = 0; i < 20; i++) await send(c, `{"after":${i}}`, port, '127.0.0.1');
+      // A sleep on purpose: the test is that nothing arrives after the drain (100 ms for datagrams
+      // sent to a closed port).
       await new Promise((r) => setTimeout(r, 100));
       expect(ring.writeIndex()).toBe(write);
       expect((await counts(metrics)).received).toBe(50);
@@ -244,7 +244,11 @@ for (const reader of READERS) {
       await sender.terminate();
       expect(result.sent + result.errors).toBe(N);
       // Kernel drops are those of our sockets' receive buffers (/proc/net/udp): never received.
-      await until(async () => (await counts(metrics)).received + udpKernelDrops(port) === result.sent, 30_000);
+      const accounted = async (): Promise<number> => (await counts(metrics)).received + udpKernelDrops(port);
+      await vi.waitFor(
+        async () => expect(await accounted(), 'every datagram received or dropped').toBe(result.sent),
+        WAIT,
+      );
       const c = await counts(metrics);
       const got: RingRecord[] = [];
       while (drainRing(ring, got, 1 << 24) !== 0);

@@ -3,11 +3,11 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import type { UdpSourceConfig } from './config.ts';
-import { HEADER_BYTES, WAITERS, WRITE_INDEX } from '@sluice/ring';
 import { RateLimitedLog } from '@sluice/telemetry';
 import { udpKernelDrops } from './kernel-drops.ts';
 import { loadNativeUdp, type NativeUdpAddon, type NativeUdpReceiver, type OnBatch } from './native.ts';
-import { formatAddress, normalizePeer, peerHead, type Source, type SourceContext } from '../source.ts';
+import { peerHead } from '@sluice/ring';
+import { formatAddress, normalizePeer, type Source, type SourceContext } from '../source.ts';
 
 /**
  * How datagrams are read: `native` (the recvmmsg addon, packages/sources/native), `dgram`
@@ -141,9 +141,6 @@ async function literalHost(host: string): Promise<string> {
  */
 async function readNative(ctx: SourceContext, opts: UdpSourceOptions, c: Counters, addon: NativeUdpAddon): Promise<Reading> {
   const ring = ctx.ring;
-  // Ring.tryWrite wakes a consumer blocked in waitForData; the addon cannot reach V8's waiter
-  // list, so that notify happens here, once per batch.
-  const header = new Int32Array(ring.sab, 0, HEADER_BYTES / 4);
   let messages = 0;
   const onBatch: OnBatch = (received, bytes, written, ringFull, oversize, errno) => {
     if (errno !== 0) {
@@ -156,10 +153,7 @@ async function readNative(ctx: SourceContext, opts: UdpSourceOptions, c: Counter
     c.bytes.inc(bytes);
     if (ringFull !== 0) c.ringFull.inc(ringFull);
     if (oversize !== 0) c.oversize.inc(oversize);
-    if (written !== 0) {
-      if (Atomics.load(header, WAITERS) !== 0) Atomics.notify(header, WRITE_INDEX);
-      ctx.wrote();
-    }
+    if (written !== 0) ctx.wrote();
   };
   const host = await literalHost(opts.host);
   const open = (sockets: number): NativeUdpReceiver =>

@@ -6,9 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import { createS3Client, type RequestNotice } from './config-to-client.ts';
-import { failureReason } from './errors.ts';
-import { S3Store } from './s3-store.ts';
+import { failureReason } from '@sluice/sinks';
+import { createS3Client, S3Store, type RequestNotice } from '@sluice/sinks/aws-s3';
 
 const MiB = 1024 * 1024;
 const env = inject('s3');

@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { inspect } from 'node:util';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import {
   CreateBucketCommand,
   GetObjectCommand,
@@ -14,10 +14,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { SluiceError } from '@sluice/schema';
-import { startRgw, type Rgw } from '../../../../test/s3/rgw.ts';
-import type { AwsS3SinkConfig } from './config.ts';
-import { createS3Client, s3StoreFromConfig, type RetryNotice, type S3ClientOptions } from './config-to-client.ts';
-import { S3Store, type S3StoreOptions } from './s3-store.ts';
+import { startRgw, type Rgw } from './rgw.ts';
+import type { AwsS3SinkConfig } from '@sluice/sinks/registry';
+import { createS3Client, S3Store, s3StoreFromConfig, type RetryNotice, type S3ClientOptions, type S3StoreOptions } from '@sluice/sinks/aws-s3';
 
 const MiB = 1024 * 1024;
 const env =
@@ -89,13 +88,8 @@ async function writeAll(upload: ReturnType<S3Store['open']>, data: Buffer, chunk
   return waits;
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** How long a test waits for the gateway to take parts: generous, the machine may be loaded. */
+const WAIT = { timeout: 30_000, interval: 20 };
 
 let client: S3Client;
 beforeAll(async () => {
@@ -134,7 +128,7 @@ describe('S3Store uploads', () => {
 
     await writeAll(up, data.subarray(0, 12 * MiB));
     // Parts leave as bytes arrive: two full parts are in S3 before close() is even called.
-    await until('two parts uploaded', () => store.bufferedBytes <= 2 * MiB);
+    await vi.waitFor(() => expect(store.bufferedBytes, 'two parts uploaded').toBeLessThanOrEqual(2 * MiB), WAIT);
     expect(calls.filter((n) => n === 'UploadPartCommand').length).toBe(2);
     await writeAll(up, data.subarray(12 * MiB));
     await up.close();
@@ -224,7 +218,7 @@ describe('S3Store uploads', () => {
     const key = 'abort/partial.json';
     const up = store.open(key, { contentType: 'application/x-ndjson' });
     await writeAll(up, randomBytes(12 * MiB));
-    await until('a part uploaded', () => store.bufferedBytes < 12 * MiB);
+    await vi.waitFor(() => expect(store.bufferedBytes, 'a part uploaded').toBeLessThan(12 * MiB), WAIT);
     expect(await openUploads(client)).toContain(key);
     await up.abort();
     expect(calls).toContain('AbortMultipartUploadCommand');
@@ -265,7 +259,9 @@ describe('S3Store uploads', () => {
       await writeAll(up, randomBytes(7 * MiB));
       const closing = up.close();
       closing.catch(() => {});
-      if (when === 'completion') await until('the completion answered', () => completionSent);
+      if (when === 'completion') {
+        await vi.waitFor(() => expect(completionSent, 'the completion answered').toBe(true), WAIT);
+      }
       const aborting = up.abort();
       release();
       await aborting;
@@ -487,7 +483,7 @@ describe('S3Store through a gateway outage', () => {
     const up = store.open(key, { contentType: 'application/x-ndjson' });
 
     await writeAll(up, data.subarray(0, 11 * MiB));
-    await until('two parts uploaded', () => store.bufferedBytes <= 1 * MiB);
+    await vi.waitFor(() => expect(store.bufferedBytes, 'two parts uploaded').toBeLessThanOrEqual(1 * MiB), WAIT);
     await rgw.stopGateway();
     const downAt = Date.now();
     // Two more parts, the last one and the completion are due while nothing answers.
@@ -498,6 +494,7 @@ describe('S3Store through a gateway outage', () => {
       () => (settled = true),
       () => (settled = true),
     );
+    // A sleep on purpose: the outage is the test; close() must still be retrying after 20 s down.
     await new Promise((r) => setTimeout(r, 20_000 - (Date.now() - downAt)));
     expect(settled).toBe(false);
     expect(retries.length).toBeGreaterThan(0);

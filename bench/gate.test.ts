@@ -7,8 +7,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GateSetupError, referenceSha, referenceTree } from '../../bench/lib/reference-tree.ts';
-import { bootstrapMedian, verdict } from '../../bench/lib/stats.ts';
+import { GateSetupError, referenceSha, referenceTree } from './lib/reference-tree.ts';
+import { bootstrapMedian, verdict } from './lib/stats.ts';
 
 describe('gate statistics', () => {
   it('takes the median of the ratios and an interval around it', () => {
