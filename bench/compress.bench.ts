@@ -30,7 +30,13 @@ const BATCH_BYTES = 256 * 1024;
 // A worker's NDJSON for one span: generated Talos records (seeded), tagged like a real source.
 const { payloads } = talosBatch(new TalosLineGenerator(20240422), '10.0.0.7', BATCH_BYTES);
 const span = buildBatch(payloads);
-const processed = new BatchProcessor().process(span, span.length, compileTagPlan({ cluster: 'prod-eu-1' }, 'host'), 'bench', false);
+const processed = new BatchProcessor().process(
+  span,
+  span.length,
+  compileTagPlan({ cluster: 'prod-eu-1' }, 'host'),
+  'bench',
+  false,
+);
 const ndjson = Buffer.from(processed.ndjson); // own copy: the processor's buffer is reused
 const MB = ndjson.length / 1e6;
 
@@ -47,8 +53,16 @@ if (!sluiceZstd.ok) throw new Error(`${sluiceZstd.reason}: run node_modules/.bin
 const addon = sluiceZstd.addon;
 const variants: Variant[] = [
   { name: 'none (copy)', run: () => compressFrame('none', ndjson), check: (f) => Buffer.from(f) },
-  { name: 'zstd 1  Sluice addon, reused context', run: () => new Uint8Array(addon.zstdCompress(ndjson, 1, true)), check: zstdCheck },
-  { name: 'zstd 3  Sluice addon, reused context', run: () => new Uint8Array(addon.zstdCompress(ndjson, 3, true)), check: zstdCheck },
+  {
+    name: 'zstd 1  Sluice addon, reused context',
+    run: () => new Uint8Array(addon.zstdCompress(ndjson, 1, true)),
+    check: zstdCheck,
+  },
+  {
+    name: 'zstd 3  Sluice addon, reused context',
+    run: () => new Uint8Array(addon.zstdCompress(ndjson, 3, true)),
+    check: zstdCheck,
+  },
   { name: 'zstd 1  node:zlib (compressFrame)', run: () => compressFrame('zstd', ndjson, 1), check: zstdCheck },
   { name: 'zstd 3  node:zlib (compressFrame)', run: () => compressFrame('zstd', ndjson, 3), check: zstdCheck },
   { name: 'zstd 6  node:zlib (compressFrame)', run: () => compressFrame('zstd', ndjson, 6), check: zstdCheck },
@@ -57,10 +71,26 @@ const variants: Variant[] = [
     run: () => zstdCompressSync(ndjson, { params: { [constants.ZSTD_c_compressionLevel]: 3 } }),
     check: zstdCheck,
   },
-  { name: 'zstd 1  @mongodb-js/zstd native (async)', run: () => native.compress(ndjson, 1), check: (f) => native.decompress(Buffer.from(f)) },
-  { name: 'zstd 3  @mongodb-js/zstd native (async)', run: () => native.compress(ndjson, 3), check: (f) => native.decompress(Buffer.from(f)) },
-  { name: 'gzip 1  node:zlib (compressFrame)', run: () => compressFrame('gzip', ndjson, 1), check: (f) => gunzipSync(f) },
-  { name: 'gzip 6  node:zlib (compressFrame)', run: () => compressFrame('gzip', ndjson, 6), check: (f) => gunzipSync(f) },
+  {
+    name: 'zstd 1  @mongodb-js/zstd native (async)',
+    run: () => native.compress(ndjson, 1),
+    check: (f) => native.decompress(Buffer.from(f)),
+  },
+  {
+    name: 'zstd 3  @mongodb-js/zstd native (async)',
+    run: () => native.compress(ndjson, 3),
+    check: (f) => native.decompress(Buffer.from(f)),
+  },
+  {
+    name: 'gzip 1  node:zlib (compressFrame)',
+    run: () => compressFrame('gzip', ndjson, 1),
+    check: (f) => gunzipSync(f),
+  },
+  {
+    name: 'gzip 6  node:zlib (compressFrame)',
+    run: () => compressFrame('gzip', ndjson, 6),
+    check: (f) => gunzipSync(f),
+  },
 ];
 
 // ---- correctness before timing, and the output size of each variant
@@ -80,7 +110,9 @@ console.log(
   `one ${ndjson.length}-byte batch (${processed.counts.accepted} Talos records, ${processed.counts.kinds.kernel} kernel), ` +
     `one thread, node ${process.version}, libzstd ${process.versions.zstd}`,
 );
-console.log(`${'variant'.padEnd(46)} ${'MB/s'.padStart(8)} ${'ms/batch'.padStart(9)} ${'ratio'.padStart(7)} ${'bytes'.padStart(8)}`);
+console.log(
+  `${'variant'.padEnd(46)} ${'MB/s'.padStart(8)} ${'ms/batch'.padStart(9)} ${'ratio'.padStart(7)} ${'bytes'.padStart(8)}`,
+);
 for (const task of bench.tasks) {
   const r = task.result;
   if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state}`);

@@ -53,12 +53,14 @@ const LINES = Number(values.lines);
 const REPEAT = Number(values.repeat);
 const started = new Date();
 
-const log = (msg: string): void => void process.stderr.write(`[e2e ${((Date.now() - started.getTime()) / 1000).toFixed(1)}s] ${msg}\n`);
+const log = (msg: string): void =>
+  void process.stderr.write(`[e2e ${((Date.now() - started.getTime()) / 1000).toFixed(1)}s] ${msg}\n`);
 
 // ---------------------------------------------------------------- lines and ceilings
 log(`generating ${LINES} service lines and ${LINES} kernel lines (seeded)`);
 const sets: Record<'service' | 'kernel', LineSet | null> = { service: null, kernel: null };
-const needs = (kind: 'service' | 'kernel'): boolean => names.some((n) => (kind === 'service' ? n.startsWith('tcp') : n.startsWith('udp')));
+const needs = (kind: 'service' | 'kernel'): boolean =>
+  names.some((n) => (kind === 'service' ? n.startsWith('tcp') : n.startsWith('udp')));
 if (needs('service')) sets.service = generateLineSet({ count: LINES, kind: 'service', seed: 1 });
 if (needs('kernel')) sets.kernel = generateLineSet({ count: LINES, kind: 'kernel', seed: 2 });
 
@@ -75,7 +77,9 @@ for (const kind of ['service', 'kernel'] as const) {
     ceiling: pipelineCeiling(batches, { cluster: 'bench' }, '__host'),
     reference: machineReference(batches),
   };
-  log(`${kind} lines: ceiling ${JSON.stringify(ceilings[kind]!.ceiling)}, reference ${JSON.stringify(ceilings[kind]!.reference)}`);
+  log(
+    `${kind} lines: ceiling ${JSON.stringify(ceilings[kind]!.ceiling)}, reference ${JSON.stringify(ceilings[kind]!.reference)}`,
+  );
 }
 
 // ---------------------------------------------------------------- S3
@@ -85,13 +89,24 @@ if (names.includes('tcp-s3')) {
   log('starting Ceph RGW (scripts/ensure-ceph.sh installs Ceph when missing)');
   const rgw = await startBenchRgw();
   stopRgw = () => rgw.stop();
-  s3 = { endpoint: rgw.endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, region: rgw.region, bucket: '', client: rgw.client() };
+  s3 = {
+    endpoint: rgw.endpoint,
+    accessKeyId: rgw.accessKeyId,
+    secretAccessKey: rgw.secretAccessKey,
+    region: rgw.region,
+    bucket: '',
+    client: rgw.client(),
+  };
   log(`RGW at ${rgw.endpoint}`);
 }
 
 // ---------------------------------------------------------------- scenarios
 const specOf = async (name: Name, run: number): Promise<ScenarioSpec> => {
-  const base = { lines: name.startsWith('tcp') ? sets.service! : sets.kernel!, connections: Number(values.connections), keep: values.keep };
+  const base = {
+    lines: name.startsWith('tcp') ? sets.service! : sets.kernel!,
+    connections: Number(values.connections),
+    keep: values.keep,
+  };
   const prof = {
     ...(values['cpu-prof'] === undefined ? {} : { cpuProfDir: values['cpu-prof'] }),
     ...(values['node-args'] === undefined ? {} : { nodeArgs: values['node-args'].split(' ').filter((a) => a !== '') }),
@@ -127,11 +142,14 @@ try {
     for (let r = 0; r < REPEAT; r++) {
       log(`${name}: run ${r + 1}/${REPEAT}`);
       const res = await runScenario(await specOf(name, r));
-      log(`${name}: ${res.linesPerSec} lines/s, ${res.cpu.usPerLine} µs CPU/line, loss ${res.counts.lossPct}%, RSS max ${res.mem.rssMaxMiB} MiB`);
+      log(
+        `${name}: ${res.linesPerSec} lines/s, ${res.cpu.usPerLine} µs CPU/line, loss ${res.counts.lossPct}%, RSS max ${res.mem.rssMaxMiB} MiB`,
+      );
       runs.push(res);
     }
     const mid = median(runs.map((x) => x.linesPerSec));
-    const med = runs.find((x) => x.linesPerSec === mid) ?? runs.sort((a, b) => a.linesPerSec - b.linesPerSec)[runs.length >> 1]!;
+    const med =
+      runs.find((x) => x.linesPerSec === mid) ?? runs.sort((a, b) => a.linesPerSec - b.linesPerSec)[runs.length >> 1]!;
     const c = ceilings[name.startsWith('tcp') ? 'service' : 'kernel']!;
     rows.push({
       scenario: name,
@@ -169,9 +187,13 @@ const table = rows.map((r) => {
     'x reference CPU': r.ratios.cpuVsReference,
   };
 });
-console.log(`\n${LINES} lines per scenario, median of ${REPEAT} run(s), node ${process.version}, ${started.toISOString()}`);
+console.log(
+  `\n${LINES} lines per scenario, median of ${REPEAT} run(s), node ${process.version}, ${started.toISOString()}`,
+);
 for (const [kind, c] of Object.entries(ceilings)) {
-  console.log(`${kind} lines, one thread: ceiling (BatchProcessor + compressFrame) ${c.ceiling.usPerLine} µs/line = ${c.ceiling.linesPerSec} lines/s; reference (decode + JSON.parse + zstd) ${c.reference.usPerLine} µs/line`);
+  console.log(
+    `${kind} lines, one thread: ceiling (BatchProcessor + compressFrame) ${c.ceiling.usPerLine} µs/line = ${c.ceiling.linesPerSec} lines/s; reference (decode + JSON.parse + zstd) ${c.reference.usPerLine} µs/line`,
+  );
 }
 console.table(table);
 for (const r of rows) {
@@ -182,7 +204,12 @@ for (const r of rows) {
       `stored ${c.stored}; found ${m.output.unique} distinct (${m.output.duplicates} duplicates, ${m.output.untagged} untagged) in ${m.output.objects} objects; every drop counted: ${c.everyDropCounted}`,
   );
   for (const p of m.profile ?? []) {
-    console.log(`  profile ${p.thread} (${p.busyMs} ms busy): ${p.top.slice(0, 8).map((e) => `${(e.share * 100).toFixed(1)}% ${e.name}`).join('; ')}`);
+    console.log(
+      `  profile ${p.thread} (${p.busyMs} ms busy): ${p.top
+        .slice(0, 8)
+        .map((e) => `${(e.share * 100).toFixed(1)}% ${e.name}`)
+        .join('; ')}`,
+    );
   }
 }
 
@@ -193,11 +220,15 @@ const byName = new Map(rows.map((r) => [r.scenario, r.median]));
 const tcpS3 = byName.get('tcp-s3');
 if (tcpS3) {
   check(tcpS3.linesPerSec >= 400_000, `TCP → S3 ≥ 400,000 lines/s: ${tcpS3.linesPerSec}`);
-  check(tcpS3.counts.lossPct === 0 && tcpS3.output.duplicates === 0, `TCP → S3 zero loss: ${tcpS3.counts.sent - tcpS3.output.unique} lost, ${tcpS3.output.duplicates} duplicated`);
+  check(
+    tcpS3.counts.lossPct === 0 && tcpS3.output.duplicates === 0,
+    `TCP → S3 zero loss: ${tcpS3.counts.sent - tcpS3.output.unique} lost, ${tcpS3.output.duplicates} duplicated`,
+  );
   check(tcpS3.cpu.usPerLine <= 3, `TCP → S3 ≤ 3 µs CPU/line: ${tcpS3.cpu.usPerLine}`);
 }
 const udpPaced = byName.get('udp-paced');
-if (udpPaced) check(udpPaced.counts.lossPct <= 0.1, `UDP paced ${values['udp-rate']}/s ≤ 0.1% loss: ${udpPaced.counts.lossPct}%`);
+if (udpPaced)
+  check(udpPaced.counts.lossPct <= 0.1, `UDP paced ${values['udp-rate']}/s ≤ 0.1% loss: ${udpPaced.counts.lossPct}%`);
 const udpFull = byName.get('udp-full');
 if (udpFull) {
   check(
@@ -206,16 +237,25 @@ if (udpFull) {
   );
   const dropped = Object.values(udpFull.counts.discarded).reduce((a, b) => a + b, 0);
   check(
-    udpFull.counts.everyDropCounted && udpFull.counts.stored === udpFull.counts.received - dropped && udpFull.output.unique === udpFull.counts.stored,
+    udpFull.counts.everyDropCounted &&
+      udpFull.counts.stored === udpFull.counts.received - dropped &&
+      udpFull.output.unique === udpFull.counts.stored,
     `UDP full rate, every drop counted: sent ${udpFull.counts.sent} = received ${udpFull.counts.received} + kernel drops ${udpFull.counts.kernelDrops} + send errors ${udpFull.sent.errors}; stored ${udpFull.counts.stored} = received - discarded ${JSON.stringify(udpFull.counts.discarded)}; found ${udpFull.output.unique} in the objects`,
   );
 }
 const rssMax = Math.max(...rows.map((r) => r.median.mem.rssMaxMiB));
-if (rows.length > 0) check(rssMax <= 200, `RSS ≤ 200 MiB in steady state: max ${rssMax} MiB while loaded (peak HWM ${Math.max(...rows.map((r) => r.median.mem.hwmMiB))} MiB)`);
+if (rows.length > 0)
+  check(
+    rssMax <= 200,
+    `RSS ≤ 200 MiB in steady state: max ${rssMax} MiB while loaded (peak HWM ${Math.max(...rows.map((r) => r.median.mem.hwmMiB))} MiB)`,
+  );
 console.log(`\nTargets (issue 4):\n${verdicts.join('\n')}`);
 
 if (values.out !== undefined) {
-  writeFileSync(values.out, `${JSON.stringify({ date: started.toISOString(), node: process.version, lines: LINES, repeat: REPEAT, ceilings, rows, verdicts }, null, 2)}\n`);
+  writeFileSync(
+    values.out,
+    `${JSON.stringify({ date: started.toISOString(), node: process.version, lines: LINES, repeat: REPEAT, ceilings, rows, verdicts }, null, 2)}\n`,
+  );
   log(`wrote ${values.out}`);
 }
 process.exit(0);

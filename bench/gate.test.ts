@@ -74,6 +74,8 @@ describe('gate reference', () => {
     }
     expect(err).toBeInstanceOf(GateSetupError);
     const message = (err as Error).message;
-    expect(message).toBe('the reference commit 0123456789ab (bench/reference) is not in this clone: fetch it (a shallow clone needs git fetch --unshallow)');
+    expect(message).toBe(
+      'the reference commit 0123456789ab (bench/reference) is not in this clone: fetch it (a shallow clone needs git fetch --unshallow)',
+    );
   });
 });

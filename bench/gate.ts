@@ -68,7 +68,9 @@ if (E2E_ROUNDS !== undefined && (!Number.isInteger(E2E_ROUNDS) || E2E_ROUNDS < 7
 
 const ALL = [...MICRO_STAGES.map((s) => s.name), ...E2E_STAGES.map((s) => s.name)];
 if (values.list) {
-  console.log(['micro', ...MICRO_STAGES.map((s) => `  ${s.name}`), 'e2e', ...E2E_STAGES.map((s) => `  ${s.name}`)].join('\n'));
+  console.log(
+    ['micro', ...MICRO_STAGES.map((s) => `  ${s.name}`), 'e2e', ...E2E_STAGES.map((s) => `  ${s.name}`)].join('\n'),
+  );
   process.exit(0);
 }
 const wanted = new Set<string>();
@@ -83,7 +85,8 @@ for (const part of (values.only ?? 'micro,e2e').split(',').map((s) => s.trim()))
 }
 
 const started = performance.now();
-const log = (msg: string): void => void process.stderr.write(`[gate ${((performance.now() - started) / 1000).toFixed(1)}s] ${msg}\n`);
+const log = (msg: string): void =>
+  void process.stderr.write(`[gate ${((performance.now() - started) / 1000).toFixed(1)}s] ${msg}\n`);
 
 let trees: [Tree, Tree];
 try {
@@ -122,11 +125,25 @@ const summarise = (r: Omit<StageResult, 'interval' | 'verdict'>): StageResult =>
 const microWanted = MICRO_STAGES.filter((st) => wanted.has(st.name));
 if (microWanted.length > 0) {
   const tmp = mkdtempSync(join(tmpdir(), 'sluice-gate-micro-'));
-  const per = new Map<string, { ratios: number[]; headUs: number[]; referenceUs: number[] }>(microWanted.map((st) => [st.name, { ratios: [], headUs: [], referenceUs: [] }]));
+  const per = new Map<string, { ratios: number[]; headUs: number[]; referenceUs: number[] }>(
+    microWanted.map((st) => [st.name, { ratios: [], headUs: [], referenceUs: [] }]),
+  );
   try {
     for (let k = 0; k < MICRO_REPLICATES; k++) {
-      const args: MicroRunArgs = { head: head.root, reference: reference.root, first: k % 2 === 0 ? 'head' : 'reference', stages: microWanted.map((st) => st.name), rounds: MICRO_ROUNDS, roundMs: MICRO_ROUND_MS, tmp };
-      const run = spawnSync(process.execPath, [join(import.meta.dirname, 'lib/gate-micro-run.ts'), JSON.stringify(args)], { encoding: 'utf8' });
+      const args: MicroRunArgs = {
+        head: head.root,
+        reference: reference.root,
+        first: k % 2 === 0 ? 'head' : 'reference',
+        stages: microWanted.map((st) => st.name),
+        rounds: MICRO_ROUNDS,
+        roundMs: MICRO_ROUND_MS,
+        tmp,
+      };
+      const run = spawnSync(
+        process.execPath,
+        [join(import.meta.dirname, 'lib/gate-micro-run.ts'), JSON.stringify(args)],
+        { encoding: 'utf8' },
+      );
       if (run.status !== 0) {
         const why = `${run.stderr}`.split('\n').find((l) => /Error/.test(l)) ?? `exit ${run.status ?? run.signal}`;
         console.log(`gate FAILED: the micro stages could not be measured for both trees: ${why.trim()}`);
@@ -142,13 +159,23 @@ if (microWanted.length > 0) {
         p.headUs.push(h);
         p.referenceUs.push(r);
       }
-      log(`micro replicate ${k + 1}/${MICRO_REPLICATES}: ${microWanted.map((st) => `${st.name} ${per.get(st.name)!.ratios.at(-1)!.toFixed(3)}`).join(', ')}`);
+      log(
+        `micro replicate ${k + 1}/${MICRO_REPLICATES}: ${microWanted.map((st) => `${st.name} ${per.get(st.name)!.ratios.at(-1)!.toFixed(3)}`).join(', ')}`,
+      );
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
   for (const stage of microWanted) {
-    const r = summarise({ name: stage.name, about: stage.about, kind: 'micro', tolerance: MICRO_TOLERANCE, unit: 'µs/call', ...per.get(stage.name)!, problem: null });
+    const r = summarise({
+      name: stage.name,
+      about: stage.about,
+      kind: 'micro',
+      tolerance: MICRO_TOLERANCE,
+      unit: 'µs/call',
+      ...per.get(stage.name)!,
+      problem: null,
+    });
     results.push(r);
     log(`${stage.name}: ${r.interval.median.toFixed(3)} [${r.interval.low.toFixed(3)}, ${r.interval.high.toFixed(3)}]`);
   }
@@ -169,9 +196,22 @@ for (const stage of e2eWanted) {
     console.log(`gate FAILED: ${stage.name} could not be measured: ${(err as Error).message.split('\n')[0]}`);
     process.exit(1);
   }
-  const r = summarise({ name: stage.name, about: stage.about, kind: 'e2e', tolerance: E2E_TOLERANCE, unit: 'µs/record', ratios: e.ratios, headUs: e.headUs, referenceUs: e.referenceUs, problem: e.problem, output: e.output });
+  const r = summarise({
+    name: stage.name,
+    about: stage.about,
+    kind: 'e2e',
+    tolerance: E2E_TOLERANCE,
+    unit: 'µs/record',
+    ratios: e.ratios,
+    headUs: e.headUs,
+    referenceUs: e.referenceUs,
+    problem: e.problem,
+    output: e.output,
+  });
   results.push(r);
-  log(`${stage.name}: ${r.interval.median.toFixed(3)} [${r.interval.low.toFixed(3)}, ${r.interval.high.toFixed(3)}]; ${e.output}`);
+  log(
+    `${stage.name}: ${r.interval.median.toFixed(3)} [${r.interval.low.toFixed(3)}, ${r.interval.high.toFixed(3)}]; ${e.output}`,
+  );
 }
 
 // ---------------------------------------------------------------- report
@@ -184,12 +224,20 @@ const rows = results.map((r) => {
       `${i.samples} rounds, median ${median(r.headUs).toFixed(3)} vs ${median(r.referenceUs).toFixed(3)} ${r.unit}`,
     `        rounds: ${r.ratios.map((x) => x.toFixed(3)).join(' ')}`,
   ];
-  if (r.output !== undefined) lines.push(`${r.problem === null ? '        exact: ' : 'FAIL    exact: '}${r.output}${r.problem === null ? '' : ` — ${r.problem}`}`);
+  if (r.output !== undefined)
+    lines.push(
+      `${r.problem === null ? '        exact: ' : 'FAIL    exact: '}${r.output}${r.problem === null ? '' : ` — ${r.problem}`}`,
+    );
   return lines.join('\n');
 });
-console.log(`bench gate: head ${head.label} against reference ${reference.label}, node ${process.version}, ${seconds} s\n${rows.join('\n')}`);
+console.log(
+  `bench gate: head ${head.label} against reference ${reference.label}, node ${process.version}, ${seconds} s\n${rows.join('\n')}`,
+);
 if (values.out !== undefined) {
-  writeFileSync(values.out, `${JSON.stringify({ date: new Date().toISOString(), head: head.label, reference: reference.label, node: process.version, seconds: Number(seconds), results }, null, 2)}\n`);
+  writeFileSync(
+    values.out,
+    `${JSON.stringify({ date: new Date().toISOString(), head: head.label, reference: reference.label, node: process.version, seconds: Number(seconds), results }, null, 2)}\n`,
+  );
 }
 const slower = results.filter((r) => r.verdict === 'slower');
 const broken = results.filter((r) => r.problem !== null);
@@ -197,7 +245,9 @@ if (slower.length > 0 || broken.length > 0) {
   const what = [...slower.map((r) => `${r.name} slower`), ...broken.map((r) => `${r.name}: ${r.problem}`)];
   console.log(`\ngate FAILED: ${what.join('; ')}.`);
   if (slower.length > 0) {
-    console.log('A stage fails when the head is slower than the reference by more than its tolerance, with 95 % confidence. If the cost is intended, move the reference forward in a commit of its own that says why (docs/benchmarks.md, "Moving the reference").');
+    console.log(
+      'A stage fails when the head is slower than the reference by more than its tolerance, with 95 % confidence. If the cost is intended, move the reference forward in a commit of its own that says why (docs/benchmarks.md, "Moving the reference").',
+    );
   }
   process.exit(1);
 }

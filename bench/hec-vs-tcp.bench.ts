@@ -27,7 +27,17 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { generateLineSet } from '@sluice/loadgen/line-set';
 import { sendHec, sendTcp, type SendReport } from '@sluice/loadgen/send';
-import { cpuDelta, cpuOf, cpuPreciseUs, memOf, metricSum, scrape, splitAddress, startDaemon, type Daemon } from './lib/daemon.ts';
+import {
+  cpuDelta,
+  cpuOf,
+  cpuPreciseUs,
+  memOf,
+  metricSum,
+  scrape,
+  splitAddress,
+  startDaemon,
+  type Daemon,
+} from './lib/daemon.ts';
 import { countFileOutput, OutputCounter } from './lib/output.ts';
 import { BENCH_HEC_TOKEN, summariseProfiles, TAG_TEXT } from './lib/scenario.ts';
 import { median } from './lib/stats.ts';
@@ -51,7 +61,8 @@ const CONCURRENCY = Number(values.concurrency);
 const CONNECTIONS = Number(values.connections);
 const WARM = Math.min(50_000, LINES);
 const t00 = performance.now();
-const log = (msg: string): void => void process.stderr.write(`[hec-vs-tcp ${((performance.now() - t00) / 1000).toFixed(1)}s] ${msg}\n`);
+const log = (msg: string): void =>
+  void process.stderr.write(`[hec-vs-tcp ${((performance.now() - t00) / 1000).toFixed(1)}s] ${msg}\n`);
 
 function config(dir: string): string {
   const common = 'address: 127.0.0.1:0\n    extra_tags: { cluster: bench }\n    host_key: __host';
@@ -78,7 +89,10 @@ type Kind = 'tcp' | 'hec';
 /** Records the workers have taken (accepted + malformed) from one source. */
 async function taken(d: Daemon, id: Kind): Promise<number> {
   const m = await scrape(d.apiPort);
-  return metricSum(m, 'sluice_source_records_by_kind_total', { component_id: id }) + metricSum(m, 'sluice_source_malformed_events_total', { component_id: id });
+  return (
+    metricSum(m, 'sluice_source_records_by_kind_total', { component_id: id }) +
+    metricSum(m, 'sluice_source_malformed_events_total', { component_id: id })
+  );
 }
 
 interface Phase {
@@ -108,18 +122,32 @@ async function phase(kind: Kind, firstId: number, count: number, seed: number): 
   const report =
     kind === 'tcp'
       ? await sendTcp(set, { ...splitAddress(address), connections: CONNECTIONS })
-      : await sendHec(set, { url: `http://${address}/services/collector/event`, token: BENCH_HEC_TOKEN, batchLines: BATCH, concurrency: CONCURRENCY });
+      : await sendHec(set, {
+          url: `http://${address}/services/collector/event`,
+          token: BENCH_HEC_TOKEN,
+          batchLines: BATCH,
+          concurrency: CONCURRENCY,
+        });
   sent[kind] += count;
   if (kind === 'hec') hecErrors += report.errors;
   const deadline = performance.now() + 120_000;
   while ((await taken(daemon, kind)) < sent[kind]) {
-    if (performance.now() > deadline) throw new Error(`${kind}: the workers took ${await taken(daemon, kind)} of ${sent[kind]} records in 2 minutes`);
+    if (performance.now() > deadline)
+      throw new Error(`${kind}: the workers took ${await taken(daemon, kind)} of ${sent[kind]} records in 2 minutes`);
     await sleep(20);
   }
   const seconds = (performance.now() - t0) / 1000;
   const usPerRecord = (cpuPreciseUs(daemon.pid) - c0) / count;
   const g = cpuDelta(g0, cpuOf(daemon.pid));
-  return { kind, usPerRecord, mainUs: g.mainUs / count, workersUs: g.workersUs / count, otherUs: (g.v8Us + g.libuvUs + g.otherUs) / count, recordsPerSec: kind === 'hec' ? report.linesPerSec : count / seconds, send: report };
+  return {
+    kind,
+    usPerRecord,
+    mainUs: g.mainUs / count,
+    workersUs: g.workersUs / count,
+    otherUs: (g.v8Us + g.libuvUs + g.otherUs) / count,
+    recordsPerSec: kind === 'hec' ? report.linesPerSec : count / seconds,
+    send: report,
+  };
 }
 
 // Ids: round k's tcp phase [2kN, 2kN + N), its hec phase [2kN + N, 2(k+1)N); warm-ups far beyond.
@@ -135,7 +163,8 @@ for (let k = 0; k < ROUNDS; k++) {
   for (const kind of order) r[kind] = await phase(kind, kind === 'tcp' ? base : base + LINES, LINES, 10 + k);
   const { tcp, hec } = r as { tcp: Phase; hec: Phase };
   rounds.push({ tcp, hec });
-  const split = (p: Phase): string => `main ${p.mainUs.toFixed(2)} + workers ${p.workersUs.toFixed(2)} + other ${p.otherUs.toFixed(2)}`;
+  const split = (p: Phase): string =>
+    `main ${p.mainUs.toFixed(2)} + workers ${p.workersUs.toFixed(2)} + other ${p.otherUs.toFixed(2)}`;
   log(
     `round ${k + 1}/${ROUNDS}: tcp ${tcp.usPerRecord.toFixed(2)} µs/line (${split(tcp)}; ${Math.round(tcp.recordsPerSec)}/s), ` +
       `splunk_hec ${hec.usPerRecord.toFixed(2)} µs/event (${split(hec)}; ${hec.recordsPerSec}/s), ratio ${(hec.usPerRecord / tcp.usPerRecord).toFixed(2)}`,
@@ -155,7 +184,8 @@ if (c.untagged !== 0) problems.push(`${c.untagged} untagged`);
 if (c.foreign !== 2 * WARM) problems.push(`${c.foreign} warm-up records stored, expected ${2 * WARM}`);
 if (hecErrors !== 0) problems.push(`${hecErrors} HEC events refused or failed on the wire`);
 
-const spread = (xs: number[], digits: number): string => `median ${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
+const spread = (xs: number[], digits: number): string =>
+  `median ${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
 const tcpUs = rounds.map((r) => r.tcp.usPerRecord);
 const hecUs = rounds.map((r) => r.hec.usPerRecord);
 const ratios = rounds.map((r) => r.hec.usPerRecord / r.tcp.usPerRecord);
@@ -179,9 +209,14 @@ console.log(`splunk_hec   ${spread(hecUs, 2)} µs/event`);
 console.log(`ratio        ${spread(ratios, 2)} (target ≤ 2)`);
 console.log(`hec events/s ${spread(hecRate, 0)}`);
 console.log(`peak RSS     ${summary.peakRssMiB} MiB`);
-console.log(`output       ${c.unique} of ${2 * ROUNDS * LINES} records once, ${c.duplicates} twice, ${c.objects} objects${problems.length === 0 ? '' : `; PROBLEMS: ${problems.join(', ')}`}`);
+console.log(
+  `output       ${c.unique} of ${2 * ROUNDS * LINES} records once, ${c.duplicates} twice, ${c.objects} objects${problems.length === 0 ? '' : `; PROBLEMS: ${problems.join(', ')}`}`,
+);
 if (values['cpu-prof'] !== undefined) {
-  for (const t of summariseProfiles(values['cpu-prof'], daemon.pid)) console.log(`profile ${t.thread}: ${t.busyMs} ms busy\n${t.top.map((e) => `  ${(e.share * 100).toFixed(1)}% ${e.name}`).join('\n')}`);
+  for (const t of summariseProfiles(values['cpu-prof'], daemon.pid))
+    console.log(
+      `profile ${t.thread}: ${t.busyMs} ms busy\n${t.top.map((e) => `  ${(e.share * 100).toFixed(1)}% ${e.name}`).join('\n')}`,
+    );
 }
 if (values.out !== undefined) writeFileSync(values.out, JSON.stringify(summary, null, 2));
 rmSync(dir, { recursive: true, force: true });

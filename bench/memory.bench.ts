@@ -55,10 +55,14 @@ const IDLE_MS = Number(values['idle-secs']) * 1000;
 const THIS_TREE = new URL('../', import.meta.url).pathname.replace(/\/$/, '');
 const trees = [THIS_TREE, ...values.tree.map((t) => resolve(t))];
 const started = Date.now();
-const log = (msg: string): void => void process.stderr.write(`[memory ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}\n`);
+const log = (msg: string): void =>
+  void process.stderr.write(`[memory ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}\n`);
 
 /** The launcher of a checkout, run by sh as a supervisor would run it. */
-const launcherOf = (tree: string): { node: string; cli: string } => ({ node: '/bin/sh', cli: join(tree, 'apps/sluice/bin/sluice') });
+const launcherOf = (tree: string): { node: string; cli: string } => ({
+  node: '/bin/sh',
+  cli: join(tree, 'apps/sluice/bin/sluice'),
+});
 
 interface Mem {
   rssMiB: number;
@@ -71,14 +75,18 @@ interface Mem {
 
 function memNow(pid: number): Mem {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const mib = (key: string): number => +(Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024).toFixed(1);
+  const mib = (key: string): number =>
+    +(Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024).toFixed(1);
   return { rssMiB: mib('VmRSS'), hwmMiB: mib('VmHWM'), anonMiB: mib('RssAnon'), fileMiB: mib('RssFile') };
 }
 
 /** The embedded default on ports 0 (the daemon runs in `dir`, so ./data is there), optionally with an aws_s3 sink. */
-function defaultYaml(opts: { s3?: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string } }): string {
+function defaultYaml(opts: {
+  s3?: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string };
+}): string {
   let yaml = DEFAULT_CONFIG_YAML.replaceAll(/127\.0\.0\.1:\d+/g, '127.0.0.1:0');
-  if (values.threads !== undefined) yaml = yaml.replace('# workers:\n#   threads: 4', `workers:\n  threads: ${values.threads}`);
+  if (values.threads !== undefined)
+    yaml = yaml.replace('# workers:\n#   threads: 4', `workers:\n  threads: ${values.threads}`);
   if (opts.s3 !== undefined) {
     process.env['BENCH_S3_SECRET'] = opts.s3.secretAccessKey;
     yaml += [
@@ -105,7 +113,13 @@ async function newBucket(): Promise<string> {
   await rgw!.client().send(new CreateBucketCommand({ Bucket: bucket }));
   return bucket;
 }
-const s3Of = async (): Promise<{ endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string }> => ({
+const s3Of = async (): Promise<{
+  endpoint: string;
+  bucket: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}> => ({
   endpoint: rgw!.endpoint,
   region: rgw!.region,
   accessKeyId: rgw!.accessKeyId,
@@ -126,7 +140,9 @@ async function idle(tree: string, withS3: boolean, trickle = false): Promise<Mem
         const socket = connect({ host, port });
         await once(socket, 'connect');
         for (let s = 0; s < IDLE_MS / 1000; s++) {
-          socket.write(`{"msg":"trickle ${s}","talos-service":"bench","talos-level":"info","talos-time":"${new Date().toISOString()}"}\n`);
+          socket.write(
+            `{"msg":"trickle ${s}","talos-service":"bench","talos-level":"info","talos-time":"${new Date().toISOString()}"}\n`,
+          );
           await sleep(1000);
         }
         socket.end();
@@ -145,7 +161,9 @@ async function idle(tree: string, withS3: boolean, trickle = false): Promise<Mem
 }
 
 let lines: LineSet | undefined;
-async function burst(tree: string): Promise<Mem & { linesPerSec: number; usPerLine: number; stored: number; duplicates: number; missing: number }> {
+async function burst(
+  tree: string,
+): Promise<Mem & { linesPerSec: number; usPerLine: number; stored: number; duplicates: number; missing: number }> {
   lines ??= generateLineSet({ count: Number(values.lines), kind: 'service', seed: 1 });
   const s3 = await s3Of();
   const r = await runScenario({
@@ -178,14 +196,16 @@ if (names.some((n) => n === 'idle-s3' || n === 'burst-s3')) {
   rgw = await startBenchRgw();
 }
 
-type Sample = Mem & Partial<{ linesPerSec: number; usPerLine: number; stored: number; duplicates: number; missing: number }>;
+type Sample = Mem &
+  Partial<{ linesPerSec: number; usPerLine: number; stored: number; duplicates: number; missing: number }>;
 const results = new Map<string, Sample[]>();
 const key = (tree: string, name: Name): string => `${name} @ ${tree}`;
 try {
   for (const name of names) {
     for (let r = 0; r < RUNS; r++) {
       for (const tree of trees) {
-        const sample: Sample = name === 'burst-s3' ? await burst(tree) : await idle(tree, name === 'idle-s3', name === 'trickle-default');
+        const sample: Sample =
+          name === 'burst-s3' ? await burst(tree) : await idle(tree, name === 'idle-s3', name === 'trickle-default');
         log(`${name} run ${r + 1}/${RUNS} ${tree}: ${JSON.stringify(sample)}`);
         const list = results.get(key(tree, name)) ?? [];
         list.push(sample);
@@ -197,15 +217,23 @@ try {
   await rgw?.stop();
 }
 
-const spread = (xs: number[]): string => `${median(xs).toFixed(1)} [${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}]`;
-console.log(`\nMiB, median [min-max] of ${RUNS} runs${values.threads === undefined ? '' : `, workers.threads ${values.threads}`}`);
+const spread = (xs: number[]): string =>
+  `${median(xs).toFixed(1)} [${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}]`;
+console.log(
+  `\nMiB, median [min-max] of ${RUNS} runs${values.threads === undefined ? '' : `, workers.threads ${values.threads}`}`,
+);
 for (const name of names) {
   for (const tree of trees) {
     const s = results.get(key(tree, name))!;
-    const figure = name === 'burst-s3'
-      ? `peak RSS (VmHWM) ${spread(s.map((x) => x.hwmMiB))}, lines/s ${median(s.map((x) => x.linesPerSec!)).toFixed(0)}, µs CPU/line ${median(s.map((x) => x.usPerLine!)).toFixed(3)}, stored exactly once: ${s.every((x) => x.stored === Number(values.lines) && x.duplicates === 0 && x.missing === 0) ? 'yes' : 'NO'}`
-      : `VmRSS ${spread(s.map((x) => x.rssMiB))} (anon ${spread(s.map((x) => x.anonMiB))}, file ${spread(s.map((x) => x.fileMiB))}), VmHWM ${spread(s.map((x) => x.hwmMiB))}`;
+    const figure =
+      name === 'burst-s3'
+        ? `peak RSS (VmHWM) ${spread(s.map((x) => x.hwmMiB))}, lines/s ${median(s.map((x) => x.linesPerSec!)).toFixed(0)}, µs CPU/line ${median(s.map((x) => x.usPerLine!)).toFixed(3)}, stored exactly once: ${s.every((x) => x.stored === Number(values.lines) && x.duplicates === 0 && x.missing === 0) ? 'yes' : 'NO'}`
+        : `VmRSS ${spread(s.map((x) => x.rssMiB))} (anon ${spread(s.map((x) => x.anonMiB))}, file ${spread(s.map((x) => x.fileMiB))}), VmHWM ${spread(s.map((x) => x.hwmMiB))}`;
     console.log(`${name.padEnd(13)} ${tree === THIS_TREE ? 'this tree' : tree}: ${figure}`);
   }
 }
-if (values.out !== undefined) writeFileSync(values.out, `${JSON.stringify({ date: new Date(started).toISOString(), runs: RUNS, results: Object.fromEntries(results) }, null, 2)}\n`);
+if (values.out !== undefined)
+  writeFileSync(
+    values.out,
+    `${JSON.stringify({ date: new Date(started).toISOString(), runs: RUNS, results: Object.fromEntries(results) }, null, 2)}\n`,
+  );

@@ -18,7 +18,10 @@ import { mulberry32, serviceLine } from '@sluice/testkit';
 
 const packr = new Packr({ useRecords: false });
 const counts = {
-  records: 1070, accepted: 1068, inputBytes: 262_100, outputBytes: 290_400,
+  records: 1070,
+  accepted: 1068,
+  inputBytes: 262_100,
+  outputBytes: 290_400,
   malformed: { invalid_frame: 0, empty: 1, invalid_utf8: 0, invalid_json: 1, not_object: 0, too_deep: 0 },
   kinds: { service: 1068, kernel: 0, other: 0 },
 };

@@ -34,13 +34,25 @@ const HOST_KEY = 'host';
 
 /** A Talos machined record of exactly LINE_BYTES bytes, keys sorted as Go emits them. */
 function serviceLine(rand: () => number, i: number): string {
-  const words = ['reconcile', 'failed', 'controller', 'node', 'lease', 'acquired', 'watch', 'closed', 'retrying', 'address'];
+  const words = [
+    'reconcile',
+    'failed',
+    'controller',
+    'node',
+    'lease',
+    'acquired',
+    'watch',
+    'closed',
+    'retrying',
+    'address',
+  ];
   const ctl = ['k8s.NodeApplyController', 'network.AddressSpecController', 'etcd.SpecController'][i % 3]!;
   const frac = String(Math.floor(rand() * 1e9)).padStart(9, '0');
   const head = `{"component":"controller-runtime","controller":"${ctl}","msg":"`;
   const tail = `","talos-level":"info","talos-service":"machined","talos-time":"2024-04-22T12:34:${String(i % 60).padStart(2, '0')}.${frac}Z"}`;
   let msg = '';
-  while (head.length + msg.length + tail.length < LINE_BYTES) msg += (msg ? ' ' : '') + words[Math.floor(rand() * words.length)];
+  while (head.length + msg.length + tail.length < LINE_BYTES)
+    msg += (msg ? ' ' : '') + words[Math.floor(rand() * words.length)];
   msg = msg.slice(0, LINE_BYTES - head.length - tail.length);
   const line = head + msg + tail;
   if (Buffer.byteLength(line) !== LINE_BYTES) throw new Error(`line is ${Buffer.byteLength(line)} bytes`);
@@ -90,14 +102,24 @@ function parseStringify(): number {
 
 const processor = new BatchProcessor({ native: 'off' });
 const nativeLoad = loadNativeBatch();
-if (!nativeLoad.ok && (process.env['CI'] === 'true' || process.env['CI'] === '1')) throw new Error(`CI=true: the native batch addon is missing: ${nativeLoad.reason}`);
+if (!nativeLoad.ok && (process.env['CI'] === 'true' || process.env['CI'] === '1'))
+  throw new Error(`CI=true: the native batch addon is missing: ${nativeLoad.reason}`);
 const native = nativeLoad.ok ? new BatchProcessor({ native: 'on' }) : null;
 if (native === null) console.log(`native tasks left out: ${nativeLoad.ok ? '' : nativeLoad.reason}`);
 /** The same lines with 3 in 10 replaced: malformed (dead-lettered), an escaped top-level key, a colliding key. */
 const mixedBatch = Buffer.from(
   buildBatch(
     lines.map((l, i) =>
-      encodePayload(PEER, i % 10 === 3 ? l.slice(0, 120) : i % 10 === 5 ? l.replace('{"component"', '{"\\u0063omponent"') : i % 10 === 7 ? `{"cluster":"theirs",${l.slice(1)}` : l),
+      encodePayload(
+        PEER,
+        i % 10 === 3
+          ? l.slice(0, 120)
+          : i % 10 === 5
+            ? l.replace('{"component"', '{"\\u0063omponent"')
+            : i % 10 === 7
+              ? `{"cluster":"theirs",${l.slice(1)}`
+              : l,
+      ),
     ),
   ),
 );
@@ -111,7 +133,10 @@ const blockBatch = Buffer.from(
 {
   const expected = lines.map((l) => ({ ...JSON.parse(l), ...TAGS, [HOST_KEY]: PEER }));
   const check = (name: string, out: string) => {
-    const got = out.trimEnd().split('\n').map((l) => JSON.parse(l));
+    const got = out
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     if (got.length !== LINES) throw new Error(`${name}: ${got.length} lines`);
     for (let i = 0; i < LINES; i++) {
       const a = JSON.stringify(Object.entries(got[i]).sort());
@@ -119,23 +144,33 @@ const blockBatch = Buffer.from(
       if (a !== b) throw new Error(`${name}: line ${i} differs:\n${a}\n${b}`);
     }
   };
-  for (let i = 0; i < LINES; i++) if (scanRecord(batch, starts[i]!, ends[i]!, 128, plan.injectKeyBytes, 2) === SCAN_REJECT) throw new Error(`scan rejects line ${i}`);
+  for (let i = 0; i < LINES; i++)
+    if (scanRecord(batch, starts[i]!, ends[i]!, 128, plan.injectKeyBytes, 2) === SCAN_REJECT)
+      throw new Error(`scan rejects line ${i}`);
   const r = processor.process(batch, batch.length, plan, 'bench', false);
   if (r.counts.accepted !== LINES || r.counts.kinds.service !== LINES) throw new Error('splice: counts');
   check('splice', Buffer.from(r.ndjson).toString());
   check('parse+stringify', naiveOut.toString('utf8', 0, parseStringify()));
   const slow = processor.process(batch, batch.length, collidingPlan, 'bench', false);
   const slowLines = Buffer.from(slow.ndjson).toString().trimEnd().split('\n');
-  if (slowLines.length !== LINES || JSON.parse(slowLines[0]!).component !== 'sluice') throw new Error('slow path output');
+  if (slowLines.length !== LINES || JSON.parse(slowLines[0]!).component !== 'sluice')
+    throw new Error('slow path output');
   // The native path: byte-identical output and equal counts, for every layout and plan timed.
   if (native !== null) {
     if (native.implementation !== 'native' || processor.implementation !== 'js') throw new Error('implementations');
-    for (const [name, span, p] of [['records', batch, plan], ['blocks', blockBatch, plan], ['collision', batch, collidingPlan], ['mixed', mixedBatch, plan]] as const) {
+    for (const [name, span, p] of [
+      ['records', batch, plan],
+      ['blocks', blockBatch, plan],
+      ['collision', batch, collidingPlan],
+      ['mixed', mixedBatch, plan],
+    ] as const) {
       const a = processor.process(span, span.length, p, 'bench', true);
       const want = { ndjson: Buffer.from(a.ndjson), dl: Buffer.from(a.deadLetter!), counts: JSON.stringify(a.counts) };
       const b = native.process(span, span.length, p, 'bench', true);
-      if (!want.ndjson.equals(b.ndjson) || !want.dl.equals(b.deadLetter!) || want.counts !== JSON.stringify(b.counts)) throw new Error(`native ${name}: output differs from the TypeScript path`);
-      if (b.counts.accepted !== (name === 'mixed' ? LINES - MIXED_MALFORMED : LINES)) throw new Error(`native ${name}: counts`);
+      if (!want.ndjson.equals(b.ndjson) || !want.dl.equals(b.deadLetter!) || want.counts !== JSON.stringify(b.counts))
+        throw new Error(`native ${name}: output differs from the TypeScript path`);
+      if (b.counts.accepted !== (name === 'mixed' ? LINES - MIXED_MALFORMED : LINES))
+        throw new Error(`native ${name}: counts`);
     }
   }
 }
@@ -148,12 +183,24 @@ const factsInput = Buffer.from(processor.process(batch, batch.length, plan, 'ben
 const FACTS_NAME = 'index facts, TypeScript (FactsScanner.scan of the output)';
 const nativeFactsName = (impl: string): string => `BatchProcessor fast path + index facts, ${impl}`;
 {
-  const recs = factsInput.toString().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const recs = factsInput
+    .toString()
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const times = recs.map((r) => parsedRecordTime(r)!).sort();
-  const gathered = [factsScanner.scan(factsInput), ...(native === null ? [] : [native.process(batch, batch.length, plan, 'bench', false, factsScanner).facts!])];
+  const gathered = [
+    factsScanner.scan(factsInput),
+    ...(native === null ? [] : [native.process(batch, batch.length, plan, 'bench', false, factsScanner).facts!]),
+  ];
   for (const f of gathered) {
-    if (f.records !== LINES || f.untimed !== 0 || f.minTime !== times[0] || f.maxTime !== times.at(-1)) throw new Error(`facts: ${JSON.stringify(f)}`);
-    if (JSON.stringify(f.fields) !== JSON.stringify({ 'talos-service': ['machined'], 'talos-level': ['info'], host: [PEER], source: [] })) throw new Error(`facts fields: ${JSON.stringify(f.fields)}`);
+    if (f.records !== LINES || f.untimed !== 0 || f.minTime !== times[0] || f.maxTime !== times.at(-1))
+      throw new Error(`facts: ${JSON.stringify(f)}`);
+    if (
+      JSON.stringify(f.fields) !==
+      JSON.stringify({ 'talos-service': ['machined'], 'talos-level': ['info'], host: [PEER], source: [] })
+    )
+      throw new Error(`facts fields: ${JSON.stringify(f.fields)}`);
   }
 }
 
@@ -163,7 +210,10 @@ const bench = new Bench({ time: 2000, warmupTime: 300 });
 const fastName = (impl: string): string => `BatchProcessor fast path, ${impl} (scan + splice tags)`;
 const blocksName = (impl: string): string => `splice, TCP blocks of 64 lines (${impl})`;
 const mixedName = (impl: string): string => `mixed: 3 in 10 lines malformed/escaped/colliding, dead-letter (${impl})`;
-const implementations: [string, BatchProcessor][] = [['TypeScript', processor], ...(native === null ? [] : [['native', native] as [string, BatchProcessor]])];
+const implementations: [string, BatchProcessor][] = [
+  ['TypeScript', processor],
+  ...(native === null ? [] : [['native', native] as [string, BatchProcessor]]),
+];
 for (const [impl, p] of implementations) {
   bench
     .add(fastName(impl), () => {
@@ -190,7 +240,8 @@ bench
     for (let i = 0; i < LINES; i++) sink += JSON.parse(batch.toString('utf8', starts[i], ends[i])).msg.length;
   })
   .add('scanRecord alone (validate + find top-level keys)', () => {
-    for (let i = 0; i < LINES; i++) sink += scanRecord(batch, starts[i]!, ends[i]!, 128, plan.injectKeyBytes, plan.injectKeyBytes.length);
+    for (let i = 0; i < LINES; i++)
+      sink += scanRecord(batch, starts[i]!, ends[i]!, 128, plan.injectKeyBytes, plan.injectKeyBytes.length);
   })
   .add('isUtf8(subarray) alone', () => {
     for (let i = 0; i < LINES; i++) if (isUtf8(batch.subarray(starts[i], ends[i]))) sink++;
@@ -263,14 +314,18 @@ await bench.run();
 await micro.run();
 
 const perLine = new Map<string, number>();
-console.log(`${LINES} Talos service lines of ${LINE_BYTES} bytes, tags ${JSON.stringify(TAGS)} + host_key (node ${process.version})`);
+console.log(
+  `${LINES} Talos service lines of ${LINE_BYTES} bytes, tags ${JSON.stringify(TAGS)} + host_key (node ${process.version})`,
+);
 for (const task of [...bench.tasks, ...micro.tasks]) {
   if (task === micro.tasks[0]) console.log('-- micro: choices inside the fast path (decode is part of the last one)');
   const r = task.result;
   if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state}`);
   const ns = (r.latency.p50 * 1e6) / LINES;
   perLine.set(task.name, ns);
-  console.log(`${task.name.padEnd(66)} ${ns.toFixed(1).padStart(8)} ns/line  (median of ${r.latency.samplesCount ?? '?'} batches)`);
+  console.log(
+    `${task.name.padEnd(66)} ${ns.toFixed(1).padStart(8)} ns/line  (median of ${r.latency.samplesCount ?? '?'} batches)`,
+  );
 }
 const splice = perLine.get(fastName('TypeScript'))!;
 const scan = perLine.get('scanRecord alone (validate + find top-level keys)')!;
@@ -279,7 +334,9 @@ const floor = perLine.get('decode + JSON.parse only (floor)')!;
 console.log(`ratio parse+stringify / splice: ${(naive / splice).toFixed(2)}x`);
 const nativeSplice = perLine.get(fastName('native'));
 if (nativeSplice !== undefined) {
-  console.log(`native vs TypeScript, records: ${nativeSplice.toFixed(1)} vs ${splice.toFixed(1)} ns/line (${(splice / nativeSplice).toFixed(2)}x)`);
+  console.log(
+    `native vs TypeScript, records: ${nativeSplice.toFixed(1)} vs ${splice.toFixed(1)} ns/line (${(splice / nativeSplice).toFixed(2)}x)`,
+  );
   const nb = perLine.get(blocksName('native'))!;
   const jb = perLine.get(blocksName('TypeScript'))!;
   console.log(`native vs TypeScript, blocks:  ${nb.toFixed(1)} vs ${jb.toFixed(1)} ns/line (${(jb / nb).toFixed(2)}x)`);
@@ -292,9 +349,15 @@ if (nativeSplice !== undefined) {
   const impl = nativeSplice !== undefined ? 'native' : 'TypeScript';
   const batch = (nativeSplice ?? splice) + zstd;
   const withFacts = perLine.get(nativeFactsName(impl))! - (nativeSplice ?? splice);
-  console.log(`index facts as the ${impl} path goes: +${withFacts.toFixed(1)} ns/line on a worker batch of ${batch.toFixed(1)} (validate + tag, zstd): +${((withFacts / batch) * 100).toFixed(0)} %`);
+  console.log(
+    `index facts as the ${impl} path goes: +${withFacts.toFixed(1)} ns/line on a worker batch of ${batch.toFixed(1)} (validate + tag, zstd): +${((withFacts / batch) * 100).toFixed(0)} %`,
+  );
   const ts = perLine.get(FACTS_NAME)!;
-  console.log(`index facts, TypeScript pass over the output: ${ts.toFixed(1)} ns/line: +${((ts / batch) * 100).toFixed(0)} %`);
+  console.log(
+    `index facts, TypeScript pass over the output: ${ts.toFixed(1)} ns/line: +${((ts / batch) * 100).toFixed(0)} %`,
+  );
 }
-console.log(`splice path / decode+parse floor: ${(splice / floor).toFixed(2)}x; scan alone / floor: ${(scan / floor).toFixed(2)}x`);
+console.log(
+  `splice path / decode+parse floor: ${(splice / floor).toFixed(2)}x; scan alone / floor: ${(scan / floor).toFixed(2)}x`,
+);
 if (sink === 0.5) console.log('');

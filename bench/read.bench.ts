@@ -130,7 +130,12 @@ function scanOnly(mode: string): void {
   const since = mode === 'since' ? parseRfc3339('2025-11-22T08:28:00Z')! : null;
   const filter = new Filter({ where, grep: null, since, until: null, format: 'ndjson', color: false });
   let out = 0;
-  const sink: RunSink = { pushRun: (_b, start, end) => void (out += end - start), pushText: () => {}, pieceDone: () => {}, end: () => {} };
+  const sink: RunSink = {
+    pushRun: (_b, start, end) => void (out += end - start),
+    pushText: () => {},
+    pieceDone: () => {},
+    end: () => {},
+  };
   const t0 = performance.now();
   let matched = 0;
   if (mode !== 'none') {
@@ -140,7 +145,9 @@ function scanOnly(mode: string): void {
     matched = scanner.matched;
   }
   const s = (performance.now() - t0) / 1000;
-  console.log(`scan ${mode}: ${(data.length / 1e6).toFixed(0)} MB, ${matched} records (${out} bytes) matched, ${(data.length / 1e6 / s).toFixed(0)} MB/s in this thread`);
+  console.log(
+    `scan ${mode}: ${(data.length / 1e6).toFixed(0)} MB, ${matched} records (${out} bytes) matched, ${(data.length / 1e6 / s).toFixed(0)} MB/s in this thread`,
+  );
 }
 
 if (values.scan !== undefined) {
@@ -157,7 +164,11 @@ interface Scenario {
 // The 5th of 9 services: ~11 % of the records. --since: the last ~40 % of the archive's hour.
 const SCENARIOS: Scenario[] = [
   { name: 'where', sluice: ['--where', 'talos-service=etcd'], jq: 'select(."talos-service"=="etcd")' },
-  { name: 'where+where', sluice: ['--where', 'talos-service=etcd', '--where', 'talos-level=error'], jq: 'select(."talos-service"=="etcd" and ."talos-level"=="error")' },
+  {
+    name: 'where+where',
+    sluice: ['--where', 'talos-service=etcd', '--where', 'talos-level=error'],
+    jq: 'select(."talos-service"=="etcd" and ."talos-level"=="error")',
+  },
   { name: 'grep', sluice: ['--grep', 'certificate renewed'], jq: 'select(tostring|test("certificate renewed"))' },
   { name: 'since', sluice: ['--since', '2025-11-22T09:00:00Z'], jq: 'select(."talos-time" >= "2025-11-22T09:00:00")' },
 ];
@@ -188,10 +199,13 @@ function digest(lines: string): { n: number; sha: string } {
 
 const { dir, ndjsonBytes, files } = archive();
 const fileList = files.map(quote).join(' ');
-const sluiceCmd = (s: Scenario, out: string): string => `${quote(NODE)} ${quote(CLI)} read --path ${quote(dir)} ${s.sluice.map(quote).join(' ')} > ${out}`;
+const sluiceCmd = (s: Scenario, out: string): string =>
+  `${quote(NODE)} ${quote(CLI)} read --path ${quote(dir)} ${s.sluice.map(quote).join(' ')} > ${out}`;
 const jqCmd = (s: Scenario, out: string): string => `zstd -dcq ${fileList} | jq -c ${quote(s.jq)} > ${out}`;
 const scenarios = SCENARIOS.filter((s) => values.only === undefined || values.only.split(',').includes(s.name));
-console.log(`archive ${dir}: ${files.length} objects, ${(ndjsonBytes / 1e6).toFixed(0)} MB NDJSON, ${(files.reduce((a, f) => a + statSync(f).size, 0) / 1e6).toFixed(0)} MB stored`);
+console.log(
+  `archive ${dir}: ${files.length} objects, ${(ndjsonBytes / 1e6).toFixed(0)} MB NDJSON, ${(files.reduce((a, f) => a + statSync(f).size, 0) / 1e6).toFixed(0)} MB stored`,
+);
 
 // Correctness first: sluice and jq print the same records in the same order.
 const tmp = join(tmpdir(), `sluice-read-bench-out-${process.pid}`);
@@ -200,7 +214,8 @@ for (const s of scenarios) {
   sh(jqCmd(s, `${tmp}.b`));
   const a = digest(execFileSync('cat', [`${tmp}.a`], { encoding: 'utf8', maxBuffer: 1 << 30 }));
   const b = digest(execFileSync('cat', [`${tmp}.b`], { encoding: 'utf8', maxBuffer: 1 << 30 }));
-  if (a.n !== b.n || a.sha !== b.sha) throw new Error(`${s.name}: sluice printed ${a.n} records, jq ${b.n} (or other ones)`);
+  if (a.n !== b.n || a.sha !== b.sha)
+    throw new Error(`${s.name}: sluice printed ${a.n} records, jq ${b.n} (or other ones)`);
   console.log(`${s.name}: ${a.n} records, same as jq`);
 }
 rmSync(`${tmp}.a`, { force: true });
@@ -226,5 +241,7 @@ for (const s of scenarios) {
   const a = times.get(`sluice ${s.name}`)!;
   const b = times.get(`jq ${s.name}`)!;
   const ratios = a.map((x, i) => b[i]! / x).sort((x, y) => x - y);
-  console.log(`${s.name}: sluice ${median(ratios).toFixed(1)}x faster than zstd | jq (${ratios[0]!.toFixed(1)}-${ratios[ratios.length - 1]!.toFixed(1)})`);
+  console.log(
+    `${s.name}: sluice ${median(ratios).toFixed(1)}x faster than zstd | jq (${ratios[0]!.toFixed(1)}-${ratios[ratios.length - 1]!.toFixed(1)})`,
+  );
 }

@@ -14,7 +14,8 @@ const MICRO = ['framing', 'ring', 'parse-tag', 'compress', 'object-writer', 'spo
 const args = process.argv.slice(2);
 const withE2e = args.includes('--e2e');
 const picked = args.filter((a) => !a.startsWith('--'));
-for (const p of picked) if (!(MICRO as readonly string[]).includes(p)) throw new Error(`unknown benchmark ${p}: ${MICRO.join(', ')}`);
+for (const p of picked)
+  if (!(MICRO as readonly string[]).includes(p)) throw new Error(`unknown benchmark ${p}: ${MICRO.join(', ')}`);
 const names = [...(picked.length > 0 ? picked : MICRO), ...(withE2e ? ['e2e'] : [])];
 
 const failed: string[] = [];
@@ -23,7 +24,9 @@ for (const name of names) {
   console.log(`\n=== bench/${name}.bench.ts`);
   const started = performance.now();
   const r = spawnSync(process.execPath, [file], { stdio: 'inherit' });
-  console.log(`=== ${name}: ${r.status === 0 ? 'ok' : `FAILED (${r.status ?? r.signal})`} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `=== ${name}: ${r.status === 0 ? 'ok' : `FAILED (${r.status ?? r.signal})`} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
   if (r.status !== 0) failed.push(name);
 }
 if (failed.length > 0) {

@@ -26,7 +26,11 @@ function spoolFor(sync: SpoolSync): Spool {
 }
 
 function oneObject(spool: Spool, remove: boolean): string {
-  const seg = spool.open({ key: 'talos/2026/11/22/10:00:00-0123456789abcdef-000001.ndjson.zst', codec: 'zstd', createdAtMs: 0 });
+  const seg = spool.open({
+    key: 'talos/2026/11/22/10:00:00-0123456789abcdef-000001.ndjson.zst',
+    codec: 'zstd',
+    createdAtMs: 0,
+  });
   for (const f of frames) if (!spool.append(seg, f, 200, FRAME_BYTES * 6)) throw new Error('append failed');
   spool.seal(seg);
   if (remove) spool.remove(seg);
@@ -39,7 +43,8 @@ function oneObject(spool: Spool, remove: boolean): string {
   const path = oneObject(s, false);
   const r = new SegmentReader(path);
   let i = 0;
-  for (let f = r.next(); f !== null; f = r.next()) if (Buffer.compare(f.bytes, frames[i++]!) !== 0) throw new Error(`frame ${i - 1} differs`);
+  for (let f = r.next(); f !== null; f = r.next())
+    if (Buffer.compare(f.bytes, frames[i++]!) !== 0) throw new Error(`frame ${i - 1} differs`);
   if (i !== FRAMES || r.tail().problem !== null) throw new Error('read back failed');
   s.close();
   rmSync(path);
@@ -61,7 +66,13 @@ const meanMs = (i: number): number => {
   const r = bench.tasks[i]!.result;
   return r !== undefined && 'latency' in r ? r.latency.mean : Number.NaN;
 };
-console.table(bench.tasks.map((t, i) => ({ task: t.name, 'ms / 16 MiB': meanMs(i).toFixed(2), 'MiB/s': (MiB / (meanMs(i) / 1000)).toFixed(0) })));
+console.table(
+  bench.tasks.map((t, i) => ({
+    task: t.name,
+    'ms / 16 MiB': meanMs(i).toFixed(2),
+    'MiB/s': (MiB / (meanMs(i) / 1000)).toFixed(0),
+  })),
+);
 console.log(`per_batch / interval time ratio: ${(meanMs(2) / meanMs(1)).toFixed(2)}x`);
 spools.interval.close();
 spools.per_batch.close();

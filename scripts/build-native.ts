@@ -136,7 +136,9 @@ function fail(addon: Addon, msg: string): void {
 function npmNodeHeaders(pkgJson: string): string | null {
   try {
     const nodePkg = dirname(createRequire(pkgJson).resolve('node/package.json'));
-    const platform = createRequire(join(nodePkg, 'package.json')).resolve(`node-${process.platform}-${process.arch}/package.json`);
+    const platform = createRequire(join(nodePkg, 'package.json')).resolve(
+      `node-${process.platform}-${process.arch}/package.json`,
+    );
     return join(dirname(platform), 'include/node');
   } catch {
     return null;
@@ -188,7 +190,10 @@ function build(addon: Addon, include: string): void {
   const r = spawnSync(cxx, [...args, tmp], { encoding: 'utf8' });
   if (r.error !== undefined || r.status !== 0) {
     rmSync(tmp, { force: true });
-    const why = r.error !== undefined ? `${cxx} did not run (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}: apt-get install g++)` : `${cxx} exited ${r.status}\n${r.stderr}`;
+    const why =
+      r.error !== undefined
+        ? `${cxx} did not run (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}: apt-get install g++)`
+        : `${cxx} exited ${r.status}\n${r.stderr}`;
     fail(addon, `could not compile ${addon.what}: ${why}`);
     return;
   }
@@ -209,7 +214,9 @@ function build(addon: Addon, include: string): void {
 }
 
 if (process.platform !== 'linux') {
-  say(`skipped: the native addons are built for Linux only; this is ${process.platform}. Sluice uses node:dgram, and TypeScript and node:zlib in the workers.`);
+  say(
+    `skipped: the native addons are built for Linux only; this is ${process.platform}. Sluice uses node:dgram, and TypeScript and node:zlib in the workers.`,
+  );
   process.exit(0);
 }
 const include = headerCandidates().find((d) => existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'uv.h')));

@@ -24,7 +24,8 @@ export function buildWorker(outDir: URL): BuildManifest {
     if (/from\s+['"][^'"]+\.ts['"]/.test(js)) throw new Error(`${to}: a .ts import is left after rewriting`);
     // A relative import of a file outside the build would fail only when a thread loads it.
     for (const m of js.matchAll(/from\s+['"]\.\/([\w.-]+)['"]/g)) {
-      if (!built.has(m[1]!)) throw new Error(`${to} imports ./${m[1]}, which is not in WORKER_SOURCES (packages/worker/src/entry.ts)`);
+      if (!built.has(m[1]!))
+        throw new Error(`${to} imports ./${m[1]}, which is not in WORKER_SOURCES (packages/worker/src/entry.ts)`);
     }
     // Write then rename: a thread never loads a half-written file.
     const dest = new URL(to, outDir);
@@ -44,7 +45,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     console.log('sluice: no worker sources here; worker threads will load them from wherever they are installed');
     process.exit(0);
   }
-  const out = process.argv[2] === undefined ? new URL('../packages/worker/build/', import.meta.url) : pathToFileURL(process.argv[2].replace(/\/?$/, '/'));
+  const out =
+    process.argv[2] === undefined
+      ? new URL('../packages/worker/build/', import.meta.url)
+      : pathToFileURL(process.argv[2].replace(/\/?$/, '/'));
   // stripTypeScriptTypes is marked experimental in Node 24: its one-line warning is noise here.
   process.removeAllListeners('warning');
   const m = buildWorker(out);

@@ -31,7 +31,10 @@ function workspaceDirs(): string[] {
   for (const pattern of rootManifest.workspaces) {
     if (pattern.endsWith('/*')) {
       const parent = pattern.slice(0, -2);
-      const listed = execFileSync('git', ['ls-files', '--', `${parent}/*/package.json`], { cwd: ROOT, encoding: 'utf8' });
+      const listed = execFileSync('git', ['ls-files', '--', `${parent}/*/package.json`], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      });
       for (const line of listed.split('\n')) if (line.split('/').length === 3) dirs.push(dirname(line));
     } else {
       dirs.push(pattern);
@@ -47,18 +50,24 @@ export function lintPackages(): string[] {
   const problems: string[] = [];
   const dirs = workspaceDirs();
   const manifests = new Map<string, Manifest>();
-  for (const dir of dirs) manifests.set(dir, JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8')) as Manifest);
+  for (const dir of dirs)
+    manifests.set(dir, JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8')) as Manifest);
   const names = new Set([...manifests.values()].map((m) => m.name));
 
   for (const [dir, manifest] of manifests) {
     const where = `${dir}/package.json`;
     for (const [key, target] of Object.entries(manifest.exports ?? {})) {
-      if (!existsSync(join(ROOT, dir, target))) problems.push(`${where}: exports["${key}"] names ${target}, which does not exist`);
+      if (!existsSync(join(ROOT, dir, target)))
+        problems.push(`${where}: exports["${key}"] names ${target}, which does not exist`);
     }
     for (const [key, target] of Object.entries(manifest.bin ?? {})) {
-      if (!existsSync(join(ROOT, dir, target))) problems.push(`${where}: bin["${key}"] names ${target}, which does not exist`);
+      if (!existsSync(join(ROOT, dir, target)))
+        problems.push(`${where}: bin["${key}"] names ${target}, which does not exist`);
     }
-    const declared = new Set([...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.devDependencies ?? {})]);
+    const declared = new Set([
+      ...Object.keys(manifest.dependencies ?? {}),
+      ...Object.keys(manifest.devDependencies ?? {}),
+    ]);
     const files = execFileSync('git', ['ls-files', '--', `${dir}/*.ts`, `${dir}/*.js`], { cwd: ROOT, encoding: 'utf8' })
       .split('\n')
       .filter((f) => f !== '' && existsSync(join(ROOT, f)));
@@ -90,5 +99,7 @@ if (import.meta.main) {
     console.error(`lint-packages: ${problems.length} problem(s)`);
     process.exit(1);
   }
-  console.log('lint-packages: every export and bin exists, no import leaves its package, every workspace import declared');
+  console.log(
+    'lint-packages: every export and bin exists, no import leaves its package, every workspace import declared',
+  );
 }

@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 
 export const RULES = fileURLToPath(new URL('../deploy/prometheus/rules.yaml', import.meta.url));
-export const PROMETHEUS_RULE = fileURLToPath(new URL('../deploy/kubernetes/components/prometheusrule/prometheusrule.yaml', import.meta.url));
+export const PROMETHEUS_RULE = fileURLToPath(
+  new URL('../deploy/kubernetes/components/prometheusrule/prometheusrule.yaml', import.meta.url),
+);
 
 const HEADER = `# Generated from deploy/prometheus/rules.yaml by scripts/prometheusrule.ts: edit that file,
 # then run \`node scripts/prometheusrule.ts\`. What each alert means: docs/alerts.md.

@@ -56,7 +56,12 @@ export function ringBatches(set: LineSet, peer: string, maxLines: number, batchB
       o += span;
       i++;
     }
-    out.push({ bytes: buf.subarray(0, o), lines: starts.length, starts: Uint32Array.from(starts), ends: Uint32Array.from(ends) });
+    out.push({
+      bytes: buf.subarray(0, o),
+      lines: starts.length,
+      starts: Uint32Array.from(starts),
+      ends: Uint32Array.from(ends),
+    });
   }
   return out;
 }
@@ -88,11 +93,22 @@ function measure(batches: RingBatch[], passes: number, pass: () => number): Ceil
     us.push((d.user + d.system) / lines);
   }
   const usPerLine = median(us);
-  return { usPerLine: +usPerLine.toFixed(3), linesPerSec: Math.round(1e6 / usPerLine), mbPerSec: +(bytes / lines / usPerLine).toFixed(1), passes };
+  return {
+    usPerLine: +usPerLine.toFixed(3),
+    linesPerSec: Math.round(1e6 / usPerLine),
+    mbPerSec: +(bytes / lines / usPerLine).toFixed(1),
+    passes,
+  };
 }
 
 /** BatchProcessor + compressFrame, the worker's job, on one thread. */
-export function pipelineCeiling(batches: RingBatch[], tags: Record<string, string>, hostKey: string | null, zstdLevel = DEFAULT_LEVELS.zstd, passes = 5): Ceiling {
+export function pipelineCeiling(
+  batches: RingBatch[],
+  tags: Record<string, string>,
+  hostKey: string | null,
+  zstdLevel = DEFAULT_LEVELS.zstd,
+  passes = 5,
+): Ceiling {
   const processor = new BatchProcessor();
   const plan = compileTagPlan(tags, hostKey);
   return measure(batches, passes, () => {

@@ -137,7 +137,11 @@ export async function startDaemon(dir: string, yaml: string, opts: StartOptions 
   const { nodeArgs = [], timeoutMs = 30_000, logFile } = opts;
   const configPath = join(dir, 'sluice.yaml');
   writeFileSync(configPath, yaml);
-  const proc = spawn(opts.node ?? process.execPath, [...nodeArgs, opts.cli ?? SLUICE_CLI, 'run', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const proc = spawn(
+    opts.node ?? process.execPath,
+    [...nodeArgs, opts.cli ?? SLUICE_CLI, 'run', '--config', configPath],
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
+  );
   let err = '';
   let partial = '';
   const logs: string[] = [];

@@ -133,7 +133,9 @@ const WARM_FIRST_ID = 900_000_000;
 /** Lines the workers have taken (accepted + malformed) or, into S3, lines in completed objects. */
 async function doneCount(r: Running, sink: 'file' | 's3'): Promise<number> {
   const m = await scrape(r.daemon.apiPort);
-  return sink === 'file' ? metricSum(m, 'sluice_source_records_by_kind_total') + metricSum(m, 'sluice_source_malformed_events_total') : metricSum(m, 'sluice_sink_sent_events_total');
+  return sink === 'file'
+    ? metricSum(m, 'sluice_source_records_by_kind_total') + metricSum(m, 'sluice_source_malformed_events_total')
+    : metricSum(m, 'sluice_sink_sent_events_total');
 }
 
 /**
@@ -151,7 +153,8 @@ async function waitDone(r: Running, stage: E2eStage, target: number): Promise<vo
       last = n;
       stableSince = performance.now();
     } else if (stage.protocol === 'udp' && performance.now() - stableSince > 1000) return;
-    if (performance.now() > deadline) throw new Error(`${stage.name}: the ${r.tree.name} daemon did ${n} of ${target} records in 2 minutes`);
+    if (performance.now() > deadline)
+      throw new Error(`${stage.name}: the ${r.tree.name} daemon did ${n} of ${target} records in 2 minutes`);
     await sleep(100);
   }
 }
@@ -166,7 +169,12 @@ async function send(r: Running, stage: E2eStage, set: LineSet, udpRate: number):
   const { host, port } = splitAddress(address);
   if (stage.protocol === 'tcp') return sendTcp(set, { host, port, connections: 4 });
   if (stage.protocol === 'udp') return sendUdp(set, { host, port, rate: udpRate });
-  return sendHec(set, { url: `http://${address}/services/collector/event`, token: BENCH_HEC_TOKEN, batchLines: 100, concurrency: 4 });
+  return sendHec(set, {
+    url: `http://${address}/services/collector/event`,
+    token: BENCH_HEC_TOKEN,
+    batchLines: 100,
+    concurrency: 4,
+  });
 }
 
 /** Send one set to one daemon and wait until it is done; the daemon's CPU µs per record. */
@@ -181,7 +189,13 @@ async function sample(r: Running, stage: E2eStage, set: LineSet, udpRate = UDP_R
 }
 
 /** Both trees' daemons for one round, each with fresh copies of its worker addons (bench/lib/gate-tasks.ts). */
-async function startBoth(stage: E2eStage, trees: readonly [Tree, Tree], round: number, parent: string, rgw: RgwHandle | undefined): Promise<Running[]> {
+async function startBoth(
+  stage: E2eStage,
+  trees: readonly [Tree, Tree],
+  round: number,
+  parent: string,
+  rgw: RgwHandle | undefined,
+): Promise<Running[]> {
   return Promise.all(
     trees.map(async (tree) => {
       const dir = join(parent, `${tree.name}-${round}`);
@@ -189,14 +203,24 @@ async function startBoth(stage: E2eStage, trees: readonly [Tree, Tree], round: n
       let s3: Omit<S3Target, 'client'> | undefined;
       if (stage.sink === 's3') {
         if (rgw === undefined) throw new Error(`${stage.name} needs the Ceph RGW`);
-        s3 = { endpoint: rgw.endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, region: rgw.region, bucket: `gate-${tree.name}-${round}-${Date.now().toString(36)}` };
+        s3 = {
+          endpoint: rgw.endpoint,
+          accessKeyId: rgw.accessKeyId,
+          secretAccessKey: rgw.secretAccessKey,
+          region: rgw.region,
+          bucket: `gate-${tree.name}-${round}-${Date.now().toString(36)}`,
+        };
         const client = rgw.client();
         await client.send(new CreateBucketCommand({ Bucket: s3.bucket }));
         client.destroy();
       }
       const yaml = benchConfig(dir, stage.protocol, stage.sink, s3 === undefined ? {} : { s3 });
       const env = { SLUICE_WORKER_ADDON_DIR: freshAddonCopies(tree.root, dir) };
-      const daemon = await startDaemon(dir, yaml, { node: tree.node, cli: join(tree.root, 'apps/sluice/bin/sluice.js'), env });
+      const daemon = await startDaemon(dir, yaml, {
+        node: tree.node,
+        cli: join(tree.root, 'apps/sluice/bin/sluice.js'),
+        env,
+      });
       const r: Running = { tree, daemon, dir, sent: 0, sendErrors: 0, udpDrops0: 0 };
       if (s3 !== undefined) r.bucket = s3.bucket;
       return r;
@@ -210,8 +234,16 @@ async function startBoth(stage: E2eStage, trees: readonly [Tree, Tree], round: n
  * make it noise between rounds rather than a bias of one tree). Per round: start both, warm
  * both up, send the round's sample to both in alternating order, stop both (SIGTERM drains).
  */
-export async function measureDaemons(stage: E2eStage, trees: readonly [Tree, Tree], rounds: number, rgw: RgwHandle | undefined, log: (msg: string) => void): Promise<E2eResult> {
-  const sets = Array.from({ length: rounds }, (_, k) => lineSet(stage.kind, stage.sampleLines, 10 + k, k * stage.sampleLines));
+export async function measureDaemons(
+  stage: E2eStage,
+  trees: readonly [Tree, Tree],
+  rounds: number,
+  rgw: RgwHandle | undefined,
+  log: (msg: string) => void,
+): Promise<E2eResult> {
+  const sets = Array.from({ length: rounds }, (_, k) =>
+    lineSet(stage.kind, stage.sampleLines, 10 + k, k * stage.sampleLines),
+  );
   const warm = lineSet(stage.kind, stage.warmLines, 9, WARM_FIRST_ID);
   const expected = rounds * stage.sampleLines;
   const counter = new OutputCounter(0, expected, TAG_TEXT);
@@ -243,7 +275,8 @@ export async function measureDaemons(stage: E2eStage, trees: readonly [Tree, Tre
       if (stage.protocol === 'udp') kernelDrops += kernelDropsOf(head) - head.udpDrops0;
       sendErrors += head.sendErrors;
       const codes = await Promise.all(running.map((r) => r.daemon.stop()));
-      if (codes[0] !== 0) throw new Error(`${stage.name}: the head daemon exited with ${codes[0]}: ${head.daemon.stderr()}`);
+      if (codes[0] !== 0)
+        throw new Error(`${stage.name}: the head daemon exited with ${codes[0]}: ${head.daemon.stderr()}`);
       // The head's output of this round (the warm-up's records are foreign ids).
       if (stage.sink === 'file') await countFileOutput(join(head.dir, 'out'), 0, expected, TAG_TEXT, counter);
       else {
@@ -253,15 +286,21 @@ export async function measureDaemons(stage: E2eStage, trees: readonly [Tree, Tre
       }
       for (const r of running) rmSync(r.dir, { recursive: true, force: true });
       running = [];
-      log(`${stage.name}: round ${k + 1}/${rounds}: head ${h.toFixed(3)} µs, reference ${ref.toFixed(3)} µs per record (${(h / ref).toFixed(3)})`);
+      log(
+        `${stage.name}: round ${k + 1}/${rounds}: head ${h.toFixed(3)} µs, reference ${ref.toFixed(3)} µs per record (${(h / ref).toFixed(3)})`,
+      );
     }
     const count = counter.count;
     const problems: string[] = [];
-    if (count.missing !== 0) problems.push(`${count.missing} of ${expected} records missing${stage.protocol === 'udp' ? ` (kernel drops ${kernelDrops})` : ''}`);
+    if (count.missing !== 0)
+      problems.push(
+        `${count.missing} of ${expected} records missing${stage.protocol === 'udp' ? ` (kernel drops ${kernelDrops})` : ''}`,
+      );
     if (count.duplicates !== 0) problems.push(`${count.duplicates} stored twice`);
     if (count.untagged !== 0) problems.push(`${count.untagged} untagged`);
     // The warm-up is not measured, and a fresh daemon may lose some of a UDP warm-up (kernel drops before it is warm).
-    const warmStored = stage.protocol === 'udp' ? count.foreign <= rounds * warm.count : count.foreign === rounds * warm.count;
+    const warmStored =
+      stage.protocol === 'udp' ? count.foreign <= rounds * warm.count : count.foreign === rounds * warm.count;
     if (!warmStored) problems.push(`${count.foreign} warm-up records stored, expected ${rounds * warm.count}`);
     if (sendErrors !== 0) problems.push(`${sendErrors} records refused or failed on the wire`);
     return {

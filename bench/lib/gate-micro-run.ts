@@ -39,7 +39,10 @@ const headSet = microWorkloads(modules.head!, fx);
 const refSet = microWorkloads(modules.reference!, fx, headSet.ndjson);
 const out: MicroRunResult = { stages: {} };
 for (const stage of args.stages) {
-  const p = measurePair(headSet.workloads.get(stage)!, refSet.workloads.get(stage)!, { rounds: args.rounds, roundMs: args.roundMs });
+  const p = measurePair(headSet.workloads.get(stage)!, refSet.workloads.get(stage)!, {
+    rounds: args.rounds,
+    roundMs: args.roundMs,
+  });
   out.stages[stage] = { headUs: p.headUs, referenceUs: p.referenceUs };
 }
 process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -56,7 +56,8 @@ export async function loadTree(root: string, addonDir?: string): Promise<TreeMod
  */
 export function freshAddonCopies(root: string, parent: string): string {
   const dir = mkdtempSync(join(parent, 'addons-'));
-  for (const name of ['batch.node', 'zstd.node']) copyFileSync(join(root, 'packages/worker/build-native', name), join(dir, name));
+  for (const name of ['batch.node', 'zstd.node'])
+    copyFileSync(join(root, 'packages/worker/build-native', name), join(dir, name));
   return dir;
 }
 
@@ -78,10 +79,19 @@ export interface MicroStage {
 }
 
 export const MICRO_STAGES: readonly MicroStage[] = [
-  { name: 'validate+tag, native', about: 'BatchProcessor.process with the native fast path (batch.cc) over ring batches of 4,000 mixed lines' },
-  { name: 'validate+tag, TypeScript', about: "BatchProcessor.process with native: 'off' (the fallback without a compiler), same batches" },
+  {
+    name: 'validate+tag, native',
+    about: 'BatchProcessor.process with the native fast path (batch.cc) over ring batches of 4,000 mixed lines',
+  },
+  {
+    name: 'validate+tag, TypeScript',
+    about: "BatchProcessor.process with native: 'off' (the fallback without a compiler), same batches",
+  },
   { name: 'worker task', about: 'process + compressFrame per batch: what a worker thread does with a batch' },
-  { name: 'compress', about: "compressFrame('zstd') at the default level (native zstd addon) of one ~290 KB batch of NDJSON" },
+  {
+    name: 'compress',
+    about: "compressFrame('zstd') at the default level (native zstd addon) of one ~290 KB batch of NDJSON",
+  },
   { name: 'framing', about: 'LineFramer in block mode (as the tcp source runs it) over 64 KiB socket chunks' },
   { name: 'ring', about: 'SAB ring: write 1,000 records with a peer head, claim, copyOut, walk, release' },
 ];
@@ -104,7 +114,8 @@ export interface Fixture {
 export function microFixture(): Fixture {
   const set = generateLineSet({ count: 4000, kind: 'mixed', seed: 4 });
   const chunks: Buffer[] = [];
-  for (let off = 0; off < set.data.length; off += 64 * 1024) chunks.push(set.data.subarray(off, Math.min(off + 64 * 1024, set.data.length)));
+  for (let off = 0; off < set.data.length; off += 64 * 1024)
+    chunks.push(set.data.subarray(off, Math.min(off + 64 * 1024, set.data.length)));
   return { set, chunks };
 }
 
@@ -138,7 +149,11 @@ function ringBatches(m: TreeModules, set: LineSet, batchBytes = 256 * 1024): { b
  * The micro stages' workloads of one tree, by stage name. `ndjson` is the input of the
  * compress stage, the same bytes for both trees (the head's processor output of one batch).
  */
-export function microWorkloads(m: TreeModules, fx: Fixture, ndjson?: Buffer): { workloads: Map<string, () => number>; ndjson: Buffer } {
+export function microWorkloads(
+  m: TreeModules,
+  fx: Fixture,
+  ndjson?: Buffer,
+): { workloads: Map<string, () => number>; ndjson: Buffer } {
   const { set, chunks } = fx;
   const { BatchProcessor, compileTagPlan } = m.process;
   const { compressFrame, selectZstd, DEFAULT_LEVELS } = m.codecs;
@@ -155,7 +170,10 @@ export function microWorkloads(m: TreeModules, fx: Fixture, ndjson?: Buffer): { 
     for (const b of batches) n += p.process(b.bytes, b.bytes.length, plan, 'gate', false).counts.accepted;
     return n;
   };
-  check(processWith(nativeProcessor) === set.count && processWith(tsProcessor) === set.count, 'validate+tag accepts every line');
+  check(
+    processWith(nativeProcessor) === set.count && processWith(tsProcessor) === set.count,
+    'validate+tag accepts every line',
+  );
   const first = nativeProcessor.process(batches[0]!.bytes, batches[0]!.bytes.length, plan, 'gate', false);
   const firstRecord = JSON.parse(Buffer.from(first.ndjson).toString('utf8').split('\n')[0]!) as Record<string, unknown>;
   check(firstRecord['cluster'] === 'bench' && firstRecord['__host'] === PEER, 'tags spliced');
@@ -164,7 +182,12 @@ export function microWorkloads(m: TreeModules, fx: Fixture, ndjson?: Buffer): { 
 
   const workerTask = (): number => {
     let n = 0;
-    for (const b of batches) n += compressFrame('zstd', nativeProcessor.process(b.bytes, b.bytes.length, plan, 'gate', false).ndjson, level).length;
+    for (const b of batches)
+      n += compressFrame(
+        'zstd',
+        nativeProcessor.process(b.bytes, b.bytes.length, plan, 'gate', false).ndjson,
+        level,
+      ).length;
     return n;
   };
 

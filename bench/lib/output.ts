@@ -35,7 +35,16 @@ export class OutputCounter {
   readonly #seen: Uint8Array;
   readonly #firstId: number;
   readonly #tag: string;
-  readonly count: OutputCount = { objects: 0, storedBytes: 0, lines: 0, unique: 0, duplicates: 0, foreign: 0, untagged: 0, missing: 0 };
+  readonly count: OutputCount = {
+    objects: 0,
+    storedBytes: 0,
+    lines: 0,
+    unique: 0,
+    duplicates: 0,
+    foreign: 0,
+    untagged: 0,
+    missing: 0,
+  };
 
   /** @param tag text every stored line must contain, e.g. `"cluster":"bench"`. */
   constructor(firstId: number, n: number, tag: string) {
@@ -89,13 +98,26 @@ function filesUnder(dir: string): string[] {
   return out.sort();
 }
 
-export async function countFileOutput(dir: string, firstId: number, n: number, tag: string, counter = new OutputCounter(firstId, n, tag)): Promise<OutputCount> {
+export async function countFileOutput(
+  dir: string,
+  firstId: number,
+  n: number,
+  tag: string,
+  counter = new OutputCounter(firstId, n, tag),
+): Promise<OutputCount> {
   for (const f of filesUnder(dir)) await counter.addObject(f, readFileSync(f));
   return counter.count;
 }
 
 /** `counter`: add to one that already holds other outputs (the gate counts several daemons' outputs as one). */
-export async function countS3Output(client: S3Client, bucket: string, firstId: number, n: number, tag: string, counter = new OutputCounter(firstId, n, tag)): Promise<OutputCount> {
+export async function countS3Output(
+  client: S3Client,
+  bucket: string,
+  firstId: number,
+  n: number,
+  tag: string,
+  counter = new OutputCounter(firstId, n, tag),
+): Promise<OutputCount> {
   let token: string | undefined;
   do {
     const res = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));

@@ -29,7 +29,10 @@ export interface ProfileEntry {
 }
 
 /** Self time per function (name + file:line), descending. Idle and GC are kept as V8 names them. */
-export function topEntries(profile: Profile, top: number): { totalMs: number; busyMs: number; entries: ProfileEntry[] } {
+export function topEntries(
+  profile: Profile,
+  top: number,
+): { totalMs: number; busyMs: number; entries: ProfileEntry[] } {
   const byId = new Map<number, Node>();
   for (const n of profile.nodes) byId.set(n.id, n);
   const selfUs = new Map<number, number>();
@@ -73,6 +76,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const f of files) {
     const { totalMs, busyMs, entries } = topEntries(JSON.parse(readFileSync(f, 'utf8')) as Profile, top);
     console.log(`\n${f}: ${busyMs} ms busy of ${totalMs} ms sampled`);
-    for (const e of entries) console.log(`${(e.share * 100).toFixed(1).padStart(5)}%  ${String(e.selfMs).padStart(8)} ms  ${e.name}`);
+    for (const e of entries)
+      console.log(`${(e.share * 100).toFixed(1).padStart(5)}%  ${String(e.selfMs).padStart(8)} ms  ${e.name}`);
   }
 }

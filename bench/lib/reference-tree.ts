@@ -38,22 +38,36 @@ export function referenceSha(file = REFERENCE_FILE): string {
   } catch {
     throw new GateSetupError(`bench/reference is missing: it must name the reference commit (40 hex digits)`);
   }
-  const line = text.split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
+  const line = text
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l !== '' && !l.startsWith('#'));
   if (line === undefined || !/^[0-9a-f]{40}$/.test(line)) {
-    throw new GateSetupError(`bench/reference does not name a commit: expected 40 lowercase hex digits, found ${JSON.stringify(line ?? '')}`);
+    throw new GateSetupError(
+      `bench/reference does not name a commit: expected 40 lowercase hex digits, found ${JSON.stringify(line ?? '')}`,
+    );
   }
   return line;
 }
 
 function git(args: string[], cwd = ROOT, timeoutMs?: number): { ok: boolean; out: string } {
-  const r = spawnSync('git', args, { cwd, encoding: 'utf8', ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }) });
+  const r = spawnSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }),
+  });
   return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 
 export function headTree(): Tree {
   const sha = git(['rev-parse', '--short=12', 'HEAD']).out;
   const dirty = git(['status', '--porcelain', '--untracked-files=no']).out !== '';
-  return { name: 'head', root: ROOT, label: `${sha}${dirty ? ' + uncommitted changes' : ''}`, node: join(ROOT, 'node_modules/.bin/node') };
+  return {
+    name: 'head',
+    root: ROOT,
+    label: `${sha}${dirty ? ' + uncommitted changes' : ''}`,
+    node: join(ROOT, 'node_modules/.bin/node'),
+  };
 }
 
 export interface ReferenceOptions {
@@ -72,9 +86,14 @@ export function referenceTree(log: (msg: string) => void, opts: ReferenceOptions
   const short = sha.slice(0, 12);
   if (!git(['cat-file', '-e', `${sha}^{commit}`]).ok) {
     // A shallow clone may lack it: ask the origin for that one commit before giving up.
-    const fetched = opts.fetch !== false && git(['rev-parse', '--is-shallow-repository']).out === 'true' && git(['fetch', '--quiet', '--no-tags', '--depth=1', 'origin', sha], ROOT, 120_000).ok;
+    const fetched =
+      opts.fetch !== false &&
+      git(['rev-parse', '--is-shallow-repository']).out === 'true' &&
+      git(['fetch', '--quiet', '--no-tags', '--depth=1', 'origin', sha], ROOT, 120_000).ok;
     if (!fetched || !git(['cat-file', '-e', `${sha}^{commit}`]).ok) {
-      throw new GateSetupError(`the reference commit ${short} (bench/reference) is not in this clone: fetch it (a shallow clone needs git fetch --unshallow)`);
+      throw new GateSetupError(
+        `the reference commit ${short} (bench/reference) is not in this clone: fetch it (a shallow clone needs git fetch --unshallow)`,
+      );
     }
     log(`reference ${short}: fetched from origin into this shallow clone`);
   }
@@ -90,32 +109,65 @@ export function referenceTree(log: (msg: string) => void, opts: ReferenceOptions
   git(['worktree', 'prune']);
   mkdirSync(join(where, '..'), { recursive: true });
   const add = git(['worktree', 'add', '--detach', '--force', where, sha]);
-  if (!add.ok) throw new GateSetupError(`the reference commit ${short} could not be checked out into ${where}: ${lastLine(add.out)}`);
+  if (!add.ok)
+    throw new GateSetupError(
+      `the reference commit ${short} could not be checked out into ${where}: ${lastLine(add.out)}`,
+    );
   // CI=true: a native addon that does not build fails the install instead of falling back, as in CI.
   const logFile = join(where, '..', `${sha}.install.log`);
   // npm_* variables of an enclosing `npm run` would point the nested install at this repository.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_') && k !== 'INIT_CWD'));
-  const npm = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: where, encoding: 'utf8', env: { ...env, CI: 'true' } });
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('npm_') && k !== 'INIT_CWD'),
+  );
+  const npm = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], {
+    cwd: where,
+    encoding: 'utf8',
+    env: { ...env, CI: 'true' },
+  });
   writeFileSync(logFile, `${npm.stdout ?? ''}${npm.stderr ?? ''}`);
   if (npm.status !== 0) {
-    throw new GateSetupError(`the reference commit ${short} could not be built: npm ci exited with ${npm.status ?? npm.signal}: ${firstError(`${npm.stdout ?? ''}\n${npm.stderr ?? ''}`)}; full log: ${logFile}`);
+    throw new GateSetupError(
+      `the reference commit ${short} could not be built: npm ci exited with ${npm.status ?? npm.signal}: ${firstError(`${npm.stdout ?? ''}\n${npm.stderr ?? ''}`)}; full log: ${logFile}`,
+    );
   }
-  for (const addon of ['packages/worker/build-native/batch.node', 'packages/worker/build-native/zstd.node', 'packages/sources/build/udp_recv.node']) {
-    if (!existsSync(join(where, addon))) throw new GateSetupError(`the reference commit ${short} could not be built: npm ci did not build ${addon}; full log: ${logFile}`);
+  for (const addon of [
+    'packages/worker/build-native/batch.node',
+    'packages/worker/build-native/zstd.node',
+    'packages/sources/build/udp_recv.node',
+  ]) {
+    if (!existsSync(join(where, addon)))
+      throw new GateSetupError(
+        `the reference commit ${short} could not be built: npm ci did not build ${addon}; full log: ${logFile}`,
+      );
   }
-  if (!existsSync(tree.node)) throw new GateSetupError(`the reference commit ${short} could not be built: npm ci installed no node_modules/.bin/node; full log: ${logFile}`);
+  if (!existsSync(tree.node))
+    throw new GateSetupError(
+      `the reference commit ${short} could not be built: npm ci installed no node_modules/.bin/node; full log: ${logFile}`,
+    );
   writeFileSync(stamp, `${sha}\n`);
-  log(`reference ${short}: checked out and installed in ${where} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  log(
+    `reference ${short}: checked out and installed in ${where} (${((performance.now() - started) / 1000).toFixed(1)} s)`,
+  );
   return tree;
 }
 
 /** The line that says why an install failed: the first ERROR or error line, npm's own last. */
 function firstError(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  return lines.find((l) => /\bERROR\b/.test(l)) ?? lines.find((l) => /\berror\b/.test(l) && !l.startsWith('npm error')) ?? lastLine(text);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  return (
+    lines.find((l) => /\bERROR\b/.test(l)) ??
+    lines.find((l) => /\berror\b/.test(l) && !l.startsWith('npm error')) ??
+    lastLine(text)
+  );
 }
 
 function lastLine(text: string): string {
-  const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   return lines.length === 0 ? 'no output' : lines[lines.length - 1]!.trim();
 }

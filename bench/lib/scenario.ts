@@ -18,7 +18,17 @@ import { generateLineSet, type LineSet } from '@sluice/loadgen/line-set';
 import { sendTcp, sendUdp, type SendReport } from '@sluice/loadgen/send';
 import { topEntries } from './profile-top.ts';
 import { udpKernelDrops } from '@sluice/sources/kernel-drops';
-import { cpuDelta, cpuOf, memOf, metricSum, scrape, splitAddress, startDaemon, type Daemon, type StartOptions } from './daemon.ts';
+import {
+  cpuDelta,
+  cpuOf,
+  memOf,
+  metricSum,
+  scrape,
+  splitAddress,
+  startDaemon,
+  type Daemon,
+  type StartOptions,
+} from './daemon.ts';
 import { countFileOutput, countS3Output, type OutputCount } from './output.ts';
 
 export const TAG_TEXT = '"cluster":"bench"';
@@ -42,7 +52,9 @@ export interface RgwHandle {
  */
 export async function startBenchRgw(): Promise<RgwHandle> {
   if (process.env['SLUICE_SKIP_CEPH_INSTALL'] !== '1') {
-    execFileSync('bash', [new URL('../../scripts/ensure-ceph.sh', import.meta.url).pathname], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('bash', [new URL('../../scripts/ensure-ceph.sh', import.meta.url).pathname], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
   const { startRgw } = await import('@sluice/tests/rgw');
   const rgw = await startRgw();
@@ -100,7 +112,15 @@ export interface ScenarioResult {
   receivedPerSec: number;
   storedPerSec: number;
   seconds: { toProcessed: number; toStored: number };
-  cpu: { usPerLine: number; mainUsPerLine: number; workersUsPerLine: number; v8UsPerLine: number; libuvUsPerLine: number; cores: number; scrapeUsSubtracted: number };
+  cpu: {
+    usPerLine: number;
+    mainUsPerLine: number;
+    workersUsPerLine: number;
+    v8UsPerLine: number;
+    libuvUsPerLine: number;
+    cores: number;
+    scrapeUsSubtracted: number;
+  };
   mem: { hwmMiB: number; rssMaxMiB: number; rssEndMiB: number };
   counts: {
     sent: number;
@@ -123,7 +143,12 @@ export interface ScenarioResult {
  * as `__host`; a splunk_hec source accepts {@link BENCH_HEC_TOKEN}) into one sink `out`, zstd,
  * 1 s objects. An aws_s3 sink reads its secret from BENCH_S3_SECRET, which this sets.
  */
-export function benchConfig(dir: string, protocol: 'tcp' | 'udp' | 'splunk_hec', sink: 'file' | 's3', opts: { s3?: Omit<S3Target, 'client'>; sourceExtra?: string } = {}): string {
+export function benchConfig(
+  dir: string,
+  protocol: 'tcp' | 'udp' | 'splunk_hec',
+  sink: 'file' | 's3',
+  opts: { s3?: Omit<S3Target, 'client'>; sourceExtra?: string } = {},
+): string {
   const extra = `${protocol === 'splunk_hec' ? `\n    valid_tokens: [${BENCH_HEC_TOKEN}]` : ''}${opts.sourceExtra === undefined ? '' : `\n    ${opts.sourceExtra}`}`;
   let sinkYaml = `    type: file\n    inputs: [src]\n    path: ${join(dir, 'out')}`;
   if (sink === 's3') {
@@ -194,9 +219,20 @@ function send(spec: ScenarioSpec, d: Daemon, set: LineSet): Promise<SendReport> 
 
 export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   const dir = mkdtempSync(join(tmpdir(), `sluice-e2e-${spec.name}-`));
-  const yaml = benchConfig(dir, spec.protocol, spec.sink, { ...(spec.s3 === undefined ? {} : { s3: spec.s3 }), ...(spec.sourceExtra === undefined ? {} : { sourceExtra: spec.sourceExtra }) }) + (spec.configExtra === undefined ? '' : `${spec.configExtra}\n`);
-  const nodeArgs = [...(spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`]), ...(spec.nodeArgs ?? [])];
-  const d = await startDaemon(dir, yaml, { nodeArgs, ...spec.start, ...(spec.daemonLog === undefined ? {} : { logFile: spec.daemonLog }) });
+  const yaml =
+    benchConfig(dir, spec.protocol, spec.sink, {
+      ...(spec.s3 === undefined ? {} : { s3: spec.s3 }),
+      ...(spec.sourceExtra === undefined ? {} : { sourceExtra: spec.sourceExtra }),
+    }) + (spec.configExtra === undefined ? '' : `${spec.configExtra}\n`);
+  const nodeArgs = [
+    ...(spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`]),
+    ...(spec.nodeArgs ?? []),
+  ];
+  const d = await startDaemon(dir, yaml, {
+    nodeArgs,
+    ...spec.start,
+    ...(spec.daemonLog === undefined ? {} : { logFile: spec.daemonLog }),
+  });
   try {
     const set = spec.lines;
     const n = set.count;
@@ -207,10 +243,14 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     if (warmupLines > 0) {
       const warm = generateLineSet({ count: warmupLines, kind: set.kind, seed: 99, firstId: 1_000_000_000 });
       await send({ ...spec, rate: spec.protocol === 'udp' ? 50_000 : 0 }, d, warm);
-      await waitUntil('the warm-up to be processed', async () => {
-        const t = await tally(d);
-        return t.accepted + t.discarded >= t.received && t.received > 0 && t.stored >= t.accepted;
-      }, 200);
+      await waitUntil(
+        'the warm-up to be processed',
+        async () => {
+          const t = await tally(d);
+          return t.accepted + t.discarded >= t.received && t.received > 0 && t.stored >= t.accepted;
+        },
+        200,
+      );
     }
     // What one scrape of /metrics costs the daemon, so the benchmark's own polling can be taken out.
     const calib0 = cpuOf(d.pid).totalUs;
@@ -231,27 +271,37 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     // Follow the daemon while it works: RSS, and the moment every line sent went through the workers.
     let last: Tally = before;
     let stableSince = performance.now();
-    const tProcessed = await waitUntil('every line to be processed', async () => {
-      rssMax = Math.max(rssMax, memOf(d.pid).rssKiB);
-      const t = await tally(d);
-      if (t.received !== last.received || t.processed !== last.processed) stableSince = performance.now();
-      last = t;
-      const received = t.received - before.received;
-      // Malformed lines are both processed and discarded: count them once.
-      const settled = t.accepted - before.accepted + (t.discarded - before.discarded) >= received;
-      if (spec.protocol === 'tcp') return senderDone && received >= n && settled;
-      // UDP: nothing tells us about datagrams the kernel dropped; done once the sender is done,
-      // every received datagram is accounted for, and nothing moved for 300 ms.
-      return senderDone && settled && performance.now() - stableSince > 300;
-    }, 300_000, spec.pollMs ?? 100);
+    const tProcessed = await waitUntil(
+      'every line to be processed',
+      async () => {
+        rssMax = Math.max(rssMax, memOf(d.pid).rssKiB);
+        const t = await tally(d);
+        if (t.received !== last.received || t.processed !== last.processed) stableSince = performance.now();
+        last = t;
+        const received = t.received - before.received;
+        // Malformed lines are both processed and discarded: count them once.
+        const settled = t.accepted - before.accepted + (t.discarded - before.discarded) >= received;
+        if (spec.protocol === 'tcp') return senderDone && received >= n && settled;
+        // UDP: nothing tells us about datagrams the kernel dropped; done once the sender is done,
+        // every received datagram is accounted for, and nothing moved for 300 ms.
+        return senderDone && settled && performance.now() - stableSince > 300;
+      },
+      300_000,
+      spec.pollMs ?? 100,
+    );
     const sent = await sending;
     const kernelDrops = spec.protocol === 'udp' ? udpKernelDrops(port, d.pid) - drops0 : 0;
     const atProcessed = await tally(d);
-    const tStored = await waitUntil('every accepted line to be stored', async () => {
-      rssMax = Math.max(rssMax, memOf(d.pid).rssKiB);
-      const t = await tally(d);
-      return t.stored - before.stored >= atProcessed.accepted - before.accepted;
-    }, 120_000, 100);
+    const tStored = await waitUntil(
+      'every accepted line to be stored',
+      async () => {
+        rssMax = Math.max(rssMax, memOf(d.pid).rssKiB);
+        const t = await tally(d);
+        return t.stored - before.stored >= atProcessed.accepted - before.accepted;
+      },
+      120_000,
+      100,
+    );
     const cpuRaw = cpuDelta(cpu0, cpuOf(d.pid));
     // The benchmark's scrapes ran on the daemon's main thread: take them out of main and total.
     const scrapeCost = (scrapes - scrapes0) * scrapeUs;
@@ -261,7 +311,11 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
 
     const discarded: Record<string, number> = {};
     for (const [key, value] of end.metrics) {
-      if (!key.startsWith('sluice_source_discarded_events_total{') && !key.startsWith('sluice_sink_discarded_events_total{')) continue;
+      if (
+        !key.startsWith('sluice_source_discarded_events_total{') &&
+        !key.startsWith('sluice_sink_discarded_events_total{')
+      )
+        continue;
       const reason = /reason="([^"]+)"/.exec(key)?.[1] ?? '?';
       const prior = before.metrics.get(key) ?? 0;
       if (value - prior > 0) discarded[reason] = (discarded[reason] ?? 0) + value - prior;
@@ -297,7 +351,11 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
         cores: +(cpu.totalUs / 1e6 / secProcessed).toFixed(2),
         scrapeUsSubtracted: Math.round(scrapeCost),
       },
-      mem: { hwmMiB: +(mem.hwmKiB / 1024).toFixed(1), rssMaxMiB: +(rssMax / 1024).toFixed(1), rssEndMiB: +(mem.rssKiB / 1024).toFixed(1) },
+      mem: {
+        hwmMiB: +(mem.hwmKiB / 1024).toFixed(1),
+        rssMaxMiB: +(rssMax / 1024).toFixed(1),
+        rssEndMiB: +(mem.rssKiB / 1024).toFixed(1),
+      },
       counts: {
         sent: n,
         received,
@@ -319,14 +377,21 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
 }
 
 /** Top self-time entries of each thread's profile written by the daemon `pid`. */
-export function summariseProfiles(dir: string, pid: number): { thread: string; busyMs: number; top: { name: string; share: number }[] }[] {
+export function summariseProfiles(
+  dir: string,
+  pid: number,
+): { thread: string; busyMs: number; top: { name: string; share: number }[] }[] {
   const out: { thread: string; busyMs: number; top: { name: string; share: number }[] }[] = [];
   for (const f of readdirSync(dir).sort()) {
     if (!f.includes(`.${pid}.`) || !f.endsWith('.cpuprofile')) continue;
     const { busyMs, entries } = topEntries(JSON.parse(readFileSync(join(dir, f), 'utf8')), 12);
     // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile: thread 0 is the main thread.
     const threadId = f.split('.')[4];
-    out.push({ thread: threadId === '0' ? 'main' : `worker ${threadId}`, busyMs, top: entries.map((e) => ({ name: e.name, share: e.share })) });
+    out.push({
+      thread: threadId === '0' ? 'main' : `worker ${threadId}`,
+      busyMs,
+      top: entries.map((e) => ({ name: e.name, share: e.share })),
+    });
   }
   return out;
 }

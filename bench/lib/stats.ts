@@ -36,7 +36,8 @@ export interface Interval {
 export function bootstrapMedian(xs: readonly number[], confidence = 0.95, resamples = 10_000, seed = 0x5eed): Interval {
   const n = xs.length;
   if (n === 0) throw new RangeError('bootstrap of nothing');
-  if (xs.some((x) => !(x > 0) || !Number.isFinite(x))) throw new RangeError(`ratios must be positive and finite: ${xs.join(' ')}`);
+  if (xs.some((x) => !(x > 0) || !Number.isFinite(x)))
+    throw new RangeError(`ratios must be positive and finite: ${xs.join(' ')}`);
   const logs = xs.map(Math.log);
   const rand = mulberry32(seed);
   const medians = new Float64Array(resamples);
@@ -49,7 +50,13 @@ export function bootstrapMedian(xs: readonly number[], confidence = 0.95, resamp
   medians.sort();
   const tail = (1 - confidence) / 2;
   const at = (q: number): number => medians[Math.min(resamples - 1, Math.max(0, Math.round(q * (resamples - 1))))]!;
-  return { median: Math.exp(median(logs)), low: Math.exp(at(tail)), high: Math.exp(at(1 - tail)), confidence, samples: n };
+  return {
+    median: Math.exp(median(logs)),
+    low: Math.exp(at(tail)),
+    high: Math.exp(at(1 - tail)),
+    confidence,
+    samples: n,
+  };
 }
 
 export type Verdict = 'ok' | 'slower' | 'faster';

@@ -15,7 +15,15 @@ import { isIndexKey } from '@sluice/sinks/registry';
 import { decompress as zstdDecompress } from '@mongodb-js/zstd';
 import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import { kernelLine, mulberry32, serviceLine } from '@sluice/testkit';
-import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import {
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  splitAddress,
+  startDaemon,
+  tempDir,
+} from '../helpers/daemon.ts';
 import { rgwClient } from '../s3/rgw.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -24,7 +32,9 @@ const WAIT = { timeout: 60_000, interval: 100 };
 const BUN = join(ROOT, 'node_modules/.bin/bun');
 const CLI = join(ROOT, 'apps/sluice/src/cli.ts');
 const HAVE_BUN = existsSync(BUN) && spawnSync(BUN, ['--version']).status === 0;
-const NOT_RUN = HAVE_BUN ? '' : ' (NOT RUN: node_modules/.bin/bun is missing or does not start: npm ci installs it with its platform binary @oven/bun-*)';
+const NOT_RUN = HAVE_BUN
+  ? ''
+  : ' (NOT RUN: node_modules/.bin/bun is missing or does not start: npm ci installs it with its platform binary @oven/bun-*)';
 
 interface BunDaemon {
   proc: ChildProcess;
@@ -38,7 +48,11 @@ interface BunDaemon {
 async function startUnderBun(configYaml: string, dir: string, env: Record<string, string> = {}): Promise<BunDaemon> {
   const file = join(dir, 'sluice.yaml');
   writeFileSync(file, configYaml);
-  const proc = spawn(BUN, [CLI, 'run', '--config', file], { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(BUN, [CLI, 'run', '--config', file], {
+    cwd: dir,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
@@ -49,7 +63,9 @@ async function startUnderBun(configYaml: string, dir: string, env: Record<string
       const m = /^.*"sluice is running".*$/m.exec(out);
       if (m !== null) resolve(JSON.parse(m[0]) as Record<string, unknown>);
     });
-    void exited.then((code) => reject(new Error(`sluice under Bun exited with ${code} before running\n${err}\n${out}`)));
+    void exited.then((code) =>
+      reject(new Error(`sluice under Bun exited with ${code} before running\n${err}\n${out}`)),
+    );
   });
   return {
     proc,
@@ -80,7 +96,13 @@ async function sendUdp(address: string, lines: string[]): Promise<void> {
   const { host, port } = splitAddress(address);
   const socket = createSocket('udp4');
   for (let i = 0; i < lines.length; i += 50) {
-    await Promise.all(lines.slice(i, i + 50).map((l) => new Promise<void>((resolve, reject) => socket.send(l, port, host, (e) => (e ? reject(e) : resolve())))));
+    await Promise.all(
+      lines
+        .slice(i, i + 50)
+        .map(
+          (l) => new Promise<void>((resolve, reject) => socket.send(l, port, host, (e) => (e ? reject(e) : resolve()))),
+        ),
+    );
     await new Promise((r) => setTimeout(r, 2)); // a pause on purpose: paced, UDP has no backpressure
   }
   socket.close();
@@ -98,12 +120,14 @@ describe('Sluice under Bun', () => {
     expect(v.stdout).toMatch(new RegExp(`\\(node ${nodeVersion.replace(/\./g, '\\.')}\\)`));
   });
 
-  it.skipIf(!HAVE_BUN)(`end to end: TCP and UDP into zstd and gzip file sinks, SIGTERM drains, every line exactly once with its tags${NOT_RUN}`, async () => {
-    const SERVICE = 40_000;
-    const KERNEL = 4_000;
-    const dir = tempDir('sluice-bun-');
-    const daemon = await startUnderBun(
-      `
+  it.skipIf(!HAVE_BUN)(
+    `end to end: TCP and UDP into zstd and gzip file sinks, SIGTERM drains, every line exactly once with its tags${NOT_RUN}`,
+    async () => {
+      const SERVICE = 40_000;
+      const KERNEL = 4_000;
+      const dir = tempDir('sluice-bun-');
+      const daemon = await startUnderBun(
+        `
 data_dir: ${dir}/data
 api: { address: 127.0.0.1:0 }
 workers: { threads: 2 }
@@ -114,54 +138,59 @@ sinks:
   zst: { type: file, inputs: [talos_service, talos_kernel], path: ${dir}/zst, key_prefix: talos/, compression: zstd, upload_period_secs: 1 }
   gz: { type: file, inputs: [talos_service, talos_kernel], path: ${dir}/gz, key_prefix: talos/, compression: gzip, upload_period_secs: 1 }
 `,
-      dir,
-    );
-    const rand = mulberry32(7);
-    const service = Array.from({ length: SERVICE }, (_, id) => serviceLine({ id, rand }));
-    const kernel = Array.from({ length: KERNEL }, (_, id) => kernelLine({ id, rand }));
-    const tcp = daemon.sources['talos_service']![0]!;
-    await Promise.all([sendTcp(tcp, service.slice(0, SERVICE / 2)), sendTcp(tcp, service.slice(SERVICE / 2))]);
-    await sendUdp(daemon.sources['talos_kernel']![0]!, kernel);
-    // UDP has no handshake: wait until the daemon counted every datagram.
-    const kernelReceived = async (): Promise<number> =>
-      metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total', { component_id: 'talos_kernel' });
-    await vi.waitFor(
-      async () => expect(await kernelReceived(), 'every kernel line received').toBeGreaterThanOrEqual(KERNEL),
-      WAIT,
-    );
-    expect(await daemon.stop()).toBe(0);
-    expect(daemon.stdout()).toMatch(/"msg":"shutdown complete"/);
+        dir,
+      );
+      const rand = mulberry32(7);
+      const service = Array.from({ length: SERVICE }, (_, id) => serviceLine({ id, rand }));
+      const kernel = Array.from({ length: KERNEL }, (_, id) => kernelLine({ id, rand }));
+      const tcp = daemon.sources['talos_service']![0]!;
+      await Promise.all([sendTcp(tcp, service.slice(0, SERVICE / 2)), sendTcp(tcp, service.slice(SERVICE / 2))]);
+      await sendUdp(daemon.sources['talos_kernel']![0]!, kernel);
+      // UDP has no handshake: wait until the daemon counted every datagram.
+      const kernelReceived = async (): Promise<number> =>
+        metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total', {
+          component_id: 'talos_kernel',
+        });
+      await vi.waitFor(
+        async () => expect(await kernelReceived(), 'every kernel line received').toBeGreaterThanOrEqual(KERNEL),
+        WAIT,
+      );
+      expect(await daemon.stop()).toBe(0);
+      expect(daemon.stdout()).toMatch(/"msg":"shutdown complete"/);
 
-    for (const sink of ['zst', 'gz']) {
-      const out = join(dir, sink);
-      const seenService = new Uint8Array(SERVICE);
-      const seenKernel = new Uint8Array(KERNEL);
-      const keys = listObjects(out);
-      expect(keys.length).toBeGreaterThan(0);
-      for (const key of keys) {
-        expect(key).toMatch(new RegExp(`^talos/\\d{4}/\\d{2}/\\d{2}/\\d{2}:\\d{2}:\\d{2}-[0-9a-f]{16}-\\d{6}\\.ndjson\\.${sink}$`));
-        for (const line of await readObjectLines(join(out, key))) {
-          const rec = JSON.parse(line) as Record<string, unknown>;
-          expect(rec['cluster']).toBe('bun');
-          if (typeof rec['seq'] === 'number') {
-            const { cluster: _c, node, ...original } = rec;
-            expect(node).toBe('worker-7');
-            expect(JSON.stringify(original)).toBe(kernel[rec['seq']]);
-            seenKernel[rec['seq']]!++;
-          } else {
-            const id = Number(/req=(\d+)$/.exec(String(rec['msg']))![1]);
-            const { cluster: _c, zone, __host, ...original } = rec;
-            expect(zone).toBe('a"b');
-            expect(__host).toBe('127.0.0.1');
-            expect(JSON.stringify(original)).toBe(service[id]);
-            seenService[id]!++;
+      for (const sink of ['zst', 'gz']) {
+        const out = join(dir, sink);
+        const seenService = new Uint8Array(SERVICE);
+        const seenKernel = new Uint8Array(KERNEL);
+        const keys = listObjects(out);
+        expect(keys.length).toBeGreaterThan(0);
+        for (const key of keys) {
+          expect(key).toMatch(
+            new RegExp(`^talos/\\d{4}/\\d{2}/\\d{2}/\\d{2}:\\d{2}:\\d{2}-[0-9a-f]{16}-\\d{6}\\.ndjson\\.${sink}$`),
+          );
+          for (const line of await readObjectLines(join(out, key))) {
+            const rec = JSON.parse(line) as Record<string, unknown>;
+            expect(rec['cluster']).toBe('bun');
+            if (typeof rec['seq'] === 'number') {
+              const { cluster: _c, node, ...original } = rec;
+              expect(node).toBe('worker-7');
+              expect(JSON.stringify(original)).toBe(kernel[rec['seq']]);
+              seenKernel[rec['seq']]!++;
+            } else {
+              const id = Number(/req=(\d+)$/.exec(String(rec['msg']))![1]);
+              const { cluster: _c, zone, __host, ...original } = rec;
+              expect(zone).toBe('a"b');
+              expect(__host).toBe('127.0.0.1');
+              expect(JSON.stringify(original)).toBe(service[id]);
+              seenService[id]!++;
+            }
           }
         }
+        expect(seenService.every((n) => n === 1)).toBe(true);
+        expect(seenKernel.every((n) => n === 1)).toBe(true);
       }
-      expect(seenService.every((n) => n === 1)).toBe(true);
-      expect(seenKernel.every((n) => n === 1)).toBe(true);
-    }
-  });
+    },
+  );
 
   const s3 = inject('s3');
   const client = rgwClient(s3);
@@ -196,11 +225,20 @@ sinks:
     await sendTcp(daemon.sources['talos_service']![0]!, lines);
     expect(await daemon.stop()).toBe(0);
     // Objects only: the `_<object>.index.json` sidecars beside them are their indexes.
-    const keys = ((await client.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((c) => c.Key!).filter((k) => !isIndexKey(k));
+    const keys = ((await client.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? [])
+      .map((c) => c.Key!)
+      .filter((k) => !isIndexKey(k));
     const got: string[] = [];
     for (const key of keys) {
-      const body = await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray();
-      got.push(...(await zstdDecompress(Buffer.from(body))).toString('utf8').split('\n').filter((l) => l !== ''));
+      const body = await (
+        await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+      ).Body!.transformToByteArray();
+      got.push(
+        ...(await zstdDecompress(Buffer.from(body)))
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
     }
     expect(got.sort()).toEqual([...lines].sort());
   });
@@ -218,11 +256,17 @@ sinks:
       const GC = 'sluice_nodejs_gc_duration_seconds';
       // prom-client's per-type gauges have a series per kind of handle, request or resource alive
       // at the scrape (an fs write in flight adds one): which appear is a matter of timing.
-      const PER_TYPE = ['sluice_nodejs_active_handles', 'sluice_nodejs_active_requests', 'sluice_nodejs_active_resources'];
+      const PER_TYPE = [
+        'sluice_nodejs_active_handles',
+        'sluice_nodejs_active_requests',
+        'sluice_nodejs_active_resources',
+      ];
       const family = (series: string): string => series.replace(/\{.*$/, '').replace(/_(bucket|count|sum)$/, '');
       const names = (m: Map<string, number>): Set<string> => new Set([...m.keys()].map((k) => k.replace(/\{.*$/, '')));
       const declared = async (apiPort: number): Promise<string[]> =>
-        [...(await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text()).matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!).sort();
+        [...(await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text()).matchAll(/^# TYPE (\S+) /gm)]
+          .map((m) => m[1]!)
+          .sort();
       // The same load for both runtimes: enough allocation on the main thread that Node has
       // collected garbage (the GC histogram has series only once a collection was observed).
       const lines = Array.from({ length: 50_000 }, (_, id) => serviceLine({ id, rand: mulberry32(11) }));
@@ -256,7 +300,8 @@ sinks:
       expect(metricSum(nodeMetrics, 'sluice_nodejs_active_resources')).toBeGreaterThan(0);
       expect([...bunNames].filter((n) => PER_TYPE.includes(n))).toEqual([]);
       // Every other series is there under both.
-      const steady = (set: Set<string>): string[] => [...set].filter((n) => family(n) !== GC && !PER_TYPE.includes(n)).sort();
+      const steady = (set: Set<string>): string[] =>
+        [...set].filter((n) => family(n) !== GC && !PER_TYPE.includes(n)).sort();
       expect(steady(bunNames)).toEqual(steady(nodeNames));
     },
   );

@@ -116,7 +116,9 @@ export function dockerignore(text: string): (path: string) => boolean {
 
 /** Files of the build context (relative paths), after .dockerignore. */
 export function contextFiles(root: string): string[] {
-  const ignored = dockerignore(existsSync(join(root, '.dockerignore')) ? readFileSync(join(root, '.dockerignore'), 'utf8') : '');
+  const ignored = dockerignore(
+    existsSync(join(root, '.dockerignore')) ? readFileSync(join(root, '.dockerignore'), 'utf8') : '',
+  );
   const out: string[] = [];
   const walk = (rel: string): void => {
     for (const name of readdirSync(join(root, rel))) {
@@ -132,13 +134,18 @@ export function contextFiles(root: string): string[] {
 }
 
 /** The build replayed into `out`: returns the final stage's root directory (`/` of the image). */
-export function replayBuild(root: string, out: string, env: NodeJS.ProcessEnv = process.env): { imageRoot: string; runLog: string } {
+export function replayBuild(
+  root: string,
+  out: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { imageRoot: string; runLog: string } {
   const df = parseDockerfile(readFileSync(join(root, 'Dockerfile'), 'utf8'));
   const files = contextFiles(root);
   const stageRoots = new Map<string, string>();
   let runLog = '';
   const [manifests, deps, runtime] = df.stages;
-  if (manifests === undefined || deps === undefined || runtime === undefined || df.stages.length !== 3) throw new Error('expected three stages: manifests, deps, runtime');
+  if (manifests === undefined || deps === undefined || runtime === undefined || df.stages.length !== 3)
+    throw new Error('expected three stages: manifests, deps, runtime');
 
   // Stage 1: COPY . . then keep what its `find … -delete` keeps.
   const mRoot = join(out, manifests.name!);
@@ -161,7 +168,12 @@ export function replayBuild(root: string, out: string, env: NodeJS.ProcessEnv = 
     else if (ins.keyword === 'RUN' && !ins.args.startsWith('apt-get ')) {
       const { rest } = splitFlags(ins.args);
       mkdirSync(join(dRoot, workdir), { recursive: true });
-      runLog += execFileSync('sh', ['-c', rest.join(' ')], { cwd: join(dRoot, workdir), env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      runLog += execFileSync('sh', ['-c', rest.join(' ')], {
+        cwd: join(dRoot, workdir),
+        env,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     }
   }
   stageRoots.set(deps.name!, dRoot);
@@ -174,7 +186,12 @@ export function replayBuild(root: string, out: string, env: NodeJS.ProcessEnv = 
     if (ins.keyword === 'WORKDIR') workdir = ins.args;
     else if (ins.keyword === 'COPY') copy(ins, stageRoots, root, rRoot, workdir);
     else if (ins.keyword === 'RUN' && ins.args.startsWith('node ')) {
-      runLog += execFileSync('sh', ['-c', ins.args], { cwd: join(rRoot, workdir), env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      runLog += execFileSync('sh', ['-c', ins.args], {
+        cwd: join(rRoot, workdir),
+        env,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     }
   }
   return { imageRoot: rRoot, runLog };
@@ -187,10 +204,18 @@ export function replayBuild(root: string, out: string, env: NodeJS.ProcessEnv = 
  */
 export function findKeeps(run: string): (path: string) => boolean {
   const first = run.split('&&')[0]!;
-  const glob = (p: string): RegExp => new RegExp(`^${p.replace(/^'|'$/g, '').replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const glob = (p: string): RegExp =>
+    new RegExp(
+      `^${p
+        .replace(/^'|'$/g, '')
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+    );
   const names = [...first.matchAll(/! -name (\S+)/g)].map((m) => glob(m[1]!));
   const paths = [...first.matchAll(/! -path (\S+)/g)].map((m) => glob(m[1]!));
-  if (names.length === 0 && paths.length === 0) throw new Error(`expected \`find … ! -name … -delete\` in the first stage, got: ${first}`);
+  if (names.length === 0 && paths.length === 0)
+    throw new Error(`expected \`find … ! -name … -delete\` in the first stage, got: ${first}`);
   return (path) => names.some((re) => re.test(basename(path))) || paths.some((re) => re.test(`./${path}`));
 }
 
@@ -213,7 +238,12 @@ function copy(ins: Instruction, stages: Map<string, string>, context: string, de
     if (chosen.length === 0) throw new Error(`Dockerfile:${ins.line}: COPY ${src}: nothing in the build context`);
     for (const f of chosen) {
       // `COPY a/file dir/` puts it at dir/file, `COPY a/file path` at path.
-      const dst = f === prefix ? (to.endsWith('/') ? join(target, basename(f)) : target) : join(target, prefix === '' ? f : f.slice(prefix.length + 1));
+      const dst =
+        f === prefix
+          ? to.endsWith('/')
+            ? join(target, basename(f))
+            : target
+          : join(target, prefix === '' ? f : f.slice(prefix.length + 1));
       mkdirSync(dirname(dst), { recursive: true });
       cpSync(join(context, f), dst);
     }

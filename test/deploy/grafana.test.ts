@@ -28,24 +28,44 @@ interface Dashboard {
   templating: { list: { name: string; datasource: { uid: string }; query: { query: string } | string }[] };
 }
 
-const DASH = JSON.parse(readFileSync(new URL('../../deploy/grafana/sluice.json', import.meta.url), 'utf8')) as Dashboard;
+const DASH = JSON.parse(
+  readFileSync(new URL('../../deploy/grafana/sluice.json', import.meta.url), 'utf8'),
+) as Dashboard;
 /** Labels Prometheus adds when it scrapes, and the histogram bucket label. */
-const TARGET_LABELS = new Set(['instance', 'job', 'pod', 'namespace', 'node', 'container', 'service', 'endpoint', 'le']);
+const TARGET_LABELS = new Set([
+  'instance',
+  'job',
+  'pod',
+  'namespace',
+  'node',
+  'container',
+  'service',
+  'endpoint',
+  'le',
+]);
 
 const queries = (): { where: string; expr: string }[] => [
-  ...DASH.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ where: `panel "${p.title}" ${t.refId}`, expr: t.expr }))),
-  ...DASH.templating.list.map((v) => ({ where: `variable ${v.name}`, expr: typeof v.query === 'string' ? v.query : v.query.query })),
+  ...DASH.panels.flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ where: `panel "${p.title}" ${t.refId}`, expr: t.expr })),
+  ),
+  ...DASH.templating.list.map((v) => ({
+    where: `variable ${v.name}`,
+    expr: typeof v.query === 'string' ? v.query : v.query.query,
+  })),
 ];
 const metricNames = (expr: string): string[] => [...expr.matchAll(/\bsluice_[a-z0-9_]+\b/g)].map((m) => m[0]);
 
 describe('deploy/grafana/sluice.json', () => {
   it('imports with a Prometheus datasource input used by every panel, query and variable', () => {
-    expect(DASH.__inputs).toEqual([expect.objectContaining({ name: 'DS_PROMETHEUS', type: 'datasource', pluginId: 'prometheus' })]);
+    expect(DASH.__inputs).toEqual([
+      expect.objectContaining({ name: 'DS_PROMETHEUS', type: 'datasource', pluginId: 'prometheus' }),
+    ]);
     expect(DASH.uid).toBe('sluice-overview');
     for (const p of DASH.panels.filter((p) => p.type !== 'row')) {
       expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: '${DS_PROMETHEUS}' });
       expect(p.targets?.length, p.title).toBeGreaterThan(0);
-      for (const t of p.targets!) expect(t.datasource, p.title).toEqual({ type: 'prometheus', uid: '${DS_PROMETHEUS}' });
+      for (const t of p.targets!)
+        expect(t.datasource, p.title).toEqual({ type: 'prometheus', uid: '${DS_PROMETHEUS}' });
     }
     for (const v of DASH.templating.list) expect(v.datasource.uid).toBe('${DS_PROMETHEUS}');
     const ids = DASH.panels.map((p) => p.id);
@@ -69,16 +89,23 @@ describe('deploy/grafana/sluice.json', () => {
         const def = series.get(name);
         expect(def, `${where}: ${name} is not a registered metric`).toBeDefined();
         defs.push(def!);
-        if (def!.type === 'histogram') expect(name, `${where}: read ${def!.name} through _bucket`).toBe(`${def!.name}_bucket`);
+        if (def!.type === 'histogram')
+          expect(name, `${where}: read ${def!.name} through _bucket`).toBe(`${def!.name}_bucket`);
       }
       const known = new Set([...TARGET_LABELS, ...defs.flatMap((d) => d.labels)]);
       // Labels in `by (...)`, `on (...)`, selectors `{label=...}` and label_values(..., label).
       const used = [
-        ...[...expr.matchAll(/\b(?:by|on|without|ignoring)\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((l) => l.trim()).filter((l) => l !== '')),
+        ...[...expr.matchAll(/\b(?:by|on|without|ignoring)\s*\(([^)]*)\)/g)].flatMap((m) =>
+          m[1]!
+            .split(',')
+            .map((l) => l.trim())
+            .filter((l) => l !== ''),
+        ),
         ...[...expr.matchAll(/[{,]\s*([a-z_]+)\s*(?:=~|!~|!=|=)/g)].map((m) => m[1]!),
         ...[...expr.matchAll(/label_values\([^,]+,\s*([a-z_]+)\)/g)].map((m) => m[1]!),
       ];
-      for (const label of used) expect(known.has(label), `${where}: label ${label} is on none of ${names.join(', ')}`).toBe(true);
+      for (const label of used)
+        expect(known.has(label), `${where}: label ${label} is on none of ${names.join(', ')}`).toBe(true);
     }
   });
 

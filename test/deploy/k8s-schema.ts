@@ -23,7 +23,10 @@ const MODELS: Record<string, { module: string; iface: string }> = {
   'v1/ServiceAccount': { module: 'kubernetes-models/v1/ServiceAccount', iface: 'IServiceAccount' },
   'apps/v1/DaemonSet': { module: 'kubernetes-models/apps/v1/DaemonSet', iface: 'IDaemonSet' },
   'apps/v1/Deployment': { module: 'kubernetes-models/apps/v1/Deployment', iface: 'IDeployment' },
-  'policy/v1/PodDisruptionBudget': { module: 'kubernetes-models/policy/v1/PodDisruptionBudget', iface: 'IPodDisruptionBudget' },
+  'policy/v1/PodDisruptionBudget': {
+    module: 'kubernetes-models/policy/v1/PodDisruptionBudget',
+    iface: 'IPodDisruptionBudget',
+  },
   'monitoring.coreos.com/v1/ServiceMonitor': {
     module: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor',
     iface: 'IServiceMonitor',
@@ -58,7 +61,9 @@ function modelTypes(): { tc: ts.TypeChecker; types: Map<string, ts.Type> } {
   const here = dirname(createRequire(import.meta.url).resolve('kubernetes-models/package.json'));
   const file = join(here, '..', '..', 'test', 'deploy', '__k8s_models__.ts');
   const entries = Object.entries(MODELS);
-  const source = entries.map(([, m], i) => `import type { ${m.iface} as T${i} } from '${m.module}';\nexport type M${i} = T${i};`).join('\n');
+  const source = entries
+    .map(([, m], i) => `import type { ${m.iface} as T${i} } from '${m.module}';\nexport type M${i} = T${i};`)
+    .join('\n');
   const options: ts.CompilerOptions = {
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.NodeNext,
@@ -70,14 +75,16 @@ function modelTypes(): { tc: ts.TypeChecker; types: Map<string, ts.Type> } {
   };
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (name, lang, ...rest) => (name === file ? ts.createSourceFile(name, source, lang) : getSourceFile(name, lang, ...rest));
+  host.getSourceFile = (name, lang, ...rest) =>
+    name === file ? ts.createSourceFile(name, source, lang) : getSourceFile(name, lang, ...rest);
   const fileExists = host.fileExists.bind(host);
   host.fileExists = (name) => name === file || fileExists(name);
   const program = ts.createProgram([file], options, host);
   const tc = program.getTypeChecker();
   const sf = program.getSourceFile(file)!;
   const diagnostics = ts.getPreEmitDiagnostics(program, sf);
-  if (diagnostics.length > 0) throw new Error(`model declarations: ${ts.flattenDiagnosticMessageText(diagnostics[0]!.messageText, '\n')}`);
+  if (diagnostics.length > 0)
+    throw new Error(`model declarations: ${ts.flattenDiagnosticMessageText(diagnostics[0]!.messageText, '\n')}`);
   const types = new Map<string, ts.Type>();
   for (const stmt of sf.statements) {
     if (!ts.isTypeAliasDeclaration(stmt)) continue;

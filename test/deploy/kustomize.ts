@@ -33,10 +33,24 @@ interface Resource {
   generatedName?: string;
 }
 
-const KUSTOMIZATION_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'components', 'namespace', 'configMapGenerator', 'patches']);
+const KUSTOMIZATION_FIELDS = new Set([
+  'apiVersion',
+  'kind',
+  'resources',
+  'components',
+  'namespace',
+  'configMapGenerator',
+  'patches',
+]);
 const GENERATOR_FIELDS = new Set(['name', 'files', 'literals', 'behavior']);
 /** Kinds without a namespace that these manifests can contain. */
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'PriorityClass']);
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'CustomResourceDefinition',
+  'PriorityClass',
+]);
 
 /** kubectl on PATH, or null. SLUICE_TEST_NO_KUBECTL=1 pretends it is missing (to exercise that path). */
 export function kubectlPath(): string | null {
@@ -70,24 +84,29 @@ function parseDocs(text: string, where: string): K8sObject[] {
 }
 
 function readKustomization(dir: string): Record<string, unknown> {
-  const file = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].map((f) => join(dir, f)).find((f) => existsSync(f));
+  const file = ['kustomization.yaml', 'kustomization.yml', 'Kustomization']
+    .map((f) => join(dir, f))
+    .find((f) => existsSync(f));
   if (file === undefined) throw new Error(`${dir}: no kustomization.yaml`);
   const k = parseYaml(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  for (const key of Object.keys(k)) if (!KUSTOMIZATION_FIELDS.has(key)) throw new Error(`${file}: the test renderer does not support \`${key}\``);
+  for (const key of Object.keys(k))
+    if (!KUSTOMIZATION_FIELDS.has(key)) throw new Error(`${file}: the test renderer does not support \`${key}\``);
   return k;
 }
 
 function accumulate(dir: string, into: Resource[], isComponent: boolean): Resource[] {
   const k = readKustomization(dir);
   const kind = (k['kind'] as string | undefined) ?? 'Kustomization';
-  if (isComponent !== (kind === 'Component')) throw new Error(`${dir}: expected a ${isComponent ? 'Component' : 'Kustomization'}, found ${kind}`);
+  if (isComponent !== (kind === 'Component'))
+    throw new Error(`${dir}: expected a ${isComponent ? 'Component' : 'Kustomization'}, found ${kind}`);
   const resources = isComponent ? into : [...into];
   for (const entry of (k['resources'] as string[] | undefined) ?? []) {
     const path = resolve(dir, entry);
     if (statSync(path).isDirectory()) resources.push(...accumulate(path, [], false));
     else for (const obj of parseDocs(readFileSync(path, 'utf8'), path)) resources.push({ obj });
   }
-  for (const gen of (k['configMapGenerator'] as Record<string, unknown>[] | undefined) ?? []) generateConfigMap(dir, gen, resources);
+  for (const gen of (k['configMapGenerator'] as Record<string, unknown>[] | undefined) ?? [])
+    generateConfigMap(dir, gen, resources);
   for (const entry of (k['components'] as string[] | undefined) ?? []) accumulate(resolve(dir, entry), resources, true);
   for (const patch of (k['patches'] as Record<string, unknown>[] | undefined) ?? []) applyPatch(patch, resources, dir);
   const namespace = k['namespace'] as string | undefined;
@@ -98,7 +117,9 @@ function accumulate(dir: string, into: Resource[], isComponent: boolean): Resour
 }
 
 function generateConfigMap(dir: string, gen: Record<string, unknown>, resources: Resource[]): void {
-  for (const key of Object.keys(gen)) if (!GENERATOR_FIELDS.has(key)) throw new Error(`${dir}: configMapGenerator.${key} is not supported by the test renderer`);
+  for (const key of Object.keys(gen))
+    if (!GENERATOR_FIELDS.has(key))
+      throw new Error(`${dir}: configMapGenerator.${key} is not supported by the test renderer`);
   const name = gen['name'] as string;
   const data: Record<string, string> = {};
   for (const f of (gen['files'] as string[] | undefined) ?? []) {
@@ -117,26 +138,36 @@ function generateConfigMap(dir: string, gen: Record<string, unknown>, resources:
     resources.push({ obj: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data }, generatedName: name });
     return;
   }
-  if (existing === undefined) throw new Error(`${dir}: configMapGenerator ${name} has behavior ${behavior} but no base generates it`);
+  if (existing === undefined)
+    throw new Error(`${dir}: configMapGenerator ${name} has behavior ${behavior} but no base generates it`);
   if (behavior === 'merge') existing.obj['data'] = { ...(existing.obj['data'] as Record<string, string>), ...data };
   else if (behavior === 'replace') existing.obj['data'] = data;
   else throw new Error(`${dir}: configMapGenerator behavior ${behavior} is not supported`);
 }
 
 function applyPatch(patch: Record<string, unknown>, resources: Resource[], dir: string): void {
-  for (const key of Object.keys(patch)) if (key !== 'patch' && key !== 'target') throw new Error(`${dir}: patches[].${key} is not supported by the test renderer`);
+  for (const key of Object.keys(patch))
+    if (key !== 'patch' && key !== 'target')
+      throw new Error(`${dir}: patches[].${key} is not supported by the test renderer`);
   const body = parseYaml(patch['patch'] as string) as unknown;
   if (Array.isArray(body)) {
     const target = patch['target'] as Record<string, string> | undefined;
     if (target === undefined) throw new Error(`${dir}: a JSON 6902 patch needs a target`);
-    for (const key of Object.keys(target)) if (key !== 'kind' && key !== 'name') throw new Error(`${dir}: patch target.${key} is not supported by the test renderer`);
-    const matches = resources.filter((r) => r.obj.kind === target['kind'] && (target['name'] === undefined || r.obj.metadata.name === target['name']));
+    for (const key of Object.keys(target))
+      if (key !== 'kind' && key !== 'name')
+        throw new Error(`${dir}: patch target.${key} is not supported by the test renderer`);
+    const matches = resources.filter(
+      (r) => r.obj.kind === target['kind'] && (target['name'] === undefined || r.obj.metadata.name === target['name']),
+    );
     if (matches.length === 0) throw new Error(`${dir}: patch target ${JSON.stringify(target)} matches nothing`);
     for (const r of matches) for (const op of body as Record<string, unknown>[]) applyJsonPatchOp(r.obj, op);
     return;
   }
   const smp = body as Record<string, unknown> & K8sObject;
-  if (smp['$patch'] !== 'delete' || Object.keys(smp).some((k) => !['apiVersion', 'kind', 'metadata', '$patch'].includes(k))) {
+  if (
+    smp['$patch'] !== 'delete' ||
+    Object.keys(smp).some((k) => !['apiVersion', 'kind', 'metadata', '$patch'].includes(k))
+  ) {
     throw new Error(`${dir}: the test renderer supports strategic-merge patches of the form \`$patch: delete\` only`);
   }
   const i = resources.findIndex((r) => r.obj.kind === smp.kind && r.obj.metadata.name === smp.metadata.name);
@@ -146,26 +177,32 @@ function applyPatch(patch: Record<string, unknown>, resources: Resource[], dir: 
 
 /** One RFC 6902 operation (add, remove, replace, test) on obj, in place. */
 function applyJsonPatchOp(obj: unknown, op: Record<string, unknown>): void {
-  const path = (op['path'] as string).split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const path = (op['path'] as string)
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const last = path.pop();
   if (last === undefined) throw new Error('a patch of the whole document is not supported');
   let parent = obj as Record<string, unknown> | unknown[];
   for (const seg of path) {
     const next = Array.isArray(parent) ? parent[Number(seg)] : parent[seg];
-    if (typeof next !== 'object' || next === null) throw new Error(`patch path ${String(op['path'])}: ${seg} does not exist`);
+    if (typeof next !== 'object' || next === null)
+      throw new Error(`patch path ${String(op['path'])}: ${seg} does not exist`);
     parent = next as Record<string, unknown> | unknown[];
   }
   const kind = op['op'];
   if (Array.isArray(parent)) {
     const index = last === '-' ? parent.length : Number(last);
-    if (!Number.isInteger(index) || index < 0 || index > parent.length) throw new Error(`patch path ${String(op['path'])}: bad index`);
+    if (!Number.isInteger(index) || index < 0 || index > parent.length)
+      throw new Error(`patch path ${String(op['path'])}: bad index`);
     if (kind === 'add') parent.splice(index, 0, op['value']);
     else if (kind === 'remove' || kind === 'replace') {
       if (index >= parent.length) throw new Error(`patch path ${String(op['path'])}: no such element`);
       if (kind === 'remove') parent.splice(index, 1);
       else parent[index] = op['value'];
     } else if (kind === 'test') {
-      if (JSON.stringify(parent[index]) !== JSON.stringify(op['value'])) throw new Error(`patch test failed at ${String(op['path'])}`);
+      if (JSON.stringify(parent[index]) !== JSON.stringify(op['value']))
+        throw new Error(`patch test failed at ${String(op['path'])}`);
     } else throw new Error(`patch op ${String(kind)} is not supported`);
     return;
   }
@@ -175,7 +212,8 @@ function applyJsonPatchOp(obj: unknown, op: Record<string, unknown>): void {
     if (kind === 'remove') delete parent[last];
     else parent[last] = op['value'];
   } else if (kind === 'test') {
-    if (JSON.stringify(parent[last]) !== JSON.stringify(op['value'])) throw new Error(`patch test failed at ${String(op['path'])}`);
+    if (JSON.stringify(parent[last]) !== JSON.stringify(op['value']))
+      throw new Error(`patch test failed at ${String(op['path'])}`);
   } else throw new Error(`patch op ${String(kind)} is not supported`);
 }
 
@@ -186,7 +224,11 @@ function applyJsonPatchOp(obj: unknown, op: Record<string, unknown>): void {
  * produces, checked against `kubectl kustomize` in manifests.test.ts.
  */
 function configMapHash(data: Record<string, string>): string {
-  const sorted = Object.fromEntries(Object.keys(data).sort().map((k) => [k, data[k]]));
+  const sorted = Object.fromEntries(
+    Object.keys(data)
+      .sort()
+      .map((k) => [k, data[k]]),
+  );
   const json = JSON.stringify({ data: sorted, kind: 'ConfigMap', name: '' })
     .replace(/</g, '\\u003c')
     .replace(/>/g, '\\u003e')
@@ -208,7 +250,8 @@ function addHashSuffixes(resources: Resource[]): void {
 function fixConfigMapReferences(resources: Resource[]): void {
   const generated = resources.filter((r) => r.generatedName !== undefined);
   const rename = (name: string, namespace: string | undefined): string =>
-    generated.find((g) => g.generatedName === name && g.obj.metadata.namespace === namespace)?.obj.metadata.name ?? name;
+    generated.find((g) => g.generatedName === name && g.obj.metadata.namespace === namespace)?.obj.metadata.name ??
+    name;
   for (const r of resources) {
     const spec = podSpecOf(r.obj);
     if (spec === undefined) continue;
@@ -216,7 +259,10 @@ function fixConfigMapReferences(resources: Resource[]): void {
     for (const v of (spec['volumes'] as Record<string, Record<string, string>>[] | undefined) ?? []) {
       if (v['configMap'] !== undefined) v['configMap']['name'] = rename(v['configMap']['name']!, ns);
     }
-    const containers = [...((spec['containers'] as Record<string, unknown>[] | undefined) ?? []), ...((spec['initContainers'] as Record<string, unknown>[] | undefined) ?? [])];
+    const containers = [
+      ...((spec['containers'] as Record<string, unknown>[] | undefined) ?? []),
+      ...((spec['initContainers'] as Record<string, unknown>[] | undefined) ?? []),
+    ];
     for (const c of containers) {
       for (const e of (c['envFrom'] as Record<string, Record<string, string>>[] | undefined) ?? []) {
         if (e['configMapRef'] !== undefined) e['configMapRef']['name'] = rename(e['configMapRef']['name']!, ns);

@@ -37,12 +37,42 @@ function withServiceMonitor(overlay: string): string {
   return dir;
 }
 
-const TARGETS: { name: string; dir: string; workload: 'DaemonSet' | 'Deployment'; hostNetwork: boolean; serviceMonitor: boolean }[] = [
+const TARGETS: {
+  name: string;
+  dir: string;
+  workload: 'DaemonSet' | 'Deployment';
+  hostNetwork: boolean;
+  serviceMonitor: boolean;
+}[] = [
   { name: 'base', dir: join(K8S, 'base'), workload: 'DaemonSet', hostNetwork: false, serviceMonitor: false },
-  { name: 'overlays/daemonset-hostnetwork', dir: join(K8S, 'overlays/daemonset-hostnetwork'), workload: 'DaemonSet', hostNetwork: true, serviceMonitor: false },
-  { name: 'overlays/aggregator', dir: join(K8S, 'overlays/aggregator'), workload: 'Deployment', hostNetwork: false, serviceMonitor: false },
-  { name: 'overlays/daemonset-hostnetwork + components/servicemonitor', dir: withServiceMonitor('overlays/daemonset-hostnetwork'), workload: 'DaemonSet', hostNetwork: true, serviceMonitor: true },
-  { name: 'overlays/aggregator + components/servicemonitor', dir: withServiceMonitor('overlays/aggregator'), workload: 'Deployment', hostNetwork: false, serviceMonitor: true },
+  {
+    name: 'overlays/daemonset-hostnetwork',
+    dir: join(K8S, 'overlays/daemonset-hostnetwork'),
+    workload: 'DaemonSet',
+    hostNetwork: true,
+    serviceMonitor: false,
+  },
+  {
+    name: 'overlays/aggregator',
+    dir: join(K8S, 'overlays/aggregator'),
+    workload: 'Deployment',
+    hostNetwork: false,
+    serviceMonitor: false,
+  },
+  {
+    name: 'overlays/daemonset-hostnetwork + components/servicemonitor',
+    dir: withServiceMonitor('overlays/daemonset-hostnetwork'),
+    workload: 'DaemonSet',
+    hostNetwork: true,
+    serviceMonitor: true,
+  },
+  {
+    name: 'overlays/aggregator + components/servicemonitor',
+    dir: withServiceMonitor('overlays/aggregator'),
+    workload: 'Deployment',
+    hostNetwork: false,
+    serviceMonitor: true,
+  },
 ];
 
 const byKey = (o: K8sObject): string => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
@@ -67,7 +97,11 @@ type Container = {
 };
 
 /** Values the kubelet would put in the pod's environment; Secret values are stand-ins. */
-const DOWNWARD: Record<string, string> = { 'spec.nodeName': 'talos-worker-1', 'metadata.name': 'sluice-abcde', 'status.podIP': '10.244.1.7' };
+const DOWNWARD: Record<string, string> = {
+  'spec.nodeName': 'talos-worker-1',
+  'metadata.name': 'sluice-abcde',
+  'status.podIP': '10.244.1.7',
+};
 
 function podEnv(objs: K8sObject[], c: Container, secretRefs: string[]): Record<string, string> {
   const env: Record<string, string> = {};
@@ -115,7 +149,11 @@ function inspect(objs: K8sObject[], workloadKind: string) {
   const secretRefs: string[] = [];
   const env = podEnv(objs, container, secretRefs);
   const config = parseConfig(yaml, 'sluice.yaml', env);
-  const template = (workload['spec'] as { template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> } } }).template.metadata;
+  const template = (
+    workload['spec'] as {
+      template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> } };
+    }
+  ).template.metadata;
   return { workload, spec, container, yaml, env, config, secretRefs, template };
 }
 
@@ -165,7 +203,10 @@ describe('deploy/kubernetes wiring', () => {
         const file = join(dir, 'sluice.yaml');
         writeFileSync(file, w.yaml);
         // Only the pod's variables (and PATH): a ${VAR} the manifest does not set fails here.
-        const r = spawnSync(process.execPath, [CLI, 'validate', '--config', file], { env: { PATH: process.env['PATH'] ?? '', ...w.env }, encoding: 'utf8' });
+        const r = spawnSync(process.execPath, [CLI, 'validate', '--config', file], {
+          env: { PATH: process.env['PATH'] ?? '', ...w.env },
+          encoding: 'utf8',
+        });
         expect(r.stderr).toBe('');
         expect(r.stdout).toMatch(/OK \(2 sources, 1 sinks\)/);
         expect(r.status).toBe(0);
@@ -178,9 +219,15 @@ describe('deploy/kubernetes wiring', () => {
 
       it('container ports match the addresses in sluice.yaml: tcp 5170, udp 6050, HEC 8088, API 9598', () => {
         const src = w.config.sources as Record<string, { type: string; port: number; host: string }>;
-        expect(portOf(w.container, 'talos-tcp')).toMatchObject({ containerPort: src['talos_service']!.port, protocol: 'TCP' });
+        expect(portOf(w.container, 'talos-tcp')).toMatchObject({
+          containerPort: src['talos_service']!.port,
+          protocol: 'TCP',
+        });
         expect(src['talos_service']!.type).toBe('tcp');
-        expect(portOf(w.container, 'talos-udp')).toMatchObject({ containerPort: src['talos_kernel']!.port, protocol: 'UDP' });
+        expect(portOf(w.container, 'talos-udp')).toMatchObject({
+          containerPort: src['talos_kernel']!.port,
+          protocol: 'UDP',
+        });
         expect(src['talos_kernel']!.type).toBe('udp');
         expect(portOf(w.container, 'hec')).toMatchObject({ containerPort: 8088, protocol: 'TCP' });
         const api = w.config.api as unknown as { enabled: boolean; port: number; host: string };
@@ -188,7 +235,11 @@ describe('deploy/kubernetes wiring', () => {
         expect(portOf(w.container, 'api')).toMatchObject({ containerPort: api.port, protocol: 'TCP' });
         // The kubelet probes the pod address: the API must not be on loopback only.
         expect(api.host).toBe('0.0.0.0');
-        expect(w.template.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(api.port), 'prometheus.io/path': '/metrics' });
+        expect(w.template.annotations).toMatchObject({
+          'prometheus.io/scrape': 'true',
+          'prometheus.io/port': String(api.port),
+          'prometheus.io/path': '/metrics',
+        });
       });
 
       it('liveness on /healthz, readiness on /readyz, both on the API port', () => {
@@ -199,7 +250,8 @@ describe('deploy/kubernetes wiring', () => {
       it('terminationGracePeriodSeconds is above shutdown_timeout_secs and every sink deadline', () => {
         const grace = w.spec['terminationGracePeriodSeconds'] as number;
         expect(grace).toBeGreaterThan(w.config.shutdown_timeout_secs);
-        for (const s of Object.values(w.config.sinks) as { shutdown_timeout_secs?: number }[]) expect(grace).toBeGreaterThan(s.shutdown_timeout_secs ?? 0);
+        for (const s of Object.values(w.config.sinks) as { shutdown_timeout_secs?: number }[])
+          expect(grace).toBeGreaterThan(s.shutdown_timeout_secs ?? 0);
       });
 
       it('S3 credentials come from the Secret sluice-s3 through env, never from the ConfigMap', () => {
@@ -221,7 +273,10 @@ describe('deploy/kubernetes wiring', () => {
         const THREAD_MIB = 20;
         const GARBAGE_MIB = 20;
         expect(mebibytes(res.requests!['memory']!)).toBeGreaterThanOrEqual(IDLE_MIB);
-        const rings = Object.values(w.config.sources).reduce((n, s) => n + ((s as { ring_bytes: number }).ring_bytes ?? 0), 0);
+        const rings = Object.values(w.config.sources).reduce(
+          (n, s) => n + ((s as { ring_bytes: number }).ring_bytes ?? 0),
+          0,
+        );
         const sinks = Object.values(w.config.sinks) as { max_buffered_bytes?: number; part_size_bytes?: number }[];
         const buffers = sinks.reduce((n, s) => n + (s.max_buffered_bytes ?? 0) + (s.part_size_bytes ?? 0), 0);
         expect(w.config.workers.threads).toBe(2);
@@ -232,8 +287,17 @@ describe('deploy/kubernetes wiring', () => {
       it('runs as the image user, non-root, no privilege escalation, every capability dropped, read-only root', () => {
         const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
         const user = /^USER (\d+):(\d+)$/m.exec(dockerfile)!;
-        expect(w.spec['securityContext']).toMatchObject({ runAsNonRoot: true, runAsUser: Number(user[1]), runAsGroup: Number(user[2]), seccompProfile: { type: 'RuntimeDefault' } });
-        expect(w.container.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+        expect(w.spec['securityContext']).toMatchObject({
+          runAsNonRoot: true,
+          runAsUser: Number(user[1]),
+          runAsGroup: Number(user[2]),
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+        expect(w.container.securityContext).toEqual({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        });
         expect(w.spec['automountServiceAccountToken']).toBe(false);
       });
 
@@ -246,7 +310,10 @@ describe('deploy/kubernetes wiring', () => {
 
       it('Services select the pods and name ports the container has', () => {
         for (const svc of objs.filter((o) => o.kind === 'Service')) {
-          const s = svc['spec'] as { selector: Record<string, string>; ports: { targetPort: string; protocol: string }[] };
+          const s = svc['spec'] as {
+            selector: Record<string, string>;
+            ports: { targetPort: string; protocol: string }[];
+          };
           for (const [k, v] of Object.entries(s.selector)) expect(w.template.labels[k]).toBe(v);
           for (const p of s.ports) expect(portOf(w.container, p.targetPort)?.protocol).toBe(p.protocol);
         }
@@ -254,7 +321,9 @@ describe('deploy/kubernetes wiring', () => {
 
       if (t.workload === 'DaemonSet') {
         it('NODE_NAME from the downward API is the node tag of both Talos sources (kernel logs carry no node identity)', () => {
-          expect(w.container.env!.find((e) => e.name === 'NODE_NAME')?.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
+          expect(w.container.env!.find((e) => e.name === 'NODE_NAME')?.valueFrom).toEqual({
+            fieldRef: { fieldPath: 'spec.nodeName' },
+          });
           const src = w.config.sources as Record<string, { extra_tags: Record<string, string> }>;
           expect(src['talos_kernel']!.extra_tags['node']).toBe('talos-worker-1');
           expect(src['talos_service']!.extra_tags['node']).toBe('talos-worker-1');
@@ -262,7 +331,10 @@ describe('deploy/kubernetes wiring', () => {
 
         it('tolerates every taint (control-plane nodes have logs too), one node at a time on update', () => {
           expect(w.spec['tolerations']).toEqual([{ operator: 'Exists' }]);
-          expect((w.workload['spec'] as { updateStrategy: unknown }).updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
+          expect((w.workload['spec'] as { updateStrategy: unknown }).updateStrategy).toEqual({
+            type: 'RollingUpdate',
+            rollingUpdate: { maxUnavailable: 1 },
+          });
         });
 
         it('the namespace allows hostPort/hostNetwork under Pod Security Admission (Talos enforces baseline)', () => {
@@ -285,7 +357,8 @@ describe('deploy/kubernetes wiring', () => {
         it('hostNetwork, ClusterFirstWithHostNet, sources on 127.0.0.1 as the Talos guide runs Filebeat', () => {
           expect(w.spec['hostNetwork']).toBe(true);
           expect(w.spec['dnsPolicy']).toBe('ClusterFirstWithHostNet');
-          for (const s of Object.values(w.config.sources) as unknown as { host: string }[]) expect(s.host).toBe('127.0.0.1');
+          for (const s of Object.values(w.config.sources) as unknown as { host: string }[])
+            expect(s.host).toBe('127.0.0.1');
           for (const p of w.container.ports!) expect(p.hostPort).toBeUndefined();
         });
       }
@@ -295,13 +368,18 @@ describe('deploy/kubernetes wiring', () => {
           expect((w.workload['spec'] as { replicas: number }).replicas).toBeGreaterThanOrEqual(2);
           expect(objs.some((o) => o.kind === 'DaemonSet')).toBe(false);
           const ingest = objs.find((o) => o.kind === 'Service' && o.metadata.name === 'sluice-ingest')!;
-          expect((ingest['spec'] as { ports: { name: string; port: number }[] }).ports.map((p) => `${p.name}:${p.port}`)).toEqual(['talos-tcp:5170', 'talos-udp:6050', 'hec:8088']);
+          expect(
+            (ingest['spec'] as { ports: { name: string; port: number }[] }).ports.map((p) => `${p.name}:${p.port}`),
+          ).toEqual(['talos-tcp:5170', 'talos-udp:6050', 'hec:8088']);
           expect(objs.some((o) => o.kind === 'PodDisruptionBudget')).toBe(true);
         });
 
         it('aggregator: the node comes from the peer address (host_key), not from NODE_NAME of the replica', () => {
           expect(w.env['NODE_NAME']).toBeUndefined();
-          for (const s of Object.values(w.config.sources) as unknown as { host_key: string | null; extra_tags: Record<string, string> }[]) {
+          for (const s of Object.values(w.config.sources) as unknown as {
+            host_key: string | null;
+            extra_tags: Record<string, string>;
+          }[]) {
             expect(s.host_key).toBe('__host');
             expect(s.extra_tags['node']).toBeUndefined();
           }
@@ -324,17 +402,27 @@ describe('components/servicemonitor', () => {
     it(`${t.name}: selects exactly one Service, whose api port reaches the pods`, () => {
       const objs = render(t.dir);
       const sm = objs.find((o) => o.kind === 'ServiceMonitor')!;
-      const spec = sm['spec'] as { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string }[] };
-      const selected = objs.filter((o) => o.kind === 'Service' && Object.entries(spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v));
+      const spec = sm['spec'] as {
+        selector: { matchLabels: Record<string, string> };
+        endpoints: { port: string; path: string }[];
+      };
+      const selected = objs.filter(
+        (o) =>
+          o.kind === 'Service' &&
+          Object.entries(spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v),
+      );
       expect(selected.map((s) => s.metadata.name)).toEqual(['sluice']);
       expect(sm.metadata.namespace).toBe(selected[0]!.metadata.namespace);
-      expect((selected[0]!['spec'] as { ports: { name: string }[] }).ports.map((p) => p.name)).toContain(spec.endpoints[0]!.port);
+      expect((selected[0]!['spec'] as { ports: { name: string }[] }).ports.map((p) => p.name)).toContain(
+        spec.endpoints[0]!.port,
+      );
       expect(spec.endpoints[0]!.path).toBe('/metrics');
     });
   }
 
   it('the base and overlays alone contain no ServiceMonitor (clusters without the CRD apply them)', () => {
-    for (const t of TARGETS.filter((x) => !x.serviceMonitor)) expect(render(t.dir).map((o) => o.kind)).not.toContain('ServiceMonitor');
+    for (const t of TARGETS.filter((x) => !x.serviceMonitor))
+      expect(render(t.dir).map((o) => o.kind)).not.toContain('ServiceMonitor');
   });
 });
 
@@ -361,8 +449,25 @@ describe('the DaemonSet config runs: Talos lines into S3 (Ceph RGW) with the nod
       S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
     };
     const daemon = await startDaemon(yaml, { env });
-    const service = Array.from({ length: 1000 }, (_, i) => JSON.stringify({ msg: `svc ${i}`, 'talos-level': 'info', 'talos-service': 'machined', 'talos-time': '2026-11-22T10:00:00Z' }));
-    const kernel = Array.from({ length: 100 }, (_, i) => JSON.stringify({ clock: i, facility: 'kern', msg: `kmsg ${i}`, priority: 'info', seq: i, 'talos-level': 'info', 'talos-time': '2026-11-22T10:00:00Z' }));
+    const service = Array.from({ length: 1000 }, (_, i) =>
+      JSON.stringify({
+        msg: `svc ${i}`,
+        'talos-level': 'info',
+        'talos-service': 'machined',
+        'talos-time': '2026-11-22T10:00:00Z',
+      }),
+    );
+    const kernel = Array.from({ length: 100 }, (_, i) =>
+      JSON.stringify({
+        clock: i,
+        facility: 'kern',
+        msg: `kmsg ${i}`,
+        priority: 'info',
+        seq: i,
+        'talos-level': 'info',
+        'talos-time': '2026-11-22T10:00:00Z',
+      }),
+    );
     const tcp = splitAddress(daemon.sources['talos_service']![0]!);
     const sock = connect(tcp);
     await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
@@ -372,15 +477,18 @@ describe('the DaemonSet config runs: Talos lines into S3 (Ceph RGW) with the nod
     });
     const udp = splitAddress(daemon.sources['talos_kernel']![0]!);
     const u = createSocket('udp4');
-    for (const line of kernel) await new Promise<void>((resolve, reject) => u.send(line, udp.port, udp.host, (err) => (err ? reject(err) : resolve())));
+    for (const line of kernel)
+      await new Promise<void>((resolve, reject) =>
+        u.send(line, udp.port, udp.host, (err) => (err ? reject(err) : resolve())),
+      );
     u.close();
     // UDP has no close handshake: stop once the daemon has the last datagrams.
     const kernelReceived = async (): Promise<number> =>
       metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total', { component_id: 'talos_kernel' });
-    await vi.waitFor(
-      async () => expect(await kernelReceived(), 'every datagram received').toBe(kernel.length),
-      { timeout: 30_000, interval: 100 },
-    );
+    await vi.waitFor(async () => expect(await kernelReceived(), 'every datagram received').toBe(kernel.length), {
+      timeout: 30_000,
+      interval: 100,
+    });
     expect(await daemon.stop('SIGTERM')).toBe(0);
 
     const keys = await listKeys(client, bucket);
@@ -390,7 +498,9 @@ describe('the DaemonSet config runs: Talos lines into S3 (Ceph RGW) with the nod
     const lines: Record<string, unknown>[] = [];
     for (const key of keys) {
       expect(key).toMatch(/^talos\/talos\/\d{4}\/\d{2}\/\d{2}\/\d{2}:\d{2}:\d{2}-[0-9a-f]{16}-\d{6}\.ndjson\.zst$/);
-      const body = await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray();
+      const body = await (
+        await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+      ).Body!.transformToByteArray();
       const text = (await zstdDecompress(Buffer.from(body))).toString('utf8');
       for (const l of text.split('\n').filter((x) => x !== '')) lines.push(JSON.parse(l) as Record<string, unknown>);
     }
@@ -404,7 +514,10 @@ describe('the DaemonSet config runs: Talos lines into S3 (Ceph RGW) with the nod
 /** Guards against the renderer silently passing: the config test above must have parsed real YAML. */
 describe('sluice.yaml files of deploy/', () => {
   it('deploy/docker/sluice.yaml (the image default) passes `sluice validate`', () => {
-    const out = execFileSync(process.execPath, [CLI, 'validate', '--config', join(ROOT, 'deploy/docker/sluice.yaml')], { env: { PATH: process.env['PATH'] ?? '' }, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [CLI, 'validate', '--config', join(ROOT, 'deploy/docker/sluice.yaml')], {
+      env: { PATH: process.env['PATH'] ?? '' },
+      encoding: 'utf8',
+    });
     expect(out).toMatch(/OK \(2 sources, 1 sinks\)/);
   });
 
@@ -417,6 +530,9 @@ describe('sluice.yaml files of deploy/', () => {
       S3_ACCESS_KEY_ID: 'a',
       S3_SECRET_ACCESS_KEY: 'b',
     });
-    expect((c.sources['talos_kernel'] as unknown as { extra_tags: Record<string, string> }).extra_tags).toEqual({ node: 'n1', cluster: 'c1' });
+    expect((c.sources['talos_kernel'] as unknown as { extra_tags: Record<string, string> }).extra_tags).toEqual({
+      node: 'n1',
+      cluster: 'c1',
+    });
   });
 });

@@ -37,7 +37,9 @@ interface Group {
 }
 const GROUPS = (parseYaml(RULES_TEXT) as { groups: Group[] }).groups;
 const RULE_LIST = GROUPS.flatMap((g) => g.rules);
-const TEST_FILES = readdirSync(DIR).filter((f) => /test.*\.ya?ml$/.test(f)).map((f) => join(DIR, f));
+const TEST_FILES = readdirSync(DIR)
+  .filter((f) => /test.*\.ya?ml$/.test(f))
+  .map((f) => join(DIR, f));
 /** Labels Prometheus adds when it scrapes. */
 const TARGET_LABELS = new Set(['instance', 'job']);
 
@@ -68,12 +70,19 @@ describe('deploy/prometheus/rules.yaml', () => {
     }
     const fired = new Set<string>();
     for (const file of TEST_FILES) {
-      const t = parseYaml(readFileSync(file, 'utf8')) as { rule_files: string[]; tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[] };
+      const t = parseYaml(readFileSync(file, 'utf8')) as {
+        rule_files: string[];
+        tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[];
+      };
       expect(t.rule_files).toEqual(['rules.yaml']);
-      for (const test of t.tests) for (const a of test.alert_rule_test ?? []) if ((a.exp_alerts ?? []).length > 0) fired.add(a.alertname);
+      for (const test of t.tests)
+        for (const a of test.alert_rule_test ?? []) if ((a.exp_alerts ?? []).length > 0) fired.add(a.alertname);
     }
     const alerts = RULE_LIST.flatMap((r) => (r.alert === undefined ? [] : [r.alert]));
-    expect(alerts.filter((a) => !fired.has(a)), 'alerts no unit test sees firing').toEqual([]);
+    expect(
+      alerts.filter((a) => !fired.has(a)),
+      'alerts no unit test sees firing',
+    ).toEqual([]);
   });
 
   it('uses only registered metrics (or its own recorded series) and their labels', async () => {
@@ -94,10 +103,19 @@ describe('deploy/prometheus/rules.yaml', () => {
         for (const l of def!.labels) labels.add(l);
       }
       const used = [
-        ...[...rule.expr.matchAll(/\b(?:by|on|without|ignoring)\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((l) => l.trim()).filter((l) => l !== '')),
+        ...[...rule.expr.matchAll(/\b(?:by|on|without|ignoring)\s*\(([^)]*)\)/g)].flatMap((m) =>
+          m[1]!
+            .split(',')
+            .map((l) => l.trim())
+            .filter((l) => l !== ''),
+        ),
         ...[...rule.expr.matchAll(/[{,]\s*([a-z_]+)\s*(?:=~|!~|!=|=)/g)].map((m) => m[1]!),
       ];
-      for (const label of used) expect(labels.has(label), `${rule.alert ?? rule.record}: label ${label} is on none of ${names.join(', ')}`).toBe(true);
+      for (const label of used)
+        expect(
+          labels.has(label),
+          `${rule.alert ?? rule.record}: label ${label} is on none of ${names.join(', ')}`,
+        ).toBe(true);
       if (rule.record !== undefined) {
         const by = /^\s*\w+ by \(([^)]*)\)/.exec(rule.expr);
         expect(by, `${rule.record}: aggregates by named labels`).not.toBeNull();
@@ -108,12 +126,21 @@ describe('deploy/prometheus/rules.yaml', () => {
 
   it('every alert has a severity, a summary and a description linking its section of docs/alerts.md', () => {
     const doc = readFileSync(join(ROOT, 'docs/alerts.md'), 'utf8');
-    const anchors = new Set([...doc.matchAll(/^#+ (.+)$/gm)].map((m) => m[1]!.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
+    const anchors = new Set(
+      [...doc.matchAll(/^#+ (.+)$/gm)].map((m) =>
+        m[1]!
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, '')
+          .replace(/ /g, '-'),
+      ),
+    );
     for (const rule of RULE_LIST.filter((r) => r.alert !== undefined)) {
       expect(['critical', 'warning'], rule.alert).toContain(rule.labels?.['severity']);
       expect(rule.annotations?.['summary'], rule.alert).toMatch(/\{\{ \$labels\.instance \}\}/);
       const link = /docs\/alerts\.md#([a-z0-9-]+)/.exec(rule.annotations?.['description'] ?? '');
-      expect(link?.[1], `${rule.alert}: description links docs/alerts.md#${rule.alert!.toLowerCase()}`).toBe(rule.alert!.toLowerCase());
+      expect(link?.[1], `${rule.alert}: description links docs/alerts.md#${rule.alert!.toLowerCase()}`).toBe(
+        rule.alert!.toLowerCase(),
+      );
       expect(anchors.has(link![1]!), `docs/alerts.md has no section ${rule.alert}`).toBe(true);
     }
   });
@@ -126,8 +153,13 @@ describe('components/prometheusrule', () => {
 
   it('renders with an overlay into one valid PrometheusRule whose groups are those of rules.yaml', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-kustomize-'));
-    const components = ['components/servicemonitor', 'components/prometheusrule'].map((c) => relative(dir, join(K8S, c)));
-    writeFileSync(join(dir, 'kustomization.yaml'), `resources: [${relative(dir, join(K8S, 'overlays/daemonset-hostnetwork'))}]\ncomponents: [${components.join(', ')}]\n`);
+    const components = ['components/servicemonitor', 'components/prometheusrule'].map((c) =>
+      relative(dir, join(K8S, c)),
+    );
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      `resources: [${relative(dir, join(K8S, 'overlays/daemonset-hostnetwork'))}]\ncomponents: [${components.join(', ')}]\n`,
+    );
     const objs = renderKustomization(dir);
     const rules = objs.filter((o) => o.kind === 'PrometheusRule');
     expect(rules).toHaveLength(1);

@@ -76,8 +76,14 @@ describe('the error catalogue', () => {
 describe('docs/errors.md', () => {
   it('has one section per catalogue code, and none for another code', () => {
     const documented = [...sections().keys()];
-    expect([...CATALOGUE].filter((c) => !documented.includes(c)), 'in ERROR_CODES but no section').toEqual([]);
-    expect(documented.filter((c) => !CATALOGUE.has(c)), 'a section for a code not in ERROR_CODES').toEqual([]);
+    expect(
+      [...CATALOGUE].filter((c) => !documented.includes(c)),
+      'in ERROR_CODES but no section',
+    ).toEqual([]);
+    expect(
+      documented.filter((c) => !CATALOGUE.has(c)),
+      'a section for a code not in ERROR_CODES',
+    ).toEqual([]);
   });
 
   it('says for each code what it means, when it happens, what to do, and shows a message', () => {
@@ -89,7 +95,7 @@ describe('docs/errors.md', () => {
     }
   });
 
-  it('lists every code in its table with its meaning, linked to its section, in the catalogue\'s order', () => {
+  it("lists every code in its table with its meaning, linked to its section, in the catalogue's order", () => {
     const rows = [...DOC.matchAll(/^\| \[`(SLUICE_ERR_[A-Z0-9_]+)`\]\(#([a-z0-9_]+)\) \| (.+) \|$/gm)];
     expect(rows.map((r) => r[1])).toEqual([...CATALOGUE]);
     expect([...sections().keys()]).toEqual([...CATALOGUE]);

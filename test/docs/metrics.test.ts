@@ -24,8 +24,14 @@ describe('docs/metrics.md', () => {
   it('documents every registered metric, with its type and labels, and nothing else', async () => {
     const registered = await registeredMetrics();
     const docs = documented();
-    expect([...registered.keys()].filter((n) => !docs.has(n)), 'registered but not in docs/metrics.md').toEqual([]);
-    expect([...docs.keys()].filter((n) => !registered.has(n)), 'in docs/metrics.md but not registered').toEqual([]);
+    expect(
+      [...registered.keys()].filter((n) => !docs.has(n)),
+      'registered but not in docs/metrics.md',
+    ).toEqual([]);
+    expect(
+      [...docs.keys()].filter((n) => !registered.has(n)),
+      'in docs/metrics.md but not registered',
+    ).toEqual([]);
     for (const [name, def] of registered) {
       expect(docs.get(name), name).toEqual({ type: def.type, labels: def.labels });
     }

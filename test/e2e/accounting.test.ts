@@ -19,7 +19,15 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { rgwClient } from '../s3/rgw.ts';
-import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import {
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  splitAddress,
+  startDaemon,
+  tempDir,
+} from '../helpers/daemon.ts';
 import { freshBucket, getObjectLines, listKeys, s3Connection, s3Env } from '../helpers/s3.ts';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 
@@ -46,12 +54,22 @@ const MALFORMED: { bytes: Buffer; reason: string }[] = [
 /** Kernel-style lines of one fixed length, so UDP bytes received = datagrams received x length. */
 const UDP_LINE_BYTES = 200;
 function udpLine(id: number): string {
-  const head = JSON.stringify({ facility: 'kern', priority: 'info', seq: id, msg: `udp line ${String(id).padStart(8, '0')}`, pad: '' });
+  const head = JSON.stringify({
+    facility: 'kern',
+    priority: 'info',
+    seq: id,
+    msg: `udp line ${String(id).padStart(8, '0')}`,
+    pad: '',
+  });
   return head.replace('"pad":""', `"pad":"${'x'.repeat(UDP_LINE_BYTES - head.length)}"`);
 }
 
 function hecEnvelope(id: number): string {
-  return JSON.stringify({ time: 1_763_800_000 + id / 1000, sourcetype: 'acct', event: { msg: `hec event ${id}`, n: id } });
+  return JSON.stringify({
+    time: 1_763_800_000 + id / 1000,
+    sourcetype: 'acct',
+    event: { msg: `hec event ${id}`, n: id },
+  });
 }
 
 interface HecAnswer {
@@ -59,30 +77,59 @@ interface HecAnswer {
   body: string;
 }
 
-function hecPost(address: string, path: string, headers: Record<string, string>, body: string | null, agent: Agent | false, declaredLength?: number): Promise<HecAnswer> {
+function hecPost(
+  address: string,
+  path: string,
+  headers: Record<string, string>,
+  body: string | null,
+  agent: Agent | false,
+  declaredLength?: number,
+): Promise<HecAnswer> {
   const { host, port } = splitAddress(address);
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, method: 'POST', agent, headers: { ...headers, ...(declaredLength !== undefined ? { 'content-length': String(declaredLength) } : {}) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = request(
+      {
+        host,
+        port,
+        path,
+        method: 'POST',
+        agent,
+        headers: { ...headers, ...(declaredLength !== undefined ? { 'content-length': String(declaredLength) } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('error', reject);
-    if (body === null) req.flushHeaders(); // the answer comes before any body: declared too large
+    if (body === null)
+      req.flushHeaders(); // the answer comes before any body: declared too large
     else req.end(body);
   });
 }
 
-const sendDatagram = (socket: ReturnType<typeof createSocket>, bytes: Buffer | string, address: string): Promise<void> => {
+const sendDatagram = (
+  socket: ReturnType<typeof createSocket>,
+  bytes: Buffer | string,
+  address: string,
+): Promise<void> => {
   const { host, port } = splitAddress(address);
   return new Promise((resolve, reject) => socket.send(bytes, port, host, (err) => (err ? reject(err) : resolve())));
 };
 
 type Scrape = Map<string, number>;
-const received = (m: Scrape, id: string): number => metricSum(m, 'sluice_source_received_events_total', { component_id: id });
-const discarded = (m: Scrape, id: string, reason?: string): number => metricSum(m, 'sluice_source_discarded_events_total', reason === undefined ? { component_id: id } : { component_id: id, reason });
+const received = (m: Scrape, id: string): number =>
+  metricSum(m, 'sluice_source_received_events_total', { component_id: id });
+const discarded = (m: Scrape, id: string, reason?: string): number =>
+  metricSum(
+    m,
+    'sluice_source_discarded_events_total',
+    reason === undefined ? { component_id: id } : { component_id: id, reason },
+  );
 const sent = (m: Scrape, sink: string): number => metricSum(m, 'sluice_sink_sent_events_total', { component_id: sink });
-const sinkDiscarded = (m: Scrape, sink: string): number => metricSum(m, 'sluice_sink_discarded_events_total', { component_id: sink });
+const sinkDiscarded = (m: Scrape, sink: string): number =>
+  metricSum(m, 'sluice_sink_discarded_events_total', { component_id: sink });
 /** Records the sources handed on to the sinks (every sink here reads every source). */
 const delivered = (m: Scrape): number => SOURCES.reduce((n, id) => n + received(m, id) - discarded(m, id), 0);
 
@@ -95,13 +142,22 @@ function checkConsistent(m: Scrape, sentSoFar: Record<SourceId, number>, where: 
   }
   for (const id of SOURCES) {
     expect(discarded(m, id), `${where}: ${id} discarded <= received`).toBeLessThanOrEqual(received(m, id));
-    expect(metricSum(m, 'sluice_ring_used_bytes', { component_id: id }), `${where}: ${id} ring`).toBeLessThanOrEqual(metricSum(m, 'sluice_ring_capacity_bytes', { component_id: id }));
+    expect(metricSum(m, 'sluice_ring_used_bytes', { component_id: id }), `${where}: ${id} ring`).toBeLessThanOrEqual(
+      metricSum(m, 'sluice_ring_capacity_bytes', { component_id: id }),
+    );
   }
   expect(received(m, 'acct_tcp'), `${where}: tcp received <= sent`).toBeLessThanOrEqual(sentSoFar.acct_tcp);
-  expect(received(m, 'acct_udp') + metricSum(m, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'acct_udp' }), `${where}: udp`).toBeLessThanOrEqual(sentSoFar.acct_udp);
+  expect(
+    received(m, 'acct_udp') +
+      metricSum(m, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'acct_udp' }),
+    `${where}: udp`,
+  ).toBeLessThanOrEqual(sentSoFar.acct_udp);
   expect(received(m, 'acct_hec'), `${where}: hec received <= sent`).toBeLessThanOrEqual(sentSoFar.acct_hec);
   for (const sink of SINKS) {
-    expect(sent(m, sink) + sinkDiscarded(m, sink), `${where}: ${sink} stored + dropped <= delivered`).toBeLessThanOrEqual(delivered(m));
+    expect(
+      sent(m, sink) + sinkDiscarded(m, sink),
+      `${where}: ${sink} stored + dropped <= delivered`,
+    ).toBeLessThanOrEqual(delivered(m));
   }
   const util = metricSum(m, 'sluice_worker_utilization_ratio');
   expect(util, `${where}: utilization`).toBeLessThanOrEqual(1);
@@ -119,7 +175,9 @@ function checkMonotonic(before: Scrape, after: Scrape, where: string): void {
 }
 
 describe('end to end: the books balance (tcp, udp, splunk_hec → file and aws_s3)', () => {
-  it('received = stored + every drop, per source, exactly; sinks and bytes agree with the objects; /metrics consistent during the run', { timeout: 60_000 }, async () => {
+  it('received = stored + every drop, per source, exactly; sinks and bytes agree with the objects; /metrics consistent during the run', {
+    timeout: 60_000,
+  }, async () => {
     const startedAt = Date.now();
     const dir = tempDir();
     const out = join(dir, 'out');
@@ -188,7 +246,10 @@ sinks:
     for (let r = 0; r < 10; r++) {
       const body = Array.from({ length: 50 }, (_, i) => hecEnvelope(r * 50 + i)).join('\n');
       sentSoFar.acct_hec += 50;
-      expect(await hecPost(addr('acct_hec'), '/services/collector/event', auth, body, keepAlive)).toEqual({ status: 200, body: '{"text":"Success","code":0}' });
+      expect(await hecPost(addr('acct_hec'), '/services/collector/event', auth, body, keepAlive)).toEqual({
+        status: 200,
+        body: '{"text":"Success","code":0}',
+      });
       hecBodyBytes += Buffer.byteLength(body);
       hecStored += 50;
     }
@@ -196,7 +257,17 @@ sinks:
     const rawBody = rawLines.map((l, i) => (i % 4 === 0 ? `${l}\n\n` : `${l}\n`)).join('');
     const rawBlank = 5;
     sentSoFar.acct_hec += rawLines.length + rawBlank;
-    expect((await hecPost(addr('acct_hec'), '/services/collector/raw', { ...auth, 'x-splunk-request-channel': '0aa3b8c6-1e1f-4a4b-9a39-6f4d2c1b0e77' }, rawBody, keepAlive)).status).toBe(200);
+    expect(
+      (
+        await hecPost(
+          addr('acct_hec'),
+          '/services/collector/raw',
+          { ...auth, 'x-splunk-request-channel': '0aa3b8c6-1e1f-4a4b-9a39-6f4d2c1b0e77' },
+          rawBody,
+          keepAlive,
+        )
+      ).status,
+    ).toBe(200);
     hecBodyBytes += Buffer.byteLength(rawBody);
     hecStored += rawLines.length;
     // All or nothing: the third envelope has no event, so none of the three is kept.
@@ -207,7 +278,17 @@ sinks:
     const UNAUTHORIZED = 20;
     for (let i = 0; i < UNAUTHORIZED; i++) {
       sentSoFar.acct_hec += 1;
-      expect((await hecPost(addr('acct_hec'), '/services/collector/event', { authorization: `Splunk ${WRONG_TOKEN}` }, hecEnvelope(i), false)).status).toBe(403);
+      expect(
+        (
+          await hecPost(
+            addr('acct_hec'),
+            '/services/collector/event',
+            { authorization: `Splunk ${WRONG_TOKEN}` },
+            hecEnvelope(i),
+            false,
+          )
+        ).status,
+      ).toBe(403);
     }
     sentSoFar.acct_hec += 1;
     expect((await hecPost(addr('acct_hec'), '/services/collector/event', auth, null, false, 70_000)).status).toBe(413);
@@ -265,9 +346,15 @@ sinks:
     const settled = (s: Scrape): boolean =>
       received(s, 'acct_tcp') === tcpReceived &&
       received(s, 'acct_hec') === hecReceived &&
-      received(s, 'acct_udp') + metricSum(s, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'acct_udp' }) === sentSoFar.acct_udp &&
+      received(s, 'acct_udp') +
+        metricSum(s, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'acct_udp' }) ===
+        sentSoFar.acct_udp &&
       SINKS.every((sink) => sent(s, sink) + sinkDiscarded(s, sink) === delivered(s)) &&
-      SOURCES.every((id) => metricSum(s, 'sluice_ring_used_bytes', { component_id: id }) === 0 && metricSum(s, 'sluice_source_open_connections', { component_id: id }) === 0) &&
+      SOURCES.every(
+        (id) =>
+          metricSum(s, 'sluice_ring_used_bytes', { component_id: id }) === 0 &&
+          metricSum(s, 'sluice_source_open_connections', { component_id: id }) === 0,
+      ) &&
       SINKS.every((sink) => metricSum(s, 'sluice_sink_buffered_bytes', { component_id: sink }) === 0);
     let final: Scrape = new Map();
     await waitUntil(
@@ -324,11 +411,17 @@ sinks:
     expect(metricSum(final, 'sluice_sink_objects_completed_total', { component_id: 's3' })).toBe(s3Keys.length);
     // Objects under one part are one PutObject each: one part per object.
     expect(metricSum(final, 'sluice_sink_parts_uploaded_total', { component_id: 's3' })).toBe(s3Keys.length);
-    expect(metricSum(final, 'sluice_sink_upload_duration_seconds_count', { component_id: 's3', stage: 'part' })).toBe(s3Keys.length);
+    expect(metricSum(final, 'sluice_sink_upload_duration_seconds_count', { component_id: 's3', stage: 'part' })).toBe(
+      s3Keys.length,
+    );
     for (const sink of SINKS) {
       const objects = metricSum(final, 'sluice_sink_objects_completed_total', { component_id: sink });
-      expect(metricSum(final, 'sluice_sink_upload_duration_seconds_count', { component_id: sink, stage: 'object' })).toBe(objects);
-      expect(metricSum(final, 'sluice_sink_upload_duration_seconds_count', { component_id: sink, stage: 'close' })).toBe(objects);
+      expect(
+        metricSum(final, 'sluice_sink_upload_duration_seconds_count', { component_id: sink, stage: 'object' }),
+      ).toBe(objects);
+      expect(
+        metricSum(final, 'sluice_sink_upload_duration_seconds_count', { component_id: sink, stage: 'close' }),
+      ).toBe(objects);
       expect(metricSum(final, 'sluice_sink_failures_total', { component_id: sink })).toBe(0);
       const last = metricSum(final, 'sluice_sink_last_object_timestamp_seconds', { component_id: sink });
       expect(last * 1000).toBeGreaterThanOrEqual(startedAt);
@@ -337,7 +430,10 @@ sinks:
 
     // tcp: every valid line stored once, as sent; each drop under its reason; bytes as written.
     expect(storedFile['acct_tcp']).toBe(tcpValid.length);
-    const tcpStored = fileLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r['src'] === 'acct_tcp').map(({ src: _src, ...rest }) => JSON.stringify(rest));
+    const tcpStored = fileLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((r) => r['src'] === 'acct_tcp')
+      .map(({ src: _src, ...rest }) => JSON.stringify(rest));
     expect(tcpStored.sort()).toEqual([...tcpValid].sort());
     expect(discarded(final, 'acct_tcp', 'oversize')).toBe(OVERSIZE);
     expect(discarded(final, 'acct_tcp', 'empty_line')).toBe(OVERSIZE + 2);
@@ -351,11 +447,19 @@ sinks:
     expect(discarded(final, 'acct_udp', 'malformed')).toBe(udpMalformed);
     expect(discarded(final, 'acct_udp', 'ring_full')).toBeGreaterThan(0);
     expect(storedFile['acct_udp']).toBe(udpReceived - udpMalformed - discarded(final, 'acct_udp', 'ring_full'));
-    expect(metricSum(final, 'sluice_source_received_bytes_total', { component_id: 'acct_udp' })).toBe(udpBytes + (udpReceived - udpMalformed) * UDP_LINE_BYTES);
+    expect(metricSum(final, 'sluice_source_received_bytes_total', { component_id: 'acct_udp' })).toBe(
+      udpBytes + (udpReceived - udpMalformed) * UDP_LINE_BYTES,
+    );
     for (const reason of new Set(MALFORMED.map((b) => b.reason))) {
       const perSource = MALFORMED.filter((b) => b.reason === reason).length;
-      expect(metricSum(final, 'sluice_source_malformed_events_total', { component_id: 'acct_tcp', reason }), reason).toBe(perSource * Math.ceil(tcpValid.length / 400));
-      expect(metricSum(final, 'sluice_source_malformed_events_total', { component_id: 'acct_udp', reason }), reason).toBe(perSource + (reason === 'empty' ? 1 : 0));
+      expect(
+        metricSum(final, 'sluice_source_malformed_events_total', { component_id: 'acct_tcp', reason }),
+        reason,
+      ).toBe(perSource * Math.ceil(tcpValid.length / 400));
+      expect(
+        metricSum(final, 'sluice_source_malformed_events_total', { component_id: 'acct_udp', reason }),
+        reason,
+      ).toBe(perSource + (reason === 'empty' ? 1 : 0));
     }
 
     // splunk_hec: every accepted event stored; each refusal counted under its reason.
@@ -365,13 +469,19 @@ sinks:
     expect(discarded(final, 'acct_hec', 'unauthorized')).toBe(UNAUTHORIZED);
     expect(discarded(final, 'acct_hec', 'body_too_large')).toBe(1);
     expect(metricSum(final, 'sluice_source_received_bytes_total', { component_id: 'acct_hec' })).toBe(hecBodyBytes);
-    expect(metricSum(final, 'sluice_source_http_requests_total', { component_id: 'acct_hec', status: '403' })).toBe(UNAUTHORIZED);
+    expect(metricSum(final, 'sluice_source_http_requests_total', { component_id: 'acct_hec', status: '403' })).toBe(
+      UNAUTHORIZED,
+    );
 
     // The engine log: no line per record, repeated refusals rate-limited, no secret anywhere.
     const records = tcpReceived + sentSoFar.acct_udp + hecReceived;
     expect(daemon.logs.length).toBeLessThan(records / 20);
     expect(daemon.logs.filter((l) => l['msg'] === 'request refused: Invalid token')).toHaveLength(1);
-    expect(daemon.logs.some((l) => l['msg'] === 'object completed' && l['component_id'] === 's3' && l['component_type'] === 'aws_s3')).toBe(true);
+    expect(
+      daemon.logs.some(
+        (l) => l['msg'] === 'object completed' && l['component_id'] === 's3' && l['component_type'] === 'aws_s3',
+      ),
+    ).toBe(true);
     const output = JSON.stringify(daemon.logs) + daemon.stderr();
     for (const secret of [TOKEN, WRONG_TOKEN, env.secretAccessKey]) expect(output).not.toContain(secret);
   });

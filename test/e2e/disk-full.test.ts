@@ -27,7 +27,16 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { mulberry32, serviceLine } from '@sluice/testkit';
 import { mountTmpfs, type Tmpfs } from '@sluice/testkit/tmpfs';
-import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
+import {
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  splitAddress,
+  startDaemon,
+  tempDir,
+  type RunningDaemon,
+} from '../helpers/daemon.ts';
 import { sendTcpPaced, serviceId, sleep } from '../helpers/s3.ts';
 
 const KiB = 1024;
@@ -47,8 +56,22 @@ afterEach(async () => {
 });
 
 function config(dataDir: string, outDir: string, opts: { whenFull: 'block' | 'drop_newest'; spool?: boolean }): string {
-  const out = { type: 'file', inputs: ['talos'], path: outDir, key_prefix: 'talos/', compression: 'none', upload_period_secs: 1, when_full: opts.whenFull, spool: opts.spool === true };
-  return stringify({ data_dir: dataDir, api: { address: '127.0.0.1:0' }, sources: { talos: { type: 'tcp', address: '127.0.0.1:0', ring_bytes: MiB } }, sinks: { out } });
+  const out = {
+    type: 'file',
+    inputs: ['talos'],
+    path: outDir,
+    key_prefix: 'talos/',
+    compression: 'none',
+    upload_period_secs: 1,
+    when_full: opts.whenFull,
+    spool: opts.spool === true,
+  };
+  return stringify({
+    data_dir: dataDir,
+    api: { address: '127.0.0.1:0' },
+    sources: { talos: { type: 'tcp', address: '127.0.0.1:0', ring_bytes: MiB } },
+    sinks: { out },
+  });
 }
 
 async function counters(d: RunningDaemon) {
@@ -91,7 +114,9 @@ async function storedIds(dir: string, n: number): Promise<Uint8Array> {
   const files = listObjects(dir);
   expect(files.filter((f) => !f.endsWith('.ndjson'))).toEqual([]);
   const seen = new Uint8Array(n);
-  for (const f of files) for (const line of await readObjectLines(join(dir, f))) seen[serviceId(JSON.parse(line) as Record<string, unknown>)]!++;
+  for (const f of files)
+    for (const line of await readObjectLines(join(dir, f)))
+      seen[serviceId(JSON.parse(line) as Record<string, unknown>)]!++;
   return seen;
 }
 
@@ -114,7 +139,13 @@ function fillUp(dir: string): void {
 }
 
 /** Give the disk room, then wait until every line sent was received and stored, and the sink said it recovered. */
-async function growAndStoreAll(d: RunningDaemon, disk: Tmpfs, sent: Promise<unknown>, lines: number, target: 'object' | 'spool') {
+async function growAndStoreAll(
+  d: RunningDaemon,
+  disk: Tmpfs,
+  sent: Promise<unknown>,
+  lines: number,
+  target: 'object' | 'spool',
+) {
   disk.resize(64 * MiB);
   await sent;
   await vi.waitFor(async () => {
@@ -134,7 +165,9 @@ function expectRateLimited(warns: number, startedAt: number): void {
 }
 
 describe('end to end: a full disk under a file sink (real tmpfs)', () => {
-  it('block: the daemon holds what it took and the sender, drops nothing, and stores every line exactly once when the disk grows', { timeout: 240_000 }, async () => {
+  it('block: the daemon holds what it took and the sender, drops nothing, and stores every line exactly once when the disk grows', {
+    timeout: 240_000,
+  }, async () => {
     // 60,000 lines are ~13 MB: more than twice the 3 MiB disk plus what the daemon holds in
     // memory while blocked (the 1 MiB ring, batches in flight, an object's 1 MiB write queue).
     const LINES = 60_000;
@@ -175,11 +208,24 @@ describe('end to end: a full disk under a file sink (real tmpfs)', () => {
 
     // Every line stored exactly once: the books balance with no drop at all.
     const seen = await storedIds(out, LINES);
-    expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({ missing: 0, twice: 0 });
-    console.log(JSON.stringify({ lines: LINES, receivedWhileBlocked, blockedSecs: Math.round(end.blockedSecsObject * 10) / 10, retriesEnospc: end.retriesEnospc, heldBackMs: Math.round(sender.heldBackMs()) }));
+    expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({
+      missing: 0,
+      twice: 0,
+    });
+    console.log(
+      JSON.stringify({
+        lines: LINES,
+        receivedWhileBlocked,
+        blockedSecs: Math.round(end.blockedSecsObject * 10) / 10,
+        retriesEnospc: end.retriesEnospc,
+        heldBackMs: Math.round(sender.heldBackMs()),
+      }),
+    );
   });
 
-  it('drop_newest: new batches are dropped and counted (disk_blocked) while the disk is full; what was taken is stored once it grows; received = stored + dropped', { timeout: 240_000 }, async () => {
+  it('drop_newest: new batches are dropped and counted (disk_blocked) while the disk is full; what was taken is stored once it grows; received = stored + dropped', {
+    timeout: 240_000,
+  }, async () => {
     const LINES = 60_000;
     fs = mountTmpfs(3 * MiB);
     const dir = tempDir();
@@ -211,10 +257,19 @@ describe('end to end: a full disk under a file sink (real tmpfs)', () => {
     expect(final.stored).toBe(stored);
     expect(stored + final.sinkDiscarded + final.sourceDiscarded).toBe(LINES);
     expect(final.diskBlockedDrops).toBeGreaterThan(0);
-    console.log(JSON.stringify({ lines: LINES, stored, dropped: final.sinkDiscarded + final.sourceDiscarded, diskBlockedDrops: final.diskBlockedDrops }));
+    console.log(
+      JSON.stringify({
+        lines: LINES,
+        stored,
+        dropped: final.sinkDiscarded + final.sourceDiscarded,
+        diskBlockedDrops: final.diskBlockedDrops,
+      }),
+    );
   });
 
-  it('spool: the spool\'s disk (data_dir) is full; appends wait, nothing is dropped or sent past the spool, the sender is held; every line stored once when it grows', { timeout: 240_000 }, async () => {
+  it("spool: the spool's disk (data_dir) is full; appends wait, nothing is dropped or sent past the spool, the sender is held; every line stored once when it grows", {
+    timeout: 240_000,
+  }, async () => {
     // The disk is full before the first line, so nothing the daemon does frees it: the wait
     // lasts until the disk grows. 30,000 lines (~6.6 MB) are far more than the ring and the
     // batches in flight hold.
@@ -252,11 +307,23 @@ describe('end to end: a full disk under a file sink (real tmpfs)', () => {
     expectRateLimited(diskLines(d, 'disk blocked', 'spool').length, startedAt);
     expect(readdirSync(join(dataDir, 'spool/out'))).toEqual([]);
     const seen = await storedIds(out, LINES);
-    expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({ missing: 0, twice: 0 });
-    console.log(JSON.stringify({ lines: LINES, receivedWhileBlocked, blockedSecs: Math.round(end.blockedSecsSpool * 10) / 10, heldBackMs: Math.round(sender.heldBackMs()) }));
+    expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({
+      missing: 0,
+      twice: 0,
+    });
+    console.log(
+      JSON.stringify({
+        lines: LINES,
+        receivedWhileBlocked,
+        blockedSecs: Math.round(end.blockedSecsSpool * 10) / 10,
+        heldBackMs: Math.round(sender.heldBackMs()),
+      }),
+    );
   });
 
-  it('block, udp and splunk_hec sources: UDP counts ring_full at the source, HEC answers 503 code 9; once the disk grows every datagram received and every event answered 200 is stored once', { timeout: 240_000 }, async () => {
+  it('block, udp and splunk_hec sources: UDP counts ring_full at the source, HEC answers 503 code 9; once the disk grows every datagram received and every event answered 200 is stored once', {
+    timeout: 240_000,
+  }, async () => {
     const TOKEN = 'disk-full-token-3c9a51e0b7';
     fs = mountTmpfs(3 * MiB);
     const dir = tempDir();
@@ -285,7 +352,11 @@ sinks:
     const deadline = Date.now() + 60_000;
     while (busy === null && Date.now() < deadline) {
       const ids = Array.from({ length: 50 }, () => n++);
-      const res = await fetch(hecUrl, { method: 'POST', headers: { authorization: `Splunk ${TOKEN}` }, body: ids.map((id) => JSON.stringify({ event: { msg: `hec ${id}`, n: id, pad } })).join('') });
+      const res = await fetch(hecUrl, {
+        method: 'POST',
+        headers: { authorization: `Splunk ${TOKEN}` },
+        body: ids.map((id) => JSON.stringify({ event: { msg: `hec ${id}`, n: id, pad } })).join(''),
+      });
       const body = await res.text();
       if (res.status === 200) accepted.push(...ids);
       else busy = { status: res.status, body };
@@ -300,9 +371,19 @@ sinks:
     let sent = 0;
     try {
       await vi.waitFor(async () => {
-        for (let i = 0; i < 200; i++, sent++) socket.send(JSON.stringify({ facility: 'kern', priority: 'info', seq: sent, msg: `udp ${sent}`, pad }), port, host);
+        for (let i = 0; i < 200; i++, sent++)
+          socket.send(
+            JSON.stringify({ facility: 'kern', priority: 'info', seq: sent, msg: `udp ${sent}`, pad }),
+            port,
+            host,
+          );
         await sleep(20); // a pause on purpose: bursts of 200, 20 ms apart
-        expect(metricSum(await scrape(d.apiPort), 'sluice_source_discarded_events_total', { component_id: 'udp', reason: 'ring_full' })).toBeGreaterThan(0);
+        expect(
+          metricSum(await scrape(d.apiPort), 'sluice_source_discarded_events_total', {
+            component_id: 'udp',
+            reason: 'ring_full',
+          }),
+        ).toBeGreaterThan(0);
       }, WAIT);
     } finally {
       // Every datagram handed to the kernel before the socket closes.
@@ -336,7 +417,8 @@ sinks:
     for (const f of files) {
       for (const line of await readObjectLines(join(out, f))) {
         const rec = JSON.parse(line) as Record<string, unknown>;
-        if (rec['src'] === 'hec') hecSeen[(rec['event'] as { n: number }).n]!++; // the record is the envelope as sent
+        if (rec['src'] === 'hec')
+          hecSeen[(rec['event'] as { n: number }).n]!++; // the record is the envelope as sent
         else udpSeen[rec['seq'] as number]!++;
       }
     }
@@ -348,6 +430,8 @@ sinks:
     // UDP: every datagram received and not dropped at the ring, once each.
     expect(udpSeen.some((c) => c > 1)).toBe(false);
     expect(udpSeen.reduce((a, c) => a + c, 0)).toBe(udpReceived - udpDropped);
-    console.log(JSON.stringify({ hecAccepted: accepted.length, hecBusy, udpSent: sent, udpReceived, udpRingFull: udpDropped }));
+    console.log(
+      JSON.stringify({ hecAccepted: accepted.length, hecBusy, udpSent: sent, udpReceived, udpRingFull: udpDropped }),
+    );
   });
 });

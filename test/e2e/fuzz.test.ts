@@ -3,7 +3,15 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { mulberry32, serviceLine } from '@sluice/testkit';
-import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import {
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  splitAddress,
+  startDaemon,
+  tempDir,
+} from '../helpers/daemon.ts';
 
 const DATAGRAMS = 10_000;
 const STREAMS = 40;
@@ -92,7 +100,8 @@ sinks:
         await new Promise<void>((resolve) => {
           socket.once('close', () => resolve());
           socket.on('error', () => undefined);
-          if (reset) setTimeout(() => socket.resetAndDestroy(), 20); // on purpose: reset while the server reads
+          if (reset)
+            setTimeout(() => socket.resetAndDestroy(), 20); // on purpose: reset while the server reads
           else socket.end();
         });
       }),
@@ -101,14 +110,17 @@ sinks:
     // Wait until every received record has gone through the workers: the ring empty, and no new
     // worker batch between two looks 200 ms apart (nothing in flight).
     let batches = Number.NaN;
-    const m = await vi.waitFor(async () => {
-      const next = await scrape(daemon.apiPort);
-      const before = batches;
-      batches = metricSum(next, 'sluice_worker_batches_total');
-      expect(metricSum(next, 'sluice_ring_used_bytes'), 'an empty ring').toBe(0);
-      expect(batches, 'no worker batch since the last look').toBe(before);
-      return next;
-    }, { timeout: 60_000, interval: 200 });
+    const m = await vi.waitFor(
+      async () => {
+        const next = await scrape(daemon.apiPort);
+        const before = batches;
+        batches = metricSum(next, 'sluice_worker_batches_total');
+        expect(metricSum(next, 'sluice_ring_used_bytes'), 'an empty ring').toBe(0);
+        expect(batches, 'no worker batch since the last look').toBe(before);
+        return next;
+      },
+      { timeout: 60_000, interval: 200 },
+    );
     expect(daemon.proc.exitCode).toBe(null); // still alive
     expect(await daemon.stop()).toBe(0);
 
@@ -123,10 +135,14 @@ sinks:
       const received = metricSum(m, 'sluice_source_received_events_total', { component_id: id });
       const dropped = metricSum(m, 'sluice_source_discarded_events_total', { component_id: id });
       expect(received, id).toBeGreaterThan(0);
-      expect(stored[id] + dropped, `${id}: stored ${stored[id]} + dropped ${dropped} = received ${received}`).toBe(received);
+      expect(stored[id] + dropped, `${id}: stored ${stored[id]} + dropped ${dropped} = received ${received}`).toBe(
+        received,
+      );
     }
     const udpReceived = metricSum(m, 'sluice_source_received_events_total', { component_id: 'u' });
-    expect(udpReceived + metricSum(m, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'u' })).toBe(DATAGRAMS);
+    expect(udpReceived + metricSum(m, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'u' })).toBe(
+      DATAGRAMS,
+    );
     expect(metricSum(m, 'sluice_source_malformed_events_total')).toBeGreaterThan(DATAGRAMS / 2);
   });
 });

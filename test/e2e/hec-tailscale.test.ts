@@ -38,20 +38,31 @@ function auditEnvelope(id: number): string {
   });
 }
 
-function post(address: string, ca: Buffer, headers: Record<string, string>, body: string | Buffer): Promise<{ status: number; body: string }> {
+function post(
+  address: string,
+  ca: Buffer,
+  headers: Record<string, string>,
+  body: string | Buffer,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(`https://${address}/services/collector/event`, { method: 'POST', headers, ca, servername: 'localhost' }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = request(
+      `https://${address}/services/collector/event`,
+      { method: 'POST', headers, ca, servername: 'localhost' },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
 }
 
 describe('end to end: Tailscale log streaming into splunk_hec, out to aws_s3 (Ceph RGW)', () => {
-  it('20,000 audit events from 8 clients over HTTPS: each stored exactly once, as sent, tagged', { timeout: 60_000 }, async () => {
+  it('20,000 audit events from 8 clients over HTTPS: each stored exactly once, as sent, tagged', {
+    timeout: 60_000,
+  }, async () => {
     const EVENTS = 20_000;
     const PER_REQUEST = 100;
     const CLIENTS = 8;
@@ -83,7 +94,10 @@ sinks:
     expect(address).toMatch(/^\[::1\]:\d+$/);
 
     // A wrong token first: refused, counted, nothing stored.
-    expect(await post(address, pki.ca, { authorization: 'Splunk not-the-token' }, auditEnvelope(0))).toEqual({ status: 403, body: '{"text":"Invalid token","code":4}' });
+    expect(await post(address, pki.ca, { authorization: 'Splunk not-the-token' }, auditEnvelope(0))).toEqual({
+      status: 403,
+      body: '{"text":"Invalid token","code":4}',
+    });
 
     const envelopes = Array.from({ length: EVENTS }, (_, id) => auditEnvelope(id));
     let next = 0;
@@ -94,7 +108,10 @@ sinks:
           next += PER_REQUEST;
           const body = envelopes.slice(start, start + PER_REQUEST).join('\n');
           const gzip = (start / PER_REQUEST) % 2 === 1;
-          const headers: Record<string, string> = { authorization: `Splunk ${TOKEN}`, 'content-type': 'application/json' };
+          const headers: Record<string, string> = {
+            authorization: `Splunk ${TOKEN}`,
+            'content-type': 'application/json',
+          };
           if (gzip) headers['content-encoding'] = 'gzip';
           const reply = await post(address, pki.ca, headers, gzip ? gzipSync(body) : body);
           expect(reply).toEqual({ status: 200, body: '{"text":"Success","code":0}' });
@@ -103,8 +120,12 @@ sinks:
     );
     const metrics = await scrape(daemon.apiPort);
     expect(metricSum(metrics, 'sluice_source_received_events_total', { component_id: 'tailscale' })).toBe(EVENTS + 1);
-    expect(metricSum(metrics, 'sluice_source_discarded_events_total', { component_id: 'tailscale', reason: 'unauthorized' })).toBe(1);
-    expect(metricSum(metrics, 'sluice_source_http_requests_total', { component_id: 'tailscale', status: '200' })).toBe(EVENTS / PER_REQUEST);
+    expect(
+      metricSum(metrics, 'sluice_source_discarded_events_total', { component_id: 'tailscale', reason: 'unauthorized' }),
+    ).toBe(1);
+    expect(metricSum(metrics, 'sluice_source_http_requests_total', { component_id: 'tailscale', status: '200' })).toBe(
+      EVENTS / PER_REQUEST,
+    );
     expect(await daemon.stop()).toBe(0);
 
     const wrong: string[] = [];
@@ -119,7 +140,9 @@ sinks:
     expect(await openUploads(client, bucket)).toEqual([]);
   });
 
-  it('SIGHUP reloads the certificate for new connections; a broken file keeps the old one', { timeout: 30_000 }, async () => {
+  it('SIGHUP reloads the certificate for new connections; a broken file keeps the old one', {
+    timeout: 30_000,
+  }, async () => {
     const pki = makeTestPki();
     const dir = tempDir();
     const cert = join(dir, 'cert.pem');
@@ -145,7 +168,9 @@ sinks:
     daemon.proc.kill('SIGHUP');
     await waitUntil('the reload', () => daemon.logs.some((l) => l['msg'] === 'tls certificate reloaded'), 30_000, 20);
     expect((await post(address, pki.otherCa, auth, auditEnvelope(2))).status).toBe(200);
-    await expect(post(address, pki.ca, auth, auditEnvelope(3))).rejects.toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+    await expect(post(address, pki.ca, auth, auditEnvelope(3))).rejects.toMatchObject({
+      code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    });
     writeFileSync(key, 'not a key\n');
     daemon.proc.kill('SIGHUP');
     await waitUntil(

@@ -17,7 +17,15 @@ import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSy
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { listObjects, metricSum, readObjectLines, scrape, sendTcpLines, splitAddress, tempDir } from '../helpers/daemon.ts';
+import {
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  sendTcpLines,
+  splitAddress,
+  tempDir,
+} from '../helpers/daemon.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BUILDAH = ['buildah', '--storage-driver', 'vfs'];
@@ -62,14 +70,24 @@ async function assertFree(): Promise<void> {
   const tcp = (port: number): Promise<void> =>
     new Promise((resolve, reject) => {
       const s = createServer();
-      s.once('error', (e) => reject(new Error(`port ${port}/tcp is in use on this host; the image's default config listens there (${e.message})`)));
+      s.once('error', (e) =>
+        reject(
+          new Error(`port ${port}/tcp is in use on this host; the image's default config listens there (${e.message})`),
+        ),
+      );
       s.listen(port, '0.0.0.0', () => s.close(() => resolve()));
     });
   await tcp(DEFAULT_PORTS.tcp);
   await tcp(DEFAULT_PORTS.api);
   await new Promise<void>((resolve, reject) => {
     const s = createSocket('udp4');
-    s.once('error', (e) => reject(new Error(`port ${DEFAULT_PORTS.udp}/udp is in use on this host; the image's default config listens there (${e.message})`)));
+    s.once('error', (e) =>
+      reject(
+        new Error(
+          `port ${DEFAULT_PORTS.udp}/udp is in use on this host; the image's default config listens there (${e.message})`,
+        ),
+      ),
+    );
     s.bind(DEFAULT_PORTS.udp, '0.0.0.0', () => s.close(() => resolve()));
   });
 }
@@ -210,9 +228,16 @@ async function allLines(dir: string): Promise<string[]> {
 
 beforeAll(async () => {
   image = await buildImage();
-  const info = JSON.parse(buildah(['inspect', '--type', 'image', image])) as { Docker: { config: { Entrypoint?: string[]; Cmd?: string[]; User?: string; Healthcheck?: { Test?: string[] } } } };
+  const info = JSON.parse(buildah(['inspect', '--type', 'image', image])) as {
+    Docker: { config: { Entrypoint?: string[]; Cmd?: string[]; User?: string; Healthcheck?: { Test?: string[] } } };
+  };
   const c = info.Docker.config;
-  config = { entrypoint: c.Entrypoint ?? [], cmd: c.Cmd ?? [], user: c.User ?? '', healthcheck: c.Healthcheck?.Test ?? [] };
+  config = {
+    entrypoint: c.Entrypoint ?? [],
+    cmd: c.Cmd ?? [],
+    user: c.User ?? '',
+    healthcheck: c.Healthcheck?.Test ?? [],
+  };
 }, 15 * 60_000);
 
 afterAll(() => {
@@ -239,7 +264,9 @@ describe('the container image (npm run image, run with buildah)', () => {
     expect(config.healthcheck[0]).toBe('CMD');
   });
 
-  it('on its default config: tini is PID 1, the daemon runs as 10001, the healthcheck passes, a TCP line and a UDP datagram land in an object on SIGTERM, exit 0', { timeout: 180_000 }, async () => {
+  it('on its default config: tini is PID 1, the daemon runs as 10001, the healthcheck passes, a TCP line and a UDP datagram land in an object on SIGTERM, exit 0', {
+    timeout: 180_000,
+  }, async () => {
     await assertFree();
     const out = outDir();
     const c = await runImage([`${out}:/var/lib/sluice/out`]);
@@ -254,25 +281,54 @@ describe('the container image (npm run image, run with buildah)', () => {
     expect(statusField(kids[0]!, 'Gid').split(/\s+/)[0]).toBe('10001');
     // The default config: every interface, the fixed ports, a file sink under /var/lib/sluice/out.
     expect(c.running['api_port']).toBe(DEFAULT_PORTS.api);
-    expect(c.running['sources']).toEqual({ talos_service: [`0.0.0.0:${DEFAULT_PORTS.tcp}`], talos_kernel: [`0.0.0.0:${DEFAULT_PORTS.udp}`] });
+    expect(c.running['sources']).toEqual({
+      talos_service: [`0.0.0.0:${DEFAULT_PORTS.tcp}`],
+      talos_kernel: [`0.0.0.0:${DEFAULT_PORTS.udp}`],
+    });
     expect(c.running['sinks']).toEqual(['local']);
-    const inImage = spawnSync(BUILDAH[0]!, [...BUILDAH.slice(1), 'run', '--isolation', 'chroot', c.name, '--', 'cat', '/etc/sluice/sluice.yaml'], { encoding: 'utf8' });
+    const inImage = spawnSync(
+      BUILDAH[0]!,
+      [...BUILDAH.slice(1), 'run', '--isolation', 'chroot', c.name, '--', 'cat', '/etc/sluice/sluice.yaml'],
+      { encoding: 'utf8' },
+    );
     expect(inImage.stdout).toBe(readFileSync(join(ROOT, 'deploy/docker/sluice.yaml'), 'utf8'));
 
     // The HEALTHCHECK command, run in the container as a runtime does.
-    const hc = spawnSync(BUILDAH[0]!, [...BUILDAH.slice(1), 'run', '--isolation', 'chroot', c.name, '--', ...config.healthcheck.slice(1)], { encoding: 'utf8' });
+    const hc = spawnSync(
+      BUILDAH[0]!,
+      [...BUILDAH.slice(1), 'run', '--isolation', 'chroot', c.name, '--', ...config.healthcheck.slice(1)],
+      { encoding: 'utf8' },
+    );
     expect(hc.status, hc.stderr).toBe(0);
 
     const tag = `image-${process.pid}-${Date.now()}`;
-    await sendTcpLines(`127.0.0.1:${DEFAULT_PORTS.tcp}`, [JSON.stringify({ msg: `tcp ${tag}`, 'talos-service': 'kubelet', 'talos-level': 'info', 'talos-time': new Date().toISOString() })]);
+    await sendTcpLines(`127.0.0.1:${DEFAULT_PORTS.tcp}`, [
+      JSON.stringify({
+        msg: `tcp ${tag}`,
+        'talos-service': 'kubelet',
+        'talos-level': 'info',
+        'talos-time': new Date().toISOString(),
+      }),
+    ]);
     const udp = createSocket('udp4');
-    const datagram = JSON.stringify({ msg: `udp ${tag}`, facility: 'kern', priority: 'info', seq: 1, clock: 1, 'talos-time': new Date().toISOString() });
+    const datagram = JSON.stringify({
+      msg: `udp ${tag}`,
+      facility: 'kern',
+      priority: 'info',
+      seq: 1,
+      clock: 1,
+      'talos-time': new Date().toISOString(),
+    });
     // UDP may lose a datagram on a loaded machine: send again until the daemon has counted one.
     await vi.waitFor(
       async () => {
-        await new Promise<void>((resolve, reject) => udp.send(datagram, DEFAULT_PORTS.udp, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          udp.send(datagram, DEFAULT_PORTS.udp, '127.0.0.1', (e) => (e ? reject(e) : resolve())),
+        );
         const m = await scrape(DEFAULT_PORTS.api);
-        expect(metricSum(m, 'sluice_source_received_events_total', { component_id: 'talos_kernel' })).toBeGreaterThanOrEqual(1);
+        expect(
+          metricSum(m, 'sluice_source_received_events_total', { component_id: 'talos_kernel' }),
+        ).toBeGreaterThanOrEqual(1);
         expect(metricSum(m, 'sluice_source_received_events_total', { component_id: 'talos_service' })).toBe(1);
       },
       { timeout: 30_000, interval: 500 },
@@ -293,11 +349,17 @@ describe('the container image (npm run image, run with buildah)', () => {
     expect(c.stdout()).toContain('"msg":"shutdown complete"');
 
     // Nothing answers on the API port any more: the healthcheck fails.
-    const after = spawnSync(BUILDAH[0]!, [...BUILDAH.slice(1), 'run', '--isolation', 'chroot', c.name, '--', ...config.healthcheck.slice(1)], { encoding: 'utf8' });
+    const after = spawnSync(
+      BUILDAH[0]!,
+      [...BUILDAH.slice(1), 'run', '--isolation', 'chroot', c.name, '--', ...config.healthcheck.slice(1)],
+      { encoding: 'utf8' },
+    );
     expect(after.status).not.toBe(0);
   });
 
-  it('with a config mounted over /etc/sluice: a Splunk HEC event lands in an object', { timeout: 180_000 }, async () => {
+  it('with a config mounted over /etc/sluice: a Splunk HEC event lands in an object', {
+    timeout: 180_000,
+  }, async () => {
     const out = outDir();
     const etc = tempDir('sluice-image-etc-');
     const token = `tok-${process.pid}`;
@@ -326,10 +388,15 @@ sinks:
     });
     expect(res.status).toBe(200);
     // The upload period is 1 s: the object lands while the daemon runs.
-    await vi.waitFor(async () => expect((await allLines(out)).some((l) => l.includes(tag))).toBe(true), { timeout: 30_000, interval: 250 });
+    await vi.waitFor(async () => expect((await allLines(out)).some((l) => l.includes(tag))).toBe(true), {
+      timeout: 30_000,
+      interval: 250,
+    });
     process.kill(c.initPid, 'SIGTERM');
     expect(await c.exited, c.stderr()).toBe(0);
-    const rec = (await allLines(out)).map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => JSON.stringify(r).includes(tag));
+    const rec = (await allLines(out))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((r) => JSON.stringify(r).includes(tag));
     expect(rec?.['host']).toBe('tailnet');
   });
 });

@@ -1,6 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { basename, join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -18,7 +27,9 @@ sinks:
 
 /** argv and environment of a running process, as the kernel has them. */
 function procInfo(pid: number): { argv: string[]; env: Map<string, string> } {
-  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    .split('\0')
+    .filter((a) => a !== '');
   const env = new Map(
     readFileSync(`/proc/${pid}/environ`, 'utf8')
       .split('\0')
@@ -95,19 +106,27 @@ async function freePort(kind: 'tcp' | 'udp'): Promise<number> {
 async function canBind(kind: 'tcp' | 'udp', port: number): Promise<boolean> {
   if (kind === 'udp') {
     const s = createSocket('udp4');
-    const ok = await new Promise<boolean>((resolve) => s.once('error', () => resolve(false)).bind(port, '127.0.0.1', () => resolve(true)));
+    const ok = await new Promise<boolean>((resolve) =>
+      s.once('error', () => resolve(false)).bind(port, '127.0.0.1', () => resolve(true)),
+    );
     await new Promise<void>((resolve) => s.close(() => resolve()));
     return ok;
   }
   const srv = createServer();
-  const ok = await new Promise<boolean>((resolve) => srv.once('error', () => resolve(false)).listen(port, '127.0.0.1', () => resolve(true)));
+  const ok = await new Promise<boolean>((resolve) =>
+    srv.once('error', () => resolve(false)).listen(port, '127.0.0.1', () => resolve(true)),
+  );
   if (ok) await new Promise<void>((resolve) => srv.close(() => resolve()));
   return ok;
 }
 
 /** Child processes of pid (not threads), from the kernel. */
 function childrenOf(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((s) => s !== '').map(Number);
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .trim()
+    .split(/\s+/)
+    .filter((s) => s !== '')
+    .map(Number);
 }
 
 /** Whether pid is a live process (a zombie waiting to be reaped counts as gone). */
@@ -131,7 +150,12 @@ function killLeftovers(pids: number[]): void {
 }
 
 function talosLine(msg: string): string {
-  return JSON.stringify({ msg, 'talos-level': 'info', 'talos-service': 'machined', 'talos-time': '2026-11-22T10:00:00Z' });
+  return JSON.stringify({
+    msg,
+    'talos-level': 'info',
+    'talos-service': 'machined',
+    'talos-time': '2026-11-22T10:00:00Z',
+  });
 }
 
 async function sendTcp(port: number, lines: string[]): Promise<void> {
@@ -151,7 +175,16 @@ async function sendTcp(port: number, lines: string[]): Promise<void> {
 async function sendUdp(port: number, lines: string[]): Promise<void> {
   const s = createSocket('udp4');
   for (let i = 0; i < lines.length; i += 50) {
-    await Promise.all(lines.slice(i, i + 50).map((l) => new Promise<void>((resolve, reject) => s.send(l, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())))));
+    await Promise.all(
+      lines
+        .slice(i, i + 50)
+        .map(
+          (l) =>
+            new Promise<void>((resolve, reject) =>
+              s.send(l, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+            ),
+        ),
+    );
     await new Promise((r) => setTimeout(r, 10)); // a pause on purpose: paced, UDP has no backpressure
   }
   await new Promise<void>((resolve) => s.close(() => resolve()));
@@ -176,55 +209,79 @@ function tally(values: string[]): Map<string, number> {
 
 // In CI the machine's older Node is part of the test: missing, it is a failure, not a skip.
 const runsHere = process.env['CI'] === 'true' || (process.platform === 'linux' && existsSync(OLD_NODE));
-const oldVersion = existsSync(OLD_NODE) ? spawnSync(OLD_NODE, ['--version'], { encoding: 'utf8' }).stdout.trim() : 'none';
+const oldVersion = existsSync(OLD_NODE)
+  ? spawnSync(OLD_NODE, ['--version'], { encoding: 'utf8' }).stdout.trim()
+  : 'none';
 
-describe.runIf(runsHere)(`the sh launcher (bin/sluice) with the machine's Node (${oldVersion}, ${OLD_NODE}) first on PATH`, () => {
+describe.runIf(runsHere)(
+  `the sh launcher (bin/sluice) with the machine's Node (${oldVersion}, ${OLD_NODE}) first on PATH`,
+  () => {
+    it('`sluice --version` answers on Node 24, through node_modules/.bin/sluice and apps/sluice/bin/sluice', () => {
+      for (const bin of [NPM_BIN, SH_LAUNCHER]) {
+        const r = spawnSync(bin, ['--version'], {
+          encoding: 'utf8',
+          env: { ...process.env, PATH: OLD_PATH },
+          timeout: 30_000,
+        });
+        expect(r.stderr, bin).toBe('');
+        expect(r.status, bin).toBe(0);
+        expect(r.stdout, bin).toMatch(/^sluice \d+\.\d+\.\d+ \(node 24\./);
+      }
+    });
 
-  it('`sluice --version` answers on Node 24, through node_modules/.bin/sluice and apps/sluice/bin/sluice', () => {
-    for (const bin of [NPM_BIN, SH_LAUNCHER]) {
-      const r = spawnSync(bin, ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: OLD_PATH }, timeout: 30_000 });
-      expect(r.stderr, bin).toBe('');
-      expect(r.status, bin).toBe(0);
-      expect(r.stdout, bin).toMatch(/^sluice \d+\.\d+\.\d+ \(node 24\./);
-    }
-  });
+    it('SLUICE_NODE chooses the Node; one that is not there is one line naming the option, exit 1', () => {
+      const dir = tempDir('sluice-launcher-');
+      const wrapper = join(dir, 'node24');
+      writeFileSync(
+        wrapper,
+        `#!/bin/sh\necho "node chosen by SLUICE_NODE" >&2\nexec ${JSON.stringify(NODE24)} "$@"\n`,
+        { mode: 0o755 },
+      );
+      const r = spawnSync(SH_LAUNCHER, ['--version'], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: OLD_PATH, SLUICE_NODE: wrapper },
+        timeout: 30_000,
+      });
+      expect(r.status).toBe(0);
+      expect(r.stderr).toBe('node chosen by SLUICE_NODE\n');
+      expect(r.stdout).toMatch(/\(node 24\./);
+      const bad = spawnSync(SH_LAUNCHER, ['--version'], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: OLD_PATH, SLUICE_NODE: join(dir, 'missing') },
+        timeout: 30_000,
+      });
+      expect(bad.status).toBe(1);
+      expect(bad.stdout).toBe('');
+      expect(bad.stderr).toMatch(
+        /^sluice: SLUICE_NODE=\S+missing is not an executable file; set it to a Node\.js 24 binary, or unset it\n$/,
+      );
+    });
 
-  it('SLUICE_NODE chooses the Node; one that is not there is one line naming the option, exit 1', () => {
-    const dir = tempDir('sluice-launcher-');
-    const wrapper = join(dir, 'node24');
-    writeFileSync(wrapper, `#!/bin/sh\necho "node chosen by SLUICE_NODE" >&2\nexec ${JSON.stringify(NODE24)} "$@"\n`, { mode: 0o755 });
-    const r = spawnSync(SH_LAUNCHER, ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: OLD_PATH, SLUICE_NODE: wrapper }, timeout: 30_000 });
-    expect(r.status).toBe(0);
-    expect(r.stderr).toBe('node chosen by SLUICE_NODE\n');
-    expect(r.stdout).toMatch(/\(node 24\./);
-    const bad = spawnSync(SH_LAUNCHER, ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: OLD_PATH, SLUICE_NODE: join(dir, 'missing') }, timeout: 30_000 });
-    expect(bad.status).toBe(1);
-    expect(bad.stdout).toBe('');
-    expect(bad.stderr).toMatch(/^sluice: SLUICE_NODE=\S+missing is not an executable file; set it to a Node\.js 24 binary, or unset it\n$/);
-  });
+    it('without a Node 24 anywhere: one line that says what to do, exit 1', () => {
+      // A copy outside the repository (no node_modules/node above it), and on PATH only a `node`
+      // that says it is 20 (and would fail the test if it were run on the CLI).
+      const dir = tempDir('sluice-launcher-');
+      const copy = join(dir, 'sluice');
+      copyFileSync(SH_LAUNCHER, copy);
+      chmodSync(copy, 0o755);
+      const binDir = join(dir, 'path');
+      mkdirSync(binDir);
+      writeFileSync(
+        join(binDir, 'node'),
+        '#!/bin/sh\n[ "$1" = --version ] && echo v20.0.0 && exit 0\necho "ran: $*"; exit 3\n',
+        { mode: 0o755 },
+      );
+      const r = spawnSync(copy, ['run'], { encoding: 'utf8', env: { PATH: binDir }, timeout: 30_000 });
+      expect(r.stdout).toBe('');
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(
+        `sluice: needs Node.js 24 and found none (no node_modules/node/bin/node above ${realpathSync(dir)}; node on PATH is v20.0.0 at ${binDir}/node): run npm ci, put Node 24 first on PATH, or set SLUICE_NODE\n`,
+      );
+    });
 
-  it('without a Node 24 anywhere: one line that says what to do, exit 1', () => {
-    // A copy outside the repository (no node_modules/node above it), and on PATH only a `node`
-    // that says it is 20 (and would fail the test if it were run on the CLI).
-    const dir = tempDir('sluice-launcher-');
-    const copy = join(dir, 'sluice');
-    copyFileSync(SH_LAUNCHER, copy);
-    chmodSync(copy, 0o755);
-    const binDir = join(dir, 'path');
-    mkdirSync(binDir);
-    writeFileSync(join(binDir, 'node'), '#!/bin/sh\n[ "$1" = --version ] && echo v20.0.0 && exit 0\necho "ran: $*"; exit 3\n', { mode: 0o755 });
-    const r = spawnSync(copy, ['run'], { encoding: 'utf8', env: { PATH: binDir }, timeout: 30_000 });
-    expect(r.stdout).toBe('');
-    expect(r.status).toBe(1);
-    expect(r.stderr).toBe(
-      `sluice: needs Node.js 24 and found none (no node_modules/node/bin/node above ${realpathSync(dir)}; node on PATH is v20.0.0 at ${binDir}/node): run npm ci, put Node 24 first on PATH, or set SLUICE_NODE\n`,
-    );
-  });
-
-  it(
-    'the started pid is the Node 24 daemon; kill -9 of it frees the ports within 3 s; the restart recovers the spool (every spooled line stored exactly once) and drains on SIGTERM, exit 0',
-    { timeout: 180_000 },
-    async () => {
+    it('the started pid is the Node 24 daemon; kill -9 of it frees the ports within 3 s; the restart recovers the spool (every spooled line stored exactly once) and drains on SIGTERM, exit 0', {
+      timeout: 180_000,
+    }, async () => {
       const dir = tempDir();
       const out = join(dir, 'out');
       const tcpPort = await freePort('tcp');
@@ -258,8 +315,14 @@ sinks:
 
         const TCP_LINES = 20_000;
         const UDP_LINES = 500;
-        await sendTcp(tcpPort, Array.from({ length: TCP_LINES }, (_, i) => talosLine(`tcp ${i}`)));
-        await sendUdp(udpPort, Array.from({ length: UDP_LINES }, (_, i) => talosLine(`udp ${i}`)));
+        await sendTcp(
+          tcpPort,
+          Array.from({ length: TCP_LINES }, (_, i) => talosLine(`tcp ${i}`)),
+        );
+        await sendUdp(
+          udpPort,
+          Array.from({ length: UDP_LINES }, (_, i) => talosLine(`udp ${i}`)),
+        );
         // Every TCP line read, and everything read so far appended to the spool.
         let appendedAtKill = 0;
         await vi.waitFor(
@@ -295,7 +358,10 @@ sinks:
         expect(recovered).toBeGreaterThanOrEqual(appendedAtKill);
         // SIGTERM to the started pid drains: lines sent to the restarted daemon land too.
         const AFTER = 5_000;
-        await sendTcp(tcpPort, Array.from({ length: AFTER }, (_, i) => talosLine(`after ${i}`)));
+        await sendTcp(
+          tcpPort,
+          Array.from({ length: AFTER }, (_, i) => talosLine(`after ${i}`)),
+        );
         expect(await again.stop('SIGTERM')).toBe(0);
         expect(again.logs.some((l) => l['msg'] === 'shutdown complete')).toBe(true);
         expect(readdirSync(join(dir, 'data/spool/f'))).toEqual([]);
@@ -313,12 +379,14 @@ sinks:
       } finally {
         killLeftovers(leftovers);
       }
-    },
-  );
-});
+    });
+  },
+);
 
 describe.runIf(runsHere)('bin/sluice.js started directly by an older Node', () => {
-  it('kill -9 of that Node: its Node 24 child drains and exits, and the ports are free', { timeout: 120_000 }, async () => {
+  it('kill -9 of that Node: its Node 24 child drains and exits, and the ports are free', {
+    timeout: 120_000,
+  }, async () => {
     const tcpPort = await freePort('tcp');
     const config = `
 api: { address: 127.0.0.1:0 }
@@ -337,7 +405,10 @@ sinks:
       await vi.waitFor(() => expect(alive(children[0]!)).toBe(false), { timeout: 60_000, interval: 100 });
       expect(await canBind('tcp', tcpPort)).toBe(true);
       // Its log (the pipe it shares with the killed parent) shows a drain, not a crash.
-      await vi.waitFor(() => expect(d.logs.some((l) => l['msg'] === 'shutdown complete')).toBe(true), { timeout: 10_000, interval: 50 });
+      await vi.waitFor(() => expect(d.logs.some((l) => l['msg'] === 'shutdown complete')).toBe(true), {
+        timeout: 10_000,
+        interval: 50,
+      });
       expect(d.stderr()).toMatch(/sluice: the launching process \(pid \d+\) is gone; draining/);
     } finally {
       killLeftovers(leftovers);

@@ -22,9 +22,15 @@ afterAll(() => client.destroy());
 async function loadedBy(yaml: (dir: string) => string, extraEnv: Record<string, string> = {}): Promise<string[]> {
   const dir = tempDir();
   const out = join(dir, 'modules.txt');
-  const daemon = await startDaemon(yaml(dir), { dir, env: { ...extraEnv, SLUICE_RECORD_MODULES: out }, command: [process.execPath, '--import', RECORD, CLI] });
+  const daemon = await startDaemon(yaml(dir), {
+    dir,
+    env: { ...extraEnv, SLUICE_RECORD_MODULES: out },
+    command: [process.execPath, '--import', RECORD, CLI],
+  });
   expect(await daemon.stop()).toBe(0);
-  return readFileSync(out, 'utf8').split('\n').filter((l) => l !== '');
+  return readFileSync(out, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 }
 
 const SOURCES = `
@@ -36,7 +42,9 @@ sources:
 const awsSdk = (loaded: string[]): string[] => loaded.filter((m) => m.includes('/node_modules/@aws-sdk/'));
 
 describe('the daemon loads only what its config uses', () => {
-  it('tcp + udp into a file sink: no AWS SDK, no TLS, no fetch implementation, no prom-client Pushgateway', { timeout: 60_000 }, async () => {
+  it('tcp + udp into a file sink: no AWS SDK, no TLS, no fetch implementation, no prom-client Pushgateway', {
+    timeout: 60_000,
+  }, async () => {
     const loaded = await loadedBy(
       (dir) => `data_dir: ${dir}/data${SOURCES}
 sinks:

@@ -3,7 +3,15 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { mulberry32, serviceLine } from '@sluice/testkit';
-import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import {
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  splitAddress,
+  startDaemon,
+  tempDir,
+} from '../helpers/daemon.ts';
 
 /** Bad input as it arrives on the wire, with the reason Sluice must count it under. */
 const BAD: { name: string; bytes: Buffer; reason: string }[] = [
@@ -22,11 +30,31 @@ const BAD: { name: string; bytes: Buffer; reason: string }[] = [
   { name: 'bare string', bytes: Buffer.from('"msg"'), reason: 'not_object' },
   { name: 'number', bytes: Buffer.from('42'), reason: 'not_object' },
   { name: 'null', bytes: Buffer.from('null'), reason: 'not_object' },
-  { name: 'lone continuation byte', bytes: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0x80, 0x22, 0x7d]), reason: 'invalid_utf8' },
-  { name: 'overlong slash', bytes: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc0, 0xaf, 0x22, 0x7d]), reason: 'invalid_utf8' },
-  { name: 'UTF-8 encoded surrogate', bytes: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xed, 0xa0, 0x80, 0x22, 0x7d]), reason: 'invalid_utf8' },
-  { name: 'truncated 3-byte sequence', bytes: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xe6, 0x97, 0x22, 0x7d]), reason: 'invalid_utf8' },
-  { name: 'latin-1 text', bytes: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xe9, 0x22, 0x7d]), reason: 'invalid_utf8' },
+  {
+    name: 'lone continuation byte',
+    bytes: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0x80, 0x22, 0x7d]),
+    reason: 'invalid_utf8',
+  },
+  {
+    name: 'overlong slash',
+    bytes: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc0, 0xaf, 0x22, 0x7d]),
+    reason: 'invalid_utf8',
+  },
+  {
+    name: 'UTF-8 encoded surrogate',
+    bytes: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xed, 0xa0, 0x80, 0x22, 0x7d]),
+    reason: 'invalid_utf8',
+  },
+  {
+    name: 'truncated 3-byte sequence',
+    bytes: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xe6, 0x97, 0x22, 0x7d]),
+    reason: 'invalid_utf8',
+  },
+  {
+    name: 'latin-1 text',
+    bytes: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xe9, 0x22, 0x7d]),
+    reason: 'invalid_utf8',
+  },
   { name: 'whitespace only', bytes: Buffer.from('   \t '), reason: 'empty' },
 ];
 
@@ -55,7 +83,11 @@ sinks:
     BAD.forEach((bad, i) => {
       parts.push(Buffer.from(`${valid[i]!}\n`), bad.bytes, Buffer.from('\n'));
     });
-    parts.push(Buffer.from(`{"big":"${'x'.repeat(5000)}"}\n`), Buffer.from('\n'), Buffer.from(`${valid[BAD.length]!}\n`));
+    parts.push(
+      Buffer.from(`{"big":"${'x'.repeat(5000)}"}\n`),
+      Buffer.from('\n'),
+      Buffer.from(`${valid[BAD.length]!}\n`),
+    );
     const { host, port } = splitAddress(daemon.sources['t']![0]!);
     const socket = connect({ host, port });
     await new Promise<void>((resolve) => socket.once('connect', resolve));
@@ -74,12 +106,15 @@ sinks:
     const malformedTotal = BAD.length * 2 + 1; // every bad line over both sources, and the empty datagram
     const received = malformedTotal + valid.length + 2; // plus the oversize and the empty TCP line
     // Wait until every record has been through the workers, then take the books.
-    const m = await vi.waitFor(async () => {
-      const now = await scrape(daemon.apiPort);
-      const discarded = metricSum(now, 'sluice_source_discarded_events_total');
-      expect(discarded, 'every bad record through the workers').toBeGreaterThanOrEqual(malformedTotal + 2);
-      return now;
-    }, { timeout: 60_000, interval: 100 });
+    const m = await vi.waitFor(
+      async () => {
+        const now = await scrape(daemon.apiPort);
+        const discarded = metricSum(now, 'sluice_source_discarded_events_total');
+        expect(discarded, 'every bad record through the workers').toBeGreaterThanOrEqual(malformedTotal + 2);
+        return now;
+      },
+      { timeout: 60_000, interval: 100 },
+    );
     expect(metricSum(m, 'sluice_source_received_events_total')).toBe(received);
     expect(metricSum(m, 'sluice_source_discarded_events_total', { reason: 'oversize' })).toBe(1);
     expect(metricSum(m, 'sluice_source_discarded_events_total', { reason: 'empty_line' })).toBe(1);
@@ -94,17 +129,27 @@ sinks:
     // Everything valid stored exactly once.
     const stored: string[] = [];
     for (const key of listObjects(out)) stored.push(...(await readObjectLines(join(out, key))));
-    expect(stored.map((l) => JSON.parse(l) as Record<string, unknown>).map(({ cluster, ...rest }) => {
-      expect(cluster).toBe('m');
-      return JSON.stringify(rest);
-    }).sort()).toEqual([...valid].sort());
+    expect(
+      stored
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .map(({ cluster, ...rest }) => {
+          expect(cluster).toBe('m');
+          return JSON.stringify(rest);
+        })
+        .sort(),
+    ).toEqual([...valid].sort());
 
     // Dead letter holds each malformed record with its reason and source.
     const deadLines: Record<string, unknown>[] = [];
-    for (const key of listObjects(dead)) for (const l of await readObjectLines(join(dead, key))) deadLines.push(JSON.parse(l) as Record<string, unknown>);
+    for (const key of listObjects(dead))
+      for (const l of await readObjectLines(join(dead, key))) deadLines.push(JSON.parse(l) as Record<string, unknown>);
     expect(deadLines.length).toBe(malformedTotal);
     for (const bad of BAD) {
-      const hits = deadLines.filter((d) => d['reason'] === bad.reason && (d['raw'] === bad.bytes.toString('utf8') || d['raw_base64'] === bad.bytes.toString('base64')));
+      const hits = deadLines.filter(
+        (d) =>
+          d['reason'] === bad.reason &&
+          (d['raw'] === bad.bytes.toString('utf8') || d['raw_base64'] === bad.bytes.toString('base64')),
+      );
       expect(hits.length, bad.name).toBeGreaterThanOrEqual(2);
     }
 

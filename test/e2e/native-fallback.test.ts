@@ -9,7 +9,15 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mulberry32, serviceLine } from '@sluice/testkit';
-import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import {
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  splitAddress,
+  startDaemon,
+  tempDir,
+} from '../helpers/daemon.ts';
 
 const CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
 
@@ -25,7 +33,13 @@ sinks:
 // on its own): malformed, colliding with a tag, a key spelled with an escape.
 const rand = mulberry32(11);
 const LINES = Array.from({ length: 3000 }, (_, id) =>
-  id % 500 === 7 ? '{"truncated":' : id % 500 === 9 ? `{"cluster":"theirs","id":${id}}` : id % 500 === 11 ? `{"\\u0063luster":"x","id":${id}}` : serviceLine({ id, rand }),
+  id % 500 === 7
+    ? '{"truncated":'
+    : id % 500 === 9
+      ? `{"cluster":"theirs","id":${id}}`
+      : id % 500 === 11
+        ? `{"\\u0063luster":"x","id":${id}}`
+        : serviceLine({ id, rand }),
 );
 
 async function sendTcp(address: string, lines: readonly string[]): Promise<void> {
@@ -44,14 +58,24 @@ async function sendTcp(address: string, lines: readonly string[]): Promise<void>
 }
 
 /** Start, send LINES, stop (SIGTERM completes the objects); the running log and every stored line. */
-async function runOnce(env: Record<string, string>): Promise<{ running: Record<string, unknown>; logs: Record<string, unknown>[]; stored: string[]; gauge: { batch: number; zstd: number } }> {
+async function runOnce(
+  env: Record<string, string>,
+): Promise<{
+  running: Record<string, unknown>;
+  logs: Record<string, unknown>[];
+  stored: string[];
+  gauge: { batch: number; zstd: number };
+}> {
   const dir = tempDir();
   const d = await startDaemon(CONFIG, { dir, env });
   let gauge = { batch: -1, zstd: -1 };
   try {
     await sendTcp((d.sources['t'] as string[])[0]!, LINES);
     const m = await scrape(d.apiPort);
-    gauge = { batch: metricSum(m, 'sluice_worker_native', { addon: 'batch' }), zstd: metricSum(m, 'sluice_worker_native', { addon: 'zstd' }) };
+    gauge = {
+      batch: metricSum(m, 'sluice_worker_native', { addon: 'batch' }),
+      zstd: metricSum(m, 'sluice_worker_native', { addon: 'zstd' }),
+    };
   } finally {
     expect(await d.stop('SIGTERM')).toBe(0);
   }
@@ -73,9 +97,13 @@ describe('worker native addons and their fallback, through the daemon', () => {
     const fallback = await runOnce({ SLUICE_WORKER_ADDON_DIR: empty });
     expect(fallback.running['worker_native']).toEqual({ batch: false, zstd: false });
     expect(fallback.gauge).toEqual({ batch: 0, zstd: 0 });
-    const warnings = fallback.logs.filter((l) => l['level'] === 40).map((l) => `${String(l['msg'])} (${String(l['reason'])})`);
+    const warnings = fallback.logs
+      .filter((l) => l['level'] === 40)
+      .map((l) => `${String(l['msg'])} (${String(l['reason'])})`);
     expect(warnings).toEqual([
-      expect.stringMatching(/^the native batch processor is not available: the worker threads validate and tag in TypeScript .*batch\.node is not built/),
+      expect.stringMatching(
+        /^the native batch processor is not available: the worker threads validate and tag in TypeScript .*batch\.node is not built/,
+      ),
       expect.stringMatching(/^the native zstd compressor is not available: .*zstd\.node is not built/),
     ]);
     // No warning when the addons load.

@@ -96,7 +96,9 @@ async function sendTcpFrom(localAddress: string, address: string, lines: readonl
     if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
   }
   await new Promise<void>((resolve, reject) => {
-    socket.once('close', (hadError) => (hadError ? reject(new Error(`tcp from ${localAddress} closed with an error`)) : resolve()));
+    socket.once('close', (hadError) =>
+      hadError ? reject(new Error(`tcp from ${localAddress} closed with an error`)) : resolve(),
+    );
     socket.once('error', reject);
     socket.end();
   });
@@ -125,7 +127,11 @@ async function sendUdpFrom(localAddress: string, targets: readonly string[], lin
       const sends: Promise<void>[] = [];
       for (let k = i; k < Math.min(i + UDP_PER_TICK, lines.length); k++) {
         const { host, port } = to[k % to.length]!;
-        sends.push(new Promise((resolve, reject) => socket.send(lines[k]!, port, host, (err) => (err ? reject(err) : resolve()))));
+        sends.push(
+          new Promise((resolve, reject) =>
+            socket.send(lines[k]!, port, host, (err) => (err ? reject(err) : resolve())),
+          ),
+        );
       }
       await Promise.all(sends);
     }
@@ -136,15 +142,21 @@ async function sendUdpFrom(localAddress: string, targets: readonly string[], lin
 
 type Scrape = Map<string, number>;
 const SOURCES = ['talos_service', 'talos_kernel'] as const;
-const received = (m: Scrape, id: string): number => metricSum(m, 'sluice_source_received_events_total', { component_id: id });
-const sourceDiscarded = (m: Scrape, id: string): number => metricSum(m, 'sluice_source_discarded_events_total', { component_id: id });
-const kernelDrops = (m: Scrape): number => metricSum(m, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'talos_kernel' });
+const received = (m: Scrape, id: string): number =>
+  metricSum(m, 'sluice_source_received_events_total', { component_id: id });
+const sourceDiscarded = (m: Scrape, id: string): number =>
+  metricSum(m, 'sluice_source_discarded_events_total', { component_id: id });
+const kernelDrops = (m: Scrape): number =>
+  metricSum(m, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'talos_kernel' });
 const stored = (m: Scrape): number => metricSum(m, 'sluice_sink_sent_events_total', { component_id: 's3' });
 const sinkDiscarded = (m: Scrape): number => metricSum(m, 'sluice_sink_discarded_events_total', { component_id: 's3' });
-const objectsCompleted = (m: Scrape): number => metricSum(m, 'sluice_sink_objects_completed_total', { component_id: 's3' });
+const objectsCompleted = (m: Scrape): number =>
+  metricSum(m, 'sluice_sink_objects_completed_total', { component_id: 's3' });
 
 describe('end to end: three Talos nodes into two aggregator replicas writing one bucket (Ceph RGW)', () => {
-  it('books balance per replica, keys never collide, host_key names each node, every line stored exactly once', { timeout: 60_000 }, async () => {
+  it('books balance per replica, keys never collide, host_key names each node, every line stored exactly once', {
+    timeout: 60_000,
+  }, async () => {
     const bucket = await freshBucket(client, 'e2e-nodes');
     const replicas: RunningDaemon[] = [];
     try {
@@ -201,7 +213,9 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
             // A datagram the kernel dropped never arrives: stop waiting and report it below.
             if (kernelDrops(m) > 0) return true;
             const delivered = SOURCES.reduce((n, id) => n + received(m, id) - sourceDiscarded(m, id), 0);
-            return SOURCES.every((id) => received(m, id) === sentTo[r]![id]) && stored(m) + sinkDiscarded(m) === delivered;
+            return (
+              SOURCES.every((id) => received(m, id) === sentTo[r]![id]) && stored(m) + sinkDiscarded(m) === delivered
+            );
           },
           45_000,
         );
@@ -215,7 +229,9 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
           expect(sourceDiscarded(m, id), `replica ${r}: ${id} discarded`).toBe(0);
         }
         // The books: received = stored + dropped, exactly, and nothing dropped.
-        expect(stored(m) + sinkDiscarded(m), `replica ${r}: books`).toBe(received(m, 'talos_service') + received(m, 'talos_kernel'));
+        expect(stored(m) + sinkDiscarded(m), `replica ${r}: books`).toBe(
+          received(m, 'talos_service') + received(m, 'talos_kernel'),
+        );
         expect(sinkDiscarded(m), `replica ${r}: sink discarded`).toBe(0);
         expect(objectsCompleted(m), `replica ${r}: objects`).toBeGreaterThan(0);
       }
@@ -268,10 +284,13 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
       expect(keys.length).toBe(finals.reduce((n, m) => n + objectsCompleted(m), 0));
 
       // One node's logs, across both replicas' objects, the way an operator reads them.
-      const read = await runCli(['read', '--path', `s3://${bucket}/${PREFIX}`, '--endpoint', env.endpoint, '--where', `__host=${NODES[1]}`], {
-        AWS_ACCESS_KEY_ID: env.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: env.secretAccessKey,
-      });
+      const read = await runCli(
+        ['read', '--path', `s3://${bucket}/${PREFIX}`, '--endpoint', env.endpoint, '--where', `__host=${NODES[1]}`],
+        {
+          AWS_ACCESS_KEY_ID: env.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: env.secretAccessKey,
+        },
+      );
       expect(read.status, read.stderr).toBe(0);
       const readLines = read.stdout.split('\n').filter((l) => l !== '');
       expect(readLines.length).toBe(SERVICE_LINES + KERNEL_LINES);
@@ -281,7 +300,9 @@ describe('end to end: three Talos nodes into two aggregator replicas writing one
     }
   });
 
-  it('two sinks of one process writing the same bucket and prefix: neither overwrites the other', { timeout: 60_000 }, async () => {
+  it('two sinks of one process writing the same bucket and prefix: neither overwrites the other', {
+    timeout: 60_000,
+  }, async () => {
     // Both sinks get every batch at once, so they open their first objects in the same second
     // with the same sequence number: only the unique part of the key keeps them apart.
     const LINES = 2_000;
@@ -316,7 +337,9 @@ sinks:${sink('s3_a')}${sink('s3_b')}
         'both sinks stored every line',
         async () => {
           m = await scrape(daemon.apiPort);
-          return ['s3_a', 's3_b'].every((id) => metricSum(m, 'sluice_sink_sent_events_total', { component_id: id }) === LINES);
+          return ['s3_a', 's3_b'].every(
+            (id) => metricSum(m, 'sluice_sink_sent_events_total', { component_id: id }) === LINES,
+          );
         },
         30_000,
       );

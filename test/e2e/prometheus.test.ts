@@ -27,7 +27,17 @@ import { DeleteBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { rgwClient } from '../s3/rgw.ts';
-import { hecPost, metricSum, type RunningDaemon, scrape, sendTcpLines, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import {
+  hecPost,
+  metricSum,
+  type RunningDaemon,
+  scrape,
+  sendTcpLines,
+  sendUdp,
+  splitAddress,
+  startDaemon,
+  tempDir,
+} from '../helpers/daemon.ts';
 import { needPrometheus, startPrometheus, type PrometheusServer } from '../helpers/prometheus.ts';
 import { freshBucket, s3Connection, s3Env } from '../helpers/s3.ts';
 
@@ -61,7 +71,12 @@ const NO_DATA: Record<string, string> = {
 };
 
 /** A TCP relay to `target` that can be cut: while down it resets every connection, open or new. */
-function relay(target: string): { server: Server; port: () => number; setDown(down: boolean): void; close(): Promise<void> } {
+function relay(target: string): {
+  server: Server;
+  port: () => number;
+  setDown(down: boolean): void;
+  close(): Promise<void>;
+} {
   const { host, port } = splitAddress(target.replace(/^https?:\/\//, '').replace(/\/.*$/, ''));
   const open = new Set<Socket>();
   let down = false;
@@ -88,10 +103,11 @@ function relay(target: string): { server: Server; port: () => number; setDown(do
       down = d;
       if (d) for (const s of open) s.resetAndDestroy();
     },
-    close: () => new Promise<void>((resolve) => {
-      for (const s of open) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -118,12 +134,21 @@ const regexQuote = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\\\
 /** Records in flight between a sink's sources and the sink, from one /metrics scrape. */
 function inFlight(m: Map<string, number>, sink: string): number {
   let n = 0;
-  for (const src of INPUTS[sink]!) n += metricSum(m, 'sluice_source_received_events_total', { component_id: src }) - metricSum(m, 'sluice_source_discarded_events_total', { component_id: src });
-  return n - metricSum(m, 'sluice_sink_sent_events_total', { component_id: sink }) - metricSum(m, 'sluice_sink_discarded_events_total', { component_id: sink });
+  for (const src of INPUTS[sink]!)
+    n +=
+      metricSum(m, 'sluice_source_received_events_total', { component_id: src }) -
+      metricSum(m, 'sluice_source_discarded_events_total', { component_id: src });
+  return (
+    n -
+    metricSum(m, 'sluice_sink_sent_events_total', { component_id: sink }) -
+    metricSum(m, 'sluice_sink_discarded_events_total', { component_id: sink })
+  );
 }
 
 describe('Prometheus scraping a running daemon', () => {
-  it('the books balance through the query API, every dashboard query returns data, every rule evaluates', { timeout: 300_000 }, async () => {
+  it('the books balance through the query API, every dashboard query returns data, every rule evaluates', {
+    timeout: 300_000,
+  }, async () => {
     const started = Date.now() / 1000;
     const dir = tempDir();
     const bucket = await freshBucket(client, 'prom');
@@ -194,7 +219,9 @@ scrape_configs:
         waitUntil(
           'a scrape after the last step',
           async () => {
-            const r = await p.api<{ result: Sample[] }>('/api/v1/query', { query: 'timestamp(sluice_build_info{job="sluice"})' });
+            const r = await p.api<{ result: Sample[] }>('/api/v1/query', {
+              query: 'timestamp(sluice_build_info{job="sluice"})',
+            });
             return r.result.length === 1 && Number(r.result[0]!.value[1]) * 1000 > at;
           },
           60_000,
@@ -211,7 +238,15 @@ scrape_configs:
       // Fewer than the 64 KiB spool holds (about 270 bytes a line, uncompressed).
       await sendTcpLines(d.sources['prom_s3']![0]!, lines(100));
       await sendUdp(d.sources['prom_udp']![0]!, [...lines(300), ...BAD_LINES.slice(0, 3)]);
-      expect(await hecPost(hec, TOKEN, lines(20).map((l) => JSON.stringify({ event: JSON.parse(l) as unknown })).join(''))).toBe(200);
+      expect(
+        await hecPost(
+          hec,
+          TOKEN,
+          lines(20)
+            .map((l) => JSON.stringify({ event: JSON.parse(l) as unknown }))
+            .join(''),
+        ),
+      ).toBe(200);
       expect(await hecPost(hec, TOKEN, '{"event": ')).toBe(400);
       expect(await hecPost(hec, 'not-the-token', JSON.stringify({ event: 'x' }))).toBe(403);
       const limited = d.sources['prom_limited']![0]!;
@@ -221,19 +256,31 @@ scrape_configs:
         'a connection refused at max_connections',
         async () => {
           const extra = await holdConnection(limited).catch(() => null);
-          if (extra !== null) await new Promise<void>((resolve) => (extra.closed ? resolve() : extra.once('close', () => resolve())));
-          return metricSum(await scrape(d.apiPort), 'sluice_source_connections_refused_total', { component_id: 'prom_limited' }) > 0;
+          if (extra !== null)
+            await new Promise<void>((resolve) => (extra.closed ? resolve() : extra.once('close', () => resolve())));
+          return (
+            metricSum(await scrape(d.apiPort), 'sluice_source_connections_refused_total', {
+              component_id: 'prom_limited',
+            }) > 0
+          );
         },
         30_000,
         200,
       );
       await new Promise<void>((resolve) => held.end(() => resolve()));
       // A wait on the daemon's own /metrics that, on timeout, shows the sinks' counts and the last log lines.
-      const untilMetrics = async (what: string, check: (m: Map<string, number>) => boolean | Promise<boolean>, timeoutMs: number, everyMs: number): Promise<void> => {
+      const untilMetrics = async (
+        what: string,
+        check: (m: Map<string, number>) => boolean | Promise<boolean>,
+        timeoutMs: number,
+        everyMs: number,
+      ): Promise<void> => {
         let last = new Map<string, number>();
         const looked = async (): Promise<boolean> => check((last = await scrape(d.apiPort)));
         await waitUntil(what, looked, timeoutMs, everyMs).catch((err: Error) => {
-          const counts = [...last].filter(([k]) => /^sluice_(sink|spool)_[a-z_]+_total|sluice_spool_bytes|sluice_ring_used/.test(k)).map(([k, v]) => `${k} ${v}`);
+          const counts = [...last]
+            .filter(([k]) => /^sluice_(sink|spool)_[a-z_]+_total|sluice_spool_bytes|sluice_ring_used/.test(k))
+            .map(([k, v]) => `${k} ${v}`);
           throw new Error(`${err.message}\n${counts.join('\n')}\n${JSON.stringify(d.logs.slice(-10))}`);
         });
       };
@@ -261,10 +308,12 @@ scrape_configs:
       await untilMetrics(
         'a second round of drops, refusals and failures',
         async (m) => {
-          const grew = (name: string, match: Record<string, string>): boolean => metricSum(m, name, match) > metricSum(before, name, match);
+          const grew = (name: string, match: Record<string, string>): boolean =>
+            metricSum(m, name, match) > metricSum(before, name, match);
           if (!grew('sluice_source_connections_refused_total', { component_id: 'prom_limited' })) {
             const extra = await holdConnection(limited).catch(() => null);
-            if (extra !== null) await new Promise<void>((resolve) => (extra.closed ? resolve() : extra.once('close', () => resolve())));
+            if (extra !== null)
+              await new Promise<void>((resolve) => (extra.closed ? resolve() : extra.once('close', () => resolve())));
             return false;
           }
           return (
@@ -283,16 +332,27 @@ scrape_configs:
       const s3Lines = d.sources['prom_s3']![0]!;
       // An object the spool holds, whose upload fails and is retried...
       await sendTcpLines(s3Lines, lines(100));
-      await untilMetrics('S3 retries while the store is out of reach', (m) => metricSum(m, 'sluice_sink_retries_total', { component_id: 's3' }) > 0, 60_000, 200);
+      await untilMetrics(
+        'S3 retries while the store is out of reach',
+        (m) => metricSum(m, 'sluice_sink_retries_total', { component_id: 's3' }) > 0,
+        60_000,
+        200,
+      );
       await scrapedAfter(Date.now());
       const retried = metricSum(await scrape(d.apiPort), 'sluice_sink_retries_total', { component_id: 's3' });
-      await untilMetrics('more S3 retries', (m) => metricSum(m, 'sluice_sink_retries_total', { component_id: 's3' }) > retried, 60_000, 200);
+      await untilMetrics(
+        'more S3 retries',
+        (m) => metricSum(m, 'sluice_sink_retries_total', { component_id: 's3' }) > retried,
+        60_000,
+        200,
+      );
       // ...then more than the rest of the spool holds, dropped.
       const spoolDrops = async (more: number): Promise<void> =>
         untilMetrics(
           'spool_full drops while the store is out of reach',
           async (m) => {
-            if (metricSum(m, 'sluice_spool_dropped_events_total', { component_id: 's3', reason: 'spool_full' }) > more) return true;
+            if (metricSum(m, 'sluice_spool_dropped_events_total', { component_id: 's3', reason: 'spool_full' }) > more)
+              return true;
             await sendTcpLines(s3Lines, lines(500));
             return false;
           },
@@ -301,7 +361,12 @@ scrape_configs:
         );
       await spoolDrops(0);
       await scrapedAfter(Date.now());
-      await spoolDrops(metricSum(await scrape(d.apiPort), 'sluice_spool_dropped_events_total', { component_id: 's3', reason: 'spool_full' }));
+      await spoolDrops(
+        metricSum(await scrape(d.apiPort), 'sluice_spool_dropped_events_total', {
+          component_id: 's3',
+          reason: 'spool_full',
+        }),
+      );
       s3Relay.setDown(false);
 
       // Idle: every record of every sink stored or counted as dropped, nothing buffered, twice
@@ -320,7 +385,9 @@ scrape_configs:
             balanced = undefined;
             return false;
           }
-          const same = balanced !== undefined && [...m].filter(([k]) => /_events_total\{/.test(k)).every(([k, v]) => balanced!.get(k) === v);
+          const same =
+            balanced !== undefined &&
+            [...m].filter(([k]) => /_events_total\{/.test(k)).every(([k, v]) => balanced!.get(k) === v);
           if (!same) {
             balanced = m;
             idleSince = Date.now() / 1000;
@@ -334,7 +401,9 @@ scrape_configs:
       await waitUntil(
         'a scrape after the daemon went idle',
         async () => {
-          const r = await p.api<{ result: Sample[] }>('/api/v1/query', { query: 'min(timestamp(sluice_sink_sent_events_total{job="sluice"}))' });
+          const r = await p.api<{ result: Sample[] }>('/api/v1/query', {
+            query: 'min(timestamp(sluice_sink_sent_events_total{job="sluice"}))',
+          });
           return r.result.length === 1 && Number(r.result[0]!.value[1]) > idleSince;
         },
         60_000,
@@ -350,12 +419,20 @@ scrape_configs:
       for (const [sink, inputs] of Object.entries(INPUTS)) {
         const sources = inputs.join('|');
         const received = await scalar(`sum(sluice_source_received_events_total{component_id=~"${sources}"})`);
-        const dropped = await scalar(`sum(sluice_source_discarded_events_total{component_id=~"${sources}"}) or vector(0)`);
+        const dropped = await scalar(
+          `sum(sluice_source_discarded_events_total{component_id=~"${sources}"}) or vector(0)`,
+        );
         const sent = await scalar(`sum(sluice_sink_sent_events_total{component_id="${sink}"}) or vector(0)`);
-        const sinkDropped = await scalar(`sum(sluice_sink_discarded_events_total{component_id="${sink}"}) or vector(0)`);
+        const sinkDropped = await scalar(
+          `sum(sluice_sink_discarded_events_total{component_id="${sink}"}) or vector(0)`,
+        );
         const sum = (name: string, match: Record<string, string>): number => metricSum(direct, name, match);
-        expect(received, sink).toBe(inputs.reduce((n, s) => n + sum('sluice_source_received_events_total', { component_id: s }), 0));
-        expect(dropped, sink).toBe(inputs.reduce((n, s) => n + sum('sluice_source_discarded_events_total', { component_id: s }), 0));
+        expect(received, sink).toBe(
+          inputs.reduce((n, s) => n + sum('sluice_source_received_events_total', { component_id: s }), 0),
+        );
+        expect(dropped, sink).toBe(
+          inputs.reduce((n, s) => n + sum('sluice_source_discarded_events_total', { component_id: s }), 0),
+        );
         expect(sent, sink).toBe(sum('sluice_sink_sent_events_total', { component_id: sink }));
         expect(sinkDropped, sink).toBe(sum('sluice_sink_discarded_events_total', { component_id: sink }));
         expect(received, sink).toBeGreaterThan(0);
@@ -369,12 +446,32 @@ scrape_configs:
       }
       // What each sink went through, as Prometheus saw it.
       expect(await scalar('sum(sluice_sink_sent_events_total{component_id="s3"})')).toBeGreaterThan(0);
-      expect(await scalar('sum(sluice_sink_discarded_events_total{component_id="s3", reason="spool_full"})')).toBeGreaterThan(0);
-      expect(await scalar('sum(sluice_sink_discarded_events_total{component_id="s3_gone", reason="object_failed"})')).toBe(await scalar('sum(sluice_source_received_events_total{component_id="prom_tcp"}) - sum(sluice_source_discarded_events_total{component_id="prom_tcp"})'));
+      expect(
+        await scalar('sum(sluice_sink_discarded_events_total{component_id="s3", reason="spool_full"})'),
+      ).toBeGreaterThan(0);
+      expect(
+        await scalar('sum(sluice_sink_discarded_events_total{component_id="s3_gone", reason="object_failed"})'),
+      ).toBe(
+        await scalar(
+          'sum(sluice_source_received_events_total{component_id="prom_tcp"}) - sum(sluice_source_discarded_events_total{component_id="prom_tcp"})',
+        ),
+      );
       // The recording rule of the books: received - dropped - stored over all sinks (negative
       // here, as prom_tcp feeds three sinks and each stores its copy), from the same counts.
-      const kept = SOURCES.reduce((n, s) => n + metricSum(direct, 'sluice_source_received_events_total', { component_id: s }) - metricSum(direct, 'sluice_source_discarded_events_total', { component_id: s }), 0);
-      const accounted = Object.keys(INPUTS).reduce((n, s) => n + metricSum(direct, 'sluice_sink_sent_events_total', { component_id: s }) + metricSum(direct, 'sluice_sink_discarded_events_total', { component_id: s }), 0);
+      const kept = SOURCES.reduce(
+        (n, s) =>
+          n +
+          metricSum(direct, 'sluice_source_received_events_total', { component_id: s }) -
+          metricSum(direct, 'sluice_source_discarded_events_total', { component_id: s }),
+        0,
+      );
+      const accounted = Object.keys(INPUTS).reduce(
+        (n, s) =>
+          n +
+          metricSum(direct, 'sluice_sink_sent_events_total', { component_id: s }) +
+          metricSum(direct, 'sluice_sink_discarded_events_total', { component_id: s }),
+        0,
+      );
       const expectedInFlight = kept - accounted;
       expect(expectedInFlight).toBeLessThan(0);
       await waitUntil(
@@ -403,7 +500,11 @@ scrape_configs:
         const q = typeof v.query === 'string' ? v.query : v.query.query;
         const m = /^label_values\((.+),\s*([a-z_]+)\)$/.exec(substitute(q));
         expect(m, `variable ${v.name}: ${q}`).not.toBeNull();
-        const values = await p.api<string[]>(`/api/v1/label/${m![2]}/values`, { 'match[]': m![1]!, start: String(started), end: String(end) });
+        const values = await p.api<string[]>(`/api/v1/label/${m![2]}/values`, {
+          'match[]': m![1]!,
+          start: String(started),
+          end: String(end),
+        });
         expect(values.length, `variable ${v.name} has values`).toBeGreaterThan(0);
         // "All" of a multi-value variable: each value, escaped, in one alternation.
         vars.set(v.name, `(${values.map(regexQuote).join('|')})`);
@@ -415,13 +516,23 @@ scrape_configs:
         for (const t of panel.targets ?? []) {
           const where = `${panel.title} ${t.refId}`;
           const query = substitute(t.expr);
-          const r = await p.api<{ result: RangeSeries[] }>('/api/v1/query_range', { query, start: String(started), end: String(end), step: String(STEP_SECS) });
+          const r = await p.api<{ result: RangeSeries[] }>('/api/v1/query_range', {
+            query,
+            start: String(started),
+            end: String(end),
+            step: String(STEP_SECS),
+          });
           const hasData = r.result.some((s) => s.values.some(([, v]) => Number.isFinite(Number(v))));
           if (NO_DATA[where] !== undefined) {
             expect(hasData, `${where} was expected to have no data (${NO_DATA[where]})`).toBe(false);
             const unfiltered = query.replace(/\s*>\s*0\s*$/, '');
             expect(unfiltered).not.toBe(query);
-            const u = await p.api<{ result: RangeSeries[] }>('/api/v1/query_range', { query: unfiltered, start: String(started), end: String(end), step: String(STEP_SECS) });
+            const u = await p.api<{ result: RangeSeries[] }>('/api/v1/query_range', {
+              query: unfiltered,
+              start: String(started),
+              end: String(end),
+              step: String(STEP_SECS),
+            });
             expect(u.result.length, `${where} without its filter: ${unfiltered}`).toBeGreaterThan(0);
           } else if (!hasData) empty.push(`${where}: ${query}`);
         }
@@ -448,14 +559,26 @@ scrape_configs:
       const rules = (await p.api<{ groups: { rules: RuleState[] }[] }>('/api/v1/rules')).groups.flatMap((g) => g.rules);
       const inFile = [...readFileSync(RULES, 'utf8').matchAll(/^\s+- (?:alert|record): (\S+)$/gm)].map((m) => m[1]!);
       expect(rules.map((r) => r.name).sort()).toEqual([...inFile].sort());
-      expect(rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`)).toEqual([]);
+      expect(rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`)).toEqual(
+        [],
+      );
       await waitUntil(
         'SluiceRecordsLost (s3, spool_full) and SluiceObjectsFailing (s3_gone) firing',
         async () => {
-          const { alerts } = await p.api<{ alerts: { labels: Record<string, string>; state: string }[] }>('/api/v1/alerts');
+          const { alerts } = await p.api<{ alerts: { labels: Record<string, string>; state: string }[] }>(
+            '/api/v1/alerts',
+          );
           const firing = (name: string, labels: Record<string, string>): boolean =>
-            alerts.some((a) => a.state === 'firing' && a.labels['alertname'] === name && Object.entries(labels).every(([k, v]) => a.labels[k] === v));
-          return firing('SluiceRecordsLost', { component_id: 's3', reason: 'spool_full' }) && firing('SluiceObjectsFailing', { component_id: 's3_gone', reason: 'client_error' });
+            alerts.some(
+              (a) =>
+                a.state === 'firing' &&
+                a.labels['alertname'] === name &&
+                Object.entries(labels).every(([k, v]) => a.labels[k] === v),
+            );
+          return (
+            firing('SluiceRecordsLost', { component_id: 's3', reason: 'spool_full' }) &&
+            firing('SluiceObjectsFailing', { component_id: 's3_gone', reason: 'client_error' })
+          );
         },
         30_000,
         500,

@@ -16,7 +16,16 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
 import { Metrics, SpoolMetrics } from '@sluice/telemetry';
 import { rgwClient } from '../s3/rgw.ts';
-import { hecPost, metricSum, type RunningDaemon, scrape, sendUdp, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import {
+  hecPost,
+  metricSum,
+  type RunningDaemon,
+  scrape,
+  sendUdp,
+  splitAddress,
+  startDaemon,
+  tempDir,
+} from '../helpers/daemon.ts';
 import { needPrometheus, promtoolCheckMetrics } from '../helpers/prometheus.ts';
 import { freshBucket, s3Connection, s3Env } from '../helpers/s3.ts';
 
@@ -53,10 +62,16 @@ function expectClean(text: string, mustHaveSeries: readonly string[]): void {
   const lint = promtoolCheckMetrics(text);
   expect(lint, `promtool check metrics said:\n${lint.output}`).toEqual({ status: 0, output: '' });
   const { declared, withSeries } = families(text);
-  expect(declared.filter((n, i) => declared.indexOf(n) !== i), 'families declared twice').toEqual([]);
+  expect(
+    declared.filter((n, i) => declared.indexOf(n) !== i),
+    'families declared twice',
+  ).toEqual([]);
   const helped = [...text.matchAll(/^# HELP (\S+) /gm)].map((m) => m[1]!);
   expect(helped.sort()).toEqual([...declared].sort());
-  expect(mustHaveSeries.filter((n) => !withSeries.has(n)), 'families without a series (not linted)').toEqual([]);
+  expect(
+    mustHaveSeries.filter((n) => !withSeries.has(n)),
+    'families without a series (not linted)',
+  ).toEqual([]);
 }
 
 async function sendTcp(address: string, text: string): Promise<void> {
@@ -100,7 +115,9 @@ const COMMON = [
 ];
 
 describe('/metrics passes promtool check metrics', () => {
-  it('a daemon with tcp, udp and splunk_hec sources and a file sink, after good and bad input', { timeout: 120_000 }, async () => {
+  it('a daemon with tcp, udp and splunk_hec sources and a file sink, after good and bad input', {
+    timeout: 120_000,
+  }, async () => {
     const dir = tempDir();
     const daemon = await startDaemon(
       `
@@ -139,7 +156,11 @@ sinks:
         60_000,
         200,
       );
-      expectClean(await metricsText(daemon.apiPort), [...COMMON, 'sluice_source_http_requests_total', 'sluice_source_open_connections']);
+      expectClean(await metricsText(daemon.apiPort), [
+        ...COMMON,
+        'sluice_source_http_requests_total',
+        'sluice_source_open_connections',
+      ]);
     } finally {
       // Stopped whatever happened above; its exit code is checked once the lint passed.
       await daemon.stop();
@@ -172,11 +193,18 @@ sinks:
       await sendTcp(daemon.sources['lint_tcp']![0]!, `${[...good, ...BAD_LINES].join('\n')}\n`);
       await waitUntil(
         'an object completed in S3',
-        async () => metricSum(await scrape(daemon.apiPort), 'sluice_sink_sent_events_total', { component_id: 's3' }) >= GOOD_LINES,
+        async () =>
+          metricSum(await scrape(daemon.apiPort), 'sluice_sink_sent_events_total', { component_id: 's3' }) >=
+          GOOD_LINES,
         60_000,
         200,
       );
-      expectClean(await metricsText(daemon.apiPort), [...COMMON, 'sluice_sink_parts_uploaded_total', 'sluice_spool_bytes', 'sluice_spool_appended_events_total']);
+      expectClean(await metricsText(daemon.apiPort), [
+        ...COMMON,
+        'sluice_sink_parts_uploaded_total',
+        'sluice_spool_bytes',
+        'sluice_spool_appended_events_total',
+      ]);
     } finally {
       // Stopped whatever happened above; its exit code is checked once the lint passed.
       await daemon.stop();
@@ -191,10 +219,17 @@ sinks:
       // The series here are the test's own: collectors (prom-client's per-type gauges reset
       // theirs to what is alive at the scrape, often no request at all) are switched off.
       (metric as unknown as { collect?: unknown }).collect = undefined;
-      const labelNames = ((metric as unknown as { labelNames?: string[] }).labelNames ?? []).filter((l) => l !== 'le' && l !== 'quantile');
+      const labelNames = ((metric as unknown as { labelNames?: string[] }).labelNames ?? []).filter(
+        (l) => l !== 'le' && l !== 'quantile',
+      );
       const labels = Object.fromEntries(labelNames.map((l) => [l, 'x']));
       // prom-client's Counter, Gauge, Histogram and Summary, by the methods used here.
-      const m = metric as unknown as { type: string; inc(l: object, v: number): void; set(l: object, v: number): void; observe(l: object, v: number): void };
+      const m = metric as unknown as {
+        type: string;
+        inc(l: object, v: number): void;
+        set(l: object, v: number): void;
+        observe(l: object, v: number): void;
+      };
       if (m.type === 'counter') m.inc(labels, 1);
       else if (m.type === 'gauge') m.set(labels, 1);
       else if (m.type === 'histogram' || m.type === 'summary') m.observe(labels, 0.5);

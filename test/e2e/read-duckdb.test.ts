@@ -33,7 +33,14 @@ function talosLine(i: number): string {
     'talos-service': SERVICES[i % 3],
     'talos-time': new Date(T0 + i * 1000).toISOString(),
   };
-  if (i % 4 === 0) rec['event'] = { action: i % 8 === 0 ? 'UPDATE' : 'CREATE', ids: [i, i + 1], ok: i % 3 === 0, none: null, empty: {} };
+  if (i % 4 === 0)
+    rec['event'] = {
+      action: i % 8 === 0 ? 'UPDATE' : 'CREATE',
+      ids: [i, i + 1],
+      ok: i % 3 === 0,
+      none: null,
+      empty: {},
+    };
   if (i % 5 === 0) rec['code'] = i % 10 === 0 ? 200 + i : `E${i}`;
   if (i % 7 === 0) rec['msg'] = `naïve café ☕ 日本語 😀 "quoted" back\\slash\ttab\nnewline \u2028 t${i}`;
   if (i % 11 === 0) rec['ratio'] = i / 7;
@@ -45,7 +52,14 @@ const lines: string[][] = [[], []];
 for (let i = 0; i < TALOS; i++) lines[i % 2]!.push(talosLine(i));
 const hecEvents: string[][] = [[], []];
 for (let j = 0; j < HEC; j++) {
-  hecEvents[j % 2]!.push(JSON.stringify({ time: (T0 + j * 60_000) / 1000 + 0.25, host: 'hec-1', source: 'tailscale', event: { action: j % 2 === 0 ? 'UPDATE' : 'DELETE', msg: `audit h${j}` } }));
+  hecEvents[j % 2]!.push(
+    JSON.stringify({
+      time: (T0 + j * 60_000) / 1000 + 0.25,
+      host: 'hec-1',
+      source: 'tailscale',
+      event: { action: j % 2 === 0 ? 'UPDATE' : 'DELETE', msg: `audit h${j}` },
+    }),
+  );
 }
 const ETCD = Array.from({ length: TALOS }, (_, i) => i).filter((i) => SERVICES[i % 3] === 'etcd').length;
 
@@ -53,14 +67,23 @@ const ETCD = Array.from({ length: TALOS }, (_, i) => i).filter((i) => SERVICES[i
 function canonical(value: unknown): string {
   const sort = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(sort);
-    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])]));
+    if (v !== null && typeof v === 'object')
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map((k) => [k, sort((v as Record<string, unknown>)[k])]),
+      );
     return v;
   };
   return JSON.stringify(sort(value));
 }
 
 function canonicalLines(text: string): string[] {
-  return text.split('\n').filter((l) => l !== '').map((l) => canonical(JSON.parse(l))).sort();
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => canonical(JSON.parse(l)))
+    .sort();
 }
 
 function sqlString(s: string): string {
@@ -107,9 +130,17 @@ sinks:
   for (let run = 0; run < 2; run++) {
     const daemon = await startDaemon(yaml, { dir, env: { HEC_TOKEN: TOKEN } });
     await sendTcpLines(daemon.sources['nodes']![0]!, lines[run]!);
-    const res = await fetch(`http://${daemon.sources['audit']![0]}/services/collector/event`, { method: 'POST', headers: { authorization: `Splunk ${TOKEN}` }, body: hecEvents[run]!.join('\n') });
+    const res = await fetch(`http://${daemon.sources['audit']![0]}/services/collector/event`, {
+      method: 'POST',
+      headers: { authorization: `Splunk ${TOKEN}` },
+      body: hecEvents[run]!.join('\n'),
+    });
     expect(res.status).toBe(200);
-    await vi.waitFor(async () => expect(metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total')).toBe((TALOS + HEC) / 2), { timeout: 60_000, interval: 100 });
+    await vi.waitFor(
+      async () =>
+        expect(metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total')).toBe((TALOS + HEC) / 2),
+      { timeout: 60_000, interval: 100 },
+    );
     expect(await daemon.stop()).toBe(0);
   }
   objectKeys = listObjects(out);
@@ -139,7 +170,9 @@ describe('DuckDB over a file-sink archive', () => {
     expect(fromSluice).toHaveLength(TALOS + HEC);
     // One JSON column holding each record whole: no inferred schema to widen or drop fields.
     const glob = sqlString(join(out, 'talos/**/*.ndjson.zst'));
-    const rows = await column(`SELECT record::VARCHAR FROM read_json(${glob}, format = 'newline_delimited', compression = 'zstd', records = false, columns = {record: 'JSON'})`);
+    const rows = await column(
+      `SELECT record::VARCHAR FROM read_json(${glob}, format = 'newline_delimited', compression = 'zstd', records = false, columns = {record: 'JSON'})`,
+    );
     expect(rows.map((l) => canonical(JSON.parse(l))).sort()).toEqual(fromSluice);
   });
 
@@ -150,10 +183,14 @@ describe('DuckDB over a file-sink archive', () => {
     expect(fromSluice).toHaveLength(ETCD);
     const glob = sqlString(join(out, 'talos/**/*.ndjson.zst'));
     // Columns inferred from the records, as a user would first try it.
-    const [count] = await column(`SELECT count(*) FROM read_json(${glob}, format = 'newline_delimited', compression = 'zstd') WHERE "talos-service" = 'etcd'`);
+    const [count] = await column(
+      `SELECT count(*) FROM read_json(${glob}, format = 'newline_delimited', compression = 'zstd') WHERE "talos-service" = 'etcd'`,
+    );
     expect(Number(count)).toBe(ETCD);
     // And the records themselves, through the JSON column.
-    const rows = await column(`SELECT record::VARCHAR FROM read_json(${glob}, format = 'newline_delimited', compression = 'zstd', records = false, columns = {record: 'JSON'}) WHERE record->>'talos-service' = 'etcd'`);
+    const rows = await column(
+      `SELECT record::VARCHAR FROM read_json(${glob}, format = 'newline_delimited', compression = 'zstd', records = false, columns = {record: 'JSON'}) WHERE record->>'talos-service' = 'etcd'`,
+    );
     expect(rows.map((l) => canonical(JSON.parse(l))).sort()).toEqual(fromSluice);
   });
 });

@@ -14,7 +14,16 @@ import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { rgwClient } from '../s3/rgw.ts';
 import { mulberry32 } from '@sluice/testkit';
-import { listIndexes, listObjects, metricSum, readObjectLines, scrape, sendTcpLines, startDaemon, tempDir } from '../helpers/daemon.ts';
+import {
+  listIndexes,
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  sendTcpLines,
+  startDaemon,
+  tempDir,
+} from '../helpers/daemon.ts';
 import { freshBucket, getObjectLines, listIndexKeys, listKeys, runCli, s3Connection, s3Env } from '../helpers/s3.ts';
 import { waitUntil } from '@sluice/testkit';
 
@@ -63,7 +72,9 @@ interface IndexDoc {
 /** What the index of an object with these lines must say. */
 function expectedIndex(key: string, lines: string[]): IndexDoc {
   const recs = lines.map((l) => JSON.parse(l) as Record<string, string>);
-  const times = recs.map((r) => r['talos-time']!.replace(/\.(\d+)Z$/, (_, d: string) => `.${d.padEnd(9, '0')}Z`)).sort();
+  const times = recs
+    .map((r) => r['talos-time']!.replace(/\.(\d+)Z$/, (_, d: string) => `.${d.padEnd(9, '0')}Z`))
+    .sort();
   const set = (f: string): string[] => [...new Set(recs.filter((r) => f in r).map((r) => r[f]!))];
   return {
     sluice_index: 1,
@@ -96,9 +107,18 @@ interface Stats {
 }
 
 function statsOf(stderr: string): Stats {
-  const m = /objects_listed=(\d+) objects_skipped=(\d+) objects_read=(\d+) .*bytes_read=(\d+) .*records_matched=(\d+)/.exec(stderr);
+  const m =
+    /objects_listed=(\d+) objects_skipped=(\d+) objects_read=(\d+) .*bytes_read=(\d+) .*records_matched=(\d+)/.exec(
+      stderr,
+    );
   if (m === null) throw new Error(`no stats in ${JSON.stringify(stderr)}`);
-  return { objects_listed: Number(m[1]), objects_skipped: Number(m[2]), objects_read: Number(m[3]), bytes_read: Number(m[4]), records_matched: Number(m[5]) };
+  return {
+    objects_listed: Number(m[1]),
+    objects_skipped: Number(m[2]),
+    objects_read: Number(m[3]),
+    bytes_read: Number(m[4]),
+    records_matched: Number(m[5]),
+  };
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -149,7 +169,8 @@ beforeAll(async () => {
     await vi.waitFor(
       async () => {
         const m = await scrape(daemon.apiPort);
-        for (const id of ['local', 'remote']) expect(metricSum(m, 'sluice_sink_sent_events_total', { component_id: id })).toBe((h + 1) * PER_ROUND);
+        for (const id of ['local', 'remote'])
+          expect(metricSum(m, 'sluice_sink_sent_events_total', { component_id: id })).toBe((h + 1) * PER_ROUND);
       },
       { timeout: 60_000, interval: 100 },
     );
@@ -204,7 +225,16 @@ describe('the object index (file sink)', () => {
     expect(got.length).toBe(2 * PER_ROUND);
     const s = statsOf(narrow.stderr);
     expect(s.objects_skipped).toBeGreaterThanOrEqual(objectKeys.length - 4);
-    console.log(JSON.stringify({ sink: 'file', objects: objectKeys.length, skipped: s.objects_skipped, bytes_read: s.bytes_read, archive_bytes: full.bytes_read, share: s.bytes_read / full.bytes_read }));
+    console.log(
+      JSON.stringify({
+        sink: 'file',
+        objects: objectKeys.length,
+        skipped: s.objects_skipped,
+        bytes_read: s.bytes_read,
+        archive_bytes: full.bytes_read,
+        share: s.bytes_read / full.bytes_read,
+      }),
+    );
     expect(s.bytes_read).toBeLessThanOrEqual(full.bytes_read * 0.2);
   });
 
@@ -212,7 +242,9 @@ describe('the object index (file sink)', () => {
     const all = await read(['--path', join(out, 'talos/')]);
     const r = await read(['--path', join(out, 'talos/'), '--where', 'talos-service=machined', '--stats']);
     expect(r.status).toBe(0);
-    expect(outLines(r.stdout)).toEqual(outLines(all.stdout).filter((l) => (JSON.parse(l) as Record<string, string>)['talos-service'] === 'machined'));
+    expect(outLines(r.stdout)).toEqual(
+      outLines(all.stdout).filter((l) => (JSON.parse(l) as Record<string, string>)['talos-service'] === 'machined'),
+    );
     expect(outLines(r.stdout).length).toBe(7 * PER_ROUND);
     expect(statsOf(r.stderr).objects_skipped).toBeGreaterThanOrEqual(ROUNDS - 7 - 2);
   });
@@ -254,7 +286,9 @@ describe('the object index (aws_s3 sink, Ceph RGW)', () => {
     expect(written.remote).toBe(keys.length);
     for (const key of keys) {
       const [line] = await getObjectLines(client, bucket, indexNameOf(key));
-      expect(normal(JSON.parse(line!) as IndexDoc)).toEqual(normal(expectedIndex(key, await getObjectLines(client, bucket, key))));
+      expect(normal(JSON.parse(line!) as IndexDoc)).toEqual(
+        normal(expectedIndex(key, await getObjectLines(client, bucket, key))),
+      );
     }
     const creds = { AWS_ACCESS_KEY_ID: env.accessKeyId, AWS_SECRET_ACCESS_KEY: env.secretAccessKey };
     const path = ['--path', `s3://${bucket}/talos/`, '--endpoint', env.endpoint];
@@ -266,7 +300,16 @@ describe('the object index (aws_s3 sink, Ceph RGW)', () => {
     expect(outLines(narrow.stdout)).toEqual(inWindow(outLines(all.stdout)));
     const s = statsOf(narrow.stderr);
     const full = statsOf(all.stderr);
-    console.log(JSON.stringify({ sink: 'aws_s3', objects: keys.length, skipped: s.objects_skipped, bytes_read: s.bytes_read, archive_bytes: full.bytes_read, share: s.bytes_read / full.bytes_read }));
+    console.log(
+      JSON.stringify({
+        sink: 'aws_s3',
+        objects: keys.length,
+        skipped: s.objects_skipped,
+        bytes_read: s.bytes_read,
+        archive_bytes: full.bytes_read,
+        share: s.bytes_read / full.bytes_read,
+      }),
+    );
     expect(s.bytes_read).toBeLessThanOrEqual(full.bytes_read * 0.2);
   });
 });
@@ -275,8 +318,21 @@ describe('the object index through kill -9 (spool)', () => {
   it('an object open at kill -9 is recovered at the restart with its index', { timeout: 120_000 }, async () => {
     const d = tempDir('sluice-index-crash-');
     const o = join(d, 'out');
-    const local = { type: 'file', inputs: ['nodes'], path: o, key_prefix: 'talos/', upload_period_secs: 3600, spool: true, index: true };
-    const yaml = stringify({ data_dir: `${d}/data`, api: { address: '127.0.0.1:0' }, sources: { nodes: { type: 'tcp', address: '127.0.0.1:0', host_key: 'host' } }, sinks: { local } });
+    const local = {
+      type: 'file',
+      inputs: ['nodes'],
+      path: o,
+      key_prefix: 'talos/',
+      upload_period_secs: 3600,
+      spool: true,
+      index: true,
+    };
+    const yaml = stringify({
+      data_dir: `${d}/data`,
+      api: { address: '127.0.0.1:0' },
+      sources: { nodes: { type: 'tcp', address: '127.0.0.1:0', host_key: 'host' } },
+      sinks: { local },
+    });
     const daemon = await startDaemon(yaml, { dir: d });
     const lines = roundLines(6, prng(3)).concat(roundLines(7, prng(4)));
     await sendTcpLines(daemon.sources['nodes']![0]!, lines);
@@ -304,7 +360,15 @@ describe('the object index through kill -9 (spool)', () => {
     const doc = JSON.parse(readFileSync(join(o, indexNameOf(keys[0]!)), 'utf8')) as IndexDoc;
     expect(normal(doc)).toEqual(normal(expectedIndex(keys[0]!, stored)));
     // The recovered object's index is used: a window outside its hours (3:00 to 4:00) skips it.
-    const r = await read(['--path', join(o, 'talos/'), '--since', iso(T0 + 7 * HOUR), '--until', iso(T0 + 8 * HOUR), '--stats']);
+    const r = await read([
+      '--path',
+      join(o, 'talos/'),
+      '--since',
+      iso(T0 + 7 * HOUR),
+      '--until',
+      iso(T0 + 8 * HOUR),
+      '--stats',
+    ]);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('');
     expect(statsOf(r.stderr).objects_skipped).toBe(1);

@@ -12,7 +12,15 @@ import { copyFileSync, cpSync, mkdirSync, renameSync, writeFileSync } from 'node
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { rgwClient } from '../s3/rgw.ts';
-import { listObjects, metricSum, readObjectLines, scrape, sendTcpLines, startDaemon, tempDir } from '../helpers/daemon.ts';
+import {
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  sendTcpLines,
+  startDaemon,
+  tempDir,
+} from '../helpers/daemon.ts';
 import { freshBucket, runCli, s3Connection, s3Env } from '../helpers/s3.ts';
 
 const env = inject('s3');
@@ -65,7 +73,12 @@ for (let i = 0; i < TALOS; i++) {
 const hecBody = Array.from({ length: HEC }, (_, j) => {
   const timeMs = T0 + j * 9 * MINUTE;
   expected.push({ id: `h${j}`, host: 'hec-1', timeMs, action: j % 2 === 0 ? 'UPDATE' : 'DELETE', renewed: false });
-  return JSON.stringify({ time: timeMs / 1000, host: 'hec-1', source: 'tailscale', event: { action: j % 2 === 0 ? 'UPDATE' : 'DELETE', msg: `audit h${j}` } });
+  return JSON.stringify({
+    time: timeMs / 1000,
+    host: 'hec-1',
+    source: 'tailscale',
+    event: { action: j % 2 === 0 ? 'UPDATE' : 'DELETE', msg: `audit h${j}` },
+  });
 }).join('\n');
 
 /** The id of a printed record (`t12`, `h3`). */
@@ -74,11 +87,18 @@ function idOf(line: string): string {
 }
 
 function ids(stdout: string): string[] {
-  return stdout.split('\n').filter((l) => l !== '').map(idOf).sort();
+  return stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(idOf)
+    .sort();
 }
 
 function want(pred: (e: Expected) => boolean): string[] {
-  return expected.filter(pred).map((e) => e.id).sort();
+  return expected
+    .filter(pred)
+    .map((e) => e.id)
+    .sort();
 }
 
 let dir = '';
@@ -121,19 +141,26 @@ sinks:
     await sendTcpLines(daemon.sources['nodes_a']![0]!, part(talosLines[0]!));
     await sendTcpLines(daemon.sources['nodes_b']![0]!, part(talosLines[1]!));
     if (round === 1) {
-      const res = await fetch(`http://${daemon.sources['audit']![0]}/services/collector/event`, { method: 'POST', headers: { authorization: `Splunk ${TOKEN}` }, body: hecBody });
+      const res = await fetch(`http://${daemon.sources['audit']![0]}/services/collector/event`, {
+        method: 'POST',
+        headers: { authorization: `Splunk ${TOKEN}` },
+        body: hecBody,
+      });
       expect(res.status).toBe(200);
     }
     const sent = ((round + 1) * TALOS) / 3 + (round >= 1 ? HEC : 0);
     // Every line of the round stored by both sinks: their objects closed (the period ended), so the
     // next round starts new ones.
-    await vi.waitFor(async () => {
-      const m = await scrape(daemon.apiPort);
-      for (const sink of ['local', 'remote']) {
-        const sinkSent = metricSum(m, 'sluice_sink_sent_events_total', { component_id: sink });
-        expect(sinkSent, `round ${round} stored by ${sink}`).toBe(sent);
-      }
-    }, { timeout: 30_000, interval: 100 });
+    await vi.waitFor(
+      async () => {
+        const m = await scrape(daemon.apiPort);
+        for (const sink of ['local', 'remote']) {
+          const sinkSent = metricSum(m, 'sluice_sink_sent_events_total', { component_id: sink });
+          expect(sinkSent, `round ${round} stored by ${sink}`).toBe(sent);
+        }
+      },
+      { timeout: 30_000, interval: 100 },
+    );
   }
   expect(await daemon.stop()).toBe(0);
   objectKeys = listObjects(out);
@@ -148,8 +175,21 @@ describe('sluice read on a file sink', () => {
     expect(r.stderr).toMatch(/^sluice read: objects_listed=\d+ /);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(stored.map((l) => `${l}\n`).join(''));
-    const stats = Object.fromEntries(r.stderr.trim().replace('sluice read: ', '').split(' ').map((kv) => kv.split('=')));
-    expect(stats).toMatchObject({ objects_listed: String(objectKeys.length), objects_skipped: '0', objects_read: String(objectKeys.length), objects_failed: '0', records_scanned: String(TALOS + HEC), records_matched: String(TALOS + HEC) });
+    const stats = Object.fromEntries(
+      r.stderr
+        .trim()
+        .replace('sluice read: ', '')
+        .split(' ')
+        .map((kv) => kv.split('=')),
+    );
+    expect(stats).toMatchObject({
+      objects_listed: String(objectKeys.length),
+      objects_skipped: '0',
+      objects_read: String(objectKeys.length),
+      objects_failed: '0',
+      records_scanned: String(TALOS + HEC),
+      records_matched: String(TALOS + HEC),
+    });
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     // The sink's directory and a key prefix that is a name prefix read the same.
     expect((await read(['--path', out])).stdout).toBe(r.stdout);
@@ -160,7 +200,12 @@ describe('sluice read on a file sink', () => {
     const etcd = await read(['--path', out, '--where', 'talos-service=etcd']);
     expect(etcd.status).toBe(0);
     expect(ids(etcd.stdout)).toEqual(want((e) => e.service === 'etcd'));
-    expect(etcd.stdout.split('\n').filter(Boolean).every((l) => stored.includes(l))).toBe(true);
+    expect(
+      etcd.stdout
+        .split('\n')
+        .filter(Boolean)
+        .every((l) => stored.includes(l)),
+    ).toBe(true);
     const both = await read(['--path', out, '--where', 'talos-service=etcd', '--where', 'talos-level=error']);
     expect(ids(both.stdout)).toEqual(want((e) => e.service === 'etcd' && e.level === 'error'));
     const nested = await read(['--path', out, '--where', 'event.action=UPDATE']);
@@ -177,7 +222,14 @@ describe('sluice read on a file sink', () => {
   it('--since inclusive, --until exclusive: talos-time for Talos records, time for HEC ones', async () => {
     const since = T0 + 100 * STEP_MS + 0.123; // exactly record t100's time
     const until = T0 + 200 * STEP_MS + 0.123; // exactly t200's
-    const r = await read(['--path', out, '--since', new Date(since - 0.123).toISOString().replace('Z', '123Z'), '--until', new Date(until - 0.123).toISOString().replace('Z', '123Z')]);
+    const r = await read([
+      '--path',
+      out,
+      '--since',
+      new Date(since - 0.123).toISOString().replace('Z', '123Z'),
+      '--until',
+      new Date(until - 0.123).toISOString().replace('Z', '123Z'),
+    ]);
     expect(r.status).toBe(0);
     expect(ids(r.stdout)).toEqual(want((e) => e.timeMs >= since && e.timeMs < until));
     expect(ids(r.stdout)).toContain('t100');
@@ -194,13 +246,22 @@ describe('sluice read on a file sink', () => {
   it('--limit N: the first N records', async () => {
     const r = await read(['--path', out, '--limit', '5']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toBe(stored.slice(0, 5).map((l) => `${l}\n`).join(''));
+    expect(r.stdout).toBe(
+      stored
+        .slice(0, 5)
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
   });
 
   it('--format pretty: one line per record with time, host, service, level and message; no colour off a TTY', async () => {
     const r = await read(['--path', out, '--format', 'pretty', '--where', 'talos-service=etcd', '--limit', '1']);
-    const first = stored.map((l) => JSON.parse(l) as Record<string, unknown>).find((rec) => rec['talos-service'] === 'etcd')!;
-    expect(r.stdout).toBe(`${String(first['talos-time']).slice(0, 23)}Z ${String(first['host'])} etcd ${String(first['talos-level'])}: ${String(first['msg'])}\n`);
+    const first = stored
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((rec) => rec['talos-service'] === 'etcd')!;
+    expect(r.stdout).toBe(
+      `${String(first['talos-time']).slice(0, 23)}Z ${String(first['host'])} etcd ${String(first['talos-level'])}: ${String(first['msg'])}\n`,
+    );
     const hec = await read(['--path', out, '--format', 'pretty', '--where', 'host=hec-1']);
     const lines = hec.stdout.split('\n').filter(Boolean);
     expect(lines).toHaveLength(HEC);
@@ -230,7 +291,11 @@ describe('sluice read on a file sink', () => {
       [['--path', out, '--format', 'xml'], /^sluice read: --format must be ndjson or pretty/, true],
       [['--path', out, '--grep', '('], /^sluice read: --grep: /, true],
       [['--path', out, '--colour'], /^sluice read: Unknown option '--colour'/, true],
-      [['--path', 's3://Not_A_Bucket/x'], /^sluice read: --path: bucket: "Not_A_Bucket" is not a valid S3 bucket name/, false],
+      [
+        ['--path', 's3://Not_A_Bucket/x'],
+        /^sluice read: --path: bucket: "Not_A_Bucket" is not a valid S3 bucket name/,
+        false,
+      ],
       [['--path', `${join(dir, 'missing')}/`], /^sluice read: cannot read .*missing: ENOENT/, false],
     ];
     for (const [args, message, isUsage] of cases) {
@@ -238,7 +303,8 @@ describe('sluice read on a file sink', () => {
       expect(r.status, args.join(' ')).toBe(1);
       const [first, ...rest] = r.stderr.trim().split('\n');
       expect(first, args.join(' ')).toMatch(message);
-      if (isUsage) expect(rest.join('\n'), args.join(' ')).toMatch(/^usage: sluice read --path DIR \| s3:\/\/BUCKET\/PREFIX/);
+      if (isUsage)
+        expect(rest.join('\n'), args.join(' ')).toMatch(/^usage: sluice read --path DIR \| s3:\/\/BUCKET\/PREFIX/);
       else expect(rest, args.join(' ')).toEqual([]);
       expect(r.stdout).toBe('');
     }
@@ -247,14 +313,19 @@ describe('sluice read on a file sink', () => {
   it('--follow prints objects written after it started, until stopped', { timeout: 90_000 }, async () => {
     const copy = join(tempDir('sluice-read-follow-'), 'out');
     cpSync(out, copy, { recursive: true });
-    const proc = spawn(process.execPath, [CLI, 'read', '--path', copy, '--follow'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, 'read', '--path', copy, '--follow'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
     try {
-      await vi.waitFor(() => expect(stdout.split('\n').length - 1).toBe(stored.length), { timeout: 60_000, interval: 200 });
+      await vi.waitFor(() => expect(stdout.split('\n').length - 1).toBe(stored.length), {
+        timeout: 60_000,
+        interval: 200,
+      });
       // A new object, written the way the file sink writes one: a temp name, then a rename.
       const last = objectKeys[objectKeys.length - 1]!;
       const key = last.replace(/-(\d{6})\.ndjson\.zst$/, '-999999.ndjson.zst');
@@ -262,7 +333,10 @@ describe('sluice read on a file sink', () => {
       copyFileSync(join(out, objectKeys[0]!), join(copy, dirname(key), '.tmp-new'));
       renameSync(join(copy, dirname(key), '.tmp-new'), join(copy, key));
       const first = await readObjectLines(join(out, objectKeys[0]!));
-      await vi.waitFor(() => expect(stdout).toBe([...stored, ...first].map((l) => `${l}\n`).join('')), { timeout: 60_000, interval: 200 });
+      await vi.waitFor(() => expect(stdout).toBe([...stored, ...first].map((l) => `${l}\n`).join('')), {
+        timeout: 60_000,
+        interval: 200,
+      });
     } finally {
       proc.kill('SIGTERM');
     }
@@ -278,7 +352,9 @@ describe('sluice read on a terminal', () => {
     const copy = join(tempDir('sluice-read-tty-'), 'out');
     cpSync(out, copy, { recursive: true });
     const quote = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
-    const command = [process.execPath, CLI, 'read', '--path', copy, '--follow', '--format', 'pretty'].map(quote).join(' ');
+    const command = [process.execPath, CLI, 'read', '--path', copy, '--follow', '--format', 'pretty']
+      .map(quote)
+      .join(' ');
     const proc = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let tty = '';
     proc.stdout.setEncoding('utf8').on('data', (c: string) => (tty += c));
@@ -286,7 +362,15 @@ describe('sluice read on a terminal', () => {
     try {
       // Every record printed, then (after a second of reading) the progress line: objects read
       // of objects wanted, MB, records matched, redrawn in place.
-      await vi.waitFor(() => expect(tty).toMatch(new RegExp(`\\r\\x1b\\[K${objectKeys.length}/${objectKeys.length} objects, \\d+ MB, ${stored.length} matched`)), { timeout: 60_000, interval: 200 });
+      await vi.waitFor(
+        () =>
+          expect(tty).toMatch(
+            new RegExp(
+              `\\r\\x1b\\[K${objectKeys.length}/${objectKeys.length} objects, \\d+ MB, ${stored.length} matched`,
+            ),
+          ),
+        { timeout: 60_000, interval: 200 },
+      );
       expect(tty).toContain('\x1b['); // colour escapes in the pretty lines
       expect(tty.split('\n').filter((l) => l.includes('machined')).length).toBeGreaterThan(0);
     } finally {
@@ -299,7 +383,13 @@ describe('sluice read on a terminal', () => {
 describe('sluice read on an aws_s3 sink (Ceph RGW)', () => {
   it('--config/--sink: the sink location and its own credentials, never printed', async () => {
     // The credentials are in the config (through ${VARS}); none in the AWS environment.
-    const r = await read(['--config', configPath, '--sink', 'remote', '--stats'], { ...s3Env(env), HEC_TOKEN: TOKEN, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: 'none-such' });
+    const r = await read(['--config', configPath, '--sink', 'remote', '--stats'], {
+      ...s3Env(env),
+      HEC_TOKEN: TOKEN,
+      AWS_ACCESS_KEY_ID: '',
+      AWS_SECRET_ACCESS_KEY: '',
+      AWS_PROFILE: 'none-such',
+    });
     expect(r.stderr).toMatch(/^sluice read: objects_listed=\d+ .*objects_failed=0 /);
     expect(r.status).toBe(0);
     // The same records as the file sink, each exactly as stored (objects may cut differently).
@@ -308,18 +398,25 @@ describe('sluice read on an aws_s3 sink (Ceph RGW)', () => {
   });
 
   it('--path s3://bucket/prefix with the AWS default chain (environment)', async () => {
-    const r = await read(['--path', `s3://${bucket}/talos/`, '--endpoint', env.endpoint, '--where', 'talos-service=kubelet'], { AWS_ACCESS_KEY_ID: env.accessKeyId, AWS_SECRET_ACCESS_KEY: env.secretAccessKey });
+    const r = await read(
+      ['--path', `s3://${bucket}/talos/`, '--endpoint', env.endpoint, '--where', 'talos-service=kubelet'],
+      { AWS_ACCESS_KEY_ID: env.accessKeyId, AWS_SECRET_ACCESS_KEY: env.secretAccessKey },
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(ids(r.stdout)).toEqual(want((e) => e.service === 'kubelet'));
   });
 
   it('an unreachable endpoint: exit 1 with one line', { timeout: 60_000 }, async () => {
-    const r = await read(['--path', 's3://some-bucket/x/', '--endpoint', 'http://127.0.0.1:1'], { AWS_ACCESS_KEY_ID: 'AKIAREADTEST', AWS_SECRET_ACCESS_KEY: 'read-test-secret-key' });
+    const r = await read(['--path', 's3://some-bucket/x/', '--endpoint', 'http://127.0.0.1:1'], {
+      AWS_ACCESS_KEY_ID: 'AKIAREADTEST',
+      AWS_SECRET_ACCESS_KEY: 'read-test-secret-key',
+    });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^sluice read: cannot reach endpoint http:\/\/127\.0\.0\.1:1 \(.*ECONNREFUSED.*\); check --endpoint and the network \(SLUICE_ERR_S3_UNREACHABLE\)\n$/);
+    expect(r.stderr).toMatch(
+      /^sluice read: cannot reach endpoint http:\/\/127\.0\.0\.1:1 \(.*ECONNREFUSED.*\); check --endpoint and the network \(SLUICE_ERR_S3_UNREACHABLE\)\n$/,
+    );
     expect(r.stderr).not.toContain('read-test-secret-key');
     expect(r.stdout).toBe('');
   });
 });
-

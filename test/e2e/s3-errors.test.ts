@@ -41,7 +41,9 @@ sinks:
 }
 
 describe('aws_s3 sink: errors a user sees', () => {
-  it('wrong credentials, missing bucket, unreachable endpoint: `sluice run` and `sluice validate --check-connectivity`', { timeout: 60_000 }, async () => {
+  it('wrong credentials, missing bucket, unreachable endpoint: `sluice run` and `sluice validate --check-connectivity`', {
+    timeout: 60_000,
+  }, async () => {
     const bucket = await freshBucket(client, 'e2e-errors');
     const missing = `no-such-bucket-${randomBytes(4).toString('hex')}`;
     // Port 1 (tcpmux, privileged): nothing listens there, and no port-0 listener of a parallel
@@ -75,7 +77,11 @@ describe('aws_s3 sink: errors a user sees', () => {
     const results = await Promise.all(
       cases.flatMap((c) => [
         runCli(['run', '--config', c.path], c.env).then((r) => ({ c, cmd: 'run', r })),
-        runCli(['validate', '--config', c.path, '--check-connectivity'], c.env).then((r) => ({ c, cmd: 'validate', r })),
+        runCli(['validate', '--config', c.path, '--check-connectivity'], c.env).then((r) => ({
+          c,
+          cmd: 'validate',
+          r,
+        })),
       ]),
     );
     for (const { c, cmd, r } of results) {
@@ -84,9 +90,18 @@ describe('aws_s3 sink: errors a user sees', () => {
       if (cmd === 'run') {
         expect(r.stderr, where).toBe(`sluice: sink s3: ${c.message}\n`);
         // One structured line for log shippers, no stack, nothing bound.
-        const logs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-        expect(logs.filter((l) => l['msg'] === 'sluice could not start'), where).toHaveLength(1);
-        expect(logs.some((l) => l['msg'] === 'sluice is running'), where).toBe(false);
+        const logs = r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        expect(
+          logs.filter((l) => l['msg'] === 'sluice could not start'),
+          where,
+        ).toHaveLength(1);
+        expect(
+          logs.some((l) => l['msg'] === 'sluice is running'),
+          where,
+        ).toBe(false);
         expect(r.stdout, where).not.toMatch(/\n\s+at /);
       } else {
         expect(r.stdout, where).toBe(`${c.path}: OK (1 sources, 1 sinks)\n`);

@@ -41,7 +41,16 @@ async function sendUdp(address: string, lines: readonly string[], perTick: numbe
   const { host, port } = splitAddress(address);
   const socket = createSocket('udp4');
   for (let i = 0; i < lines.length; i += perTick) {
-    await Promise.all(lines.slice(i, i + perTick).map((l) => new Promise<void>((resolve, reject) => socket.send(l, port, host, (err) => (err ? reject(err) : resolve())))));
+    await Promise.all(
+      lines
+        .slice(i, i + perTick)
+        .map(
+          (l) =>
+            new Promise<void>((resolve, reject) =>
+              socket.send(l, port, host, (err) => (err ? reject(err) : resolve())),
+            ),
+        ),
+    );
     await sleep(tickMs); // a pause on purpose: paced, UDP has no backpressure
   }
   socket.close();
@@ -50,7 +59,9 @@ async function sendUdp(address: string, lines: readonly string[], perTick: numbe
 const output = (d: RunningDaemon): string => JSON.stringify(d.logs) + d.stderr();
 
 describe('end to end: the aws_s3 sink through an S3 outage (private Ceph RGW)', () => {
-  it('radosgw down for 20 s mid-stream: TCP paused and nothing lost (block), drops counted (UDP, drop_newest), retries counted', { timeout: 180_000 }, async () => {
+  it('radosgw down for 20 s mid-stream: TCP paused and nothing lost (block), drops counted (UDP, drop_newest), retries counted', {
+    timeout: 180_000,
+  }, async () => {
     const DROPPING = 40_000;
     const UDP = 3_000;
     const bucket = await freshBucket(gw.client, 'e2e-outage');
@@ -95,7 +106,8 @@ sinks:
     const dropping = Array.from({ length: DROPPING }, (_, id) => serviceLine({ id, rand }));
     const kernel = Array.from({ length: UDP }, (_, id) => kernelLine({ id, rand }));
     const metrics = () => scrape(daemon.apiPort);
-    const received = async (id: string) => metricSum(await metrics(), 'sluice_source_received_events_total', { component_id: id });
+    const received = async (id: string) =>
+      metricSum(await metrics(), 'sluice_source_received_events_total', { component_id: id });
 
     // 50,000 lines a second: the buffers are full within a few seconds of the gateway stopping.
     const blockedSender = sendTcpPaced(daemon.sources['blocked_tcp']![0]!, blocked, 5_000, 100);
@@ -121,10 +133,15 @@ sinks:
     expect(blockedSender.waitingMs()).toBeGreaterThanOrEqual(6_000);
     expect(blockedSender.sent()).toBe(pausedAt.sent);
     expect(blockedSender.sent()).toBeLessThan(BLOCKED);
-    expect(metricSum(m, 'sluice_source_received_events_total', { component_id: 'blocked_tcp' })).toBe(pausedAt.received);
+    expect(metricSum(m, 'sluice_source_received_events_total', { component_id: 'blocked_tcp' })).toBe(
+      pausedAt.received,
+    );
     expect(metricSum(m, 'sluice_ring_used_bytes', { component_id: 'blocked_tcp' })).toBeGreaterThan(0.9 * MiB);
     // UDP cannot push back: a full ring is a counted drop.
-    const udpDropped = metricSum(m, 'sluice_source_discarded_events_total', { component_id: 'blocked_udp', reason: 'ring_full' });
+    const udpDropped = metricSum(m, 'sluice_source_discarded_events_total', {
+      component_id: 'blocked_udp',
+      reason: 'ring_full',
+    });
     expect(udpDropped).toBeGreaterThan(UDP / 2);
     // drop_newest never held its sender back: all of its stream taken in with the gateway still
     // down (block would hold it until the gateway returns), and hardly ever waiting for 'drain'.
@@ -145,10 +162,15 @@ sinks:
     await waitUntil('every TCP line received', async () => (await received('blocked_tcp')) === BLOCKED, 60_000);
     const end = await metrics();
     const udpReceived = metricSum(end, 'sluice_source_received_events_total', { component_id: 'blocked_udp' });
-    const bufferFull = metricSum(end, 'sluice_sink_discarded_events_total', { component_id: 's3_drop', reason: 'buffer_full' });
+    const bufferFull = metricSum(end, 'sluice_sink_discarded_events_total', {
+      component_id: 's3_drop',
+      reason: 'buffer_full',
+    });
     expect(metricSum(end, 'sluice_source_received_events_total', { component_id: 'dropping_tcp' })).toBe(DROPPING);
     expect(bufferFull).toBeGreaterThan(0);
-    expect(daemon.logs.some((l) => l['msg'] === 'S3 request failed; retrying' && l['component_id'] === 's3_block')).toBe(true);
+    expect(
+      daemon.logs.some((l) => l['msg'] === 'S3 request failed; retrying' && l['component_id'] === 's3_block'),
+    ).toBe(true);
 
     expect(await daemon.stop()).toBe(0);
     expect(await openUploads(gw.client, bucket)).toEqual([]);
@@ -170,15 +192,28 @@ sinks:
     // drop_newest: stored once or counted as buffer_full, never both, never lost silently.
     const seenDrop = new Uint8Array(DROPPING);
     for (const key of await listKeys(gw.client, bucket, 'drop/')) {
-      for (const line of await getObjectLines(gw.client, bucket, key)) seenDrop[serviceId(JSON.parse(line) as Record<string, unknown>)]!++;
+      for (const line of await getObjectLines(gw.client, bucket, key))
+        seenDrop[serviceId(JSON.parse(line) as Record<string, unknown>)]!++;
     }
     expect(seenDrop.every((n) => n <= 1)).toBe(true);
     expect(seenDrop.reduce((a, n) => a + n, 0)).toBe(DROPPING - bufferFull);
-    console.log(JSON.stringify({ blocked: BLOCKED, pausedAt, downMs, udpDropped, bufferFull, droppingDrainWaits: droppingSender.drainWaits(), droppingHeldBackMs: Math.round(droppingHeldBackMs) }));
+    console.log(
+      JSON.stringify({
+        blocked: BLOCKED,
+        pausedAt,
+        downMs,
+        udpDropped,
+        bufferFull,
+        droppingDrainWaits: droppingSender.drainWaits(),
+        droppingHeldBackMs: Math.round(droppingHeldBackMs),
+      }),
+    );
     expect(output(daemon)).not.toContain(gw.rgw.secretAccessKey);
   });
 
-  it("SIGTERM with the gateway down: the sink's shutdown_timeout_secs gives up (exit 1), the spool keeps the records, the next start stores them once", { timeout: 60_000 }, async () => {
+  it("SIGTERM with the gateway down: the sink's shutdown_timeout_secs gives up (exit 1), the spool keeps the records, the next start stores them once", {
+    timeout: 60_000,
+  }, async () => {
     const LINES = 1_000;
     await gw.rgw.startGateway();
     const bucket = await freshBucket(gw.client, 'e2e-sigterm-down');
@@ -198,7 +233,12 @@ sinks:
 `;
     const daemon = await startDaemon(yaml, { dir, env: s3Env(gw.rgw) });
     const rand = mulberry32(5);
-    await sendTcpPaced(daemon.sources['talos']![0]!, Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand })), LINES, 0).done;
+    await sendTcpPaced(
+      daemon.sources['talos']![0]!,
+      Array.from({ length: LINES }, (_, id) => serviceLine({ id, rand })),
+      LINES,
+      0,
+    ).done;
     await waitUntil(
       'every line received',
       async () => metricSum(await scrape(daemon.apiPort), 'sluice_source_received_events_total') === LINES,
@@ -215,7 +255,9 @@ sinks:
       /^shutdown_timeout_secs \(1\) of sink s3 passed with 1 object\(s\) unfinished; of their 1000 records, 0 are counted as discarded \(reason shutdown_timeout\) and 1000 stay in the spool: the next start uploads them/,
     );
     expect(gaveUp?.['spooled']).toBe(LINES);
-    expect(gaveUp?.['objects']).toEqual([expect.stringMatching(/^\d{4}\/\d{2}\/\d{2}\/\d{2}:\d{2}:\d{2}-[0-9a-f]{16}-000000\.ndjson\.zst$/)]);
+    expect(gaveUp?.['objects']).toEqual([
+      expect.stringMatching(/^\d{4}\/\d{2}\/\d{2}\/\d{2}:\d{2}:\d{2}-[0-9a-f]{16}-000000\.ndjson\.zst$/),
+    ]);
     expect(daemon.stderr()).toBe(
       "sluice: sink s3: objects not completed within the sink's shutdown_timeout_secs; 0 records counted as discarded (reason shutdown_timeout); 1000 records of unfinished objects stay in the spool, and the next start uploads them (SLUICE_ERR_SHUTDOWN_TIMEOUT)\n",
     );
@@ -230,7 +272,10 @@ sinks:
       expect(await again.stop('SIGTERM')).toBe(0);
     }
     const seen = await countIds(gw.client, bucket, '', LINES, serviceId);
-    expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({ missing: 0, twice: 0 });
+    expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({
+      missing: 0,
+      twice: 0,
+    });
     expect(await openUploads(gw.client, bucket)).toEqual([]);
   });
 });

@@ -31,7 +31,9 @@ function output(d: RunningDaemon): string {
 }
 
 describe('end to end: TCP into the aws_s3 sink (Ceph RGW)', () => {
-  it('200,000 lines, upload_period_secs 2: several objects, every line exactly once with its tags', { timeout: 60_000 }, async () => {
+  it('200,000 lines, upload_period_secs 2: several objects, every line exactly once with its tags', {
+    timeout: 60_000,
+  }, async () => {
     const LINES = 200_000;
     const bucket = await freshBucket(client, 'e2e-stream');
     const dir = tempDir();
@@ -77,7 +79,8 @@ sinks:
     const seen = await countIds(client, bucket, 'talos/', LINES, (rec) => {
       const id = serviceId(rec);
       const { cluster, __host, ...original } = rec;
-      if (cluster !== 'e2e' || __host !== '127.0.0.1' || JSON.stringify(original) !== lines[id]) wrong.push(JSON.stringify(rec));
+      if (cluster !== 'e2e' || __host !== '127.0.0.1' || JSON.stringify(original) !== lines[id])
+        wrong.push(JSON.stringify(rec));
       return id;
     });
     expect(wrong.slice(0, 3)).toEqual([]);
@@ -86,7 +89,9 @@ sinks:
     expect(output(daemon)).not.toContain(env.secretAccessKey);
   });
 
-  it('SIGTERM while an object of several 5 MiB parts is uploading: the object is completed whole', { timeout: 60_000 }, async () => {
+  it('SIGTERM while an object of several 5 MiB parts is uploading: the object is completed whole', {
+    timeout: 60_000,
+  }, async () => {
     const LINES = 80_000; // ~19 MiB of NDJSON: 4 parts
     const bucket = await freshBucket(client, 'e2e-parts');
     const dir = tempDir();

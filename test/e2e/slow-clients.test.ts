@@ -13,29 +13,63 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { writeInPieces } from '@sluice/testkit/pieces';
-import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.ts';
+import {
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  splitAddress,
+  startDaemon,
+  tempDir,
+  type RunningDaemon,
+} from '../helpers/daemon.ts';
 import { makeTestPki } from '@sluice/sources/test-certs';
 
 const TOKEN = 'slow-clients-token';
 const EVENT_PATH = '/services/collector/event';
 
 /** A daemon with a splunk_hec source `hec` (with `hecOptions`), and any other sources, into a file sink. */
-async function hecDaemon(hecOptions: Record<string, unknown>, extraSources: Record<string, unknown> = {}): Promise<{ daemon: RunningDaemon; out: string }> {
+async function hecDaemon(
+  hecOptions: Record<string, unknown>,
+  extraSources: Record<string, unknown> = {},
+): Promise<{ daemon: RunningDaemon; out: string }> {
   const dir = tempDir();
   const out = join(dir, 'out');
   const hec = { type: 'splunk_hec', address: '127.0.0.1:0', valid_tokens: [TOKEN], ...hecOptions };
-  const sink = { type: 'file', inputs: ['hec', ...Object.keys(extraSources)], path: out, compression: 'none', upload_period_secs: 1 };
-  const config = { data_dir: `${dir}/data`, api: { address: '127.0.0.1:0' }, sources: { hec, ...extraSources }, sinks: { local: sink } };
+  const sink = {
+    type: 'file',
+    inputs: ['hec', ...Object.keys(extraSources)],
+    path: out,
+    compression: 'none',
+    upload_period_secs: 1,
+  };
+  const config = {
+    data_dir: `${dir}/data`,
+    api: { address: '127.0.0.1:0' },
+    sources: { hec, ...extraSources },
+    sinks: { local: sink },
+  };
   const daemon = await startDaemon(stringify(config), { dir });
   return { daemon, out };
 }
 
 /** One POST on a connection of its own (no keep-alive pool): status and body. */
-function post(address: string, body: string | Buffer, opts: { timeoutMs?: number } = {}): Promise<{ status: number; text: string }> {
+function post(
+  address: string,
+  body: string | Buffer,
+  opts: { timeoutMs?: number } = {},
+): Promise<{ status: number; text: string }> {
   const { host, port } = splitAddress(address);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host, port, path: EVENT_PATH, method: 'POST', agent: false, headers: { authorization: `Splunk ${TOKEN}`, 'content-length': Buffer.byteLength(body) } },
+      {
+        host,
+        port,
+        path: EVENT_PATH,
+        method: 'POST',
+        agent: false,
+        headers: { authorization: `Splunk ${TOKEN}`, 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8').on('data', (c: string) => (text += c));
@@ -55,7 +89,9 @@ function post(address: string, body: string | Buffer, opts: { timeoutMs?: number
  */
 function headTricklers(address: string, count: number): { cuts: () => number; stop: () => void } {
   const { host, port } = splitAddress(address);
-  const head = Buffer.from(`POST ${EVENT_PATH} HTTP/1.1\r\nHost: sluice\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 2\r\n\r\n{}`);
+  const head = Buffer.from(
+    `POST ${EVENT_PATH} HTTP/1.1\r\nHost: sluice\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 2\r\n\r\n{}`,
+  );
   let stopped = false;
   let cuts = 0;
   const sockets = new Set<Socket>();
@@ -95,10 +131,15 @@ async function storedLines(out: string): Promise<string[]> {
 }
 
 const refusedSlow = async (daemon: RunningDaemon, id: string): Promise<number> =>
-  metricSum(await scrape(daemon.apiPort), 'sluice_source_connections_refused_total', { component_id: id, reason: 'slow_client' });
+  metricSum(await scrape(daemon.apiPort), 'sluice_source_connections_refused_total', {
+    component_id: id,
+    reason: 'slow_client',
+  });
 
 describe('end to end: slow clients never lock anyone out', () => {
-  it('60 clients trickling request heads at 1 byte/s against max_connections 50: a well-behaved client is served within 15 s', { timeout: 120_000 }, async () => {
+  it('60 clients trickling request heads at 1 byte/s against max_connections 50: a well-behaved client is served within 15 s', {
+    timeout: 120_000,
+  }, async () => {
     const { daemon, out } = await hecDaemon({ max_connections: 50, header_timeout_secs: 2 });
     const address = daemon.sources['hec']![0]!;
     const tricklers = headTricklers(address, 60);
@@ -106,7 +147,9 @@ describe('end to end: slow clients never lock anyone out', () => {
       // Every slot taken by a trickler before the well-behaved client comes.
       await vi.waitFor(
         async () => {
-          expect(metricSum(await scrape(daemon.apiPort), 'sluice_source_open_connections', { component_id: 'hec' })).toBeGreaterThanOrEqual(50);
+          expect(
+            metricSum(await scrape(daemon.apiPort), 'sluice_source_open_connections', { component_id: 'hec' }),
+          ).toBeGreaterThanOrEqual(50);
         },
         { timeout: 30_000, interval: 100 },
       );
@@ -141,7 +184,9 @@ describe('end to end: slow clients never lock anyone out', () => {
     expect(await storedLines(out)).toEqual([JSON.stringify({ event: { msg: 'well-behaved', n: 1 } })]);
   });
 
-  it('a body trickling below min_body_bytes_per_sec is cut with 408 and counted; a 2 MB body sent over ~3 s is stored', { timeout: 120_000 }, async () => {
+  it('a body trickling below min_body_bytes_per_sec is cut with 408 and counted; a 2 MB body sent over ~3 s is stored', {
+    timeout: 120_000,
+  }, async () => {
     const { daemon, out } = await hecDaemon({ body_timeout_secs: 2, min_body_bytes_per_sec: 1024 });
     const address = daemon.sources['hec']![0]!;
     const { host, port } = splitAddress(address);
@@ -153,27 +198,44 @@ describe('end to end: slow clients never lock anyone out', () => {
     trickle.setEncoding('utf8').on('data', (c: string) => (answer += c));
     const closed = new Promise<void>((resolve) => trickle.on('close', () => resolve()));
     const t0 = Date.now();
-    trickle.write(`POST ${EVENT_PATH} HTTP/1.1\r\nHost: sluice\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 1000\r\n\r\n{`);
+    trickle.write(
+      `POST ${EVENT_PATH} HTTP/1.1\r\nHost: sluice\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 1000\r\n\r\n{`,
+    );
     const drip = setInterval(() => trickle.write(' '), 1000);
 
     // The large request: 2 MB of envelopes in 64 KiB pieces every 100 ms (~640 KB/s, so ~3 s:
     // longer than body_timeout_secs, far above the minimum rate).
-    const envelopes = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ time: 1732270000 + i, event: { i, pad: 'x'.repeat(1000) } }));
+    const envelopes = Array.from({ length: 2000 }, (_, i) =>
+      JSON.stringify({ time: 1732270000 + i, event: { i, pad: 'x'.repeat(1000) } }),
+    );
     const big = Buffer.from(envelopes.join(''));
     expect(big.length).toBeGreaterThan(2_000_000);
     const bigReply = new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request({ host, port, path: EVENT_PATH, method: 'POST', agent: false, headers: { authorization: `Splunk ${TOKEN}`, 'content-length': big.length } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
+      const req = request(
+        {
+          host,
+          port,
+          path: EVENT_PATH,
+          method: 'POST',
+          agent: false,
+          headers: { authorization: `Splunk ${TOKEN}`, 'content-length': big.length },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
       req.on('error', reject);
       void writeInPieces(req, big, 65_536, 100);
     });
     const bigStarted = Date.now();
 
     try {
-      await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('trickling body not cut within 30 s')), 30_000))]);
+      await Promise.race([
+        closed,
+        new Promise((_, reject) => setTimeout(() => reject(new Error('trickling body not cut within 30 s')), 30_000)),
+      ]);
     } finally {
       clearInterval(drip);
       trickle.destroy();
@@ -190,8 +252,12 @@ describe('end to end: slow clients never lock anyone out', () => {
 
     const m = await scrape(daemon.apiPort);
     // One trickling request: one cut connection and one event counted and discarded.
-    expect(metricSum(m, 'sluice_source_connections_refused_total', { component_id: 'hec', reason: 'slow_client' })).toBe(1);
-    expect(metricSum(m, 'sluice_source_discarded_events_total', { component_id: 'hec', reason: 'slow_client' })).toBe(1);
+    expect(
+      metricSum(m, 'sluice_source_connections_refused_total', { component_id: 'hec', reason: 'slow_client' }),
+    ).toBe(1);
+    expect(metricSum(m, 'sluice_source_discarded_events_total', { component_id: 'hec', reason: 'slow_client' })).toBe(
+      1,
+    );
     expect(metricSum(m, 'sluice_source_received_events_total', { component_id: 'hec' })).toBe(envelopes.length + 1);
     expect(metricSum(m, 'sluice_source_http_requests_total', { component_id: 'hec', status: '408' })).toBe(1);
 
@@ -199,10 +265,15 @@ describe('end to end: slow clients never lock anyone out', () => {
     expect(await storedLines(out)).toEqual(envelopes);
   });
 
-  it('a connection that never starts its TLS handshake is closed after handshake_timeout_secs (tcp and splunk_hec) and counted', { timeout: 120_000 }, async () => {
+  it('a connection that never starts its TLS handshake is closed after handshake_timeout_secs (tcp and splunk_hec) and counted', {
+    timeout: 120_000,
+  }, async () => {
     const pki = makeTestPki();
     const tls = { cert_file: pki.certFile, key_file: pki.keyFile, handshake_timeout_secs: 2 };
-    const { daemon } = await hecDaemon({ tls }, { talos: { type: 'tcp', address: '127.0.0.1:0', idle_timeout_secs: 0, tls } });
+    const { daemon } = await hecDaemon(
+      { tls },
+      { talos: { type: 'tcp', address: '127.0.0.1:0', idle_timeout_secs: 0, tls } },
+    );
     const silentFor = async (address: string): Promise<number> => {
       const { host, port } = splitAddress(address);
       const socket = connect({ host, port });
@@ -214,14 +285,23 @@ describe('end to end: slow clients never lock anyone out', () => {
       ]).finally(() => socket.destroy());
       return Date.now() - t0;
     };
-    const [hecMs, tcpMs] = await Promise.all([silentFor(daemon.sources['hec']![0]!), silentFor(daemon.sources['talos']![0]!)]);
+    const [hecMs, tcpMs] = await Promise.all([
+      silentFor(daemon.sources['hec']![0]!),
+      silentFor(daemon.sources['talos']![0]!),
+    ]);
     expect(hecMs).toBeGreaterThanOrEqual(1900);
     expect(tcpMs).toBeGreaterThanOrEqual(1900);
     // One silent connection each: one cut each, none counted as a failed handshake.
     const m = await scrape(daemon.apiPort);
     for (const id of ['hec', 'talos']) {
-      expect(metricSum(m, 'sluice_source_connections_refused_total', { component_id: id, reason: 'slow_client' }), id).toBe(1);
-      expect(metricSum(m, 'sluice_source_connections_refused_total', { component_id: id, reason: 'tls_handshake' }), id).toBe(0);
+      expect(
+        metricSum(m, 'sluice_source_connections_refused_total', { component_id: id, reason: 'slow_client' }),
+        id,
+      ).toBe(1);
+      expect(
+        metricSum(m, 'sluice_source_connections_refused_total', { component_id: id, reason: 'tls_handshake' }),
+        id,
+      ).toBe(0);
     }
     expect(await daemon.stop('SIGTERM')).toBe(0);
   });

@@ -36,14 +36,17 @@ async function spooledIds(dir: string): Promise<{ ids: number[]; segments: numbe
     for (let f = r.next(); f !== null; f = r.next()) {
       records += f.records;
       const text = (await zstdDecompress(Buffer.from(f.bytes))).toString('utf8');
-      for (const line of text.split('\n')) if (line !== '') ids.push(serviceId(JSON.parse(line) as Record<string, unknown>));
+      for (const line of text.split('\n'))
+        if (line !== '') ids.push(serviceId(JSON.parse(line) as Record<string, unknown>));
     }
   }
   return { ids, segments: names.length, records };
 }
 
 describe('end to end: the spool through kill -9 (Ceph RGW)', () => {
-  it('kill -9 mid-stream of 500,000 lines, restart: every spooled line is in S3, in order, once; no upload left open', { timeout: 120_000 }, async () => {
+  it('kill -9 mid-stream of 500,000 lines, restart: every spooled line is in S3, in order, once; no upload left open', {
+    timeout: 120_000,
+  }, async () => {
     const LINES = 500_000;
     const bucket = await freshBucket(client, 'e2e-spool-crash');
     const dir = tempDir();
@@ -95,7 +98,17 @@ sinks:
       if (i >= stored && seen[i]! > 0) beyond++;
       if (seen[i]! > 1) duplicates++;
     }
-    console.log(JSON.stringify({ sentAtKill, appendedBeforeKill: metricSum(before, 'sluice_spool_appended_events_total'), spooledAtKill: spool.records, segments: spool.segments, recovered, stored, duplicates }));
+    console.log(
+      JSON.stringify({
+        sentAtKill,
+        appendedBeforeKill: metricSum(before, 'sluice_spool_appended_events_total'),
+        spooledAtKill: spool.records,
+        segments: spool.segments,
+        recovered,
+        stored,
+        duplicates,
+      }),
+    );
     expect(spool.segments).toBeGreaterThan(0);
     expect(beyond).toBe(0); // a prefix of the stream, no holes
     expect(stored).toBeGreaterThan(spooledMax); // every spooled line is in S3

@@ -48,7 +48,11 @@ const MiB = 1024 * KiB;
 const gw = privateRgw();
 
 function config(dir: string, bucket: string, whenFull: 'block' | 'drop_newest', maxSpoolBytes: number): string {
-  return tcpToS3Config(`${dir}/data`, gw.rgw.endpoint, bucket, { when_full: whenFull, spool: true, max_spool_bytes: maxSpoolBytes });
+  return tcpToS3Config(`${dir}/data`, gw.rgw.endpoint, bucket, {
+    when_full: whenFull,
+    spool: true,
+    max_spool_bytes: maxSpoolBytes,
+  });
 }
 
 const segmentsIn = (dir: string): number => readdirSync(dir).filter((n) => n.endsWith('.seg')).length;
@@ -58,7 +62,12 @@ const segmentsIn = (dir: string): number => readdirSync(dir).filter((n) => n.end
  * until its object completes), the gateway stopped, `lines` service lines received and the
  * spool holding a segment. `edit` adjusts the config (shutdown deadlines).
  */
-async function fullSpoolGatewayDown(bucketName: string, lines: number, seed: number, edit: (yaml: string) => string): Promise<{ daemon: RunningDaemon; bucket: string; spoolDir: string }> {
+async function fullSpoolGatewayDown(
+  bucketName: string,
+  lines: number,
+  seed: number,
+  edit: (yaml: string) => string,
+): Promise<{ daemon: RunningDaemon; bucket: string; spoolDir: string }> {
   await gw.rgw.startGateway();
   const bucket = await freshBucket(gw.client, bucketName);
   const dir = tempDir();
@@ -73,12 +82,17 @@ async function fullSpoolGatewayDown(bucketName: string, lines: number, seed: num
   // Settled: nothing more read out of the ring or spooled between two looks 200 ms apart (the rest is
   // held for spool space).
   let last = '';
-  await waitUntil('the rest to be held for spool space', async () => {
-    const c = await counters(daemon);
-    const before = last;
-    last = `${c.ringUsed} ${c.appended}`;
-    return last === before;
-  }, 30_000, 200);
+  await waitUntil(
+    'the rest to be held for spool space',
+    async () => {
+      const c = await counters(daemon);
+      const before = last;
+      last = `${c.ringUsed} ${c.appended}`;
+      return last === before;
+    },
+    30_000,
+    200,
+  );
   return { daemon, bucket, spoolDir };
 }
 
@@ -106,10 +120,15 @@ const dropsOf = (c: { sinkDiscarded: number; sourceDiscarded: number }): number 
  * in the ring, a batch, an open object or a PUT (the counters only ever rise).
  */
 const settled = (d: RunningDaemon, n: number): Promise<number> =>
-  waitUntil(`${n} lines received, each stored or counted as dropped`, async () => {
-    const c = await counters(d);
-    return c.received === n && c.stored + dropsOf(c) === n;
-  }, 60_000, 200);
+  waitUntil(
+    `${n} lines received, each stored or counted as dropped`,
+    async () => {
+      const c = await counters(d);
+      return c.received === n && c.stored + dropsOf(c) === n;
+    },
+    60_000,
+    200,
+  );
 
 /**
  * "Never held back" with drop_newest: the sender waited for 'drain' this long at most, in all.
@@ -124,11 +143,14 @@ const HELD_BACK_MAX_MS = 2_500;
  * settling the bucket pools): make them before the part of a test that S3's latency could upset.
  */
 async function warmUp(client: S3Client, bucket: string): Promise<void> {
-  for (let i = 0; i < 3; i++) await client.send(new PutObjectCommand({ Bucket: bucket, Key: `warm-up/${i}`, Body: randomBytes(64 * KiB) }));
+  for (let i = 0; i < 3; i++)
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `warm-up/${i}`, Body: randomBytes(64 * KiB) }));
 }
 
 describe('end to end: a full spool (private Ceph RGW)', () => {
-  it('drop_newest: spool full while S3 is down, drops counted, books balance; space returns and new data is spooled and stored', { timeout: 120_000 }, async () => {
+  it('drop_newest: spool full while S3 is down, drops counted, books balance; space returns and new data is spooled and stored', {
+    timeout: 120_000,
+  }, async () => {
     // Outside the outage 2,500 lines a second (~95 KB/s compressed): the spool holds over 5 s of
     // 1 s objects, so S3 may answer slowly without a drop. During it 5,000 lines a second for
     // 5 s (~950 KB compressed): with the gateway down, 512 KiB is full within about 3 s.
@@ -143,11 +165,8 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     const address = daemon.sources['talos']![0]!;
     const rand = mulberry32(31);
     const lines = Array.from({ length: C }, (_, id) => serviceLine({ id, rand }));
-    const receivedAll = (n: number) => waitUntil(
-      `${n} lines received`,
-      async () => (await counters(daemon)).received === n,
-      30_000,
-    );
+    const receivedAll = (n: number) =>
+      waitUntil(`${n} lines received`, async () => (await counters(daemon)).received === n, 30_000);
 
     // Before: the gateway is up, the spool has room, nothing is dropped.
     await sendTcpPaced(address, lines.slice(0, A), 125, 50).done;
@@ -208,7 +227,20 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     // A spool_full drop is in the sink's books too (sluice_sink_discarded_events_total), once.
     const drops = dropsOf(end);
     expect(end.sinkSpoolFull).toBe(end.spoolFull);
-    console.log(JSON.stringify({ received: end.received, stored, spoolFull: end.spoolFull, sinkDiscarded: end.sinkDiscarded, sentInMs: sentIn, drainWaits: sender.drainWaits(), heldBackMs: Math.round(sender.heldBackMs()), spoolBytesDuring: during.spoolBytes, segmentsDuring, freedAfterMs }));
+    console.log(
+      JSON.stringify({
+        received: end.received,
+        stored,
+        spoolFull: end.spoolFull,
+        sinkDiscarded: end.sinkDiscarded,
+        sentInMs: sentIn,
+        drainWaits: sender.drainWaits(),
+        heldBackMs: Math.round(sender.heldBackMs()),
+        spoolBytesDuring: during.spoolBytes,
+        segmentsDuring,
+        freedAfterMs,
+      }),
+    );
     expect(twice).toBe(0);
     expect(end.received).toBe(C);
     expect(stored).toBe(end.stored);
@@ -219,7 +251,9 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(inRange(A, B)).toBe(B - A - drops); // during: what was not dropped
   });
 
-  it('block: spool full while S3 is down, nothing dropped, the sender stalls; everything arrives once after recovery', { timeout: 120_000 }, async () => {
+  it('block: spool full while S3 is down, nothing dropped, the sender stalls; everything arrives once after recovery', {
+    timeout: 120_000,
+  }, async () => {
     const MAX_SPOOL = 256 * KiB;
     await gw.rgw.startGateway();
     const bucket = await freshBucket(gw.client, 'e2e-spool-full-block');
@@ -275,15 +309,32 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(await openUploads(gw.client, bucket)).toEqual([]);
 
     const seen = await countIds(gw.client, bucket, 'talos/', LINES, serviceId);
-    console.log(JSON.stringify({ lines: LINES, stalledAfterMs, sentAtStall, receivedAtStall: stalled.received, spoolBytesAtStall: stalled.spoolBytes, drainWaits: sender.drainWaits(), downMs }));
+    console.log(
+      JSON.stringify({
+        lines: LINES,
+        stalledAfterMs,
+        sentAtStall,
+        receivedAtStall: stalled.received,
+        spoolBytesAtStall: stalled.spoolBytes,
+        drainWaits: sender.drainWaits(),
+        downMs,
+      }),
+    );
     expect(seen.every((n) => n === 1)).toBe(true);
   });
-  it('block: SIGTERM while the spool is full and S3 is down, S3 back within shutdown_timeout_secs: exit 0, every line stored once, spool empty', { timeout: 60_000 }, async () => {
+  it('block: SIGTERM while the spool is full and S3 is down, S3 back within shutdown_timeout_secs: exit 0, every line stored once, spool empty', {
+    timeout: 60_000,
+  }, async () => {
     // 5,600 lines are 5 batches of ~256 KiB (the last one nearly whole), so the last batch is
     // held for spool space when the dispatcher's flush ends and the shutdown closes the writer.
     // Before the fix in SpoolingWriter.close() that batch (~950 lines) was lost with exit 0.
     const LINES = 5_600;
-    const { daemon, bucket, spoolDir } = await fullSpoolGatewayDown('e2e-spool-full-sigterm', LINES, 41, (yaml) => yaml);
+    const { daemon, bucket, spoolDir } = await fullSpoolGatewayDown(
+      'e2e-spool-full-sigterm',
+      LINES,
+      41,
+      (yaml) => yaml,
+    );
     const exit = daemon.stop('SIGTERM');
     await sleep(2_000); // a pause on purpose: S3 comes back 2 s into the shutdown, within its deadline
     await gw.rgw.startGateway();
@@ -291,14 +342,24 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(readdirSync(spoolDir)).toEqual([]);
     expect(await openUploads(gw.client, bucket)).toEqual([]);
     const seen = await countIds(gw.client, bucket, 'talos/', LINES, serviceId);
-    expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({ missing: 0, twice: 0 });
+    expect({ missing: seen.filter((n) => n === 0).length, twice: seen.filter((n) => n > 1).length }).toEqual({
+      missing: 0,
+      twice: 0,
+    });
   });
 
-  it("block: SIGTERM while the spool is full and S3 stays down past the daemon's shutdown_timeout_secs: exit 1, every received line counted as given up", { timeout: 60_000 }, async () => {
+  it("block: SIGTERM while the spool is full and S3 stays down past the daemon's shutdown_timeout_secs: exit 1, every received line counted as given up", {
+    timeout: 60_000,
+  }, async () => {
     const LINES = 5_600;
     // The daemon's deadline (2 s) fires before the sink's own (30 s): the writer is still
     // blocked on the full spool and the ring still holds batches.
-    const { daemon } = await fullSpoolGatewayDown('e2e-spool-full-deadline', LINES, 43, (yaml) => `shutdown_timeout_secs: 2\n${yaml}    shutdown_timeout_secs: 30\n`);
+    const { daemon } = await fullSpoolGatewayDown(
+      'e2e-spool-full-deadline',
+      LINES,
+      43,
+      (yaml) => `shutdown_timeout_secs: 2\n${yaml}    shutdown_timeout_secs: 30\n`,
+    );
     expect(await daemon.stop('SIGTERM')).toBe(1);
     const m =
       /passed while ([^;]+); (\d+) records not in an object yet and (\d+) records in unfinished objects counted as discarded \(reason shutdown_timeout\); (\d+) records of unfinished objects stay in the spool, and the next start uploads them \(SLUICE_ERR_SHUTDOWN_TIMEOUT\)/.exec(
@@ -314,7 +375,9 @@ describe('end to end: a full spool (private Ceph RGW)', () => {
     expect(inRings + lost + spooled).toBe(LINES);
     const perSource = daemon.logs.find((l) => l['component_id'] === 'talos' && typeof l['records'] === 'number');
     expect(perSource?.['records']).toBe(inRings);
-    expect(String(perSource?.['msg'])).toMatch(/records of source talos not in an object yet; they are counted as discarded \(reason shutdown_timeout\)/);
+    expect(String(perSource?.['msg'])).toMatch(
+      /records of source talos not in an object yet; they are counted as discarded \(reason shutdown_timeout\)/,
+    );
     await gw.rgw.startGateway();
   });
 });

@@ -51,7 +51,9 @@ interface Sample {
 }
 
 describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', () => {
-  it('radosgw down 60 s under a stream larger than the memory bounds: sender held back, spool holds the data, nothing lost, spool empty after', { timeout: 240_000 }, async () => {
+  it('radosgw down 60 s under a stream larger than the memory bounds: sender held back, spool holds the data, nothing lost, spool empty after', {
+    timeout: 240_000,
+  }, async () => {
     // ~220 bytes a line: 176 MB of NDJSON (30 MB compressed). A first run took in ~425,000
     // lines before it held the sender back (the ring, 5 objects of about 1 s each in the sink's
     // buffers and in the spool) and ~125,000 more sat in the kernel's socket buffers (loopback
@@ -60,15 +62,17 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
     // tcp_rmem/tcp_wmem maxima) where that is more: the sender is held back with lines unsent.
     const PACED_BYTES_PER_SEC = 100_000 * 220;
     const rand = mulberry32(21);
-    const lines = linesOfAtLeast(1.25 * (5 * PACED_BYTES_PER_SEC + MiB + tcpBufferMaxBytes()), 800_000, (id) => serviceLine({ id, rand }));
+    const lines = linesOfAtLeast(1.25 * (5 * PACED_BYTES_PER_SEC + MiB + tcpBufferMaxBytes()), 800_000, (id) =>
+      serviceLine({ id, rand }),
+    );
     const LINES = lines.length;
     const bucket = await freshBucket(gw.client, 'e2e-spool-outage');
     const dir = tempDir();
     const spoolDir = join(dir, 'data/spool/s3');
-    const daemon = await startDaemon(
-      tcpToS3Config(`${dir}/data`, gw.rgw.endpoint, bucket, { spool: true }),
-      { dir, env: s3Env(gw.rgw) },
-    );
+    const daemon = await startDaemon(tcpToS3Config(`${dir}/data`, gw.rgw.endpoint, bucket, { spool: true }), {
+      dir,
+      env: s3Env(gw.rgw),
+    });
     const segments = (): number => readdirSync(spoolDir).filter((n) => n.endsWith('.seg')).length;
     const sample = async (t0: number): Promise<Sample> => {
       const m = await scrape(daemon.apiPort);
@@ -108,7 +112,11 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
     // Held back: from 20 s into the outage to its end, nothing more left the sender or reached
     // Sluice, with lines still unsent.
     const held = timeline.find((s) => s.t >= 20_000)!;
-    console.log(JSON.stringify({ 'timeline [ms, sent, received, spool bytes]': timeline.map((x) => [x.t, x.sent, x.received, x.spoolBytes]) }));
+    console.log(
+      JSON.stringify({
+        'timeline [ms, sent, received, spool bytes]': timeline.map((x) => [x.t, x.sent, x.received, x.spoolBytes]),
+      }),
+    );
     expect(last.sent).toBe(held.sent);
     expect(last.received).toBe(held.received);
     expect(last.sent).toBeLessThan(LINES);
@@ -134,7 +142,8 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
       'every line stored or counted as dropped',
       async () => {
         const m = await scrape(daemon.apiPort);
-        const drops = metricSum(m, 'sluice_sink_discarded_events_total') + metricSum(m, 'sluice_source_discarded_events_total');
+        const drops =
+          metricSum(m, 'sluice_sink_discarded_events_total') + metricSum(m, 'sluice_source_discarded_events_total');
         return metricSum(m, 'sluice_sink_sent_events_total') + drops === LINES;
       },
       60_000,
@@ -162,7 +171,15 @@ describe('end to end: the spool through a 60 s S3 outage (private Ceph RGW)', ()
       if (n === 0) missing++;
       if (n > 1) duplicates++;
     }
-    console.log(JSON.stringify({ heldAt: held, sentAfterUpMs: sentAt - upAt, spoolEmptyAfterUpMs: emptyAt - upAt, missing, duplicates }));
+    console.log(
+      JSON.stringify({
+        heldAt: held,
+        sentAfterUpMs: sentAt - upAt,
+        spoolEmptyAfterUpMs: emptyAt - upAt,
+        missing,
+        duplicates,
+      }),
+    );
     expect(missing).toBe(0);
     expect(duplicates).toBe(0);
   });

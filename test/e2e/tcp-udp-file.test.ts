@@ -3,7 +3,15 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kernelLine, mulberry32, serviceLine, waitUntil } from '@sluice/testkit';
-import { listObjects, metricSum, readObjectLines, scrape, splitAddress, startDaemon, tempDir } from '../helpers/daemon.ts';
+import {
+  listObjects,
+  metricSum,
+  readObjectLines,
+  scrape,
+  splitAddress,
+  startDaemon,
+  tempDir,
+} from '../helpers/daemon.ts';
 
 const SERVICE_LINES = 100_000;
 const KERNEL_LINES = 20_000;
@@ -35,7 +43,14 @@ async function sendUdpPaced(address: string, lines: string[], perTick: number, t
   for (let i = 0; i < lines.length; i += perTick) {
     const started = performance.now();
     await Promise.all(
-      lines.slice(i, i + perTick).map((l) => new Promise<void>((resolve, reject) => socket.send(l, port, host, (err) => (err ? reject(err) : resolve())))),
+      lines
+        .slice(i, i + perTick)
+        .map(
+          (l) =>
+            new Promise<void>((resolve, reject) =>
+              socket.send(l, port, host, (err) => (err ? reject(err) : resolve())),
+            ),
+        ),
     );
     const left = tickMs - (performance.now() - started);
     if (left > 0) await new Promise((r) => setTimeout(r, left)); // a pause on purpose: a paced sender
@@ -78,22 +93,33 @@ sinks:
 
     const tcp = daemon.sources['talos_service']![0]!;
     // Two connections, half the lines each, the way two Talos nodes would send.
-    await Promise.all([sendTcp(tcp, service.slice(0, SERVICE_LINES / 2)), sendTcp(tcp, service.slice(SERVICE_LINES / 2))]);
+    await Promise.all([
+      sendTcp(tcp, service.slice(0, SERVICE_LINES / 2)),
+      sendTcp(tcp, service.slice(SERVICE_LINES / 2)),
+    ]);
     await sendUdpPaced(daemon.sources['talos_kernel']![0]!, kernel, 100, 5);
 
     // UDP has no backpressure: a datagram the daemon did not read in time (a stall of ~0.4 s on a
     // loaded machine overflows the receive buffer at this rate) is dropped by the kernel and
     // counted. The books must balance either way: received + kernel drops = sent.
-    const kernelDrops = (m: Map<string, number>): number => metricSum(m, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'talos_kernel' });
-    await waitUntil('every line received (UDP: or dropped by the kernel)', async () => {
-      const m = await scrape(daemon.apiPort);
-      return (
-        metricSum(m, 'sluice_source_received_events_total', { component_id: 'talos_service' }) === SERVICE_LINES &&
-        metricSum(m, 'sluice_source_received_events_total', { component_id: 'talos_kernel' }) + kernelDrops(m) === KERNEL_LINES
-      );
-    }, 30_000);
+    const kernelDrops = (m: Map<string, number>): number =>
+      metricSum(m, 'sluice_source_kernel_dropped_datagrams_total', { component_id: 'talos_kernel' });
+    await waitUntil(
+      'every line received (UDP: or dropped by the kernel)',
+      async () => {
+        const m = await scrape(daemon.apiPort);
+        return (
+          metricSum(m, 'sluice_source_received_events_total', { component_id: 'talos_service' }) === SERVICE_LINES &&
+          metricSum(m, 'sluice_source_received_events_total', { component_id: 'talos_kernel' }) + kernelDrops(m) ===
+            KERNEL_LINES
+        );
+      },
+      30_000,
+    );
     const mid = await scrape(daemon.apiPort);
-    expect(metricSum(mid, 'sluice_source_received_events_total', { component_id: 'talos_service' })).toBe(SERVICE_LINES);
+    expect(metricSum(mid, 'sluice_source_received_events_total', { component_id: 'talos_service' })).toBe(
+      SERVICE_LINES,
+    );
     const kernelReceived = metricSum(mid, 'sluice_source_received_events_total', { component_id: 'talos_kernel' });
     expect(kernelReceived + kernelDrops(mid)).toBe(KERNEL_LINES);
     // On an unloaded machine none is dropped; more than a few percent would be a real problem.
@@ -104,7 +130,8 @@ sinks:
 
     const objects = listObjects(out);
     expect(objects.length).toBeGreaterThan(0);
-    for (const key of objects) expect(key).toMatch(/^talos\/\d{4}\/\d{2}\/\d{2}\/\d{2}:\d{2}:\d{2}-[0-9a-f]{16}-\d{6}\.ndjson\.zst$/);
+    for (const key of objects)
+      expect(key).toMatch(/^talos\/\d{4}\/\d{2}\/\d{2}\/\d{2}:\d{2}:\d{2}-[0-9a-f]{16}-\d{6}\.ndjson\.zst$/);
 
     const seenService = new Uint8Array(SERVICE_LINES);
     const seenKernel = new Uint8Array(KERNEL_LINES);

@@ -40,11 +40,17 @@ export function tempDir(prefix = 'sluice-test-'): string {
  * through bin/sluice.js), or as `...command run --config <file>` (say the sh launcher
  * bin/sluice, which picks its own Node).
  */
-export async function startDaemon(configYaml: string, opts: { dir?: string; env?: Record<string, string>; launcher?: boolean; command?: readonly string[] } = {}): Promise<RunningDaemon> {
+export async function startDaemon(
+  configYaml: string,
+  opts: { dir?: string; env?: Record<string, string>; launcher?: boolean; command?: readonly string[] } = {},
+): Promise<RunningDaemon> {
   const dir = opts.dir ?? tempDir();
   const configPath = join(dir, 'sluice.yaml');
   writeFileSync(configPath, configYaml);
-  const argv = opts.command !== undefined ? [...opts.command, 'run', '--config', configPath] : [process.execPath, opts.launcher === true ? LAUNCHER : CLI, 'run', '--config', configPath];
+  const argv =
+    opts.command !== undefined
+      ? [...opts.command, 'run', '--config', configPath]
+      : [process.execPath, opts.launcher === true ? LAUNCHER : CLI, 'run', '--config', configPath];
   if (SETPRIV !== undefined) argv.unshift(SETPRIV, '--pdeathsig', 'KILL', '--');
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: dir,
@@ -74,7 +80,9 @@ export async function startDaemon(configYaml: string, opts: { dir?: string; env?
     });
     proc.stderr!.setEncoding('utf8');
     proc.stderr!.on('data', (chunk: string) => (err += chunk));
-    void exited.then((code) => reject(new Error(`sluice exited with ${code} before it was running\n${err}\n${JSON.stringify(logs)}`)));
+    void exited.then((code) =>
+      reject(new Error(`sluice exited with ${code} before it was running\n${err}\n${JSON.stringify(logs)}`)),
+    );
   });
   const rec = await running;
   return {
@@ -112,13 +120,18 @@ export function sendTcpLines(address: string, lines: readonly string[]): Promise
 export async function sendUdp(address: string, datagrams: readonly string[]): Promise<void> {
   const { host, port } = splitAddress(address);
   const udp = createSocket('udp4');
-  for (const d of datagrams) await new Promise<void>((resolve, reject) => udp.send(d, port, host, (err) => (err ? reject(err) : resolve())));
+  for (const d of datagrams)
+    await new Promise<void>((resolve, reject) => udp.send(d, port, host, (err) => (err ? reject(err) : resolve())));
   udp.close();
 }
 
 /** POST `body` to a splunk_hec source's event endpoint; resolves with the status. */
 export async function hecPost(address: string, token: string, body: string): Promise<number> {
-  const res = await fetch(`http://${address}/services/collector/event`, { method: 'POST', headers: { authorization: `Splunk ${token}` }, body });
+  const res = await fetch(`http://${address}/services/collector/event`, {
+    method: 'POST',
+    headers: { authorization: `Splunk ${token}` },
+    body,
+  });
   await res.arrayBuffer();
   return res.status;
 }

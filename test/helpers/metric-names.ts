@@ -16,7 +16,9 @@ export async function registeredMetrics(): Promise<Map<string, MetricDef>> {
   new DiskMetrics(metrics.registry);
   const out = new Map<string, MetricDef>();
   for (const m of await metrics.registry.getMetricsAsJSON()) {
-    const labels = ((metrics.registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] }).labelNames ?? []).filter((l) => l !== 'le');
+    const labels = (
+      (metrics.registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] }).labelNames ?? []
+    ).filter((l) => l !== 'le');
     out.set(m.name, { name: m.name, type: String(m.type) as MetricDef['type'], labels: [...labels].sort() });
   }
   return out;

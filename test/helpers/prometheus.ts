@@ -46,7 +46,9 @@ export function prometheusBinaries(): PrometheusBinaries {
   const promtool = findExecutable('promtool');
   const prometheus = findExecutable('prometheus');
   if (promtool === undefined || prometheus === undefined) {
-    throw new Error(`scripts/ensure-prometheus.sh ran, yet ${promtool === undefined ? 'promtool' : 'prometheus'} is not on PATH (${process.env.PATH ?? ''})`);
+    throw new Error(
+      `scripts/ensure-prometheus.sh ran, yet ${promtool === undefined ? 'promtool' : 'prometheus'} is not on PATH (${process.env.PATH ?? ''})`,
+    );
   }
   found = { promtool, prometheus };
   return found;
@@ -100,7 +102,13 @@ export async function startPrometheus(configYaml: string, dir: string): Promise<
   writeFileSync(configPath, configYaml);
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const argv = [prometheus, `--config.file=${configPath}`, `--storage.tsdb.path=${join(dir, `tsdb-${attempt}`)}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=info'];
+    const argv = [
+      prometheus,
+      `--config.file=${configPath}`,
+      `--storage.tsdb.path=${join(dir, `tsdb-${attempt}`)}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=info',
+    ];
     if (SETPRIV !== undefined) argv.unshift(SETPRIV, '--pdeathsig', 'KILL', '--');
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
@@ -110,7 +118,11 @@ export async function startPrometheus(configYaml: string, dir: string): Promise<
     void exited.then(() => (gone = true));
     const url = `http://127.0.0.1:${port}`;
     // Ready, or gone (a port taken meanwhile): a dead prometheus is not worth waiting 60 s for.
-    const answers = async (): Promise<boolean> => fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    const answers = async (): Promise<boolean> =>
+      fetch(`${url}/-/ready`).then(
+        (r) => r.ok,
+        () => false,
+      );
     const ready = await waitUntil('prometheus to be ready', async () => gone || (await answers()), 60_000).then(
       () => !gone,
       () => false,
@@ -127,7 +139,10 @@ export async function startPrometheus(configYaml: string, dir: string): Promise<
       async api<T>(path: string, params: Record<string, string> = {}): Promise<T> {
         const res = await fetch(`${url}${path}?${new URLSearchParams(params).toString()}`);
         const body = (await res.json()) as { status: string; data?: T; error?: string; errorType?: string };
-        if (body.status !== 'success') throw new Error(`prometheus ${path} ${JSON.stringify(params)}: ${body.errorType ?? ''} ${body.error ?? res.status}`);
+        if (body.status !== 'success')
+          throw new Error(
+            `prometheus ${path} ${JSON.stringify(params)}: ${body.errorType ?? ''} ${body.error ?? res.status}`,
+          );
         return body.data as T;
       },
       async stop(): Promise<void> {

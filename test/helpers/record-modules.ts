@@ -19,7 +19,9 @@ if (out !== undefined && out !== '') {
     },
   });
   process.on('exit', () => {
-    const builtins = (process as unknown as { moduleLoadList: string[] }).moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => `builtin:${m.slice('NativeModule '.length)}`);
+    const builtins = (process as unknown as { moduleLoadList: string[] }).moduleLoadList
+      .filter((m) => m.startsWith('NativeModule '))
+      .map((m) => `builtin:${m.slice('NativeModule '.length)}`);
     writeFileSync(out, `${[...seen, ...builtins].join('\n')}\n`);
   });
 }

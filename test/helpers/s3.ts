@@ -68,12 +68,13 @@ export async function listIndexKeys(client: S3Client, bucket: string, prefix = '
   return (await listAllKeys(client, bucket, prefix)).filter(isIndexKey);
 }
 
-
 async function listAllKeys(client: S3Client, bucket: string, prefix = ''): Promise<string[]> {
   const keys: string[] = [];
   let token: string | undefined;
   do {
-    const res = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    const res = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
     for (const o of res.Contents ?? []) keys.push(String(o.Key));
     token = res.NextContinuationToken;
   } while (token !== undefined);
@@ -101,10 +102,17 @@ export async function getObjectLines(client: S3Client, bucket: string, key: stri
 }
 
 /** Counts how often each id occurs across all objects under `prefix`; `idOf` reads a record's id. */
-export async function countIds(client: S3Client, bucket: string, prefix: string, size: number, idOf: (rec: Record<string, unknown>) => number): Promise<Uint8Array> {
+export async function countIds(
+  client: S3Client,
+  bucket: string,
+  prefix: string,
+  size: number,
+  idOf: (rec: Record<string, unknown>) => number,
+): Promise<Uint8Array> {
   const seen = new Uint8Array(size);
   for (const key of await listKeys(client, bucket, prefix)) {
-    for (const line of await getObjectLines(client, bucket, key)) seen[idOf(JSON.parse(line) as Record<string, unknown>)]!++;
+    for (const line of await getObjectLines(client, bucket, key))
+      seen[idOf(JSON.parse(line) as Record<string, unknown>)]!++;
   }
   return seen;
 }
@@ -149,7 +157,8 @@ export function sendTcpPaced(address: string, lines: readonly string[], perTick:
     const socket = connect({ host, port });
     let failure: Error | undefined;
     socket.on('error', (err) => (failure ??= err));
-    const closed = (what: string): Error => failure ?? new Error(`sendTcpPaced: the connection to ${address} closed ${what}`);
+    const closed = (what: string): Error =>
+      failure ?? new Error(`sendTcpPaced: the connection to ${address} closed ${what}`);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('close', () => reject(closed('before it was established')));
@@ -241,9 +250,16 @@ export function s3Connection(endpoint: string, bucket: string): string {
  * `talos/`, 1 s objects, 5 MiB parts and buffer) on `endpoint`, with the sink's `extra` options.
  * Credentials come from the environment (s3Env).
  */
-export function tcpToS3Config(dataDir: string, endpoint: string, bucket: string, extra: Record<string, string | number | boolean>): string {
+export function tcpToS3Config(
+  dataDir: string,
+  endpoint: string,
+  bucket: string,
+  extra: Record<string, string | number | boolean>,
+): string {
   const MiB = 1024 * 1024;
-  const lines = Object.entries(extra).map(([k, v]) => `    ${k}: ${v}\n`).join('');
+  const lines = Object.entries(extra)
+    .map(([k, v]) => `    ${k}: ${v}\n`)
+    .join('');
   return `data_dir: ${dataDir}
 api: { address: 127.0.0.1:0 }
 sources:
@@ -266,14 +282,24 @@ export function s3Env(env: { accessKeyId: string; secretAccessKey: string }): Re
 }
 
 /** `sluice <args>` as a child process on the repo's Node 24. */
-export function runCli(args: string[], env: Record<string, string>, cwd?: string): Promise<{ status: number | null; stdout: string; stderr: string; ms: number }> {
+export function runCli(
+  args: string[],
+  env: Record<string, string>,
+  cwd?: string,
+): Promise<{ status: number | null; stdout: string; stderr: string; ms: number }> {
   const started = Date.now();
-  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
+  const proc = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(cwd ? { cwd } : {}),
+  });
   let stdout = '';
   let stderr = '';
   proc.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
   proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  return new Promise((resolve) => proc.on('close', (status) => resolve({ status, stdout, stderr, ms: Date.now() - started })));
+  return new Promise((resolve) =>
+    proc.on('close', (status) => resolve({ status, stdout, stderr, ms: Date.now() - started })),
+  );
 }
 
 /** `work`, or a rejection naming `what` once `timeoutMs` passed without it settling (instead of a hung test). */

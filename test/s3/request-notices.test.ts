@@ -16,12 +16,20 @@ let client: S3Client;
 const notices: RequestNotice[] = [];
 
 beforeAll(async () => {
-  client = createS3Client({ endpoint: env.endpoint, region: env.region, accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey, forcePathStyle: true, onRequest: (n) => notices.push(n) });
+  client = createS3Client({
+    endpoint: env.endpoint,
+    region: env.region,
+    accessKeyId: env.accessKeyId,
+    secretAccessKey: env.secretAccessKey,
+    forcePathStyle: true,
+    onRequest: (n) => notices.push(n),
+  });
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
 });
 afterAll(() => client?.destroy());
 
-const store = (): S3Store => new S3Store({ sinkId: 'n', client, bucket, partSizeBytes: 5 * MiB, queueSize: 2, maxBufferedBytes: 64 * MiB });
+const store = (): S3Store =>
+  new S3Store({ sinkId: 'n', client, bucket, partSizeBytes: 5 * MiB, queueSize: 2, maxBufferedBytes: 64 * MiB });
 
 describe('createS3Client onRequest', () => {
   it('reports each request once, settled, with its duration: a multipart object is Create, its parts, Complete, Head', async () => {
@@ -46,7 +54,11 @@ describe('createS3Client onRequest', () => {
     const refuse = 'testRefuseParts';
     client.middlewareStack.add(
       (next, context) => async (args) => {
-        if (context.commandName === 'UploadPartCommand') throw Object.assign(new Error('injected refusal'), { name: 'InvalidRequest', $metadata: { httpStatusCode: 400 } });
+        if (context.commandName === 'UploadPartCommand')
+          throw Object.assign(new Error('injected refusal'), {
+            name: 'InvalidRequest',
+            $metadata: { httpStatusCode: 400 },
+          });
         return next(args);
       },
       { step: 'initialize', name: refuse },
@@ -54,9 +66,15 @@ describe('createS3Client onRequest', () => {
     try {
       const up = store().open('refused.json', { contentType: 'application/x-ndjson' });
       up.write(randomBytes(6 * MiB));
-      const err = await up.close().then(() => null, (e: unknown) => e);
+      const err = await up.close().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(failureReason(err)).toBe('client_error');
-      expect(notices.find((n) => n.command === 'UploadPartCommand')).toMatchObject({ ok: false, reason: 'client_error' });
+      expect(notices.find((n) => n.command === 'UploadPartCommand')).toMatchObject({
+        ok: false,
+        reason: 'client_error',
+      });
     } finally {
       client.middlewareStack.remove(refuse);
     }

@@ -40,7 +40,9 @@ describe('the shared gateway from global-setup', () => {
 
   it('puts and gets an object byte for byte, with its content type', async () => {
     const body = Buffer.from('{"msg":"héllo"}\n{"msg":"world"}\n');
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'a/b.json', Body: body, ContentType: 'application/x-ndjson' }));
+    await client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: 'a/b.json', Body: body, ContentType: 'application/x-ndjson' }),
+    );
     expect(await getBytes(client, bucket, 'a/b.json')).toEqual(body);
     const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'a/b.json' }));
     expect(head.ContentType).toBe('application/x-ndjson');
@@ -53,10 +55,14 @@ describe('the shared gateway from global-setup', () => {
     const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
     const done = [];
     for (let i = 0; i < parts.length; i++) {
-      const r = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: parts[i] }));
+      const r = await client.send(
+        new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: parts[i] }),
+      );
       done.push({ PartNumber: i + 1, ETag: r.ETag! });
     }
-    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: done } }));
+    await client.send(
+      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: done } }),
+    );
 
     const got = await getBytes(client, bucket, key);
     expect(got.length).toBe(15 * MiB);

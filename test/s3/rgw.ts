@@ -20,7 +20,17 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -216,14 +226,21 @@ rgw cache enabled = false
 `,
     );
 
-    await runTool('monmaptool', ['--create', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${this.monPort}]`, join(d, 'monmap')], deadline);
+    await runTool(
+      'monmaptool',
+      ['--create', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${this.monPort}]`, join(d, 'monmap')],
+      deadline,
+    );
     await runTool('ceph-mon', ['-c', this.conf, '-i', 'a', '--mkfs', '--monmap', join(d, 'monmap')], deadline);
     this.mon = this.spawnDaemon('mon.a', 'ceph-mon', ['-c', this.conf, '-i', 'a', '-f']);
 
     const osdUuid = randomUUID();
     // The ceph CLI waits for the monitor to answer (up to --connect-timeout).
     const connectSecs = String(Math.max(1, Math.ceil((deadline - Date.now()) / 1000)));
-    await this.whileAlive(runTool('ceph', ['-c', this.conf, '--connect-timeout', connectSecs, 'osd', 'new', osdUuid], deadline), [this.mon]);
+    await this.whileAlive(
+      runTool('ceph', ['-c', this.conf, '--connect-timeout', connectSecs, 'osd', 'new', osdUuid], deadline),
+      [this.mon],
+    );
     await runTool('ceph-osd', ['-c', this.conf, '-i', '0', '--mkfs', '--osd-uuid', osdUuid], deadline);
     this.osd = this.spawnDaemon('osd.0', 'ceph-osd', ['-c', this.conf, '-i', '0', '-f']);
 
@@ -236,8 +253,16 @@ rgw cache enabled = false
         await this.whileAlive(
           runTool(
             'radosgw-admin',
-            ['-c', this.conf, 'user', 'create', '--uid=sluice', '--display-name=sluice',
-              `--access-key=${this.accessKeyId}`, `--secret-key=${this.secretAccessKey}`],
+            [
+              '-c',
+              this.conf,
+              'user',
+              'create',
+              '--uid=sluice',
+              '--display-name=sluice',
+              `--access-key=${this.accessKeyId}`,
+              `--secret-key=${this.secretAccessKey}`,
+            ],
             deadline,
             [this.secretAccessKey],
           ),
@@ -259,7 +284,11 @@ rgw cache enabled = false
     const died = new Promise<never>((_, reject) => {
       onExit = () => {
         const dead = daemons.find((c) => c !== undefined && (c.exitCode !== null || c.signalCode !== null));
-        reject(new Error(`${dead?.spawnargs.slice(-5).join(' ') ?? 'a daemon'} exited (code ${dead?.exitCode}, signal ${dead?.signalCode})`));
+        reject(
+          new Error(
+            `${dead?.spawnargs.slice(-5).join(' ') ?? 'a daemon'} exited (code ${dead?.exitCode}, signal ${dead?.signalCode})`,
+          ),
+        );
       };
       for (const c of daemons) {
         if (c === undefined) continue;
@@ -464,12 +493,15 @@ async function waitForGateway(port: number, deadline: number): Promise<void> {
 
 function httpGet(port: number, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', method: 'GET', timeout: timeoutMs, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      res.on('error', reject);
-    });
+    const req = request(
+      { host: '127.0.0.1', port, path: '/', method: 'GET', timeout: timeoutMs, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end();

@@ -16,13 +16,20 @@ import {
 import { SluiceError } from '@sluice/schema';
 import { startRgw, type Rgw } from './rgw.ts';
 import type { AwsS3SinkConfig } from '@sluice/sinks/registry';
-import { createS3Client, S3Store, s3StoreFromConfig, type RetryNotice, type S3ClientOptions, type S3StoreOptions } from '@sluice/sinks/aws-s3';
+import {
+  createS3Client,
+  S3Store,
+  s3StoreFromConfig,
+  type RetryNotice,
+  type S3ClientOptions,
+  type S3StoreOptions,
+} from '@sluice/sinks/aws-s3';
 
 const MiB = 1024 * 1024;
 const env =
   inject('s3') ??
   (() => {
-    throw new Error("no S3 gateway: vitest.config.ts must list test/s3/global-setup.ts in test.globalSetup");
+    throw new Error('no S3 gateway: vitest.config.ts must list test/s3/global-setup.ts in test.globalSetup');
   })();
 const bucket = `s3-store-${randomBytes(4).toString('hex')}`;
 
@@ -75,7 +82,12 @@ async function openUploads(client: S3Client, b = bucket): Promise<string[]> {
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** Writes `data` in `chunk`-byte slices, waiting for 'drain' whenever write() says so. */
-async function writeAll(upload: ReturnType<S3Store['open']>, data: Buffer, chunk = 64 * 1024, onWrite?: () => void): Promise<number> {
+async function writeAll(
+  upload: ReturnType<S3Store['open']>,
+  data: Buffer,
+  chunk = 64 * 1024,
+  onWrite?: () => void,
+): Promise<number> {
   let waits = 0;
   for (let off = 0; off < data.length; off += chunk) {
     const ok = upload.write(data.subarray(off, Math.min(off + chunk, data.length)));
@@ -223,7 +235,9 @@ describe('S3Store uploads', () => {
     await up.abort();
     expect(calls).toContain('AbortMultipartUploadCommand');
     expect(await openUploads(client)).not.toContain(key);
-    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({
+      name: 'NotFound',
+    });
     expect(up.write(Buffer.from('discarded'))).toBe(true);
     await expect(up.close()).rejects.toMatchObject({ code: 'SLUICE_ERR_S3_UPLOAD' });
     expect(store.bufferedBytes).toBe(0);
@@ -232,7 +246,9 @@ describe('S3Store uploads', () => {
     const small = store.open('abort/small.json', { contentType: 'application/x-ndjson' });
     small.write(Buffer.from('{"x":1}\n'));
     await small.abort();
-    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'abort/small.json' }))).rejects.toMatchObject({ name: 'NotFound' });
+    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'abort/small.json' }))).rejects.toMatchObject(
+      { name: 'NotFound' },
+    );
     c.destroy();
   });
 
@@ -265,9 +281,14 @@ describe('S3Store uploads', () => {
       const aborting = up.abort();
       release();
       await aborting;
-      await expect(closing).rejects.toMatchObject({ code: 'SLUICE_ERR_S3_UPLOAD', message: expect.stringContaining('was aborted') });
+      await expect(closing).rejects.toMatchObject({
+        code: 'SLUICE_ERR_S3_UPLOAD',
+        message: expect.stringContaining('was aborted'),
+      });
       expect(await openUploads(client)).not.toContain(key);
-      await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+      await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({
+        name: 'NotFound',
+      });
       c.destroy();
     }
   });
@@ -286,7 +307,10 @@ describe('S3Store uploads', () => {
             throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
           }
           if (context.commandName === 'CompleteMultipartUploadCommand' && retryAnswer === 'NoSuchUpload') {
-            throw Object.assign(new Error('The specified upload does not exist.'), { name: 'NoSuchUpload', $metadata: { httpStatusCode: 404 } });
+            throw Object.assign(new Error('The specified upload does not exist.'), {
+              name: 'NoSuchUpload',
+              $metadata: { httpStatusCode: 404 },
+            });
           }
           return out;
         },
@@ -313,7 +337,10 @@ describe('S3Store uploads', () => {
       (next) => async (args) => {
         const input = args.input as { PartNumber?: number };
         if (input.PartNumber === 2) {
-          throw Object.assign(new Error('injected refusal of part 2'), { name: 'InvalidRequest', $metadata: { httpStatusCode: 400 } });
+          throw Object.assign(new Error('injected refusal of part 2'), {
+            name: 'InvalidRequest',
+            $metadata: { httpStatusCode: 400 },
+          });
         }
         return next(args);
       },
@@ -336,7 +363,9 @@ describe('S3Store uploads', () => {
     expect(e.message).toContain('injected refusal of part 2');
     expect(inspect(e, { depth: 10 })).not.toContain(env.secretAccessKey);
     expect(await openUploads(client)).not.toContain(key);
-    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+    await expect(client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).rejects.toMatchObject({
+      name: 'NotFound',
+    });
     expect(store.bufferedBytes).toBe(0);
     c.destroy();
   });
@@ -402,7 +431,11 @@ describe('S3Store.check()', () => {
   });
 
   it('names a missing bucket', async () => {
-    const e = await expectCheckError(storeFor(client, { bucket: 'no-such-bucket-here' }), 'SLUICE_ERR_S3_NO_BUCKET', env.secretAccessKey);
+    const e = await expectCheckError(
+      storeFor(client, { bucket: 'no-such-bucket-here' }),
+      'SLUICE_ERR_S3_NO_BUCKET',
+      env.secretAccessKey,
+    );
     expect(e.message).toContain('"no-such-bucket-here"');
     expect(e.message).toContain(env.endpoint);
   });
@@ -421,7 +454,11 @@ describe('S3Store.check()', () => {
     const port = 1; // tcpmux, privileged: nothing listens there, and no parallel test's port-0 listener gets it
     const c = clientFor({ endpoint: `http://127.0.0.1:${port}` });
     const t0 = Date.now();
-    const e = await expectCheckError(storeFor(c, { checkTimeoutMs: 1500 }), 'SLUICE_ERR_S3_UNREACHABLE', env.secretAccessKey);
+    const e = await expectCheckError(
+      storeFor(c, { checkTimeoutMs: 1500 }),
+      'SLUICE_ERR_S3_UNREACHABLE',
+      env.secretAccessKey,
+    );
     // Bounded by checkTimeoutMs, with slack for a loaded machine.
     expect(Date.now() - t0).toBeLessThan(15_000);
     expect(e.message).toContain(`127.0.0.1:${port}`);
@@ -442,7 +479,11 @@ describe('S3Store.check()', () => {
     const { port } = server.address() as AddressInfo;
     const c = clientFor({ endpoint: `http://127.0.0.1:${port}` });
     try {
-      const e = await expectCheckError(storeFor(c, { checkTimeoutMs: 3000 }), 'SLUICE_ERR_S3_UNREACHABLE', env.secretAccessKey);
+      const e = await expectCheckError(
+        storeFor(c, { checkTimeoutMs: 3000 }),
+        'SLUICE_ERR_S3_UNREACHABLE',
+        env.secretAccessKey,
+      );
       expect(connections).toBeGreaterThanOrEqual(2);
       expect(e.message).toContain('no answer within 3000 ms (');
       expect(e.message).toMatch(/ECONNRESET|socket hang up/);
@@ -477,7 +518,14 @@ describe('S3Store through a gateway outage', () => {
       maxRetryDelayMs: 3_000,
       onRetry: (n) => retries.push(n),
     });
-    const store = new S3Store({ sinkId: 'outage', client: c, bucket: 'outage', partSizeBytes: 5 * MiB, queueSize: 2, maxBufferedBytes: 64 * MiB });
+    const store = new S3Store({
+      sinkId: 'outage',
+      client: c,
+      bucket: 'outage',
+      partSizeBytes: 5 * MiB,
+      queueSize: 2,
+      maxBufferedBytes: 64 * MiB,
+    });
     const data = randomBytes(23 * MiB);
     const key = 'outage/object.json';
     const up = store.open(key, { contentType: 'application/x-ndjson' });

@@ -13,7 +13,9 @@ if (major < 24) {
   try {
     nodeBin = require.resolve('node/bin/node');
   } catch {
-    console.error(`sluice-loadgen needs Node.js 24; this is ${process.version} and no node@24 was found in node_modules (run npm ci)`);
+    console.error(
+      `sluice-loadgen needs Node.js 24; this is ${process.version} and no node@24 was found in node_modules (run npm ci)`,
+    );
     process.exit(1);
   }
   const child = spawn(nodeBin, [process.argv[1], ...process.argv.slice(2)], { stdio: 'inherit' });

@@ -43,7 +43,8 @@ function hostPort(address: string | undefined): { host: string; port: number } {
   if (address === undefined) fail('--address HOST:PORT is required');
   const i = address.lastIndexOf(':');
   const port = Number(address.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) fail(`--address must be HOST:PORT, got ${JSON.stringify(address)}`);
+  if (i <= 0 || !Number.isInteger(port) || port < 1 || port > 65535)
+    fail(`--address must be HOST:PORT, got ${JSON.stringify(address)}`);
   return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port };
 }
 
@@ -76,9 +77,11 @@ async function main(argv: string[]): Promise<Report | null> {
     process.stdout.write(`${HELP}\n`);
     return null;
   }
-  if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'hec') fail(`unknown protocol ${JSON.stringify(protocol)}: tcp, udp or hec\n\n${HELP}`);
+  if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'hec')
+    fail(`unknown protocol ${JSON.stringify(protocol)}: tcp, udp or hec\n\n${HELP}`);
   const kind = (values.kind ?? (protocol === 'udp' ? 'kernel' : 'service')) as LineKind;
-  if (!LINE_KINDS.includes(kind)) fail(`--kind must be one of ${LINE_KINDS.join(', ')}, got ${JSON.stringify(values.kind)}`);
+  if (!LINE_KINDS.includes(kind))
+    fail(`--kind must be one of ${LINE_KINDS.join(', ')}, got ${JSON.stringify(values.kind)}`);
   const set = generateLineSet({
     count: int('lines', values.lines, 100_000, 1),
     kind,
@@ -88,9 +91,22 @@ async function main(argv: string[]): Promise<Report | null> {
   const about = { kind, seed: set.seed, firstId: set.firstId };
   switch (protocol) {
     case 'tcp':
-      return { ...(await sendTcp(set, { ...hostPort(values.address), connections: int('connections', values.connections, 1, 1) })), ...about };
+      return {
+        ...(await sendTcp(set, {
+          ...hostPort(values.address),
+          connections: int('connections', values.connections, 1, 1),
+        })),
+        ...about,
+      };
     case 'udp':
-      return { ...(await sendUdp(set, { ...hostPort(values.address), rate: int('rate', values.rate, 0), sockets: int('sockets', values.sockets, 1, 1) })), ...about };
+      return {
+        ...(await sendUdp(set, {
+          ...hostPort(values.address),
+          rate: int('rate', values.rate, 0),
+          sockets: int('sockets', values.sockets, 1, 1),
+        })),
+        ...about,
+      };
     case 'hec': {
       if (values.url === undefined) fail('--url is required for hec');
       const format = values.format ?? 'event';
@@ -112,7 +128,8 @@ main(process.argv.slice(2)).then(
     if (r !== null) process.stdout.write(`${JSON.stringify(r)}\n`);
   },
   (err: unknown) => {
-    if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true) fail(`${err.message}\n\n${HELP}`);
+    if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true)
+      fail(`${err.message}\n\n${HELP}`);
     fail(err instanceof Error ? err.message : String(err));
   },
 );

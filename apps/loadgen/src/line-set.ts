@@ -47,8 +47,10 @@ export function generateLineSet(opts: LineSetOptions): LineSet {
   const { count, kind } = opts;
   const seed = opts.seed ?? 1;
   const firstId = opts.firstId ?? 0;
-  if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
-  if (!LINE_KINDS.includes(kind)) throw new RangeError(`kind must be one of ${LINE_KINDS.join(', ')}, got ${String(kind)}`);
+  if (!Number.isSafeInteger(count) || count < 0)
+    throw new RangeError(`count must be a non-negative integer, got ${count}`);
+  if (!LINE_KINDS.includes(kind))
+    throw new RangeError(`kind must be one of ${LINE_KINDS.join(', ')}, got ${String(kind)}`);
   const rand = mulberry32(seed);
   const offsets = new Uint32Array(count + 1);
   // Lines are at most ~320 bytes (with multi-byte UTF-8): grow by doubling if ever exceeded.

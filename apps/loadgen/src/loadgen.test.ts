@@ -73,10 +73,10 @@ describe('senders', () => {
     // Read what the buffer still holds (all of it, unless the kernel dropped some).
     const port = sock.address().port;
     const accounted = (): number => got.length + udpKernelDrops(port);
-    await vi.waitFor(
-      () => expect(accounted(), 'every datagram read or dropped').toBeGreaterThanOrEqual(3000),
-      { timeout: 30_000, interval: 10 },
-    );
+    await vi.waitFor(() => expect(accounted(), 'every datagram read or dropped').toBeGreaterThanOrEqual(3000), {
+      timeout: 30_000,
+      interval: 10,
+    });
     sock.close();
     expect(report).toMatchObject({ protocol: 'udp', lines: 3000, rate: 20_000, errors: 0 });
     expect(report.bytes).toBe(set.data.length - set.count);
@@ -110,7 +110,12 @@ describe('senders', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
-    const report = await sendHec(set, { url: `http://127.0.0.1:${port}/services/collector/event`, token: 'T0K', batchLines: 100, concurrency: 2 });
+    const report = await sendHec(set, {
+      url: `http://127.0.0.1:${port}/services/collector/event`,
+      token: 'T0K',
+      batchLines: 100,
+      concurrency: 2,
+    });
     server.close();
     expect(auth).toBe('Splunk T0K');
     expect(calls).toBe(10);
@@ -137,7 +142,19 @@ describe('sluice-loadgen CLI', () => {
     const server = createServer((s) => s.on('data', (c: Buffer) => (bytes += c.length)));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
-    const r = await run(['tcp', '--address', `127.0.0.1:${port}`, '--lines', '5000', '--connections', '2', '--kind', 'mixed', '--seed', '9']);
+    const r = await run([
+      'tcp',
+      '--address',
+      `127.0.0.1:${port}`,
+      '--lines',
+      '5000',
+      '--connections',
+      '2',
+      '--kind',
+      'mixed',
+      '--seed',
+      '9',
+    ]);
     server.close();
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -148,8 +165,14 @@ describe('sluice-loadgen CLI', () => {
 
   it('names what is wrong: a bad protocol, a missing address, hec without --url', async () => {
     expect(await run(['smtp'])).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown protocol "smtp"') });
-    expect(await run(['tcp', '--lines', '1'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--address HOST:PORT is required') });
-    expect(await run(['hec', '--lines', '1'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--url is required') });
+    expect(await run(['tcp', '--lines', '1'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--address HOST:PORT is required'),
+    });
+    expect(await run(['hec', '--lines', '1'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--url is required'),
+    });
     expect((await run(['--help'])).stdout).toContain('sluice-loadgen tcp --address HOST:PORT');
   });
 });

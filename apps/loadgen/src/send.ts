@@ -32,7 +32,17 @@ export interface SendReport {
   connections: number;
 }
 
-function report(protocol: SendReport['protocol'], target: string, lines: number, bytes: number, errors: number, startedAtMs: number, t0: number, rate: number, connections: number): SendReport {
+function report(
+  protocol: SendReport['protocol'],
+  target: string,
+  lines: number,
+  bytes: number,
+  errors: number,
+  startedAtMs: number,
+  t0: number,
+  rate: number,
+  connections: number,
+): SendReport {
   const seconds = (performance.now() - t0) / 1000;
   return {
     protocol,
@@ -72,17 +82,20 @@ export interface TcpSendOptions {
 export async function sendTcp(set: LineSet, opts: TcpSendOptions): Promise<SendReport> {
   const connections = opts.connections ?? 1;
   const chunkBytes = opts.chunkBytes ?? 64 * 1024;
-  if (!Number.isInteger(connections) || connections < 1) throw new RangeError(`connections must be >= 1, got ${connections}`);
+  if (!Number.isInteger(connections) || connections < 1)
+    throw new RangeError(`connections must be >= 1, got ${connections}`);
   const sockets: Socket[] = await Promise.all(
-    Array.from({ length: connections }, () =>
-      new Promise<Socket>((resolve, reject) => {
-        const s = connect({ host: opts.host, port: opts.port, noDelay: true });
-        s.once('connect', () => {
-          s.off('error', reject);
-          resolve(s);
-        });
-        s.once('error', reject);
-      }),
+    Array.from(
+      { length: connections },
+      () =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = connect({ host: opts.host, port: opts.port, noDelay: true });
+          s.once('connect', () => {
+            s.off('error', reject);
+            resolve(s);
+          });
+          s.once('error', reject);
+        }),
     ),
   );
   const startedAtMs = Date.now();
@@ -92,7 +105,9 @@ export async function sendTcp(set: LineSet, opts: TcpSendOptions): Promise<SendR
     ranges(set.count, connections).map(async ([a, b], k) => {
       const socket = sockets[k]!;
       const closed = new Promise<void>((resolve, reject) => {
-        socket.once('close', (hadError) => (hadError ? reject(new Error(`tcp connection ${k} closed with an error`)) : resolve()));
+        socket.once('close', (hadError) =>
+          hadError ? reject(new Error(`tcp connection ${k} closed with an error`)) : resolve(),
+        );
         socket.once('error', reject);
       });
       // The receiver may answer nothing; reading keeps 'end' and 'close' flowing.
@@ -142,17 +157,19 @@ export async function sendUdp(set: LineSet, opts: UdpSendOptions): Promise<SendR
   const type = opts.host.includes(':') ? 'udp6' : 'udp4';
   let errors = 0;
   const sockets: UdpSocket[] = await Promise.all(
-    Array.from({ length: nSockets }, () =>
-      new Promise<UdpSocket>((resolve, reject) => {
-        const s = createSocket({ type, sendBufferSize: 4 * 1024 * 1024 });
-        s.once('error', reject);
-        s.connect(opts.port, opts.host, () => {
-          s.off('error', reject);
-          // Without a callback, a failed send is an 'error' event: count it and go on.
-          s.on('error', () => errors++);
-          resolve(s);
-        });
-      }),
+    Array.from(
+      { length: nSockets },
+      () =>
+        new Promise<UdpSocket>((resolve, reject) => {
+          const s = createSocket({ type, sendBufferSize: 4 * 1024 * 1024 });
+          s.once('error', reject);
+          s.connect(opts.port, opts.host, () => {
+            s.off('error', reject);
+            // Without a callback, a failed send is an 'error' event: count it and go on.
+            s.on('error', () => errors++);
+            resolve(s);
+          });
+        }),
     ),
   );
   const { data, offsets, count } = set;
@@ -229,11 +246,15 @@ export async function sendHec(set: LineSet, opts: HecSendOptions): Promise<SendR
   if (opts.token !== undefined) headers['authorization'] = `Splunk ${opts.token}`;
   const post = (payload: Buffer): Promise<boolean> =>
     new Promise((resolve) => {
-      const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': String(payload.length) } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300));
-        res.on('error', () => resolve(false));
-      });
+      const req = request(
+        url,
+        { method: 'POST', agent, headers: { ...headers, 'content-length': String(payload.length) } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300));
+          res.on('error', () => resolve(false));
+        },
+      );
       req.on('error', () => resolve(false));
       req.end(payload);
     });

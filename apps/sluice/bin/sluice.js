@@ -51,7 +51,9 @@ if (major < 24) {
   try {
     nodeBin = require.resolve('node/bin/node');
   } catch {
-    console.error(`sluice needs Node.js 24; this is ${process.version} and no node@24 was found in node_modules (run npm ci, or start bin/sluice with SLUICE_NODE set to a Node 24)`);
+    console.error(
+      `sluice needs Node.js 24; this is ${process.version} and no node@24 was found in node_modules (run npm ci, or start bin/sluice with SLUICE_NODE set to a Node 24)`,
+    );
     process.exit(1);
   }
   const flags = needsFlag ? [...process.execArgv, SEMI_SPACE_FLAG] : process.execArgv;

@@ -39,7 +39,12 @@ function sources() {
       const rel = `${dir}/${e.name}`;
       if (e.isDirectory()) {
         if (e.name !== 'node_modules' && e.name !== 'build' && !e.name.startsWith('build-')) walk(rel);
-      } else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && !e.name.endsWith('.d.ts') && (rel.startsWith('apps/') || rel.includes('/src/'))) {
+      } else if (
+        e.name.endsWith('.ts') &&
+        !e.name.endsWith('.test.ts') &&
+        !e.name.endsWith('.d.ts') &&
+        (rel.startsWith('apps/') || rel.includes('/src/'))
+      ) {
         out.push(rel);
       }
     }

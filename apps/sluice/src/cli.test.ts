@@ -8,8 +8,15 @@ import { describe, expect, it } from 'vitest';
 const CLI = new URL('./cli.ts', import.meta.url).pathname;
 const BIN = new URL('../bin/sluice.js', import.meta.url).pathname;
 
-function sluice(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
+function sluice(
+  args: string[],
+  env: Record<string, string> = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 30_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -33,7 +40,10 @@ describe('sluice CLI', () => {
 
   it('the launcher re-executes itself on Node 24 when started by an older node', () => {
     // /usr/bin/node on these machines is 20; the launcher must still answer, on 24.
-    const r = spawnSync('/usr/bin/env', ['node', BIN, '--version'], { encoding: 'utf8', env: { ...process.env, PATH: `/usr/bin:${process.env['PATH'] ?? ''}` } });
+    const r = spawnSync('/usr/bin/env', ['node', BIN, '--version'], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `/usr/bin:${process.env['PATH'] ?? ''}` },
+    });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/\(node 24\./);
   });
@@ -77,7 +87,9 @@ sinks:
     const r = sluice(['validate', '--config', path, '--check-connectivity']);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe(`${path}: OK (1 sources, 2 sinks)\nsinks.ok (file): OK\n`);
-    expect(r.stderr).toBe(`sinks.bad (file): file sink path ${dir}/a-file/out is not writable (ENOTDIR): point path at a directory this process can create files in (SLUICE_ERR_SINK_UNWRITABLE)\n`);
+    expect(r.stderr).toBe(
+      `sinks.bad (file): file sink path ${dir}/a-file/out is not writable (ENOTDIR): point path at a directory this process can create files in (SLUICE_ERR_SINK_UNWRITABLE)\n`,
+    );
     // Without the flag, nothing is touched.
     expect(sluice(['validate', '--config', path]).status).toBe(0);
   });
@@ -108,13 +120,16 @@ sinks:
     try {
       const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
       const path = join(dir, 'sluice.yaml');
-      writeFileSync(path, `
+      writeFileSync(
+        path,
+        `
 api: { enabled: false }
 sources:
   t: { type: tcp, address: 127.0.0.1:${port} }
 sinks:
   f: { type: file, inputs: [t], path: ${dir}/out }
-`);
+`,
+      );
       const r = sluice(['run', '--config', path]);
       expect(r.status).toBe(1);
       expect(r.stderr).toContain(`sources.t: cannot listen on 127.0.0.1:${port} (tcp): EADDRINUSE`);

@@ -1,10 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, DEFAULT_CONFIG_YAML, SluiceError, defaultConfig, loadConfigFile, type SluiceConfig } from '@sluice/config';
+import {
+  ConfigError,
+  DEFAULT_CONFIG_YAML,
+  SluiceError,
+  defaultConfig,
+  loadConfigFile,
+  type SluiceConfig,
+} from '@sluice/config';
 import { createLogger } from '@sluice/telemetry';
 import { checkStores, SinkCheckError, storesOf } from './sinks.ts';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 const HELP = `sluice ${VERSION}: receives Talos json_lines (TCP, UDP) and Splunk HEC (HTTP) and
 lands them, tagged and compressed, in a local directory or S3-compatible object storage.
@@ -96,7 +104,12 @@ async function run(configPath: string | undefined): Promise<void> {
     // never a stack for an expected failure (a missing bucket is not a crash), never a secret
     // (the stores redact their messages; config errors never quote one).
     logger.fatal(logFields(err), 'sluice could not start');
-    process.stderr.write(explain(err).split('\n').map((line) => `sluice: ${line}\n`).join(''));
+    process.stderr.write(
+      explain(err)
+        .split('\n')
+        .map((line) => `sluice: ${line}\n`)
+        .join(''),
+    );
     await daemon.shutdown().catch(() => undefined);
     logger.flush();
     process.exit(1);
@@ -164,7 +177,9 @@ async function main(argv: string[]): Promise<void> {
     case 'validate': {
       if (values.config === undefined) fail('sluice validate: --config FILE is required');
       const cfg = loadOrExit(values.config);
-      process.stdout.write(`${values.config}: OK (${Object.keys(cfg.sources).length} sources, ${Object.keys(cfg.sinks).length} sinks)\n`);
+      process.stdout.write(
+        `${values.config}: OK (${Object.keys(cfg.sources).length} sources, ${Object.keys(cfg.sinks).length} sinks)\n`,
+      );
       if (values['check-connectivity'] === true) await checkConnectivity(cfg);
       return;
     }
@@ -177,6 +192,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true) fail(`sluice: ${err.message}\n\n${HELP}`);
+  if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true)
+    fail(`sluice: ${err.message}\n\n${HELP}`);
   fail(`sluice: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
 });

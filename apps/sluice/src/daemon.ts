@@ -6,7 +6,17 @@ import { deadLetterSink, sinkDefinition } from '@sluice/sinks/registry';
 import type { Source, SourceContext } from '@sluice/sources';
 import { sourceDefinition } from '@sluice/sources/registry';
 import { DiskMetrics, Metrics, SpoolMetrics, startApiServer, type Logger } from '@sluice/telemetry';
-import { createHecDecoder, createWorkerPool, DEFAULT_LEVELS, indexFieldsFor, loadNativeBatch, loadNativeZstd, type Codec, type HecDecoder, type WorkerPool } from '@sluice/worker';
+import {
+  createHecDecoder,
+  createWorkerPool,
+  DEFAULT_LEVELS,
+  indexFieldsFor,
+  loadNativeBatch,
+  loadNativeZstd,
+  type Codec,
+  type HecDecoder,
+  type WorkerPool,
+} from '@sluice/worker';
 import { Dispatcher, type Route, type WhenFull } from './pipeline/dispatcher.ts';
 import { checkStores, SinkCheckError } from './sinks.ts';
 import { diskHooks, initSeries, observePool, observeStores, observeWriter, storeHooks } from './observability.ts';
@@ -33,7 +43,9 @@ interface SinkRuntime {
 
 /** The end of a shutdown-timeout message: what stays in the spools, when anything does. */
 function spooledNote(spooled: number): string {
-  return spooled > 0 ? `; ${spooled} records of unfinished objects stay in the spool, and the next start uploads them` : '';
+  return spooled > 0
+    ? `; ${spooled} records of unfinished objects stay in the spool, and the next start uploads them`
+    : '';
 }
 
 /**
@@ -111,30 +123,74 @@ export class Daemon {
     for (const [i, { id, type, sink, log, store }] of built.entries()) {
       const checked = checks[i]?.report;
       if (checked != null && checked.staleTempFiles > 0) {
-        log.warn({ stale_temp_files: checked.staleTempFiles, example: checked.firstStaleTempFile }, 'partial objects from an earlier crash found; they are left in place for you to inspect or delete');
+        log.warn(
+          { stale_temp_files: checked.staleTempFiles, example: checked.firstStaleTempFile },
+          'partial objects from an earlier crash found; they are left in place for you to inspect or delete',
+        );
       }
       const writer = sink.spool
         ? await this.spoolingWriter(sink, store, log)
-        : this.makeWriter(id, type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes);
+        : this.makeWriter(
+            id,
+            type,
+            store,
+            sink.key_prefix,
+            sink.compression,
+            sink.upload_period_secs,
+            sink.max_object_bytes,
+          );
       const def = sinkDefinition(sink);
-      this.sinks.push({ id, type, store, writer, log, whenFull: sink.when_full, shutdownTimeoutSecs: def.shutdownTimeoutSecs(sink), abandonedNote: def.abandonedNote });
+      this.sinks.push({
+        id,
+        type,
+        store,
+        writer,
+        log,
+        whenFull: sink.when_full,
+        shutdownTimeoutSecs: def.shutdownTimeoutSecs(sink),
+        abandonedNote: def.abandonedNote,
+      });
     }
     if (cfg.dead_letter !== null) {
-      const store = deadLetterSink.store(cfg.dead_letter.path, diskHooks(this.diskMetrics, 'dead_letter', 'block', this.log.child({ component_id: 'dead_letter' })));
+      const store = deadLetterSink.store(
+        cfg.dead_letter.path,
+        diskHooks(this.diskMetrics, 'dead_letter', 'block', this.log.child({ component_id: 'dead_letter' })),
+      );
       await store.check();
-      this.deadLetter = this.makeWriter('dead_letter', deadLetterSink.type, store, cfg.dead_letter.key_prefix, 'none', cfg.dead_letter.upload_period_secs, 256 * 1024 * 1024);
+      this.deadLetter = this.makeWriter(
+        'dead_letter',
+        deadLetterSink.type,
+        store,
+        cfg.dead_letter.key_prefix,
+        'none',
+        cfg.dead_letter.upload_period_secs,
+        256 * 1024 * 1024,
+      );
     }
 
     // One pool for every source: batches, not records, cross the thread boundary.
     const threads = cfg.workers.threads;
     const { codecs: codecsBySource, levels } = this.planCodecs(cfg);
-    const workerSources: Record<string, { extraTags: Record<string, string>; hostKey: string | null; deadLetter: boolean }> = {};
+    const workerSources: Record<
+      string,
+      { extraTags: Record<string, string>; hostKey: string | null; deadLetter: boolean }
+    > = {};
     for (const [id, src] of Object.entries(cfg.sources)) {
-      workerSources[id] = { extraTags: { ...src.extra_tags }, hostKey: src.host_key, deadLetter: this.deadLetter !== null };
+      workerSources[id] = {
+        extraTags: { ...src.extra_tags },
+        hostKey: src.host_key,
+        deadLetter: this.deadLetter !== null,
+      };
     }
-    this.pool = createWorkerPool({ threads, workerData: { sources: workerSources, levels, index: Object.values(cfg.sinks).some((s) => s.index) } });
+    this.pool = createWorkerPool({
+      threads,
+      workerData: { sources: workerSources, levels, index: Object.values(cfg.sinks).some((s) => s.index) },
+    });
     const pool = this.pool;
-    if (!pool.builtEntry) this.log.info('worker threads load the TypeScript sources (no current build; `node scripts/build-worker.ts` makes one, saving ~11 MiB per thread)');
+    if (!pool.builtEntry)
+      this.log.info(
+        'worker threads load the TypeScript sources (no current build; `node scripts/build-worker.ts` makes one, saving ~11 MiB per thread)',
+      );
     // The worker threads load the same addon files; where they do not load, they fall back. Say so once.
     const nativeBatch = loadNativeBatch();
     const nativeZstd = loadNativeZstd();
@@ -142,10 +198,16 @@ export class Daemon {
     this.metrics.workerNative.set({ addon: 'batch' }, nativeBatch.ok ? 1 : 0);
     this.metrics.workerNative.set({ addon: 'zstd' }, nativeZstd.ok ? 1 : 0);
     if (!nativeBatch.ok) {
-      this.log.warn({ reason: nativeBatch.reason }, 'the native batch processor is not available: the worker threads validate and tag in TypeScript (~0.6 µs more CPU per line); npm ci compiles it with g++');
+      this.log.warn(
+        { reason: nativeBatch.reason },
+        'the native batch processor is not available: the worker threads validate and tag in TypeScript (~0.6 µs more CPU per line); npm ci compiles it with g++',
+      );
     }
     if (!nativeZstd.ok && [...codecsBySource.values()].some((codecs) => codecs.includes('zstd'))) {
-      this.log.warn({ reason: nativeZstd.reason }, "the native zstd compressor is not available: the worker threads compress with node:zlib's zstdCompressSync; npm ci compiles it with g++");
+      this.log.warn(
+        { reason: nativeZstd.reason },
+        "the native zstd compressor is not available: the worker threads compress with node:zlib's zstdCompressSync; npm ci compiles it with g++",
+      );
     }
     this.dispatcher = new Dispatcher({
       runner: pool,
@@ -211,11 +273,24 @@ export class Daemon {
       this.apiPort = api.port;
     }
     this.phase = 'running';
-    this.log.info({ sources: this.addresses(), sinks: this.sinks.map((s) => s.id), api_port: this.apiPort, worker_threads: threads, worker_native: this.workerNative }, 'sluice is running');
+    this.log.info(
+      {
+        sources: this.addresses(),
+        sinks: this.sinks.map((s) => s.id),
+        api_port: this.apiPort,
+        worker_threads: threads,
+        worker_native: this.workerNative,
+      },
+      'sluice is running',
+    );
   }
 
   /** A sink with `spool: true`: upload what an earlier run left in its spool, then spool. */
-  private async spoolingWriter(sink: SluiceConfig['sinks'][string], store: ObjectStore, log: Logger): Promise<ObjectWriter> {
+  private async spoolingWriter(
+    sink: SluiceConfig['sinks'][string],
+    store: ObjectStore,
+    log: Logger,
+  ): Promise<ObjectWriter> {
     const cfg = this.opts.config;
     this.spoolMetrics ??= new SpoolMetrics(this.metrics.registry);
     const metrics = this.spoolMetrics;
@@ -223,23 +298,37 @@ export class Daemon {
     metrics.maxBytes.set({ component_id: sink.id }, sink.max_spool_bytes);
     const labels = { component_id: sink.id, component_type: sink.type };
     const indexing = sink.index
-      ? { fields: this.indexFields, written: () => this.metrics.indexesWritten.inc(labels), failed: () => this.metrics.indexFailures.inc(labels) }
+      ? {
+          fields: this.indexFields,
+          written: () => this.metrics.indexesWritten.inc(labels),
+          failed: () => this.metrics.indexFailures.inc(labels),
+        }
       : undefined;
     const recovered = await recoverSpool(spool, store, sink.id, log, metrics, indexing);
-    if (recovered.objects + recovered.failed + recovered.corruptSegments > 0) log.info({ ...recovered }, 'spool recovery done');
+    if (recovered.objects + recovered.failed + recovered.corruptSegments > 0)
+      log.info({ ...recovered }, 'spool recovery done');
     const whenFull = sink.when_full;
     this.diskMetrics.init(sink.id, 'spool');
-    const writer = this.makeWriter(sink.id, sink.type, store, sink.key_prefix, sink.compression, sink.upload_period_secs, sink.max_object_bytes, (o) =>
-      new SpoolingWriter({
-        ...o,
-        spool,
-        whenFull,
-        metrics,
-        ...(sink.index ? { indexFields: this.indexFields } : {}),
-        log,
-        disk: new DiskStall('spool', diskHooks(this.diskMetrics, sink.id, whenFull, log)),
-        onDiscard: (records, reason) => this.metrics.sinkDiscardedEvents.inc({ component_id: sink.id, component_type: sink.type, reason }, records),
-      }),
+    const writer = this.makeWriter(
+      sink.id,
+      sink.type,
+      store,
+      sink.key_prefix,
+      sink.compression,
+      sink.upload_period_secs,
+      sink.max_object_bytes,
+      (o) =>
+        new SpoolingWriter({
+          ...o,
+          spool,
+          whenFull,
+          metrics,
+          ...(sink.index ? { indexFields: this.indexFields } : {}),
+          log,
+          disk: new DiskStall('spool', diskHooks(this.diskMetrics, sink.id, whenFull, log)),
+          onDiscard: (records, reason) =>
+            this.metrics.sinkDiscardedEvents.inc({ component_id: sink.id, component_type: sink.type, reason }, records),
+        }),
     );
     this.spooling.push(writer as SpoolingWriter);
     return writer;
@@ -249,7 +338,16 @@ export class Daemon {
    * Each writer draws the unique part of its keys itself: sinks of one process may share a
    * store and prefix (a bucket, a directory), and their objects must not overwrite each other.
    */
-  private makeWriter(id: string, type: string, store: ObjectStore, keyPrefix: string, codec: Codec, periodSecs: number, maxObjectBytes: number, create = (o: ObjectWriterOptions): ObjectWriter => new ObjectWriter(o)): ObjectWriter {
+  private makeWriter(
+    id: string,
+    type: string,
+    store: ObjectStore,
+    keyPrefix: string,
+    codec: Codec,
+    periodSecs: number,
+    maxObjectBytes: number,
+    create = (o: ObjectWriterOptions): ObjectWriter => new ObjectWriter(o),
+  ): ObjectWriter {
     const writer = create({ sinkId: id, store, keyPrefix, codec, uploadPeriodSecs: periodSecs, maxObjectBytes });
     observeWriter(this.metrics, writer, id, type, this.log.child({ component_id: id, component_type: type }));
     this.metrics.uploadPeriod.set({ component_id: id }, periodSecs);
@@ -267,7 +365,10 @@ export class Daemon {
       if (level !== null && (codec === 'zstd' || codec === 'gzip')) {
         const prior = seenLevel.get(codec);
         if (prior !== undefined && prior !== level) {
-          this.log.warn({ component_id: sinkId, compression: codec, level, used: prior }, 'sinks share one compression level per codec; using the first sink\'s');
+          this.log.warn(
+            { component_id: sinkId, compression: codec, level, used: prior },
+            "sinks share one compression level per codec; using the first sink's",
+          );
         } else {
           seenLevel.set(codec, level);
           levels[codec] = level;
@@ -284,7 +385,10 @@ export class Daemon {
 
   private async startSource(ctx: SourceContext, src: SourceConfig): Promise<Source> {
     // The HEC decoder's threads start with the first source that asks for them.
-    const runtime = { hecDecoder: (): HecDecoder => (this.hecDecoder ??= createHecDecoder({ threads: this.opts.config.workers.threads })) };
+    const runtime = {
+      hecDecoder: (): HecDecoder =>
+        (this.hecDecoder ??= createHecDecoder({ threads: this.opts.config.workers.threads })),
+    };
     try {
       return await sourceDefinition(src).start(ctx, src, runtime);
     } catch (err) {
@@ -338,7 +442,10 @@ export class Daemon {
         for (const [id, lines] of this.dispatcher?.abandon() ?? []) {
           if (lines === 0) continue;
           inRings += lines;
-          this.log.error({ component_id: id, records: lines }, `shutdown_timeout_secs (${secs}) passed with ${lines} records of source ${id} not in an object yet; they are counted as discarded (reason shutdown_timeout)`);
+          this.log.error(
+            { component_id: id, records: lines },
+            `shutdown_timeout_secs (${secs}) passed with ${lines} records of source ${id} not in an object yet; they are counted as discarded (reason shutdown_timeout)`,
+          );
         }
         const gaveUp = { lost: 0, spooled: 0 };
         const add = (r: { lost: number; spooled: number }): void => {
@@ -346,7 +453,19 @@ export class Daemon {
           gaveUp.spooled += r.spooled;
         };
         for (const s of this.sinks) add(this.abandon(s, `shutdown_timeout_secs (${secs}) passed`));
-        if (this.deadLetter !== null) add(this.abandon({ id: 'dead_letter', type: deadLetterSink.type, writer: this.deadLetter, log: this.log.child({ component_id: 'dead_letter' }), abandonedNote: '' }, `shutdown_timeout_secs (${secs}) passed`));
+        if (this.deadLetter !== null)
+          add(
+            this.abandon(
+              {
+                id: 'dead_letter',
+                type: deadLetterSink.type,
+                writer: this.deadLetter,
+                log: this.log.child({ component_id: 'dead_letter' }),
+                abandonedNote: '',
+              },
+              `shutdown_timeout_secs (${secs}) passed`,
+            ),
+          );
         reject(
           new SluiceError(
             ERR_SHUTDOWN_TIMEOUT,
@@ -380,23 +499,38 @@ export class Daemon {
       new Promise<boolean>((resolve) => (timer = setTimeout(resolve, secs * 1000, true))),
     ]);
     clearTimeout(timer);
-    return expired ? this.abandon(s, `shutdown_timeout_secs (${secs}) of sink ${s.id} passed`) : { lost: 0, spooled: 0 };
+    return expired
+      ? this.abandon(s, `shutdown_timeout_secs (${secs}) of sink ${s.id} passed`)
+      : { lost: 0, spooled: 0 };
   }
 
   /**
    * Give up a writer's unfinished objects: log them and count their records, as discarded
    * (reason shutdown_timeout) or, for what the sink's spool holds, as deferred to the next start.
    */
-  private abandon(s: { id: string; type: string; writer: ObjectWriter; log: Logger; abandonedNote: string }, why: string): { lost: number; spooled: number } {
+  private abandon(
+    s: { id: string; type: string; writer: ObjectWriter; log: Logger; abandonedNote: string },
+    why: string,
+  ): { lost: number; spooled: number } {
     const left = s.writer.abandon();
     if (left.length === 0) return { lost: 0, spooled: 0 };
     const records = left.reduce((n, o) => n + o.records, 0);
     const spooled = left.reduce((n, o) => n + (o.spooled ?? 0), 0);
     const lost = records - spooled;
-    if (lost > 0) this.metrics.sinkDiscardedEvents.inc({ component_id: s.id, component_type: s.type, reason: 'shutdown_timeout' }, lost);
+    if (lost > 0)
+      this.metrics.sinkDiscardedEvents.inc(
+        { component_id: s.id, component_type: s.type, reason: 'shutdown_timeout' },
+        lost,
+      );
     if (spooled > 0) this.spoolMetrics?.deferredEvents.inc({ component_id: s.id }, spooled);
-    const fate = spooled === 0 ? `their ${records} records are counted as discarded (reason shutdown_timeout)` : `of their ${records} records, ${lost} are counted as discarded (reason shutdown_timeout) and ${spooled} stay in the spool: the next start uploads them`;
-    s.log.error({ objects: left.map((o) => o.key), records, spooled }, `${why} with ${left.length} object(s) unfinished; ${fate}${s.abandonedNote}`);
+    const fate =
+      spooled === 0
+        ? `their ${records} records are counted as discarded (reason shutdown_timeout)`
+        : `of their ${records} records, ${lost} are counted as discarded (reason shutdown_timeout) and ${spooled} stay in the spool: the next start uploads them`;
+    s.log.error(
+      { objects: left.map((o) => o.key), records, spooled },
+      `${why} with ${left.length} object(s) unfinished; ${fate}${s.abandonedNote}`,
+    );
     return { lost, spooled };
   }
 

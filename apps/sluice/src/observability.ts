@@ -7,7 +7,20 @@
  * request, and the probes when Prometheus scrapes.
  */
 import type { SluiceConfig } from '@sluice/config';
-import { failureReason, isIndexKey, type DiskHooks, type IndexFailure, type DiskTarget, type ObjectError, type ObjectInfo, type ObjectStore, type ObjectWriter, type RequestNotice, type RetryNotice, type S3StoreHooks } from '@sluice/sinks';
+import {
+  failureReason,
+  isIndexKey,
+  type DiskHooks,
+  type IndexFailure,
+  type DiskTarget,
+  type ObjectError,
+  type ObjectInfo,
+  type ObjectStore,
+  type ObjectWriter,
+  type RequestNotice,
+  type RetryNotice,
+  type S3StoreHooks,
+} from '@sluice/sinks';
 import { RateLimitedLog, type DiskMetrics, type Logger, type Metrics } from '@sluice/telemetry';
 
 /**
@@ -48,7 +61,8 @@ export function storeHooks(metrics: Metrics, id: string, type: string, log: Logg
     onRequest(notice: RequestNotice): void {
       // An object's index sidecar is one small PutObject of its own: counted by
       // sluice_sink_index_written_total, not among the object's parts.
-      if (!notice.ok || !PART_COMMANDS.has(notice.command) || (notice.key !== undefined && isIndexKey(notice.key))) return;
+      if (!notice.ok || !PART_COMMANDS.has(notice.command) || (notice.key !== undefined && isIndexKey(notice.key)))
+        return;
       parts.inc();
       partSeconds.observe(notice.durationMs / 1000);
     },
@@ -67,14 +81,23 @@ const DISK_LOG_INTERVAL_MS = 30_000;
  * it lasts, with the retries kept quiet in `suppressed`), and one info line when it ends.
  * A stall too short to be warned about ends without a line too.
  */
-export function diskHooks(metrics: DiskMetrics, id: string, whenFull: 'block' | 'drop_newest', log: Logger, now: () => number = Date.now): DiskHooks {
+export function diskHooks(
+  metrics: DiskMetrics,
+  id: string,
+  whenFull: 'block' | 'drop_newest',
+  log: Logger,
+  now: () => number = Date.now,
+): DiskHooks {
   const state = new Map<DiskTarget, { since: number; lastWarnAt: number; suppressed: number; warned: boolean }>();
   const of = (target: DiskTarget) => {
     let s = state.get(target);
     if (s === undefined) state.set(target, (s = { since: now(), lastWarnAt: -Infinity, suppressed: 0, warned: false }));
     return s;
   };
-  const meanwhile = whenFull === 'block' ? 'holding what the sink took and the sources back' : 'dropping new batches (when_full: drop_newest) and holding what the sink took';
+  const meanwhile =
+    whenFull === 'block'
+      ? 'holding what the sink took and the sources back'
+      : 'dropping new batches (when_full: drop_newest) and holding what the sink took';
   return {
     onBlocked(n): void {
       metrics.block(id, n.target);
@@ -90,8 +113,19 @@ export function diskHooks(metrics: DiskMetrics, id: string, whenFull: 'block' | 
         s.suppressed++;
         return;
       }
-      const fields = { target: n.target, path: n.path, op: n.op, code: n.code, blocked_secs: Math.round((at - s.since) / 100) / 10, retry_in_ms: n.delayMs, when_full: whenFull };
-      log.warn(s.suppressed > 0 ? { ...fields, suppressed: s.suppressed } : fields, `disk blocked: ${n.op} of ${n.path} failed with ${n.code}; ${meanwhile}, and retrying until the disk takes writes again`);
+      const fields = {
+        target: n.target,
+        path: n.path,
+        op: n.op,
+        code: n.code,
+        blocked_secs: Math.round((at - s.since) / 100) / 10,
+        retry_in_ms: n.delayMs,
+        when_full: whenFull,
+      };
+      log.warn(
+        s.suppressed > 0 ? { ...fields, suppressed: s.suppressed } : fields,
+        `disk blocked: ${n.op} of ${n.path} failed with ${n.code}; ${meanwhile}, and retrying until the disk takes writes again`,
+      );
       s.lastWarnAt = at;
       s.suppressed = 0;
       s.warned = true;
@@ -102,7 +136,10 @@ export function diskHooks(metrics: DiskMetrics, id: string, whenFull: 'block' | 
       if (!s.warned) return;
       s.warned = false;
       const secs = Math.round(n.blockedMs / 100) / 10;
-      log.info({ target: n.target, path: n.path, blocked_secs: secs }, `disk unblocked: ${n.path} takes writes again after ${secs} s`);
+      log.info(
+        { target: n.target, path: n.path, blocked_secs: secs },
+        `disk unblocked: ${n.path} takes writes again after ${secs} s`,
+      );
     },
   };
 }
@@ -112,11 +149,22 @@ export function observeWriter(metrics: Metrics, writer: ObjectWriter, id: string
   const labels = { component_id: id, component_type: type };
   const closeSeconds = metrics.uploadDuration.labels({ ...labels, stage: 'close' });
   const objectSeconds = metrics.uploadDuration.labels({ ...labels, stage: 'object' });
-  for (const c of [metrics.sentEvents, metrics.sentBytes, metrics.sentRawBytes, metrics.objectsCompleted, metrics.indexesWritten, metrics.indexFailures]) c.inc(labels, 0);
+  for (const c of [
+    metrics.sentEvents,
+    metrics.sentBytes,
+    metrics.sentRawBytes,
+    metrics.objectsCompleted,
+    metrics.indexesWritten,
+    metrics.indexFailures,
+  ])
+    c.inc(labels, 0);
   writer.on('index', () => metrics.indexesWritten.inc(labels));
   writer.on('error-index', (e: IndexFailure) => {
     metrics.indexFailures.inc(labels);
-    log.warn({ key: e.key, err: e.error }, 'storing the index of an object failed; the object stands and readers scan it');
+    log.warn(
+      { key: e.key, err: e.error },
+      'storing the index of an object failed; the object stands and readers scan it',
+    );
   });
   writer.on('object', (info: ObjectInfo) => {
     metrics.sentEvents.inc(labels, info.records);
@@ -132,18 +180,28 @@ export function observeWriter(metrics: Metrics, writer: ObjectWriter, id: string
     const reason = failureReason(e.error);
     metrics.sinkFailures.inc({ ...labels, reason });
     if (e.retried) {
-      log.warn({ key: e.key, records: e.records, reason, err: e.error }, 'an object failed for good; its data is in the spool and goes out again as a new upload');
+      log.warn(
+        { key: e.key, records: e.records, reason, err: e.error },
+        'an object failed for good; its data is in the spool and goes out again as a new upload',
+      );
       return;
     }
     metrics.sinkDiscardedEvents.inc({ ...labels, reason: 'object_failed' }, e.records);
-    log.error({ key: e.key, records: e.records, reason, err: e.error }, 'an object failed for good; its records are counted as discarded');
+    log.error(
+      { key: e.key, records: e.records, reason, err: e.error },
+      'an object failed for good; its records are counted as discarded',
+    );
   });
 }
 
 /** sluice_sink_buffered_bytes, read from the stores at scrape time. */
-export function observeStores(metrics: Metrics, sinks: readonly { id: string; type: string; store: ObjectStore }[]): void {
+export function observeStores(
+  metrics: Metrics,
+  sinks: readonly { id: string; type: string; store: ObjectStore }[],
+): void {
   metrics.probe('sluice_sink_buffered_bytes', () => {
-    for (const s of sinks) metrics.sinkBufferedBytes.set({ component_id: s.id, component_type: s.type }, s.store.bufferedBytes ?? 0);
+    for (const s of sinks)
+      metrics.sinkBufferedBytes.set({ component_id: s.id, component_type: s.type }, s.store.bufferedBytes ?? 0);
   });
 }
 
@@ -170,7 +228,12 @@ const SAMPLE_EVERY_MS = 1_000;
  * That average barely moves after hours of uptime, so the gauge is computed over the last
  * minute instead, and busy seconds are exported as a counter for rate() over any window.
  */
-export function observePool(metrics: Metrics, pool: PoolGauges, threads: number, now: () => number = () => performance.now()): void {
+export function observePool(
+  metrics: Metrics,
+  pool: PoolGauges,
+  threads: number,
+  now: () => number = () => performance.now(),
+): void {
   const startedAt = now();
   metrics.workerThreads.set(threads);
   const busySeconds = (at: number): number => pool.utilization * ((at - startedAt) / 1000) * threads;
@@ -196,7 +259,9 @@ export function observePool(metrics: Metrics, pool: PoolGauges, threads: number,
     if (at - samples[samples.length - 1]!.at >= SAMPLE_EVERY_MS) samples.push({ at, busy });
   });
   metrics.probe('sluice_worker_queue_depth', () => metrics.workerQueueDepth.set(pool.queueSize));
-  metrics.probe('sluice_worker_threads_running', () => metrics.workerThreadsRunning.set(pool.threadsRunning ?? threads));
+  metrics.probe('sluice_worker_threads_running', () =>
+    metrics.workerThreadsRunning.set(pool.threadsRunning ?? threads),
+  );
   // Reading a thread's heap is a message to it and back: a scrape shows the figures the
   // previous one asked for (the first read starts here), so /metrics never waits on a busy thread.
   const readHeaps = pool.heapStatistics?.bind(pool);

@@ -16,7 +16,9 @@ export interface SinkCheckResult {
  * check() every store at once: a missing bucket, refused credentials or an unwritable
  * directory is reported per sink, the sink named in the message.
  */
-export async function checkStores(stores: readonly { id: string; type: string; store: ObjectStore }[]): Promise<SinkCheckResult[]> {
+export async function checkStores(
+  stores: readonly { id: string; type: string; store: ObjectStore }[],
+): Promise<SinkCheckResult[]> {
   return Promise.all(
     stores.map(async ({ id, type, store }): Promise<SinkCheckResult> => {
       try {
@@ -52,7 +54,14 @@ export class SinkCheckError extends SluiceError {
 
 /** Every sink's store (and the dead-letter directory) for `sluice validate --check-connectivity`. */
 export async function storesOf(config: SluiceConfig): Promise<{ id: string; type: string; store: ObjectStore }[]> {
-  const out = await Promise.all(Object.values(config.sinks).map(async (sink) => ({ id: sink.id, type: sink.type, store: await sinkDefinition(sink).store(sink, {}) })));
-  if (config.dead_letter !== null) out.push({ id: 'dead_letter', type: deadLetterSink.type, store: deadLetterSink.store(config.dead_letter.path) });
+  const out = await Promise.all(
+    Object.values(config.sinks).map(async (sink) => ({
+      id: sink.id,
+      type: sink.type,
+      store: await sinkDefinition(sink).store(sink, {}),
+    })),
+  );
+  if (config.dead_letter !== null)
+    out.push({ id: 'dead_letter', type: deadLetterSink.type, store: deadLetterSink.store(config.dead_letter.path) });
   return out;
 }

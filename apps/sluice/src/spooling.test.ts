@@ -33,13 +33,28 @@ class StuckStore implements ObjectStore {
 function writer(store: ObjectStore, spool: Spool, whenFull: 'block' | 'drop_newest' = 'block', disk?: DiskStall) {
   const metrics = new SpoolMetrics(new Metrics('test').registry);
   const discarded = new Map<string, number>();
-  const onDiscard = (records: number, reason: string) => void discarded.set(reason, (discarded.get(reason) ?? 0) + records);
-  const common = { sinkId: 's', store, keyPrefix: 'p/', codec: 'none' as const, uploadPeriodSecs: 3600, maxObjectBytes: 1 << 20, uniqueId: 'u', spool, whenFull, metrics, log, onDiscard };
+  const onDiscard = (records: number, reason: string) =>
+    void discarded.set(reason, (discarded.get(reason) ?? 0) + records);
+  const common = {
+    sinkId: 's',
+    store,
+    keyPrefix: 'p/',
+    codec: 'none' as const,
+    uploadPeriodSecs: 3600,
+    maxObjectBytes: 1 << 20,
+    uniqueId: 'u',
+    spool,
+    whenFull,
+    metrics,
+    log,
+    onDiscard,
+  };
   const w = new SpoolingWriter(disk === undefined ? common : { ...common, disk });
   return { w, metrics, discarded };
 }
 
-const spoolAt = (dir: string, maxBytes = 1 << 20): Spool => new Spool({ dir, maxBytes, sync: 'interval', syncIntervalMs: 1000 });
+const spoolAt = (dir: string, maxBytes = 1 << 20): Spool =>
+  new Spool({ dir, maxBytes, sync: 'interval', syncIntervalMs: 1000 });
 
 describe('SpoolingWriter', () => {
   it('spools every frame of an object and removes the segment once the object is complete', async () => {
@@ -82,7 +97,11 @@ describe('SpoolingWriter', () => {
     const out = temp();
     const spool = spoolAt(dir, 65_536);
     const { w } = writer(new FileStore({ path: out }), spool);
-    const big = (i: number) => ({ bytes: Buffer.concat([Buffer.alloc(8000, 0x20), line(i)]), records: 1, rawBytes: 8010 });
+    const big = (i: number) => ({
+      bytes: Buffer.concat([Buffer.alloc(8000, 0x20), line(i)]),
+      records: 1,
+      rawBytes: 8010,
+    });
     let i = 0;
     while (w.write(big(i))) i++;
     const drained = new Promise<void>((r) => w.once('drain', r));
@@ -90,7 +109,11 @@ describe('SpoolingWriter', () => {
     expect(spool.stats.appendedRecords).toBe(i + 1);
     await w.close();
     const files = readdirSync(out, { recursive: true }).filter((f) => String(f).endsWith('.ndjson'));
-    const lines = files.flatMap((f) => readFileSync(join(out, String(f)), 'utf8').trim().split('\n'));
+    const lines = files.flatMap((f) =>
+      readFileSync(join(out, String(f)), 'utf8')
+        .trim()
+        .split('\n'),
+    );
     expect(lines).toHaveLength(i + 1);
     spool.close();
   });
@@ -102,14 +125,22 @@ describe('SpoolingWriter', () => {
     const { w } = writer(new FileStore({ path: out }), spool);
     const objects: number[] = [];
     w.on('object', (info) => objects.push(info.records)); // registered after the writer's own, as the daemon's metrics are
-    const big = (i: number) => ({ bytes: Buffer.concat([Buffer.alloc(8000, 0x20), line(i)]), records: 1, rawBytes: 8010 });
+    const big = (i: number) => ({
+      bytes: Buffer.concat([Buffer.alloc(8000, 0x20), line(i)]),
+      records: 1,
+      rawBytes: 8010,
+    });
     let i = 0;
     while (w.write(big(i))) i++;
     // Frame i is held for spool space; its object is completing. The dispatcher has nothing
     // else in flight, so the shutdown goes on to close the writer now.
     await w.close();
     const files = readdirSync(out, { recursive: true }).filter((f) => String(f).endsWith('.ndjson'));
-    const lines = files.flatMap((f) => readFileSync(join(out, String(f)), 'utf8').trim().split('\n'));
+    const lines = files.flatMap((f) =>
+      readFileSync(join(out, String(f)), 'utf8')
+        .trim()
+        .split('\n'),
+    );
     expect(lines).toHaveLength(i + 1);
     expect(objects.reduce((a, n) => a + n, 0)).toBe(i + 1);
     expect(readdirSync(dir)).toHaveLength(0);
@@ -120,7 +151,11 @@ describe('SpoolingWriter', () => {
     const dir = temp();
     const spool = spoolAt(dir, 65_536);
     const { w } = writer(new StuckStore(), spool);
-    const big = (i: number) => ({ bytes: Buffer.concat([Buffer.alloc(8000, 0x20), line(i)]), records: 1, rawBytes: 8010 });
+    const big = (i: number) => ({
+      bytes: Buffer.concat([Buffer.alloc(8000, 0x20), line(i)]),
+      records: 1,
+      rawBytes: 8010,
+    });
     let i = 0;
     while (w.write(big(i))) i++;
     const closed = w.close();
@@ -151,7 +186,8 @@ describe('SpoolingWriter', () => {
     const { w, metrics } = writer(new StuckStore(), spool, 'drop_newest');
     const big = (n: number) => ({ bytes: Buffer.alloc(8000, 0x20), records: n, rawBytes: 8000 });
     for (let i = 0; i < 20; i++) expect(w.write(big(10))).toBe(true);
-    const dropped = (await metrics.droppedEvents.get()).values.find((v) => v.labels.reason === 'spool_full')?.value ?? 0;
+    const dropped =
+      (await metrics.droppedEvents.get()).values.find((v) => v.labels.reason === 'spool_full')?.value ?? 0;
     expect(dropped).toBe(10 * (20 - spool.stats.appendedFrames));
     expect(dropped).toBeGreaterThan(0);
     spool.close();
@@ -183,7 +219,11 @@ describe('SpoolingWriter', () => {
       // received = stored + counted drops, exactly: every record is stored once, none dropped.
       const stored = readdirSync(out, { recursive: true })
         .filter((f) => String(f).endsWith('.ndjson'))
-        .flatMap((f) => readFileSync(join(out, String(f)), 'utf8').trim().split('\n'))
+        .flatMap((f) =>
+          readFileSync(join(out, String(f)), 'utf8')
+            .trim()
+            .split('\n'),
+        )
         .map((l) => (JSON.parse(l) as { n: number }).n)
         .sort((a, b) => a - b);
       expect(stored).toEqual(Array.from({ length: N }, (_, n) => n));
@@ -251,7 +291,11 @@ describe('SpoolingWriter', () => {
     function stall(): { disk: DiskStall; codes: string[]; recovered: number[] } {
       const codes: string[] = [];
       const recovered: number[] = [];
-      const hooks: DiskHooks = { onRetry: (n) => void codes.push(n.code), onBlocked: () => {}, onRecovered: (n) => void recovered.push(n.blockedMs) };
+      const hooks: DiskHooks = {
+        onRetry: (n) => void codes.push(n.code),
+        onBlocked: () => {},
+        onRecovered: (n) => void recovered.push(n.blockedMs),
+      };
       return { disk: new DiskStall('spool', hooks), codes, recovered };
     }
 
@@ -265,10 +309,15 @@ describe('SpoolingWriter', () => {
           check: () => files.check(),
           open: (key, meta) => {
             const upload = files.open(key, meta);
-            return { write: (c) => upload.write(c), once: (e, fn) => upload.once(e, fn), close: async () => {
-              await gate.promise;
-              return upload.close();
-            }, abort: () => upload.abort() };
+            return {
+              write: (c) => upload.write(c),
+              once: (e, fn) => upload.once(e, fn),
+              close: async () => {
+                await gate.promise;
+                return upload.close();
+              },
+              abort: () => upload.abort(),
+            };
           },
         },
       };
@@ -277,17 +326,25 @@ describe('SpoolingWriter', () => {
     // 16 KiB frames of 16 lines each, every line with its own id: a 256 KiB tmpfs holds fewer than 16.
     const LINE_PAD = 1000;
     const bigFrame = (i: number) => {
-      const lines = Array.from({ length: 16 }, (_, j) => `{"n":${i * 16 + j},"pad":"${'x'.repeat(LINE_PAD)}"}\n`).join('');
+      const lines = Array.from({ length: 16 }, (_, j) => `{"n":${i * 16 + j},"pad":"${'x'.repeat(LINE_PAD)}"}\n`).join(
+        '',
+      );
       return { bytes: Buffer.from(lines), records: 16, rawBytes: lines.length };
     };
     const storedIds = (out: string): number[] =>
       readdirSync(out, { recursive: true })
         .filter((f) => String(f).endsWith('.ndjson'))
-        .flatMap((f) => readFileSync(join(out, String(f)), 'utf8').trim().split('\n'))
+        .flatMap((f) =>
+          readFileSync(join(out, String(f)), 'utf8')
+            .trim()
+            .split('\n'),
+        )
         .map((l) => (JSON.parse(l) as { n: number }).n)
         .sort((a, b) => a - b);
 
-    it('block: a refused append holds the frame (no drop, no frame sent unspooled); once the disk grows every record is spooled and stored once', { timeout: 90_000 }, async () => {
+    it('block: a refused append holds the frame (no drop, no frame sent unspooled); once the disk grows every record is spooled and stored once', {
+      timeout: 90_000,
+    }, async () => {
       fs = mountTmpfs(256 * 1024);
       const out = temp();
       const spool = spoolAt(join(fs.dir, 'spool'), 64 << 20); // max_spool_bytes far above the disk
@@ -319,7 +376,9 @@ describe('SpoolingWriter', () => {
       spool.close();
     });
 
-    it('drop_newest: frames the disk refuses are dropped and counted (disk_blocked), never sent unspooled; what was spooled is stored', { timeout: 90_000 }, async () => {
+    it('drop_newest: frames the disk refuses are dropped and counted (disk_blocked), never sent unspooled; what was spooled is stored', {
+      timeout: 90_000,
+    }, async () => {
       fs = mountTmpfs(256 * 1024);
       const out = temp();
       const spool = spoolAt(join(fs.dir, 'spool'), 64 << 20);

@@ -33,7 +33,23 @@
  */
 import { join, resolve as resolvePath } from 'node:path';
 import type { SinkConfig } from '@sluice/config';
-import { cloneFacts, mergeFacts, writeIndex, type IndexFacts, contentEncodingFor, diskRetryDelayMs, NDJSON_CONTENT_TYPE, ObjectWriter, retryableDiskError, type DiskStall, type Frame, type ObjectMeta, type ObjectStore, type ObjectWriterOptions, type UnfinishedObject } from '@sluice/sinks';
+import {
+  cloneFacts,
+  mergeFacts,
+  writeIndex,
+  type IndexFacts,
+  contentEncodingFor,
+  diskRetryDelayMs,
+  NDJSON_CONTENT_TYPE,
+  ObjectWriter,
+  retryableDiskError,
+  type DiskStall,
+  type Frame,
+  type ObjectMeta,
+  type ObjectStore,
+  type ObjectWriterOptions,
+  type UnfinishedObject,
+} from '@sluice/sinks';
 import type { Logger, SpoolDropReason, SpoolMetrics } from '@sluice/telemetry';
 import { SegmentReader, Spool, type Segment } from '@sluice/spool';
 import { decompressObject, FactsScanner, type Codec } from '@sluice/worker';
@@ -76,14 +92,22 @@ function factsOfFrame(scanner: FactsScanner, codec: string, bytes: Uint8Array): 
  * Upload a segment's good frames as the object it was written for; rejects if the store does.
  * With a scanner, the result carries the object's index facts (null: none could be made).
  */
-async function uploadSegment(store: ObjectStore, reader: SegmentReader, first = reader.next(), scanner?: FactsScanner): Promise<{ records: number; bytes: number; rawBytes: number; frames: number; facts: IndexFacts | null }> {
+async function uploadSegment(
+  store: ObjectStore,
+  reader: SegmentReader,
+  first = reader.next(),
+  scanner?: FactsScanner,
+): Promise<{ records: number; bytes: number; rawBytes: number; frames: number; facts: IndexFacts | null }> {
   const meta = reader.meta;
   if (meta === null) {
     reader.close();
     throw new Error(`spool segment ${reader.path} has no readable header`);
   }
   const encoding = contentEncodingFor(meta.codec as 'zstd' | 'gzip' | 'none');
-  const objectMeta: ObjectMeta = encoding === undefined ? { contentType: NDJSON_CONTENT_TYPE } : { contentType: NDJSON_CONTENT_TYPE, contentEncoding: encoding };
+  const objectMeta: ObjectMeta =
+    encoding === undefined
+      ? { contentType: NDJSON_CONTENT_TYPE }
+      : { contentType: NDJSON_CONTENT_TYPE, contentEncoding: encoding };
   const upload = store.open(meta.key, objectMeta);
   const sent = { records: 0, bytes: 0, rawBytes: 0, frames: 0 };
   let facts: IndexFacts | null | undefined = scanner === undefined ? null : undefined;
@@ -209,7 +233,8 @@ export class SpoolingWriter extends ObjectWriter {
     if (this.#diskAttempt > 0) this.#disk?.clear(this);
     this.#diskAttempt = 0;
     for (const t of this.#resends) clearTimeout(t);
-    if (this.#resends.size > 0) this.#log.warn({ objects: this.#resends.size }, 'failed objects stay in the spool; the next start uploads them');
+    if (this.#resends.size > 0)
+      this.#log.warn({ objects: this.#resends.size }, 'failed objects stay in the spool; the next start uploads them');
     this.#resends.clear();
   }
 
@@ -276,7 +301,11 @@ export class SpoolingWriter extends ObjectWriter {
     if (opens && seg === null) {
       // The segment first, under the key the object will get: a refused create holds the frame.
       try {
-        seg = this.#prepared = this.spool.open({ key: this.reserveNextKey(), codec: this.#codec, createdAtMs: Date.now() });
+        seg = this.#prepared = this.spool.open({
+          key: this.reserveNextKey(),
+          codec: this.#codec,
+          createdAtMs: Date.now(),
+        });
       } catch (err) {
         const refused = this.#diskRefused(frame, 'create', err);
         if (refused !== null) return refused;
@@ -399,7 +428,16 @@ export class SpoolingWriter extends ObjectWriter {
       this.#log.info({ key, records: sent.records }, 'a failed object went out again from the spool');
       const closedAtMs = Date.now();
       // Counted as stored like any completed object (its failure was not counted as a loss).
-      this.emit('object', { key, bytes: sent.bytes, records: sent.records, rawBytes: sent.rawBytes, frames: sent.frames, openedAtMs, closingAtMs: closedAtMs, closedAtMs });
+      this.emit('object', {
+        key,
+        bytes: sent.bytes,
+        records: sent.records,
+        rawBytes: sent.rawBytes,
+        frames: sent.frames,
+        openedAtMs,
+        closingAtMs: closedAtMs,
+        closedAtMs,
+      });
       if (sent.facts !== null) this.writeIndexOf(key, sent.facts);
     } catch (err) {
       const next = Math.min(delayMs * 2, RESEND_MAX_DELAY_MS);
@@ -436,7 +474,10 @@ export class SpoolingWriter extends ObjectWriter {
     const now = Date.now();
     if (now - this.#lastFullLog < 10_000) return;
     this.#lastFullLog = now;
-    this.#log.warn({ spool_bytes: this.spool.bytes, max_spool_bytes: this.spool.maxBytes, when_full: this.#whenFull }, 'the spool is full');
+    this.#log.warn(
+      { spool_bytes: this.spool.bytes, max_spool_bytes: this.spool.maxBytes, when_full: this.#whenFull },
+      'the spool is full',
+    );
   }
 
   /** Segments of objects given up (abandon) stay on disk; close the files. */
@@ -451,7 +492,12 @@ function spoolDir(dataDir: string, sinkId: string): string {
 }
 
 export function openSpool(dataDir: string, sink: SinkConfig): Spool {
-  return new Spool({ dir: spoolDir(dataDir, sink.id), maxBytes: sink.max_spool_bytes, sync: sink.spool_sync, syncIntervalMs: sink.spool_sync_interval_ms });
+  return new Spool({
+    dir: spoolDir(dataDir, sink.id),
+    maxBytes: sink.max_spool_bytes,
+    sync: sink.spool_sync,
+    syncIntervalMs: sink.spool_sync_interval_ms,
+  });
 }
 
 export interface RecoveryReport {
@@ -476,7 +522,14 @@ export interface RecoveryIndexing {
   failed: () => void;
 }
 
-export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: string, log: Logger, metrics: SpoolMetrics, indexing?: RecoveryIndexing): Promise<RecoveryReport> {
+export async function recoverSpool(
+  spool: Spool,
+  store: ObjectStore,
+  sinkId: string,
+  log: Logger,
+  metrics: SpoolMetrics,
+  indexing?: RecoveryIndexing,
+): Promise<RecoveryReport> {
   const scanner = indexing === undefined ? undefined : new FactsScanner(indexing.fields);
   const labels = { component_id: sinkId };
   const report: RecoveryReport = { objects: 0, records: 0, abortedUploads: 0, corruptSegments: 0, failed: 0 };
@@ -489,7 +542,10 @@ export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: str
       report.corruptSegments++;
       metrics.corruptSegments.inc({ ...labels, problem: tail.problem }, 1);
       metrics.corruptBytes.inc(labels, tail.lostBytes);
-      log.warn({ segment: reader.path, problem: tail.problem, good_frames: tail.frames, lost_bytes: tail.lostBytes }, 'a spool segment has a torn or corrupt tail; its good prefix is recovered, the rest is counted');
+      log.warn(
+        { segment: reader.path, problem: tail.problem, good_frames: tail.frames, lost_bytes: tail.lostBytes },
+        'a spool segment has a torn or corrupt tail; its good prefix is recovered, the rest is counted',
+      );
     };
     if (meta !== null && store.abortIncompleteUploads !== undefined) {
       try {
@@ -497,7 +553,10 @@ export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: str
         report.abortedUploads += n;
         metrics.abortedUploads.inc(labels, n);
       } catch (err) {
-        log.warn({ key: meta.key, err }, 'cannot list or abort incomplete multipart uploads of a recovered object; the bucket lifecycle rule removes them');
+        log.warn(
+          { key: meta.key, err },
+          'cannot list or abort incomplete multipart uploads of a recovered object; the bucket lifecycle rule removes them',
+        );
       }
     }
     if (meta === null || first === null) {
@@ -515,7 +574,10 @@ export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: str
           indexing.written();
         } catch (err) {
           indexing.failed();
-          log.warn({ key: meta.key, err }, 'storing the index of a recovered object failed; the object stands and readers scan it');
+          log.warn(
+            { key: meta.key, err },
+            'storing the index of a recovered object failed; the object stands and readers scan it',
+          );
         }
       }
       problemOf();
@@ -527,7 +589,10 @@ export async function recoverSpool(spool: Spool, store: ObjectStore, sinkId: str
       log.info({ key: meta.key, records }, 'recovered an unfinished object from the spool');
     } catch (err) {
       report.failed++;
-      log.error({ key: meta.key, segment: reader.path, err }, 'uploading a recovered object failed; its segment is kept for the next start');
+      log.error(
+        { key: meta.key, segment: reader.path, err },
+        'uploading a recovered object failed; its segment is kept for the next start',
+      );
     }
   }
   metrics.bytes.set(labels, spool.bytes);

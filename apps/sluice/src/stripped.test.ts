@@ -22,7 +22,11 @@ const used = await useStripped(${JSON.stringify(dir)});
 const m = await import(${JSON.stringify(url)});
 const amaro = process.moduleLoadList.some((x) => x.includes('amaro'));
 console.log(JSON.stringify({ used, amaro, exports: Object.keys(m).length }));`;
-  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { used: boolean; amaro: boolean; exports: number };
+  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as {
+    used: boolean;
+    amaro: boolean;
+    exports: number;
+  };
 }
 
 describe('stripped main-thread sources', () => {
@@ -40,7 +44,10 @@ describe('stripped main-thread sources', () => {
 
   it('a source whose text differs from the build loads from its .ts (through the stripper)', () => {
     const manifestPath = join(dir, 'manifest.json');
-    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { node: string; sources: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
+      node: string;
+      sources: Record<string, string>;
+    };
     manifest.sources['packages/schema/src/index.ts'] = '0'.repeat(64);
     writeFileSync(manifestPath, JSON.stringify(manifest));
     const r = loadWith(dir, SCHEMA);

@@ -6,8 +6,18 @@ describe('defaultConfig', () => {
     const config = defaultConfig();
     expect(config.data_dir).toBe('./data');
     expect(config.api).toMatchObject({ enabled: true, host: '127.0.0.1', port: 9598 });
-    expect(config.sources.talos_service).toMatchObject({ type: 'tcp', host: '127.0.0.1', port: 5170, host_key: '__host' });
-    expect(config.sources.talos_kernel).toMatchObject({ type: 'udp', host: '127.0.0.1', port: 6050, host_key: '__host' });
+    expect(config.sources.talos_service).toMatchObject({
+      type: 'tcp',
+      host: '127.0.0.1',
+      port: 5170,
+      host_key: '__host',
+    });
+    expect(config.sources.talos_kernel).toMatchObject({
+      type: 'udp',
+      host: '127.0.0.1',
+      port: 6050,
+      host_key: '__host',
+    });
     expect(config.sinks.local).toMatchObject({
       type: 'file',
       inputs: ['talos_service', 'talos_kernel'],
@@ -49,7 +59,11 @@ describe('defaultConfig', () => {
       min_body_bytes_per_sec: 1024,
       tls: null,
     });
-    const defaults = parseConfig('sources: { h: { type: splunk_hec, address: "[::]:8088", valid_tokens: [t] } }\nsinks: { f: { type: file, inputs: [h], path: ./out } }', 'd.yaml', {});
+    const defaults = parseConfig(
+      'sources: { h: { type: splunk_hec, address: "[::]:8088", valid_tokens: [t] } }\nsinks: { f: { type: file, inputs: [h], path: ./out } }',
+      'd.yaml',
+      {},
+    );
     const { id: _a, valid_tokens: _b, ...example } = config.sources.tailscale as unknown as Record<string, unknown>;
     const { id: _c, valid_tokens: _d, ...builtIn } = defaults.sources.h as unknown as Record<string, unknown>;
     expect(example).toEqual(builtIn);

@@ -64,11 +64,16 @@ describe('loadConfigFile', () => {
 
   it('names the file it cannot read', () => {
     const missing = join(dir, 'missing.yaml');
-    expect(issueLines(() => loadConfigFile(missing, {}))).toEqual([`${missing}: cannot read the configuration file (ENOENT)`]);
+    expect(issueLines(() => loadConfigFile(missing, {}))).toEqual([
+      `${missing}: cannot read the configuration file (ENOENT)`,
+    ]);
   });
 
   it('reports every problem of a file at once', () => {
-    const path = file('bad.yaml', YAML.replace('bucket: logs', 'bucket: Logs').replace('type: udp', 'type: udp\n    sockets: 0'));
+    const path = file(
+      'bad.yaml',
+      YAML.replace('bucket: logs', 'bucket: Logs').replace('type: udp', 'type: udp\n    sockets: 0'),
+    );
     expect(issueLines(() => loadConfigFile(path, { KEY_ID: 'AKID', SECRET: 'x' }))).toEqual([
       'sources.talos_service.extra_tags.cluster: environment variable `CLUSTER` is not set (write `${CLUSTER:-default}` to give a default)',
       'sources.talos_kernel.sockets: must be between 1 and 64, got 0',
@@ -78,7 +83,8 @@ describe('loadConfigFile', () => {
 });
 
 describe('parseConfig', () => {
-  const minimal = 'sources: { t: { type: tcp, address: "127.0.0.1:1" } }\nsinks: { f: { type: file, inputs: [t], path: x } }\n';
+  const minimal =
+    'sources: { t: { type: tcp, address: "127.0.0.1:1" } }\nsinks: { f: { type: file, inputs: [t], path: x } }\n';
 
   it('rejects duplicate keys at any depth, with lines', () => {
     const text = `data_dir: a
@@ -100,7 +106,9 @@ sinks:
 
   it('rejects duplicate keys in JSON', () => {
     const text = '{"sources": {"t": {"type": "tcp", "address": "127.0.0.1:1"}}, "sinks": {}, "sinks": {}}';
-    expect(issueLines(() => parseConfig(text, 'c.json', {}))).toContain('sinks: duplicate key (line 1; first given on line 1)');
+    expect(issueLines(() => parseConfig(text, 'c.json', {}))).toContain(
+      'sinks: duplicate key (line 1; first given on line 1)',
+    );
   });
 
   it('reports duplicate keys together with other issues', () => {
@@ -115,8 +123,12 @@ sinks:
     const lines = issueLines(() => parseConfig('sources:\n  t: [1, 2\n', 'conf/sluice.yaml', {}));
     expect(lines.length).toBeGreaterThan(0);
     expect(lines[0]).toMatch(/^conf\/sluice\.yaml:\d+:\d+: /);
-    expect(issueLines(() => parseConfig('a: 1\n---\nb: 2\n', 'x.yaml', {}))[0]).toMatch(/^x\.yaml:2:1: Source contains multiple documents/);
-    expect(issueLines(() => parseConfig('a: !custom x\n', 'x.yaml', {}))[0]).toMatch(/^x\.yaml:1:4: Unresolved tag: !custom/);
+    expect(issueLines(() => parseConfig('a: 1\n---\nb: 2\n', 'x.yaml', {}))[0]).toMatch(
+      /^x\.yaml:2:1: Source contains multiple documents/,
+    );
+    expect(issueLines(() => parseConfig('a: !custom x\n', 'x.yaml', {}))[0]).toMatch(
+      /^x\.yaml:1:4: Unresolved tag: !custom/,
+    );
   });
 
   it('treats an empty file as an empty map', () => {
@@ -135,7 +147,9 @@ sinks: { f: { type: file, inputs: [t], path: x } }
 `;
     // `tags` is not an option: anchors live where options are allowed.
     expect(issueLines(() => parseConfig(text, 'c.yaml', {}))).toEqual(['tags: unknown option `tags`']);
-    const ok = text.replace('tags: &tags { cluster: prod }', 'data_dir: ./data').replace('extra_tags: *tags', 'extra_tags: &t { cluster: prod }');
+    const ok = text
+      .replace('tags: &tags { cluster: prod }', 'data_dir: ./data')
+      .replace('extra_tags: *tags', 'extra_tags: &t { cluster: prod }');
     expect(parseConfig(ok, 'c.yaml', {}).sources.t?.extra_tags).toEqual({ cluster: 'prod' });
   });
 

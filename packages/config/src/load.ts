@@ -50,7 +50,12 @@ export function loadConfigFile(path: string, env: Env = process.env): SluiceConf
 }
 
 /** The YAML library would keep the last value silently: a repeated key is almost always a mistake. */
-function findDuplicateKeys(node: unknown, path: string, lineOf: (offset: number) => number, issues: ConfigIssue[]): void {
+function findDuplicateKeys(
+  node: unknown,
+  path: string,
+  lineOf: (offset: number) => number,
+  issues: ConfigIssue[],
+): void {
   if (isYamlMap(node)) {
     const firstLine = new Map<string, number>();
     for (const pair of node.items) {

@@ -4,7 +4,6 @@ import { failure, fullRaw } from './test-helpers.ts';
 
 const SECRET = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY';
 
-
 function expectNoSecret(error: ConfigError, secret = SECRET): void {
   expect(error.issues.length).toBeGreaterThan(0);
   expect(error.message).not.toContain(secret);
@@ -38,7 +37,9 @@ describe('secrets never appear in messages', () => {
   });
 
   it('when the same sink has other errors', () => {
-    const error = failure(() => validateConfig(s3({ bucket: 'Bad_Bucket', queue_size: 0, colour: SECRET, when_full: 'x' }), {}));
+    const error = failure(() =>
+      validateConfig(s3({ bucket: 'Bad_Bucket', queue_size: 0, colour: SECRET, when_full: 'x' }), {}),
+    );
     expect(error.issues).toHaveLength(4);
     expectNoSecret(error);
   });
@@ -51,14 +52,22 @@ describe('secrets never appear in messages', () => {
   it('when the secret is empty, has a bad reference or comes from the environment', () => {
     expectNoSecret(failure(() => validateConfig(s3({ secret_access_key: `${SECRET}\${` }), {})));
     expectNoSecret(failure(() => validateConfig(s3({ secret_access_key: `${SECRET}\${1x}` }), {})));
-    const fromEnv = failure(() => validateConfig(s3({ secret_access_key: '${AWS_SECRET}', bucket: '${AWS_SECRET}' }), { AWS_SECRET: 'Not_A_Bucket' }));
+    const fromEnv = failure(() =>
+      validateConfig(s3({ secret_access_key: '${AWS_SECRET}', bucket: '${AWS_SECRET}' }), {
+        AWS_SECRET: 'Not_A_Bucket',
+      }),
+    );
     expect(fromEnv.issues.map((i) => i.path)).toEqual(['sinks.s3.bucket']);
-    expect(failure(() => validateConfig(s3({ secret_access_key: '' }), {})).message).toBe('sinks.s3.secret_access_key: must not be empty');
+    expect(failure(() => validateConfig(s3({ secret_access_key: '' }), {})).message).toBe(
+      'sinks.s3.secret_access_key: must not be empty',
+    );
   });
 
   it('when the endpoint carries credentials', () => {
     const error = failure(() => validateConfig(s3({ endpoint: `http://user:${SECRET}@127.0.0.1:7480` }), {}));
-    expect(error.message).toBe('sinks.s3.endpoint: must not contain credentials; use access_key_id and secret_access_key');
+    expect(error.message).toBe(
+      'sinks.s3.endpoint: must not contain credentials; use access_key_id and secret_access_key',
+    );
     expectNoSecret(error);
     expectNoSecret(failure(() => validateConfig(s3({ endpoint: `user:${SECRET}@[bad` }), {})));
   });
@@ -66,8 +75,14 @@ describe('secrets never appear in messages', () => {
   it('when the YAML around the secret is broken or repeated', () => {
     expectNoSecret(failure(() => parseConfig(`${base}    secret_access_key: "${SECRET}\n`, 'c.yaml', {})));
     expectNoSecret(failure(() => parseConfig(`${base}    secret_access_key: "${SECRET}\\q"\n`, 'c.yaml', {})));
-    expectNoSecret(failure(() => parseConfig(`${base}    secret_access_key: ${SECRET}\n    secret_access_key: ${SECRET}\n`, 'c.yaml', {})));
-    expectNoSecret(failure(() => parseConfig(`${base}    secret_access_key: ${SECRET}\n      bad_indent: 1\n`, 'c.yaml', {})));
+    expectNoSecret(
+      failure(() =>
+        parseConfig(`${base}    secret_access_key: ${SECRET}\n    secret_access_key: ${SECRET}\n`, 'c.yaml', {}),
+      ),
+    );
+    expectNoSecret(
+      failure(() => parseConfig(`${base}    secret_access_key: ${SECRET}\n      bad_indent: 1\n`, 'c.yaml', {})),
+    );
     expectNoSecret(failure(() => parseConfig(`${base}    secret_access_key: [${SECRET}\n`, 'c.yaml', {})));
   });
 });

@@ -20,8 +20,32 @@ beforeAll(() => {
   cert = join(dir, 'cert.pem');
   key = join(dir, 'key.pem');
   otherKey = join(dir, 'other-key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-  execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', otherKey], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+    ],
+    { stdio: 'ignore' },
+  );
+  execFileSync(
+    'openssl',
+    ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', otherKey],
+    { stdio: 'ignore' },
+  );
   mkdirSync(join(dir, 'a-directory'));
   writeFileSync(join(dir, 'garbage.pem'), 'not a certificate\n');
 });
@@ -33,7 +57,6 @@ function withHec(options: Record<string, unknown> = {}): Record<string, any> {
   raw.sinks.f.inputs = ['t', 'u', 'h'];
   return raw;
 }
-
 
 describe('splunk_hec source', () => {
   it('fills every default', () => {
@@ -65,17 +88,31 @@ describe('splunk_hec source', () => {
       ['min_body_bytes_per_sec', 0, 1_073_741_824],
     ] as const;
     for (const [option, min, max] of ranges) {
-      expect((validateConfig(withHec({ [option]: min }), {}).sources.h as unknown as Record<string, unknown>)[option]).toBe(min);
-      expect((validateConfig(withHec({ [option]: max }), {}).sources.h as unknown as Record<string, unknown>)[option]).toBe(max);
-      expect(issueLines(() => validateConfig(withHec({ [option]: min - 1 }), {}))).toEqual([`sources.h.${option}: must be between ${min} and ${max}, got ${min - 1}`]);
-      expect(issueLines(() => validateConfig(withHec({ [option]: max + 1 }), {}))).toEqual([`sources.h.${option}: must be between ${min} and ${max}, got ${max + 1}`]);
+      expect(
+        (validateConfig(withHec({ [option]: min }), {}).sources.h as unknown as Record<string, unknown>)[option],
+      ).toBe(min);
+      expect(
+        (validateConfig(withHec({ [option]: max }), {}).sources.h as unknown as Record<string, unknown>)[option],
+      ).toBe(max);
+      expect(issueLines(() => validateConfig(withHec({ [option]: min - 1 }), {}))).toEqual([
+        `sources.h.${option}: must be between ${min} and ${max}, got ${min - 1}`,
+      ]);
+      expect(issueLines(() => validateConfig(withHec({ [option]: max + 1 }), {}))).toEqual([
+        `sources.h.${option}: must be between ${min} and ${max}, got ${max + 1}`,
+      ]);
     }
   });
 
   it('requires valid_tokens, at least one, distinct, header-safe', () => {
-    expect(issueLines(() => validateConfig(withHec({ valid_tokens: undefined }), {}))).toEqual(['sources.h.valid_tokens: is required']);
-    expect(issueLines(() => validateConfig(withHec({ valid_tokens: [] }), {}))).toEqual(['sources.h.valid_tokens: must not be empty']);
-    expect(issueLines(() => validateConfig(withHec({ valid_tokens: [TOKEN, 'b', TOKEN] }), {}))).toEqual(['sources.h.valid_tokens[2]: an entry is listed twice']);
+    expect(issueLines(() => validateConfig(withHec({ valid_tokens: undefined }), {}))).toEqual([
+      'sources.h.valid_tokens: is required',
+    ]);
+    expect(issueLines(() => validateConfig(withHec({ valid_tokens: [] }), {}))).toEqual([
+      'sources.h.valid_tokens: must not be empty',
+    ]);
+    expect(issueLines(() => validateConfig(withHec({ valid_tokens: [TOKEN, 'b', TOKEN] }), {}))).toEqual([
+      'sources.h.valid_tokens[2]: an entry is listed twice',
+    ]);
     expect(issueLines(() => validateConfig(withHec({ valid_tokens: ['ok', `${TOKEN} x`, ''] }), {}))).toEqual([
       'sources.h.valid_tokens[1]: must be visible ASCII characters without spaces (value not shown)',
       'sources.h.valid_tokens[2]: must be visible ASCII characters without spaces (value not shown)',
@@ -97,7 +134,9 @@ describe('splunk_hec source', () => {
       expect(error.message).not.toContain('12345678901');
       expect(JSON.stringify(error.issues)).not.toContain(TOKEN.slice(0, 8));
     }
-    expect(failure(() => validateConfig(withHec({ valid_tokens: TOKEN }), {})).message).toBe('sources.h.valid_tokens: expected a list of strings, got a string (redacted)');
+    expect(failure(() => validateConfig(withHec({ valid_tokens: TOKEN }), {})).message).toBe(
+      'sources.h.valid_tokens: expected a list of strings, got a string (redacted)',
+    );
   });
 
   it('takes tokens from the environment', () => {
@@ -133,8 +172,12 @@ describe('tls on tcp and splunk_hec sources', () => {
     const raw = withHec({ tls: { cert_file: cert, key_file: key } });
     raw.sources.t.tls = { cert_file: cert, key_file: key, ca_file: cert, client_auth: 'required' };
     const config = validateConfig(raw, {});
-    expect(config.sources.h).toMatchObject({ tls: { cert_file: cert, key_file: key, ca_file: null, client_auth: 'none', handshake_timeout_secs: 10 } });
-    expect(config.sources.t).toMatchObject({ tls: { cert_file: cert, key_file: key, ca_file: cert, client_auth: 'required', handshake_timeout_secs: 10 } });
+    expect(config.sources.h).toMatchObject({
+      tls: { cert_file: cert, key_file: key, ca_file: null, client_auth: 'none', handshake_timeout_secs: 10 },
+    });
+    expect(config.sources.t).toMatchObject({
+      tls: { cert_file: cert, key_file: key, ca_file: cert, client_auth: 'required', handshake_timeout_secs: 10 },
+    });
     expect(Object.isFrozen((config.sources.t as { tls: object }).tls)).toBe(true);
   });
 
@@ -147,7 +190,10 @@ describe('tls on tcp and splunk_hec sources', () => {
     const config = validateConfig(withTimeout(3), {});
     expect(config.sources.h).toMatchObject({ tls: { handshake_timeout_secs: 3 } });
     expect(config.sources.t).toMatchObject({ tls: { handshake_timeout_secs: 3 } });
-    expect((validateConfig(withTimeout(3600), {}).sources.t as { tls: { handshake_timeout_secs: number } }).tls.handshake_timeout_secs).toBe(3600);
+    expect(
+      (validateConfig(withTimeout(3600), {}).sources.t as { tls: { handshake_timeout_secs: number } }).tls
+        .handshake_timeout_secs,
+    ).toBe(3600);
     expect(issueLines(() => validateConfig(withTimeout(0), {}))).toEqual([
       'sources.t.tls.handshake_timeout_secs: must be between 1 and 3600, got 0',
       'sources.h.tls.handshake_timeout_secs: must be between 1 and 3600, got 0',
@@ -175,25 +221,37 @@ describe('tls on tcp and splunk_hec sources', () => {
   it('rejects a key that does not match the certificate, and a file that is not PEM', () => {
     const lines = issueLines(() => validateConfig(withHec({ tls: { cert_file: cert, key_file: otherKey } }), {}));
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^sources\.h\.tls: cert_file, key_file and ca_file do not form a usable TLS setup: .*key values mismatch/);
-    const garbage = issueLines(() => validateConfig(withHec({ tls: { cert_file: join(dir, 'garbage.pem'), key_file: key } }), {}));
+    expect(lines[0]).toMatch(
+      /^sources\.h\.tls: cert_file, key_file and ca_file do not form a usable TLS setup: .*key values mismatch/,
+    );
+    const garbage = issueLines(() =>
+      validateConfig(withHec({ tls: { cert_file: join(dir, 'garbage.pem'), key_file: key } }), {}),
+    );
     expect(garbage[0]).toMatch(/^sources\.h\.tls: cert_file, key_file and ca_file do not form a usable TLS setup: /);
   });
 
   it('requires ca_file when clients must show a certificate', () => {
     for (const clientAuth of ['optional', 'required']) {
-      expect(issueLines(() => validateConfig(withHec({ tls: { cert_file: cert, key_file: key, client_auth: clientAuth } }), {}))).toEqual([
+      expect(
+        issueLines(() =>
+          validateConfig(withHec({ tls: { cert_file: cert, key_file: key, client_auth: clientAuth } }), {}),
+        ),
+      ).toEqual([
         `sources.h.tls.ca_file: is required when client_auth is ${clientAuth} (the CA that client certificates must chain to)`,
       ]);
     }
   });
 
   it('checks the block like any other section', () => {
-    expect(issueLines(() => validateConfig(withHec({ tls: { cert_file: cert, key_fille: key, client_auth: 'yes' } }), {}))).toEqual([
+    expect(
+      issueLines(() => validateConfig(withHec({ tls: { cert_file: cert, key_fille: key, client_auth: 'yes' } }), {})),
+    ).toEqual([
       'sources.h.tls.key_fille: unknown option `key_fille`; did you mean `key_file`?',
       'sources.h.tls.key_file: is required',
       'sources.h.tls.client_auth: must be one of none, optional, required, got "yes"',
     ]);
-    expect(issueLines(() => validateConfig(withHec({ tls: 'on' }), {}))).toEqual(['sources.h.tls: expected a map, got string "on"']);
+    expect(issueLines(() => validateConfig(withHec({ tls: 'on' }), {}))).toEqual([
+      'sources.h.tls: expected a map, got string "on"',
+    ]);
   });
 });

@@ -12,7 +12,15 @@ import type { SourceConfig } from '@sluice/sources/registry';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 export type LogFormat = 'json' | 'pretty';
 export type { Compression, WhenFull, HostPort, ListenAddress, Env } from '@sluice/schema';
-export type { SourceConfig, SourceType, TcpSourceConfig, UdpSourceConfig, SplunkHecSourceConfig, TlsConfig, ClientAuth } from '@sluice/sources/registry';
+export type {
+  SourceConfig,
+  SourceType,
+  TcpSourceConfig,
+  UdpSourceConfig,
+  SplunkHecSourceConfig,
+  TlsConfig,
+  ClientAuth,
+} from '@sluice/sources/registry';
 export type { SinkConfig, SinkType, FileSinkConfig, AwsS3SinkConfig } from '@sluice/sinks/registry';
 
 export interface ApiConfig extends ListenAddress {

@@ -168,7 +168,9 @@ describe('defaults', () => {
     raw.sinks.f.when_full = 'drop_newest';
     expect(validateConfig(raw, {}).sinks.f).toMatchObject({ type: 'file', when_full: 'drop_newest' });
     raw.sinks.f.when_full = 'drop';
-    expect(issueLines(() => validateConfig(raw, {}))).toEqual(['sinks.f.when_full: must be one of block, drop_newest, got "drop"; did you mean `drop_newest`?']);
+    expect(issueLines(() => validateConfig(raw, {}))).toEqual([
+      'sinks.f.when_full: must be one of block, drop_newest, got "drop"; did you mean `drop_newest`?',
+    ]);
   });
 
   it('is deeply frozen and keeps file order', () => {
@@ -266,7 +268,8 @@ describe('numeric ranges', () => {
     expect(issueLines(() => validateConfig(withOption('sinks.s3.max_buffered_bytes', 5_242_879), {}))).toEqual([
       'sinks.s3.max_buffered_bytes: must be at least 5242880, got 5242879',
     ]);
-    const withParts = (maxBuffered: number): Record<string, any> => setPath(withOption('sinks.s3.max_buffered_bytes', maxBuffered), 'sinks.s3.part_size_bytes', 8 * MIB);
+    const withParts = (maxBuffered: number): Record<string, any> =>
+      setPath(withOption('sinks.s3.max_buffered_bytes', maxBuffered), 'sinks.s3.part_size_bytes', 8 * MIB);
     expect(issueLines(() => validateConfig(withParts(8 * MIB - 1), {}))).toEqual([
       `sinks.s3.max_buffered_bytes: must be at least part_size_bytes (${8 * MIB}), got ${8 * MIB - 1}`,
     ]);
@@ -420,7 +423,9 @@ describe('messages', () => {
   });
 
   it('handles ids that are Object.prototype names', () => {
-    const raw = JSON.parse('{"sources": {"__proto__": {"type": "tcp", "address": "127.0.0.1:1"}, "constructor": {"type": "udp", "address": "127.0.0.1:1"}}, "sinks": {"toString": {"type": "file", "path": "x", "inputs": ["__proto__", "constructor"]}}}');
+    const raw = JSON.parse(
+      '{"sources": {"__proto__": {"type": "tcp", "address": "127.0.0.1:1"}, "constructor": {"type": "udp", "address": "127.0.0.1:1"}}, "sinks": {"toString": {"type": "file", "path": "x", "inputs": ["__proto__", "constructor"]}}}',
+    );
     const config = validateConfig(raw, {});
     expect(Object.keys(config.sources)).toEqual(['__proto__', 'constructor']);
     expect(Object.getPrototypeOf(config.sources)).toBe(Object.prototype);
@@ -629,7 +634,9 @@ describe('interpolation', () => {
   it('uses process.env by default', () => {
     process.env.SLUICE_TEST_GRACE = '12';
     try {
-      expect(validateConfig(withOption('shutdown_timeout_secs', '${SLUICE_TEST_GRACE}')).shutdown_timeout_secs).toBe(12);
+      expect(validateConfig(withOption('shutdown_timeout_secs', '${SLUICE_TEST_GRACE}')).shutdown_timeout_secs).toBe(
+        12,
+      );
     } finally {
       delete process.env.SLUICE_TEST_GRACE;
     }

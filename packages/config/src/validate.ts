@@ -68,7 +68,10 @@ export const deadLetterOptions = {
 export const topOptions = {
   data_dir: def(string(), './data'),
   shutdown_timeout_secs: def(integer(1, 3600), 30),
-  api: def(section(apiOptions, (v): ApiConfig => ({ enabled: v.enabled, ...v.address })), {}),
+  api: def(
+    section(apiOptions, (v): ApiConfig => ({ enabled: v.enabled, ...v.address })),
+    {},
+  ),
   log: def(section(logOptions), {}),
   workers: def(section(workersOptions), {}),
   dead_letter: opt(section(deadLetterOptions)),
@@ -111,7 +114,8 @@ function crossCheck(
 ): void {
   // Components are named in metrics and logs by id alone.
   for (const id of sinks.partial.keys()) {
-    if (sources.partial.has(id)) report(ctx, childPath('sinks', id), `id \`${id}\` is also a source id; sources and sinks need distinct ids`);
+    if (sources.partial.has(id))
+      report(ctx, childPath('sinks', id), `id \`${id}\` is also a source id; sources and sinks need distinct ids`);
   }
 
   const consumed = new Set<string>();
@@ -147,7 +151,12 @@ function crossCheck(
   };
   if (api?.enabled) claim('tcp', api, 'api.address', 'api.address');
   for (const source of Object.values(sources.configs)) {
-    claim(sourceTypes[source.type].protocol, source, childPath(childPath('sources', source.id), 'address'), `source \`${source.id}\``);
+    claim(
+      sourceTypes[source.type].protocol,
+      source,
+      childPath(childPath('sources', source.id), 'address'),
+      `source \`${source.id}\``,
+    );
   }
 }
 

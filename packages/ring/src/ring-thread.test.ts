@@ -53,7 +53,10 @@ describe('ring across a real worker thread', () => {
     const w = start({ mode: 'consume', sab: ring.sab, seed: SEED, count: COUNT, maxLen, typical });
     const done = nextMessage<Summary>(w);
     let workerFinished = false; // an early answer is a failure report: stop producing
-    void done.then(() => (workerFinished = true), () => (workerFinished = true));
+    void done.then(
+      () => (workerFinished = true),
+      () => (workerFinished = true),
+    );
 
     const nextLen = lengthStream(SEED, maxLen, typical);
     const scratch = new Uint8Array(maxLen);
@@ -89,7 +92,11 @@ describe('ring across a real worker thread', () => {
     let seq = 0;
     let spans = 0;
     let pendingRec: Uint8Array | null = null;
-    const inFlight: { end: number; records: number; reply: Promise<{ ok: boolean; error: string | null; records: number }> }[] = [];
+    const inFlight: {
+      end: number;
+      records: number;
+      reply: Promise<{ ok: boolean; error: string | null; records: number }>;
+    }[] = [];
     // Replies arrive in order (one worker), so queue a listener per span up front.
     const replies: ((msg: { ok: boolean; error: string | null; records: number }) => void)[] = [];
     w.on('message', (msg) => replies.shift()?.(msg));

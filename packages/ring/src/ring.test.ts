@@ -395,7 +395,11 @@ describe('tryWriteRanges', () => {
         readRecord(a);
         readRecord(b);
         let more = 0;
-        while (expected + more < n && b.tryWriteRange(body, spans[2 * (expected + more)]!, spans[2 * (expected + more) + 1]!, head)) more++;
+        while (
+          expected + more < n &&
+          b.tryWriteRange(body, spans[2 * (expected + more)]!, spans[2 * (expected + more) + 1]!, head)
+        )
+          more++;
         expect(a.tryWriteRanges(body, spans, expected, n, head)).toBe(more);
         expect(new Uint8Array(a.sab)).toEqual(new Uint8Array(b.sab));
       }

@@ -184,7 +184,8 @@ export class Ring {
    * {@link maxPayloadBytes}; the records before it are written and published.
    */
   tryWriteRanges(body: Uint8Array, spans: Uint32Array, from: number, to: number, head?: Uint8Array): number {
-    if (!(from >= 0 && from <= to && 2 * to <= spans.length)) throw new RangeError(`tryWriteRanges: bad records [${from}, ${to}) of ${spans.length / 2}`);
+    if (!(from >= 0 && from <= to && 2 * to <= spans.length))
+      throw new RangeError(`tryWriteRanges: bad records [${from}, ${to}) of ${spans.length / 2}`);
     const headLen = head === undefined ? 0 : head.length;
     const header = this.#header;
     const mask = this.#mask;
@@ -196,10 +197,13 @@ export class Ring {
       for (; i < to; i++) {
         const bodyStart = spans[2 * i]!;
         const bodyEnd = spans[2 * i + 1]!;
-        if (!(bodyStart <= bodyEnd && bodyEnd <= body.length)) throw new RangeError(`tryWriteRanges: bad range [${bodyStart}, ${bodyEnd}) of ${body.length} bytes`);
+        if (!(bodyStart <= bodyEnd && bodyEnd <= body.length))
+          throw new RangeError(`tryWriteRanges: bad range [${bodyStart}, ${bodyEnd}) of ${body.length} bytes`);
         const payload = headLen + (bodyEnd - bodyStart);
         if (payload > this.maxPayloadBytes) {
-          throw new RangeError(`record payload of ${payload} bytes exceeds the ring's maxPayloadBytes ${this.maxPayloadBytes}`);
+          throw new RangeError(
+            `record payload of ${payload} bytes exceeds the ring's maxPayloadBytes ${this.maxPayloadBytes}`,
+          );
         }
         const span = recordSpan(payload);
         if (span > this.capacity - ((write - this.#readSeen) >>> 0)) {
@@ -296,7 +300,7 @@ export class Ring {
   /** The claim cursor, pulled forward to the read index if a release passed it. */
   #syncClaimCursor(write: number): number {
     const read = Atomics.load(this.#header, READ_INDEX) >>> 0;
-    if (((this.#claimCursor - read) >>> 0) > ((write - read) >>> 0)) this.#claimCursor = read;
+    if ((this.#claimCursor - read) >>> 0 > (write - read) >>> 0) this.#claimCursor = read;
     return this.#claimCursor;
   }
 
@@ -308,7 +312,7 @@ export class Ring {
   release(end: number): void {
     const header = this.#header;
     const read = Atomics.load(header, READ_INDEX) >>> 0;
-    if (((end - read) >>> 0) > ((this.#claimCursor - read) >>> 0)) {
+    if ((end - read) >>> 0 > (this.#claimCursor - read) >>> 0) {
       throw new RangeError(`release(${end}) is outside the claimed range [${read}, ${this.#claimCursor}]`);
     }
     Atomics.store(header, READ_INDEX, end | 0);

@@ -3,7 +3,8 @@ import { ConfigError } from './errors.ts';
 import type { HostPort } from './types.ts';
 
 // RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
-const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /**
  * Splits `host:port` (IPv6 as `[::1]:5170`). Returns the parts, or the reason the text is not

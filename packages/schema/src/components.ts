@@ -64,7 +64,11 @@ export function readComponents<C>(
   for (const id of keys) {
     const componentPath = childPath(path, id);
     if (!COMPONENT_ID.test(id)) {
-      report(ctx, componentPath, `invalid ${noun} id ${JSON.stringify(id)}: use 1 to 64 characters from A-Z a-z 0-9 _ -`);
+      report(
+        ctx,
+        componentPath,
+        `invalid ${noun} id ${JSON.stringify(id)}: use 1 to 64 characters from A-Z a-z 0-9 _ -`,
+      );
       continue;
     }
     partial.set(id, null);

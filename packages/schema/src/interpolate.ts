@@ -51,7 +51,9 @@ export function interpolate(text: string, env: Env): Interpolation {
     const name = separator === -1 ? inner : inner.slice(0, separator);
     at = close + 1;
     if (!VARIABLE_NAME.test(name)) {
-      errors.push('invalid `${...}`: write `${NAME}` or `${NAME:-default}` with NAME made of letters, digits and _, or `$$` for a literal `$`');
+      errors.push(
+        'invalid `${...}`: write `${NAME}` or `${NAME:-default}` with NAME made of letters, digits and _, or `$$` for a literal `$`',
+      );
       continue;
     }
     substituted = true;

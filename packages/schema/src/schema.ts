@@ -141,7 +141,11 @@ const INTEGER_TEXT = /^-?(?:0|[1-9][0-9]*)$/;
  * An integer in [min, max] (max undefined = no upper bound but a safe integer). Interpolated
  * strings that are exactly an integer count as one.
  */
-export function integer(min = -Number.MAX_SAFE_INTEGER, max?: number, options: { powerOfTwo?: boolean } = {}): Kind<number> {
+export function integer(
+  min = -Number.MAX_SAFE_INTEGER,
+  max?: number,
+  options: { powerOfTwo?: boolean } = {},
+): Kind<number> {
   return {
     doc: options.powerOfTwo ? 'integer, power of two' : 'integer',
     read(raw, path, ctx, secret) {
@@ -161,7 +165,8 @@ export function integer(min = -Number.MAX_SAFE_INTEGER, max?: number, options: {
       }
       if (!Number.isInteger(value)) return typeError(ctx, path, 'an integer', value, secret);
       if (value < min || (max !== undefined && value > max)) return report(ctx, path, rangeMessage(min, max, value));
-      if (!Number.isSafeInteger(value)) return report(ctx, path, `must be at most ${Number.MAX_SAFE_INTEGER}, got ${value}`);
+      if (!Number.isSafeInteger(value))
+        return report(ctx, path, `must be at most ${Number.MAX_SAFE_INTEGER}, got ${value}`);
       if (options.powerOfTwo && (value & (value - 1)) !== 0) {
         // Only used below 2^31, where the bit trick and Math.log2 are exact.
         const below = 2 ** Math.floor(Math.log2(value));
@@ -191,7 +196,9 @@ export function boolean(): Kind<boolean> {
  * A string. Empty is an error unless `allowEmpty`. `check` returns a message or undefined; it
  * is not run for secret options, so it may quote the value.
  */
-export function string(options: { allowEmpty?: boolean; doc?: string; check?: (value: string) => string | undefined } = {}): Kind<string> {
+export function string(
+  options: { allowEmpty?: boolean; doc?: string; check?: (value: string) => string | undefined } = {},
+): Kind<string> {
   return {
     doc: options.doc ?? 'string',
     read(raw, path, ctx, secret) {

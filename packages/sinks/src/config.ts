@@ -51,7 +51,9 @@ export interface SinkBase {
   readonly index: boolean;
 }
 
-export const COMPRESSION_LEVELS: { readonly [C in Exclude<Compression, 'none'>]: { min: number; max: number; default: number } } = {
+export const COMPRESSION_LEVELS: {
+  readonly [C in Exclude<Compression, 'none'>]: { min: number; max: number; default: number };
+} = {
   zstd: { min: 1, max: 19, default: 1 },
   gzip: { min: 1, max: 9, default: 6 },
 };
@@ -95,8 +97,34 @@ export function commonSink(v: Values<typeof sinkOptions>, id: string, path: stri
       return report(ctx, levelPath, rangeMessage(range.min, range.max, level, ` for ${v.compression}`));
     }
   }
-  const { inputs, key_prefix, compression, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms, when_full, index } = v;
-  return { id, inputs, key_prefix, compression, compression_level: level, upload_period_secs, max_object_bytes, spool, max_spool_bytes, spool_sync, spool_sync_interval_ms, when_full, index };
+  const {
+    inputs,
+    key_prefix,
+    compression,
+    upload_period_secs,
+    max_object_bytes,
+    spool,
+    max_spool_bytes,
+    spool_sync,
+    spool_sync_interval_ms,
+    when_full,
+    index,
+  } = v;
+  return {
+    id,
+    inputs,
+    key_prefix,
+    compression,
+    compression_level: level,
+    upload_period_secs,
+    max_object_bytes,
+    spool,
+    max_spool_bytes,
+    spool_sync,
+    spool_sync_interval_ms,
+    when_full,
+    index,
+  };
 }
 
 /** What the daemon lends a sink's store when it builds one. */

@@ -20,7 +20,16 @@ export {
   type UnfinishedObject,
 } from './object-writer/object-writer.ts';
 export { FileStore, type FileStoreCheck, type FileStoreOptions } from './file/file-store.ts';
-export { DISK_RETRY_FIRST_MS, DISK_RETRY_MAX_MS, diskRetryDelayMs, DiskStall, retryableDiskError, type DiskHooks, type DiskNotice, type DiskTarget } from './file/disk-retry.ts';
+export {
+  DISK_RETRY_FIRST_MS,
+  DISK_RETRY_MAX_MS,
+  diskRetryDelayMs,
+  DiskStall,
+  retryableDiskError,
+  type DiskHooks,
+  type DiskNotice,
+  type DiskTarget,
+} from './file/disk-retry.ts';
 // The aws_s3 store's values live in '@sluice/sinks/aws-s3': loading them loads the AWS SDK
 // (~33 MiB resident), which a daemon without an aws_s3 sink never needs. Types cost nothing.
 export type { S3Store, S3StoreOptions, S3StoreLogger } from './aws-s3/s3-store.ts';

@@ -27,7 +27,8 @@ export const sinkTypes: { readonly [T in SinkType]: SinkDefinition<Extract<SinkC
 /** The dead-letter directory (`dead_letter:`): a file store, labelled as a file sink in metrics. */
 export const deadLetterSink = {
   type: fileSink.type,
-  store: (path: string, diskHooks?: DiskHooks): ObjectStore => new FileStore({ path: resolvePath(path), ...(diskHooks === undefined ? {} : { diskHooks }) }),
+  store: (path: string, diskHooks?: DiskHooks): ObjectStore =>
+    new FileStore({ path: resolvePath(path), ...(diskHooks === undefined ? {} : { diskHooks }) }),
 };
 
 /** The definition of a configured sink. */
@@ -50,11 +51,20 @@ export async function readerForPath(path: string, opts: ReadPathOptions): Promis
     if (config === INVALID || ctx.issues.length > 0) throw new ConfigError(ctx.issues);
     return def.reader(config);
   }
-  throw new ConfigError([{ path: '--path', message: `${JSON.stringify(path)} is neither a directory nor a URL of a store Sluice reads` }]);
+  throw new ConfigError([
+    { path: '--path', message: `${JSON.stringify(path)} is neither a directory nor a URL of a store Sluice reads` },
+  ]);
 }
 
 export type { AwsS3SinkConfig, FileSinkConfig };
 export type { ListedObject, ObjectReader, ReadPathOptions } from './object-reader.ts';
 export { checkBucket, checkEndpoint } from './aws-s3/config.ts';
 export { COMPRESSION_LEVELS, type SinkBase, type SinkDefinition, type SinkStoreContext } from './config.ts';
-export { decodeIndex, INDEX_MAX_BYTES, INDEX_VERSION, type IndexFacts, indexKeyOf, isIndexKey } from './object-writer/object-index.ts';
+export {
+  decodeIndex,
+  INDEX_MAX_BYTES,
+  INDEX_VERSION,
+  type IndexFacts,
+  indexKeyOf,
+  isIndexKey,
+} from './object-writer/object-index.ts';

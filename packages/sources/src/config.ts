@@ -89,7 +89,11 @@ function buildTls(v: Values<typeof tlsOptions>, path: string, ctx: Ctx): TlsConf
     }
   }
   if (v.client_auth !== 'none' && v.ca_file === null) {
-    report(ctx, childPath(path, 'ca_file'), `is required when client_auth is ${v.client_auth} (the CA that client certificates must chain to)`);
+    report(
+      ctx,
+      childPath(path, 'ca_file'),
+      `is required when client_auth is ${v.client_auth} (the CA that client certificates must chain to)`,
+    );
     ok = false;
   }
   if (!ok) return INVALID;
@@ -104,9 +108,19 @@ function buildTls(v: Values<typeof tlsOptions>, path: string, ctx: Ctx): TlsConf
       ...(v.ca_file === null ? {} : { ca: readFileSync(v.ca_file) }),
     });
   } catch (err) {
-    return report(ctx, path, `cert_file, key_file and ca_file do not form a usable TLS setup: ${(err as Error).message}`);
+    return report(
+      ctx,
+      path,
+      `cert_file, key_file and ca_file do not form a usable TLS setup: ${(err as Error).message}`,
+    );
   }
-  return { cert_file: v.cert_file, key_file: v.key_file, ca_file: v.ca_file, client_auth: v.client_auth, handshake_timeout_secs: v.handshake_timeout_secs };
+  return {
+    cert_file: v.cert_file,
+    key_file: v.key_file,
+    ca_file: v.ca_file,
+    client_auth: v.client_auth,
+    handshake_timeout_secs: v.handshake_timeout_secs,
+  };
 }
 
 /** The `tls` option of the sources that listen on TCP. */
@@ -133,7 +147,12 @@ export const streamSourceOptions = {
 };
 
 /** The fields every source config has; reports a tag that the host_key would overwrite. */
-export function commonSource(v: Values<typeof sourceOptions>, id: string, path: string, ctx: Ctx): SourceBase | Invalid {
+export function commonSource(
+  v: Values<typeof sourceOptions>,
+  id: string,
+  path: string,
+  ctx: Ctx,
+): SourceBase | Invalid {
   if (v.host_key !== null && Object.hasOwn(v.extra_tags, v.host_key)) {
     const tagPath = childPath(childPath(path, 'extra_tags'), v.host_key);
     return report(ctx, tagPath, `conflicts with host_key \`${v.host_key}\`, which receives the peer address`);
@@ -145,7 +164,10 @@ export function commonSource(v: Values<typeof sourceOptions>, id: string, path: 
  * The build step of a source type whose own options need no checks across fields: the fields
  * every source has (commonSource), then the type's own, from `own`.
  */
-export function sourceBuild<S extends typeof sourceOptions, C extends SourceBase>(options: S, own: (v: Values<S>) => Omit<C, keyof SourceBase>): ComponentType<C> {
+export function sourceBuild<S extends typeof sourceOptions, C extends SourceBase>(
+  options: S,
+  own: (v: Values<S>) => Omit<C, keyof SourceBase>,
+): ComponentType<C> {
   return componentType(options, (v, id, path, ctx): C | Invalid => {
     const common = commonSource(v as Values<typeof sourceOptions>, id, path, ctx);
     return common === INVALID ? INVALID : ({ ...common, ...own(v) } as C);

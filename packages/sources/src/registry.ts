@@ -25,4 +25,11 @@ export function sourceDefinition<C extends SourceConfig>(config: C): SourceDefin
 }
 
 export type { SplunkHecSourceConfig, TcpSourceConfig, UdpSourceConfig };
-export { tlsOptions, type ClientAuth, type SourceBase, type SourceDefinition, type SourceRuntime, type TlsConfig } from './config.ts';
+export {
+  tlsOptions,
+  type ClientAuth,
+  type SourceBase,
+  type SourceDefinition,
+  type SourceRuntime,
+  type TlsConfig,
+} from './config.ts';

@@ -47,7 +47,14 @@ afterEach(async () => {
 });
 
 describe('tcp source', () => {
-  const base = { host: '127.0.0.1', port: 0, maxLineBytes: 64, maxConnections: 16, idleTimeoutSecs: 0, hostKey: '__host' };
+  const base = {
+    host: '127.0.0.1',
+    port: 0,
+    maxLineBytes: 64,
+    maxConnections: 16,
+    idleTimeoutSecs: 0,
+    hostKey: '__host',
+  };
 
   it('frames lines with CRLF, skips and counts empty and oversize lines, delivers a last line without newline', async () => {
     const ring = Ring.create(1 << 16);
@@ -97,7 +104,9 @@ describe('tcp source', () => {
     const metrics = new Metrics('test');
     const src = await startTcpSource(context(ring, metrics), { ...base, hostKey: null, maxLineBytes: 1024 });
     running.push(src);
-    const streams = [0, 1, 2].map((c) => Array.from({ length: 15_000 }, (_, i) => `{"c":${c},"n":${i},"pad":"${'q'.repeat((i * 7) % 120)}"}`));
+    const streams = [0, 1, 2].map((c) =>
+      Array.from({ length: 15_000 }, (_, i) => `{"c":${c},"n":${i},"pad":"${'q'.repeat((i * 7) % 120)}"}`),
+    );
     const sockets = await Promise.all(streams.map(() => open(src.addresses[0]!)));
     const sent = sockets.map((socket, c) => closeFromClient(socket, `${streams[c]!.join('\n')}\n`));
     const got: Got[] = [];

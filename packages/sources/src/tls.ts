@@ -42,7 +42,13 @@ export function isHandshakeTimeout(err: NodeJS.ErrnoException): boolean {
 /** A validated config `tls` block (snake_case) as the sources take it; null stays null. */
 export function tlsSettings(config: TlsConfig | null): TlsSettings | null {
   if (config === null) return null;
-  return { certFile: config.cert_file, keyFile: config.key_file, caFile: config.ca_file, clientAuth: config.client_auth, handshakeTimeoutSecs: config.handshake_timeout_secs };
+  return {
+    certFile: config.cert_file,
+    keyFile: config.key_file,
+    caFile: config.ca_file,
+    clientAuth: config.client_auth,
+    handshakeTimeoutSecs: config.handshake_timeout_secs,
+  };
 }
 
 function contextOptions(files: { cert: Buffer; key: Buffer; ca: Buffer | null }): SecureContextOptions {
@@ -51,7 +57,11 @@ function contextOptions(files: { cert: Buffer; key: Buffer; ca: Buffer | null })
 
 /** Options for tls.createServer / https.createServer. Reads the files synchronously (boot). */
 export function tlsServerOptions(s: TlsSettings): TlsOptions {
-  const files = { cert: readFileSync(s.certFile), key: readFileSync(s.keyFile), ca: s.caFile === null ? null : readFileSync(s.caFile) };
+  const files = {
+    cert: readFileSync(s.certFile),
+    key: readFileSync(s.keyFile),
+    ca: s.caFile === null ? null : readFileSync(s.caFile),
+  };
   return {
     ...contextOptions(files),
     requestCert: s.clientAuth !== 'none',
@@ -83,7 +93,11 @@ export function rejectBadClientCert(socket: TLSSocket, s: TlsSettings): boolean 
 export async function reloadServerTls(server: TlsServer, s: TlsSettings, sourceId: string): Promise<void> {
   let files: { cert: Buffer; key: Buffer; ca: Buffer | null };
   try {
-    const [cert, key, ca] = await Promise.all([readFile(s.certFile), readFile(s.keyFile), s.caFile === null ? null : readFile(s.caFile)]);
+    const [cert, key, ca] = await Promise.all([
+      readFile(s.certFile),
+      readFile(s.keyFile),
+      s.caFile === null ? null : readFile(s.caFile),
+    ]);
     files = { cert, key, ca };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

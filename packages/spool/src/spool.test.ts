@@ -1,6 +1,16 @@
 import { mulberry32 } from '@sluice/testkit';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, writevSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+  writevSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -27,7 +37,11 @@ function frame(i: number, size = 40 + (i % 7)): SpooledFrame {
   return { bytes: randomBytes(size), records: i + 1, rawBytes: size * 3 + i };
 }
 
-function readAll(path: string): { frames: SpooledFrame[]; tail: ReturnType<SegmentReader['tail']>; meta: SegmentReader['meta'] } {
+function readAll(path: string): {
+  frames: SpooledFrame[];
+  tail: ReturnType<SegmentReader['tail']>;
+  meta: SegmentReader['meta'];
+} {
   const r = new SegmentReader(path);
   const frames: SpooledFrame[] = [];
   for (let f = r.next(); f !== null; f = r.next()) frames.push(f);
@@ -44,7 +58,10 @@ function expectSame(got: readonly SpooledFrame[], want: readonly SpooledFrame[])
 }
 
 /** One segment of `n` frames, closed; returns its path, the frames and each record's start offset. */
-function writeSegment(dir: string, n: number): { path: string; frames: SpooledFrame[]; starts: number[]; size: number } {
+function writeSegment(
+  dir: string,
+  n: number,
+): { path: string; frames: SpooledFrame[]; starts: number[]; size: number } {
   const spool = spoolAt(dir);
   const seg = spool.open({ key: 'talos/2026/11/22/10:00:00-abc-000001.ndjson.zst', codec: 'zstd', createdAtMs: 1 });
   const frames: SpooledFrame[] = [];
@@ -88,7 +105,12 @@ describe('Spool segments', () => {
       writeFileSync(path, whole.subarray(0, cut));
       const { frames: got, tail } = readAll(path);
       expectSame(got, frames.slice(0, 2));
-      expect(tail).toEqual({ problem: cut === lastStart ? null : 'torn', goodBytes: lastStart, lostBytes: cut - lastStart, frames: 2 });
+      expect(tail).toEqual({
+        problem: cut === lastStart ? null : 'torn',
+        goodBytes: lastStart,
+        lostBytes: cut - lastStart,
+        frames: 2,
+      });
     }
     // Cut inside the segment header: nothing to read, reported, no throw.
     for (let cut = 0; cut < starts[0]!; cut++) {
@@ -212,7 +234,9 @@ describe('Spool segments', () => {
     const again = spoolAt(dir);
     expect(again.bytes).toBe(onDisk);
     const readers = again.scan();
-    expect(readers.map((r) => r.meta!.key)).toEqual([...live.values()].sort((a, b) => a.seg.seq - b.seg.seq).map((e) => e.seg.meta.key));
+    expect(readers.map((r) => r.meta!.key)).toEqual(
+      [...live.values()].sort((a, b) => a.seg.seq - b.seg.seq).map((e) => e.seg.meta.key),
+    );
     for (const r of readers) {
       const want = [...live.values()].find((e) => e.seg.path === r.path)!.frames;
       const got: SpooledFrame[] = [];
@@ -232,10 +256,10 @@ describe('Spool segments', () => {
     const seg = spool.open({ key: 'k', codec: 'zstd', createdAtMs: 0 });
     spool.append(seg, randomBytes(100), 1, 100);
     expect(spool.stats.syncs).toBe(0);
-    await vi.waitFor(
-      () => expect(spool.stats.syncs, 'the timer to sync the segment').toBe(1),
-      { timeout: 30_000, interval: 10 },
-    );
+    await vi.waitFor(() => expect(spool.stats.syncs, 'the timer to sync the segment').toBe(1), {
+      timeout: 30_000,
+      interval: 10,
+    });
     // A sleep on purpose: three more periods (60 ms) sync nothing, only segments written since their last sync.
     await new Promise((r) => setTimeout(r, 60));
     expect(spool.stats.syncs).toBe(1);

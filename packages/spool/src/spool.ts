@@ -21,9 +21,27 @@
  * fails (ENOSPC, EIO) is cut back to the last whole record and reported as false, with the
  * error in `lastError`: the caller may wait and append the same frame again (a full disk).
  */
-import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync, writevSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  writevSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { encodeRecordHeader, encodeSegmentHeader, RECORD_HEADER_BYTES, SegmentReader, type SegmentMeta } from './segment.ts';
+import {
+  encodeRecordHeader,
+  encodeSegmentHeader,
+  RECORD_HEADER_BYTES,
+  SegmentReader,
+  type SegmentMeta,
+} from './segment.ts';
 
 export type SpoolSync = 'per_batch' | 'interval';
 
@@ -165,7 +183,8 @@ export class Spool {
       let n = this.#writev(seg.fd, [hdr, bytes]);
       // writev may write less than asked (rare on files): finish the rest.
       while (n < want) {
-        const rest = n < RECORD_HEADER_BYTES ? Buffer.concat([hdr.subarray(n), bytes]) : bytes.subarray(n - RECORD_HEADER_BYTES);
+        const rest =
+          n < RECORD_HEADER_BYTES ? Buffer.concat([hdr.subarray(n), bytes]) : bytes.subarray(n - RECORD_HEADER_BYTES);
         const m = writeSync(seg.fd, rest);
         if (m <= 0) throw new Error('short write');
         n += m;

@@ -24,7 +24,9 @@ export interface ApiServerOptions {
  * The operator's port: `/metrics` (Prometheus text), `/healthz` (the process answers),
  * `/readyz` (every source bound and every sink able to write; 503 with the reasons otherwise).
  */
-export async function startApiServer(opts: ApiServerOptions): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+export async function startApiServer(
+  opts: ApiServerOptions,
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -34,7 +36,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<{ server: 
     if (path === '/metrics') {
       opts.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),
-        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${String(err)}\n`),
+        (err: unknown) =>
+          res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${String(err)}\n`),
       );
       return;
     }

@@ -18,7 +18,12 @@ export class DiskMetrics {
   constructor(registry: Registry) {
     const registers = [registry];
     const stalls = this.#stalls;
-    this.blocked = new Gauge({ name: 'sluice_sink_disk_blocked', help: '1 while a write of the sink waits for its local disk (full, read-only, failing), by target (object: the file sink\'s objects; spool: the write-ahead spool).', labelNames: ['component_id', 'target'], registers });
+    this.blocked = new Gauge({
+      name: 'sluice_sink_disk_blocked',
+      help: "1 while a write of the sink waits for its local disk (full, read-only, failing), by target (object: the file sink's objects; spool: the write-ahead spool).",
+      labelNames: ['component_id', 'target'],
+      registers,
+    });
     this.blockedSeconds = new Counter({
       name: 'sluice_sink_disk_blocked_seconds_total',
       help: 'Seconds a sink spent waiting for its local disk, by target (object, spool); a stall going on counts up to the scrape.',
@@ -32,7 +37,12 @@ export class DiskMetrics {
         }
       },
     });
-    this.retries = new Counter({ name: 'sluice_sink_disk_retries_total', help: 'Local disk operations (write, open, mkdir, rename, spool append) refused and tried again, by target and errno code.', labelNames: ['component_id', 'target', 'code'], registers });
+    this.retries = new Counter({
+      name: 'sluice_sink_disk_retries_total',
+      help: 'Local disk operations (write, open, mkdir, rename, spool append) refused and tried again, by target and errno code.',
+      labelNames: ['component_id', 'target', 'code'],
+      registers,
+    });
   }
 
   /** Series at 0 for a sink's target, so dashboards see them before the first stall. */

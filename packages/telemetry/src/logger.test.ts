@@ -15,11 +15,25 @@ ${body}`;
 
 describe('createLogger', () => {
   it('json: one object a line, child bindings on every line, secrets redacted', () => {
-    const r = runLogger('json', `logger.child({ component_id: 'src', component_type: 'tcp' }).info({ secret_access_key: 'S3CR3T-value', nested: { authorization: 'Splunk tok-123' } }, 'hello');`);
+    const r = runLogger(
+      'json',
+      `logger.child({ component_id: 'src', component_type: 'tcp' }).info({ secret_access_key: 'S3CR3T-value', nested: { authorization: 'Splunk tok-123' } }, 'hello');`,
+    );
     expect(r.status).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 30, msg: 'hello', service: 'sluice', component_id: 'src', component_type: 'tcp', secret_access_key: '(redacted)', nested: { authorization: '(redacted)' } });
+    expect(lines[0]).toMatchObject({
+      level: 30,
+      msg: 'hello',
+      service: 'sluice',
+      component_id: 'src',
+      component_type: 'tcp',
+      secret_access_key: '(redacted)',
+      nested: { authorization: '(redacted)' },
+    });
     expect(r.stdout).not.toContain('S3CR3T');
     expect(r.stdout).not.toContain('tok-123');
   });
@@ -47,7 +61,10 @@ process.exit(1);`,
 describe('RateLimitedLog', () => {
   it('logs the first occurrence of a key, then at most one line per interval with the number kept quiet', () => {
     const lines: { level: string; obj: object; msg: string }[] = [];
-    const logger = { warn: (obj: object, msg: string) => void lines.push({ level: 'warn', obj, msg }), error: (obj: object, msg: string) => void lines.push({ level: 'error', obj, msg }) };
+    const logger = {
+      warn: (obj: object, msg: string) => void lines.push({ level: 'warn', obj, msg }),
+      error: (obj: object, msg: string) => void lines.push({ level: 'error', obj, msg }),
+    };
     let now = 0;
     const log = new RateLimitedLog(logger, 60_000, 1024, () => now);
     for (let i = 0; i < 100; i++) log.warn('conn-error:ECONNRESET', { peer: '10.0.0.7' }, 'tcp connection error');

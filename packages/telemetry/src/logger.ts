@@ -28,7 +28,17 @@ const REDACT = [
 export function createLogger(opts: LoggerOptions): Logger {
   const base = { level: opts.level, redact: { paths: REDACT, censor: '(redacted)' }, base: { service: 'sluice' } };
   if (opts.format === 'pretty') {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY === true, translateTime: 'SYS:standard', ignore: 'pid,hostname,service' } } });
+    return pino({
+      ...base,
+      transport: {
+        target: 'pino-pretty',
+        options: {
+          colorize: process.stdout.isTTY === true,
+          translateTime: 'SYS:standard',
+          ignore: 'pid,hostname,service',
+        },
+      },
+    });
   }
   return pino(base);
 }

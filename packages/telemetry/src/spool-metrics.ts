@@ -42,20 +42,65 @@ export class SpoolMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.bytes = new Gauge({ name: 'sluice_spool_bytes', help: 'Bytes of spool segment files on disk.', labelNames: ['component_id'], registers });
-    this.maxBytes = new Gauge({ name: 'sluice_spool_max_bytes', help: 'max_spool_bytes: the size at which the spool is full.', labelNames: ['component_id'], registers });
-    this.spooledEvents = new Counter({ name: 'sluice_spool_appended_events_total', help: 'Records appended to the spool.', labelNames: ['component_id'], registers });
-    this.recoveredEvents = new Counter({ name: 'sluice_spool_recovered_events_total', help: 'Records uploaded again at start from spool segments an earlier run left unfinished.', labelNames: ['component_id'], registers });
-    this.recoveredObjects = new Counter({ name: 'sluice_spool_recovered_objects_total', help: 'Objects uploaded again at start from the spool.', labelNames: ['component_id'], registers });
-    this.deferredEvents = new Counter({ name: 'sluice_spool_deferred_events_total', help: 'Records of objects still unfinished when a shutdown deadline passed, kept in the spool: the next start uploads them (sluice_spool_recovered_events_total).', labelNames: ['component_id'], registers });
+    this.bytes = new Gauge({
+      name: 'sluice_spool_bytes',
+      help: 'Bytes of spool segment files on disk.',
+      labelNames: ['component_id'],
+      registers,
+    });
+    this.maxBytes = new Gauge({
+      name: 'sluice_spool_max_bytes',
+      help: 'max_spool_bytes: the size at which the spool is full.',
+      labelNames: ['component_id'],
+      registers,
+    });
+    this.spooledEvents = new Counter({
+      name: 'sluice_spool_appended_events_total',
+      help: 'Records appended to the spool.',
+      labelNames: ['component_id'],
+      registers,
+    });
+    this.recoveredEvents = new Counter({
+      name: 'sluice_spool_recovered_events_total',
+      help: 'Records uploaded again at start from spool segments an earlier run left unfinished.',
+      labelNames: ['component_id'],
+      registers,
+    });
+    this.recoveredObjects = new Counter({
+      name: 'sluice_spool_recovered_objects_total',
+      help: 'Objects uploaded again at start from the spool.',
+      labelNames: ['component_id'],
+      registers,
+    });
+    this.deferredEvents = new Counter({
+      name: 'sluice_spool_deferred_events_total',
+      help: 'Records of objects still unfinished when a shutdown deadline passed, kept in the spool: the next start uploads them (sluice_spool_recovered_events_total).',
+      labelNames: ['component_id'],
+      registers,
+    });
     this.droppedEvents = new Counter({
       name: 'sluice_spool_dropped_events_total',
       help: `Records the spool could not take, by reason (${SPOOL_DROP_REASONS.join(', ')}).`,
       labelNames: ['component_id', 'reason'],
       registers,
     });
-    this.corruptSegments = new Counter({ name: 'sluice_spool_corrupt_segments_total', help: 'Segments found at start with a torn or corrupt tail (problem torn, corrupt, bad_header).', labelNames: ['component_id', 'problem'], registers });
-    this.corruptBytes = new Counter({ name: 'sluice_spool_corrupt_bytes_total', help: 'Bytes at the end of spool segments that did not verify and were not recovered.', labelNames: ['component_id'], registers });
-    this.abortedUploads = new Counter({ name: 'sluice_spool_aborted_uploads_total', help: 'Incomplete multipart uploads from an earlier run aborted at start.', labelNames: ['component_id'], registers });
+    this.corruptSegments = new Counter({
+      name: 'sluice_spool_corrupt_segments_total',
+      help: 'Segments found at start with a torn or corrupt tail (problem torn, corrupt, bad_header).',
+      labelNames: ['component_id', 'problem'],
+      registers,
+    });
+    this.corruptBytes = new Counter({
+      name: 'sluice_spool_corrupt_bytes_total',
+      help: 'Bytes at the end of spool segments that did not verify and were not recovered.',
+      labelNames: ['component_id'],
+      registers,
+    });
+    this.abortedUploads = new Counter({
+      name: 'sluice_spool_aborted_uploads_total',
+      help: 'Incomplete multipart uploads from an earlier run aborted at start.',
+      labelNames: ['component_id'],
+      registers,
+    });
   }
 }

@@ -17,14 +17,59 @@ import { mulberry32 } from './prng.ts';
 const SERVICES = ['machined', 'apid', 'containerd', 'cri', 'etcd', 'kubelet', 'trustd', 'udevd', 'syslogd'];
 const LEVELS = ['debug', 'info', 'info', 'info', 'warn', 'error'];
 const WORDS = [
-  'task', 'phase', 'done', 'started', 'waiting', 'for', 'service', 'health', 'check', 'successful', 'apply', 'config',
-  'request', 'immediate', 'reboot', 'controller', 'reconcile', 'volume', 'mount', 'network', 'link', 'address', 'route',
-  'certificate', 'renewed', 'etcd', 'member', 'lease', 'kubelet', 'pod', 'sandbox', 'container', 'image', 'pulled',
-  'timeout', 'retrying', 'connection', 'refused', 'ok', 'déjà', 'vu', 'ключ', '日志', 'ünïcödé',
+  'task',
+  'phase',
+  'done',
+  'started',
+  'waiting',
+  'for',
+  'service',
+  'health',
+  'check',
+  'successful',
+  'apply',
+  'config',
+  'request',
+  'immediate',
+  'reboot',
+  'controller',
+  'reconcile',
+  'volume',
+  'mount',
+  'network',
+  'link',
+  'address',
+  'route',
+  'certificate',
+  'renewed',
+  'etcd',
+  'member',
+  'lease',
+  'kubelet',
+  'pod',
+  'sandbox',
+  'container',
+  'image',
+  'pulled',
+  'timeout',
+  'retrying',
+  'connection',
+  'refused',
+  'ok',
+  'déjà',
+  'vu',
+  'ключ',
+  '日志',
+  'ünïcödé',
 ];
 const FACILITIES = ['kern', 'user', 'daemon', 'auth', 'syslog', 'cron', 'local0', 'local7'];
 const PRIORITIES: [string, string][] = [
-  ['err', 'error'], ['warning', 'warn'], ['notice', 'info'], ['info', 'info'], ['info', 'info'], ['debug', 'debug'],
+  ['err', 'error'],
+  ['warning', 'warn'],
+  ['notice', 'info'],
+  ['info', 'info'],
+  ['info', 'info'],
+  ['debug', 'debug'],
 ];
 
 function sentence(rand: () => number, minBytes: number, maxBytes: number): string {
@@ -37,7 +82,9 @@ function sentence(rand: () => number, minBytes: number, maxBytes: number): strin
 function talosTime(ms: number, rand: () => number): string {
   // RFC 3339 with nanoseconds, trailing zeros trimmed (0 to 9 fractional digits), as Talos writes it.
   const iso = new Date(ms).toISOString().slice(0, 19);
-  const nanos = String(Math.floor(rand() * 1e9)).padStart(9, '0').replace(/0+$/, '');
+  const nanos = String(Math.floor(rand() * 1e9))
+    .padStart(9, '0')
+    .replace(/0+$/, '');
   return nanos.length > 0 ? `${iso}.${nanos}Z` : `${iso}Z`;
 }
 
@@ -75,16 +122,48 @@ export function kernelLine({ id, rand, baseTimeMs = 1_763_800_000_000 }: LineOpt
 }
 
 const STREAM_SERVICES = [
-  'machined', 'kubelet', 'kubelet', 'etcd', 'containerd', 'cri', 'apid', 'trustd', 'udevd',
+  'machined',
+  'kubelet',
+  'kubelet',
+  'etcd',
+  'containerd',
+  'cri',
+  'apid',
+  'trustd',
+  'udevd',
 ] as const;
 const STREAM_LEVELS = ['info', 'info', 'info', 'info', 'debug', 'warn', 'error'] as const;
 const CONTROLLERS = [
-  'k8s.NodeApplyController', 'network.AddressSpecController', 'runtime.KernelParamSpecController',
-  'secrets.KubeletController', 'etcd.SpecController', 'cluster.MemberController', 'network.RouteSpecController',
-  'k8s.KubeletStaticPodController', 'runtime.ExtensionStatusController', 'time.SyncController',
+  'k8s.NodeApplyController',
+  'network.AddressSpecController',
+  'runtime.KernelParamSpecController',
+  'secrets.KubeletController',
+  'etcd.SpecController',
+  'cluster.MemberController',
+  'network.RouteSpecController',
+  'k8s.KubeletStaticPodController',
+  'runtime.ExtensionStatusController',
+  'time.SyncController',
 ];
-const POD_PREFIXES = ['kube-proxy', 'coredns', 'kube-flannel', 'cilium', 'metrics-server', 'ingress-nginx-controller', 'cert-manager', 'longhorn-manager'];
-const NAMESPACES = ['kube-system', 'kube-system', 'ingress-nginx', 'cert-manager', 'longhorn-system', 'default', 'monitoring'];
+const POD_PREFIXES = [
+  'kube-proxy',
+  'coredns',
+  'kube-flannel',
+  'cilium',
+  'metrics-server',
+  'ingress-nginx-controller',
+  'cert-manager',
+  'longhorn-manager',
+];
+const NAMESPACES = [
+  'kube-system',
+  'kube-system',
+  'ingress-nginx',
+  'cert-manager',
+  'longhorn-system',
+  'default',
+  'monitoring',
+];
 const KUBELET_MSGS = [
   '"SyncLoop (PLEG): event for pod" pod="%P" event={"ID":"%U","Type":"ContainerStarted","Data":"%H"}',
   '"Probe failed" probeType="Readiness" pod="%P" podUID="%U" containerName="%C" probeResult="failure" output="Get \\"http://10.244.%N.%N:8080/ready\\": dial tcp 10.244.%N.%N:8080: connect: connection refused"',
@@ -95,9 +174,17 @@ const KUBELET_MSGS = [
   '"Successfully pulled image" image="registry.k8s.io/%C:v1.%N.%N" duration="%Dms"',
 ];
 const MACHINED_MSGS = [
-  'reconcile failed', 'controller failed', 'updated node labels', 'assigned address', 'setting time', 'adjusting time (slew)',
-  'service[%C](Running): Health check successful', 'service[%C](Waiting): Waiting for service "cri" to be "up"',
-  'removed address', 'kubelet certificates renewed', 'node watch error',
+  'reconcile failed',
+  'controller failed',
+  'updated node labels',
+  'assigned address',
+  'setting time',
+  'adjusting time (slew)',
+  'service[%C](Running): Health check successful',
+  'service[%C](Waiting): Waiting for service "cri" to be "up"',
+  'removed address',
+  'kubelet certificates renewed',
+  'node watch error',
 ];
 const MACHINED_ERRORS = [
   'error getting node: Get "https://127.0.0.1:7445/api/v1/nodes/talos-%S?timeout=30s": dial tcp 127.0.0.1:7445: connect: connection refused',
@@ -105,23 +192,43 @@ const MACHINED_ERRORS = [
   'failed to lookup NTP server "time.cloudflare.com": lookup time.cloudflare.com on 10.96.0.10:53: read udp 10.5.0.%N:%N->10.96.0.10:53: i/o timeout',
 ];
 const ETCD_MSGS = [
-  'request stats', 'finished scheduled compaction', 'saved snapshot', 'compacted Raft logs', 'apply request took too long',
-  'waiting for ReadIndex response took too long, retrying', 'purged file', 'published local member to cluster through raft',
+  'request stats',
+  'finished scheduled compaction',
+  'saved snapshot',
+  'compacted Raft logs',
+  'apply request took too long',
+  'waiting for ReadIndex response took too long, retrying',
+  'purged file',
+  'published local member to cluster through raft',
 ];
 const CONTAINERD_MSGS = [
-  'shim disconnected', 'cleaning up after shim disconnected', 'StopPodSandbox for \\"%H\\" returns successfully',
-  'TearDown network for sandbox \\"%H\\" successfully', 'CreateContainer within sandbox \\"%H\\" for container &ContainerMetadata{Name:%C,Attempt:%N,}',
-  'loading plugin \\"io.containerd.event.v1.publisher\\"...', 'received exit event container_id:\\"%H\\" pid:%N exit_status:1',
+  'shim disconnected',
+  'cleaning up after shim disconnected',
+  'StopPodSandbox for \\"%H\\" returns successfully',
+  'TearDown network for sandbox \\"%H\\" successfully',
+  'CreateContainer within sandbox \\"%H\\" for container &ContainerMetadata{Name:%C,Attempt:%N,}',
+  'loading plugin \\"io.containerd.event.v1.publisher\\"...',
+  'received exit event container_id:\\"%H\\" pid:%N exit_status:1',
 ];
 const KERNEL_MSGS = [
-  'eth%N: Link is Up - 10Gbps/Full - flow control rx/tx', 'cni0: port %N(veth%S) entered forwarding state',
-  'IPv6: ADDRCONF(NETDEV_CHANGE): veth%S: link becomes ready', 'audit: type=1400 audit(%N.%N:%N): apparmor="DENIED" operation="open" profile="cri-containerd.apparmor.d" name="/proc/%N/mountinfo" pid=%N comm="%C"',
-  'Memory cgroup out of memory: Killed process %N (%C) total-vm:%NkB, anon-rss:%NkB, file-rss:%NkB', 'nf_conntrack: table full, dropping packet',
-  'EXT4-fs (sda%N): mounted filesystem with ordered data mode. Quota mode: none.', '[talos] task startAllServices (1/1): waiting for %N services',
+  'eth%N: Link is Up - 10Gbps/Full - flow control rx/tx',
+  'cni0: port %N(veth%S) entered forwarding state',
+  'IPv6: ADDRCONF(NETDEV_CHANGE): veth%S: link becomes ready',
+  'audit: type=1400 audit(%N.%N:%N): apparmor="DENIED" operation="open" profile="cri-containerd.apparmor.d" name="/proc/%N/mountinfo" pid=%N comm="%C"',
+  'Memory cgroup out of memory: Killed process %N (%C) total-vm:%NkB, anon-rss:%NkB, file-rss:%NkB',
+  'nf_conntrack: table full, dropping packet',
+  'EXT4-fs (sda%N): mounted filesystem with ordered data mode. Quota mode: none.',
+  '[talos] task startAllServices (1/1): waiting for %N services',
 ];
 const STREAM_FACILITIES = ['kern', 'kern', 'kern', 'user', 'daemon', 'auth', 'syslog'] as const;
 const STREAM_PRIORITIES = ['info', 'info', 'notice', 'warning', 'err', 'debug'] as const;
-const KERNEL_LEVEL: Record<string, string> = { info: 'info', notice: 'info', warning: 'warn', err: 'error', debug: 'debug' };
+const KERNEL_LEVEL: Record<string, string> = {
+  info: 'info',
+  notice: 'info',
+  warning: 'warn',
+  err: 'error',
+  debug: 'debug',
+};
 
 /**
  * Realistic Talos json_lines records (docs/talos.md: fields and framing): keys sorted as Go
@@ -141,8 +248,14 @@ export class TalosLineGenerator {
 
   constructor(seed: number) {
     this.#rand = mulberry32(seed);
-    this.#pods = Array.from({ length: 40 }, () => `${this.#pick(NAMESPACES)}/${this.#pick(POD_PREFIXES)}-${this.#hex(5)}`);
-    this.#uids = Array.from({ length: 40 }, () => `${this.#hex(8)}-${this.#hex(4)}-${this.#hex(4)}-${this.#hex(4)}-${this.#hex(12)}`);
+    this.#pods = Array.from(
+      { length: 40 },
+      () => `${this.#pick(NAMESPACES)}/${this.#pick(POD_PREFIXES)}-${this.#hex(5)}`,
+    );
+    this.#uids = Array.from(
+      { length: 40 },
+      () => `${this.#hex(8)}-${this.#hex(4)}-${this.#hex(4)}-${this.#hex(4)}-${this.#hex(12)}`,
+    );
     this.#containers = Array.from({ length: 60 }, () => this.#hex(64));
   }
 
@@ -181,7 +294,9 @@ export class TalosLineGenerator {
   #time(): string {
     this.#timeMs += Math.floor(this.#rand() * 40);
     const iso = new Date(this.#timeMs).toISOString().slice(0, 19);
-    const frac = String(Math.floor(this.#rand() * 1e9)).padStart(9, '0').replace(/0+$/, '');
+    const frac = String(Math.floor(this.#rand() * 1e9))
+      .padStart(9, '0')
+      .replace(/0+$/, '');
     return frac === '' ? `${iso}Z` : `${iso}.${frac}Z`;
   }
 

@@ -27,7 +27,10 @@ function mount(args: string[]): void {
     execFileSync('mount', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
     const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim() ?? '';
-    throw new Error(`mount ${args.join(' ')} failed (tests of a full disk mount a tmpfs and need root): ${stderr || String(err)}`, { cause: err });
+    throw new Error(
+      `mount ${args.join(' ')} failed (tests of a full disk mount a tmpfs and need root): ${stderr || String(err)}`,
+      { cause: err },
+    );
   }
 }
 

@@ -5,7 +5,6 @@ import { LineFramer } from './line-framer.ts';
 const MAX = 32;
 const enc = new TextEncoder();
 
-
 /** Bytes as a latin1 string: one char per byte, so comparisons are byte-exact. */
 function bytesKey(buf: Uint8Array, start = 0, end = buf.length): string {
   return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
@@ -37,7 +36,14 @@ function reference(input: Uint8Array, max: number): Outcome {
  * Feed `chunks` through a framer like a TCP source would: push, drain until it returns true,
  * finish at the end. `refuse()` decides whether emit refuses a line (backpressure).
  */
-function frame(chunks: Uint8Array[], max: number, refuse: () => boolean = () => false, batch = 1, maxBlock = 0, reuse = false): Outcome {
+function frame(
+  chunks: Uint8Array[],
+  max: number,
+  refuse: () => boolean = () => false,
+  batch = 1,
+  maxBlock = 0,
+  reuse = false,
+): Outcome {
   const framer = new LineFramer(max, { maxBlockBytes: maxBlock });
   const lines: string[] = [];
   // Plain checks that throw: an expect() per line made the every-offset runs 10x slower.
@@ -74,7 +80,7 @@ function frame(chunks: Uint8Array[], max: number, refuse: () => boolean = () => 
       // over the chunks, as the next read would.
       framer.drain(emit);
       framer.retain();
-      for (let k = Math.max(i + 1 - batch , 0); k <= i; k++) chunks[k]!.fill(0x5a);
+      for (let k = Math.max(i + 1 - batch, 0); k <= i; k++) chunks[k]!.fill(0x5a);
     }
     while (!framer.drain(emit)) if (++spins > 1e6) fail('drain never completes');
     if (framer.bufferedBytes() > max + 1) fail(`holds ${framer.bufferedBytes()} bytes after drain`);
@@ -179,8 +185,8 @@ describe('LineFramer against the reference, any chunking', () => {
     expect(r.lines).toContain('\r');
     expect(r.lines.at(-1)).toBe(bytesKey(enc.encode('tail-line-€')));
     const dec = new TextDecoder('utf-8', { fatal: true });
-    const decoded = frame(splitAt(CORPORA['unterminated final line']!, [30, 31, 32, 33, 34, 35]), MAX).lines.map(
-      (l) => dec.decode(Buffer.from(l, 'latin1')),
+    const decoded = frame(splitAt(CORPORA['unterminated final line']!, [30, 31, 32, 33, 34, 35]), MAX).lines.map((l) =>
+      dec.decode(Buffer.from(l, 'latin1')),
     );
     expect(decoded).toContain('héllo wörld ✓ 🚀');
     expect(decoded).toContain('😀'.repeat(8));
@@ -194,10 +200,12 @@ describe('LineFramer behaviour', () => {
     const seen: [Uint8Array, number, number][] = [];
     expect(framer.drain(() => true)).toBe(true);
     framer.push(chunk);
-    expect(framer.drain((buf, s, e) => {
+    expect(
+      framer.drain((buf, s, e) => {
         seen.push([buf, s, e]);
         return true;
-      })).toBe(true);
+      }),
+    ).toBe(true);
     expect(seen).toEqual([
       [chunk, 0, 3],
       [chunk, 4, 7],

@@ -128,7 +128,8 @@ export class LineFramer {
   /** Whether a queued chunk other than chunks[except] lives in the spare buffer. */
   #spareInUse(except: number): boolean {
     const chunks = this.#chunks;
-    for (let i = this.#head; i < chunks.length; i++) if (i !== except && chunks[i]!.buffer === this.#spare.buffer) return true;
+    for (let i = this.#head; i < chunks.length; i++)
+      if (i !== except && chunks[i]!.buffer === this.#spare.buffer) return true;
     return false;
   }
 

@@ -97,13 +97,30 @@ export interface NativeBatchAddon {
    * JSON.stringify(sourceId). Returns {@link ST_DONE} or {@link ST_GROW}.
    * @throws TypeError / RangeError on malformed arguments (a bug on the JS side, never input data).
    */
-  processRecords(src: Uint8Array, out: Uint8Array, dl: Uint8Array, plan: Uint8Array, source: Uint8Array, state: Float64Array): number;
+  processRecords(
+    src: Uint8Array,
+    out: Uint8Array,
+    dl: Uint8Array,
+    plan: Uint8Array,
+    source: Uint8Array,
+    state: Float64Array,
+  ): number;
   /**
    * The same, gathering the index facts too (native/facts.h): `fields` is {@link packFields}'s,
    * `facts` holds per field {@link F_STRIDE} words (its distinct values as (offset, length) in
    * `out`), then (start, end) of each line sent back for JS to decide; `times` the time range.
    */
-  processRecords(src: Uint8Array, out: Uint8Array, dl: Uint8Array, plan: Uint8Array, source: Uint8Array, state: Float64Array, fields: Uint8Array, facts: Uint32Array, times: Uint8Array): number;
+  processRecords(
+    src: Uint8Array,
+    out: Uint8Array,
+    dl: Uint8Array,
+    plan: Uint8Array,
+    source: Uint8Array,
+    state: Float64Array,
+    fields: Uint8Array,
+    facts: Uint32Array,
+    times: Uint8Array,
+  ): number;
 }
 
 /**
@@ -124,7 +141,8 @@ export function packPlan(plan: {
 }): Uint8Array {
   const keys = plan.injectKeyBytes;
   const hasHost = plan.hostKey === null ? 0 : 1;
-  if (plan.keys.length + hasHost !== keys.length) throw new RangeError('packPlan: injectKeyBytes must be the keys, then the host key');
+  if (plan.keys.length + hasHost !== keys.length)
+    throw new RangeError('packPlan: injectKeyBytes must be the keys, then the host key');
   let total = 20 + 8 * keys.length + plan.tagBytes.length + plan.tagHostBytes.length;
   for (const k of keys) total += k.length;
   const out = new Uint8Array(total);

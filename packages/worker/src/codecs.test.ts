@@ -4,12 +4,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CODECS, DEFAULT_LEVELS, compressFrame, decompressObject, selectZstd, zstdFrameLength, zstdImplementation, type Codec } from './codecs.ts';
+import {
+  CODECS,
+  DEFAULT_LEVELS,
+  compressFrame,
+  decompressObject,
+  selectZstd,
+  zstdFrameLength,
+  zstdImplementation,
+  type Codec,
+} from './codecs.ts';
 import { loadNativeZstd } from './zstd-native.ts';
 import { TalosLineGenerator } from '@sluice/testkit';
 
 const gen = new TalosLineGenerator(99);
-const chunk = (records: number): Buffer => Buffer.from(Array.from({ length: records }, () => `${gen.next()}\n`).join(''));
+const chunk = (records: number): Buffer =>
+  Buffer.from(Array.from({ length: records }, () => `${gen.next()}\n`).join(''));
 // Frames of varied size, an empty one included, and a Buffer view into a larger pooled allocation.
 const pooled = Buffer.from('{"tiny":true}\n');
 const CHUNKS: Uint8Array[] = [chunk(500), new Uint8Array(0), chunk(3), pooled, chunk(2000)];
@@ -49,7 +59,11 @@ describe('compressFrame', () => {
     const frames = CHUNKS.map((c) => compressFrame('zstd', c));
     const skippable = Buffer.from([0x5a, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
     const object = Buffer.concat([frames[0]!, skippable, ...frames.slice(1)]);
-    expect(splitZstd(object).map((f) => f.length)).toEqual([frames[0]!.length, skippable.length, ...frames.slice(1).map((f) => f.length)]);
+    expect(splitZstd(object).map((f) => f.length)).toEqual([
+      frames[0]!.length,
+      skippable.length,
+      ...frames.slice(1).map((f) => f.length),
+    ]);
     expect(decompressObject('zstd', object).equals(WHOLE)).toBe(true);
     expect(() => zstdFrameLength(object.subarray(0, frames[0]!.length - 1), 0)).toThrow(RangeError);
     expect(() => zstdFrameLength(Buffer.from('not zstd'), 0)).toThrow(/not a zstd frame/);
@@ -112,17 +126,20 @@ describe('compressFrame', () => {
     expect(() => compressFrame('lz4' as Codec, CHUNKS[2]!)).toThrow(/unknown codec "lz4"/);
   });
 
-  it.skipIf(!has('zstd'))('zstd CLI: `zstd -d` reads the concatenated frames whole, `zstd -t` verifies every checksum', () => {
-    const file = join(dir, 'object.zst');
-    writeFileSync(file, concatFrames('zstd'));
-    const d = spawnSync('zstd', ['-d', '-c', file], { maxBuffer: 64 << 20 });
-    expect(d.status).toBe(0);
-    expect(d.stdout.equals(WHOLE)).toBe(true);
-    expect(spawnSync('zstd', ['-t', '-q', file]).status).toBe(0);
-    const list = spawnSync('zstd', ['-l', '-v', file], { encoding: 'utf8' });
-    expect(list.stdout).toMatch(new RegExp(`Zstandard Frames: ${CHUNKS.length}`));
-    expect(list.stdout).toMatch(/Check: XXH64/);
-  });
+  it.skipIf(!has('zstd'))(
+    'zstd CLI: `zstd -d` reads the concatenated frames whole, `zstd -t` verifies every checksum',
+    () => {
+      const file = join(dir, 'object.zst');
+      writeFileSync(file, concatFrames('zstd'));
+      const d = spawnSync('zstd', ['-d', '-c', file], { maxBuffer: 64 << 20 });
+      expect(d.status).toBe(0);
+      expect(d.stdout.equals(WHOLE)).toBe(true);
+      expect(spawnSync('zstd', ['-t', '-q', file]).status).toBe(0);
+      const list = spawnSync('zstd', ['-l', '-v', file], { encoding: 'utf8' });
+      expect(list.stdout).toMatch(new RegExp(`Zstandard Frames: ${CHUNKS.length}`));
+      expect(list.stdout).toMatch(/Check: XXH64/);
+    },
+  );
 
   it.skipIf(!has('gzip'))('gzip CLI: `gzip -d` reads the concatenated members whole', () => {
     const file = join(dir, 'object.gz');

@@ -41,7 +41,10 @@ export const DEFAULT_LEVELS: Readonly<Record<'zstd' | 'gzip', number>> = { zstd:
  * Valid levels: zstd 1..22 (node:zlib silently maps a level of -1 to the default, so negative
  * "fast" levels are not offered); zlib 0 (stored) to 9.
  */
-export const LEVEL_RANGES: Readonly<Record<'zstd' | 'gzip', readonly [number, number]>> = { zstd: [1, 22], gzip: [0, 9] };
+export const LEVEL_RANGES: Readonly<Record<'zstd' | 'gzip', readonly [number, number]>> = {
+  zstd: [1, 22],
+  gzip: [0, 9],
+};
 
 /** Which zstd implementation compressFrame uses in this thread. */
 export type ZstdImplementation = 'native' | 'zlib';
@@ -79,7 +82,8 @@ export function zstdImplementation(): ZstdImplementation {
 export function compressFrame(codec: Codec, data: Uint8Array, level?: number): Uint8Array {
   // new Uint8Array(view) copies into a fresh, exactly sized ArrayBuffer (Buffer#slice would be a view).
   if (codec === 'none') return new Uint8Array(data);
-  if (codec !== 'zstd' && codec !== 'gzip') throw new RangeError(`unknown codec ${JSON.stringify(codec)}: expected zstd, gzip or none`);
+  if (codec !== 'zstd' && codec !== 'gzip')
+    throw new RangeError(`unknown codec ${JSON.stringify(codec)}: expected zstd, gzip or none`);
   const lvl = level ?? DEFAULT_LEVELS[codec];
   const [min, max] = LEVEL_RANGES[codec];
   if (!Number.isInteger(lvl) || lvl < min || lvl > max) {
@@ -120,7 +124,11 @@ export function zstdFrameLength(data: Uint8Array, off: number): number {
     end = zstdFrameEnd(data, off, data.length);
   } catch (err) {
     if (!(err instanceof ZstdFrameError)) throw err;
-    throw new RangeError(err.problem === 'reserved_block' ? `reserved zstd block type at byte ${err.at}` : `not a zstd frame at byte ${off}`);
+    throw new RangeError(
+      err.problem === 'reserved_block'
+        ? `reserved zstd block type at byte ${err.at}`
+        : `not a zstd frame at byte ${off}`,
+    );
   }
   if (end < 0) throw new RangeError(`truncated zstd frame at byte ${off}`);
   return end - off;

@@ -14,7 +14,10 @@ const dir = mkdtempSync(join(new URL('..', import.meta.url).pathname, 'build-tes
 const out = pathToFileURL(`${dir}/`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const SETTINGS: WorkerSettings = { sources: { t: { extraTags: { cluster: 'c' }, hostKey: 'host', deadLetter: true } }, levels: { zstd: 1, gzip: 6 } };
+const SETTINGS: WorkerSettings = {
+  sources: { t: { extraTags: { cluster: 'c' }, hostKey: 'host', deadLetter: true } },
+  levels: { zstd: 1, gzip: 6 },
+};
 
 /** One batch of lines with a malformed one and a TCP block, through a real thread loading `filename`. */
 async function runOnce(filename: string): Promise<BatchResult> {
@@ -27,7 +30,13 @@ async function runOnce(filename: string): Promise<BatchResult> {
     ring.tryWrite(Buffer.from('{"bad":'), head);
     ring.tryWrite(Buffer.from(`${gen.next()}\n${gen.next()}\r\n`, 'latin1'), blockHead(head));
     const span = ring.claim(1 << 16)!;
-    const task: BatchTask = { sab: ring.sab, start: span.start, end: span.end, sourceId: 't', codecs: ['none', 'zstd'] };
+    const task: BatchTask = {
+      sab: ring.sab,
+      start: span.start,
+      end: span.end,
+      sourceId: 't',
+      codecs: ['none', 'zstd'],
+    };
     return (await pool.run(task)) as BatchResult;
   } finally {
     await pool.destroy();
@@ -39,9 +48,23 @@ describe('the worker build (type-stripped modules for the threads)', () => {
 
   it('is used when it matches every source, and the threads answer exactly as from the .ts sources', async () => {
     expect(Object.keys(manifest.sources).sort()).toEqual([
-      'batch-native.js', 'codecs.js', 'facts.js', 'hec-decode.js', 'hec-task.js', 'json-scan.js', 'native-addon.js',
-      'native-constants.js', 'process.js', 'record-format.js', 'record-time.js', 'ring-index.js', 'ring.js', 'task.js',
-      'types.js', 'zstd-frame.js', 'zstd-native.js',
+      'batch-native.js',
+      'codecs.js',
+      'facts.js',
+      'hec-decode.js',
+      'hec-task.js',
+      'json-scan.js',
+      'native-addon.js',
+      'native-constants.js',
+      'process.js',
+      'record-format.js',
+      'record-time.js',
+      'ring-index.js',
+      'ring.js',
+      'task.js',
+      'types.js',
+      'zstd-frame.js',
+      'zstd-native.js',
     ]);
     const entry = workerEntry('task', out);
     expect(entry).toEqual({ href: new URL('task.js', out).href, built: true });

@@ -20,8 +20,20 @@ const RING_SRC = new URL('../../ring/src/', import.meta.url);
  */
 export const WORKER_SOURCES: readonly { from: URL; to: string }[] = [
   ...[
-    'task', 'hec-task', 'codecs', 'zstd-native', 'process', 'batch-native', 'native-addon', 'native-constants',
-    'json-scan', 'hec-decode', 'types', 'facts', 'record-time', 'zstd-frame',
+    'task',
+    'hec-task',
+    'codecs',
+    'zstd-native',
+    'process',
+    'batch-native',
+    'native-addon',
+    'native-constants',
+    'json-scan',
+    'hec-decode',
+    'types',
+    'facts',
+    'record-time',
+    'zstd-frame',
   ].map((name) => ({ from: new URL(`${name}.ts`, SRC), to: `${name}.js` })),
   { from: new URL('index.ts', RING_SRC), to: 'ring-index.js' },
   { from: new URL('ring.ts', RING_SRC), to: 'ring.js' },

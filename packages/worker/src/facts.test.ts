@@ -9,7 +9,13 @@ const CI = process.env['CI'] === 'true';
 const FIELDS = indexFieldsFor(['__host', 'region']);
 
 /** The oracle: every record parsed, the facts computed from the objects (what the reader sees). */
-function oracle(lines: string[]): { records: number; untimed: number; minTime: string | null; maxTime: string | null; fields: Record<string, Set<string> | null> } {
+function oracle(lines: string[]): {
+  records: number;
+  untimed: number;
+  minTime: string | null;
+  maxTime: string | null;
+  fields: Record<string, Set<string> | null>;
+} {
   const sets: Record<string, Set<string> | null> = {};
   for (const f of FIELDS) sets[f] = new Set();
   let untimed = 0;
@@ -33,7 +39,12 @@ function oracle(lines: string[]): { records: number; untimed: number; minTime: s
     for (const f of FIELDS) {
       if (!Object.hasOwn(rec, f)) continue;
       const v = (rec as Record<string, unknown>)[f];
-      const text = typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || v === null ? JSON.stringify(v) : undefined;
+      const text =
+        typeof v === 'string'
+          ? v
+          : typeof v === 'number' || typeof v === 'boolean' || v === null
+            ? JSON.stringify(v)
+            : undefined;
       if (text === undefined) continue;
       const set = sets[f];
       if (set === null || set === undefined) continue;
@@ -58,7 +69,12 @@ const PLANS = {
  * task.ts runs them: the facts of the output, and the output's lines. Half the lines go as UDP-like
  * records, half as one TCP-like block, from peers 127.0.0.2 and 127.0.0.3.
  */
-function run(lines: readonly string[], way: Way, plan: TagPlan = PLANS.host, fields: readonly string[] = FIELDS): { facts: BatchFacts; out: string[] } {
+function run(
+  lines: readonly string[],
+  way: Way,
+  plan: TagPlan = PLANS.host,
+  fields: readonly string[] = FIELDS,
+): { facts: BatchFacts; out: string[] } {
   // Under CI the addon is built (npm ci fails otherwise): the native scan must be what runs.
   const processor = new BatchProcessor({ native: way === 'js' ? 'off' : CI ? 'on' : 'auto' });
   const half = Math.ceil(lines.length / 2);
@@ -78,7 +94,12 @@ function run(lines: readonly string[], way: Way, plan: TagPlan = PLANS.host, fie
 function check(lines: string[], way: Way = 'native', exact = false, plan: TagPlan = PLANS.host): void {
   const { facts: got, out } = run(lines, way, plan);
   const want = oracle(out);
-  expect({ records: got.records, untimed: got.untimed, minTime: got.minTime, maxTime: got.maxTime }).toEqual({ records: want.records, untimed: want.untimed, minTime: want.minTime, maxTime: want.maxTime });
+  expect({ records: got.records, untimed: got.untimed, minTime: got.minTime, maxTime: got.maxTime }).toEqual({
+    records: want.records,
+    untimed: want.untimed,
+    minTime: want.minTime,
+    maxTime: want.maxTime,
+  });
   for (const f of FIELDS) {
     const w = want.fields[f];
     const g = got.fields[f];
@@ -123,7 +144,28 @@ const TRICKY = [
 ];
 
 /** HEC `time` values and what they must come to (record-time.ts canonicalFromEpochSeconds). */
-const EPOCHS = ['1714000000.123456789', '0.5', '1e9', '1E3', '-1.5', '-0', '1e20', '253402300799.9999999999', '1714000000.0000000005', '"1714000000.25"', '"01"', '"1."', '"-5"', '"12a"', 'true', 'null', '{"a":1}', '[1]', '"\\u0031"', `"${'1'.repeat(70)}"`];
+const EPOCHS = [
+  '1714000000.123456789',
+  '0.5',
+  '1e9',
+  '1E3',
+  '-1.5',
+  '-0',
+  '1e20',
+  '253402300799.9999999999',
+  '1714000000.0000000005',
+  '"1714000000.25"',
+  '"01"',
+  '"1."',
+  '"-5"',
+  '"12a"',
+  'true',
+  'null',
+  '{"a":1}',
+  '[1]',
+  '"\\u0031"',
+  `"${'1'.repeat(70)}"`,
+];
 
 /**
  * The native scan on each build of batch.cc (test-batch-builds.ts: the default and the portable
@@ -155,7 +197,11 @@ describe.each(WAYS)('FactsScanner ($title): the facts the reader would compute',
 
   it('HEC times: numbers and numeric strings as the reader reads them, others untimed', () => {
     for (const t of EPOCHS) check([`{"time":${t},"event":"e","host":"h"}`], way, true);
-    check(EPOCHS.map((t) => `{"event":{"x":[1,{"y":"}"}]},"time":${t}}`), way, true);
+    check(
+      EPOCHS.map((t) => `{"event":{"x":[1,{"y":"}"}]},"time":${t}}`),
+      way,
+      true,
+    );
   });
 
   it('random mixes of lines (seeded), with a host set going past the cap', () => {
@@ -166,29 +212,54 @@ describe.each(WAYS)('FactsScanner ($title): the facts the reader would compute',
       for (let i = 0; i < n; i++) {
         const pick = rand();
         if (pick < 0.3) lines.push(TRICKY[Math.floor(rand() * TRICKY.length)]!);
-        else lines.push(JSON.stringify({ msg: `m ${i} [${rand()}]`, 'talos-level': ['info', 'warn'][i % 2], 'talos-service': 'svc', 'talos-time': new Date(1.7e12 + rand() * 1e9).toISOString(), host: `h${Math.floor(rand() * (round % 2 === 0 ? 5 : 100))}` }));
+        else
+          lines.push(
+            JSON.stringify({
+              msg: `m ${i} [${rand()}]`,
+              'talos-level': ['info', 'warn'][i % 2],
+              'talos-service': 'svc',
+              'talos-time': new Date(1.7e12 + rand() * 1e9).toISOString(),
+              host: `h${Math.floor(rand() * (round % 2 === 0 ? 5 : 100))}`,
+            }),
+          );
       }
       check(lines, way);
     }
   });
 
-  it('random records without nested or repeated indexed keys: exactly the reader\'s sets (seeded)', () => {
+  it("random records without nested or repeated indexed keys: exactly the reader's sets (seeded)", () => {
     const rand = mulberry32(11);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     for (let round = 0; round < 60; round++) {
       const lines: string[] = [];
       for (let i = 0, n = 1 + Math.floor(rand() * 200); i < n; i++) {
-        const rec: Record<string, unknown> = { msg: pick(['plain', 'with "quotes"', 'back\\slash', 'ünï ☃', '{"host":"x"}']) };
-        if (rand() < 0.8) rec['talos-service'] = pick(['machined', 'kubelet', 'etcd', 'apid', 'ünï', 'a"b', 12, true, null]);
+        const rec: Record<string, unknown> = {
+          msg: pick(['plain', 'with "quotes"', 'back\\slash', 'ünï ☃', '{"host":"x"}']),
+        };
+        if (rand() < 0.8)
+          rec['talos-service'] = pick(['machined', 'kubelet', 'etcd', 'apid', 'ünï', 'a"b', 12, true, null]);
         if (rand() < 0.7) rec['talos-level'] = pick(['info', 'warn', 'error']);
         if (rand() < 0.5) rec['host'] = `10.0.${Math.floor(rand() * (round % 3 === 0 ? 90 : 4))}.1`;
         if (rand() < 0.3) rec['source'] = pick(['tailscale', 'k8s', 0]);
         if (rand() < 0.3) rec['__host'] = pick(['127.0.0.2', '127.0.0.3']);
         const r = rand();
-        if (r < 0.6) rec['talos-time'] = pick([new Date(1.7e12 + rand() * 1e10).toISOString(), '2024-04-22T12:00:00.123456789123Z', '2024-04-22T12:00:00+01:00', '2024-02-30T00:00:00Z', 'garbage', 5]);
+        if (r < 0.6)
+          rec['talos-time'] = pick([
+            new Date(1.7e12 + rand() * 1e10).toISOString(),
+            '2024-04-22T12:00:00.123456789123Z',
+            '2024-04-22T12:00:00+01:00',
+            '2024-02-30T00:00:00Z',
+            'garbage',
+            5,
+          ]);
         else if (r < 0.85) {
           rec['event'] = pick(['e', { nested: { time: 1 } }, [1, 2]]);
-          rec['time'] = pick([1.7e9 + rand() * 1e8, Math.floor(1.7e9 + rand() * 1e8), `${Math.floor(1.7e9 + rand() * 1e8)}.5`, 'x']);
+          rec['time'] = pick([
+            1.7e9 + rand() * 1e8,
+            Math.floor(1.7e9 + rand() * 1e8),
+            `${Math.floor(1.7e9 + rand() * 1e8)}.5`,
+            'x',
+          ]);
         }
         const keys = Object.keys(rec);
         for (let k = keys.length - 1; k > 0; k--) {
@@ -202,7 +273,9 @@ describe.each(WAYS)('FactsScanner ($title): the facts the reader would compute',
   });
 
   it('a batch of more uncertain lines than the C++ pass sends back is still exact', () => {
-    const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ host: i % 3, 'talos-time': `2024-04-22T12:00:${String(i % 60).padStart(2, '0')}+00:00` }));
+    const lines = Array.from({ length: 3000 }, (_, i) =>
+      JSON.stringify({ host: i % 3, 'talos-time': `2024-04-22T12:00:${String(i % 60).padStart(2, '0')}+00:00` }),
+    );
     check(lines, way, true);
   });
 
@@ -216,6 +289,6 @@ describe.each(WAYS)('FactsScanner ($title): the facts the reader would compute',
 
   it('a host key the byte pass cannot find (not ASCII, needs an escape) is many, never an empty set', () => {
     const f = run(['{"hôst":"x","a\\"b":"y","host":"z"}'], way, PLANS.plain, ['hôst', 'a"b', 'host']).facts;
-    expect(f.fields).toEqual({ 'hôst': null, 'a"b': null, host: ['z'] });
+    expect(f.fields).toEqual({ hôst: null, 'a"b': null, host: ['z'] });
   });
 });

@@ -69,7 +69,13 @@ export interface FrameFacts {
 export function toFrameFacts(f: BatchFacts): FrameFacts {
   const fields: Record<string, string[] | null> = {};
   for (const [k, v] of Object.entries(f.fields)) fields[k] = v === null ? null : v.length < 2 ? v : [...v].sort();
-  return { records: f.records, untimed: f.untimed, minTime: f.minTime, maxTime: f.maxTime, fields: JSON.stringify(fields) };
+  return {
+    records: f.records,
+    untimed: f.untimed,
+    minTime: f.minTime,
+    maxTime: f.maxTime,
+    fields: JSON.stringify(fields),
+  };
 }
 
 export { MAX_FIELD_VALUES };
@@ -158,7 +164,11 @@ export class FactsScanner {
     if (!clash && eligible.length <= F_MAX_FIELDS) {
       this.#nativeSlots = eligible.map(({ i }) => i);
       // Room for 1024 uncertain lines per batch; more and the batch is gathered here.
-      this.#native = { fields: packFields(eligible.map(({ f }) => f)), facts: new Uint32Array(eligible.length * F_STRIDE + 2048), times: new Uint8Array(2 * F_TIME_LEN) };
+      this.#native = {
+        fields: packFields(eligible.map(({ f }) => f)),
+        facts: new Uint32Array(eligible.length * F_STRIDE + 2048),
+        times: new Uint8Array(2 * F_TIME_LEN),
+      };
     }
   }
 
@@ -199,7 +209,12 @@ export class FactsScanner {
    * and the extra tags' values (on every accepted record; the scan sees the input's keys only).
    * Null when it sent back more lines than its buffer holds: call {@link scan}.
    */
-  finishNative(ndjson: Uint8Array, st: Float64Array, tags: Readonly<Record<string, string>>, accepted: number): BatchFacts | null {
+  finishNative(
+    ndjson: Uint8Array,
+    st: Float64Array,
+    tags: Readonly<Record<string, string>>,
+    accepted: number,
+  ): BatchFacts | null {
     const n = this.#native;
     if (n === null || st[S_F_OVERFLOW] === 1) return null;
     const buf = Buffer.from(ndjson.buffer, ndjson.byteOffset, ndjson.byteLength);
@@ -234,7 +249,8 @@ export class FactsScanner {
       maxTime: hasTime ? Buffer.from(n.times.buffer, F_TIME_LEN, F_TIME_LEN).toString('latin1') : null,
     };
     const lines = this.#nativeSlots.length * F_STRIDE;
-    for (let k = 0, u = st[S_F_UNCERTAIN]!; k < u; k++) this.#count(acc, buf, facts[lines + 2 * k]!, facts[lines + 2 * k + 1]!, sets);
+    for (let k = 0, u = st[S_F_UNCERTAIN]!; k < u; k++)
+      this.#count(acc, buf, facts[lines + 2 * k]!, facts[lines + 2 * k + 1]!, sets);
     return this.#result(acc, sets);
   }
 
@@ -290,7 +306,8 @@ export class FactsScanner {
           const name = names[m]!;
           const ks = q - name.length;
           if (text.charCodeAt(ks - 1) !== QUOTE || !sameAt(text, ks, name)) continue;
-          if (text.charCodeAt(ks - 2) === BACKSLASH) uncertain = true; // maybe an escaped quote inside a longer key
+          if (text.charCodeAt(ks - 2) === BACKSLASH)
+            uncertain = true; // maybe an escaped quote inside a longer key
           else k = slots[m]!;
           break;
         }
@@ -319,10 +336,14 @@ export class FactsScanner {
         const nested = text.indexOf('{', open + 1);
         const bracket = text.indexOf('[');
         const flat = v >= 0 && (nested < 0 || nested > tp) && (bracket < 0 || bracket > tp);
-        if (flat && text.charCodeAt(v) === QUOTE) time = zCanonical(text, v + 1, valueEnd - 1) ?? (text.slice(v, valueEnd).includes('\\') ? undefined : parseRfc3339(text.slice(v + 1, valueEnd - 1)));
+        if (flat && text.charCodeAt(v) === QUOTE)
+          time =
+            zCanonical(text, v + 1, valueEnd - 1) ??
+            (text.slice(v, valueEnd).includes('\\') ? undefined : parseRfc3339(text.slice(v + 1, valueEnd - 1)));
       }
       // Anything else (nested, repeated, not a time, escaped, a "time" key for HEC's rule): the reader's own way.
-      if (time === undefined && (tpCount > 0 || timeKey || uncertain)) time = this.#parsed(buf, s, e, uncertain ? sets : null);
+      if (time === undefined && (tpCount > 0 || timeKey || uncertain))
+        time = this.#parsed(buf, s, e, uncertain ? sets : null);
     }
     return time;
   }

@@ -1,12 +1,25 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { decodeHecBody, decodeHecBodyUsing, loadNativeHecScan, type HecDecodeOptions, type HecDecodeResult } from './hec-decode.ts';
+import {
+  decodeHecBody,
+  decodeHecBodyUsing,
+  loadNativeHecScan,
+  type HecDecodeOptions,
+  type HecDecodeResult,
+} from './hec-decode.ts';
 import { mulberry32, TalosLineGenerator } from '@sluice/testkit';
 import { BatchProcessor, compileTagPlan } from './process.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const base: HecDecodeOptions = { endpoint: 'event', gzip: false, maxDecodedBytes: 1 << 20, maxRecordBytes: 1 << 16, maxDepth: 128, rawFields: '' };
+const base: HecDecodeOptions = {
+  endpoint: 'event',
+  gzip: false,
+  maxDecodedBytes: 1 << 20,
+  maxRecordBytes: 1 << 16,
+  maxDepth: 128,
+  rawFields: '',
+};
 
 function decode(body: string | Uint8Array, opts: Partial<HecDecodeOptions> = {}): HecDecodeResult {
   return decodeHecBody(typeof body === 'string' ? enc.encode(body) : body, { ...base, ...opts });
@@ -15,7 +28,8 @@ function decode(body: string | Uint8Array, opts: Partial<HecDecodeOptions> = {})
 function records(result: HecDecodeResult): string[] {
   if (!result.ok) throw new Error(`rejected: ${result.rejection} at ${result.index}: ${result.detail}`);
   const out: string[] = [];
-  for (let i = 0; i < result.records; i++) out.push(dec.decode(result.data.subarray(result.spans[2 * i]!, result.spans[2 * i + 1]!)));
+  for (let i = 0; i < result.records; i++)
+    out.push(dec.decode(result.data.subarray(result.spans[2 * i]!, result.spans[2 * i + 1]!)));
   return out;
 }
 
@@ -26,7 +40,8 @@ function rejection(result: HecDecodeResult): [string, number] {
 
 describe('decodeHecBody: event endpoints', () => {
   it('splits stacked envelopes, keeping each one exactly as sent', () => {
-    const a = '{"time":1732270000.123,"host":"n1","source":"s","sourcetype":"st","index":"main","event":{"action":"UPDATE","n":1.50},"fields":{"k":"v"}}';
+    const a =
+      '{"time":1732270000.123,"host":"n1","source":"s","sourcetype":"st","index":"main","event":{"action":"UPDATE","n":1.50},"fields":{"k":"v"}}';
     const b = '{ "event" : "a \\"quoted\\" } { string" }';
     const c = '{"event":{"nested":[{"x":"]"}]}}';
     expect(records(decode(`${a}${b}\n\r\t ${c}\n`))).toEqual([a, b, c]);
@@ -91,13 +106,24 @@ describe('decodeHecBody: event endpoints', () => {
       ring.push(payload.length & 255, (payload.length >> 8) & 255, 0, 0, ...payload);
       while (ring.length % 4 !== 0) ring.push(0);
     }
-    const out = new BatchProcessor().process(new Uint8Array(ring), ring.length, compileTagPlan({ cluster: 'c' }, null), 'h', false);
+    const out = new BatchProcessor().process(
+      new Uint8Array(ring),
+      ring.length,
+      compileTagPlan({ cluster: 'c' }, null),
+      'h',
+      false,
+    );
     expect(out.counts.accepted).toBe(2);
-    expect(dec.decode(out.ndjson)).toBe('{"event":{"a":[1,2,{"b":"c"}]},   "time": 1.5,"cluster":"c"}\n{"event":"x","fields":{"f":"1"},"cluster":"c"}\n');
+    expect(dec.decode(out.ndjson)).toBe(
+      '{"event":{"a":[1,2,{"b":"c"}]},   "time": 1.5,"cluster":"c"}\n{"event":"x","fields":{"f":"1"},"cluster":"c"}\n',
+    );
   });
 
   it('rejects an envelope larger than maxRecordBytes as oversize', () => {
-    expect(rejection(decode(`{"event":"a"}{"event":"${'x'.repeat(100)}"}`, { maxRecordBytes: 50 }))).toEqual(['oversize', 1]);
+    expect(rejection(decode(`{"event":"a"}{"event":"${'x'.repeat(100)}"}`, { maxRecordBytes: 50 }))).toEqual([
+      'oversize',
+      1,
+    ]);
   });
 
   it('stops gunzip at maxDecodedBytes (a gzip bomb), and reports a broken gzip stream', () => {
@@ -112,7 +138,10 @@ describe('decodeHecBody: event endpoints', () => {
 
 describe('decodeHecBody: raw endpoint', () => {
   it('wraps each non-blank line as {"event": line} plus the request fields, skipping blank lines', () => {
-    const result = decode('first line\r\n\n   \nsecond "quoted" \\ line\ttab\nlast without newline', { endpoint: 'raw', rawFields: ',"host":"h1","sourcetype":"st"' });
+    const result = decode('first line\r\n\n   \nsecond "quoted" \\ line\ttab\nlast without newline', {
+      endpoint: 'raw',
+      rawFields: ',"host":"h1","sourcetype":"st"',
+    });
     expect(records(result)).toEqual([
       '{"event":"first line","host":"h1","sourcetype":"st"}',
       '{"event":"second \\"quoted\\" \\\\ line\\ttab","host":"h1","sourcetype":"st"}',
@@ -123,12 +152,18 @@ describe('decodeHecBody: raw endpoint', () => {
   });
 
   it('keeps a line that is JSON as a string, and control characters escaped', () => {
-    expect(records(decode('{"a":1}\n\u0001x', { endpoint: 'raw' }))).toEqual(['{"event":"{\\"a\\":1}"}', '{"event":"\\u0001x"}']);
+    expect(records(decode('{"a":1}\n\u0001x', { endpoint: 'raw' }))).toEqual([
+      '{"event":"{\\"a\\":1}"}',
+      '{"event":"\\u0001x"}',
+    ]);
   });
 
   it('answers no_data when every line is blank; oversize with the line index', () => {
     expect(rejection(decode('\n\r\n  \n', { endpoint: 'raw' }))).toEqual(['no_data', 0]);
-    expect(rejection(decode(`a\n\n${'b'.repeat(100)}\n`, { endpoint: 'raw', maxRecordBytes: 64 }))).toEqual(['oversize', 1]);
+    expect(rejection(decode(`a\n\n${'b'.repeat(100)}\n`, { endpoint: 'raw', maxRecordBytes: 64 }))).toEqual([
+      'oversize',
+      1,
+    ]);
   });
 
   it('grows its output for lines that escape to six times their size', () => {
@@ -151,8 +186,12 @@ describe('decodeHecBody: the native and TypeScript envelope scanners', () => {
     const want = decodeHecBodyUsing('exact', bytes, opts);
     for (const got of [decodeHecBody(bytes, opts), decodeHecBodyUsing('scanner', bytes, opts)]) {
       const what = Buffer.from(bytes).toString('latin1');
-      if (!got.ok && !want.ok) expect([got.rejection, got.index, got.seen], what).toEqual([want.rejection, want.index, want.seen]);
-      else expect(got.ok ? { ...got, data: [...got.data] } : got, what).toEqual(want.ok ? { ...want, data: [...want.data] } : want);
+      if (!got.ok && !want.ok)
+        expect([got.rejection, got.index, got.seen], what).toEqual([want.rejection, want.index, want.seen]);
+      else
+        expect(got.ok ? { ...got, data: [...got.data] } : got, what).toEqual(
+          want.ok ? { ...want, data: [...want.data] } : want,
+        );
     }
     return want;
   };
@@ -190,11 +229,22 @@ describe('decodeHecBody: the native and TypeScript envelope scanners', () => {
         same(enc.encode(body), base);
       }
     }
-    for (const body of ['', '  \n', '[]', '[ ] {"event":1}', '\uFEFF{"event":1}', '{"event":1}]', '[{"event":1}', '{"event":1},{"event":2}', '[{"event":1}][{"event":2}]']) {
+    for (const body of [
+      '',
+      '  \n',
+      '[]',
+      '[ ] {"event":1}',
+      '\uFEFF{"event":1}',
+      '{"event":1}]',
+      '[{"event":1}',
+      '{"event":1},{"event":2}',
+      '[{"event":1}][{"event":2}]',
+    ]) {
       same(enc.encode(body), base);
     }
     const deep = (d: number) => `{"event":1,"x":${'['.repeat(d - 1)}${']'.repeat(d - 1)}}`;
-    for (const maxDepth of [1, 2, 1023, 1024, 1025, Infinity]) for (const d of [1, 2, 1024, 1025, 1030]) same(enc.encode(deep(d)), { ...base, maxDepth });
+    for (const maxDepth of [1, 2, 1023, 1024, 1025, Infinity])
+      for (const d of [1, 2, 1024, 1025, 1030]) same(enc.encode(deep(d)), { ...base, maxDepth });
   });
 
   it('answers as the exact path on 20,000 random mutations of bodies of several envelopes', () => {
@@ -202,8 +252,25 @@ describe('decodeHecBody: the native and TypeScript envelope scanners', () => {
     const gen = new TalosLineGenerator(5);
     const pool = SEEDS.map((s) => [...enc.encode(s)]);
     for (let id = 0; id < 30; id++) pool.push([...enc.encode(`{"event":${gen.service()}}`)]);
-    const INTERESTING = [...enc.encode('{}[]",:\\/ \t\r\n-+.0123456789eEtrufalsnv'), 0x00, 0x1f, 0x7f, 0x80, 0xbf, 0xc0, 0xc2, 0xe0, 0xed, 0xf0, 0xf4, 0xf5, 0xff, 0xa0];
-    const pick = () => (rand() < 0.7 ? INTERESTING[Math.floor(rand() * INTERESTING.length)]! : Math.floor(rand() * 256));
+    const INTERESTING = [
+      ...enc.encode('{}[]",:\\/ \t\r\n-+.0123456789eEtrufalsnv'),
+      0x00,
+      0x1f,
+      0x7f,
+      0x80,
+      0xbf,
+      0xc0,
+      0xc2,
+      0xe0,
+      0xed,
+      0xf0,
+      0xf4,
+      0xf5,
+      0xff,
+      0xa0,
+    ];
+    const pick = () =>
+      rand() < 0.7 ? INTERESTING[Math.floor(rand() * INTERESTING.length)]! : Math.floor(rand() * 256);
     let accepted = 0;
     let rejected = 0;
     for (let n = 0; n < 20_000; n++) {
@@ -220,7 +287,11 @@ describe('decodeHecBody: the native and TypeScript envelope scanners', () => {
         else parts.length = at;
       }
       const bytes = Uint8Array.from(parts);
-      const opts = { ...base, maxDepth: rand() < 0.2 ? 2 : 128, maxRecordBytes: rand() < 0.1 ? 40 : base.maxRecordBytes };
+      const opts = {
+        ...base,
+        maxDepth: rand() < 0.2 ? 2 : 128,
+        maxRecordBytes: rand() < 0.1 ? 40 : base.maxRecordBytes,
+      };
       if (same(bytes, opts).ok) accepted++;
       else rejected++;
     }

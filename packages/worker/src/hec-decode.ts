@@ -22,7 +22,16 @@
 import { Buffer, isUtf8 } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
 import { loadAddon, workerAddonPath, type AddonLoad } from './native-addon.ts';
-import { FALSE, lastStringEscaped, MAX_SCAN_DEPTH, NULL, scanLiteral, scanNumber, scanString, TRUE } from './json-scan.ts';
+import {
+  FALSE,
+  lastStringEscaped,
+  MAX_SCAN_DEPTH,
+  NULL,
+  scanLiteral,
+  scanNumber,
+  scanString,
+  TRUE,
+} from './json-scan.ts';
 
 export type HecEndpoint = 'event' | 'raw';
 
@@ -50,7 +59,15 @@ export interface HecDecodeOptions {
  * - `body_too_large`: gunzip would pass `maxDecodedBytes` (413);
  * - `internal_error`: a bug or a dead worker (500, code 8).
  */
-export type HecRejection = 'no_data' | 'invalid_event' | 'event_missing' | 'event_blank' | 'oversize' | 'invalid_encoding' | 'body_too_large' | 'internal_error';
+export type HecRejection =
+  | 'no_data'
+  | 'invalid_event'
+  | 'event_missing'
+  | 'event_blank'
+  | 'oversize'
+  | 'invalid_encoding'
+  | 'body_too_large'
+  | 'internal_error';
 
 export type HecDecodeResult =
   | {
@@ -130,7 +147,11 @@ let fastPaths: 'both' | 'scanner' | 'none' = 'both';
  * with every envelope decided by utf8 decode + JSON.parse. hec-decode.test.ts checks that all
  * three give the same answers.
  */
-export function decodeHecBodyUsing(path: 'scanner' | 'exact', body: Uint8Array, opts: HecDecodeOptions): HecDecodeResult {
+export function decodeHecBodyUsing(
+  path: 'scanner' | 'exact',
+  body: Uint8Array,
+  opts: HecDecodeOptions,
+): HecDecodeResult {
   fastPaths = path === 'scanner' ? 'scanner' : 'none';
   try {
     return decodeHecBody(body, opts);
@@ -242,7 +263,8 @@ function splitEnvelopes(data: Buffer, opts: HecDecodeOptions, borrowSpans: boole
       continue;
     }
     for (;;) {
-      if (data[i] !== CH_LBRACE) return reject('invalid_event', spans.count, spans.count + 1, 'array element is not a JSON object');
+      if (data[i] !== CH_LBRACE)
+        return reject('invalid_event', spans.count, spans.count + 1, 'array element is not a JSON object');
       const end = envelope(data, i, n, spans, opts);
       if (end < 0) return failed(i, n, end, spans.count, opts);
       i = skipWs(data, end, n);
@@ -265,13 +287,20 @@ function splitEnvelopes(data: Buffer, opts: HecDecodeOptions, borrowSpans: boole
 function failed(start: number, n: number, code: number, index: number, opts: HecDecodeOptions): HecDecodeResult {
   const seen = index + 1;
   if (code === TOO_DEEP) return reject('invalid_event', index, seen, `nested deeper than ${opts.maxDepth}`);
-  if (code === UNTERMINATED) return reject('invalid_event', index, seen, `unterminated object at byte ${start} of ${n}`);
+  if (code === UNTERMINATED)
+    return reject('invalid_event', index, seen, `unterminated object at byte ${start} of ${n}`);
   return reject(REJECTIONS[-code - 10]!, index, seen, DETAILS[-code - 10]!);
 }
 
 // envelope() failure codes beyond UNTERMINATED and TOO_DEEP: -(10 + i) for REJECTIONS[i].
 const REJECTIONS: HecRejection[] = ['invalid_event', 'invalid_event', 'event_missing', 'event_blank', 'oversize'];
-const DETAILS = ['not valid UTF-8', 'not valid JSON', 'no event field', 'event is null or blank', 'larger than the ring can hold'];
+const DETAILS = [
+  'not valid UTF-8',
+  'not valid JSON',
+  'no event field',
+  'event is null or blank',
+  'larger than the ring can hold',
+];
 const BAD_UTF8 = -10;
 const BAD_JSON = -11;
 const NO_EVENT = -12;
@@ -359,7 +388,7 @@ const AFTER = 4;
  * scanners; hec-decode.test.ts checks it differentially).
  */
 function scanEnvelope(src: Uint8Array, s: number, n: number, maxDepth: number): number {
-  const limit = Math.min(maxDepth , MAX_SCAN_DEPTH);
+  const limit = Math.min(maxDepth, MAX_SCAN_DEPTH);
   if (limit < 1) return SCAN_FAIL;
   eventState = EVENT_NONE;
   let depth = 1;
@@ -394,7 +423,13 @@ function scanEnvelope(src: Uint8Array, s: number, n: number, maxDepth: number): 
       if (i < 0) return SCAN_FAIL;
       if (depth === 1) {
         if (lastStringEscaped()) return SCAN_FAIL; // "\u0065vent" is "event": the exact path decides
-        eventKey = i - ks === 7 && src[ks + 1] === 0x65 && src[ks + 2] === 0x76 && src[ks + 3] === 0x65 && src[ks + 4] === 0x6e && src[ks + 5] === 0x74;
+        eventKey =
+          i - ks === 7 &&
+          src[ks + 1] === 0x65 &&
+          src[ks + 2] === 0x76 &&
+          src[ks + 3] === 0x65 &&
+          src[ks + 4] === 0x6e &&
+          src[ks + 5] === 0x74;
       }
       while (i < n && isWs((c = src[i]!))) i++;
       if (i >= n || c !== CH_COLON) return SCAN_FAIL;
@@ -512,7 +547,8 @@ function splitRaw(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
       pos += out.write(prefix, pos, 'latin1');
       pos += out.write(line, pos, 'utf8');
       pos += out.write(suffix, pos, 'utf8');
-      if (pos - start > opts.maxRecordBytes) return reject('oversize', index, index + 1, 'line larger than the ring can hold');
+      if (pos - start > opts.maxRecordBytes)
+        return reject('oversize', index, index + 1, 'line larger than the ring can hold');
       spans.push(start, pos);
       index++;
     }
@@ -527,7 +563,11 @@ function splitRaw(data: Buffer, opts: HecDecodeOptions): HecDecodeResult {
  * Buffer may be a slice of Node's shared 8 KiB pool, and transferring that would detach the pool.
  */
 export function ownBytes(bytes: Uint8Array): Uint8Array {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !(bytes.buffer instanceof SharedArrayBuffer)) {
+  if (
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength &&
+    !(bytes.buffer instanceof SharedArrayBuffer)
+  ) {
     return bytes;
   }
   const copy = new Uint8Array(bytes.byteLength);

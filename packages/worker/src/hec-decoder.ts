@@ -66,7 +66,13 @@ export function createHecDecoder(opts: HecDecoderOptions): HecDecoder {
       try {
         return (await piscina.run(task, { transferList: [own.buffer as ArrayBuffer] })) as HecDecodeResult;
       } catch (err) {
-        return { ok: false, rejection: 'internal_error', index: 0, seen: 0, detail: `hec decoder: ${err instanceof Error ? err.message : String(err)}` };
+        return {
+          ok: false,
+          rejection: 'internal_error',
+          index: 0,
+          seen: 0,
+          detail: `hec decoder: ${err instanceof Error ? err.message : String(err)}`,
+        };
       }
     },
     destroy() {

@@ -94,7 +94,8 @@ describe('scanRecord', () => {
   });
 
   it('rejects what the exact path must decide: non-objects, escaped top-level keys, nesting over the limit', () => {
-    for (const line of ['[]', '"s"', '1', 'null', '{"\\u0063luster":1}', '{"a":1}x', '{"a":1,}']) expect(scan(Buffer.from(line)), line).toBe(SCAN_REJECT);
+    for (const line of ['[]', '"s"', '1', 'null', '{"\\u0063luster":1}', '{"a":1}x', '{"a":1,}'])
+      expect(scan(Buffer.from(line)), line).toBe(SCAN_REJECT);
     // Escapes in nested keys are fine: only top-level keys matter for tags and kinds.
     expect(scan(Buffer.from('{"a":{"\\u0063":1}}'))).toBe(SCAN_OK);
     const deep = (n: number) => Buffer.from(`${'{"a":'.repeat(n - 1)}{}${'}'.repeat(n - 1)}`);
@@ -115,8 +116,30 @@ describe('scanRecord', () => {
     const pool = [...SEEDS.map((s) => Buffer.from(s))];
     for (let id = 0; id < 50; id++) pool.push(Buffer.from(id % 2 === 0 ? gen.kernel() : gen.service()));
     // Bytes that matter to the grammar or to UTF-8, more often than uniform noise would pick them.
-    const INTERESTING = [...Buffer.from('{}[]",:\\/ \t\r\n-+.0123456789eEtrufalsn'), 0x00, 0x1f, 0x7f, 0x80, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0xa0, 0x9f, 0x90, 0x8f];
-    const pick = () => (rand() < 0.7 ? INTERESTING[Math.floor(rand() * INTERESTING.length)]! : Math.floor(rand() * 256));
+    const INTERESTING = [
+      ...Buffer.from('{}[]",:\\/ \t\r\n-+.0123456789eEtrufalsn'),
+      0x00,
+      0x1f,
+      0x7f,
+      0x80,
+      0xbf,
+      0xc0,
+      0xc2,
+      0xdf,
+      0xe0,
+      0xed,
+      0xef,
+      0xf0,
+      0xf4,
+      0xf5,
+      0xff,
+      0xa0,
+      0x9f,
+      0x90,
+      0x8f,
+    ];
+    const pick = () =>
+      rand() < 0.7 ? INTERESTING[Math.floor(rand() * INTERESTING.length)]! : Math.floor(rand() * 256);
     let accepted = 0;
     let exactOnly = 0;
     for (let n = 0; n < 60_000; n++) {
@@ -137,12 +160,16 @@ describe('scanRecord', () => {
       const obj = oracle(bytes, maxDepth);
       if (got !== SCAN_REJECT) {
         accepted++;
-        if (obj === null) throw new Error(`scanner accepted a line the exact path rejects: ${JSON.stringify(bytes.toString('latin1'))}`);
+        if (obj === null)
+          throw new Error(
+            `scanner accepted a line the exact path rejects: ${JSON.stringify(bytes.toString('latin1'))}`,
+          );
         expect(got, bytes.toString('latin1')).toBe(expectedFlags(obj));
       } else if (obj !== null) {
         exactOnly++;
         // Only escaped top-level keys (any backslash before the first value is a fair proxy) may go to the exact path.
-        if (!bytes.includes(0x5c)) throw new Error(`scanner rejected a valid line without escapes: ${JSON.stringify(bytes.toString('latin1'))}`);
+        if (!bytes.includes(0x5c))
+          throw new Error(`scanner rejected a valid line without escapes: ${JSON.stringify(bytes.toString('latin1'))}`);
       }
     }
     expect(accepted).toBeGreaterThan(1000);

@@ -140,7 +140,14 @@ export function scanString(src: Uint8Array, i: number, end: number): number {
       if (ESCAPE[x] === 1) {
         i += 2;
       } else if (x === 0x75 /* u */) {
-        if (i + 5 >= end || HEX[src[i + 2]!] !== 1 || HEX[src[i + 3]!] !== 1 || HEX[src[i + 4]!] !== 1 || HEX[src[i + 5]!] !== 1) return -1;
+        if (
+          i + 5 >= end ||
+          HEX[src[i + 2]!] !== 1 ||
+          HEX[src[i + 3]!] !== 1 ||
+          HEX[src[i + 4]!] !== 1 ||
+          HEX[src[i + 5]!] !== 1
+        )
+          return -1;
         i += 6;
       } else return -1;
       continue;
@@ -216,9 +223,16 @@ const AFTER = 4; // ',' or the closing bracket of the container (after a value)
  * key equals one of `injectKeys[0, nKeys)` (JSON-quoted bytes, as TagPlan.injectKeyBytes), and
  * the SCAN_* bit of each Talos key present at the top level.
  */
-export function scanRecord(src: Uint8Array, s: number, e: number, maxDepth: number, injectKeys: readonly Uint8Array[], nKeys: number): number {
+export function scanRecord(
+  src: Uint8Array,
+  s: number,
+  e: number,
+  maxDepth: number,
+  injectKeys: readonly Uint8Array[],
+  nKeys: number,
+): number {
   if (src[s] !== CH_LBRACE) return SCAN_REJECT; // not an object, or not JSON: the exact path names which
-  const limit = Math.min(maxDepth , MAX_SCAN_DEPTH);
+  const limit = Math.min(maxDepth, MAX_SCAN_DEPTH);
   let flags = SCAN_OK;
   let depth = 1;
   stack[1] = IN_OBJECT;

@@ -12,7 +12,10 @@ export type AddonLoad<T> = { ok: true; addon: T } | { ok: false; reason: string 
 /** The addon at `path` when it is built, loads, and exports the function `exportName`; else why not. */
 export function loadAddon<T>(path: string, exportName: string): AddonLoad<T> {
   if (!existsSync(path)) {
-    return { ok: false, reason: `${path} is not built (npm ci builds it; by hand: node_modules/.bin/node scripts/build-native.ts)` };
+    return {
+      ok: false,
+      reason: `${path} is not built (npm ci builds it; by hand: node_modules/.bin/node scripts/build-native.ts)`,
+    };
   }
   try {
     const addon = createRequire(import.meta.url)(path) as Record<string, unknown>;
@@ -30,5 +33,7 @@ export function loadAddon<T>(path: string, exportName: string): AddonLoad<T> {
  */
 export function workerAddonPath(name: 'batch' | 'zstd' | 'hec_scan'): string {
   const dir = process.env['SLUICE_WORKER_ADDON_DIR'];
-  return dir ? `${dir.replace(/\/$/, '')}/${name}.node` : new URL(`../build-native/${name}.node`, import.meta.url).pathname;
+  return dir
+    ? `${dir.replace(/\/$/, '')}/${name}.node`
+    : new URL(`../build-native/${name}.node`, import.meta.url).pathname;
 }

@@ -62,7 +62,9 @@ describe('generated-constants.h', () => {
 
 describe('the state slots', () => {
   it('are distinct, inside STATE_SLOTS, with one malformed count per reason before the index facts', () => {
-    const slots = Object.entries(C).filter(([k]) => k.startsWith('S_')).map(([, v]) => v as number);
+    const slots = Object.entries(C)
+      .filter(([k]) => k.startsWith('S_'))
+      .map(([, v]) => v as number);
     const used = [...slots, ...C.MALFORMED_REASONS.map((_, i) => C.S_MALFORMED + i).slice(1)];
     expect(new Set(used).size).toBe(used.length);
     expect(used.every((s) => Number.isInteger(s) && s >= 0 && s < C.STATE_SLOTS)).toBe(true);

@@ -60,7 +60,15 @@ describe('worker pool (real threads, real ring)', () => {
       for (let span = ring.claim(16 * 1024); span !== null; span = ring.claim(16 * 1024)) {
         spanRecords.push(span.records);
         if ((span.start & (ring.capacity - 1)) + ((span.end - span.start) >>> 0) > ring.capacity) wrapped++;
-        pending.push(pool.run({ sab: ring.sab, start: span.start, end: span.end, sourceId: 'talos', codecs: ['zstd', 'gzip', 'none'] }));
+        pending.push(
+          pool.run({
+            sab: ring.sab,
+            start: span.start,
+            end: span.end,
+            sourceId: 'talos',
+            codecs: ['zstd', 'gzip', 'none'],
+          }),
+        );
       }
       all.push(...(await Promise.all(pending.splice(0))));
       ring.release(ring.writeIndex());
@@ -81,7 +89,11 @@ describe('worker pool (real threads, real ring)', () => {
     const fromZstd = decompressObject('zstd', zstd);
     expect(gunzipSync(gzip).equals(fromZstd)).toBe(true);
     expect(none.equals(fromZstd)).toBe(true);
-    const out = fromZstd.toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+    const out = fromZstd
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(out).toEqual(expected);
 
     const sum = (f: (r: Ok) => number) => results.reduce((n, r) => n + f(r), 0);
@@ -101,7 +113,11 @@ describe('worker pool (real threads, real ring)', () => {
       .trimEnd()
       .split('\n')
       .map((l) => JSON.parse(l));
-    expect(dead.map((d) => d.reason).sort()).toEqual([...Array(3).fill('invalid_json'), ...Array(3).fill('invalid_utf8'), ...Array(3).fill('not_object')]);
+    expect(dead.map((d) => d.reason).sort()).toEqual([
+      ...Array(3).fill('invalid_json'),
+      ...Array(3).fill('invalid_utf8'),
+      ...Array(3).fill('not_object'),
+    ]);
     expect(dead.every((d) => d.component_id === 'talos' && peers.includes(d.peer))).toBe(true);
     expect(lines.length).toBe(expected.length);
   });
@@ -111,11 +127,15 @@ describe('worker pool (real threads, real ring)', () => {
     ring.tryWrite(Buffer.from('{"a":1}'), head(''));
     ring.tryWrite(Buffer.from('oops'), head(''));
     const span = ring.claim(1 << 12)!;
-    const r = ok(await pool.run({ sab: ring.sab, start: span.start, end: span.end, sourceId: 'plain', codecs: ['none'] }));
+    const r = ok(
+      await pool.run({ sab: ring.sab, start: span.start, end: span.end, sourceId: 'plain', codecs: ['none'] }),
+    );
     expect(Buffer.from(r.frames[0]!).toString()).toBe('{"a":1}\n');
     expect(r.deadLetter).toBeNull();
     expect(r.counts.malformed.invalid_json).toBe(1);
-    const empty = ok(await pool.run({ sab: ring.sab, start: span.end, end: span.end, sourceId: 'plain', codecs: ['zstd'] }));
+    const empty = ok(
+      await pool.run({ sab: ring.sab, start: span.end, end: span.end, sourceId: 'plain', codecs: ['zstd'] }),
+    );
     expect(empty.counts.records).toBe(0);
     expect(decompressObject('zstd', empty.frames[0]!).length).toBe(0);
   });
@@ -135,7 +155,10 @@ describe('worker pool (real threads, real ring)', () => {
   it('bad workerData makes every task answer an error, and destroy works', async () => {
     const broken = createWorkerPool({
       threads: 1,
-      workerData: { sources: { s: { extraTags: { n: 1 as unknown as string }, hostKey: null, deadLetter: false } }, levels: { zstd: 3, gzip: 6 } },
+      workerData: {
+        sources: { s: { extraTags: { n: 1 as unknown as string }, hostKey: null, deadLetter: false } },
+        levels: { zstd: 3, gzip: 6 },
+      },
     });
     const ring = Ring.create(1 << 12);
     const r = await broken.run({ sab: ring.sab, start: 0, end: 0, sourceId: 's', codecs: [] });
@@ -170,7 +193,8 @@ describe('worker pool (real threads, real ring)', () => {
       const gen = new TalosLineGenerator(9);
       while (ring.tryWrite(Buffer.from(gen.next(), 'latin1'), head('10.0.0.1')));
       const spans: { start: number; end: number }[] = [];
-      for (let span = ring.claim(8 * 1024); span !== null; span = ring.claim(8 * 1024)) spans.push({ start: span.start, end: span.end });
+      for (let span = ring.claim(8 * 1024); span !== null; span = ring.claim(8 * 1024))
+        spans.push({ start: span.start, end: span.end });
       let most = 0;
       const results = await Promise.all(
         spans.map(async ({ start, end }) => {

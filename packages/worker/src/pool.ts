@@ -82,7 +82,10 @@ export function createWorkerPool(opts: WorkerPoolOptions): WorkerPool {
           if (result.ok) busyMs += result.busyMs;
           return result;
         },
-        (err: unknown): BatchResult => ({ ok: false, error: `worker pool: ${err instanceof Error ? err.message : String(err)}` }),
+        (err: unknown): BatchResult => ({
+          ok: false,
+          error: `worker pool: ${err instanceof Error ? err.message : String(err)}`,
+        }),
       );
     },
     get utilization() {

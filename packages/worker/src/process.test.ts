@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { BatchProcessor, DEFAULT_MAX_DEPTH, MALFORMED_REASONS, compileTagPlan, countLines, type MalformedReason } from './process.ts';
+import {
+  BatchProcessor,
+  DEFAULT_MAX_DEPTH,
+  MALFORMED_REASONS,
+  compileTagPlan,
+  countLines,
+  type MalformedReason,
+} from './process.ts';
 import { mulberry32, TalosLineGenerator } from '@sluice/testkit';
 import { buildBatch, encodeBlock, encodePayload, recordSpan, talosBatch } from './fixture.ts';
 import { recordSpan as ringRecordSpan } from '@sluice/ring';
@@ -116,7 +123,11 @@ const CORPUS: Case[] = [
   { name: 'overlong quote (smuggling)', line: b('{"a":"', 0xc0, 0xa2, '}'), reason: 'invalid_utf8' },
   { name: 'encoded high surrogate', line: b('{"a":"', 0xed, 0xa0, 0x80, '"}'), reason: 'invalid_utf8' },
   { name: 'encoded low surrogate', line: b('{"a":"', 0xed, 0xbf, 0xbf, '"}'), reason: 'invalid_utf8' },
-  { name: 'CESU-8 surrogate pair', line: b('{"a":"', 0xed, 0xa0, 0xbd, 0xed, 0xb2, 0xa9, '"}'), reason: 'invalid_utf8' },
+  {
+    name: 'CESU-8 surrogate pair',
+    line: b('{"a":"', 0xed, 0xa0, 0xbd, 0xed, 0xb2, 0xa9, '"}'),
+    reason: 'invalid_utf8',
+  },
   { name: 'above U+10FFFF', line: b('{"a":"', 0xf4, 0x90, 0x80, 0x80, '"}'), reason: 'invalid_utf8' },
   { name: 'F5 lead byte', line: b('{"a":"', 0xf5, 0x80, 0x80, 0x80, '"}'), reason: 'invalid_utf8' },
   { name: 'FF byte', line: b('{"a":"', 0xff, '"}'), reason: 'invalid_utf8' },
@@ -174,7 +185,10 @@ const IMPLS: Array<{ native: 'off' | 'on'; skip: boolean; title: string }> = [
   {
     native: 'on',
     skip: !nativeLoad.ok && !CI,
-    title: nativeLoad.ok || CI ? 'native path (native: on)' : `native path (native: on) SKIPPED, addon not built: ${nativeLoad.reason}`,
+    title:
+      nativeLoad.ok || CI
+        ? 'native path (native: on)'
+        : `native path (native: on) SKIPPED, addon not built: ${nativeLoad.reason}`,
   },
 ];
 if (!nativeLoad.ok && !CI) console.warn(`process.test.ts: native variant skipped: ${nativeLoad.reason}`);
@@ -198,7 +212,11 @@ for (const { native, skip, title } of IMPLS) {
       it.each(CORPUS)('$name -> $reason, neighbours emitted exactly', ({ line, reason }) => {
         const p = mk({ maxDepth: D });
         const batch = buildBatch(
-          [encodePayload('10.0.0.7', VALID_AROUND[0]!), encodePayload('10.0.0.7', line), encodePayload('10.0.0.7', VALID_AROUND[1]!)],
+          [
+            encodePayload('10.0.0.7', VALID_AROUND[0]!),
+            encodePayload('10.0.0.7', line),
+            encodePayload('10.0.0.7', VALID_AROUND[1]!),
+          ],
           0xff,
         );
         const r = p.process(batch, batch.length, NO_TAGS, 'talos', true);
@@ -236,7 +254,9 @@ for (const { native, skip, title } of IMPLS) {
         const r = p.process(batch, batch.length, NO_TAGS, 'talos', false);
         expect(r.deadLetter).toBeNull();
         expect(lines(r.ndjson)).toEqual(want);
-        const byReason = Object.fromEntries(MALFORMED_REASONS.map((k) => [k, CORPUS.filter((c) => c.reason === k).length]));
+        const byReason = Object.fromEntries(
+          MALFORMED_REASONS.map((k) => [k, CORPUS.filter((c) => c.reason === k).length]),
+        );
         expect(r.counts.malformed).toEqual(byReason);
         expect(r.counts.records).toBe(2 * CORPUS.length);
         expect(r.counts.accepted).toBe(CORPUS.length);
@@ -301,7 +321,12 @@ for (const { native, skip, title } of IMPLS) {
       it('zero-length payload and peerLen beyond the payload', () => {
         const p = mk();
         const overflow = Uint8Array.from([20, 0x31, 0x32, 0x7b, 0x7d]);
-        const batch = buildBatch([new Uint8Array(0), encodePayload('', '{"a":1}'), overflow, encodePayload('', '{"b":2}')]);
+        const batch = buildBatch([
+          new Uint8Array(0),
+          encodePayload('', '{"a":1}'),
+          overflow,
+          encodePayload('', '{"b":2}'),
+        ]);
         const r = p.process(batch, batch.length, NO_TAGS, 'src', true);
         expect(lines(r.ndjson)).toEqual(['{"a":1}', '{"b":2}']);
         expect(r.counts.malformed.invalid_frame).toBe(2);
@@ -339,7 +364,10 @@ for (const { native, skip, title } of IMPLS) {
 
     describe('BatchProcessor: tag splicing', () => {
       const TAG_CASES: Array<[string, string]> = [
-        ['talos service', '{"msg":"hi","talos-level":"info","talos-service":"etcd","talos-time":"2024-04-22T12:34:56.1Z"}'],
+        [
+          'talos service',
+          '{"msg":"hi","talos-level":"info","talos-service":"etcd","talos-time":"2024-04-22T12:34:56.1Z"}',
+        ],
         ['empty object', '{}'],
         ['empty object with whitespace', '{  \t }'],
         ['whitespace before closing brace', '{"a":1 \t }'],
@@ -349,7 +377,7 @@ for (const { native, skip, title } of IMPLS) {
         ['string ending in brace', '{"a":"}"}'],
         ['duplicate keys', '{"a":1,"a":2}'],
       ];
-      const tags = { cluster: 'prod-eu', 'node.name': 'talos-cp-1', 'q"k\\': 'v"\\\n\t\u0001\u2028\u{1F600}', 'ü': 'ß' };
+      const tags = { cluster: 'prod-eu', 'node.name': 'talos-cp-1', 'q"k\\': 'v"\\\n\t\u0001\u2028\u{1F600}', ü: 'ß' };
 
       it.each(TAG_CASES)('%s: output parses to record + tags + host', (_n, line) => {
         const p = mk();
@@ -392,7 +420,9 @@ for (const { native, skip, title } of IMPLS) {
         const r = p.process(batch, batch.length, plan, 's', false);
         const [first, second] = lines(r.ndjson);
         // Colliding members are cut, tags appended: every kept byte and number text is the sender's.
-        expect(first).toBe('{"big":12345678901234567890,"f":1.0,"n":[1e400,-0],"msg":"tagged","cluster":"prod","host":"10.0.0.7"}');
+        expect(first).toBe(
+          '{"big":12345678901234567890,"f":1.0,"n":[1e400,-0],"msg":"tagged","cluster":"prod","host":"10.0.0.7"}',
+        );
         expect(JSON.parse(second!)).toEqual({ x: 1, msg: 'tagged', cluster: 'prod', host: '10.0.0.8' });
         expect(r.counts.accepted).toBe(2);
       });
@@ -403,13 +433,33 @@ for (const { native, skip, title } of IMPLS) {
         ['only member', '{"cluster":"old"}', '{"cluster":"prod"}'],
         ['only member, spaced', '{ "cluster" : "old" }', '{"cluster":"prod"}'],
         ['duplicate colliding keys', '{"cluster":1,"a":2,"cluster":3}', '{"a":2,"cluster":"prod"}'],
-        ['key spelled with an escape', '{"\\u0063luster":"old","b":"\\u0063luster"}', '{"b":"\\u0063luster","cluster":"prod"}'],
+        [
+          'key spelled with an escape',
+          '{"\\u0063luster":"old","b":"\\u0063luster"}',
+          '{"b":"\\u0063luster","cluster":"prod"}',
+        ],
         ['object value', '{"cluster":{"x":[1,{"y":"}]"}]},"a":[{}]}', '{"a":[{}],"cluster":"prod"}'],
         ['array value', '{"a":"x","cluster":[[],["]",","]],"b":null}', '{"a":"x","b":null,"cluster":"prod"}'],
-        ['escaped quotes and backslashes', '{"s":"a\\\\","cluster":"q\\"\\\\","t":"\\""}', '{"s":"a\\\\","t":"\\"","cluster":"prod"}'],
-        ['lookalike text in a string', '{"m":"\\",\\"cluster\\":1","cluster":true}', '{"m":"\\",\\"cluster\\":1","cluster":"prod"}'],
-        ['nested key of the same name stays', '{"cluster":-1.5e+3,"n":{"cluster":"inner"}}', '{"n":{"cluster":"inner"},"cluster":"prod"}'],
-        ['numbers keep their text', '{"big":12345678901234567890,"f":1.0,"cluster":0,"e":1E+2}', '{"big":12345678901234567890,"f":1.0,"e":1E+2,"cluster":"prod"}'],
+        [
+          'escaped quotes and backslashes',
+          '{"s":"a\\\\","cluster":"q\\"\\\\","t":"\\""}',
+          '{"s":"a\\\\","t":"\\"","cluster":"prod"}',
+        ],
+        [
+          'lookalike text in a string',
+          '{"m":"\\",\\"cluster\\":1","cluster":true}',
+          '{"m":"\\",\\"cluster\\":1","cluster":"prod"}',
+        ],
+        [
+          'nested key of the same name stays',
+          '{"cluster":-1.5e+3,"n":{"cluster":"inner"}}',
+          '{"n":{"cluster":"inner"},"cluster":"prod"}',
+        ],
+        [
+          'numbers keep their text',
+          '{"big":12345678901234567890,"f":1.0,"cluster":0,"e":1E+2}',
+          '{"big":12345678901234567890,"f":1.0,"e":1E+2,"cluster":"prod"}',
+        ],
         ['multi-line UDP record', '{\n "a" : [1,\r\n 2],\n "cluster": "old"\n}', '{"a" : [1,   2],"cluster":"prod"}'],
       ])('collision path cuts the member out of the original bytes: %s', (_n, line, want) => {
         const p = mk();
@@ -421,19 +471,35 @@ for (const { native, skip, title } of IMPLS) {
 
       it('collision path, randomized: output parses to record + tags', () => {
         const rand = mulberry32(7);
-        const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+        const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
         const keys = ['cluster', 'host', 'msg', 'a', 'talos-time', 'node', 'x"y', 'ü'];
         const long = (n: number, tail: string) => JSON.stringify('y'.repeat(n) + tail);
         const scalars = [
-          '1', '-0.5e-7', '12345678901234567890', 'true', 'null', '"s"', '"a\\\\"', '"}],{["', '"\\u00fc"', '""',
+          '1',
+          '-0.5e-7',
+          '12345678901234567890',
+          'true',
+          'null',
+          '"s"',
+          '"a\\\\"',
+          '"}],{["',
+          '"\\u00fc"',
+          '""',
           // Long strings: past the 32-byte byte loop, escaped quotes and backslash runs around the boundary.
-          long(29, '"x'), long(30, '\\"'), long(31, '\\'), long(32, '\\\\"'), long(33, '"'), long(80, '","cluster":"'), long(200, '\\"\\\\'),
+          long(29, '"x'),
+          long(30, '\\"'),
+          long(31, '\\'),
+          long(32, '\\\\"'),
+          long(33, '"'),
+          long(80, '","cluster":"'),
+          long(200, '\\"\\\\'),
         ];
         const ws = ['', ' ', '\t', '\n', '\r\n  '];
         const value = (d: number): string => {
           const r = rand();
           if (d > 2 || r < 0.6) return pick(scalars);
-          if (r < 0.8) return `[${pick(ws)}${Array.from({ length: Math.floor(rand() * 3) }, () => value(d + 1)).join(`${pick(ws)},`)}]`;
+          if (r < 0.8)
+            return `[${pick(ws)}${Array.from({ length: Math.floor(rand() * 3) }, () => value(d + 1)).join(`${pick(ws)},`)}]`;
           return `{${Array.from({ length: Math.floor(rand() * 3) }, () => `${JSON.stringify(pick(keys))}${pick(ws)}:${value(d + 1)}`).join(',')}}`;
         };
         const p = mk();
@@ -441,11 +507,20 @@ for (const { native, skip, title } of IMPLS) {
         const payloads: Uint8Array[] = [];
         const want: unknown[] = [];
         for (let n = 0; n < 2000; n++) {
-          const members = Array.from({ length: Math.floor(rand() * 6) }, () => `${pick(ws)}${JSON.stringify(pick(keys))}${pick(ws)}:${pick(ws)}${value(0)}${pick(ws)}`);
+          const members = Array.from(
+            { length: Math.floor(rand() * 6) },
+            () => `${pick(ws)}${JSON.stringify(pick(keys))}${pick(ws)}:${pick(ws)}${value(0)}${pick(ws)}`,
+          );
           const line = `${pick(ws)}{${members.join(',')}${pick(ws)}}${pick(ws)}`;
           const peer = rand() < 0.8 ? '10.1.2.3' : '';
           payloads.push(encodePayload(peer, line));
-          want.push({ ...JSON.parse(line), cluster: 'prod', msg: 'tagged', 'x"y': 'q', ...(peer ? { host: peer } : {}) });
+          want.push({
+            ...JSON.parse(line),
+            cluster: 'prod',
+            msg: 'tagged',
+            'x"y': 'q',
+            ...(peer ? { host: peer } : {}),
+          });
         }
         const batch = buildBatch(payloads);
         const r = p.process(batch, batch.length, plan, 's', false);
@@ -467,7 +542,10 @@ for (const { native, skip, title } of IMPLS) {
         // JSON.parse makes "__proto__" an own key, as a config loader would.
         const plan = compileTagPlan(JSON.parse('{"__proto__":"p","toString":"t"}'), null);
         expect(plan.keys).toEqual(['__proto__', 'toString']);
-        const batch = buildBatch([encodePayload('', '{"a":1}'), encodePayload('', '{"__proto__":"orig","toString":"x"}')]);
+        const batch = buildBatch([
+          encodePayload('', '{"a":1}'),
+          encodePayload('', '{"__proto__":"orig","toString":"x"}'),
+        ]);
         const r = p.process(batch, batch.length, plan, 's', false);
         const out = lines(r.ndjson).map((l) => JSON.parse(l));
         expect(out).toHaveLength(2);
@@ -535,7 +613,11 @@ for (const { native, skip, title } of IMPLS) {
             else kernel++;
             expect(JSON.parse(out[i]!)).toEqual({ ...want, cluster: 'prod', region: 'eu-west-1', host: '10.0.0.7' });
           }
-          expect(r.counts).toMatchObject({ records: src.length, accepted: src.length, kinds: { service, kernel, other: 0 } });
+          expect(r.counts).toMatchObject({
+            records: src.length,
+            accepted: src.length,
+            kinds: { service, kernel, other: 0 },
+          });
           expect(r.counts.inputBytes).toBe(src.reduce((n, l) => n + Buffer.byteLength(l), 0));
           expect(r.deadLetter!.length).toBe(0);
           expect(kernel).toBeGreaterThan(0);
@@ -563,10 +645,10 @@ for (const { native, skip, title } of IMPLS) {
       });
     });
 
-
     describe('BatchProcessor: block records (TCP)', () => {
       const hasLF = (l: Uint8Array | string): boolean => (typeof l === 'string' ? l.includes('\n') : l.includes(0x0a));
-      const endsCR = (l: Uint8Array | string): boolean => (typeof l === 'string' ? l.endsWith('\r') : l.at(-1) === 0x0d);
+      const endsCR = (l: Uint8Array | string): boolean =>
+        typeof l === 'string' ? l.endsWith('\r') : l.at(-1) === 0x0d;
       const plan = compileTagPlan({ cluster: 'c1', node: 'n"7' }, 'host');
 
       /** Everything a batch produces, for comparing two layouts of the same lines. */
@@ -575,22 +657,25 @@ for (const { native, skip, title } of IMPLS) {
         return { ndjson: td.decode(r.ndjson), deadLetter: td.decode(r.deadLetter!), counts: r.counts };
       };
 
-      it.each(['\n', '\r\n'])('the malformed corpus in one block (ending %j) comes out exactly as one record per line', (ending) => {
-        // A block line never holds a '\n'; with '\n' endings a line's own trailing '\r' would be taken as the ending.
-        const corpus = CORPUS.map((c) => c.line).filter((l) => !hasLF(l) && (ending === '\r\n' || !endsCR(l)));
-        expect(corpus.length).toBeGreaterThan(60);
-        const mixed: (Uint8Array | string)[] = [];
-        corpus.forEach((l, i) => {
-          mixed.push(`{"i":${i}}`, l);
-        });
-        const p = mk({ maxDepth: D });
-        const single = outcome(p, buildBatch(mixed.map((l) => encodePayload('10.1.2.3', l))));
-        const block = outcome(p, buildBatch([encodeBlock('10.1.2.3', mixed, ending)], 0xff));
-        expect(block).toEqual(single);
-        expect(block.counts.records).toBe(mixed.length);
-        expect(block.counts.accepted).toBe(corpus.length); // the {"i":…} lines
-        expect(Object.values(block.counts.malformed).reduce((a, n) => a + n, 0)).toBe(corpus.length);
-      });
+      it.each(['\n', '\r\n'])(
+        'the malformed corpus in one block (ending %j) comes out exactly as one record per line',
+        (ending) => {
+          // A block line never holds a '\n'; with '\n' endings a line's own trailing '\r' would be taken as the ending.
+          const corpus = CORPUS.map((c) => c.line).filter((l) => !hasLF(l) && (ending === '\r\n' || !endsCR(l)));
+          expect(corpus.length).toBeGreaterThan(60);
+          const mixed: (Uint8Array | string)[] = [];
+          corpus.forEach((l, i) => {
+            mixed.push(`{"i":${i}}`, l);
+          });
+          const p = mk({ maxDepth: D });
+          const single = outcome(p, buildBatch(mixed.map((l) => encodePayload('10.1.2.3', l))));
+          const block = outcome(p, buildBatch([encodeBlock('10.1.2.3', mixed, ending)], 0xff));
+          expect(block).toEqual(single);
+          expect(block.counts.records).toBe(mixed.length);
+          expect(block.counts.accepted).toBe(corpus.length); // the {"i":…} lines
+          expect(Object.values(block.counts.malformed).reduce((a, n) => a + n, 0)).toBe(corpus.length);
+        },
+      );
 
       it('realistic Talos lines in blocks of random sizes among single records: same output, lines counted', () => {
         const rand = mulberry32(20261123);
@@ -628,7 +713,9 @@ for (const { native, skip, title } of IMPLS) {
         const r = mk().process(batch, batch.length, NO_TAGS, 's', false);
         expect(r.counts.records).toBe(8);
         expect(countLines(batch, batch.length)).toBe(8);
-        expect(countLines(batch, batch.length - 3)).toBe(mk().process(batch, batch.length - 3, NO_TAGS, 's', false).counts.records);
+        expect(countLines(batch, batch.length - 3)).toBe(
+          mk().process(batch, batch.length - 3, NO_TAGS, 's', false).counts.records,
+        );
       });
 
       it('a block without host tags, an empty line inside it, and a block missing its last newline', () => {
@@ -641,7 +728,9 @@ for (const { native, skip, title } of IMPLS) {
         expect(lines(r.ndjson)).toEqual(['{"a":1,"t":"x"}', '{"b":2,"t":"x"}', '{"c":3,"t":"x"}', '{"d":4,"t":"x"}']);
         expect(r.counts.records).toBe(5);
         expect(r.counts.malformed.empty).toBe(1);
-        expect(lines(r.deadLetter!).map((l) => JSON.parse(l))).toEqual([{ reason: 'empty', component_id: 's', peer: null, raw: '' }]);
+        expect(lines(r.deadLetter!).map((l) => JSON.parse(l))).toEqual([
+          { reason: 'empty', component_id: 's', peer: null, raw: '' },
+        ]);
       });
     });
   });

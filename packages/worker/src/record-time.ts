@@ -45,7 +45,8 @@ export function parseRfc3339(text: string): string | undefined {
 
 /** HEC's `time`: epoch seconds, a number or a numeric string (`1714564800.123`). */
 export function canonicalFromEpochSeconds(value: unknown): string | undefined {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  const n =
+    typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
   if (!Number.isFinite(n)) return undefined;
   const secs = Math.floor(n);
   return canonicalOf(secs, Math.min(999_999_999, Math.round((n - secs) * 1e9)));

@@ -32,7 +32,12 @@ function errorText(err: unknown): string {
 function compile(data: unknown): Compiled | string {
   try {
     const settings = data as WorkerSettings | undefined;
-    if (settings === undefined || settings === null || typeof settings.sources !== 'object' || settings.sources === null) {
+    if (
+      settings === undefined ||
+      settings === null ||
+      typeof settings.sources !== 'object' ||
+      settings.sources === null
+    ) {
       return 'worker settings: workerData.sources is missing';
     }
     const levels = settings.levels ?? DEFAULT_LEVELS;
@@ -45,10 +50,16 @@ function compile(data: unknown): Compiled | string {
     }
     const sources = new Map<string, CompiledSource>();
     for (const [id, s] of Object.entries(settings.sources)) {
-      sources.set(id, { plan: compileTagPlan(s.extraTags ?? {}, s.hostKey ?? null), deadLetter: s.deadLetter === true });
+      sources.set(id, {
+        plan: compileTagPlan(s.extraTags ?? {}, s.hostKey ?? null),
+        deadLetter: s.deadLetter === true,
+      });
     }
     const processor = new BatchProcessor(settings.maxDepth === undefined ? {} : { maxDepth: settings.maxDepth });
-    const facts = settings.index === true ? new FactsScanner(indexFieldsFor(Object.values(settings.sources).map((s) => s.hostKey ?? null))) : null;
+    const facts =
+      settings.index === true
+        ? new FactsScanner(indexFieldsFor(Object.values(settings.sources).map((s) => s.hostKey ?? null)))
+        : null;
     return { sources, levels: { zstd: levels.zstd, gzip: levels.gzip }, processor, facts };
   } catch (err) {
     return `worker settings: ${errorText(err)}`;
@@ -78,10 +89,18 @@ export default function processBatch(task: BatchTask): BatchResult {
     if (source === undefined) return { ok: false, error: `unknown source ${JSON.stringify(task.sourceId)}` };
     const ring = new Ring(task.sab);
     const n = (task.end - task.start) >>> 0;
-    if (n > ring.capacity) return { ok: false, error: `span [${task.start}, ${task.end}) is larger than the ring (${ring.capacity} bytes)` };
+    if (n > ring.capacity)
+      return { ok: false, error: `span [${task.start}, ${task.end}) is larger than the ring (${ring.capacity} bytes)` };
     if (n > copyBuf.length) copyBuf = new Uint8Array(Math.min(Math.max(n, copyBuf.length * 2), ring.capacity));
     ring.copyOut(task.start, task.end, copyBuf);
-    const out = compiled.processor.process(copyBuf, n, source.plan, task.sourceId, source.deadLetter, compiled.facts ?? undefined);
+    const out = compiled.processor.process(
+      copyBuf,
+      n,
+      source.plan,
+      task.sourceId,
+      source.deadLetter,
+      compiled.facts ?? undefined,
+    );
     const frames: Uint8Array[] = [];
     const transfer: ArrayBuffer[] = [];
     for (const codec of task.codecs) {
@@ -96,7 +115,16 @@ export default function processBatch(task: BatchTask): BatchResult {
     }
     const facts = out.facts === undefined ? undefined : toFrameFacts(out.facts);
     const busyMs = performance.now() - started;
-    const result: BatchResult = { ok: true, frames, deadLetter, counts: out.counts, rawBytes: n, ndjsonBytes: out.ndjson.length, ...(facts === undefined ? {} : { facts }), busyMs };
+    const result: BatchResult = {
+      ok: true,
+      frames,
+      deadLetter,
+      counts: out.counts,
+      rawBytes: n,
+      ndjsonBytes: out.ndjson.length,
+      ...(facts === undefined ? {} : { facts }),
+      busyMs,
+    };
     return movable(result, transfer);
   } catch (err) {
     return { ok: false, error: errorText(err) };

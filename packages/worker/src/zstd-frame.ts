@@ -16,7 +16,13 @@ export class ZstdFrameError extends Error {
   readonly at: number;
 
   constructor(problem: ZstdFrameError['problem'], pos: number, at: number) {
-    super(problem === 'not_a_frame' ? `not a zstd frame at byte ${pos}` : problem === 'reserved_bit' ? `zstd frame at byte ${pos}: reserved bit set` : `zstd frame at byte ${pos}: reserved block type at byte ${at}`);
+    super(
+      problem === 'not_a_frame'
+        ? `not a zstd frame at byte ${pos}`
+        : problem === 'reserved_bit'
+          ? `zstd frame at byte ${pos}: reserved bit set`
+          : `zstd frame at byte ${pos}: reserved block type at byte ${at}`,
+    );
     this.problem = problem;
     this.at = at;
   }

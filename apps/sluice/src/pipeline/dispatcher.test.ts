@@ -54,7 +54,22 @@ class FakeRunner {
     const frame = Uint8Array.of(data[(task.start + 5) & 65_535]!);
     this.frames.push(frame);
     const malformed = {};
-    return { ok: true, frames: [frame], deadLetter: null, rawBytes: task.end - task.start, ndjsonBytes: records, busyMs: 0, counts: { records, accepted: records, inputBytes: 0, outputBytes: 0, malformed, kinds: { service: 0, kernel: 0, other: records } } };
+    return {
+      ok: true,
+      frames: [frame],
+      deadLetter: null,
+      rawBytes: task.end - task.start,
+      ndjsonBytes: records,
+      busyMs: 0,
+      counts: {
+        records,
+        accepted: records,
+        inputBytes: 0,
+        outputBytes: 0,
+        malformed,
+        kinds: { service: 0, kernel: 0, other: records },
+      },
+    };
   }
 }
 
@@ -62,15 +77,32 @@ function setup(whenFull: WhenFull) {
   const ring = Ring.create(65_536);
   const store = new GateStore();
   const metrics = new Metrics('test');
-  const writer = new ObjectWriter({ sinkId: 's3', store, keyPrefix: '', codec: 'none', uploadPeriodSecs: 3600, maxObjectBytes: 1 << 30, uniqueId: '0'.repeat(16) });
+  const writer = new ObjectWriter({
+    sinkId: 's3',
+    store,
+    keyPrefix: '',
+    codec: 'none',
+    uploadPeriodSecs: 3600,
+    maxObjectBytes: 1 << 30,
+    uniqueId: '0'.repeat(16),
+  });
   const runner = new FakeRunner();
-  const dispatcher = new Dispatcher({ runner, metrics, logger: createLogger({ level: 'silent', format: 'json' }), batchBytes: 8, batchTimeoutMs: 1, maxInflightPerRoute: 1 });
+  const dispatcher = new Dispatcher({
+    runner,
+    metrics,
+    logger: createLogger({ level: 'silent', format: 'json' }),
+    batchBytes: 8,
+    batchTimeoutMs: 1,
+    maxInflightPerRoute: 1,
+  });
   dispatcher.addRoute({
     sourceId: 'src',
     sourceType: 'tcp',
     ring,
     codecs: ['none'],
-    outputs: [{ writer, codecIndex: 0, whenFull, index: false, sinkLabels: { component_id: 's3', component_type: 'aws_s3' } }],
+    outputs: [
+      { writer, codecIndex: 0, whenFull, index: false, sinkLabels: { component_id: 's3', component_type: 'aws_s3' } },
+    ],
     deadLetter: null,
     onRingSpace: () => {},
   });
@@ -83,17 +115,21 @@ function setup(whenFull: WhenFull) {
   const settle = () => new Promise((r) => setTimeout(r, 20));
   /** Wait until the writer took the first frame (and said "wait"), the rest left in the ring. */
   const firstTaken = () =>
-    vi.waitFor(() => {
-      expect(store.bytes, 'the first frame in the store').toEqual([1]);
-      expect(ring.usedBytes(), 'records 2 to 5 left in the ring').toBe(4 * 8);
-    }, { timeout: 30_000, interval: 5 });
+    vi.waitFor(
+      () => {
+        expect(store.bytes, 'the first frame in the store').toEqual([1]);
+        expect(ring.usedBytes(), 'records 2 to 5 left in the ring').toBe(4 * 8);
+      },
+      { timeout: 30_000, interval: 5 },
+    );
   /** Release the store and wait for the writer's 'drain' (the dispatcher, listening first, has seen it). */
   const release = async () => {
     const drained = once(writer, 'drain');
     store.release();
     await drained;
   };
-  const dropped = async () => (await metrics.sinkDiscardedEvents.get()).values.find((v) => v.labels.reason === 'buffer_full')?.value ?? 0;
+  const dropped = async () =>
+    (await metrics.sinkDiscardedEvents.get()).values.find((v) => v.labels.reason === 'buffer_full')?.value ?? 0;
   return { ring, store, writer, dispatcher, send, settle, firstTaken, release, dropped, metrics, runner };
 }
 
@@ -165,7 +201,12 @@ describe('Dispatcher at the shutdown deadline', () => {
   it('abandon(): counts what is still in the ring or in undelivered batches, delivers nothing more, and counts later writes', async () => {
     const t = setup('block');
     const discarded = async (): Promise<number> =>
-      (await t.metrics.discardedEvents.get()).values.find((v) => v.labels.reason === 'shutdown_timeout' && v.labels.component_id === 'src' && v.labels.component_type === 'tcp')?.value ?? 0;
+      (await t.metrics.discardedEvents.get()).values.find(
+        (v) =>
+          v.labels.reason === 'shutdown_timeout' &&
+          v.labels.component_id === 'src' &&
+          v.labels.component_type === 'tcp',
+      )?.value ?? 0;
     t.store.full = true;
     for (let i = 1; i <= 5; i++) t.send(i);
     // Record 1 is in the writer's object (the writer's own abandon() counts it); 2..5 are not.
@@ -182,10 +223,10 @@ describe('Dispatcher at the shutdown deadline', () => {
     const tasks = t.runner.tasks.length;
     t.send(6);
     t.send(7);
-    await vi.waitFor(
-      async () => expect(await discarded(), 'the late writes counted').toBe(6),
-      { timeout: 30_000, interval: 5 },
-    );
+    await vi.waitFor(async () => expect(await discarded(), 'the late writes counted').toBe(6), {
+      timeout: 30_000,
+      interval: 5,
+    });
     await t.settle();
     expect(t.ring.usedBytes()).toBe(0);
     expect(t.runner.tasks.length).toBe(tasks);
@@ -201,14 +242,37 @@ describe('Dispatcher and a batch a worker fails', () => {
       const ring = Ring.create(65_536);
       const metrics = new Metrics('test');
       const store = new GateStore();
-      const writer = new ObjectWriter({ sinkId: 'f', store, keyPrefix: '', codec: 'none', uploadPeriodSecs: 3600, maxObjectBytes: 1 << 30, uniqueId: '0'.repeat(16) });
-      const dispatcher = new Dispatcher({ runner: pool, metrics, logger: createLogger({ level: 'silent', format: 'json' }), batchBytes: 1 << 20, batchTimeoutMs: 1, maxInflightPerRoute: 2 });
+      const writer = new ObjectWriter({
+        sinkId: 'f',
+        store,
+        keyPrefix: '',
+        codec: 'none',
+        uploadPeriodSecs: 3600,
+        maxObjectBytes: 1 << 30,
+        uniqueId: '0'.repeat(16),
+      });
+      const dispatcher = new Dispatcher({
+        runner: pool,
+        metrics,
+        logger: createLogger({ level: 'silent', format: 'json' }),
+        batchBytes: 1 << 20,
+        batchTimeoutMs: 1,
+        maxInflightPerRoute: 2,
+      });
       dispatcher.addRoute({
         sourceId: 'tcp-in',
         sourceType: 'tcp',
         ring,
         codecs: ['none'],
-        outputs: [{ writer, codecIndex: 0, whenFull: 'block', index: false, sinkLabels: { component_id: 'f', component_type: 'file' } }],
+        outputs: [
+          {
+            writer,
+            codecIndex: 0,
+            whenFull: 'block',
+            index: false,
+            sinkLabels: { component_id: 'f', component_type: 'file' },
+          },
+        ],
         deadLetter: null,
         onRingSpace: () => {},
       });

@@ -111,7 +111,13 @@ export class Dispatcher {
   }
 
   addRoute(route: Route): void {
-    this.states.set(route.sourceId, { route, inflight: [], timer: null, waitingOn: 0, labels: { component_id: route.sourceId } });
+    this.states.set(route.sourceId, {
+      route,
+      inflight: [],
+      timer: null,
+      waitingOn: 0,
+      labels: { component_id: route.sourceId },
+    });
   }
 
   /** A source wrote into its ring. Cheap: called once per socket read. */
@@ -175,7 +181,10 @@ export class Dispatcher {
     // A ring record may be a block of TCP lines: count line by line.
     const bytes = new Uint8Array((end - start) >>> 0);
     const lines = countLines(bytes, route.ring.copyOut(start, end, bytes));
-    this.opts.metrics.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason }, lines);
+    this.opts.metrics.discardedEvents.inc(
+      { component_id: route.sourceId, component_type: route.sourceType, reason },
+      lines,
+    );
     return lines;
   }
 
@@ -203,7 +212,13 @@ export class Dispatcher {
       if (claimed === null) break;
       const span: Span = { start: claimed.start, end: claimed.end, startedAt: performance.now(), result: null };
       st.inflight.push(span);
-      const task: BatchTask = { sab: ring.sab, start: span.start, end: span.end, sourceId: st.route.sourceId, codecs: st.route.codecs };
+      const task: BatchTask = {
+        sab: ring.sab,
+        start: span.start,
+        end: span.end,
+        sourceId: st.route.sourceId,
+        codecs: st.route.codecs,
+      };
       this.opts.runner.run(task).then(
         (result) => this.onResult(st, span, result),
         (err: unknown) => this.onResult(st, span, { ok: false, error: String(err) }),
@@ -253,7 +268,11 @@ export class Dispatcher {
           malformed += n;
           m.malformedEvents.inc({ component_id: route.sourceId, reason }, n);
         }
-        if (malformed > 0) m.discardedEvents.inc({ component_id: route.sourceId, component_type: route.sourceType, reason: 'malformed' }, malformed);
+        if (malformed > 0)
+          m.discardedEvents.inc(
+            { component_id: route.sourceId, component_type: route.sourceType, reason: 'malformed' },
+            malformed,
+          );
         if (c.kinds.service > 0) m.recordKinds.inc({ component_id: route.sourceId, kind: 'service' }, c.kinds.service);
         if (c.kinds.kernel > 0) m.recordKinds.inc({ component_id: route.sourceId, kind: 'kernel' }, c.kinds.kernel);
         if (c.kinds.other > 0) m.recordKinds.inc({ component_id: route.sourceId, kind: 'other' }, c.kinds.other);
@@ -263,7 +282,11 @@ export class Dispatcher {
       } else {
         m.batchFailures.inc(st.labels);
         const records = this.discardSpan(route, span.start, span.end, 'worker_error');
-        this.failureLog.error(`batch:${route.sourceId}`, { component_id: route.sourceId, error: result.error, records }, 'a worker failed a batch; its records are counted as discarded');
+        this.failureLog.error(
+          `batch:${route.sourceId}`,
+          { component_id: route.sourceId, error: result.error, records },
+          'a worker failed a batch; its records are counted as discarded',
+        );
       }
       route.ring.release(span.end);
       released = true;
@@ -281,7 +304,10 @@ export class Dispatcher {
    */
   private write(st: RouteState, out: DispatchOutput, batchFrame: Frame): boolean {
     // A sink that does not index gets no facts: its objects get no index.
-    const frame = out.index || batchFrame.facts === undefined ? batchFrame : { bytes: batchFrame.bytes, records: batchFrame.records, rawBytes: batchFrame.rawBytes };
+    const frame =
+      out.index || batchFrame.facts === undefined
+        ? batchFrame
+        : { bytes: batchFrame.bytes, records: batchFrame.records, rawBytes: batchFrame.rawBytes };
     const writer = out.writer;
     const records = frame.records;
     if (out.whenFull === 'drop_newest') {

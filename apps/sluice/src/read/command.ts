@@ -75,13 +75,23 @@ function parseReadArgs(argv: string[], nowMs: number): Parsed {
   const values = readOptions(argv);
   let location: Parsed['location'];
   if (values.path !== undefined) {
-    if (values.config !== undefined || values.sink !== undefined) usage('give either --path or --config/--sink, not both');
-    location = { path: values.path, ...(values.endpoint !== undefined ? { endpoint: values.endpoint } : {}), ...(values.region !== undefined ? { region: values.region } : {}) };
+    if (values.config !== undefined || values.sink !== undefined)
+      usage('give either --path or --config/--sink, not both');
+    location = {
+      path: values.path,
+      ...(values.endpoint !== undefined ? { endpoint: values.endpoint } : {}),
+      ...(values.region !== undefined ? { region: values.region } : {}),
+    };
   } else if (values.config !== undefined) {
-    if (values.endpoint !== undefined || values.region !== undefined) usage('--endpoint and --region go with --path; with --config the sink has its own');
+    if (values.endpoint !== undefined || values.region !== undefined)
+      usage('--endpoint and --region go with --path; with --config the sink has its own');
     location = { config: values.config, sink: values.sink };
   } else {
-    usage(values.sink !== undefined ? '--sink needs --config FILE' : 'say where to read: --path DIR | s3://BUCKET/PREFIX, or --config FILE --sink ID');
+    usage(
+      values.sink !== undefined
+        ? '--sink needs --config FILE'
+        : 'say where to read: --path DIR | s3://BUCKET/PREFIX, or --config FILE --sink ID',
+    );
   }
   const time = (name: 'since' | 'until'): string | null => {
     const v = values[name];
@@ -92,7 +102,8 @@ function parseReadArgs(argv: string[], nowMs: number): Parsed {
   };
   const since = time('since');
   const until = time('until');
-  if (since !== null && until !== null && since >= until) usage(`--since (${values.since}) must be before --until (${values.until})`);
+  if (since !== null && until !== null && since >= until)
+    usage(`--since (${values.since}) must be before --until (${values.until})`);
   const where: WhereClause[] = [];
   for (const w of values.where ?? []) {
     const c = parseWhere(w);
@@ -109,12 +120,24 @@ function parseReadArgs(argv: string[], nowMs: number): Parsed {
   }
   let limit: number | null = null;
   if (values.limit !== undefined) {
-    if (!/^[1-9]\d*$/.test(values.limit) || !Number.isSafeInteger(Number(values.limit))) usage(`--limit must be a whole number of records, at least 1, got ${JSON.stringify(values.limit)}`);
+    if (!/^[1-9]\d*$/.test(values.limit) || !Number.isSafeInteger(Number(values.limit)))
+      usage(`--limit must be a whole number of records, at least 1, got ${JSON.stringify(values.limit)}`);
     limit = Number(values.limit);
   }
   const format = values.format ?? 'ndjson';
-  if (format !== 'ndjson' && format !== 'pretty') usage(`--format must be ndjson or pretty, got ${JSON.stringify(format)}`);
-  return { location, since, until, where, grep, limit, format, follow: values.follow === true, stats: values.stats === true };
+  if (format !== 'ndjson' && format !== 'pretty')
+    usage(`--format must be ndjson or pretty, got ${JSON.stringify(format)}`);
+  return {
+    location,
+    since,
+    until,
+    where,
+    grep,
+    limit,
+    format,
+    follow: values.follow === true,
+    stats: values.stats === true,
+  };
 }
 
 /** The reader and the longest an object stays open, from --path or a configured sink. */
@@ -124,11 +147,14 @@ async function openLocation(loc: Parsed['location']): Promise<{ reader: ObjectRe
   try {
     config = loadConfigFile(loc.config);
   } catch (err) {
-    if (err instanceof ConfigError) usage(`invalid configuration in ${loc.config}: ${err.message.split('\n').join('; ')}`);
+    if (err instanceof ConfigError)
+      usage(`invalid configuration in ${loc.config}: ${err.message.split('\n').join('; ')}`);
     throw err;
   }
   const ids = Object.keys(config.sinks);
-  const id = loc.sink ?? (ids.length === 1 ? ids[0]! : usage(`--sink ID is required: ${loc.config} has sinks ${ids.join(', ')}`));
+  const id =
+    loc.sink ??
+    (ids.length === 1 ? ids[0]! : usage(`--sink ID is required: ${loc.config} has sinks ${ids.join(', ')}`));
   const sink = config.sinks[id];
   if (sink === undefined) usage(`${loc.config} has no sink ${JSON.stringify(id)} (it has ${ids.join(', ')})`);
   return { reader: await sinkDefinition(sink).reader(sink), spanMs: sink.upload_period_secs * 1000 };
@@ -149,7 +175,14 @@ export async function readCommand(argv: string[]): Promise<number> {
     const { code } = await runRead({
       reader,
       index: new SidecarIndex(reader, { since: args.since, until: args.until, where: args.where }, opened.spanMs),
-      filter: new Filter({ where: args.where, grep: args.grep, since: args.since, until: args.until, format: args.format, color }),
+      filter: new Filter({
+        where: args.where,
+        grep: args.grep,
+        since: args.since,
+        until: args.until,
+        format: args.format,
+        color,
+      }),
       limit: args.limit,
       follow: args.follow,
       pollMs: FOLLOW_POLL_MS,
@@ -164,11 +197,15 @@ export async function readCommand(argv: string[]): Promise<number> {
     return code;
   } catch (err) {
     const message =
-      err instanceof UsageError ? err.message
-      : err instanceof ConfigError ? `--path: ${err.message.split('\n').join('; ')}`
-      : err instanceof SluiceError ? `${err.message} (${err.code})`
-      : err instanceof Error ? err.message
-      : String(err);
+      err instanceof UsageError
+        ? err.message
+        : err instanceof ConfigError
+          ? `--path: ${err.message.split('\n').join('; ')}`
+          : err instanceof SluiceError
+            ? `${err.message} (${err.code})`
+            : err instanceof Error
+              ? err.message
+              : String(err);
     process.stderr.write(`sluice read: ${message.split('\n')[0]}\n`);
     // A usage mistake also gets the synopsis, so the fix is on the screen.
     if (err instanceof UsageError) process.stderr.write(`usage: ${READ_USAGE}\n`);

@@ -42,7 +42,9 @@ function frameEnd(buf: Uint8Array, pos: number, end: number, info: { contentSize
     return zstdFrameEnd(buf, pos, end, info);
   } catch (err) {
     if (!(err instanceof ZstdFrameError)) throw err;
-    throw new ObjectDecodeError(err.problem === 'not_a_frame' ? `no zstd frame at byte ${pos} (not zstd, or corrupt)` : err.message);
+    throw new ObjectDecodeError(
+      err.problem === 'not_a_frame' ? `no zstd frame at byte ${pos} (not zstd, or corrupt)` : err.message,
+    );
   }
 }
 
@@ -50,7 +52,8 @@ function decompressFrame(frame: Uint8Array, offset: number, contentSize: number)
   // One output chunk of exactly the frame's size: zlib's default 16 KiB chunks cost the main
   // thread a callback each and a Buffer.concat per frame (zlib was 12 % of a read's profile),
   // a fixed 1 MiB one allocates 4x what a 256 KiB batch needs (GC 16 %).
-  const chunkSize = contentSize > 0 && contentSize <= MAX_FRAME_OUTPUT_BYTES ? Math.max(64, contentSize) : FRAME_CHUNK_BYTES;
+  const chunkSize =
+    contentSize > 0 && contentSize <= MAX_FRAME_OUTPUT_BYTES ? Math.max(64, contentSize) : FRAME_CHUNK_BYTES;
   return new Promise((resolve, reject) => {
     zstdDecompress(frame, { maxOutputLength: MAX_FRAME_OUTPUT_BYTES, chunkSize }, (err, out) => {
       if (err !== null) reject(new ObjectDecodeError(`zstd frame at byte ${offset}: ${err.message}`));
@@ -91,7 +94,8 @@ async function* zstdFrames(chunks: AsyncIterable<Uint8Array>, counter: { bytes: 
           throw err;
         }
         if (end < 0) break;
-        if (!isSkippableFrame(buf, pos)) inFlight.push(decompressFrame(buf.subarray(pos, end), offset + pos, info.contentSize));
+        if (!isSkippableFrame(buf, pos))
+          inFlight.push(decompressFrame(buf.subarray(pos, end), offset + pos, info.contentSize));
         pos = end;
         if (inFlight.length >= FRAMES_IN_FLIGHT) yield await inFlight.shift()!;
       }
@@ -99,7 +103,8 @@ async function* zstdFrames(chunks: AsyncIterable<Uint8Array>, counter: { bytes: 
       if (pos < buf.length) pending = buf.slice(pos);
     }
     while (inFlight.length > 0) yield await inFlight.shift()!;
-    if (pending !== null) throw new ObjectDecodeError(`truncated zstd frame at byte ${offset} (${pending.length} bytes left)`);
+    if (pending !== null)
+      throw new ObjectDecodeError(`truncated zstd frame at byte ${offset} (${pending.length} bytes left)`);
   } finally {
     // Whatever stopped us, no rejection may go unhandled.
     for (const p of inFlight) p.catch(() => undefined);
@@ -132,7 +137,8 @@ export class ZstdFrameDecoder {
     for (;;) {
       const end = frameEnd(buf, pos, buf.length, this.#info);
       if (end < 0) break;
-      if (!isSkippableFrame(buf, pos)) onFrame(decompressFrameSync(buf.subarray(pos, end), this.#offset + pos, this.#info.contentSize));
+      if (!isSkippableFrame(buf, pos))
+        onFrame(decompressFrameSync(buf.subarray(pos, end), this.#offset + pos, this.#info.contentSize));
       pos = end;
     }
     this.#offset += pos;
@@ -141,13 +147,15 @@ export class ZstdFrameDecoder {
 
   /** @throws ObjectDecodeError when the object ends inside a frame. */
   finish(): void {
-    if (this.#pending !== null) throw new ObjectDecodeError(`truncated zstd frame at byte ${this.#offset} (${this.#pending.length} bytes left)`);
+    if (this.#pending !== null)
+      throw new ObjectDecodeError(`truncated zstd frame at byte ${this.#offset} (${this.#pending.length} bytes left)`);
   }
 }
 
 function decompressFrameSync(frame: Uint8Array, offset: number, contentSize: number): Buffer {
   // One output chunk of the frame's size, as decompressFrame.
-  const chunkSize = contentSize > 0 && contentSize <= MAX_FRAME_OUTPUT_BYTES ? Math.max(64, contentSize) : FRAME_CHUNK_BYTES;
+  const chunkSize =
+    contentSize > 0 && contentSize <= MAX_FRAME_OUTPUT_BYTES ? Math.max(64, contentSize) : FRAME_CHUNK_BYTES;
   try {
     return zstdDecompressSync(frame, { maxOutputLength: MAX_FRAME_OUTPUT_BYTES, chunkSize });
   } catch (err) {
@@ -167,7 +175,11 @@ async function* counted(chunks: AsyncIterable<Uint8Array>, counter: { bytes: num
  * `counter.bytes` grows by the stored bytes as they are read.
  * @throws ObjectDecodeError (or the store's error) when the object cannot be read whole.
  */
-export async function* decoded(chunks: AsyncIterable<Uint8Array>, codec: Codec, counter: { bytes: number }): AsyncIterable<Uint8Array> {
+export async function* decoded(
+  chunks: AsyncIterable<Uint8Array>,
+  codec: Codec,
+  counter: { bytes: number },
+): AsyncIterable<Uint8Array> {
   if (codec === 'zstd') {
     yield* zstdFrames(chunks, counter);
   } else if (codec === 'gzip') {
@@ -178,7 +190,8 @@ export async function* decoded(chunks: AsyncIterable<Uint8Array>, codec: Codec, 
     try {
       for await (const out of gunzip) yield out as Buffer;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code?.startsWith('Z_') === true) throw new ObjectDecodeError(`gzip: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code?.startsWith('Z_') === true)
+        throw new ObjectDecodeError(`gzip: ${(err as Error).message}`);
       throw err;
     } finally {
       source.destroy();

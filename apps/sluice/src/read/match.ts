@@ -101,7 +101,8 @@ export function requiredLiteralOfRegex(source: string): string {
       const n = source[i + 1];
       if (n === undefined) return '';
       i++;
-      if (/[A-Za-z0-9]/.test(n)) end(); // \d, \w, \b, \u…, \1: a class, an assertion or an escape we do not decode
+      if (/[A-Za-z0-9]/.test(n))
+        end(); // \d, \w, \b, \u…, \1: a class, an assertion or an escape we do not decode
       else literal(n, i);
       continue;
     }

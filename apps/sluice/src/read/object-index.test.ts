@@ -7,8 +7,18 @@ import { indexAdmits, SidecarIndex } from './object-index.ts';
 
 const KEY = 'talos/2024/05/01/12:00:00-feedfacecafebeef-000001.ndjson.zst';
 const KT = '2024-05-01T12:00:00.000000000';
-const F: IndexFacts = { records: 10, untimed: 0, minTime: '2024-05-01T10:00:00.000000000', maxTime: '2024-05-01T11:00:00.000000000', fields: { 'talos-service': ['machined', 'etcd'], host: null } };
-const q = (since: string | null, until: string | null, where: [string, string][] = []) => ({ since, until, where: where.map(([k, value]) => ({ path: k.split('.'), value })) });
+const F: IndexFacts = {
+  records: 10,
+  untimed: 0,
+  minTime: '2024-05-01T10:00:00.000000000',
+  maxTime: '2024-05-01T11:00:00.000000000',
+  fields: { 'talos-service': ['machined', 'etcd'], host: null },
+};
+const q = (since: string | null, until: string | null, where: [string, string][] = []) => ({
+  since,
+  until,
+  where: where.map(([k, value]) => ({ path: k.split('.'), value })),
+});
 
 describe('indexAdmits: an object is ruled out only when no record can match', () => {
   it('time range against --since (inclusive) / --until (exclusive)', () => {
@@ -61,7 +71,9 @@ describe('SidecarIndex', () => {
     expect(await idx.wants(KEY, signal)).toBe(false);
     expect(idx.bytesRead).toBe(good.byteLength);
     expect(await new SidecarIndex(reader(null), narrow, 3_600_000).wants(KEY, signal)).toBe(true);
-    expect(await new SidecarIndex(reader(good.subarray(0, good.length - 5)), narrow, 3_600_000).wants(KEY, signal)).toBe(true);
+    expect(
+      await new SidecarIndex(reader(good.subarray(0, good.length - 5)), narrow, 3_600_000).wants(KEY, signal),
+    ).toBe(true);
     const v2 = Buffer.from(Buffer.from(good).toString().replace('"sluice_index":1', '"sluice_index":2'));
     expect(await new SidecarIndex(reader(v2), narrow, 3_600_000).wants(KEY, signal)).toBe(true);
   });

@@ -61,9 +61,14 @@ export interface SidecarQuery {
  */
 export function indexAdmits(f: IndexFacts, kt: string | undefined, q: SidecarQuery): boolean {
   if (q.since !== null || q.until !== null) {
-    const timed = f.minTime !== null && f.maxTime !== null && (q.until === null || f.minTime < q.until) && (q.since === null || f.maxTime >= q.since);
+    const timed =
+      f.minTime !== null &&
+      f.maxTime !== null &&
+      (q.until === null || f.minTime < q.until) &&
+      (q.since === null || f.maxTime >= q.since);
     // Untimed records take the key's time; a key without one gives them none (they match no time filter).
-    const untimed = f.untimed > 0 && kt !== undefined && (q.since === null || kt >= q.since) && (q.until === null || kt < q.until);
+    const untimed =
+      f.untimed > 0 && kt !== undefined && (q.since === null || kt >= q.since) && (q.until === null || kt < q.until);
     if (!timed && !untimed) return false;
   }
   for (const clause of q.where) {

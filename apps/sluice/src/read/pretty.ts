@@ -48,11 +48,14 @@ export function formatPretty(rec: unknown, keyTime: string | undefined, colour: 
   const time = t === undefined ? '-' : `${t.slice(0, 23)}Z`;
   // A HEC event that is an object carries its own message and level inside.
   const event = r['event'];
-  const inner = typeof event === 'object' && event !== null && !Array.isArray(event) ? (event as Record<string, unknown>) : undefined;
+  const inner =
+    typeof event === 'object' && event !== null && !Array.isArray(event)
+      ? (event as Record<string, unknown>)
+      : undefined;
   const host = text(pick(r, HOST_FIELDS));
   const service = text(pick(r, SERVICE_FIELDS));
   const level = text(pick(r, LEVEL_FIELDS) ?? (inner !== undefined ? pick(inner, LEVEL_FIELDS) : undefined));
-  const message = text(inner !== undefined ? (pick(inner, MESSAGE_FIELDS) ?? inner) : pick(r, MESSAGE_FIELDS) ?? r);
+  const message = text(inner !== undefined ? (pick(inner, MESSAGE_FIELDS) ?? inner) : (pick(r, MESSAGE_FIELDS) ?? r));
   if (!colour) return `${time} ${host} ${service} ${level}: ${message}\n`;
   return `${DIM}${time}${RESET} ${CYAN}${host}${RESET} ${BOLD}${service}${RESET} ${levelColour(level)}${level}${RESET}: ${message}\n`;
 }

@@ -54,11 +54,14 @@ beforeAll(() => {
       const service = SERVICES[Math.floor(rand() * SERVICES.length)]!;
       // Now and then a nested object or an escape, so the fast paths give way to parsing.
       const extra = j % 97 === 0 ? ',"event":{"talos-service":"etcd"}' : j % 89 === 0 ? ',"note":"caf\\u00e9"' : '';
-      lines.push(`{"msg":"o${i} l${j} ${hex(120)}${j % 50 === 0 ? ' certificate renewed' : ''}","talos-service":"${service}","talos-time":"${time}"${extra}}\n`);
+      lines.push(
+        `{"msg":"o${i} l${j} ${hex(120)}${j % 50 === 0 ? ' certificate renewed' : ''}","talos-service":"${service}","talos-time":"${time}"${extra}}\n`,
+      );
     }
     objectLines.push(lines);
     const frames: Uint8Array[] = [];
-    for (let f = 0; f < LINES; f += FRAME_LINES) frames.push(zstdCompressSync(Buffer.from(lines.slice(f, f + FRAME_LINES).join(''))));
+    for (let f = 0; f < LINES; f += FRAME_LINES)
+      frames.push(zstdCompressSync(Buffer.from(lines.slice(f, f + FRAME_LINES).join(''))));
     if (i === CORRUPT) frames[1] = Buffer.concat([Buffer.from('not a zstd frame'), frames[1]!]);
     const body = i === 5 ? gzipSync(lines.join('')) : i === 6 ? Buffer.from(lines.join('')) : Buffer.concat(frames);
     mkdirSync(join(dir, key(i), '..'), { recursive: true });
@@ -89,14 +92,32 @@ interface Run {
   stats: object;
 }
 
-async function read(threads: number, f: { where?: string[]; grep?: RegExp; since?: string; until?: string; format?: 'ndjson' | 'pretty'; limit?: number; stats?: boolean }): Promise<Run> {
+async function read(
+  threads: number,
+  f: {
+    where?: string[];
+    grep?: RegExp;
+    since?: string;
+    until?: string;
+    format?: 'ndjson' | 'pretty';
+    limit?: number;
+    stats?: boolean;
+  },
+): Promise<Run> {
   const where = (f.where ?? []).map((w) => parseWhere(w) as WhereClause);
   const stdout = new Sink();
   const stderr = new Sink();
   const { code, stats } = await runRead({
     reader: await readerForPath(dir, {}),
     index: new KeyTimeIndex(f.since ?? null, 60 * 60_000),
-    filter: new Filter({ where, grep: f.grep ?? null, since: f.since ?? null, until: f.until ?? null, format: f.format ?? 'ndjson', color: false }),
+    filter: new Filter({
+      where,
+      grep: f.grep ?? null,
+      since: f.since ?? null,
+      until: f.until ?? null,
+      format: f.format ?? 'ndjson',
+      color: false,
+    }),
     limit: f.limit ?? null,
     follow: false,
     pollMs: 1000,
@@ -121,15 +142,26 @@ describe('runRead with scan workers', () => {
     expect(two.stderr).toContain(`sluice read: ${key(CORRUPT)}: no zstd frame at byte`);
     expect(two.stderr).toBe(one.stderr);
     expect(two.stats).toEqual(one.stats);
-    expect(two.stats).toMatchObject({ objectsListed: OBJECTS, objectsRead: OBJECTS - 1, objectsFailed: 1, recordsMatched: LINES * (OBJECTS - 1) + FRAME_LINES });
+    expect(two.stats).toMatchObject({
+      objectsListed: OBJECTS,
+      objectsRead: OBJECTS - 1,
+      objectsFailed: 1,
+      recordsMatched: LINES * (OBJECTS - 1) + FRAME_LINES,
+    });
   });
 
   const cases: [string, Parameters<typeof read>[1]][] = [
     ['--where on a top-level field', { where: ['talos-service=etcd'], stats: true }],
     ['--where on a nested field', { where: ['event.talos-service=etcd'] }],
     ['--grep', { grep: /certificate renewed/ }],
-    ['--since and --until', { since: '2025-11-22T08:02:10.000000000', until: '2025-11-22T08:05:20.000000000', stats: true }],
-    ['--where and --since, pretty', { where: ['talos-service=kubelet'], since: '2025-11-22T08:01:30.000000000', format: 'pretty' }],
+    [
+      '--since and --until',
+      { since: '2025-11-22T08:02:10.000000000', until: '2025-11-22T08:05:20.000000000', stats: true },
+    ],
+    [
+      '--where and --since, pretty',
+      { where: ['talos-service=kubelet'], since: '2025-11-22T08:01:30.000000000', format: 'pretty' },
+    ],
     ['--limit past the corrupt object', { where: ['talos-service=apid'], limit: 17_000 }],
   ];
   for (const [name, f] of cases) {

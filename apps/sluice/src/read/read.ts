@@ -76,7 +76,13 @@ class Job {
 
   async #run(opts: ReadOptions, signal: AbortSignal): Promise<void> {
     const codec = codecOfKey(this.key)!;
-    const scanner = new ObjectScanner(opts.filter, this.output, keyTime(this.key), opts.stats, opts.stats || opts.limit !== null);
+    const scanner = new ObjectScanner(
+      opts.filter,
+      this.output,
+      keyTime(this.key),
+      opts.stats,
+      opts.stats || opts.limit !== null,
+    );
     try {
       for await (const piece of decoded(opts.reader.read(this.key, signal), codec, this.counter)) {
         this.ndjsonBytes += piece.length;
@@ -145,7 +151,16 @@ function reason(err: unknown): string {
  */
 export async function runRead(opts: ReadOptions): Promise<{ code: number; stats: ReadStats; seconds: number }> {
   const started = performance.now();
-  const stats: ReadStats = { objectsListed: 0, objectsSkipped: 0, objectsRead: 0, objectsFailed: 0, bytesRead: 0, ndjsonBytes: 0, recordsScanned: 0, recordsMatched: 0 };
+  const stats: ReadStats = {
+    objectsListed: 0,
+    objectsSkipped: 0,
+    objectsRead: 0,
+    objectsFailed: 0,
+    bytesRead: 0,
+    ndjsonBytes: 0,
+    recordsScanned: 0,
+    recordsMatched: 0,
+  };
   const ac = new AbortController();
   const stop = (): void => ac.abort();
   opts.signal?.addEventListener('abort', stop, { once: true });
@@ -166,7 +181,9 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
     progressAt = now + 250;
     progressShown = true;
     const mb = (stats.ndjsonBytes / 1e6).toFixed(0);
-    opts.stderr.write(`\r\x1b[K${stats.objectsRead}/${stats.objectsListed - stats.objectsSkipped} objects, ${mb} MB, ${stats.recordsMatched} matched`);
+    opts.stderr.write(
+      `\r\x1b[K${stats.objectsRead}/${stats.objectsListed - stats.objectsSkipped} objects, ${mb} MB, ${stats.recordsMatched} matched`,
+    );
   };
 
   const writeChunk = async (bytes: Uint8Array, records: number): Promise<void> => {
@@ -200,13 +217,24 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
   const start = (key: string): Job | RemoteJob => {
     const codec = codecOfKey(key)!;
     if (pool === null || codec === 'gzip') return new Job(key, opts, ac.signal);
-    return pool.read(key, codec, keyTime(key), opts.reader.read(key, ac.signal), CAP_BYTES, ac.signal, opts.stats, countRecords);
+    return pool.read(
+      key,
+      codec,
+      keyTime(key),
+      opts.reader.read(key, ac.signal),
+      CAP_BYTES,
+      ac.signal,
+      opts.stats,
+      countRecords,
+    );
   };
   const queue: (Job | RemoteJob)[] = [];
   /** Listed keys whose index answer is on its way, in key order. */
   const ahead: { key: string; wanted: Promise<{ ok: boolean; err: unknown }> }[] = [];
   let polled = false;
-  let listing: AsyncIterator<{ key: string; size: number }> | null = opts.reader.list(undefined, ac.signal)[Symbol.asyncIterator]();
+  let listing: AsyncIterator<{ key: string; size: number }> | null = opts.reader
+    .list(undefined, ac.signal)
+    [Symbol.asyncIterator]();
   try {
     for (;;) {
       // Keep `parallel` objects open, in key order, and the index of the next INDEX_AHEAD listed
@@ -306,7 +334,8 @@ export async function runRead(opts: ReadOptions): Promise<{ code: number; stats:
   const seconds = (performance.now() - started) / 1000;
   if (opts.stats) {
     // After the records: on one terminal the summary comes last, not between the last lines.
-    if (opts.stdout.writableLength > 0 && !opts.stdout.destroyed) await new Promise<void>((resolve) => opts.stdout.write('', () => resolve()));
+    if (opts.stdout.writableLength > 0 && !opts.stdout.destroyed)
+      await new Promise<void>((resolve) => opts.stdout.write('', () => resolve()));
     opts.stderr.write(
       `sluice read: objects_listed=${stats.objectsListed} objects_skipped=${stats.objectsSkipped} objects_read=${stats.objectsRead} ` +
         `objects_failed=${stats.objectsFailed} bytes_read=${stats.bytesRead} ndjson_bytes=${stats.ndjsonBytes} ` +

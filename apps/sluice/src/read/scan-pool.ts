@@ -64,7 +64,13 @@ export class RemoteJob {
   #resolveDone!: () => void;
   #wake: (() => void) | null = null;
 
-  constructor(id: number, key: string, worker: PoolWorker, output: ObjectOutput, run: (job: RemoteJob) => Promise<void>) {
+  constructor(
+    id: number,
+    key: string,
+    worker: PoolWorker,
+    output: ObjectOutput,
+    run: (job: RemoteJob) => Promise<void>,
+  ) {
     this.#id = id;
     this.key = key;
     this.#worker = worker;
@@ -172,7 +178,16 @@ export class ScanPool {
    * Reads `key` through the worker with the fewest objects: its stored bytes are fetched here
    * and sent on in chunks; its records come back into the job's output.
    */
-  read(key: string, codec: Codec, keyTime: string | undefined, chunks: AsyncIterable<Uint8Array>, capBytes: number, signal: AbortSignal, countScanned: boolean, countRecords: boolean): RemoteJob {
+  read(
+    key: string,
+    codec: Codec,
+    keyTime: string | undefined,
+    chunks: AsyncIterable<Uint8Array>,
+    capBytes: number,
+    signal: AbortSignal,
+    countScanned: boolean,
+    countRecords: boolean,
+  ): RemoteJob {
     let w = this.#workers[0]!;
     for (const c of this.#workers) if (c.jobs.size < w.jobs.size) w = c;
     const id = this.#nextId++;
@@ -190,7 +205,12 @@ export class ScanPool {
         // not touch it again.
         const one = parts.length === 1 ? parts[0]! : null;
         let owned: Uint8Array;
-        if (one !== null && one.byteOffset === 0 && one.byteLength === one.buffer.byteLength && one.buffer instanceof ArrayBuffer) {
+        if (
+          one !== null &&
+          one.byteOffset === 0 &&
+          one.byteLength === one.buffer.byteLength &&
+          one.buffer instanceof ArrayBuffer
+        ) {
           owned = one;
         } else {
           owned = new Uint8Array(partBytes);

@@ -83,14 +83,20 @@ class ObjectState {
 }
 
 const data = workerData as ScanWorkerData;
-const filter = new Filter({ ...data.filter, grep: data.filter.grep === null ? null : new RegExp(data.filter.grep.source, data.filter.grep.flags) });
+const filter = new Filter({
+  ...data.filter,
+  grep: data.filter.grep === null ? null : new RegExp(data.filter.grep.source, data.filter.grep.flags),
+});
 const objects = new Map<number, ObjectState>();
 const port = parentPort!;
 
 function answer(id: number, o: ObjectState, done: boolean, error: string | null): void {
   const records = o.batch.records;
   const bytes = o.batch.take();
-  port.postMessage({ t: 'out', id, bytes, records, ndjsonBytes: o.ndjsonBytes, scanned: o.scanner.scanned, done, error }, bytes !== null ? [bytes.buffer as ArrayBuffer] : []);
+  port.postMessage(
+    { t: 'out', id, bytes, records, ndjsonBytes: o.ndjsonBytes, scanned: o.scanner.scanned, done, error },
+    bytes !== null ? [bytes.buffer as ArrayBuffer] : [],
+  );
 }
 
 port.on('message', (msg: ToWorker) => {

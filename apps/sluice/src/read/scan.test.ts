@@ -12,7 +12,23 @@ import { ObjectOutput } from './output.ts';
 import { Filter, ObjectScanner, type FilterOptions } from './scan.ts';
 import { parseRfc3339 } from './time.ts';
 
-const STRINGS = ['etcd', 'kubelet', 'a/b', 'say "hi"', 'back\\slash', 'déjà vu', '日志', '🙂x', 'x\ny', '', 'UPDATE', '{[', 'talos-service', 'certificate renewed', 'etcd member'];
+const STRINGS = [
+  'etcd',
+  'kubelet',
+  'a/b',
+  'say "hi"',
+  'back\\slash',
+  'déjà vu',
+  '日志',
+  '🙂x',
+  'x\ny',
+  '',
+  'UPDATE',
+  '{[',
+  'talos-service',
+  'certificate renewed',
+  'etcd member',
+];
 const KEYS = ['talos-service', 'talos-level', 'msg', 'event', 'action', 'n', 'ok', 'host', 'talos-time', 'time'];
 
 type Rand = () => number;
@@ -148,7 +164,10 @@ describe('ObjectScanner against a JSON.parse oracle', () => {
       let since = time();
       let until = time();
       if (since !== null && until !== null && since > until) [since, until] = [until, since];
-      const grepSource = rand() < 0.15 ? ['etcd', 'say \\"hi', 'renew(ed)?', '\\[talos\\]', 'k.belet|UPDATE', '日志'][Math.floor(rand() * 6)]! : null;
+      const grepSource =
+        rand() < 0.15
+          ? ['etcd', 'say \\"hi', 'renew(ed)?', '\\[talos\\]', 'k.belet|UPDATE', '日志'][Math.floor(rand() * 6)]!
+          : null;
       const opts: FilterOptions = {
         where: Array.from({ length: nWhere }, () => randomClause(rand)),
         grep: grepSource === null ? null : new RegExp(grepSource),
@@ -190,7 +209,10 @@ describe('ObjectScanner against a JSON.parse oracle', () => {
     for (const where of [[], [{ path: ['talos-service'], value: 'etcd' }], [{ path: ['talos-service'], value: '' }]]) {
       for (const since of [null, '2024-05-01T12:00:00.000000000']) {
         const opts: FilterOptions = { where, grep: null, since, until: null, format: 'ndjson', color: false };
-        const expected = lines.filter((l) => oracle(l, opts)).map((l) => `${l}\n`).join('');
+        const expected = lines
+          .filter((l) => oracle(l, opts))
+          .map((l) => `${l}\n`)
+          .join('');
         expect(scan(ndjson, new Filter(opts), mulberry32(7)).out, JSON.stringify(opts)).toBe(expected);
       }
     }

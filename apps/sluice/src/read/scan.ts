@@ -10,7 +10,14 @@
  * adjacent lines is one copy), never re-serialized.
  */
 import { compareZBytes } from './time.ts';
-import { literalOfClause, longestPlainRun, recordTime, requiredLiteralOfRegex, whereMatches, type WhereClause } from './match.ts';
+import {
+  literalOfClause,
+  longestPlainRun,
+  recordTime,
+  requiredLiteralOfRegex,
+  whereMatches,
+  type WhereClause,
+} from './match.ts';
 import type { RunSink } from './output.ts';
 import { formatPretty } from './pretty.ts';
 
@@ -61,7 +68,12 @@ export class Filter {
     this.sinceBytes = opts.since === null ? null : Buffer.from(opts.since, 'latin1');
     this.untilBytes = opts.until === null ? null : Buffer.from(opts.until, 'latin1');
     this.probes = opts.where.map(whereProbe);
-    this.passAll = opts.where.length === 0 && opts.grep === null && opts.since === null && opts.until === null && opts.format === 'ndjson';
+    this.passAll =
+      opts.where.length === 0 &&
+      opts.grep === null &&
+      opts.since === null &&
+      opts.until === null &&
+      opts.format === 'ndjson';
   }
 }
 
@@ -259,7 +271,7 @@ export class ObjectScanner {
     for (;;) {
       if (nextA < pos) nextA = find(buf, anchor, pos, end);
       if (nextU < pos) nextU = find(buf, ESCAPE_U, pos, end);
-      const hit = Math.min(nextA , nextU);
+      const hit = Math.min(nextA, nextU);
       if (hit >= end) break;
       let s = buf.lastIndexOf(NL, hit) + 1;
       if (s < start) s = start;
@@ -352,7 +364,8 @@ export class ObjectScanner {
             const w = view.getUint32(i, true);
             const x = w ^ 0x22222222;
             const y = w ^ 0x5c5c5c5c;
-            if (((((w - 0x20202020) & ~w) | ((x - 0x01010101) & ~x) | ((y - 0x01010101) & ~y)) & 0x80808080) !== 0) break;
+            if (((((w - 0x20202020) & ~w) | ((x - 0x01010101) & ~x) | ((y - 0x01010101) & ~y)) & 0x80808080) !== 0)
+              break;
             i += 4;
           }
           c = buf[i]!;

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '@sluice/testkit';
-import { canonicalFromEpochSeconds, canonicalFromMs, compareZBytes, keyTime, parseRfc3339, parseTimeArg } from './time.ts';
+import {
+  canonicalFromEpochSeconds,
+  canonicalFromMs,
+  compareZBytes,
+  keyTime,
+  parseRfc3339,
+  parseTimeArg,
+} from './time.ts';
 
 const NOW = Date.parse('2024-05-01T12:00:00Z');
 
@@ -24,7 +31,15 @@ describe('parseTimeArg: --since / --until', () => {
   });
 
   it('refuses anything else with a message naming both forms', () => {
-    for (const bad of ['yesterday', '2024-05-01', '2024-13-01T00:00:00Z', '2024-05-01T25:00:00Z', '10', '-2h', '2024-05-01T10:00:00']) {
+    for (const bad of [
+      'yesterday',
+      '2024-05-01',
+      '2024-13-01T00:00:00Z',
+      '2024-05-01T25:00:00Z',
+      '10',
+      '-2h',
+      '2024-05-01T10:00:00',
+    ]) {
       const r = parseTimeArg(bad, NOW);
       expect(r, bad).toEqual({ error: expect.stringContaining('RFC 3339') });
     }
@@ -41,7 +56,9 @@ describe('record and key times', () => {
   });
 
   it('the time in an object key, whatever the prefix', () => {
-    expect(keyTime('talos/2024/05/01/12:34:56-0123456789abcdef-000001.ndjson.zst')).toBe('2024-05-01T12:34:56.000000000');
+    expect(keyTime('talos/2024/05/01/12:34:56-0123456789abcdef-000001.ndjson.zst')).toBe(
+      '2024-05-01T12:34:56.000000000',
+    );
     expect(keyTime('2024/05/01/00:00:00-0123456789abcdef-000000.ndjson')).toBe('2024-05-01T00:00:00.000000000');
     expect(keyTime('logs-2024/05/01/00:00:00-x.ndjson.gz')).toBe('2024-05-01T00:00:00.000000000');
     expect(keyTime('notes.txt')).toBeUndefined();

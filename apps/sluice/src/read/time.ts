@@ -41,7 +41,9 @@ export function parseTimeArg(text: string, nowMs: number): string | { error: str
   if (d !== null) return canonicalFromMs(nowMs - Number(d[1]) * UNIT_MS[d[2] as keyof typeof UNIT_MS]);
   const t = parseRfc3339(text);
   if (t !== undefined) return t;
-  return { error: `${JSON.stringify(text)} is neither an RFC 3339 time (2024-05-01T12:00:00Z) nor a duration back from now (90m, 2h, 1d)` };
+  return {
+    error: `${JSON.stringify(text)} is neither an RFC 3339 time (2024-05-01T12:00:00Z) nor a duration back from now (90m, 2h, 1d)`,
+  };
 }
 
 /** Epoch milliseconds of a canonical text (for the index's arithmetic). */

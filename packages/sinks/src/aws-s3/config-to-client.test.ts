@@ -49,7 +49,12 @@ describe('PatientRetryStrategy', () => {
 
   it('has no shared quota: many requests failing at once all keep retrying', async () => {
     const clock = { t: 0 };
-    const s = new PatientRetryStrategy({ maxRetryDurationMs: 10 * 60_000, maxRetryDelayMs: 1_000, random: () => 0.5, now: () => clock.t });
+    const s = new PatientRetryStrategy({
+      maxRetryDurationMs: 10 * 60_000,
+      maxRetryDelayMs: 1_000,
+      random: () => 0.5,
+      now: () => clock.t,
+    });
     // 20 requests failing together for a minute: 1200 retries. The SDK's StandardRetryStrategy
     // refuses after ~35 retries in total (500 tokens, 14 each, per client).
     let tokens = await Promise.all(Array.from({ length: 20 }, () => s.acquireInitialRetryToken('')));
@@ -71,7 +76,12 @@ describe('PatientRetryStrategy', () => {
   });
 
   it('honours Retry-After within the delay cap', async () => {
-    const s = new PatientRetryStrategy({ maxRetryDurationMs: 60_000, maxRetryDelayMs: 5_000, random: () => 0, now: () => 0 });
+    const s = new PatientRetryStrategy({
+      maxRetryDurationMs: 60_000,
+      maxRetryDelayMs: 5_000,
+      random: () => 0,
+      now: () => 0,
+    });
     const t = await s.acquireInitialRetryToken('');
     const next = await s.refreshRetryTokenForRetry(t, { errorType: 'THROTTLING', retryAfterHint: new Date(3_000) });
     expect(next.getRetryDelay()).toBe(3_000);
@@ -82,7 +92,13 @@ describe('PatientRetryStrategy', () => {
 
 describe('createS3Client', () => {
   it('sets the S3-compatible options', async () => {
-    const c = createS3Client({ endpoint: 'http://127.0.0.1:9', region: 'us-east-1', accessKeyId: 'AK', secretAccessKey: 'SK', forcePathStyle: true });
+    const c = createS3Client({
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      accessKeyId: 'AK',
+      secretAccessKey: 'SK',
+      forcePathStyle: true,
+    });
     expect(c.config.forcePathStyle).toBe(true);
     expect(await c.config.requestChecksumCalculation()).toBe('WHEN_REQUIRED');
     expect(await c.config.responseChecksumValidation()).toBe('WHEN_REQUIRED');
@@ -91,7 +107,9 @@ describe('createS3Client', () => {
   });
 
   it('refuses half a credential pair without echoing it', () => {
-    expect(() => createS3Client({ region: 'us-east-1', accessKeyId: 'AK', forcePathStyle: true })).toThrow(/both access_key_id and secret_access_key/);
+    expect(() => createS3Client({ region: 'us-east-1', accessKeyId: 'AK', forcePathStyle: true })).toThrow(
+      /both access_key_id and secret_access_key/,
+    );
     let message = '';
     try {
       createS3Client({ region: 'us-east-1', secretAccessKey: 'very-secret-value', forcePathStyle: true });
@@ -112,7 +130,10 @@ describe('describeError', () => {
     expect(describeError(svc)).toBe('HTTP 403 Forbidden');
     const unknown = Object.assign(new Error('UnknownError'), { name: 'Unknown', $metadata: { httpStatusCode: 403 } });
     expect(describeError(unknown)).toBe('HTTP 403 Forbidden');
-    const withBody = Object.assign(new Error('The specified bucket does not exist'), { name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } });
+    const withBody = Object.assign(new Error('The specified bucket does not exist'), {
+      name: 'NoSuchBucket',
+      $metadata: { httpStatusCode: 404 },
+    });
     expect(describeError(withBody)).toBe('NoSuchBucket: The specified bucket does not exist (HTTP 404)');
   });
 });

@@ -98,7 +98,10 @@ export function createS3Client(cfg: S3ClientOptions): S3Client {
   const id = cfg.accessKeyId ?? null;
   const secret = cfg.secretAccessKey ?? null;
   if ((id === null) !== (secret === null)) {
-    throw new SluiceError(ERR_CONFIG, 'S3: give both access_key_id and secret_access_key, or neither (AWS default credential chain)');
+    throw new SluiceError(
+      ERR_CONFIG,
+      'S3: give both access_key_id and secret_access_key, or neither (AWS default credential chain)',
+    );
   }
   const client = new S3Client({
     region: cfg.region,
@@ -135,7 +138,13 @@ export function createS3Client(cfg: S3ClientOptions): S3Client {
           onRequest({ command, ...named, ok: true, durationMs: performance.now() - started, reason: null });
           return out;
         } catch (err) {
-          onRequest({ command, ...named, ok: false, durationMs: performance.now() - started, reason: failureReason(err) });
+          onRequest({
+            command,
+            ...named,
+            ok: false,
+            durationMs: performance.now() - started,
+            reason: failureReason(err),
+          });
           throw err;
         }
       },
@@ -220,7 +229,14 @@ export class PatientRetryStrategy implements RetryStrategyV2 {
       throw new Error(`gave up after ${prev.count + 1} tries in ${elapsedMs} ms`);
     }
     const next = new PatientRetryToken(prev.count + 1, delayMs, firstFailureAt);
-    this.#onRetry?.({ retry: next.count, delayMs, elapsedMs, errorType: type, reason: failureReason(info.error), error: describeError(info.error) });
+    this.#onRetry?.({
+      retry: next.count,
+      delayMs,
+      elapsedMs,
+      errorType: type,
+      reason: failureReason(info.error),
+      error: describeError(info.error),
+    });
     return next;
   }
 

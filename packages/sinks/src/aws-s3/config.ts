@@ -1,5 +1,18 @@
 /** The `aws_s3` sink: objects into S3 or an S3-compatible store, as streaming multipart uploads. */
-import { INVALID, boolean, childPath, componentType, def, integer, opt, report, req, secret, string, type Invalid } from '@sluice/schema';
+import {
+  INVALID,
+  boolean,
+  childPath,
+  componentType,
+  def,
+  integer,
+  opt,
+  report,
+  req,
+  secret,
+  string,
+  type Invalid,
+} from '@sluice/schema';
 import { commonSink, sinkOptions, type SinkBase, type SinkDefinition } from '../config.ts';
 
 const MIB = 1024 * 1024;
@@ -24,9 +37,7 @@ export interface AwsS3SinkConfig extends SinkBase {
 /** https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html (the core of them). */
 export function checkBucket(name: string): string | undefined {
   const ok =
-    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) &&
-    !name.includes('..') &&
-    !/^\d+\.\d+\.\d+\.\d+$/.test(name);
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) && !name.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(name);
   if (ok) return undefined;
   return `${JSON.stringify(name)} is not a valid S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit, no "..", not an IP address)`;
 }
@@ -71,13 +82,22 @@ export const awsS3Sink: SinkDefinition<AwsS3SinkConfig> = {
     const common = commonSink(v, id, path, ctx);
     let ok = common !== INVALID;
     if ((v.access_key_id === null) !== (v.secret_access_key === null)) {
-      const [given, missing] = v.access_key_id === null ? ['secret_access_key', 'access_key_id'] : ['access_key_id', 'secret_access_key'];
-      report(ctx, childPath(path, missing), `is required when ${given} is given (give both, or neither to use the AWS default credential chain)`);
+      const [given, missing] =
+        v.access_key_id === null ? ['secret_access_key', 'access_key_id'] : ['access_key_id', 'secret_access_key'];
+      report(
+        ctx,
+        childPath(path, missing),
+        `is required when ${given} is given (give both, or neither to use the AWS default credential chain)`,
+      );
       ok = false;
     }
     const maxBuffered = v.max_buffered_bytes ?? Math.max(64 * MIB, v.part_size_bytes);
     if (maxBuffered < v.part_size_bytes) {
-      report(ctx, childPath(path, 'max_buffered_bytes'), `must be at least part_size_bytes (${v.part_size_bytes}), got ${maxBuffered}`);
+      report(
+        ctx,
+        childPath(path, 'max_buffered_bytes'),
+        `must be at least part_size_bytes (${v.part_size_bytes}), got ${maxBuffered}`,
+      );
       ok = false;
     }
     if (!ok || common === INVALID) return INVALID;
@@ -103,7 +123,8 @@ export const awsS3Sink: SinkDefinition<AwsS3SinkConfig> = {
   },
   location: (c) => `s3://${c.bucket}`,
   shutdownTimeoutSecs: (c) => c.shutdown_timeout_secs,
-  abandonedNote: ". An incomplete multipart upload may remain until the next start or the bucket's lifecycle rule removes it",
+  abandonedNote:
+    ". An incomplete multipart upload may remain until the next start or the bucket's lifecycle rule removes it",
   async reader(c) {
     const { S3Reader } = await import('./s3-reader.ts');
     return new S3Reader(c);
@@ -115,6 +136,11 @@ export const awsS3Sink: SinkDefinition<AwsS3SinkConfig> = {
     const slash = rest.indexOf('/');
     const bucket = slash < 0 ? rest : rest.slice(0, slash);
     const key_prefix = slash < 0 ? '' : rest.slice(slash + 1);
-    return { bucket, key_prefix, ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}), ...(opts.region !== undefined ? { region: opts.region } : {}) };
+    return {
+      bucket,
+      key_prefix,
+      ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+      ...(opts.region !== undefined ? { region: opts.region } : {}),
+    };
   },
 };

@@ -2,9 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { SluiceError } from '@sluice/schema';
 import { failureReason, withFailureReason } from './errors.ts';
 
-const sdk = (name: string, status?: number): Error => Object.assign(new Error(`${name} happened`), { name, ...(status !== undefined ? { $metadata: { httpStatusCode: status } } : {}) });
+const sdk = (name: string, status?: number): Error =>
+  Object.assign(new Error(`${name} happened`), {
+    name,
+    ...(status !== undefined ? { $metadata: { httpStatusCode: status } } : {}),
+  });
 const net = (code: string): Error => Object.assign(new Error(`connect ${code} 127.0.0.1:9`), { code });
-const upload = (cause: unknown): SluiceError => new SluiceError('SLUICE_ERR_S3_UPLOAD', 'sink s3: upload of s3://b/k failed', { cause });
+const upload = (cause: unknown): SluiceError =>
+  new SluiceError('SLUICE_ERR_S3_UPLOAD', 'sink s3: upload of s3://b/k failed', { cause });
 
 describe('failureReason', () => {
   it('classifies store errors into a fixed set, looking through causes', () => {
@@ -18,7 +23,11 @@ describe('failureReason', () => {
     expect(failureReason(upload(net('ETIMEDOUT')))).toBe('timeout');
     expect(failureReason(upload(net('ECONNREFUSED')))).toBe('network');
     expect(failureReason(upload(new Error('gave up', { cause: net('ECONNRESET') })))).toBe('network');
-    expect(failureReason(new SluiceError('SLUICE_ERR_SINK_WRITE', 'file sink: could not write /x (ENOSPC)', { cause: net('ENOSPC') }))).toBe('io');
+    expect(
+      failureReason(
+        new SluiceError('SLUICE_ERR_SINK_WRITE', 'file sink: could not write /x (ENOSPC)', { cause: net('ENOSPC') }),
+      ),
+    ).toBe('io');
     expect(failureReason(upload(undefined))).toBe('other');
     expect(failureReason('a string')).toBe('other');
   });

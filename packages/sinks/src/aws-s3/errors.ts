@@ -53,7 +53,15 @@ export function describeError(error: unknown): string {
  * - verify: the store said done but the object is missing or of the wrong size (aws_s3);
  * - io: a local write, fsync or rename failed (file); other: anything else.
  */
-export type FailureReason = 'network' | 'timeout' | 'throttled' | 'server_error' | 'client_error' | 'verify' | 'io' | 'other';
+export type FailureReason =
+  | 'network'
+  | 'timeout'
+  | 'throttled'
+  | 'server_error'
+  | 'client_error'
+  | 'verify'
+  | 'io'
+  | 'other';
 
 const FAILURE_REASON = Symbol('sluice.failureReason');
 
@@ -65,18 +73,30 @@ export function withFailureReason<E extends object>(error: E, reason: FailureRea
 
 /** The reason of a failure: a tag set by withFailureReason, else read from the error and its causes. */
 export function failureReason(error: unknown): FailureReason {
-  for (let e = error, depth = 0; e !== null && typeof e === 'object' && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+  for (
+    let e = error, depth = 0;
+    e !== null && typeof e === 'object' && depth < 8;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
     const tagged = (e as { [FAILURE_REASON]?: FailureReason })[FAILURE_REASON];
     if (tagged !== undefined) return tagged;
     const status = httpStatusOf(e);
     const name = errorName(e);
     if (status !== undefined) {
-      if (status === 429 || name === 'SlowDown' || name === 'ThrottlingException' || name === 'Throttling') return 'throttled';
+      if (status === 429 || name === 'SlowDown' || name === 'ThrottlingException' || name === 'Throttling')
+        return 'throttled';
       if (status >= 500) return 'server_error';
       if (status >= 400) return 'client_error';
     }
     const code = (e as { code?: unknown }).code;
-    if (name === 'TimeoutError' || name === 'RequestTimeout' || code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT' || code === 'ERR_SOCKET_CONNECTION_TIMEOUT') return 'timeout';
+    if (
+      name === 'TimeoutError' ||
+      name === 'RequestTimeout' ||
+      code === 'ETIMEDOUT' ||
+      code === 'ESOCKETTIMEDOUT' ||
+      code === 'ERR_SOCKET_CONNECTION_TIMEOUT'
+    )
+      return 'timeout';
     if (code === ERR_SINK_WRITE || code === ERR_SINK_KEY) return 'io';
     if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return 'network';
   }

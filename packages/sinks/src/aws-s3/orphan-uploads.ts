@@ -13,11 +13,18 @@ export async function abortIncompleteUploads(store: S3Store, key: string): Promi
   let uploadIdMarker: string | undefined;
   for (;;) {
     const res = await store.client.send(
-      new ListMultipartUploadsCommand({ Bucket: store.bucket, Prefix: key, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+      new ListMultipartUploadsCommand({
+        Bucket: store.bucket,
+        Prefix: key,
+        KeyMarker: keyMarker,
+        UploadIdMarker: uploadIdMarker,
+      }),
     );
     for (const u of res.Uploads ?? []) {
       if (u.Key !== key || u.UploadId === undefined) continue;
-      await store.client.send(new AbortMultipartUploadCommand({ Bucket: store.bucket, Key: key, UploadId: u.UploadId }));
+      await store.client.send(
+        new AbortMultipartUploadCommand({ Bucket: store.bucket, Key: key, UploadId: u.UploadId }),
+      );
       aborted++;
     }
     if (res.IsTruncated !== true) return aborted;

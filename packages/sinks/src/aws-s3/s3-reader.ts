@@ -3,7 +3,12 @@
  * UTF-8 byte order) and streaming GetObject. Retries are short: a reader at a terminal wants
  * "cannot reach" in seconds, not the sink's 15 minutes of patience.
  */
-import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import {
   ERR_S3_CHECK,
   ERR_S3_CREDENTIALS,
@@ -28,7 +33,12 @@ export class S3Reader implements ObjectReader {
   readonly #where: string;
   readonly #secret: string | null;
 
-  constructor(c: Pick<AwsS3SinkConfig, 'endpoint' | 'region' | 'access_key_id' | 'secret_access_key' | 'force_path_style' | 'bucket' | 'key_prefix'>) {
+  constructor(
+    c: Pick<
+      AwsS3SinkConfig,
+      'endpoint' | 'region' | 'access_key_id' | 'secret_access_key' | 'force_path_style' | 'bucket' | 'key_prefix'
+    >,
+  ) {
     this.#client = createS3Client({
       endpoint: c.endpoint,
       region: c.region,
@@ -54,7 +64,11 @@ export class S3Reader implements ObjectReader {
           new ListObjectsV2Command({
             Bucket: this.#bucket,
             Prefix: this.#prefix,
-            ...(token !== undefined ? { ContinuationToken: token } : startAfter !== undefined ? { StartAfter: startAfter } : {}),
+            ...(token !== undefined
+              ? { ContinuationToken: token }
+              : startAfter !== undefined
+                ? { StartAfter: startAfter }
+                : {}),
           }),
           { abortSignal: signal },
         );
@@ -72,7 +86,9 @@ export class S3Reader implements ObjectReader {
   async *read(key: string, signal: AbortSignal): AsyncIterable<Uint8Array> {
     let body: AsyncIterable<Uint8Array>;
     try {
-      const res = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }), { abortSignal: signal });
+      const res = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }), {
+        abortSignal: signal,
+      });
       body = res.Body as unknown as AsyncIterable<Uint8Array>;
     } catch (err) {
       throw new Error(this.#redact(describeError(err)), { cause: err });

@@ -55,12 +55,7 @@ import {
   type SluiceErrorCode,
 } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
-import {
-  describeError,
-  errorName,
-  httpStatusOf,
-  withFailureReason,
-} from './errors.ts';
+import { describeError, errorName, httpStatusOf, withFailureReason } from './errors.ts';
 
 /** The part of a pino logger the store uses. */
 export interface S3StoreLogger {
@@ -117,14 +112,22 @@ export class S3Store implements ObjectStore {
     this.logger = opts.logger;
     this.#checkTimeoutMs = opts.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
     const bad = (what: string) => new SluiceError(ERR_CONFIG, `sinks.${this.sinkId}: ${what}`);
-    if (!Number.isInteger(opts.partSizeBytes) || opts.partSizeBytes < MIN_PART_BYTES || opts.partSizeBytes > MAX_PART_BYTES) {
-      throw bad(`part_size_bytes must be between ${MIN_PART_BYTES} (5 MiB, S3's minimum part) and ${MAX_PART_BYTES}, got ${opts.partSizeBytes}`);
+    if (
+      !Number.isInteger(opts.partSizeBytes) ||
+      opts.partSizeBytes < MIN_PART_BYTES ||
+      opts.partSizeBytes > MAX_PART_BYTES
+    ) {
+      throw bad(
+        `part_size_bytes must be between ${MIN_PART_BYTES} (5 MiB, S3's minimum part) and ${MAX_PART_BYTES}, got ${opts.partSizeBytes}`,
+      );
     }
     if (!Number.isInteger(opts.queueSize) || opts.queueSize < 1) {
       throw bad(`queue_size must be at least 1, got ${opts.queueSize}`);
     }
     if (!(opts.maxBufferedBytes >= opts.partSizeBytes)) {
-      throw bad(`max_buffered_bytes must be at least part_size_bytes (${opts.partSizeBytes}), got ${opts.maxBufferedBytes}`);
+      throw bad(
+        `max_buffered_bytes must be at least part_size_bytes (${opts.partSizeBytes}), got ${opts.maxBufferedBytes}`,
+      );
     }
   }
 
@@ -381,9 +384,11 @@ class S3Upload extends EventEmitter implements ObjectUpload {
       // The upload aborts on its way out; this covers an abort of its own that failed.
       const uploadId = this.#upload.uploadId;
       if (uploadId !== undefined) {
-        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: this.key, UploadId: uploadId })).catch((err: unknown) => {
-          if (errorName(err) !== 'NoSuchUpload' && httpStatusOf(err) !== 404) throw err;
-        });
+        await client
+          .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: this.key, UploadId: uploadId }))
+          .catch((err: unknown) => {
+            if (errorName(err) !== 'NoSuchUpload' && httpStatusOf(err) !== 404) throw err;
+          });
       }
     } catch (err) {
       throw await this.#fail('could not be thrown away (parts may remain until a lifecycle rule removes them)', err);
@@ -406,14 +411,20 @@ class S3Upload extends EventEmitter implements ObjectUpload {
         return withFailureReason(await this.#fail('is missing right after its upload completed', err), 'verify');
       }
       // The upload itself succeeded; a HEAD that fails for good does not make it less durable.
-      this.#store.logger?.warn({ key: this.key, error: describeError(err) }, 'object stored, but HEAD to verify it failed');
+      this.#store.logger?.warn(
+        { key: this.key, error: describeError(err) },
+        'object stored, but HEAD to verify it failed',
+      );
       return undefined;
     }
     if (size !== this.#written) {
       // Never leave a reader a wrong object: close() rejects, so the object must go.
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: this.key })).catch(() => {});
       this.#complete = false;
-      return withFailureReason(await this.#fail(`is ${size} bytes in S3 but ${this.#written} were written (deleted it)`, undefined), 'verify');
+      return withFailureReason(
+        await this.#fail(`is ${size} bytes in S3 but ${this.#written} were written (deleted it)`, undefined),
+        'verify',
+      );
     }
     return undefined;
   }
@@ -426,7 +437,10 @@ class S3Upload extends EventEmitter implements ObjectUpload {
     if (errorName(err) === 'NoSuchUpload' && this.#upload.uploadId !== undefined) {
       const verified = await this.#verify();
       if (verified === undefined) {
-        this.#store.logger?.warn({ key: this.key }, 'CompleteMultipartUpload was retried after a lost answer; the object is whole');
+        this.#store.logger?.warn(
+          { key: this.key },
+          'CompleteMultipartUpload was retried after a lost answer; the object is whole',
+        );
         return undefined;
       }
     }
@@ -451,7 +465,11 @@ class S3Upload extends EventEmitter implements ObjectUpload {
   #error(what: string, cause?: unknown): SluiceError {
     const { sinkId, bucket } = this.#store;
     const detail = cause === undefined ? '' : `: ${describeError(cause)}`;
-    return new SluiceError(ERR_S3_UPLOAD, `sink ${sinkId}: upload of s3://${bucket}/${this.key} ${what}${detail}`, cause === undefined ? undefined : { cause });
+    return new SluiceError(
+      ERR_S3_UPLOAD,
+      `sink ${sinkId}: upload of s3://${bucket}/${this.key} ${what}${detail}`,
+      cause === undefined ? undefined : { cause },
+    );
   }
 
   async #fail(what: string, cause: unknown): Promise<SluiceError> {

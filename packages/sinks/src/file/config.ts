@@ -22,7 +22,8 @@ export const fileSink: SinkDefinition<FileSinkConfig> = {
     if (common === INVALID) return INVALID;
     return { ...common, type: 'file', path: v.path };
   }),
-  store: async (c, ctx) => new FileStore({ path: resolvePath(c.path), ...(ctx.diskHooks === undefined ? {} : { diskHooks: ctx.diskHooks }) }),
+  store: async (c, ctx) =>
+    new FileStore({ path: resolvePath(c.path), ...(ctx.diskHooks === undefined ? {} : { diskHooks: ctx.diskHooks }) }),
   location: (c) => resolvePath(c.path),
   shutdownTimeoutSecs: () => null,
   abandonedNote: '',

@@ -24,7 +24,18 @@ export type DiskTarget = 'object' | 'spool';
  * - EMFILE, ENFILE: out of file descriptors, per process or system wide.
  * - EAGAIN, EBUSY: transient by definition.
  */
-const RETRYABLE = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EACCES', 'EPERM', 'EROFS', 'EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY']);
+const RETRYABLE = new Set([
+  'ENOSPC',
+  'EDQUOT',
+  'EIO',
+  'EACCES',
+  'EPERM',
+  'EROFS',
+  'EMFILE',
+  'ENFILE',
+  'EAGAIN',
+  'EBUSY',
+]);
 
 /** The error's code (`ENOSPC`) when it is one a disk can stop throwing, else null. */
 export function retryableDiskError(error: unknown): string | null {

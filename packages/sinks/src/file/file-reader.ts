@@ -65,7 +65,8 @@ export class FileReader implements ObjectReader {
       signal.throwIfAborted();
       const isDir = name.endsWith('/');
       // Outside the prefix: a directory may still lead into it (prefix `talos/` under `''`).
-      if (isDir ? !(name.startsWith(this.#prefix) || this.#prefix.startsWith(name)) : !name.startsWith(this.#prefix)) continue;
+      if (isDir ? !(name.startsWith(this.#prefix) || this.#prefix.startsWith(name)) : !name.startsWith(this.#prefix))
+        continue;
       if (startAfter !== undefined) {
         // Every key beneath `name/` sorts before startAfter unless startAfter lies beneath it.
         if (isDir ? name < startAfter && !startAfter.startsWith(name) : name <= startAfter) continue;

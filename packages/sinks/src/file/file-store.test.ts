@@ -1,4 +1,14 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, existsSync, type Dirent } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+  existsSync,
+  type Dirent,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -173,19 +183,31 @@ describe('disk retry policy', () => {
     for (const code of ['ENOSPC', 'EDQUOT', 'EIO', 'EACCES', 'EPERM', 'EROFS', 'EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY']) {
       expect(retryableDiskError(Object.assign(new Error('x'), { code }))).toBe(code);
     }
-    for (const e of [Object.assign(new Error('x'), { code: 'ENOTDIR' }), Object.assign(new Error('x'), { code: 'EINVAL' }), new Error('no code'), null, 'ENOSPC']) {
+    for (const e of [
+      Object.assign(new Error('x'), { code: 'ENOTDIR' }),
+      Object.assign(new Error('x'), { code: 'EINVAL' }),
+      new Error('no code'),
+      null,
+      'ENOSPC',
+    ]) {
       expect(retryableDiskError(e)).toBeNull();
     }
   });
 
   it('backs off from 100 ms, doubling, to at most 5 s', () => {
-    expect(Array.from({ length: 9 }, (_, i) => diskRetryDelayMs(i))).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    expect(Array.from({ length: 9 }, (_, i) => diskRetryDelayMs(i))).toEqual([
+      100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000,
+    ]);
     expect(diskRetryDelayMs(10_000)).toBe(5000);
   });
 });
 
 /** Every notice a store's disk hooks got. */
-function recordingHooks(): DiskHooks & { retries: { code: string; op: string }[]; blocked: number; recovered: number[] } {
+function recordingHooks(): DiskHooks & {
+  retries: { code: string; op: string }[];
+  blocked: number;
+  recovered: number[];
+} {
   const rec = {
     retries: [] as { code: string; op: string }[],
     blocked: 0,
@@ -213,7 +235,9 @@ describe('FileStore on a full disk (a real tmpfs)', () => {
     fs = null;
   });
 
-  it('blocks while the disk is full, holds the writer back, and writes every byte exactly once when it grows', { timeout: 90_000 }, async () => {
+  it('blocks while the disk is full, holds the writer back, and writes every byte exactly once when it grows', {
+    timeout: 90_000,
+  }, async () => {
     fs = mountTmpfs(MiB);
     const hooks = recordingHooks();
     const store = new FileStore({ path: fs.dir, highWaterMark: 64 * KiB, diskHooks: hooks });
@@ -252,7 +276,9 @@ describe('FileStore on a full disk (a real tmpfs)', () => {
     expect(listFiles(fs.dir)).toEqual(['full/obj.ndjson']);
   });
 
-  it('a volume remounted read-only blocks the folder and file creation (EROFS); read-write again, the object completes', { timeout: 90_000 }, async () => {
+  it('a volume remounted read-only blocks the folder and file creation (EROFS); read-write again, the object completes', {
+    timeout: 90_000,
+  }, async () => {
     fs = mountTmpfs(4 * MiB);
     const hooks = recordingHooks();
     const store = new FileStore({ path: fs.dir, diskHooks: hooks });
@@ -260,7 +286,10 @@ describe('FileStore on a full disk (a real tmpfs)', () => {
     const up = store.open('ro/a/obj.ndjson', META);
     up.write(Buffer.from('{"a":1}\n'));
     const closing = up.close();
-    await vi.waitFor(() => expect(hooks.retries.some((r) => r.code === 'EROFS' && r.op === 'mkdir')).toBe(true), { timeout: 30_000, interval: 20 });
+    await vi.waitFor(() => expect(hooks.retries.some((r) => r.code === 'EROFS' && r.op === 'mkdir')).toBe(true), {
+      timeout: 30_000,
+      interval: 20,
+    });
     expect(store.blocked).toBe(true);
     fs.readOnly(false);
     await closing;

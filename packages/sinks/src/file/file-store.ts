@@ -526,7 +526,10 @@ class FileUpload extends EventEmitter implements ObjectUpload {
  * each directory it created.
  */
 async function mkdirEach(dir: string, made?: (dir: string) => void): Promise<void> {
-  const parts = path.resolve(dir).split(path.sep).filter((p) => p !== '');
+  const parts = path
+    .resolve(dir)
+    .split(path.sep)
+    .filter((p) => p !== '');
   let current: string = path.sep;
   for (const part of parts) {
     current = path.join(current, part);

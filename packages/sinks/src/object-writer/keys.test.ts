@@ -37,7 +37,7 @@ describe('objectKey', () => {
 
   it('sorts lexicographically by time, then by seq within a second', () => {
     let seed = 12345; // deterministic LCG
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const times = Array.from({ length: 500 }, () => Date.UTC(2020, 0, 1) + Math.floor(rand() * 6 * 365 * 86_400_000));
     times.push(Date.UTC(2024, 0, 1, 0, 0, 9), Date.UTC(2024, 0, 1, 0, 0, 10), Date.UTC(2024, 0, 1, 0, 1, 0));
     const byTime = [...times].sort((a, b) => a - b);

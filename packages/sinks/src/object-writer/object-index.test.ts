@@ -2,13 +2,28 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import { toFrameFacts } from '@sluice/worker';
-import { decodeIndex, encodeIndex, type IndexFacts, indexKeyOf, isIndexKey, mergeFacts, mergeFrameFacts } from './object-index.ts';
+import {
+  decodeIndex,
+  encodeIndex,
+  type IndexFacts,
+  indexKeyOf,
+  isIndexKey,
+  mergeFacts,
+  mergeFrameFacts,
+} from './object-index.ts';
 import { ObjectWriter } from './object-writer.ts';
 
 const KEY = 'talos/2024/05/01/12:00:00-feedfacecafebeef-000001.ndjson.zst';
 
 function facts(over: Partial<IndexFacts> = {}): IndexFacts {
-  return { records: 3, untimed: 1, minTime: '2024-05-01T11:59:58.123456789', maxTime: '2024-05-01T12:00:59.456000000', fields: { 'talos-service': ['machined'], host: null, source: [] }, ...over };
+  return {
+    records: 3,
+    untimed: 1,
+    minTime: '2024-05-01T11:59:58.123456789',
+    maxTime: '2024-05-01T12:00:59.456000000',
+    fields: { 'talos-service': ['machined'], host: null, source: [] },
+    ...over,
+  };
 }
 
 /** A store in memory: objects by key, and index keys (by a part of them) whose close fails. */
@@ -61,8 +76,23 @@ describe('object index format', () => {
 
   it('merging: sums, the wider range, set unions up to 64, and many stays many', () => {
     const a = facts({ fields: { 'talos-service': ['a'], host: ['h1'], source: [] } });
-    mergeFacts(a, facts({ records: 2, untimed: 0, minTime: '2024-05-01T11:00:00.000000000', maxTime: '2024-05-01T11:30:00.000000000', fields: { 'talos-service': ['b', 'a'], host: null, source: [] } }));
-    expect(a).toEqual({ records: 5, untimed: 1, minTime: '2024-05-01T11:00:00.000000000', maxTime: '2024-05-01T12:00:59.456000000', fields: { 'talos-service': ['a', 'b'], host: null, source: [] } });
+    mergeFacts(
+      a,
+      facts({
+        records: 2,
+        untimed: 0,
+        minTime: '2024-05-01T11:00:00.000000000',
+        maxTime: '2024-05-01T11:30:00.000000000',
+        fields: { 'talos-service': ['b', 'a'], host: null, source: [] },
+      }),
+    );
+    expect(a).toEqual({
+      records: 5,
+      untimed: 1,
+      minTime: '2024-05-01T11:00:00.000000000',
+      maxTime: '2024-05-01T12:00:59.456000000',
+      fields: { 'talos-service': ['a', 'b'], host: null, source: [] },
+    });
     const big = facts({ fields: { host: Array.from({ length: 64 }, (_, i) => `h${i}`) } });
     mergeFacts(big, facts({ fields: { host: ['h0', 'new'] } }));
     expect(big.fields['host']).toBeNull();
@@ -71,10 +101,18 @@ describe('object index format', () => {
   it('frames as the workers send them: values sorted into one text; a frame with the fields of the one before adds counts and times only', () => {
     const f = toFrameFacts(facts({ fields: { 'talos-service': ['kubelet', 'etcd'], host: null, source: [] } }));
     expect(f.fields).toBe('{"talos-service":["etcd","kubelet"],"host":null,"source":[]}');
-    expect(toFrameFacts(facts({ fields: { 'talos-service': ['etcd', 'kubelet'], host: null, source: [] } })).fields).toBe(f.fields);
+    expect(
+      toFrameFacts(facts({ fields: { 'talos-service': ['etcd', 'kubelet'], host: null, source: [] } })).fields,
+    ).toBe(f.fields);
     const a = facts({ fields: { 'talos-service': ['etcd', 'kubelet'], host: ['h'], source: [] } });
     mergeFrameFacts(a, { ...f, records: 7, untimed: 2, minTime: '2024-05-01T09:00:00.000000000' }, true);
-    expect(a).toEqual({ records: 10, untimed: 3, minTime: '2024-05-01T09:00:00.000000000', maxTime: '2024-05-01T12:00:59.456000000', fields: { 'talos-service': ['etcd', 'kubelet'], host: ['h'], source: [] } });
+    expect(a).toEqual({
+      records: 10,
+      untimed: 3,
+      minTime: '2024-05-01T09:00:00.000000000',
+      maxTime: '2024-05-01T12:00:59.456000000',
+      fields: { 'talos-service': ['etcd', 'kubelet'], host: ['h'], source: [] },
+    });
     mergeFrameFacts(a, f, false); // host many in this frame: many in the object
     expect(a.fields['host']).toBeNull();
   });
@@ -83,15 +121,37 @@ describe('object index format', () => {
 describe('the object writer stores an index after each object', () => {
   it('the frames facts merged; an object with a frame without facts gets none; a failing index never fails its object', async () => {
     const store = new MemoryStore();
-    const w = new ObjectWriter({ sinkId: 's', store, keyPrefix: 'p/', codec: 'none', uploadPeriodSecs: 3600, maxObjectBytes: 1e9, uniqueId: 'feedfacecafebeef' });
+    const w = new ObjectWriter({
+      sinkId: 's',
+      store,
+      keyPrefix: 'p/',
+      codec: 'none',
+      uploadPeriodSecs: 3600,
+      maxObjectBytes: 1e9,
+      uniqueId: 'feedfacecafebeef',
+    });
     const indexed: string[] = [];
     const failed: string[] = [];
     w.on('index', (e) => indexed.push(e.key));
     w.on('error-index', (e) => failed.push(e.key));
     // As the workers send them (toFrameFacts): the fields as one JSON text.
-    const frame = (f?: IndexFacts) => ({ bytes: Buffer.from('{}\n'), records: 1, rawBytes: 3, ...(f === undefined ? {} : { facts: toFrameFacts(f) }) });
+    const frame = (f?: IndexFacts) => ({
+      bytes: Buffer.from('{}\n'),
+      records: 1,
+      rawBytes: 3,
+      ...(f === undefined ? {} : { facts: toFrameFacts(f) }),
+    });
     w.write(frame(facts({ records: 1, untimed: 0, fields: { 'talos-service': ['a'], host: ['h'], source: [] } })));
-    w.write(frame(facts({ records: 1, untimed: 1, minTime: '2024-05-01T10:00:00.000000000', fields: { 'talos-service': ['b'], host: ['h'], source: [] } })));
+    w.write(
+      frame(
+        facts({
+          records: 1,
+          untimed: 1,
+          minTime: '2024-05-01T10:00:00.000000000',
+          fields: { 'talos-service': ['b'], host: ['h'], source: [] },
+        }),
+      ),
+    );
     w.rotate();
     w.write(frame(facts()));
     w.write(frame()); // no facts: no index
@@ -106,6 +166,12 @@ describe('the object writer stores an index after each object', () => {
     expect(w.stats.objectsCompleted).toBe(3);
     const first = store.objects.get(indexKeyOf(indexed[0]!))!;
     expect(first.meta.contentType).toBe('application/json');
-    expect(decodeIndex(indexed[0]!, first.bytes)).toEqual({ records: 2, untimed: 1, minTime: '2024-05-01T10:00:00.000000000', maxTime: '2024-05-01T12:00:59.456000000', fields: { 'talos-service': ['a', 'b'], host: ['h'], source: [] } });
+    expect(decodeIndex(indexed[0]!, first.bytes)).toEqual({
+      records: 2,
+      untimed: 1,
+      minTime: '2024-05-01T10:00:00.000000000',
+      maxTime: '2024-05-01T12:00:59.456000000',
+      fields: { 'talos-service': ['a', 'b'], host: ['h'], source: [] },
+    });
   });
 });

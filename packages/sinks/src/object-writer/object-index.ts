@@ -53,7 +53,13 @@ export function mergeFacts(a: IndexFacts, b: IndexFacts): void {
 
 /** An object's first frame's facts, to merge the next ones into. */
 export function factsOfFrame(f: FrameFacts): IndexFacts {
-  return { records: f.records, untimed: f.untimed, minTime: f.minTime, maxTime: f.maxTime, fields: JSON.parse(f.fields) as IndexFacts['fields'] };
+  return {
+    records: f.records,
+    untimed: f.untimed,
+    minTime: f.minTime,
+    maxTime: f.maxTime,
+    fields: JSON.parse(f.fields) as IndexFacts['fields'],
+  };
 }
 
 /**
@@ -65,7 +71,10 @@ export function mergeFrameFacts(a: IndexFacts, b: FrameFacts, sameFields: boolea
   if (!sameFields) mergeFields(a, JSON.parse(b.fields) as IndexFacts['fields']);
 }
 
-function mergeCounts(a: IndexFacts, b: { records: number; untimed: number; minTime: string | null; maxTime: string | null }): void {
+function mergeCounts(
+  a: IndexFacts,
+  b: { records: number; untimed: number; minTime: string | null; maxTime: string | null },
+): void {
   a.records += b.records;
   a.untimed += b.untimed;
   if (b.minTime !== null && (a.minTime === null || b.minTime < a.minTime)) a.minTime = b.minTime;
@@ -122,11 +131,19 @@ export function decodeIndex(objectKey: string, bytes: Uint8Array): IndexFacts | 
   }
   if (typeof doc !== 'object' || doc === null) return null;
   const d = doc as Record<string, unknown>;
-  if (d['sluice_index'] !== INDEX_VERSION || d['object'] !== objectKey.slice(objectKey.lastIndexOf('/') + 1)) return null;
+  if (d['sluice_index'] !== INDEX_VERSION || d['object'] !== objectKey.slice(objectKey.lastIndexOf('/') + 1))
+    return null;
   const records = d['records'];
   const untimed = d['untimed_records'];
-  if (!Number.isSafeInteger(records) || !Number.isSafeInteger(untimed) || (untimed as number) < 0 || (untimed as number) > (records as number)) return null;
-  const time = (v: unknown): string | null | undefined => (v === null ? null : typeof v === 'string' && CANONICAL_Z.test(v) ? v.slice(0, -1) : undefined);
+  if (
+    !Number.isSafeInteger(records) ||
+    !Number.isSafeInteger(untimed) ||
+    (untimed as number) < 0 ||
+    (untimed as number) > (records as number)
+  )
+    return null;
+  const time = (v: unknown): string | null | undefined =>
+    v === null ? null : typeof v === 'string' && CANONICAL_Z.test(v) ? v.slice(0, -1) : undefined;
   const minTime = time(d['min_time']);
   const maxTime = time(d['max_time']);
   if (minTime === undefined || maxTime === undefined || (minTime === null) !== (maxTime === null)) return null;

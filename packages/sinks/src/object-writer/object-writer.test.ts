@@ -11,7 +11,13 @@ import { SluiceError } from '@sluice/schema';
 import { FileStore } from '../file/file-store.ts';
 import type { ObjectMeta, ObjectStore, ObjectUpload } from '../object-store.ts';
 import type { Codec } from './keys.ts';
-import { type Frame, type ObjectError, type ObjectInfo, ObjectWriter, type ObjectWriterOptions } from './object-writer.ts';
+import {
+  type Frame,
+  type ObjectError,
+  type ObjectInfo,
+  ObjectWriter,
+  type ObjectWriterOptions,
+} from './object-writer.ts';
 
 const ID = 'feedfacecafebeef';
 let root: string;
@@ -261,7 +267,14 @@ describe('ObjectWriter + FileStore', () => {
     // unique part shared by the process, both first objects would be `<time>-<id>-000000` and
     // the second to complete would replace the first.
     const now = Date.UTC(2024, 3, 22, 12, 34, 56, 789);
-    const opts = { store: new FileStore({ path: root }), keyPrefix: 'logs/', codec: 'none' as const, uploadPeriodSecs: 3600, maxObjectBytes: 1 << 20, now: () => now };
+    const opts = {
+      store: new FileStore({ path: root }),
+      keyPrefix: 'logs/',
+      codec: 'none' as const,
+      uploadPeriodSecs: 3600,
+      maxObjectBytes: 1 << 20,
+      now: () => now,
+    };
     const a = new ObjectWriter({ sinkId: 'a', ...opts });
     const b = new ObjectWriter({ sinkId: 'b', ...opts });
     const keysOf = (w: ObjectWriter): string[] => {
@@ -494,7 +507,12 @@ describe('ObjectWriter + FileStore', () => {
     // A store whose closes hang until released (an S3 outage at shutdown).
     const closes: (() => void)[] = [];
     const store: ObjectStore = {
-      open: () => ({ write: () => true, once: () => {}, close: () => new Promise<void>((r) => closes.push(r)), abort: async () => {} }),
+      open: () => ({
+        write: () => true,
+        once: () => {},
+        close: () => new Promise<void>((r) => closes.push(r)),
+        abort: async () => {},
+      }),
       check: async () => {},
     };
     const { writer, objects, failures } = newWriter({ store, codec: 'none', maxObjectBytes: 100 });
@@ -517,7 +535,13 @@ describe('ObjectWriter + FileStore', () => {
   });
 
   it('rejects nonsense options with a message naming the setting', () => {
-    const base = { sinkId: 's3a', store: new FileStore({ path: root }), keyPrefix: '', codec: 'none' as const, uniqueId: ID };
+    const base = {
+      sinkId: 's3a',
+      store: new FileStore({ path: root }),
+      keyPrefix: '',
+      codec: 'none' as const,
+      uniqueId: ID,
+    };
     expect(() => new ObjectWriter({ ...base, uploadPeriodSecs: 0, maxObjectBytes: 1 })).toThrow(/upload_period_secs/);
     expect(() => new ObjectWriter({ ...base, uploadPeriodSecs: 60, maxObjectBytes: 0 })).toThrow(/max_object_bytes/);
   });

@@ -343,7 +343,10 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   protected reserveNextKey(): string {
     if (this.#reserved === null) {
       const openedAtMs = this.#now();
-      this.#reserved = { key: objectKey(this.#keyPrefix, openedAtMs, this.#uniqueId, this.#seq++, this.#extension), openedAtMs };
+      this.#reserved = {
+        key: objectKey(this.#keyPrefix, openedAtMs, this.#uniqueId, this.#seq++, this.#extension),
+        openedAtMs,
+      };
     }
     return this.#reserved.key;
   }
@@ -417,7 +420,13 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     s.objectsFailed++;
     s.recordsFailed += obj.records;
     this.#maybeDrain();
-    this.emit('error-object', { key: obj.key, error, records: obj.records, rawBytes: obj.rawBytes, retried: this.keepsDataOf(obj.key) });
+    this.emit('error-object', {
+      key: obj.key,
+      error,
+      records: obj.records,
+      rawBytes: obj.rawBytes,
+      retried: this.keepsDataOf(obj.key),
+    });
   }
 
   /**
@@ -452,7 +461,7 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
   readonly #emitDrain = (): void => {
     this.#drainScheduled = false;
     const cur = this.#current;
-    if (!this.#needDrain || (cur?.waitingDrain) || this.#closing.size >= this.#maxClosing) return;
+    if (!this.#needDrain || cur?.waitingDrain || this.#closing.size >= this.#maxClosing) return;
     this.#needDrain = false;
     this.emit('drain');
   };

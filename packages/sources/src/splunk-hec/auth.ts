@@ -11,10 +11,7 @@
  */
 import { hash, timingSafeEqual } from 'node:crypto';
 
-export type Authorization =
-  | { kind: 'missing' }
-  | { kind: 'malformed' }
-  | { kind: 'token'; token: string };
+export type Authorization = { kind: 'missing' } | { kind: 'malformed' } | { kind: 'token'; token: string };
 
 const MISSING: Authorization = { kind: 'missing' };
 const MALFORMED: Authorization = { kind: 'malformed' };

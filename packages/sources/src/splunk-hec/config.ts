@@ -1,5 +1,16 @@
 /** The `splunk_hec` source: Splunk HTTP Event Collector (Tailscale log streaming and many agents). */
-import { INVALID, childPath, componentType, def, integer, report, req, secret, stringList, type Invalid } from '@sluice/schema';
+import {
+  INVALID,
+  childPath,
+  componentType,
+  def,
+  integer,
+  report,
+  req,
+  secret,
+  stringList,
+  type Invalid,
+} from '@sluice/schema';
 import { commonSource, streamSourceOptions, tls } from '../config.ts';
 import type { SourceBase, SourceDefinition, TlsConfig } from '../config.ts';
 import { tlsSettings } from '../tls.ts';
@@ -62,13 +73,34 @@ export const splunkHecSource: SourceDefinition<SplunkHecSourceConfig> = {
     v.valid_tokens.forEach((token, index) => {
       if (!TOKEN_TEXT.test(token)) {
         // Secret: say what is wrong, never what it is.
-        report(ctx, childPath(childPath(path, 'valid_tokens'), index), 'must be visible ASCII characters without spaces (value not shown)');
+        report(
+          ctx,
+          childPath(childPath(path, 'valid_tokens'), index),
+          'must be visible ASCII characters without spaces (value not shown)',
+        );
         ok = false;
       }
     });
     if (!ok || common === INVALID) return INVALID;
-    const { valid_tokens, max_body_bytes, max_connections, header_timeout_secs, body_timeout_secs, min_body_bytes_per_sec } = v;
-    return { ...common, type: 'splunk_hec', valid_tokens, max_body_bytes, max_connections, header_timeout_secs, body_timeout_secs, min_body_bytes_per_sec, tls: v.tls };
+    const {
+      valid_tokens,
+      max_body_bytes,
+      max_connections,
+      header_timeout_secs,
+      body_timeout_secs,
+      min_body_bytes_per_sec,
+    } = v;
+    return {
+      ...common,
+      type: 'splunk_hec',
+      valid_tokens,
+      max_body_bytes,
+      max_connections,
+      header_timeout_secs,
+      body_timeout_secs,
+      min_body_bytes_per_sec,
+      tls: v.tls,
+    };
   }),
   async start(ctx, c, runtime) {
     const { startSplunkHecSource } = await import('./hec.ts');

@@ -58,7 +58,15 @@ async function start(
   const ctx: SourceContext = { id: 'hec', ring, metrics, logger, wrote: () => {} };
   const src = await startSplunkHecSource(
     ctx,
-    { host: '127.0.0.1', port: 0, validTokens: [TOKEN, OTHER_TOKEN], maxBodyBytes: 1 << 20, maxConnections: 256, hostKey: '__host', ...opts },
+    {
+      host: '127.0.0.1',
+      port: 0,
+      validTokens: [TOKEN, OTHER_TOKEN],
+      maxBodyBytes: 1 << 20,
+      maxConnections: 256,
+      hostKey: '__host',
+      ...opts,
+    },
     dec,
   );
   running.push(src);
@@ -74,24 +82,42 @@ interface Reply {
 }
 
 /** One request with node:http(s); `body` may be a string or bytes. */
-function send(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array; ca?: Buffer; agent?: false } = {}): Promise<Reply> {
+function send(
+  url: string,
+  opts: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Uint8Array;
+    ca?: Buffer;
+    agent?: false;
+  } = {},
+): Promise<Reply> {
   const u = new URL(url);
   const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = request(u, { method: opts.method ?? 'POST', headers: opts.headers ?? {}, ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.agent === false ? { agent: false } : {}) }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        let json: Record<string, unknown> | null = null;
-        try {
-          json = JSON.parse(body) as Record<string, unknown>;
-        } catch {
-          json = null;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json });
-      });
-    });
+    const req = request(
+      u,
+      {
+        method: opts.method ?? 'POST',
+        headers: opts.headers ?? {},
+        ...(opts.ca ? { ca: opts.ca } : {}),
+        ...(opts.agent === false ? { agent: false } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          let json: Record<string, unknown> | null = null;
+          try {
+            json = JSON.parse(body) as Record<string, unknown>;
+          } catch {
+            json = null;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -99,7 +125,16 @@ function send(url: string, opts: { method?: string; headers?: Record<string, str
 
 const auth = { authorization: `Splunk ${TOKEN}` };
 const envelope = (i: number, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ time: 1732270000 + i / 1000, host: 'tailnet', source: 'tailscale', sourcetype: 'audit', index: 'main', event: { action: 'UPDATE', n: i }, fields: { f: 'v' }, ...extra });
+  JSON.stringify({
+    time: 1732270000 + i / 1000,
+    host: 'tailnet',
+    source: 'tailscale',
+    sourcetype: 'audit',
+    index: 'main',
+    event: { action: 'UPDATE', n: i },
+    fields: { f: 'v' },
+    ...extra,
+  });
 
 /** How long a test waits for events or counters: generous, the machine may be loaded. */
 const WAIT = { timeout: 30_000, interval: 5 };
@@ -108,7 +143,10 @@ describe('splunk_hec source: event endpoints', () => {
   it('stores stacked envelopes exactly as sent, answers 200 only once they are in the ring', async () => {
     const { ring, url, metrics } = await start();
     const envelopes = [envelope(0), envelope(1), '{"event":"a plain string","time":"1732270000.5"}'];
-    const reply = await send(`${url}/services/collector/event`, { headers: auth, body: `${envelopes[0]}\n${envelopes[1]}  \r\n\t${envelopes[2]}` });
+    const reply = await send(`${url}/services/collector/event`, {
+      headers: auth,
+      body: `${envelopes[0]}\n${envelopes[1]}  \r\n\t${envelopes[2]}`,
+    });
     expect(reply.status).toBe(200);
     expect(reply.json).toEqual({ text: 'Success', code: 0 });
     // No consumer ran: the records were in the ring before the answer.
@@ -121,9 +159,17 @@ describe('splunk_hec source: event endpoints', () => {
 
   it('takes a JSON array of envelopes on every event path', async () => {
     const { ring, url } = await start();
-    const paths = ['/services/collector', '/services/collector/event', '/services/collector/event/1.0', '/services/collector/event/'];
+    const paths = [
+      '/services/collector',
+      '/services/collector/event',
+      '/services/collector/event/1.0',
+      '/services/collector/event/',
+    ];
     for (const [i, path] of paths.entries()) {
-      const reply = await send(`${url}${path}`, { headers: auth, body: `[${envelope(2 * i)},\n ${envelope(2 * i + 1)}]` });
+      const reply = await send(`${url}${path}`, {
+        headers: auth,
+        body: `[${envelope(2 * i)},\n ${envelope(2 * i + 1)}]`,
+      });
       expect(reply.json).toEqual({ text: 'Success', code: 0 });
     }
     const got: Got[] = [];
@@ -136,12 +182,22 @@ describe('splunk_hec source: event endpoints', () => {
     try {
       for (const dec of [decoder, inline]) {
         const ring = Ring.create(1 << 20);
-        const src = await startSplunkHecSource({ id: 'hec', ring, metrics: new Metrics('t'), logger, wrote: () => {} }, { host: '127.0.0.1', port: 0, validTokens: [TOKEN], maxBodyBytes: 1 << 20, maxConnections: 8, hostKey: null }, dec);
+        const src = await startSplunkHecSource(
+          { id: 'hec', ring, metrics: new Metrics('t'), logger, wrote: () => {} },
+          { host: '127.0.0.1', port: 0, validTokens: [TOKEN], maxBodyBytes: 1 << 20, maxConnections: 8, hostKey: null },
+          dec,
+        );
         running.push(src);
         const envelopes = Array.from({ length: 500 }, (_, i) => envelope(i));
-        const reply = await send(`http://${src.addresses[0]}/services/collector/event`, { headers: { ...auth, 'content-encoding': 'gzip' }, body: gzipSync(envelopes.join('\n')) });
+        const reply = await send(`http://${src.addresses[0]}/services/collector/event`, {
+          headers: { ...auth, 'content-encoding': 'gzip' },
+          body: gzipSync(envelopes.join('\n')),
+        });
         expect(reply.json).toEqual({ text: 'Success', code: 0 });
-        const small = await send(`http://${src.addresses[0]}/services/collector/event`, { headers: auth, body: envelope(500) });
+        const small = await send(`http://${src.addresses[0]}/services/collector/event`, {
+          headers: auth,
+          body: envelope(500),
+        });
         expect(small.status).toBe(200);
         const got: Got[] = [];
         drainRing(ring, got);
@@ -176,9 +232,18 @@ describe('splunk_hec source: event endpoints', () => {
 
   it('answers 400 code 5 for no data, 400 code 6 for a broken gzip stream', async () => {
     const { ring, url } = await start();
-    expect((await send(`${url}/services/collector/event`, { headers: auth, body: '' })).json).toEqual({ text: 'No data', code: 5 });
-    expect((await send(`${url}/services/collector/event`, { headers: auth, body: ' \n ' })).json).toEqual({ text: 'No data', code: 5 });
-    const broken = await send(`${url}/services/collector/event`, { headers: { ...auth, 'content-encoding': 'gzip' }, body: 'not gzip' });
+    expect((await send(`${url}/services/collector/event`, { headers: auth, body: '' })).json).toEqual({
+      text: 'No data',
+      code: 5,
+    });
+    expect((await send(`${url}/services/collector/event`, { headers: auth, body: ' \n ' })).json).toEqual({
+      text: 'No data',
+      code: 5,
+    });
+    const broken = await send(`${url}/services/collector/event`, {
+      headers: { ...auth, 'content-encoding': 'gzip' },
+      body: 'not gzip',
+    });
     expect(broken.status).toBe(400);
     expect(broken.json).toEqual({ text: 'Invalid data format', code: 6, 'invalid-event-number': 0 });
     expect(ring.usedBytes()).toBe(0);
@@ -188,18 +253,42 @@ describe('splunk_hec source: event endpoints', () => {
 describe('splunk_hec source: authorization', () => {
   it('answers the HEC codes for missing, malformed and wrong tokens, and accepts Splunk, Basic and bare tokens', async () => {
     const { ring, url, metrics } = await start();
-    const post = (headers: Record<string, string>) => send(`${url}/services/collector/event`, { headers, body: envelope(0) });
+    const post = (headers: Record<string, string>) =>
+      send(`${url}/services/collector/event`, { headers, body: envelope(0) });
     const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
     expect(await post({})).toMatchObject({ status: 401, json: { text: 'Token is required', code: 2 } });
-    for (const header of ['Bearer x', 'Splunk', 'Splunk a b', 'Basic', basic('x', ''), 'Basic !!!', `Basic ${Buffer.from('no-colon').toString('base64')}`]) {
-      expect(await post({ authorization: header }), header).toMatchObject({ status: 401, json: { text: 'Invalid authorization', code: 3 } });
+    for (const header of [
+      'Bearer x',
+      'Splunk',
+      'Splunk a b',
+      'Basic',
+      basic('x', ''),
+      'Basic !!!',
+      `Basic ${Buffer.from('no-colon').toString('base64')}`,
+    ]) {
+      expect(await post({ authorization: header }), header).toMatchObject({
+        status: 401,
+        json: { text: 'Invalid authorization', code: 3 },
+      });
     }
     for (const header of ['Splunk wrong', `Splunk ${TOKEN}x`, basic('x', 'wrong'), 'wrong']) {
-      expect(await post({ authorization: header }), header).toMatchObject({ status: 403, json: { text: 'Invalid token', code: 4 } });
+      expect(await post({ authorization: header }), header).toMatchObject({
+        status: 403,
+        json: { text: 'Invalid token', code: 4 },
+      });
     }
     expect(ring.usedBytes()).toBe(0);
-    for (const header of [`Splunk ${TOKEN}`, `splunk ${OTHER_TOKEN}`, basic('anyone', TOKEN), basic('', OTHER_TOKEN), TOKEN]) {
-      expect(await post({ authorization: header }), header).toMatchObject({ status: 200, json: { text: 'Success', code: 0 } });
+    for (const header of [
+      `Splunk ${TOKEN}`,
+      `splunk ${OTHER_TOKEN}`,
+      basic('anyone', TOKEN),
+      basic('', OTHER_TOKEN),
+      TOKEN,
+    ]) {
+      expect(await post({ authorization: header }), header).toMatchObject({
+        status: 200,
+        json: { text: 'Success', code: 0 },
+      });
     }
     const got: Got[] = [];
     drainRing(ring, got);
@@ -212,10 +301,22 @@ describe('splunk_hec source: authorization', () => {
 
   it('health needs no token; ack is disabled; unknown paths are 404; wrong methods 405', async () => {
     const { url } = await start();
-    expect(await send(`${url}/services/collector/health`, { method: 'GET' })).toMatchObject({ status: 200, json: { text: 'HEC is healthy', code: 17 } });
-    expect(await send(`${url}/services/collector/health/1.0`, { method: 'GET' })).toMatchObject({ status: 200, json: { code: 17 } });
-    expect(await send(`${url}/services/collector/ack`, { headers: auth, body: '{"acks":[0]}' })).toMatchObject({ status: 400, json: { text: 'ACK is disabled', code: 14 } });
-    expect(await send(`${url}/services/collector/ack`, { body: '{}' })).toMatchObject({ status: 401, json: { code: 2 } });
+    expect(await send(`${url}/services/collector/health`, { method: 'GET' })).toMatchObject({
+      status: 200,
+      json: { text: 'HEC is healthy', code: 17 },
+    });
+    expect(await send(`${url}/services/collector/health/1.0`, { method: 'GET' })).toMatchObject({
+      status: 200,
+      json: { code: 17 },
+    });
+    expect(await send(`${url}/services/collector/ack`, { headers: auth, body: '{"acks":[0]}' })).toMatchObject({
+      status: 400,
+      json: { text: 'ACK is disabled', code: 14 },
+    });
+    expect(await send(`${url}/services/collector/ack`, { body: '{}' })).toMatchObject({
+      status: 401,
+      json: { code: 2 },
+    });
     expect(await send(`${url}/nope`, { headers: auth, body: envelope(0) })).toMatchObject({ status: 404 });
     const get = await send(`${url}/services/collector/event`, { method: 'GET', headers: auth });
     expect(get.status).toBe(405);
@@ -226,9 +327,15 @@ describe('splunk_hec source: authorization', () => {
 describe('splunk_hec source: raw endpoint', () => {
   it('stores one record per non-blank line, wrapped as {"event": line}, with the query fields', async () => {
     const { ring, url, metrics } = await start();
-    const withHeader = await send(`${url}/services/collector/raw`, { headers: { ...auth, 'x-splunk-request-channel': 'a5f9b1c2-0000-4000-8000-000000000001' }, body: 'first line\r\n\nsecond "line" \\ ü\n' });
+    const withHeader = await send(`${url}/services/collector/raw`, {
+      headers: { ...auth, 'x-splunk-request-channel': 'a5f9b1c2-0000-4000-8000-000000000001' },
+      body: 'first line\r\n\nsecond "line" \\ ü\n',
+    });
     expect(withHeader.json).toEqual({ text: 'Success', code: 0 });
-    const withQuery = await send(`${url}/services/collector/raw/1.0?channel=c1&host=node-7&sourcetype=syslog&index=main&source=`, { headers: auth, body: 'third' });
+    const withQuery = await send(
+      `${url}/services/collector/raw/1.0?channel=c1&host=node-7&sourcetype=syslog&index=main&source=`,
+      { headers: auth, body: 'third' },
+    );
     expect(withQuery.json).toEqual({ text: 'Success', code: 0 });
     const got: Got[] = [];
     drainRing(ring, got);
@@ -242,8 +349,14 @@ describe('splunk_hec source: raw endpoint', () => {
 
   it('answers 400 code 10 without a channel, and stores nothing', async () => {
     const { ring, url } = await start();
-    expect(await send(`${url}/services/collector/raw`, { headers: auth, body: 'line' })).toMatchObject({ status: 400, json: { text: 'Data channel is missing', code: 10 } });
-    expect(await send(`${url}/services/collector/raw?channel=`, { headers: auth, body: 'line' })).toMatchObject({ status: 400, json: { code: 10 } });
+    expect(await send(`${url}/services/collector/raw`, { headers: auth, body: 'line' })).toMatchObject({
+      status: 400,
+      json: { text: 'Data channel is missing', code: 10 },
+    });
+    expect(await send(`${url}/services/collector/raw?channel=`, { headers: auth, body: 'line' })).toMatchObject({
+      status: 400,
+      json: { code: 10 },
+    });
     expect(ring.usedBytes()).toBe(0);
   });
 });
@@ -290,7 +403,10 @@ describe('splunk_hec source: sizes and load', () => {
     expect(chunked).toBe(413);
     // 64 KiB of gzip that inflates past 8 x 64 KiB.
     const bomb = gzipSync(Buffer.alloc(8 << 20, 0x20));
-    const bombed = await send(`${url}/services/collector/event`, { headers: { ...auth, 'content-encoding': 'gzip' }, body: bomb });
+    const bombed = await send(`${url}/services/collector/event`, {
+      headers: { ...auth, 'content-encoding': 'gzip' },
+      body: bomb,
+    });
     expect(bombed.status).toBe(413);
     expect(ring.usedBytes()).toBe(0);
     expect(await counter(metrics, 'sluice_source_discarded_events_total', { reason: 'body_too_large' })).toBe(3);
@@ -307,10 +423,16 @@ describe('splunk_hec source: sizes and load', () => {
       await Promise.all(
         Array.from({ length: clients }, async (_, client) => {
           for (let r = 0; r < requests; r++) {
-            const body = Array.from({ length: perRequest }, (_, k) => `{"event":{"client":${client},"request":${r},"k":${k}}}`).join('\n');
+            const body = Array.from(
+              { length: perRequest },
+              (_, k) => `{"event":{"client":${client},"request":${r},"k":${k}}}`,
+            ).join('\n');
             // Mixed: gzip on every other request.
             const gz = (client + r) % 2 === 0;
-            const reply = await send(`${url}/services/collector/event`, { headers: gz ? { ...auth, 'content-encoding': 'gzip' } : auth, body: gz ? gzipSync(body) : body });
+            const reply = await send(`${url}/services/collector/event`, {
+              headers: gz ? { ...auth, 'content-encoding': 'gzip' } : auth,
+              body: gz ? gzipSync(body) : body,
+            });
             expect(reply.json).toEqual({ text: 'Success', code: 0 });
           }
         }),
@@ -325,7 +447,8 @@ describe('splunk_hec source: sizes and load', () => {
       // A request's records are contiguous and in order (one writer, FIFO).
       for (let i = 0; i < events.length; i += perRequest) {
         const first = events[i]!;
-        for (let k = 0; k < perRequest; k++) expect(events[i + k]).toEqual({ client: first.client, request: first.request, k });
+        for (let k = 0; k < perRequest; k++)
+          expect(events[i + k]).toEqual({ client: first.client, request: first.request, k });
       }
     } finally {
       c.stop();
@@ -334,7 +457,8 @@ describe('splunk_hec source: sizes and load', () => {
 
   it('a full ring: 503 code 9 after busy_timeout with nothing of the request kept; 200 again once drained', async () => {
     const { src, ring, url, metrics } = await start({ busyTimeoutMs: 150 }, 4096);
-    const body = (i: number) => Array.from({ length: 5 }, (_, k) => `{"event":"r${i}-${k}","pad":"${'p'.repeat(60)}"}`).join('\n');
+    const body = (i: number) =>
+      Array.from({ length: 5 }, (_, k) => `{"event":"r${i}-${k}","pad":"${'p'.repeat(60)}"}`).join('\n');
     const accepted: number[] = [];
     let busy: Reply | null = null;
     for (let i = 0; i < 50 && busy === null; i++) {
@@ -344,14 +468,19 @@ describe('splunk_hec source: sizes and load', () => {
     }
     expect(busy).toMatchObject({ status: 503, json: { text: 'Server is busy', code: 9 } });
     expect(accepted.length).toBeGreaterThan(2);
-    expect(await send(`${url}/services/collector/health`, { method: 'GET' })).toMatchObject({ status: 503, json: { text: 'HEC is unhealthy, queues are full', code: 18 } });
+    expect(await send(`${url}/services/collector/health`, { method: 'GET' })).toMatchObject({
+      status: 503,
+      json: { text: 'HEC is unhealthy, queues are full', code: 18 },
+    });
     const got: Got[] = [];
     drainRing(ring, got);
     src.ringSpace();
     expect(got.map((g) => g.record)).toEqual(accepted.flatMap((i) => body(i).split('\n')));
     expect(await counter(metrics, 'sluice_source_discarded_events_total', { reason: 'busy' })).toBe(5);
     // Space again: the next request is taken.
-    expect(await send(`${url}/services/collector/event`, { headers: auth, body: body(99) })).toMatchObject({ status: 200 });
+    expect(await send(`${url}/services/collector/event`, { headers: auth, body: body(99) })).toMatchObject({
+      status: 200,
+    });
   });
 
   it.each(['on the worker threads', 'inline'])(
@@ -389,7 +518,9 @@ describe('splunk_hec source: sizes and load', () => {
           const m = /"event":"w(\d+)-\d"/.exec(g.record)!;
           byRequest.set(m[1]!, [...(byRequest.get(m[1]!) ?? []), g.record]);
         }
-        expect([...byRequest.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: N }, (_, i) => String(i)));
+        expect([...byRequest.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(
+          Array.from({ length: N }, (_, i) => String(i)),
+        );
         for (const [i, records] of byRequest) expect(records).toEqual(body(Number(i)).split('\n'));
       } finally {
         c.stop();
@@ -400,11 +531,15 @@ describe('splunk_hec source: sizes and load', () => {
 
 describe('splunk_hec source: HTTPS', () => {
   it('serves HEC over https to a client that verifies the certificate; a client trusting another CA fails', async () => {
-    const { ring, url } = await start({ tls: { certFile: pki.certFile, keyFile: pki.keyFile, caFile: null, clientAuth: 'none' } });
+    const { ring, url } = await start({
+      tls: { certFile: pki.certFile, keyFile: pki.keyFile, caFile: null, clientAuth: 'none' },
+    });
     expect(url.startsWith('https://127.0.0.1:')).toBe(true);
     const reply = await send(`${url}/services/collector/event`, { headers: auth, body: envelope(0), ca: pki.ca });
     expect(reply.json).toEqual({ text: 'Success', code: 0 });
-    await expect(send(`${url}/services/collector/event`, { headers: auth, body: envelope(1), ca: pki.otherCa, agent: false })).rejects.toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+    await expect(
+      send(`${url}/services/collector/event`, { headers: auth, body: envelope(1), ca: pki.otherCa, agent: false }),
+    ).rejects.toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
     const got: Got[] = [];
     drainRing(ring, got);
     expect(got.map((g) => g.record)).toEqual([envelope(0)]);
@@ -418,10 +553,14 @@ describe('splunk_hec source: drain', () => {
     const body = `${envelope(0)}\n${envelope(1)}`;
     let finishBody = (): void => {};
     const answered = new Promise<number>((resolve, reject) => {
-      const req = httpRequest(u, { method: 'POST', headers: { ...auth, 'content-length': String(body.length) } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = httpRequest(
+        u,
+        { method: 'POST', headers: { ...auth, 'content-length': String(body.length) } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.write(body.slice(0, 10));
       finishBody = () => req.end(body.slice(10));
@@ -429,7 +568,7 @@ describe('splunk_hec source: drain', () => {
     // The server is reading the body: its first bytes are counted.
     const receivedBytes = (): Promise<number> => counter(metrics, 'sluice_source_received_bytes_total', {});
     await vi.waitFor(
-      async () => expect(await receivedBytes(), 'the body\'s first bytes').toBeGreaterThanOrEqual(10),
+      async () => expect(await receivedBytes(), "the body's first bytes").toBeGreaterThanOrEqual(10),
       WAIT,
     );
     const idle = connect(Number(u.port), '127.0.0.1');
@@ -459,9 +598,12 @@ describe('splunk_hec source: slow clients', () => {
     return { socket, closed: new Promise((resolve) => socket.on('close', () => resolve(text))) };
   }
   const portOf = (url: string): number => Number(new URL(url).port);
-  const slowCount = (metrics: Metrics): Promise<number> => counter(metrics, 'sluice_source_connections_refused_total', { reason: 'slow_client' });
+  const slowCount = (metrics: Metrics): Promise<number> =>
+    counter(metrics, 'sluice_source_connections_refused_total', { reason: 'slow_client' });
 
-  it('a request head not complete within header_timeout_secs gets 408 and is closed; counted as slow_client', { timeout: 60_000 }, async () => {
+  it('a request head not complete within header_timeout_secs gets 408 and is closed; counted as slow_client', {
+    timeout: 60_000,
+  }, async () => {
     const { url, metrics } = await start({ headerTimeoutSecs: 1 });
     const t0 = Date.now();
     const half = rawClient(portOf(url));
@@ -487,10 +629,14 @@ describe('splunk_hec source: slow clients', () => {
     expect(await slowCount(metrics)).toBe(0);
   });
 
-  it('a body below min_body_bytes_per_sec after body_timeout_secs: 408, closed, one event discarded as slow_client', { timeout: 60_000 }, async () => {
+  it('a body below min_body_bytes_per_sec after body_timeout_secs: 408, closed, one event discarded as slow_client', {
+    timeout: 60_000,
+  }, async () => {
     const { ring, url, metrics } = await start({ bodyTimeoutSecs: 1, minBodyBytesPerSec: 1024 });
     const c = rawClient(portOf(url));
-    c.socket.write(`POST /services/collector/event HTTP/1.1\r\nHost: x\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 100\r\n\r\n{`);
+    c.socket.write(
+      `POST /services/collector/event HTTP/1.1\r\nHost: x\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 100\r\n\r\n{`,
+    );
     const drip = setInterval(() => c.socket.write(' '), 200);
     const text = await c.closed.finally(() => clearInterval(drip));
     expect(text).toMatch(/^HTTP\/1\.1 408 /);
@@ -501,15 +647,21 @@ describe('splunk_hec source: slow clients', () => {
     expect(ring.usedBytes()).toBe(0);
   });
 
-  it('a body that takes longer than body_timeout_secs but keeps above min_body_bytes_per_sec is accepted', { timeout: 60_000 }, async () => {
+  it('a body that takes longer than body_timeout_secs but keeps above min_body_bytes_per_sec is accepted', {
+    timeout: 60_000,
+  }, async () => {
     const { ring, url, metrics } = await start({ bodyTimeoutSecs: 1, minBodyBytesPerSec: 1024 });
     const body = Array.from({ length: 64 }, (_, i) => envelope(i, { pad: 'y'.repeat(400) })).join('\n');
     const started = Date.now();
     const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest(new URL(`${url}/services/collector/event`), { method: 'POST', headers: { ...auth, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = httpRequest(
+        new URL(`${url}/services/collector/event`),
+        { method: 'POST', headers: { ...auth, 'content-length': String(Buffer.byteLength(body)) } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       // 4 KiB every 250 ms: each piece buys 4 s against the 1024 B/s minimum, a wide margin on a slow machine.
       void writeInPieces(req, body, 4096, 250);
@@ -522,7 +674,9 @@ describe('splunk_hec source: slow clients', () => {
     expect(await slowCount(metrics)).toBe(0);
   });
 
-  it('at max_connections a new connection takes the slot of one idle for over a second; with none idle it is refused', { timeout: 60_000 }, async () => {
+  it('at max_connections a new connection takes the slot of one idle for over a second; with none idle it is refused', {
+    timeout: 60_000,
+  }, async () => {
     const { url, metrics } = await start({ maxConnections: 2, headerTimeoutSecs: 60, bodyTimeoutSecs: 60 });
     const port = portOf(url);
     // Two connections that never send anything hold both slots.
@@ -530,7 +684,9 @@ describe('splunk_hec source: slow clients', () => {
     await Promise.all(idle.map((c) => new Promise((r) => c.socket.once('connect', r))));
     // A sleep on purpose: the connections must have been idle for over a second (1.2 s).
     await new Promise((r) => setTimeout(r, 1200));
-    expect((await send(`${url}/services/collector/event`, { headers: auth, body: envelope(0), agent: false })).status).toBe(200);
+    expect(
+      (await send(`${url}/services/collector/event`, { headers: auth, body: envelope(0), agent: false })).status,
+    ).toBe(200);
     // Exactly one of them was closed to make room, and counted as a slow client.
     await Promise.race(idle.map((c) => c.closed));
     expect(await slowCount(metrics)).toBe(1);
@@ -541,7 +697,10 @@ describe('splunk_hec source: slow clients', () => {
 
     // Both slots in the middle of a request (body half sent): nothing to take back.
     const busy = [rawClient(port), rawClient(port)];
-    for (const c of busy) c.socket.write(`POST /services/collector/event HTTP/1.1\r\nHost: x\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 100\r\n\r\n{`);
+    for (const c of busy)
+      c.socket.write(
+        `POST /services/collector/event HTTP/1.1\r\nHost: x\r\nAuthorization: Splunk ${TOKEN}\r\nContent-Length: 100\r\n\r\n{`,
+      );
     const received = (): Promise<number> => counter(metrics, 'sluice_source_received_bytes_total', {});
     const headsRead = Buffer.byteLength(envelope(0)) + 2;
     await vi.waitFor(
@@ -550,7 +709,9 @@ describe('splunk_hec source: slow clients', () => {
     );
     // A sleep on purpose: both would be idle for over a second (1.2 s) were they not mid-request.
     await new Promise((r) => setTimeout(r, 1200));
-    await expect(send(`${url}/services/collector/event`, { headers: auth, body: envelope(1), agent: false })).rejects.toBeDefined();
+    await expect(
+      send(`${url}/services/collector/event`, { headers: auth, body: envelope(1), agent: false }),
+    ).rejects.toBeDefined();
     expect(await counter(metrics, 'sluice_source_connections_refused_total', { reason: 'max_connections' })).toBe(1);
     expect(await slowCount(metrics)).toBe(1);
     for (const c of busy) c.socket.destroy();

@@ -26,9 +26,22 @@ import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { peerHead, recordSpan } from '@sluice/ring';
 import { RateLimitedLog } from '@sluice/telemetry';
-import { DEFAULT_MAX_DEPTH, type HecDecoder, type HecDecodeOptions, type HecDecodeResult, type HecEndpoint, type HecRejection } from '@sluice/worker';
+import {
+  DEFAULT_MAX_DEPTH,
+  type HecDecoder,
+  type HecDecodeOptions,
+  type HecDecodeResult,
+  type HecEndpoint,
+  type HecRejection,
+} from '@sluice/worker';
 import { formatAddress, listen, normalizePeer, type Source, type SourceContext } from '../source.ts';
-import { isHandshakeTimeout, rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
+import {
+  isHandshakeTimeout,
+  rejectBadClientCert,
+  reloadServerTls,
+  tlsServerOptions,
+  type TlsSettings,
+} from '../tls.ts';
 import { TokenSet, parseAuthorization } from './auth.ts';
 
 // node:http and node:https by require(), not import: importing them as ES modules reads every
@@ -218,7 +231,11 @@ interface Pending {
  * Start listening. `decoder` decodes bodies (createHecDecoder from @sluice/worker: small bodies
  * inline, large and gzip ones on its worker threads).
  */
-export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSourceOptions, decoder: HecDecoder): Promise<Source> {
+export async function startSplunkHecSource(
+  ctx: SourceContext,
+  opts: SplunkHecSourceOptions,
+  decoder: HecDecoder,
+): Promise<Source> {
   const ring = ctx.ring;
   const tls = opts.tls ?? null;
   const tokens = new TokenSet(opts.validTokens);
@@ -289,13 +306,19 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     }
     if (res.headersSent || res.destroyed) return;
     const close = extra.close === true || draining;
-    res.writeHead(status, close ? ['content-type', JSON_TYPE, 'content-length', String(body.length), 'connection', 'close'] : ['content-type', JSON_TYPE, 'content-length', String(body.length)]);
+    res.writeHead(
+      status,
+      close
+        ? ['content-type', JSON_TYPE, 'content-length', String(body.length), 'connection', 'close']
+        : ['content-type', JSON_TYPE, 'content-length', String(body.length)],
+    );
     res.end(body, 'latin1');
   };
   const counter = (status: number, code: string): ReturnType<typeof ctx.metrics.httpRequests.labels> => {
     const key = `${status} ${code}`;
     let c = answered.get(key);
-    if (c === undefined) answered.set(key, (c = ctx.metrics.httpRequests.labels({ component_id: ctx.id, status: String(status), code })));
+    if (c === undefined)
+      answered.set(key, (c = ctx.metrics.httpRequests.labels({ component_id: ctx.id, status: String(status), code })));
     return c;
   };
   const count = (status: number, code: string): void => counter(status, code).inc();
@@ -305,7 +328,11 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     reading.delete(req);
     if (res.headersSent || res.destroyed) return;
     const body = `{"text":"Request body is larger than max_body_bytes (${opts.maxBodyBytes})","code":413}`;
-    res.writeHead(413, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.writeHead(413, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
     res.end(body, () => req.socket.destroy());
   };
 
@@ -412,7 +439,13 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       send(res, full ? HEC.unhealthy : HEC.healthy);
       return;
     }
-    const endpoint: HecEndpoint | 'ack' | null = EVENT_PATHS.has(path) ? 'event' : RAW_PATHS.has(path) ? 'raw' : ACK_PATHS.has(path) ? 'ack' : null;
+    const endpoint: HecEndpoint | 'ack' | null = EVENT_PATHS.has(path)
+      ? 'event'
+      : RAW_PATHS.has(path)
+        ? 'raw'
+        : ACK_PATHS.has(path)
+          ? 'ack'
+          : null;
     if (endpoint === null) {
       // Not ours: answer, never read the body.
       send(res, HEC.notFound, { close: true });
@@ -428,11 +461,19 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       const auth = parseAuthorization(authorization);
       if (auth.kind !== 'token' || !tokens.has(auth.token)) {
         const answer =
-          auth.kind === 'missing' ? HEC.tokenRequired : auth.kind === 'malformed' ? HEC.invalidAuthorization : HEC.invalidToken;
+          auth.kind === 'missing'
+            ? HEC.tokenRequired
+            : auth.kind === 'malformed'
+              ? HEC.invalidAuthorization
+              : HEC.invalidToken;
         received.inc();
         discard('unauthorized', 1);
         const [status, code, text] = answer;
-        warnings.warn(`auth:${code}`, { peer: normalizePeer(req.socket.remoteAddress), status, code }, `request refused: ${text}`);
+        warnings.warn(
+          `auth:${code}`,
+          { peer: normalizePeer(req.socket.remoteAddress), status, code },
+          `request refused: ${text}`,
+        );
         send(res, answer, { close: true });
         return;
       }
@@ -475,7 +516,13 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     send(res, HEC.methodNotAllowed, { close: true });
   };
 
-  const readBody = (req: IncomingMessage, res: ServerResponse, endpoint: HecEndpoint, gzip: boolean, query: URLSearchParams | null): void => {
+  const readBody = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: HecEndpoint,
+    gzip: boolean,
+    query: URLSearchParams | null,
+  ): void => {
     const b: BodyRead = { res, started: Date.now(), size: 0, first: null, more: null, over: false };
     reading.set(req, b);
     // The deadline is sweepBodies', one timer for all bodies; a body ended, refused or closed
@@ -523,16 +570,31 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     received.inc();
     discard('slow_client', 1);
     count(408, '408');
-    warnings.warn('slow-body', { peer: normalizePeer(req.socket.remoteAddress), body_bytes: size }, 'request body slower than min_body_bytes_per_sec allows; answered 408 and closed');
+    warnings.warn(
+      'slow-body',
+      { peer: normalizePeer(req.socket.remoteAddress), body_bytes: size },
+      'request body slower than min_body_bytes_per_sec allows; answered 408 and closed',
+    );
     if (res.headersSent || res.destroyed) {
       req.socket.destroy();
       return;
     }
-    res.writeHead(408, { 'content-type': 'application/json; charset=utf-8', 'content-length': TIMEOUT_BODY.length, connection: 'close' });
+    res.writeHead(408, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': TIMEOUT_BODY.length,
+      connection: 'close',
+    });
     res.end(TIMEOUT_BODY, () => req.socket.destroy());
   };
 
-  const decodeAndStore = (req: IncomingMessage, res: ServerResponse, endpoint: HecEndpoint, gzip: boolean, query: URLSearchParams | null, body: Uint8Array): void => {
+  const decodeAndStore = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: HecEndpoint,
+    gzip: boolean,
+    query: URLSearchParams | null,
+    body: Uint8Array,
+  ): void => {
     const conn = connOf(req.socket);
     let head = conn?.head ?? null;
     if (head === null) {
@@ -561,8 +623,19 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       const events = result.seen > 0 ? result.seen : result.rejection === 'no_data' ? 0 : 1;
       received.inc(events);
       discard(rejected.reason, events);
-      if (result.rejection === 'internal_error') warnings.error('decoder', { detail: result.detail }, 'hec decoder failed');
-      else warnings.warn(`bad:${result.rejection}`, { peer: normalizePeer(req.socket.remoteAddress), rejection: result.rejection, event_number: result.index, detail: result.detail }, 'request refused: bad data');
+      if (result.rejection === 'internal_error')
+        warnings.error('decoder', { detail: result.detail }, 'hec decoder failed');
+      else
+        warnings.warn(
+          `bad:${result.rejection}`,
+          {
+            peer: normalizePeer(req.socket.remoteAddress),
+            rejection: result.rejection,
+            event_number: result.index,
+            detail: result.detail,
+          },
+          'request refused: bad data',
+        );
       if (rejected.answer === 'too_large') tooLarge(req, res);
       else send(res, rejected.answer, rejected.eventNumber ? { eventNumber: result.index } : {});
       return;
@@ -619,7 +692,8 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
   /** Sockets this source closed itself: their TLS layer's ECONNRESET is no failed handshake. */
   const closedHere = new WeakSet<Socket>();
   /** The connection of a request's socket: under TLS the raw socket is the TLSSocket's `_parent` (net internals, stable since Node 0.11). */
-  const connOf = (socket: Socket): Conn | undefined => conns.get(socket) ?? conns.get((socket as { _parent?: Socket })._parent as Socket);
+  const connOf = (socket: Socket): Conn | undefined =>
+    conns.get(socket) ?? conns.get((socket as { _parent?: Socket })._parent as Socket);
   const closeHere = (socket: Socket): void => {
     closedHere.add(socket);
     socket.destroy();
@@ -629,7 +703,12 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
   const longestIdle = (now: number): Conn | null => {
     let found: Conn | null = null;
     for (const c of conns.values()) {
-      if (c.requests === 0 && now - c.idleSince >= EVICT_AFTER_IDLE_MS && (found === null || c.idleSince < found.idleSince)) found = c;
+      if (
+        c.requests === 0 &&
+        now - c.idleSince >= EVICT_AFTER_IDLE_MS &&
+        (found === null || c.idleSince < found.idleSince)
+      )
+        found = c;
     }
     return found;
   };
@@ -668,7 +747,11 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       slow.inc();
       count(408, '408');
-      warnings.warn('slow-head', { peer: normalizePeer((socket as Socket).remoteAddress) }, 'request head not complete within header_timeout_secs; answered 408 and closed');
+      warnings.warn(
+        'slow-head',
+        { peer: normalizePeer((socket as Socket).remoteAddress) },
+        'request head not complete within header_timeout_secs; answered 408 and closed',
+      );
       if (answerable) {
         socket.end(TIMEOUT_RESPONSE, () => socket.destroy());
         return;
@@ -696,7 +779,10 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
   if (tls === null) {
     server = (require('node:http') as typeof import('node:http')).createServer(httpOptions, handle);
   } else {
-    const https = (require('node:https') as typeof import('node:https')).createServer({ ...tlsServerOptions(tls), ...httpOptions }, handle);
+    const https = (require('node:https') as typeof import('node:https')).createServer(
+      { ...tlsServerOptions(tls), ...httpOptions },
+      handle,
+    );
     https.on('secureConnection', (socket: TLSSocket) => {
       if (rejectBadClientCert(socket, tls)) tlsFailed.inc();
     });
@@ -705,11 +791,19 @@ export async function startSplunkHecSource(ctx: SourceContext, opts: SplunkHecSo
       if (raw !== undefined && closedHere.has(raw)) return;
       if (isHandshakeTimeout(err)) {
         slow.inc();
-        warnings.warn('tls-handshake-timeout', { peer: normalizePeer(socket.remoteAddress) }, 'tls handshake not completed within tls.handshake_timeout_secs; connection closed');
+        warnings.warn(
+          'tls-handshake-timeout',
+          { peer: normalizePeer(socket.remoteAddress) },
+          'tls handshake not completed within tls.handshake_timeout_secs; connection closed',
+        );
         return;
       }
       tlsFailed.inc();
-      warnings.warn(`tls-error:${err.code ?? 'unknown'}`, { peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message }, 'tls handshake failed');
+      warnings.warn(
+        `tls-error:${err.code ?? 'unknown'}`,
+        { peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message },
+        'tls handshake failed',
+      );
     });
     server = https;
     tlsServer = https;

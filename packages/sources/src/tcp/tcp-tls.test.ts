@@ -34,7 +34,10 @@ function lines(ring: Ring): string[] {
 async function startTls(tls: TlsSettings): Promise<{ src: Source; ring: Ring; metrics: Metrics; port: number }> {
   const ring = Ring.create(1 << 16);
   const metrics = new Metrics('test');
-  const src = await startTcpSource({ id: 't', ring, metrics, logger, wrote: () => {} }, { host: '127.0.0.1', port: 0, maxLineBytes: 1024, maxConnections: 16, idleTimeoutSecs: 0, hostKey: '__host', tls });
+  const src = await startTcpSource(
+    { id: 't', ring, metrics, logger, wrote: () => {} },
+    { host: '127.0.0.1', port: 0, maxLineBytes: 1024, maxConnections: 16, idleTimeoutSecs: 0, hostKey: '__host', tls },
+  );
   running.push(src);
   return { src, ring, metrics, port: Number(src.addresses[0]!.split(':').pop()) };
 }
@@ -63,18 +66,27 @@ function collector(ring: Ring): () => string[] {
 /** How long a test waits for lines: generous, the machine may be loaded. */
 const WAIT = { timeout: 30_000, interval: 10 };
 
-const serverOnly = (): TlsSettings => ({ certFile: pki.certFile, keyFile: pki.keyFile, caFile: null, clientAuth: 'none' });
+const serverOnly = (): TlsSettings => ({
+  certFile: pki.certFile,
+  keyFile: pki.keyFile,
+  caFile: null,
+  clientAuth: 'none',
+});
 
 describe('tcp source with tls', () => {
   it('a client that verifies the certificate sends lines; one that trusts another CA fails and sends nothing', async () => {
     const { ring, port } = await startTls(serverOnly());
     const ok = await sendTls(port, { ca: pki.ca }, '{"a":1}\n{"b":2}\n');
     expect(ok.authorized).toBe(true);
-    await expect(sendTls(port, { ca: pki.otherCa }, '{"evil":1}\n')).rejects.toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+    await expect(sendTls(port, { ca: pki.otherCa }, '{"evil":1}\n')).rejects.toMatchObject({
+      code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    });
     // The host name is checked too.
-    await expect(sendTls(port, { ca: pki.ca, servername: 'not-localhost' }, '{"evil":2}\n')).rejects.toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+    await expect(sendTls(port, { ca: pki.ca, servername: 'not-localhost' }, '{"evil":2}\n')).rejects.toMatchObject({
+      code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+    });
     const seen = collector(ring);
-    await vi.waitFor(() => expect(seen(), 'the good client\'s lines, alone').toEqual(['{"a":1}', '{"b":2}']), WAIT);
+    await vi.waitFor(() => expect(seen(), "the good client's lines, alone").toEqual(['{"a":1}', '{"b":2}']), WAIT);
   });
 
   it('refuses plain TCP on a tls port and counts the failed handshake', async () => {
@@ -108,7 +120,10 @@ describe('tcp source with tls', () => {
     // Plain tcp (idle_timeout_secs 0): a node that connects and says nothing is a quiet Talos node, kept.
     const ring = Ring.create(1 << 16);
     const plainMetrics = new Metrics('test');
-    const plainSrc = await startTcpSource({ id: 'p', ring, metrics: plainMetrics, logger, wrote: () => {} }, { host: '127.0.0.1', port: 0, maxLineBytes: 64, maxConnections: 4, idleTimeoutSecs: 0, hostKey: null });
+    const plainSrc = await startTcpSource(
+      { id: 'p', ring, metrics: plainMetrics, logger, wrote: () => {} },
+      { host: '127.0.0.1', port: 0, maxLineBytes: 64, maxConnections: 4, idleTimeoutSecs: 0, hostKey: null },
+    );
     running.push(plainSrc);
     const quiet = connect(Number(plainSrc.addresses[0]!.split(':').pop()), '127.0.0.1');
     let closed = false;
@@ -118,7 +133,7 @@ describe('tcp source with tls', () => {
     expect(closed).toBe(false);
     quiet.end('{"late":1}\n');
     const seen = collector(ring);
-    await vi.waitFor(() => expect(seen(), 'the quiet node\'s line').toEqual(['{"late":1}']), WAIT);
+    await vi.waitFor(() => expect(seen(), "the quiet node's line").toEqual(['{"late":1}']), WAIT);
   }, 60_000);
 
   it('client_auth required: only clients with a certificate from ca_file get in', async () => {
@@ -126,7 +141,11 @@ describe('tcp source with tls', () => {
     // With TLS 1.3 the client may finish its side of the handshake before the server's alert
     // arrives: what counts is that nothing it sent is taken.
     await sendTls(port, { ca: pki.ca }, '{"anon":1}\n').catch(() => null);
-    await sendTls(port, { ca: pki.ca, cert: readFileSync(pki.otherCertFile), key: readFileSync(pki.otherKeyFile) }, '{"stranger":1}\n').catch(() => null);
+    await sendTls(
+      port,
+      { ca: pki.ca, cert: readFileSync(pki.otherCertFile), key: readFileSync(pki.otherKeyFile) },
+      '{"stranger":1}\n',
+    ).catch(() => null);
     await sendTls(port, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, '{"node":1}\n');
     const seen = collector(ring);
     await vi.waitFor(
@@ -141,7 +160,11 @@ describe('tcp source with tls', () => {
     const { ring, port } = await startTls({ ...serverOnly(), caFile: pki.caFile, clientAuth: 'optional' });
     await sendTls(port, { ca: pki.ca }, '{"anon":1}\n');
     await sendTls(port, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, '{"node":1}\n');
-    await sendTls(port, { ca: pki.ca, cert: readFileSync(pki.otherCertFile), key: readFileSync(pki.otherKeyFile) }, '{"stranger":1}\n').catch(() => null);
+    await sendTls(
+      port,
+      { ca: pki.ca, cert: readFileSync(pki.otherCertFile), key: readFileSync(pki.otherKeyFile) },
+      '{"stranger":1}\n',
+    ).catch(() => null);
     const seen = collector(ring);
     await vi.waitFor(
       () => expect([...seen()].sort(), 'the lines of the good clients').toEqual(['{"anon":1}', '{"node":1}']),
@@ -164,7 +187,10 @@ describe('tcp source with tls', () => {
     await sendTls(port, { ca: pki.otherCa }, '{"after":1}\n');
     // A key that does not match: rejected, the current certificate stays.
     copyFileSync(pki.keyFile, key);
-    await expect(src.reloadTls!()).rejects.toMatchObject({ code: 'SLUICE_ERR_TLS', message: expect.stringContaining('sources.t.tls: the new files are not a usable TLS setup') });
+    await expect(src.reloadTls!()).rejects.toMatchObject({
+      code: 'SLUICE_ERR_TLS',
+      message: expect.stringContaining('sources.t.tls: the new files are not a usable TLS setup'),
+    });
     await sendTls(port, { ca: pki.otherCa }, '{"still":1}\n');
     const seen = collector(ring);
     const want = ['{"before":1}', '{"after":1}', '{"still":1}'];
@@ -173,7 +199,10 @@ describe('tcp source with tls', () => {
 
   it('a plain tcp source has no reloadTls', async () => {
     const ring = Ring.create(1 << 16);
-    const src = await startTcpSource({ id: 't', ring, metrics: new Metrics('t'), logger, wrote: () => {} }, { host: '127.0.0.1', port: 0, maxLineBytes: 64, maxConnections: 4, idleTimeoutSecs: 0, hostKey: null });
+    const src = await startTcpSource(
+      { id: 't', ring, metrics: new Metrics('t'), logger, wrote: () => {} },
+      { host: '127.0.0.1', port: 0, maxLineBytes: 64, maxConnections: 4, idleTimeoutSecs: 0, hostKey: null },
+    );
     running.push(src);
     expect(src.reloadTls).toBeUndefined();
   });

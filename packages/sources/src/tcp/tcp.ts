@@ -5,7 +5,13 @@ import { LineFramer } from '@sluice/wire';
 import { RateLimitedLog } from '@sluice/telemetry';
 import { MAX_PEER_BYTES, blockHead, peerHead } from '@sluice/ring';
 import { formatAddress, listen, normalizePeer, type Source, type SourceContext } from '../source.ts';
-import { isHandshakeTimeout, rejectBadClientCert, reloadServerTls, tlsServerOptions, type TlsSettings } from '../tls.ts';
+import {
+  isHandshakeTimeout,
+  rejectBadClientCert,
+  reloadServerTls,
+  tlsServerOptions,
+  type TlsSettings,
+} from '../tls.ts';
 
 /** One socket read, and so the largest block record. */
 const READ_BYTES = 64 * 1024;
@@ -42,7 +48,13 @@ function adoptWithSharedBuffer(husk: Socket, onRead: (n: number, buf: Buffer) =>
   h._handle = null;
   h._server = null;
   h.server = null;
-  const socket = new Socket({ handle, readable: true, writable: true, noDelay: true, onread: { buffer: sharedReadBuffer, callback: onRead } } as ConstructorParameters<typeof Socket>[0]);
+  const socket = new Socket({
+    handle,
+    readable: true,
+    writable: true,
+    noDelay: true,
+    onread: { buffer: sharedReadBuffer, callback: onRead },
+  } as ConstructorParameters<typeof Socket>[0]);
   const s = socket as unknown as Adoptable;
   s._server = server;
   s.server = server;
@@ -148,7 +160,11 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
         socket.destroy();
       });
       socket.on('error', (err: NodeJS.ErrnoException) => {
-        warnings.warn(`conn-error:${err.code ?? 'unknown'}`, { peer: this.peer, code: err.code }, 'tcp connection error');
+        warnings.warn(
+          `conn-error:${err.code ?? 'unknown'}`,
+          { peer: this.peer, code: err.code },
+          'tcp connection error',
+        );
       });
       socket.on('close', () => {
         // A reset connection delivers what it sent, a last line without newline included.
@@ -259,11 +275,19 @@ export async function startTcpSource(ctx: SourceContext, opts: TcpSourceOptions)
       if (isHandshakeTimeout(err)) {
         socket.destroy();
         m.slow.inc();
-        warnings.warn('tls-handshake-timeout', { peer: normalizePeer(socket.remoteAddress) }, 'tls handshake not completed within tls.handshake_timeout_secs; connection closed');
+        warnings.warn(
+          'tls-handshake-timeout',
+          { peer: normalizePeer(socket.remoteAddress) },
+          'tls handshake not completed within tls.handshake_timeout_secs; connection closed',
+        );
         return;
       }
       m.tlsFailed.inc();
-      warnings.warn(`tls-error:${err.code ?? 'unknown'}`, { peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message }, 'tls handshake failed');
+      warnings.warn(
+        `tls-error:${err.code ?? 'unknown'}`,
+        { peer: normalizePeer(socket.remoteAddress), code: err.code, reason: err.message },
+        'tls handshake failed',
+      );
     });
   }
   server.maxConnections = opts.maxConnections;

@@ -25,9 +25,21 @@ const udpOptions = {
 export const udpSource: SourceDefinition<UdpSourceConfig> = {
   type: 'udp',
   protocol: 'udp',
-  ...sourceBuild<typeof udpOptions, UdpSourceConfig>(udpOptions, (v) => ({ type: 'udp', receive_buffer_bytes: v.receive_buffer_bytes, sockets: v.sockets, reader: v.reader })),
+  ...sourceBuild<typeof udpOptions, UdpSourceConfig>(udpOptions, (v) => ({
+    type: 'udp',
+    receive_buffer_bytes: v.receive_buffer_bytes,
+    sockets: v.sockets,
+    reader: v.reader,
+  })),
   async start(ctx, c) {
     const { startUdpSource } = await import('./udp.ts');
-    return startUdpSource(ctx, { host: c.host, port: c.port, hostKey: c.host_key, sockets: c.sockets, receiveBufferBytes: c.receive_buffer_bytes, reader: c.reader });
+    return startUdpSource(ctx, {
+      host: c.host,
+      port: c.port,
+      hostKey: c.host_key,
+      sockets: c.sockets,
+      receiveBufferBytes: c.receive_buffer_bytes,
+      reader: c.reader,
+    });
   },
 };

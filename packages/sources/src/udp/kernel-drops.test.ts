@@ -31,10 +31,10 @@ describe('udpKernelDrops', () => {
     await new Promise<void>((r) => sender.once('exit', () => r()));
     // Now read what the buffer held: every datagram is either read or dropped by the kernel.
     const accounted = (): number => received + udpKernelDrops(port);
-    await vi.waitFor(
-      () => expect(accounted(), 'every datagram read or dropped').toBeGreaterThanOrEqual(2000),
-      { timeout: 30_000, interval: 10 },
-    );
+    await vi.waitFor(() => expect(accounted(), 'every datagram read or dropped').toBeGreaterThanOrEqual(2000), {
+      timeout: 30_000,
+      interval: 10,
+    });
     const drops = udpKernelDrops(port);
     expect(drops).toBeGreaterThan(0);
     // Every datagram was either read or dropped by the kernel, none vanished.

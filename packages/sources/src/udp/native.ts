@@ -14,7 +14,14 @@ const NATIVE_UDP_ADDON = new URL('../../build/udp_recv.node', import.meta.url).p
  * received = written + ringFull + oversize. `errno` is a negative errno (the socket's read
  * failed; reading goes on) or 0.
  */
-export type OnBatch = (received: number, bytes: number, written: number, ringFull: number, oversize: number, errno: number) => void;
+export type OnBatch = (
+  received: number,
+  bytes: number,
+  written: number,
+  ringFull: number,
+  oversize: number,
+  errno: number,
+) => void;
 
 /** Bound, polling sockets that write into one ring. */
 export interface NativeUdpReceiver {
@@ -62,8 +69,10 @@ export function loadNativeUdp(): NativeUdpLoad {
 }
 
 function load(): NativeUdpLoad {
-  if (process.platform !== 'linux') return { ok: false, reason: `it is Linux only (recvmmsg), this is ${process.platform}` };
+  if (process.platform !== 'linux')
+    return { ok: false, reason: `it is Linux only (recvmmsg), this is ${process.platform}` };
   // Bun runs N-API addons but has no libuv loop to hand out: uv_poll is not there.
-  if (process.versions['bun'] !== undefined) return { ok: false, reason: `Bun ${process.versions['bun']} has no libuv event loop (uv_poll)` };
+  if (process.versions['bun'] !== undefined)
+    return { ok: false, reason: `Bun ${process.versions['bun']} has no libuv event loop (uv_poll)` };
   return loadAddon<NativeUdpAddon>(NATIVE_UDP_ADDON, 'UdpReceiver');
 }

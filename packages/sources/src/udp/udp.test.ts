@@ -51,7 +51,9 @@ function portOf(src: Source): number {
 
 async function client(type: 'udp4' | 'udp6', address?: string): Promise<DgramSocket> {
   const socket = createSocket(type);
-  await new Promise<void>((resolve) => socket.bind({ port: 0, ...(address === undefined ? {} : { address }) }, resolve));
+  await new Promise<void>((resolve) =>
+    socket.bind({ port: 0, ...(address === undefined ? {} : { address }) }, resolve),
+  );
   opened.push(socket);
   return socket;
 }
@@ -81,19 +83,44 @@ for (const reader of READERS) {
   const notRun = runs ? '' : ` (NOT RUN: ${native.ok ? '' : native.reason})`;
 
   describe.runIf(runs)(`udp source, reader ${reader}${notRun}`, () => {
-    async function start(ring: Ring, metrics: Metrics, opts: Partial<UdpSourceOptions> = {}, onWrote = () => {}): Promise<Source> {
+    async function start(
+      ring: Ring,
+      metrics: Metrics,
+      opts: Partial<UdpSourceOptions> = {},
+      onWrote = () => {},
+    ): Promise<Source> {
       const ctx: SourceContext = { id: 'src', ring, metrics, logger, wrote: onWrote };
-      const src = await startUdpSource(ctx, { host: '127.0.0.1', port: 0, sockets: 1, receiveBufferBytes: 1 << 20, hostKey: 'h', reader, ...opts });
+      const src = await startUdpSource(ctx, {
+        host: '127.0.0.1',
+        port: 0,
+        sockets: 1,
+        receiveBufferBytes: 1 << 20,
+        hostKey: 'h',
+        reader,
+        ...opts,
+      });
       running.push(src);
       return src;
     }
 
     for (const { name, host, senders, hostKey, peers } of [
-      { name: 'IPv4, host_key', host: '127.0.0.1', senders: ['127.0.0.1', '127.0.0.2'], hostKey: 'h', peers: ['127.0.0.1', '127.0.0.2'] },
+      {
+        name: 'IPv4, host_key',
+        host: '127.0.0.1',
+        senders: ['127.0.0.1', '127.0.0.2'],
+        hostKey: 'h',
+        peers: ['127.0.0.1', '127.0.0.2'],
+      },
       { name: 'IPv4, no host_key', host: '127.0.0.1', senders: ['127.0.0.1'], hostKey: null, peers: [null] },
       { name: 'IPv6 ::1, host_key', host: '::1', senders: ['::1'], hostKey: 'h', peers: ['::1'] },
       // A v4 peer on the dual-stack socket arrives as ::ffff:127.0.0.2 and is written as 127.0.0.2.
-      { name: 'dual stack ::, IPv4 and IPv6 peers', host: '::', senders: ['127.0.0.2', '::1'], hostKey: 'h', peers: ['127.0.0.2', '::1'] },
+      {
+        name: 'dual stack ::, IPv4 and IPv6 peers',
+        host: '::',
+        senders: ['127.0.0.2', '::1'],
+        hostKey: 'h',
+        peers: ['127.0.0.2', '::1'],
+      },
     ] as const) {
       it(`writes the ring byte for byte as Ring.tryWrite does (${name}), across every wrap of a 4 KiB ring`, async () => {
         const ring = Ring.create(4096);
@@ -139,7 +166,12 @@ for (const reader of READERS) {
       const got: RingRecord[] = [];
       drainRing(ring, got);
       expect(got).toEqual(Array.from({ length: 16 }, (_, i) => ({ peer: '127.0.0.1', record: payload(i) })));
-      expect(await counts(metrics)).toEqual({ received: 100, bytes: 100 * payload(0).length, ringFull: 84, oversize: 0 });
+      expect(await counts(metrics)).toEqual({
+        received: 100,
+        bytes: 100 * payload(0).length,
+        ringFull: 84,
+        oversize: 0,
+      });
       expect(wrote).toBeGreaterThan(0);
     });
 
@@ -161,7 +193,12 @@ for (const reader of READERS) {
         drainRing(ring, got); // the 1010-byte record fills the whole ring
       }
       expect(got.map((g) => g.record.length)).toEqual([1010, 3]);
-      expect(await counts(metrics)).toEqual({ received: 6, bytes: sizes.reduce((a, b) => a + b, 0), ringFull: 0, oversize: 4 });
+      expect(await counts(metrics)).toEqual({
+        received: 6,
+        bytes: sizes.reduce((a, b) => a + b, 0),
+        ringFull: 0,
+        oversize: 4,
+      });
     });
 
     it('IPv6 with several sockets on one port (SO_REUSEPORT): every datagram once', async () => {
@@ -213,7 +250,9 @@ for (const reader of READERS) {
     it('a port in use fails the start with EADDRINUSE', async () => {
       const taken = await client('udp4', '127.0.0.1');
       const port = taken.address().port;
-      await expect(start(Ring.create(1024), new Metrics('test'), { port })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      await expect(start(Ring.create(1024), new Metrics('test'), { port })).rejects.toMatchObject({
+        code: 'EADDRINUSE',
+      });
     });
 
     it('200,000 datagrams from a sender thread: sent = received + kernel drops, received = written + ring_full, every written one in the ring once', async () => {
@@ -240,7 +279,9 @@ for (const reader of READERS) {
          pump();`,
         { eval: true, workerData: { n: N, port } },
       );
-      const result = await new Promise<{ sent: number; errors: number }>((resolve, reject) => sender.once('message', resolve).once('error', reject));
+      const result = await new Promise<{ sent: number; errors: number }>((resolve, reject) =>
+        sender.once('message', resolve).once('error', reject),
+      );
       await sender.terminate();
       expect(result.sent + result.errors).toBe(N);
       // Kernel drops are those of our sockets' receive buffers (/proc/net/udp): never received.
@@ -273,33 +314,74 @@ describe('reader selection', () => {
         cb();
       },
     });
-    return { logger: pino({ level: 'debug' }, stream), lines: () => out.join('').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+    return {
+      logger: pino({ level: 'debug' }, stream),
+      lines: () =>
+        out
+          .join('')
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+    };
   }
 
-  it.runIf(native.ok || CI)(`auto reads with the native reader where it loads${native.ok ? '' : ` (${native.reason})`}`, async () => {
-    expect(native).toMatchObject({ ok: true });
-    const { logger: log, lines } = capture();
-    const ctx: SourceContext = { id: 'src', ring: Ring.create(1 << 16), metrics: new Metrics('test'), logger: log, wrote: () => {} };
-    // A host name: resolved to an IPv4 literal first, as dgram's udp4 socket does.
-    const src = await startUdpSource(ctx, { host: 'localhost', port: 0, sockets: 1, receiveBufferBytes: 1 << 16, hostKey: null });
-    running.push(src);
-    expect(lines().find((l) => l['msg'] === 'udp source reading')).toMatchObject({ reader: 'native' });
-    expect(lines().some((l) => l['level'] === 40 && String(l['msg']).includes('native UDP reader'))).toBe(false);
-  });
+  it.runIf(native.ok || CI)(
+    `auto reads with the native reader where it loads${native.ok ? '' : ` (${native.reason})`}`,
+    async () => {
+      expect(native).toMatchObject({ ok: true });
+      const { logger: log, lines } = capture();
+      const ctx: SourceContext = {
+        id: 'src',
+        ring: Ring.create(1 << 16),
+        metrics: new Metrics('test'),
+        logger: log,
+        wrote: () => {},
+      };
+      // A host name: resolved to an IPv4 literal first, as dgram's udp4 socket does.
+      const src = await startUdpSource(ctx, {
+        host: 'localhost',
+        port: 0,
+        sockets: 1,
+        receiveBufferBytes: 1 << 16,
+        hostKey: null,
+      });
+      running.push(src);
+      expect(lines().find((l) => l['msg'] === 'udp source reading')).toMatchObject({ reader: 'native' });
+      expect(lines().some((l) => l['level'] === 40 && String(l['msg']).includes('native UDP reader'))).toBe(false);
+    },
+  );
 
   it('dgram is used when asked for', async () => {
     const { logger: log, lines } = capture();
-    const ctx: SourceContext = { id: 'src', ring: Ring.create(1 << 16), metrics: new Metrics('test'), logger: log, wrote: () => {} };
-    running.push(await startUdpSource(ctx, { host: '127.0.0.1', port: 0, sockets: 1, receiveBufferBytes: 1 << 16, hostKey: null, reader: 'dgram' }));
+    const ctx: SourceContext = {
+      id: 'src',
+      ring: Ring.create(1 << 16),
+      metrics: new Metrics('test'),
+      logger: log,
+      wrote: () => {},
+    };
+    running.push(
+      await startUdpSource(ctx, {
+        host: '127.0.0.1',
+        port: 0,
+        sockets: 1,
+        receiveBufferBytes: 1 << 16,
+        hostKey: null,
+        reader: 'dgram',
+      }),
+    );
     expect(lines().find((l) => l['msg'] === 'udp source reading')).toMatchObject({ reader: 'dgram' });
   });
 
   // Bun runs N-API addons but has no libuv loop: the real "unavailable" case, without a mock.
   const BUN = new URL('../../../../node_modules/.bin/bun', import.meta.url).pathname;
   const haveBun = existsSync(BUN) && spawnSync(BUN, ['--version']).status === 0;
-  it.skipIf(!haveBun)(`under Bun: auto falls back to dgram with one warning naming the reason, native refuses to start${haveBun ? '' : ' (NOT RUN: node_modules/.bin/bun is missing)'}`, () => {
-    const udp = new URL('./udp.ts', import.meta.url).pathname;
-    const script = (reader: UdpReader): string => `
+  it.skipIf(!haveBun)(
+    `under Bun: auto falls back to dgram with one warning naming the reason, native refuses to start${haveBun ? '' : ' (NOT RUN: node_modules/.bin/bun is missing)'}`,
+    () => {
+      const udp = new URL('./udp.ts', import.meta.url).pathname;
+      const script = (reader: UdpReader): string => `
       import { pino } from 'pino';
       import { Ring } from '@sluice/ring';
       import { Metrics } from '@sluice/telemetry';
@@ -312,20 +394,32 @@ describe('reader selection', () => {
       } catch (err) {
         console.log(JSON.stringify({ error: err.message }));
       }`;
-    const run = (reader: UdpReader): Record<string, unknown>[] => {
-      const r = spawnSync(BUN, ['-e', script(reader)], { cwd: new URL('../../../../', import.meta.url).pathname, encoding: 'utf8' });
-      expect(r.status, r.stderr).toBe(0);
-      return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    };
-    const auto = run('auto');
-    expect(auto.filter((l) => l['level'] === 40)).toEqual([
-      expect.objectContaining({ msg: 'the native UDP reader cannot be used; reading with node:dgram (reader: auto)', reason: expect.stringMatching(/^Bun .* has no libuv event loop/) }),
-    ]);
-    expect(auto.at(-1)).toEqual({ started: true });
-    expect(run('native').at(-1)).toEqual({
-      error: expect.stringMatching(/^reader is native, but the native UDP reader cannot be used: Bun .* has no libuv event loop \(uv_poll\); set reader: auto/),
-    });
-  });
+      const run = (reader: UdpReader): Record<string, unknown>[] => {
+        const r = spawnSync(BUN, ['-e', script(reader)], {
+          cwd: new URL('../../../../', import.meta.url).pathname,
+          encoding: 'utf8',
+        });
+        expect(r.status, r.stderr).toBe(0);
+        return r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+      };
+      const auto = run('auto');
+      expect(auto.filter((l) => l['level'] === 40)).toEqual([
+        expect.objectContaining({
+          msg: 'the native UDP reader cannot be used; reading with node:dgram (reader: auto)',
+          reason: expect.stringMatching(/^Bun .* has no libuv event loop/),
+        }),
+      ]);
+      expect(auto.at(-1)).toEqual({ started: true });
+      expect(run('native').at(-1)).toEqual({
+        error: expect.stringMatching(
+          /^reader is native, but the native UDP reader cannot be used: Bun .* has no libuv event loop \(uv_poll\); set reader: auto/,
+        ),
+      });
+    },
+  );
 
   it.runIf(native.ok)('the addon refuses a buffer that is not a whole ring', () => {
     if (!native.ok) return;

@@ -122,9 +122,14 @@ async function openReading(ctx: SourceContext, opts: UdpSourceOptions, counters:
   if (native.ok) return readNative(ctx, opts, counters, native.addon);
   if (reader === 'native') {
     // No `code`: the daemon's bind error then shows this message, which names the option.
-    throw new Error(`reader is native, but the native UDP reader cannot be used: ${native.reason}; set reader: auto (falls back to node:dgram) or reader: dgram`);
+    throw new Error(
+      `reader is native, but the native UDP reader cannot be used: ${native.reason}; set reader: auto (falls back to node:dgram) or reader: dgram`,
+    );
   }
-  ctx.logger.warn({ reason: native.reason }, 'the native UDP reader cannot be used; reading with node:dgram (reader: auto)');
+  ctx.logger.warn(
+    { reason: native.reason },
+    'the native UDP reader cannot be used; reading with node:dgram (reader: auto)',
+  );
   return readDgram(ctx, opts, counters);
 }
 
@@ -139,13 +144,22 @@ async function literalHost(host: string): Promise<string> {
  * a socket with that batch's counts (received = written + ring_full + oversize), so the
  * metrics and the dispatcher's wrote() cost nothing per datagram.
  */
-async function readNative(ctx: SourceContext, opts: UdpSourceOptions, c: Counters, addon: NativeUdpAddon): Promise<Reading> {
+async function readNative(
+  ctx: SourceContext,
+  opts: UdpSourceOptions,
+  c: Counters,
+  addon: NativeUdpAddon,
+): Promise<Reading> {
   const ring = ctx.ring;
   let messages = 0;
   const onBatch: OnBatch = (received, bytes, written, ringFull, oversize, errno) => {
     if (errno !== 0) {
       const code = getSystemErrorName(errno);
-      c.errors.error(`socket-error:${code}`, { err: Object.assign(new Error(`recvmmsg ${code}`), { code, errno, syscall: 'recvmmsg' }) }, 'udp socket error');
+      c.errors.error(
+        `socket-error:${code}`,
+        { err: Object.assign(new Error(`recvmmsg ${code}`), { code, errno, syscall: 'recvmmsg' }) },
+        'udp socket error',
+      );
     }
     if (received === 0) return;
     messages += received;
@@ -157,12 +171,25 @@ async function readNative(ctx: SourceContext, opts: UdpSourceOptions, c: Counter
   };
   const host = await literalHost(opts.host);
   const open = (sockets: number): NativeUdpReceiver =>
-    new addon.UdpReceiver(host, opts.port, sockets, opts.receiveBufferBytes, new Uint8Array(ring.sab), opts.hostKey !== null, onBatch);
+    new addon.UdpReceiver(
+      host,
+      opts.port,
+      sockets,
+      opts.receiveBufferBytes,
+      new Uint8Array(ring.sab),
+      opts.hostKey !== null,
+      onBatch,
+    );
   let receiver: NativeUdpReceiver;
   try {
     receiver = open(opts.sockets);
   } catch (err) {
-    if (opts.sockets === 1 || !(err as Error).message.startsWith('setsockopt ') || !(err as Error).message.endsWith(' SO_REUSEPORT')) throw err;
+    if (
+      opts.sockets === 1 ||
+      !(err as Error).message.startsWith('setsockopt ') ||
+      !(err as Error).message.endsWith(' SO_REUSEPORT')
+    )
+      throw err;
     // Platforms without SO_REUSEPORT: one socket.
     ctx.logger.warn({ err }, 'reusePort is not available here; using one UDP socket');
     receiver = open(1);
@@ -240,7 +267,9 @@ async function readDgram(ctx: SourceContext, opts: UdpSourceOptions, c: Counters
       socket.once('error', reject);
       socket.bind({ address: opts.host, port, exclusive: true }, () => {
         socket.off('error', reject);
-        socket.on('error', (err: NodeJS.ErrnoException) => c.errors.error(`socket-error:${err.code ?? 'unknown'}`, { err }, 'udp socket error'));
+        socket.on('error', (err: NodeJS.ErrnoException) =>
+          c.errors.error(`socket-error:${err.code ?? 'unknown'}`, { err }, 'udp socket error'),
+        );
         socket.on('message', onMessage);
         resolve(socket);
       });
