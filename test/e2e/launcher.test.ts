@@ -43,6 +43,7 @@ describe.runIf(process.platform === 'linux')('the sluice launcher (bin/sluice.js
   it('`run` restarts itself in place (same pid) with a capped young generation and two malloc arenas', async () => {
     const env = { ...process.env } as Record<string, string>;
     delete env['MALLOC_ARENA_MAX'];
+    delete env['MALLOC_MMAP_THRESHOLD_'];
     delete env['NODE_OPTIONS'];
     const d = await startDaemon(CONFIG, { launcher: true, env });
     try {
@@ -51,20 +52,20 @@ describe.runIf(process.platform === 'linux')('the sluice launcher (bin/sluice.js
       expect(argv.filter((a) => a.startsWith('--max-semi-space-size'))).toHaveLength(1);
       expect(argv.some((a) => a.endsWith('apps/sluice/bin/sluice.js'))).toBe(true);
       expect(seen.get('MALLOC_ARENA_MAX')).toBe('2');
+      expect(seen.get('MALLOC_MMAP_THRESHOLD_')).toBe('262144');
     } finally {
       expect(await d.stop('SIGTERM')).toBe(0);
     }
   });
 
   it('leaves settings the operator chose alone', async () => {
-    const d = await startDaemon(CONFIG, {
-      launcher: true,
-      env: { MALLOC_ARENA_MAX: '8', NODE_OPTIONS: '--max-semi-space-size=8' },
-    });
+    const env = { MALLOC_ARENA_MAX: '8', MALLOC_MMAP_THRESHOLD_: '131072', NODE_OPTIONS: '--max-semi-space-size=8' };
+    const d = await startDaemon(CONFIG, { launcher: true, env });
     try {
       const { argv, env: seen } = procInfo(d.proc.pid!);
       expect(argv.some((a) => a.startsWith('--max-semi-space-size'))).toBe(false);
       expect(seen.get('MALLOC_ARENA_MAX')).toBe('8');
+      expect(seen.get('MALLOC_MMAP_THRESHOLD_')).toBe('131072');
       expect(seen.get('NODE_OPTIONS')).toBe('--max-semi-space-size=8');
     } finally {
       expect(await d.stop('SIGTERM')).toBe(0);
@@ -309,6 +310,7 @@ sinks:
         expect(argv).toContain('--max-semi-space-size=4');
         expect(argv.some((a) => a.endsWith('apps/sluice/bin/sluice.js'))).toBe(true);
         expect(seen.get('MALLOC_ARENA_MAX')).toBe('2');
+        expect(seen.get('MALLOC_MMAP_THRESHOLD_')).toBe('262144');
         expect(childrenOf(pid)).toEqual([]);
 
         const TCP_LINES = 20_000;

@@ -72,6 +72,5 @@ sinks:
       s3Env(env),
     );
     expect(awsSdk(loaded).some((m) => m.includes('/@aws-sdk/client-s3/'))).toBe(true);
-    expect(awsSdk(loaded).some((m) => m.includes('/@aws-sdk/lib-storage/'))).toBe(true);
   });
 });

@@ -195,6 +195,14 @@ export class SpoolingWriter extends ObjectWriter {
     return took === 'ok';
   }
 
+  /**
+   * A frame held for spool space is still referenced; one appended (writevSync) and passed on
+   * is as the store left it.
+   */
+  override released(frame: Frame): boolean {
+    return !this.#pending.includes(frame) && super.released(frame);
+  }
+
   /** `disk_blocked` while the spool's disk (or the store's) refuses writes. */
   override get pushbackReason(): 'disk_blocked' | 'buffer_full' {
     return this.#disk?.blocked === true ? 'disk_blocked' : super.pushbackReason;

@@ -45,7 +45,7 @@ api:
 #   format: json                     # json | pretty
 
 # workers:
-#   threads: 4                       # default: one per CPU, 1..64
+#   threads: 4                       # default: one per CPU but one (at least 1), 1..64
 #   batch_bytes: 262144              # raw record bytes per worker task
 #   batch_timeout_ms: 50             # a partial batch leaves after this long
 
@@ -62,7 +62,7 @@ sources:
     address: 127.0.0.1:5170          # 0.0.0.0:5170 to accept from the network
     host_key: __host                 # record key that receives the peer address
     # extra_tags: { cluster: prod }  # added to every record; values are strings
-    # ring_bytes: 8388608
+    # ring_bytes: 2097152
     # max_line_bytes: 262144
     # max_connections: 1024
     # idle_timeout_secs: 300         # 0 = never

@@ -68,7 +68,7 @@ describe('splunk_hec source', () => {
       port: 8088,
       extra_tags: {},
       host_key: null,
-      ring_bytes: 8 * MIB,
+      ring_bytes: 2 * MIB,
       valid_tokens: [TOKEN],
       max_body_bytes: 16 * MIB,
       max_connections: 1024,

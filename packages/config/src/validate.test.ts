@@ -14,7 +14,7 @@ describe('defaults', () => {
     expect(config.api).toEqual({ enabled: true, address: '127.0.0.1:9598', host: '127.0.0.1', port: 9598 });
     expect(config.log).toEqual({ level: 'info', format: 'json' });
     expect(config.workers).toEqual({
-      threads: Math.min(64, Math.max(1, availableParallelism())),
+      threads: Math.min(64, Math.max(1, availableParallelism() - 1)),
       batch_bytes: 262_144,
       batch_timeout_ms: 50,
     });
@@ -30,7 +30,7 @@ describe('defaults', () => {
       port: 5170,
       extra_tags: {},
       host_key: null,
-      ring_bytes: 8 * MIB,
+      ring_bytes: 2 * MIB,
       max_line_bytes: 262_144,
       max_connections: 1024,
       idle_timeout_secs: 300,

@@ -43,9 +43,13 @@ export const logOptions = {
   format: def(oneOf(['json', 'pretty']), 'json'),
 };
 
-/** One worker per CPU, as piscina would pick, within the allowed 1..64. */
+/**
+ * One worker per CPU but one, within the allowed 1..64: the main thread (sockets, framing, the
+ * sinks) keeps a core busy under load, so on 2 CPUs a second worker only shares the cores and
+ * costs ~20 MiB at a burst's peak (docs/benchmarks.md, "Memory").
+ */
 export function defaultThreads(): number {
-  return Math.min(64, Math.max(1, availableParallelism()));
+  return Math.min(64, Math.max(1, availableParallelism() - 1));
 }
 
 export const workersOptions = {

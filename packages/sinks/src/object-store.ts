@@ -31,6 +31,12 @@ export interface ObjectStore {
   // biome-ignore lint/suspicious/noConfusingVoidType: stores without a report are `async check(): Promise<void>`.
   check(): Promise<ObjectStoreCheck | void>;
   /**
+   * true when an upload's write() copies the chunk before it returns (S3's part buffers), so
+   * the caller may free it at once. Absent or false: the upload keeps a reference until the
+   * bytes are written (the file store's write streams).
+   */
+  readonly copiesChunks?: boolean;
+  /**
    * Bytes written to this store's uploads and not yet stored (sluice_sink_buffered_bytes).
    * Optional: a store without a buffer of its own leaves it out.
    */

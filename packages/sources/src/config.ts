@@ -126,12 +126,24 @@ function buildTls(v: Values<typeof tlsOptions>, path: string, ctx: Ctx): TlsConf
 /** The `tls` option of the sources that listen on TCP. */
 export const tls = opt(section(tlsOptions, buildTls));
 
-/** Options every source has. */
+/** Options every source has (udp's ring default; see {@link streamSourceOptions}). */
 export const sourceOptions = {
   address: req(address()),
   extra_tags: def(stringMap(), {}),
   host_key: opt(string()),
   ring_bytes: def(integer(65_536, 1_073_741_824, { powerOfTwo: true }), 8 * MIB),
+};
+
+/**
+ * The same for the sources that can make their senders wait (tcp pauses its sockets,
+ * splunk_hec answers 503): a smaller ring by default. Its pages stay resident once a burst has
+ * filled it, and a worker takes 256 KiB at a time (two per thread in flight), so 2 MiB keeps
+ * the workers fed: peak RSS of a 1,000,000-line TCP burst ~6 MiB lower (docs/benchmarks.md,
+ * "Memory"). udp keeps 8 MiB: a datagram that finds the ring full is lost.
+ */
+export const streamSourceOptions = {
+  ...sourceOptions,
+  ring_bytes: def(integer(65_536, 1_073_741_824, { powerOfTwo: true }), 2 * MIB),
 };
 
 /** The fields every source config has; reports a tag that the host_key would overwrite. */

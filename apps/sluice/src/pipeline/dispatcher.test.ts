@@ -9,6 +9,8 @@ import { Dispatcher, type WhenFull } from './dispatcher.ts';
 /** A store whose uploads say "wait" while `full` is set, and drain when it is cleared. */
 class GateStore implements ObjectStore {
   full = false;
+  /** Set for a store whose write() copies (as S3's does): the dispatcher may free frames. */
+  copiesChunks = false;
   readonly bytes: number[] = [];
   private readonly waiting = new Set<EventEmitter>();
 
@@ -42,12 +44,15 @@ class GateStore implements ObjectStore {
 /** A worker stand-in: one 1-byte frame per span, the first body byte of its first record. */
 class FakeRunner {
   readonly tasks: BatchTask[] = [];
+  /** Every frame returned, to check which the dispatcher freed. */
+  readonly frames: Uint8Array[] = [];
   async run(task: BatchTask): Promise<BatchResult> {
     this.tasks.push(task);
     // Data region after the 64-byte header; a record is a u32 length, a 1-byte peer head, 3 bytes.
     const data = new Uint8Array(task.sab, 64, 65_536);
     const records = (task.end - task.start) / 8;
     const frame = Uint8Array.of(data[(task.start + 5) & 65_535]!);
+    this.frames.push(frame);
     const malformed = {};
     return {
       ok: true,
@@ -157,6 +162,38 @@ describe('Dispatcher and a sink that says wait', () => {
     expect(await t.dropped()).toBe(4);
     await t.writer.close();
     expect(t.writer.stats.recordsWritten).toBe(3);
+  });
+});
+
+describe('Dispatcher and the frames of delivered batches', () => {
+  it('frees (detaches) each frame once the sink copied it, not for a sink that keeps references', async () => {
+    for (const copies of [true, false]) {
+      const t = setup('block');
+      t.store.copiesChunks = copies;
+      for (let i = 1; i <= 4; i++) t.send(i);
+      await t.dispatcher.flush();
+      expect(t.store.bytes).toEqual([1, 2, 3, 4]);
+      expect(t.runner.frames).toHaveLength(4);
+      expect(t.runner.frames.map((f) => (f.buffer as ArrayBuffer).detached)).toEqual([copies, copies, copies, copies]);
+    }
+  });
+
+  it('never frees a frame that is a view into a larger buffer', async () => {
+    const t = setup('block');
+    t.store.copiesChunks = true;
+    const shared = new Uint8Array(16);
+    t.runner.run = async (task) => {
+      const frame = shared.subarray(0, 1);
+      frame[0] = 7;
+      const kinds = { service: 0, kernel: 0, other: 1 };
+      const counts = { records: 1, accepted: 1, inputBytes: 0, outputBytes: 0, malformed: {}, kinds };
+      const rawBytes = task.end - task.start;
+      return { ok: true, frames: [frame], deadLetter: null, rawBytes, ndjsonBytes: 1, busyMs: 0, counts };
+    };
+    t.send(1);
+    await t.dispatcher.flush();
+    expect(t.store.bytes).toEqual([7]);
+    expect(shared.buffer.detached).toBe(false);
   });
 });
 

@@ -67,6 +67,23 @@ export interface DispatcherOptions {
 }
 
 /**
+ * Frees a batch's frames now that every sink copied them (or dropped them): detaching each
+ * frame's ArrayBuffer releases its memory at once. Each frame is a malloc'd block a worker
+ * made and transferred; left to the main thread's collector they were ~10-30 MiB of garbage
+ * at a burst's peak, and freed late and out of order they left holes in the workers' malloc
+ * arenas that glibc never returns (peak RSS of a 1,000,000-line burst into S3:
+ * docs/benchmarks.md, "Memory"). Only a frame that owns its whole ArrayBuffer (as the
+ * workers' do) is detached, never a view into memory something else may use.
+ */
+function freeFrames(frames: readonly Uint8Array[]): void {
+  for (const f of frames) {
+    const buf = f.buffer;
+    const whole = f.byteOffset === 0 && f.byteLength === buf.byteLength;
+    if (buf instanceof ArrayBuffer && whole && !buf.detached) buf.transfer(0);
+  }
+}
+
+/**
  * Moves records from rings to workers and results to object writers.
  *
  * The dispatcher owns each ring's consumer index: it claims record-aligned spans, hands
@@ -234,16 +251,15 @@ export class Dispatcher {
       if (result.ok) {
         const c = result.counts;
         if (c.accepted > 0) {
+          let released = true;
           for (const out of route.outputs) {
             const bytes = result.frames[out.codecIndex];
             if (bytes === undefined) continue;
-            this.write(st, out, {
-              bytes,
-              records: c.accepted,
-              rawBytes: result.ndjsonBytes,
-              ...(result.facts === undefined ? {} : { facts: result.facts }),
-            });
+            const facts = result.facts === undefined ? {} : { facts: result.facts };
+            const frame = { bytes, records: c.accepted, rawBytes: result.ndjsonBytes, ...facts };
+            if (!this.write(st, out, frame)) released = false;
           }
+          if (released) freeFrames(result.frames);
         }
         let malformed = 0;
         for (const reason in c.malformed) {
@@ -282,8 +298,11 @@ export class Dispatcher {
     this.checkIdle();
   }
 
-  /** One frame to one sink, by the sink's when_full. */
-  private write(st: RouteState, out: DispatchOutput, batchFrame: Frame): void {
+  /**
+   * One frame to one sink, by the sink's when_full. Returns whether the sink kept no reference
+   * to the frame's bytes (dropped, or copied by its store).
+   */
+  private write(st: RouteState, out: DispatchOutput, batchFrame: Frame): boolean {
     // A sink that does not index gets no facts: its objects get no index.
     const frame =
       out.index || batchFrame.facts === undefined
@@ -294,14 +313,14 @@ export class Dispatcher {
     if (out.whenFull === 'drop_newest') {
       if (this.blockedWriters.has(writer)) {
         this.opts.metrics.sinkDiscardedEvents.inc({ ...out.sinkLabels, reason: writer.pushbackReason }, records);
-        return;
+        return true;
       }
       if (!writer.write(frame)) {
         // The frame was taken; the ones after it are dropped until the writer drains.
         this.blockedWriters.add(writer);
         writer.once('drain', () => this.blockedWriters.delete(writer));
       }
-      return;
+      return writer.released(frame);
     }
     if (!writer.write(frame)) {
       st.waitingOn++;
@@ -310,6 +329,7 @@ export class Dispatcher {
         this.deliver(st);
       });
     }
+    return writer.released(frame);
   }
 
   private checkIdle(): void {

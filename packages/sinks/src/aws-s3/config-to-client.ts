@@ -19,7 +19,7 @@
  * and replaces the quota and the attempt limit with a time budget per request. The middleware sleeps the
  * delay we return, racing the request's abortSignal, so an aborted request stops waiting.
  *
- * lib-storage's Upload sends every part (a Buffer, replayable) through client.send(), so a part
+ * MultipartUpload (multipart.ts) sends every part (a Buffer, replayable) through client.send(), so a part
  * that fails transiently is retried on its own and the multipart upload goes on.
  */
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
@@ -125,7 +125,7 @@ export function createS3Client(cfg: S3ClientOptions): S3Client {
   const onRequest = cfg.onRequest;
   if (onRequest !== undefined) {
     // At the initialize step, outside the retry middleware (finalizeRequest): one notice per
-    // request, its duration covering every try. lib-storage sends each part through
+    // request, its duration covering every try. MultipartUpload sends each part through
     // client.send(), so parts are seen here too.
     client.middlewareStack.add(
       (next, context) => async (args) => {

@@ -1,25 +1,25 @@
 /**
  * S3Store: an ObjectStore over an S3 bucket (`aws_s3` sink), any S3-compatible server.
  *
- * Each object is one streaming @aws-sdk/lib-storage Upload fed through a PassThrough:
+ * Each object is one MultipartUpload (multipart.ts), streamed as it is written:
  *
- *   write(chunk) ──► PassThrough ──► lib-storage cuts parts of partSizeBytes ──► UploadPart x queueSize
- *                                    (a part leaves as soon as it is full)      (retried by the client)
+ *   write(chunk) ──copy──► part buffer of partSizeBytes ──► UploadPart x queueSize
+ *                          (a part leaves as soon as it is full)  (retried by the client)
  *   close() ──► end ──► last part + CompleteMultipartUpload ──► HEAD (size check) ──► resolve
  *                       (an object under one part is a single PutObject instead)
  *
- * so memory follows the part size and the queue, never the upload period or the object size.
+ * so memory follows the part size and the queue, never the upload period or the object size;
+ * a part's buffer is freed as soon as S3 stored it.
  *
  * Backpressure: the store counts the bytes written to any of its uploads and not yet stored
- * by S3 (lib-storage's progress reports a part once its UploadPart answered). write() returns
+ * by S3 (a part counts as stored once its UploadPart answered). write() returns
  * false while that count is above maxBufferedBytes, and 'drain' follows once it is back
  * under. One exception keeps it from deadlocking: an upload holding no more than one part is
- * never told to wait, since its bytes cannot leave before the part is full (lib-storage cuts
- * a part when it holds MORE than partSizeBytes). So the bound holds to within one part per
- * open upload.
+ * never told to wait, since its bytes cannot leave before the part is full. So the bound
+ * holds to within one part per open upload.
  *
  * Failures: the client retries transient errors for a long time (config-to-client.ts), so a
- * failure that reaches us is final: lib-storage aborts the multipart upload, close() rejects
+ * failure that reaches us is final: the upload aborts the multipart upload, close() rejects
  * with SLUICE_ERR_S3_UPLOAD naming the sink and the key, and write() discards from then on
  * (emitting any 'drain' it owes). Messages never contain credentials.
  *
@@ -34,7 +34,6 @@
  * carry an AbortIncompleteMultipartUpload lifecycle rule as the safety net.
  */
 import { EventEmitter } from 'node:events';
-import { PassThrough } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
@@ -42,7 +41,7 @@ import {
   HeadObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { MultipartUpload } from './multipart.ts';
 import { abortIncompleteUploads } from './orphan-uploads.ts';
 import {
   ERR_CONFIG,
@@ -93,6 +92,8 @@ export class S3Store implements ObjectStore {
   readonly maxBufferedBytes: number;
   readonly client: S3Client;
   readonly logger: S3StoreLogger | undefined;
+  /** write() copies into a part buffer (multipart.ts): the caller may free the chunk at once. */
+  readonly copiesChunks = true;
   readonly #checkTimeoutMs: number;
   /** Bytes written to open uploads that S3 has not stored yet. */
   #buffered = 0;
@@ -100,7 +101,7 @@ export class S3Store implements ObjectStore {
   readonly #waiting = new Set<S3Upload>();
   #secret: string | undefined | null = null;
 
-  /** @throws SluiceError SLUICE_ERR_CONFIG on sizes S3 or lib-storage would refuse. */
+  /** @throws SluiceError SLUICE_ERR_CONFIG on sizes S3 would refuse. */
   constructor(opts: S3StoreOptions) {
     this.sinkId = opts.sinkId;
     this.bucket = opts.bucket;
@@ -273,47 +274,36 @@ type State = 'open' | 'closing' | 'aborting' | 'done';
 class S3Upload extends EventEmitter implements ObjectUpload {
   readonly key: string;
   readonly #store: S3Store;
-  readonly #body: PassThrough;
-  readonly #upload: Upload;
+  readonly #upload: MultipartUpload;
   #state: State = 'open';
   #written = 0;
-  /** Bytes S3 has stored (parts that answered), from lib-storage's progress. */
+  /** Bytes S3 has stored (parts that answered). */
   #stored = 0;
-  /** Settles when lib-storage is done, one way or the other; never rejects. */
+  /** Settles when the upload is done, one way or the other; never rejects. */
   readonly #outcome: Promise<SluiceError | undefined>;
   #closing: Promise<void> | undefined;
   #aborting: Promise<void> | undefined;
-  /** S3 has the whole object (lib-storage finished, or a lost completion was verified). */
+  /** S3 has the whole object (the upload finished, or a lost completion was verified). */
   #complete = false;
 
   constructor(store: S3Store, key: string, meta: ObjectMeta) {
     super();
     this.#store = store;
     this.key = key;
-    // We keep our own count for backpressure; the stream's own mark only sets its chunking.
-    this.#body = new PassThrough({ highWaterMark: 1024 * 1024 });
-    // Destroyed with an error by abort(); lib-storage sees it through its iterator.
-    this.#body.on('error', () => {});
-    this.#upload = new Upload({
+    this.#upload = new MultipartUpload({
       client: store.client,
-      params: {
-        Bucket: store.bucket,
-        Key: key,
-        Body: this.#body,
-        ContentType: meta.contentType,
-        ...(meta.contentEncoding !== undefined ? { ContentEncoding: meta.contentEncoding } : {}),
-      },
-      partSize: store.partSizeBytes,
+      bucket: store.bucket,
+      key,
+      contentType: meta.contentType,
+      ...(meta.contentEncoding !== undefined ? { contentEncoding: meta.contentEncoding } : {}),
+      partSizeBytes: store.partSizeBytes,
       queueSize: store.queueSize,
-      leavePartsOnError: false,
-    });
-    this.#upload.on('httpUploadProgress', (p) => {
-      const loaded = p.loaded ?? 0;
-      if (loaded > this.#stored && this.#state !== 'done') {
-        const n = Math.min(loaded, this.#written) - this.#stored;
+      onStored: (bytes) => {
+        if (this.#state === 'done') return;
+        const n = Math.min(bytes, this.#written - this.#stored);
         this.#stored += n;
         this.#store.releaseBuffered(n);
-      }
+      },
     });
     this.#outcome = this.#upload
       .done()
@@ -345,7 +335,7 @@ class S3Upload extends EventEmitter implements ObjectUpload {
     const n = chunk.byteLength;
     if (n === 0) return true;
     this.#written += n;
-    this.#body.write(chunk);
+    this.#upload.write(chunk);
     return !this.#store.addBuffered(this, n);
   }
 
@@ -357,7 +347,7 @@ class S3Upload extends EventEmitter implements ObjectUpload {
     }
     if (this.#state === 'open') {
       this.#state = 'closing';
-      this.#body.end();
+      this.#upload.end();
     }
     this.#closing = this.#outcome.then((error) => {
       if (error !== undefined) throw error;
@@ -382,7 +372,7 @@ class S3Upload extends EventEmitter implements ObjectUpload {
       if ((await this.#outcome) === undefined) return;
     } else {
       this.#state = 'aborting';
-      this.#body.destroy(new Error('aborted'));
+      this.#upload.abort(new Error('aborted'));
       await this.#outcome;
     }
     const { client, bucket } = this.#store;
@@ -391,7 +381,7 @@ class S3Upload extends EventEmitter implements ObjectUpload {
         // The completion was in flight and won the race: the object exists whole. Remove it.
         await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: this.key }));
       }
-      // lib-storage aborts on its way out; this covers an abort of its own that failed.
+      // The upload aborts on its way out; this covers an abort of its own that failed.
       const uploadId = this.#upload.uploadId;
       if (uploadId !== undefined) {
         await client
@@ -405,7 +395,7 @@ class S3Upload extends EventEmitter implements ObjectUpload {
     }
   }
 
-  /** lib-storage says done: check S3 has the whole object. */
+  /** The upload says done: check S3 has the whole object. */
   async #verify(): Promise<SluiceError | undefined> {
     this.#complete = true;
     if (this.#state === 'aborting') return undefined; // abort() deletes it
@@ -439,7 +429,7 @@ class S3Upload extends EventEmitter implements ObjectUpload {
     return undefined;
   }
 
-  /** lib-storage failed (after the client's retries; it has aborted the multipart upload). */
+  /** The upload failed (after the client's retries; it has aborted the multipart upload). */
   async #recover(err: unknown): Promise<SluiceError | undefined> {
     if (this.#state === 'aborting') return undefined; // #settle reports the abort
     // CompleteMultipartUpload that succeeded but whose answer was lost (a connection reset):
@@ -459,14 +449,12 @@ class S3Upload extends EventEmitter implements ObjectUpload {
 
   #settle(error: SluiceError | undefined): SluiceError | undefined {
     if (this.#state === 'aborting') {
-      // Whatever lib-storage made of it, the object is thrown away (abort() deletes it if needed).
+      // Whatever the upload made of it, the object is thrown away (abort() deletes it if needed).
       error = this.#error('was aborted');
     } else if (error !== undefined) {
       this.#store.logger?.warn({ key: this.key, error: error.message }, 'S3 upload failed');
     }
     this.#state = 'done';
-    // Bytes still queued after a failure will never be read: free them now.
-    if (!this.#body.destroyed) this.#body.destroy();
     const unstored = this.#written - this.#stored;
     this.#stored = this.#written;
     this.#store.releaseBuffered(unstored);

@@ -56,6 +56,8 @@ function errorCode(error: unknown): string {
 export class FileStore implements ObjectStore {
   /** Absolute root directory. */
   readonly path: string;
+  /** write() copies into slabs of its own (SLAB_BYTES): the caller may free the chunk at once. */
+  readonly copiesChunks = true;
   readonly #highWaterMark: number;
   /** Uploads whose stream is still open: their buffers make up bufferedBytes. */
   readonly #live = new Set<FileUpload>();
@@ -132,6 +134,24 @@ export class FileStore implements ObjectStore {
 /** Linux's IOV_MAX: the most buffers one writev takes. */
 const IOV_MAX = 1024;
 
+/**
+ * Written chunks are copied into slabs of this size (a mapping of their own under the
+ * launcher's MALLOC_MMAP_THRESHOLD_), each freed (detached) as soon as the file has all of its
+ * bytes. The copy lets the caller free its frames at once (ObjectStore.copiesChunks): the
+ * dispatcher's frames otherwise stayed referenced until written and then waited for V8's
+ * collector, and their late, out-of-order frees left holes in the workers' malloc arenas
+ * (docs/benchmarks.md, "Memory"). ~35 KiB of memcpy per 256 KiB batch.
+ */
+const SLAB_BYTES = 256 * 1024;
+
+interface Slab {
+  buf: Buffer;
+  /** Bytes copied in. */
+  fill: number;
+  /** Bytes copied in and not yet in the file. */
+  pending: number;
+}
+
 /** Thrown inside an upload's retry loop once abort() was called; never leaves the upload. */
 class UploadAborted extends Error {}
 
@@ -154,8 +174,10 @@ class FileUpload extends EventEmitter implements ObjectUpload {
   readonly #highWaterMark: number;
   readonly #stall: DiskStall;
   readonly #live: Set<FileUpload>;
-  /** Chunks not written yet, oldest first; the head may be the rest of a short write. */
+  /** Chunks not written yet (views into #slabs), oldest first; the head may be the rest of a short write. */
   #queue: Uint8Array[] = [];
+  /** The slabs #queue's views are in, oldest first; the last one is being filled. */
+  #slabs: Slab[] = [];
   #queuedBytes = 0;
   /** Bytes of the temp file written so far: where the next write goes. */
   #offset = 0;
@@ -200,13 +222,37 @@ class FileUpload extends EventEmitter implements ObjectUpload {
   write(chunk: Uint8Array): boolean {
     if (this.#error !== undefined || this.#settling) return true; // discarded; close() reports a failure
     if (chunk.byteLength > 0) {
-      this.#queue.push(chunk);
+      this.#copyIn(chunk);
       this.#queuedBytes += chunk.byteLength;
       this.#kick();
     }
     if (this.#queuedBytes < this.#highWaterMark && !this.#stall.blocked) return true;
     this.#owesDrain = true;
     return false;
+  }
+
+  /** Queue a copy of `chunk`, in the current slab and as many new ones as it needs. */
+  #copyIn(chunk: Uint8Array): void {
+    const n = chunk.byteLength;
+    let off = 0;
+    while (off < n) {
+      let slab = this.#slabs.at(-1);
+      if (slab === undefined || slab.fill === SLAB_BYTES) {
+        slab = { buf: Buffer.allocUnsafeSlow(SLAB_BYTES), fill: 0, pending: 0 };
+        this.#slabs.push(slab);
+      }
+      const k = Math.min(n - off, SLAB_BYTES - slab.fill);
+      slab.buf.set(k === n ? chunk : chunk.subarray(off, off + k), slab.fill);
+      this.#queue.push(slab.buf.subarray(slab.fill, slab.fill + k));
+      slab.fill += k;
+      slab.pending += k;
+      off += k;
+    }
+  }
+
+  /** Drop every slab (failure, abort): not detached, a write may still be reading them; the collector frees them. */
+  #dropSlabs(): void {
+    this.#slabs = [];
   }
 
   override once(event: 'drain', fn: () => void): this {
@@ -231,6 +277,9 @@ class FileUpload extends EventEmitter implements ObjectUpload {
 
   async #finish(): Promise<void> {
     await this.#flushed();
+    // No write runs now: the last, partly filled slab is free to go.
+    for (const slab of this.#slabs) if (slab.pending === 0) (slab.buf.buffer as ArrayBuffer).transfer(0);
+    this.#dropSlabs();
     if (this.#error === undefined && this.#fh === null) {
       try {
         this.#fh = await this.#openTemp(); // an object no byte was written to
@@ -291,6 +340,7 @@ class FileUpload extends EventEmitter implements ObjectUpload {
     try {
       await this.#flushed();
       this.#queue = [];
+      this.#dropSlabs();
       this.#queuedBytes = 0;
       this.#stall.clear(this);
       await this.#fh?.close().catch(() => {});
@@ -346,6 +396,10 @@ class FileUpload extends EventEmitter implements ObjectUpload {
   #consume(n: number): void {
     this.#offset += n;
     this.#queuedBytes -= n;
+    // Slabs are filled and written in order: a full one whose bytes are all in the file is freed
+    // (no write reads it any more: the one that wrote its last bytes has returned), after the
+    // queue has let go of its views.
+    let m = n;
     while (n > 0) {
       const head = this.#queue[0]!;
       if (head.byteLength <= n) {
@@ -356,6 +410,15 @@ class FileUpload extends EventEmitter implements ObjectUpload {
         this.#queue[0] = head.subarray(n);
         n = 0;
       }
+    }
+    while (m > 0) {
+      const slab = this.#slabs[0]!;
+      const k = Math.min(m, slab.pending);
+      slab.pending -= k;
+      m -= k;
+      if (slab.pending > 0 || slab.fill < SLAB_BYTES) break;
+      this.#slabs.shift();
+      (slab.buf.buffer as ArrayBuffer).transfer(0);
     }
   }
 
@@ -432,6 +495,7 @@ class FileUpload extends EventEmitter implements ObjectUpload {
   #fail(error: unknown): void {
     this.#error ??= error;
     this.#queue = [];
+    this.#dropSlabs();
     this.#queuedBytes = 0;
     // A waiting writer must not hang on a dead upload.
     this.#owesDrain = false;

@@ -438,6 +438,14 @@ export class ObjectWriter extends EventEmitter<ObjectWriterEvents> {
     return this.#store.blocked === true ? 'disk_blocked' : 'buffer_full';
   }
 
+  /**
+   * After write(frame): true when nothing of this writer keeps a reference to `frame.bytes`
+   * (its store copied them), so the caller may free them at once.
+   */
+  released(_frame: Frame): boolean {
+    return this.#store.copiesChunks === true;
+  }
+
   /** Whether the data of a failed object is kept elsewhere and sent again (the spooling writer's is). */
   keepsDataOf(_key: string): boolean {
     return false;

@@ -11,7 +11,8 @@ import {
   stringList,
   type Invalid,
 } from '@sluice/schema';
-import { commonSource, sourceOptions, tls, type SourceBase, type SourceDefinition, type TlsConfig } from '../config.ts';
+import { commonSource, streamSourceOptions, tls } from '../config.ts';
+import type { SourceBase, SourceDefinition, TlsConfig } from '../config.ts';
 import { tlsSettings } from '../tls.ts';
 
 const MIB = 1024 * 1024;
@@ -52,7 +53,7 @@ const slowClientOptions = {
  * request can make it hold. Splunk's own default (800 MB) is for an indexer, not a DaemonSet.
  */
 const splunkHecOptions = {
-  ...sourceOptions,
+  ...streamSourceOptions,
   valid_tokens: secret(req(stringList())),
   max_body_bytes: def(integer(1024, 268_435_456), 16 * MIB),
   max_connections: def(integer(1, 65_535), 1024),

@@ -1,6 +1,7 @@
 /** The `tcp` source: json_lines over TCP (Talos service logs), optionally TLS. */
 import { def, integer } from '@sluice/schema';
-import { sourceBuild, sourceOptions, tls, type SourceBase, type SourceDefinition, type TlsConfig } from '../config.ts';
+import { sourceBuild, streamSourceOptions, tls } from '../config.ts';
+import type { SourceBase, SourceDefinition, TlsConfig } from '../config.ts';
 import { tlsSettings } from '../tls.ts';
 
 export interface TcpSourceConfig extends SourceBase {
@@ -13,7 +14,7 @@ export interface TcpSourceConfig extends SourceBase {
 }
 
 const tcpOptions = {
-  ...sourceOptions,
+  ...streamSourceOptions,
   max_line_bytes: def(integer(1, 16_777_216), 262_144),
   max_connections: def(integer(1, 65_535), 1024),
   idle_timeout_secs: def(integer(0, 86_400), 300),
