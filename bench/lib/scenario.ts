@@ -249,6 +249,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
           const t = await tally(d);
           return t.accepted + t.discarded >= t.received && t.received > 0 && t.stored >= t.accepted;
         },
+        60_000,
         200,
       );
     }
