@@ -62,31 +62,31 @@ export class Daemon {
   readonly diskMetrics: DiskMetrics;
   readonly sources = new Map<string, Source>();
   apiPort = 0;
-  private readonly opts: DaemonOptions;
-  private readonly log: Logger;
-  private readonly sinks: SinkRuntime[] = [];
-  private readonly rings = new Map<string, Ring>();
-  private deadLetter: ObjectWriter | null = null;
+  readonly #opts: DaemonOptions;
+  readonly #log: Logger;
+  readonly #sinks: SinkRuntime[] = [];
+  readonly #rings = new Map<string, Ring>();
+  #deadLetter: ObjectWriter | null = null;
   /** Sinks with `spool: true` (spooling.ts). */
-  private readonly spooling: SpoolingWriter[] = [];
-  private spoolMetrics: SpoolMetrics | null = null;
-  private pool: WorkerPool | null = null;
-  private hecDecoder: HecDecoder | null = null;
-  private dispatcher: Dispatcher | null = null;
+  readonly #spooling: SpoolingWriter[] = [];
+  #spoolMetrics: SpoolMetrics | null = null;
+  #pool: WorkerPool | null = null;
+  #hecDecoder: HecDecoder | null = null;
+  #dispatcher: Dispatcher | null = null;
   /** Whether the worker threads run the native batch processor and zstd compressor (they fall back otherwise). */
-  private workerNative = { batch: false, zstd: false };
-  private api: { close(): Promise<void> } | null = null;
-  private shuttingDown: Promise<void> | null = null;
-  private phase = 'starting';
+  #workerNative = { batch: false, zstd: false };
+  #api: { close(): Promise<void> } | null = null;
+  #shuttingDown: Promise<void> | null = null;
+  #phase = 'starting';
 
   /** The fields the workers index (facts.ts): the same list rebuilds a recovered object's index. */
-  private get indexFields(): string[] {
-    return indexFieldsFor(Object.values(this.opts.config.sources).map((s) => s.host_key));
+  get #indexFields(): string[] {
+    return indexFieldsFor(Object.values(this.#opts.config.sources).map((s) => s.host_key));
   }
 
   constructor(opts: DaemonOptions) {
-    this.opts = opts;
-    this.log = opts.logger;
+    this.#opts = opts;
+    this.#log = opts.logger;
     this.metrics = new Metrics(opts.version);
     this.diskMetrics = new DiskMetrics(this.metrics.registry);
   }
@@ -99,14 +99,14 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    const cfg = this.opts.config;
+    const cfg = this.#opts.config;
 
     // Sinks first: a sink that cannot write is an error before any port is bound. All are
     // checked at once (an unreachable endpoint takes the check's whole timeout), and every
     // failing sink is named.
     const built = await Promise.all(
       Object.entries(cfg.sinks).map(async ([id, sink]) => {
-        const log = this.log.child({ component_id: id, component_type: sink.type });
+        const log = this.#log.child({ component_id: id, component_type: sink.type });
         const store = await sinkDefinition(sink).store(sink, {
           logger: log,
           hooks: storeHooks(this.metrics, id, sink.type, log),
@@ -129,8 +129,8 @@ export class Daemon {
         );
       }
       const writer = sink.spool
-        ? await this.spoolingWriter(sink, store, log)
-        : this.makeWriter(
+        ? await this.#spoolingWriter(sink, store, log)
+        : this.#makeWriter(
             id,
             type,
             store,
@@ -140,7 +140,7 @@ export class Daemon {
             sink.max_object_bytes,
           );
       const def = sinkDefinition(sink);
-      this.sinks.push({
+      this.#sinks.push({
         id,
         type,
         store,
@@ -154,10 +154,10 @@ export class Daemon {
     if (cfg.dead_letter !== null) {
       const store = deadLetterSink.store(
         cfg.dead_letter.path,
-        diskHooks(this.diskMetrics, 'dead_letter', 'block', this.log.child({ component_id: 'dead_letter' })),
+        diskHooks(this.diskMetrics, 'dead_letter', 'block', this.#log.child({ component_id: 'dead_letter' })),
       );
       await store.check();
-      this.deadLetter = this.makeWriter(
+      this.#deadLetter = this.#makeWriter(
         'dead_letter',
         deadLetterSink.type,
         store,
@@ -170,7 +170,7 @@ export class Daemon {
 
     // One pool for every source: batches, not records, cross the thread boundary.
     const threads = cfg.workers.threads;
-    const { codecs: codecsBySource, levels } = this.planCodecs(cfg);
+    const { codecs: codecsBySource, levels } = this.#planCodecs(cfg);
     const workerSources: Record<
       string,
       { extraTags: Record<string, string>; hostKey: string | null; deadLetter: boolean }
@@ -179,40 +179,40 @@ export class Daemon {
       workerSources[id] = {
         extraTags: { ...src.extra_tags },
         hostKey: src.host_key,
-        deadLetter: this.deadLetter !== null,
+        deadLetter: this.#deadLetter !== null,
       };
     }
-    this.pool = createWorkerPool({
+    this.#pool = createWorkerPool({
       threads,
       workerData: { sources: workerSources, levels, index: Object.values(cfg.sinks).some((s) => s.index) },
     });
-    const pool = this.pool;
+    const pool = this.#pool;
     if (!pool.builtEntry)
-      this.log.info(
+      this.#log.info(
         'worker threads load the TypeScript sources (no current build; `node scripts/build-worker.ts` makes one, saving ~11 MiB per thread)',
       );
     // The worker threads load the same addon files; where they do not load, they fall back. Say so once.
     const nativeBatch = loadNativeBatch();
     const nativeZstd = loadNativeZstd();
-    this.workerNative = { batch: nativeBatch.ok, zstd: nativeZstd.ok };
+    this.#workerNative = { batch: nativeBatch.ok, zstd: nativeZstd.ok };
     this.metrics.workerNative.set({ addon: 'batch' }, nativeBatch.ok ? 1 : 0);
     this.metrics.workerNative.set({ addon: 'zstd' }, nativeZstd.ok ? 1 : 0);
     if (!nativeBatch.ok) {
-      this.log.warn(
+      this.#log.warn(
         { reason: nativeBatch.reason },
         'the native batch processor is not available: the worker threads validate and tag in TypeScript (~0.6 µs more CPU per line); npm ci compiles it with g++',
       );
     }
     if (!nativeZstd.ok && [...codecsBySource.values()].some((codecs) => codecs.includes('zstd'))) {
-      this.log.warn(
+      this.#log.warn(
         { reason: nativeZstd.reason },
         "the native zstd compressor is not available: the worker threads compress with node:zlib's zstdCompressSync; npm ci compiles it with g++",
       );
     }
-    this.dispatcher = new Dispatcher({
+    this.#dispatcher = new Dispatcher({
       runner: pool,
       metrics: this.metrics,
-      logger: this.log.child({ component: 'dispatcher' }),
+      logger: this.#log.child({ component: 'dispatcher' }),
       batchBytes: cfg.workers.batch_bytes,
       batchTimeoutMs: cfg.workers.batch_timeout_ms,
       maxInflightPerRoute: Math.max(2, threads * 2),
@@ -222,11 +222,11 @@ export class Daemon {
     // Sources last.
     for (const [id, src] of Object.entries(cfg.sources)) {
       const ring = Ring.create(src.ring_bytes);
-      this.rings.set(id, ring);
+      this.#rings.set(id, ring);
       this.metrics.ringCapacity.set({ component_id: id }, ring.capacity);
-      const dispatcher = this.dispatcher;
+      const dispatcher = this.#dispatcher;
       const codecs = codecsBySource.get(id) ?? [];
-      const outputs = this.sinks
+      const outputs = this.#sinks
         .filter((s) => (cfg.sinks[s.id]?.inputs ?? []).includes(id))
         .map((s) => ({
           writer: s.writer,
@@ -241,7 +241,7 @@ export class Daemon {
         ring,
         codecs,
         outputs,
-        deadLetter: this.deadLetter,
+        deadLetter: this.#deadLetter,
         onRingSpace: () => this.sources.get(id)?.ringSpace(),
       };
       dispatcher.addRoute(route);
@@ -249,16 +249,16 @@ export class Daemon {
         id,
         ring,
         metrics: this.metrics,
-        logger: this.log.child({ component_id: id, component_type: src.type }),
+        logger: this.#log.child({ component_id: id, component_type: src.type }),
         wrote: () => dispatcher.wrote(id),
       };
-      const source = await this.startSource(ctx, src);
+      const source = await this.#startSource(ctx, src);
       this.sources.set(id, source);
     }
     this.metrics.probe('sluice_ring_used_bytes', () => {
-      for (const [id, ring] of this.rings) this.metrics.ringUsed.set({ component_id: id }, ring.usedBytes());
+      for (const [id, ring] of this.#rings) this.metrics.ringUsed.set({ component_id: id }, ring.usedBytes());
     });
-    observeStores(this.metrics, this.sinks);
+    observeStores(this.metrics, this.#sinks);
     this.metrics.probe('sluice_ready', () => this.metrics.ready.set(this.readiness().ready ? 1 : 0));
     initSeries(this.metrics, cfg);
 
@@ -269,37 +269,37 @@ export class Daemon {
         registry: this.metrics.registry,
         readiness: () => this.readiness(),
       });
-      this.api = api;
+      this.#api = api;
       this.apiPort = api.port;
     }
-    this.phase = 'running';
-    this.log.info(
+    this.#phase = 'running';
+    this.#log.info(
       {
         sources: this.addresses(),
-        sinks: this.sinks.map((s) => s.id),
+        sinks: this.#sinks.map((s) => s.id),
         api_port: this.apiPort,
         worker_threads: threads,
-        worker_native: this.workerNative,
+        worker_native: this.#workerNative,
       },
       'sluice is running',
     );
   }
 
   /** A sink with `spool: true`: upload what an earlier run left in its spool, then spool. */
-  private async spoolingWriter(
+  async #spoolingWriter(
     sink: SluiceConfig['sinks'][string],
     store: ObjectStore,
     log: Logger,
   ): Promise<ObjectWriter> {
-    const cfg = this.opts.config;
-    this.spoolMetrics ??= new SpoolMetrics(this.metrics.registry);
-    const metrics = this.spoolMetrics;
+    const cfg = this.#opts.config;
+    this.#spoolMetrics ??= new SpoolMetrics(this.metrics.registry);
+    const metrics = this.#spoolMetrics;
     const spool = openSpool(cfg.data_dir, sink);
     metrics.maxBytes.set({ component_id: sink.id }, sink.max_spool_bytes);
     const labels = { component_id: sink.id, component_type: sink.type };
     const indexing = sink.index
       ? {
-          fields: this.indexFields,
+          fields: this.#indexFields,
           written: () => this.metrics.indexesWritten.inc(labels),
           failed: () => this.metrics.indexFailures.inc(labels),
         }
@@ -309,7 +309,7 @@ export class Daemon {
       log.info({ ...recovered }, 'spool recovery done');
     const whenFull = sink.when_full;
     this.diskMetrics.init(sink.id, 'spool');
-    const writer = this.makeWriter(
+    const writer = this.#makeWriter(
       sink.id,
       sink.type,
       store,
@@ -323,14 +323,14 @@ export class Daemon {
           spool,
           whenFull,
           metrics,
-          ...(sink.index ? { indexFields: this.indexFields } : {}),
+          ...(sink.index ? { indexFields: this.#indexFields } : {}),
           log,
           disk: new DiskStall('spool', diskHooks(this.diskMetrics, sink.id, whenFull, log)),
           onDiscard: (records, reason) =>
             this.metrics.sinkDiscardedEvents.inc({ component_id: sink.id, component_type: sink.type, reason }, records),
         }),
     );
-    this.spooling.push(writer as SpoolingWriter);
+    this.#spooling.push(writer as SpoolingWriter);
     return writer;
   }
 
@@ -338,7 +338,7 @@ export class Daemon {
    * Each writer draws the unique part of its keys itself: sinks of one process may share a
    * store and prefix (a bucket, a directory), and their objects must not overwrite each other.
    */
-  private makeWriter(
+  #makeWriter(
     id: string,
     type: string,
     store: ObjectStore,
@@ -349,13 +349,13 @@ export class Daemon {
     create = (o: ObjectWriterOptions): ObjectWriter => new ObjectWriter(o),
   ): ObjectWriter {
     const writer = create({ sinkId: id, store, keyPrefix, codec, uploadPeriodSecs: periodSecs, maxObjectBytes });
-    observeWriter(this.metrics, writer, id, type, this.log.child({ component_id: id, component_type: type }));
+    observeWriter(this.metrics, writer, id, type, this.#log.child({ component_id: id, component_type: type }));
     this.metrics.uploadPeriod.set({ component_id: id }, periodSecs);
     return writer;
   }
 
   /** Codecs each source needs (one frame per distinct codec of the sinks it feeds). */
-  private planCodecs(cfg: SluiceConfig): { codecs: Map<string, Codec[]>; levels: { zstd: number; gzip: number } } {
+  #planCodecs(cfg: SluiceConfig): { codecs: Map<string, Codec[]>; levels: { zstd: number; gzip: number } } {
     const codecs = new Map<string, Codec[]>();
     const levels = { ...DEFAULT_LEVELS };
     const seenLevel = new Map<Codec, number>();
@@ -365,7 +365,7 @@ export class Daemon {
       if (level !== null && (codec === 'zstd' || codec === 'gzip')) {
         const prior = seenLevel.get(codec);
         if (prior !== undefined && prior !== level) {
-          this.log.warn(
+          this.#log.warn(
             { component_id: sinkId, compression: codec, level, used: prior },
             "sinks share one compression level per codec; using the first sink's",
           );
@@ -383,11 +383,11 @@ export class Daemon {
     return { codecs, levels };
   }
 
-  private async startSource(ctx: SourceContext, src: SourceConfig): Promise<Source> {
+  async #startSource(ctx: SourceContext, src: SourceConfig): Promise<Source> {
     // The HEC decoder's threads start with the first source that asks for them.
     const runtime = {
       hecDecoder: (): HecDecoder =>
-        (this.hecDecoder ??= createHecDecoder({ threads: this.opts.config.workers.threads })),
+        (this.#hecDecoder ??= createHecDecoder({ threads: this.#opts.config.workers.threads })),
     };
     try {
       return await sourceDefinition(src).start(ctx, src, runtime);
@@ -407,16 +407,16 @@ export class Daemon {
       if (s.reloadTls === undefined) continue;
       try {
         await s.reloadTls();
-        this.log.info({ component_id: id }, 'tls certificate reloaded');
+        this.#log.info({ component_id: id }, 'tls certificate reloaded');
       } catch (err) {
-        this.log.error({ component_id: id, err }, 'tls reload failed; the current certificate stays in use');
+        this.#log.error({ component_id: id, err }, 'tls reload failed; the current certificate stays in use');
       }
     }
   }
 
   readiness(): { ready: boolean; problems: Record<string, string> } {
     const problems: Record<string, string> = {};
-    if (this.phase !== 'running') problems['sluice'] = this.phase;
+    if (this.#phase !== 'running') problems['sluice'] = this.#phase;
     for (const [id, s] of this.sources) if (!s.ready()) problems[id] = 'not listening';
     return { ready: Object.keys(problems).length === 0, problems };
   }
@@ -426,23 +426,23 @@ export class Daemon {
    * Rejects with an error naming the phase still running if the deadline passes.
    */
   shutdown(lingerMs = 250): Promise<void> {
-    this.shuttingDown ??= this.drainAll(lingerMs);
-    return this.shuttingDown;
+    this.#shuttingDown ??= this.#drainAll(lingerMs);
+    return this.#shuttingDown;
   }
 
-  private async drainAll(lingerMs: number): Promise<void> {
-    const secs = this.opts.config.shutdown_timeout_secs;
+  async #drainAll(lingerMs: number): Promise<void> {
+    const secs = this.#opts.config.shutdown_timeout_secs;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const phase = this.phase;
+        const phase = this.#phase;
         // A counted loss, never a silent one: what is still in the rings and batches (and what
         // a source writes from now on), then whatever the writers still hold, is given up.
         let inRings = 0;
-        for (const [id, lines] of this.dispatcher?.abandon() ?? []) {
+        for (const [id, lines] of this.#dispatcher?.abandon() ?? []) {
           if (lines === 0) continue;
           inRings += lines;
-          this.log.error(
+          this.#log.error(
             { component_id: id, records: lines },
             `shutdown_timeout_secs (${secs}) passed with ${lines} records of source ${id} not in an object yet; they are counted as discarded (reason shutdown_timeout)`,
           );
@@ -452,15 +452,15 @@ export class Daemon {
           gaveUp.lost += r.lost;
           gaveUp.spooled += r.spooled;
         };
-        for (const s of this.sinks) add(this.abandon(s, `shutdown_timeout_secs (${secs}) passed`));
-        if (this.deadLetter !== null)
+        for (const s of this.#sinks) add(this.#abandon(s, `shutdown_timeout_secs (${secs}) passed`));
+        if (this.#deadLetter !== null)
           add(
-            this.abandon(
+            this.#abandon(
               {
                 id: 'dead_letter',
                 type: deadLetterSink.type,
-                writer: this.deadLetter,
-                log: this.log.child({ component_id: 'dead_letter' }),
+                writer: this.#deadLetter,
+                log: this.#log.child({ component_id: 'dead_letter' }),
                 abandonedNote: '',
               },
               `shutdown_timeout_secs (${secs}) passed`,
@@ -475,7 +475,7 @@ export class Daemon {
       }, secs * 1000);
     });
     try {
-      await Promise.race([this.drainSteps(lingerMs), deadline]);
+      await Promise.race([this.#drainSteps(lingerMs), deadline]);
     } finally {
       clearTimeout(timer);
     }
@@ -486,7 +486,7 @@ export class Daemon {
    * unfinished objects are given up and counted. Resolves the records given up (lost, and kept
    * in the sink's spool for the next start).
    */
-  private async closeSink(s: SinkRuntime): Promise<{ lost: number; spooled: number }> {
+  async #closeSink(s: SinkRuntime): Promise<{ lost: number; spooled: number }> {
     const closing = s.writer.close();
     const secs = s.shutdownTimeoutSecs;
     if (secs === null) {
@@ -500,7 +500,7 @@ export class Daemon {
     ]);
     clearTimeout(timer);
     return expired
-      ? this.abandon(s, `shutdown_timeout_secs (${secs}) of sink ${s.id} passed`)
+      ? this.#abandon(s, `shutdown_timeout_secs (${secs}) of sink ${s.id} passed`)
       : { lost: 0, spooled: 0 };
   }
 
@@ -508,7 +508,7 @@ export class Daemon {
    * Give up a writer's unfinished objects: log them and count their records, as discarded
    * (reason shutdown_timeout) or, for what the sink's spool holds, as deferred to the next start.
    */
-  private abandon(
+  #abandon(
     s: { id: string; type: string; writer: ObjectWriter; log: Logger; abandonedNote: string },
     why: string,
   ): { lost: number; spooled: number } {
@@ -522,7 +522,7 @@ export class Daemon {
         { component_id: s.id, component_type: s.type, reason: 'shutdown_timeout' },
         lost,
       );
-    if (spooled > 0) this.spoolMetrics?.deferredEvents.inc({ component_id: s.id }, spooled);
+    if (spooled > 0) this.#spoolMetrics?.deferredEvents.inc({ component_id: s.id }, spooled);
     const fate =
       spooled === 0
         ? `their ${records} records are counted as discarded (reason shutdown_timeout)`
@@ -534,24 +534,24 @@ export class Daemon {
     return { lost, spooled };
   }
 
-  private async drainSteps(lingerMs: number): Promise<void> {
+  async #drainSteps(lingerMs: number): Promise<void> {
     // After a failed start this is only cleanup: the user was told why it did not start.
-    const level = this.phase === 'starting' ? 'debug' : 'info';
-    this.phase = 'draining sources';
-    this.log[level]('shutting down: no new connections; draining');
+    const level = this.#phase === 'starting' ? 'debug' : 'info';
+    this.#phase = 'draining sources';
+    this.#log[level]('shutting down: no new connections; draining');
     await Promise.all([...this.sources.values()].map((s) => s.drain(lingerMs)));
-    await this.hecDecoder?.destroy();
-    this.phase = 'draining rings through the workers';
-    await this.dispatcher?.flush();
-    this.phase = `completing objects (${this.sinks.map((s) => s.id).join(', ')})`;
-    const gaveUp = await Promise.all(this.sinks.map((s) => this.closeSink(s)));
-    await this.deadLetter?.close();
-    this.phase = 'stopping worker threads';
-    await this.pool?.destroy();
-    for (const w of this.spooling) w.closeSpool();
-    this.phase = 'stopped';
-    await this.api?.close();
-    const late = this.sinks.filter((_, i) => gaveUp[i]!.lost + gaveUp[i]!.spooled > 0);
+    await this.#hecDecoder?.destroy();
+    this.#phase = 'draining rings through the workers';
+    await this.#dispatcher?.flush();
+    this.#phase = `completing objects (${this.#sinks.map((s) => s.id).join(', ')})`;
+    const gaveUp = await Promise.all(this.#sinks.map((s) => this.#closeSink(s)));
+    await this.#deadLetter?.close();
+    this.#phase = 'stopping worker threads';
+    await this.#pool?.destroy();
+    for (const w of this.#spooling) w.closeSpool();
+    this.#phase = 'stopped';
+    await this.#api?.close();
+    const late = this.#sinks.filter((_, i) => gaveUp[i]!.lost + gaveUp[i]!.spooled > 0);
     if (late.length > 0) {
       const lost = gaveUp.reduce((a, b) => a + b.lost, 0);
       const spooled = gaveUp.reduce((a, b) => a + b.spooled, 0);
@@ -561,6 +561,6 @@ export class Daemon {
           `${lost} records counted as discarded (reason shutdown_timeout)${spooledNote(spooled)}`,
       );
     }
-    this.log[level]('shutdown complete');
+    this.#log[level]('shutdown complete');
   }
 }

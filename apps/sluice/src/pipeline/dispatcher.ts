@@ -93,25 +93,25 @@ function freeFrames(frames: readonly Uint8Array[]): void {
  * the releases, which fills the ring, which pauses the TCP sockets.
  */
 export class Dispatcher {
-  private readonly opts: DispatcherOptions;
-  private readonly states = new Map<string, RouteState>();
+  readonly #opts: DispatcherOptions;
+  readonly #states = new Map<string, RouteState>();
   /** A crashing worker fails every batch: one line a minute per source, the metrics count each. */
-  private readonly failureLog: RateLimitedLog;
-  private flushing = false;
+  readonly #failureLog: RateLimitedLog;
+  #flushing = false;
   /** Set by abandon(): nothing more is dispatched or delivered. */
-  private abandoned = false;
-  private idleWaiters: (() => void)[] = [];
+  #abandoned = false;
+  #idleWaiters: (() => void)[] = [];
   /** drop_newest writers that returned false and have not emitted 'drain' yet. Shared by
    *  every route feeding the writer: a sink with two inputs is blocked for both. */
-  private readonly blockedWriters = new Set<ObjectWriter>();
+  readonly #blockedWriters = new Set<ObjectWriter>();
 
   constructor(opts: DispatcherOptions) {
-    this.opts = opts;
-    this.failureLog = new RateLimitedLog(opts.logger);
+    this.#opts = opts;
+    this.#failureLog = new RateLimitedLog(opts.logger);
   }
 
   addRoute(route: Route): void {
-    this.states.set(route.sourceId, {
+    this.#states.set(route.sourceId, {
       route,
       inflight: [],
       timer: null,
@@ -122,23 +122,23 @@ export class Dispatcher {
 
   /** A source wrote into its ring. Cheap: called once per socket read. */
   wrote(sourceId: string): void {
-    const st = this.states.get(sourceId);
+    const st = this.#states.get(sourceId);
     if (st === undefined) return;
-    if (this.abandoned) {
-      this.discardUnreleased(st);
+    if (this.#abandoned) {
+      this.#discardUnreleased(st);
       return;
     }
-    if (st.route.ring.unclaimedBytes() >= this.opts.batchBytes) this.dispatch(st, false);
-    else if (st.timer === null) st.timer = setTimeout(() => this.onTimer(st), this.opts.batchTimeoutMs);
+    if (st.route.ring.unclaimedBytes() >= this.#opts.batchBytes) this.#dispatch(st, false);
+    else if (st.timer === null) st.timer = setTimeout(() => this.#onTimer(st), this.#opts.batchTimeoutMs);
   }
 
   /** Send every record still in the rings and resolve when all results are delivered. */
   async flush(): Promise<void> {
-    this.flushing = true;
-    for (const st of this.states.values()) this.dispatch(st, true);
+    this.#flushing = true;
+    for (const st of this.#states.values()) this.#dispatch(st, true);
     await new Promise<void>((resolve) => {
-      this.idleWaiters.push(resolve);
-      this.checkIdle();
+      this.#idleWaiters.push(resolve);
+      this.#checkIdle();
     });
   }
 
@@ -149,21 +149,21 @@ export class Dispatcher {
    * a source writes afterwards is counted the same way. Returns the lines counted per source.
    */
   abandon(): Map<string, number> {
-    this.abandoned = true;
+    this.#abandoned = true;
     const counted = new Map<string, number>();
-    for (const st of this.states.values()) {
+    for (const st of this.#states.values()) {
       if (st.timer !== null) clearTimeout(st.timer);
       st.timer = null;
-      counted.set(st.route.sourceId, this.discardUnreleased(st));
+      counted.set(st.route.sourceId, this.#discardUnreleased(st));
     }
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
     for (const w of waiters) w();
     return counted;
   }
 
   /** Count and release everything between the ring's read index and its write index (abandon()). */
-  private discardUnreleased(st: RouteState): number {
+  #discardUnreleased(st: RouteState): number {
     const { route } = st;
     const ring = route.ring;
     const start = ring.readIndex();
@@ -171,17 +171,17 @@ export class Dispatcher {
     const end = ring.writeIndex();
     st.inflight.length = 0;
     if (end === start) return 0;
-    const lines = this.discardSpan(route, start, end, 'shutdown_timeout');
+    const lines = this.#discardSpan(route, start, end, 'shutdown_timeout');
     ring.release(end);
     return lines;
   }
 
   /** Count the lines of the ring span [start, end) as discarded by the route's source, with `reason`. */
-  private discardSpan(route: Route, start: number, end: number, reason: 'worker_error' | 'shutdown_timeout'): number {
+  #discardSpan(route: Route, start: number, end: number, reason: 'worker_error' | 'shutdown_timeout'): number {
     // A ring record may be a block of TCP lines: count line by line.
     const bytes = new Uint8Array((end - start) >>> 0);
     const lines = countLines(bytes, route.ring.copyOut(start, end, bytes));
-    this.opts.metrics.discardedEvents.inc(
+    this.#opts.metrics.discardedEvents.inc(
       { component_id: route.sourceId, component_type: route.sourceType, reason },
       lines,
     );
@@ -191,24 +191,24 @@ export class Dispatcher {
   /** Bytes claimed but not yet released, and waiting, per route (for metrics and tests). */
   pending(): number {
     let n = 0;
-    for (const st of this.states.values()) n += st.inflight.length + st.route.ring.unclaimedBytes();
+    for (const st of this.#states.values()) n += st.inflight.length + st.route.ring.unclaimedBytes();
     return n;
   }
 
-  private onTimer(st: RouteState): void {
+  #onTimer(st: RouteState): void {
     st.timer = null;
-    this.dispatch(st, true);
+    this.#dispatch(st, true);
   }
 
   /** Claim spans and submit them. `partial`: also send a batch smaller than batch_bytes. */
-  private dispatch(st: RouteState, partial: boolean): void {
-    if (this.abandoned) return;
+  #dispatch(st: RouteState, partial: boolean): void {
+    if (this.#abandoned) return;
     const ring = st.route.ring;
-    while (st.inflight.length < this.opts.maxInflightPerRoute) {
+    while (st.inflight.length < this.#opts.maxInflightPerRoute) {
       const unclaimed = ring.unclaimedBytes();
       if (unclaimed === 0) break;
-      if (!partial && !this.flushing && unclaimed < this.opts.batchBytes) break;
-      const claimed = ring.claim(this.opts.batchBytes);
+      if (!partial && !this.#flushing && unclaimed < this.#opts.batchBytes) break;
+      const claimed = ring.claim(this.#opts.batchBytes);
       if (claimed === null) break;
       const span: Span = { start: claimed.start, end: claimed.end, startedAt: performance.now(), result: null };
       st.inflight.push(span);
@@ -219,28 +219,28 @@ export class Dispatcher {
         sourceId: st.route.sourceId,
         codecs: st.route.codecs,
       };
-      this.opts.runner.run(task).then(
-        (result) => this.onResult(st, span, result),
-        (err: unknown) => this.onResult(st, span, { ok: false, error: String(err) }),
+      this.#opts.runner.run(task).then(
+        (result) => this.#onResult(st, span, result),
+        (err: unknown) => this.#onResult(st, span, { ok: false, error: String(err) }),
       );
     }
     // Whatever stays unclaimed goes out when the timer fires or a result frees a slot.
-    if (ring.unclaimedBytes() > 0 && st.timer === null && st.inflight.length < this.opts.maxInflightPerRoute) {
-      st.timer = setTimeout(() => this.onTimer(st), this.opts.batchTimeoutMs);
+    if (ring.unclaimedBytes() > 0 && st.timer === null && st.inflight.length < this.#opts.maxInflightPerRoute) {
+      st.timer = setTimeout(() => this.#onTimer(st), this.#opts.batchTimeoutMs);
     }
   }
 
-  private onResult(st: RouteState, span: Span, result: BatchResult): void {
+  #onResult(st: RouteState, span: Span, result: BatchResult): void {
     span.result = result;
-    this.opts.metrics.batchDuration.observe(st.labels, (performance.now() - span.startedAt) / 1000);
-    this.deliver(st);
+    this.#opts.metrics.batchDuration.observe(st.labels, (performance.now() - span.startedAt) / 1000);
+    this.#deliver(st);
   }
 
   /** Hand finished spans to the writers in claim order; release their ring space. */
-  private deliver(st: RouteState): void {
-    if (this.abandoned) return; // its records were counted by abandon()
+  #deliver(st: RouteState): void {
+    if (this.#abandoned) return; // its records were counted by abandon()
     const { route } = st;
-    const m = this.opts.metrics;
+    const m = this.#opts.metrics;
     let released = false;
     while (st.waitingOn === 0) {
       const span = st.inflight[0];
@@ -257,7 +257,7 @@ export class Dispatcher {
             if (bytes === undefined) continue;
             const facts = result.facts === undefined ? {} : { facts: result.facts };
             const frame = { bytes, records: c.accepted, rawBytes: result.ndjsonBytes, ...facts };
-            if (!this.write(st, out, frame)) released = false;
+            if (!this.#write(st, out, frame)) released = false;
           }
           if (released) freeFrames(result.frames);
         }
@@ -281,8 +281,8 @@ export class Dispatcher {
         }
       } else {
         m.batchFailures.inc(st.labels);
-        const records = this.discardSpan(route, span.start, span.end, 'worker_error');
-        this.failureLog.error(
+        const records = this.#discardSpan(route, span.start, span.end, 'worker_error');
+        this.#failureLog.error(
           `batch:${route.sourceId}`,
           { component_id: route.sourceId, error: result.error, records },
           'a worker failed a batch; its records are counted as discarded',
@@ -293,16 +293,16 @@ export class Dispatcher {
     }
     if (released) {
       route.onRingSpace();
-      this.dispatch(st, this.flushing);
+      this.#dispatch(st, this.#flushing);
     }
-    this.checkIdle();
+    this.#checkIdle();
   }
 
   /**
    * One frame to one sink, by the sink's when_full. Returns whether the sink kept no reference
    * to the frame's bytes (dropped, or copied by its store).
    */
-  private write(st: RouteState, out: DispatchOutput, batchFrame: Frame): boolean {
+  #write(st: RouteState, out: DispatchOutput, batchFrame: Frame): boolean {
     // A sink that does not index gets no facts: its objects get no index.
     const frame =
       out.index || batchFrame.facts === undefined
@@ -311,14 +311,14 @@ export class Dispatcher {
     const writer = out.writer;
     const records = frame.records;
     if (out.whenFull === 'drop_newest') {
-      if (this.blockedWriters.has(writer)) {
-        this.opts.metrics.sinkDiscardedEvents.inc({ ...out.sinkLabels, reason: writer.pushbackReason }, records);
+      if (this.#blockedWriters.has(writer)) {
+        this.#opts.metrics.sinkDiscardedEvents.inc({ ...out.sinkLabels, reason: writer.pushbackReason }, records);
         return true;
       }
       if (!writer.write(frame)) {
         // The frame was taken; the ones after it are dropped until the writer drains.
-        this.blockedWriters.add(writer);
-        writer.once('drain', () => this.blockedWriters.delete(writer));
+        this.#blockedWriters.add(writer);
+        writer.once('drain', () => this.#blockedWriters.delete(writer));
       }
       return writer.released(frame);
     }
@@ -326,22 +326,22 @@ export class Dispatcher {
       st.waitingOn++;
       writer.once('drain', () => {
         st.waitingOn--;
-        this.deliver(st);
+        this.#deliver(st);
       });
     }
     return writer.released(frame);
   }
 
-  private checkIdle(): void {
-    if (this.idleWaiters.length === 0) return;
-    for (const st of this.states.values()) {
+  #checkIdle(): void {
+    if (this.#idleWaiters.length === 0) return;
+    for (const st of this.#states.values()) {
       if (st.inflight.length > 0 || st.route.ring.unclaimedBytes() > 0) {
-        if (st.inflight.length === 0) this.dispatch(st, true);
+        if (st.inflight.length === 0) this.#dispatch(st, true);
         return;
       }
     }
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
     for (const w of waiters) w();
   }
 }
