@@ -286,11 +286,7 @@ export class Daemon {
   }
 
   /** A sink with `spool: true`: upload what an earlier run left in its spool, then spool. */
-  async #spoolingWriter(
-    sink: SluiceConfig['sinks'][string],
-    store: ObjectStore,
-    log: Logger,
-  ): Promise<ObjectWriter> {
+  async #spoolingWriter(sink: SluiceConfig['sinks'][string], store: ObjectStore, log: Logger): Promise<ObjectWriter> {
     const cfg = this.#opts.config;
     this.#spoolMetrics ??= new SpoolMetrics(this.metrics.registry);
     const metrics = this.#spoolMetrics;
