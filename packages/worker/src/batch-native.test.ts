@@ -13,8 +13,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BLOCK_FLAG, encodePayload } from '@sluice/ring';
+import { NATIVE_BATCH_ADDON, loadNativeBatch, packFields, packPlan, type NativeBatchAddon } from './batch-native.ts';
 import {
-  NATIVE_BATCH_ADDON,
   STATE_SLOTS,
   ST_DONE,
   ST_GROW,
@@ -27,11 +27,7 @@ import {
   S_F_UNCERTAIN,
   F_STRIDE,
   F_TIME_LEN,
-  loadNativeBatch,
-  packFields,
-  packPlan,
-  type NativeBatchAddon,
-} from './batch-native.ts';
+} from './native-constants.ts';
 import { type BatchFacts, FactsScanner, indexFieldsFor, parsedRecordTime } from './facts.ts';
 import { mulberry32, TalosLineGenerator } from '@sluice/testkit';
 import { buildBatch, encodeBlock, recordSpan, talosBatch } from './fixture.ts';

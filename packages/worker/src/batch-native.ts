@@ -40,40 +40,6 @@ import { KEY_INHERITED } from './native-constants.ts';
 /** Path of the built addon (native-addon.ts: build-native/, or SLUICE_WORKER_ADDON_DIR for sanitizer builds). */
 export const NATIVE_BATCH_ADDON = workerAddonPath('batch');
 
-// The state slots (the diagram above), statuses and facts layout: native-constants.ts, which
-// the C++ shares through native/generated-constants.h.
-export {
-  F_MANY,
-  F_MAX_FIELDS,
-  F_STRIDE,
-  F_TIME_LEN,
-  KEY_INHERITED,
-  STATE_SLOTS,
-  ST_DONE,
-  ST_GROW,
-  S_ACCEPTED,
-  S_DEAD_LETTER,
-  S_DL_NEED,
-  S_DL_POS,
-  S_F_HAS_TIME,
-  S_F_OVERFLOW,
-  S_F_RECORDS,
-  S_F_UNCERTAIN,
-  S_F_UNTIMED,
-  S_INPUT_BYTES,
-  S_KERNEL,
-  S_LENGTH,
-  S_LINE,
-  S_MALFORMED,
-  S_MAX_DEPTH,
-  S_NEED,
-  S_OFF,
-  S_OTHER,
-  S_POS,
-  S_RECORDS,
-  S_SERVICE,
-} from './native-constants.ts';
-
 /** Indexed field names packed for the addon: u32 LE count, then per name u32 LE length and JSON.stringify(name) as UTF-8. */
 export function packFields(names: readonly string[]): Uint8Array {
   const bytes = names.map((n) => Buffer.from(JSON.stringify(n), 'utf8'));

@@ -22,16 +22,8 @@
 import { Buffer, isUtf8 } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
 import { loadAddon, workerAddonPath, type AddonLoad } from './native-addon.ts';
-import {
-  FALSE,
-  lastStringEscaped,
-  MAX_SCAN_DEPTH,
-  NULL,
-  scanLiteral,
-  scanNumber,
-  scanString,
-  TRUE,
-} from './json-scan.ts';
+import { MAX_SCAN_DEPTH } from './native-constants.ts';
+import { FALSE, lastStringEscaped, NULL, scanLiteral, scanNumber, scanString, TRUE } from './json-scan.ts';
 
 export type HecEndpoint = 'event' | 'raw';
 

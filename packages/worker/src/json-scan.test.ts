@@ -10,8 +10,8 @@ import {
   SCAN_REJECT,
   SCAN_SEQ,
   SCAN_TALOS_SERVICE,
-  scanRecord,
-} from './json-scan.ts';
+} from './native-constants.ts';
+import { scanRecord } from './json-scan.ts';
 import { mulberry32, TalosLineGenerator } from '@sluice/testkit';
 
 const KEYS = [Buffer.from('"cluster"'), Buffer.from('"__host"')];

@@ -56,9 +56,13 @@ import {
   S_POS,
   S_RECORDS,
   S_SERVICE,
+  SCAN_COLLIDES,
+  SCAN_KERNEL,
+  SCAN_REJECT,
+  SCAN_TALOS_SERVICE,
 } from './native-constants.ts';
 import type { BatchFacts, FactsScanner } from './facts.ts';
-import { SCAN_COLLIDES, SCAN_KERNEL, SCAN_REJECT, SCAN_TALOS_SERVICE, scanRecord } from './json-scan.ts';
+import { scanRecord } from './json-scan.ts';
 
 /**
  * Why a record was rejected.
