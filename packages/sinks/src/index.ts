@@ -1,4 +1,5 @@
 export type { ObjectMeta, ObjectStore, ObjectStoreCheck, ObjectUpload } from './object-store.ts';
+export { freeNow } from './free-now.ts';
 export {
   type Codec,
   contentEncodingFor,

@@ -1,5 +1,5 @@
 import type { Ring } from '@sluice/ring';
-import type { Frame, ObjectWriter } from '@sluice/sinks';
+import { freeNow, type Frame, type ObjectWriter } from '@sluice/sinks';
 import { RateLimitedLog, type Logger, type Metrics } from '@sluice/telemetry';
 import { countLines, type BatchResult, type BatchTask, type Codec } from '@sluice/worker';
 
@@ -72,15 +72,11 @@ export interface DispatcherOptions {
  * made and transferred; left to the main thread's collector they were ~10-30 MiB of garbage
  * at a burst's peak, and freed late and out of order they left holes in the workers' malloc
  * arenas that glibc never returns (peak RSS of a 1,000,000-line burst into S3:
- * docs/benchmarks.md, "Memory"). Only a frame that owns its whole ArrayBuffer (as the
- * workers' do) is detached, never a view into memory something else may use.
+ * docs/benchmarks.md, "Memory"). freeNow detaches only a frame that owns its whole ArrayBuffer
+ * (as the workers' do).
  */
 function freeFrames(frames: readonly Uint8Array[]): void {
-  for (const f of frames) {
-    const buf = f.buffer;
-    const whole = f.byteOffset === 0 && f.byteLength === buf.byteLength;
-    if (buf instanceof ArrayBuffer && whole && !buf.detached) buf.transfer(0);
-  }
+  for (const f of frames) freeNow(f);
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   type CompletedPart,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { freeNow } from '../free-now.ts';
 
 export interface MultipartUploadOptions {
   client: S3Client;
@@ -49,15 +50,6 @@ interface Part {
   number: number;
   buf: Buffer;
   length: number;
-}
-
-/**
- * Frees a buffer's memory now rather than at the main thread's next full collection: detaching
- * its ArrayBuffer (transfer to length 0) releases the backing store at once. Only for buffers
- * this module made and nothing else holds.
- */
-function release(buf: Buffer): void {
-  (buf.buffer as ArrayBuffer).transfer(0);
 }
 
 export class MultipartUpload {
@@ -165,7 +157,7 @@ export class MultipartUpload {
     });
     this.#o.client.send(cmd).then(
       () => {
-        if (part !== null) release(part);
+        if (part !== null) freeNow(part);
         this.#o.onStored(length);
         this.#settle();
       },
@@ -220,7 +212,7 @@ export class MultipartUpload {
     this.#o.client.send(cmd).then(
       (out) => {
         this.#inflight--;
-        release(part.buf);
+        freeNow(part.buf);
         if (out.ETag === undefined) {
           this.#fail(new Error(`UploadPart ${part.number} answered no ETag`));
           return;

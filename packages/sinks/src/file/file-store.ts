@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { ERR_SINK_KEY, ERR_SINK_STATE, ERR_SINK_UNWRITABLE, ERR_SINK_WRITE, SluiceError } from '@sluice/schema';
 import type { ObjectMeta, ObjectStore, ObjectStoreCheck, ObjectUpload } from '../object-store.ts';
 import { diskRetryDelayMs, DiskStall, retryableDiskError, type DiskHooks } from './disk-retry.ts';
+import { freeNow } from '../free-now.ts';
 
 export interface FileStoreOptions {
   /** Root directory of the tree; created by check() if missing. */
@@ -278,7 +279,7 @@ class FileUpload extends EventEmitter implements ObjectUpload {
   async #finish(): Promise<void> {
     await this.#flushed();
     // No write runs now: the last, partly filled slab is free to go.
-    for (const slab of this.#slabs) if (slab.pending === 0) (slab.buf.buffer as ArrayBuffer).transfer(0);
+    for (const slab of this.#slabs) if (slab.pending === 0) freeNow(slab.buf);
     this.#dropSlabs();
     if (this.#error === undefined && this.#fh === null) {
       try {
@@ -418,7 +419,7 @@ class FileUpload extends EventEmitter implements ObjectUpload {
       m -= k;
       if (slab.pending > 0 || slab.fill < SLAB_BYTES) break;
       this.#slabs.shift();
-      (slab.buf.buffer as ArrayBuffer).transfer(0);
+      freeNow(slab.buf);
     }
   }
 
