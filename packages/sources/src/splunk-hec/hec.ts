@@ -278,7 +278,7 @@ export async function startSplunkHecSource(
     const now = Date.now();
     for (const [req, b] of reading) {
       const due = b.started + bodyTimeoutMs + (minBodyBytesPerSec > 0 ? (b.size * 1000) / minBodyBytesPerSec : 0);
-      if (now >= due) slowBody(req, b.res, b);
+      if (now >= due) slowBody(req, b);
     }
   };
 
@@ -561,8 +561,8 @@ export async function startSplunkHecSource(
   };
 
   /** A body below min_body_bytes_per_sec after body_timeout_secs: 408, close; its request counts as one event. */
-  const slowBody = (req: IncomingMessage, res: ServerResponse, b: BodyRead): void => {
-    const size = b.size;
+  const slowBody = (req: IncomingMessage, b: BodyRead): void => {
+    const { res, size } = b;
     b.over = true;
     b.first = b.more = null;
     reading.delete(req);
